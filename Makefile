@@ -1,0 +1,48 @@
+# The two commands: `make run` (the product with demo data) and `make test` (the whole suite).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/shokti
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+PORT ?= 8000
+
+.PHONY: run test bench venv services migrate seed lint clean
+
+$(BIN)/python:
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3-venv is missing: installing it from Debian packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; \
+	  rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
+	@$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python requirements/base.txt requirements/dev.txt
+	$(BIN)/pip install -q -r requirements/dev.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+
+services:
+	@scripts/ensure_services.sh
+
+# The product with demo data, on SQLite + Celery's filesystem broker unless
+# DATABASE_URL / REDIS_URL are set. Web, worker and beat run under honcho.
+run: venv
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py setup_periodic_tasks
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py collectstatic --noinput -v 0
+	@echo "Shokti: http://127.0.0.1:$(PORT)/admin/ (login printed above by seed_demo)"
+	PORT=$(PORT) $(BIN)/honcho start -f Procfile
+
+test: venv services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+bench: venv services
+	DATABASE_URL=$(TEST_DATABASE_URL)_bench REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/run_all.py
+
+lint: venv
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,1 @@
+"""Models of channels_app (added by later issues)."""

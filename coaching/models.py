@@ -1,0 +1,1 @@
+"""Models of coaching (added by later issues)."""

@@ -1,0 +1,78 @@
+"""Project-wide pytest fixtures: the three people of every permission test, and API clients."""
+
+import os
+
+import pytest
+
+# live_server + Playwright tests touch the database from the browser's thread.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def company(db):
+    from crm.tests.factories import CompanyFactory
+
+    return CompanyFactory(name="Alpha Home Services", slug="alpha")
+
+
+@pytest.fixture
+def other_company(db):
+    from crm.tests.factories import CompanyFactory
+
+    return CompanyFactory(name="Beta Courses", slug="beta")
+
+
+@pytest.fixture
+def staff_user(company):
+    """Alice: operations staff of `company`."""
+    from crm.models import Membership
+    from crm.tests.factories import StaffUserFactory
+
+    user = StaffUserFactory(email="alice@alpha.test", groups=["Operations"])
+    Membership.objects.create(user=user, company=company, role=Membership.Role.OPERATIONS)
+    return user
+
+
+@pytest.fixture
+def other_staff_user(other_company):
+    """Bob: operations staff of `other_company`."""
+    from crm.models import Membership
+    from crm.tests.factories import StaffUserFactory
+
+    user = StaffUserFactory(email="bob@beta.test", groups=["Operations"])
+    Membership.objects.create(user=user, company=other_company, role=Membership.Role.OPERATIONS)
+    return user
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def api_key(company):
+    """(ApiKey, raw key) of `company`."""
+    from crm.services import api_key_create
+
+    return api_key_create(company=company, name="website")
+
+
+@pytest.fixture
+def key_client(api_key):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key[1]}")
+    return client
+
+
+@pytest.fixture
+def jwt_client(staff_user):
+    from rest_framework.test import APIClient
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(staff_user).access_token}")
+    return client

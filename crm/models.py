@@ -1,0 +1,389 @@
+"""The tenants and the CRM graph. Every domain row carries its `company`."""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.timezone import now
+
+
+class Company(models.Model):
+    """The tenant."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    default_region = models.CharField(
+        max_length=2, default="BD", help_text="ISO country code used to read phone numbers without a +prefix."
+    )
+    timezone = models.CharField(max_length=64, default="Asia/Dhaka")
+    is_active = models.BooleanField(default=True)
+    webhook_url = models.URLField(blank=True, help_text="Where webhook_reminder jobs POST signed events.")
+    webhook_secret = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "companies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create_user(self, email: str, password: str | None, **extra):
+        if not email:
+            raise ValueError("Users need an email address.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra):
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra):
+        extra.update(is_staff=True, is_superuser=True)
+        return self._create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """Staff, and customers/workers who log in with an OTP. Email is the login."""
+
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=200, blank=True)
+    is_staff = models.BooleanField(default=False, help_text="Can log into the admin.")
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def get_full_name(self) -> str:
+        return self.full_name or self.email
+
+    def get_short_name(self) -> str:
+        return self.full_name.split(" ")[0] if self.full_name else self.email
+
+
+class Membership(models.Model):
+    """How a staff user reaches a company, and in which role."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        OPERATIONS = "operations", "Operations"
+        MARKETING = "marketing", "Marketing"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.OPERATIONS)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "company"], name="membership_unique_user_company")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.company} ({self.role})"
+
+
+class ApiKey(models.Model):
+    """A server-to-server credential of one company. Only a hash is stored; the key is shown once."""
+
+    PREFIX_LENGTH = 12
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=PREFIX_LENGTH, unique=True, editable=False)
+    hashed_key = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(default=now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @staticmethod
+    def hash(raw_key: str) -> str:
+        # Keys are 256 random bits: a fast hash is enough (nothing to brute-force).
+        return hashlib.sha256(raw_key.encode()).hexdigest()
+
+    @classmethod
+    def generate(cls) -> tuple[str, str]:
+        """A new (prefix, raw_key) pair; the raw key is `sk_<prefix>_<secret>`."""
+        prefix = secrets.token_hex(cls.PREFIX_LENGTH // 2)
+        return prefix, f"sk_{prefix}_{secrets.token_urlsafe(32)}"
+
+
+class Channel(models.TextChoices):
+    """The channels a message can travel on."""
+
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+    WHATSAPP_CLOUD = "whatsapp_cloud", "WhatsApp Cloud API"
+    WHATSAPP_WEB = "whatsapp_web", "WhatsApp Web"
+    CONSOLE = "console", "Console (development)"
+
+
+class Contact(models.Model):
+    """One person known to a company. Consent is kept per channel family."""
+
+    # Which consent flag governs each channel.
+    CONSENT_FIELD_BY_CHANNEL = {
+        Channel.EMAIL: "is_email_consented",
+        Channel.SMS: "is_sms_consented",
+        Channel.WHATSAPP_CLOUD: "is_whatsapp_consented",
+        Channel.WHATSAPP_WEB: "is_whatsapp_consented",
+        Channel.CONSOLE: "is_sms_consented",
+    }
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="contacts")
+    name = models.CharField(max_length=200, blank=True)
+    phone = models.CharField(max_length=20, blank=True, help_text="E.164, e.g. +8801712345678")
+    email = models.EmailField(blank=True)
+    locale = models.CharField(max_length=10, default="bn")
+    timezone = models.CharField(max_length=64, default="Asia/Dhaka")
+    is_email_consented = models.BooleanField(default=False)
+    is_sms_consented = models.BooleanField(default=False)
+    is_whatsapp_consented = models.BooleanField(default=False)
+    consent_updated_at = models.DateTimeField(null=True, blank=True)
+    user = models.OneToOneField(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="contact"
+    )
+    created_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "phone"], condition=~Q(phone=""), name="contact_unique_phone_per_company"
+            ),
+        ]
+        indexes = [models.Index(fields=["company", "email"], name="contact_company_email")]
+
+    def __str__(self) -> str:
+        return self.name or self.phone or self.email or f"Contact {self.pk}"
+
+    def is_consented(self, channel: str) -> bool:
+        return bool(getattr(self, self.CONSENT_FIELD_BY_CHANNEL[Channel(channel)]))
+
+
+class Pipeline(models.Model):
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="pipelines")
+    name = models.CharField(max_length=100)
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    DEFAULT_STAGES = (("New", "open"), ("Contacted", "open"), ("Qualified", "open"), ("Won", "won"), ("Lost", "lost"))
+
+    class Meta:
+        ordering = ["company", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["company", "name"], name="pipeline_unique_name_per_company"),
+            models.UniqueConstraint(
+                fields=["company"], condition=Q(is_default=True), name="pipeline_one_default_per_company"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.company}: {self.name}"
+
+
+class Stage(models.Model):
+    class Kind(models.TextChoices):
+        OPEN = "open", "Open"
+        WON = "won", "Won"
+        LOST = "lost", "Lost"
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="stages")
+    name = models.CharField(max_length=100)
+    order = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.OPEN)
+
+    class Meta:
+        ordering = ["pipeline", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline", "order"], name="stage_unique_order_per_pipeline"),
+            models.UniqueConstraint(fields=["pipeline", "name"], name="stage_unique_name_per_pipeline"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.name} / {self.name}"
+
+
+class Lead(models.Model):
+    """A contact's journey through a pipeline."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        WON = "won", "Won"
+        LOST = "lost", "Lost"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="leads")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="leads")
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.PROTECT, related_name="leads")
+    stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="leads")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    channel = models.CharField(max_length=20, choices=Channel.choices, default=Channel.CONSOLE)
+    source = models.CharField(max_length=100, blank=True)
+    owner = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="owned_leads")
+    summary = models.TextField(blank=True)
+    score = models.SmallIntegerField(default=0, validators=[MinValueValidator(0), MaxValueValidator(100)])
+    created_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["company", "stage"], name="lead_company_stage"),
+            models.Index(fields=["company", "status", "-id"], name="lead_company_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact} in {self.pipeline.name}"
+
+
+class Service(models.Model):
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="services")
+    name = models.CharField(max_length=200)
+    name_bn = models.CharField("name (Bengali)", max_length=200, blank=True)
+    category = models.CharField(max_length=100, db_index=True)
+    base_price = models.DecimalField(max_digits=10, decimal_places=2, validators=[MinValueValidator(0)])
+    duration_minutes = models.PositiveIntegerField(default=60)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["company", "name"]
+        constraints = [models.UniqueConstraint(fields=["company", "name"], name="service_unique_name_per_company")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Customer(models.Model):
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="customers")
+    contact = models.OneToOneField(Contact, on_delete=models.CASCADE, related_name="customer")
+    typical_services = models.ManyToManyField(Service, blank=True, related_name="typical_customers")
+    last_booking_at = models.DateTimeField(null=True, blank=True, help_text="Finish time of the last completed booking.")
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["company", "last_booking_at"], name="customer_company_last_booking")]
+
+    def __str__(self) -> str:
+        return str(self.contact)
+
+
+class Worker(models.Model):
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="workers")
+    contact = models.OneToOneField(Contact, on_delete=models.CASCADE, related_name="worker")
+    skills = models.JSONField(default=list, blank=True)
+    zones = models.JSONField(default=list, blank=True)
+    ratings_avg = models.DecimalField(max_digits=3, decimal_places=2, null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return str(self.contact)
+
+
+class Booking(models.Model):
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="bookings")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="bookings")
+    worker = models.ForeignKey(Worker, on_delete=models.SET_NULL, null=True, blank=True, related_name="bookings")
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="bookings")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.SCHEDULED)
+    scheduled_at = models.DateTimeField()
+    arrived_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    rating = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+    price = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["customer", "finished_at"], name="booking_customer_finished"),
+            models.Index(fields=["worker", "scheduled_at"], name="booking_worker_scheduled"),
+            models.Index(fields=["company", "-scheduled_at"], name="booking_company_scheduled"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rating__isnull=True) | Q(rating__gte=1, rating__lte=5), name="booking_rating_1_to_5"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service} for {self.customer} at {self.scheduled_at:%Y-%m-%d %H:%M}"
+
+
+class Event(models.Model):
+    """The timeline and audit trail: everything that happened, with what it happened to."""
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=64)
+    contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="events")
+    target_type = models.ForeignKey(ContentType, on_delete=models.SET_NULL, null=True, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target = GenericForeignKey("target_type", "target_id")
+    payload = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=64, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    correlation_id = models.UUIDField(null=True, blank=True)
+    occurred_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["correlation_id"], name="event_correlation"),
+            models.Index(fields=["company", "-occurred_at"], name="event_company_occurred"),
+            models.Index(fields=["contact", "-occurred_at"], name="event_contact_occurred"),
+            models.Index(fields=["target_type", "target_id"], name="event_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} @ {self.occurred_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,139 @@
+"""Writes and business rules of the CRM core."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from crm.models import ApiKey, Company, Contact, Event, Lead, Pipeline, Stage, User
+
+
+def phone_normalize(*, phone: str, region: str = "BD") -> str:
+    """The E.164 form of `phone`, read in `region` when it has no +prefix; ValidationError if invalid."""
+    try:
+        parsed = phonenumbers.parse(phone, region)
+    except phonenumbers.NumberParseException as error:
+        raise ValidationError({"phone": f"Not a phone number: {error}"}) from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValidationError({"phone": "Not a valid phone number for its country."})
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def event_record(
+    *,
+    company: Company,
+    type: str,
+    contact: Contact | None = None,
+    target: Model | None = None,
+    payload: dict[str, Any] | None = None,
+    source: str = "",
+    actor: User | None = None,
+    correlation_id: uuid.UUID | str | None = None,
+) -> Event:
+    """Append one event to the company's timeline."""
+    event = Event(
+        company=company,
+        type=type,
+        contact=contact,
+        payload=payload or {},
+        source=source,
+        actor=actor,
+        correlation_id=correlation_id,
+    )
+    if target is not None:
+        event.target = target
+    event.save()
+    return event
+
+
+def api_key_create(*, company: Company, name: str) -> tuple[ApiKey, str]:
+    """Create an API key; returns the row and the raw key, which is never shown again."""
+    prefix, raw_key = ApiKey.generate()
+    api_key = ApiKey.objects.create(company=company, name=name, prefix=prefix, hashed_key=ApiKey.hash(raw_key))
+    return api_key, raw_key
+
+
+def api_key_revoke(*, api_key: ApiKey) -> None:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+
+
+def contact_create(
+    *,
+    company: Company,
+    name: str = "",
+    phone: str = "",
+    email: str = "",
+    locale: str = "bn",
+    timezone_name: str = "Asia/Dhaka",
+    **consent: bool,
+) -> Contact:
+    """Create a contact with a normalised phone; ValidationError on a bad or duplicate phone."""
+    normalized = phone_normalize(phone=phone, region=company.default_region) if phone else ""
+    contact = Contact(
+        company=company,
+        name=name,
+        phone=normalized,
+        email=email.strip().lower(),
+        locale=locale,
+        timezone=timezone_name,
+        **consent,
+    )
+    contact.full_clean(exclude=["company", "user"], validate_unique=False, validate_constraints=False)
+    try:
+        with transaction.atomic():
+            contact.save()
+    except IntegrityError:
+        raise ValidationError({"phone": f"A contact with phone {normalized} already exists."}) from None
+    return contact
+
+
+def pipeline_get_or_create_default(*, company: Company) -> Pipeline:
+    """The company's default pipeline, created with its five stages on first use."""
+    pipeline = Pipeline.objects.filter(company=company, is_default=True).first()
+    if pipeline is not None:
+        return pipeline
+    try:
+        with transaction.atomic():
+            pipeline = Pipeline.objects.create(company=company, name="Sales", is_default=True)
+            Stage.objects.bulk_create(
+                Stage(pipeline=pipeline, name=name, order=order, kind=kind)
+                for order, (name, kind) in enumerate(Pipeline.DEFAULT_STAGES, start=1)
+            )
+    except IntegrityError:
+        # Another request created it first.
+        pipeline = Pipeline.objects.get(company=company, is_default=True)
+    return pipeline
+
+
+@transaction.atomic
+def lead_move_to_stage(*, lead: Lead, stage: Stage, actor: User | None = None, source: str = "admin") -> Lead:
+    """Move a lead to a stage of its pipeline, keep its status in step, record `stage.changed`."""
+    if stage.pipeline_id != lead.pipeline_id:
+        raise ValidationError({"stage": "The stage belongs to another pipeline."})
+    lead = Lead.objects.select_for_update().get(pk=lead.pk)
+    if lead.stage_id == stage.pk:
+        return lead
+    previous = lead.stage
+    lead.stage = stage
+    lead.status = {Stage.Kind.WON: Lead.Status.WON, Stage.Kind.LOST: Lead.Status.LOST}.get(
+        stage.kind, Lead.Status.OPEN
+    )
+    lead.save(update_fields=["stage", "status", "updated_at"])
+    event_record(
+        company=lead.company,
+        type="stage.changed",
+        contact=lead.contact,
+        target=lead,
+        payload={"from": previous.name, "to": stage.name, "from_id": previous.pk, "to_id": stage.pk},
+        source=source,
+        actor=actor,
+    )
+    return lead

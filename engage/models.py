@@ -1,0 +1,1 @@
+"""Models of engage (added by later issues)."""

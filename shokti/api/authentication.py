@@ -1,0 +1,61 @@
+"""Server-to-server authentication with a company's API key."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from crm.models import ApiKey, Company
+
+
+@dataclass(frozen=True)
+class ApiKeyPrincipal:
+    """`request.user` for an API-key call: the company, not a person."""
+
+    company: Company
+    api_key: ApiKey
+    is_authenticated: bool = True
+    is_active: bool = True
+    is_staff: bool = False
+    is_superuser: bool = False
+    pk: None = None
+
+    def __str__(self) -> str:
+        return f"api-key:{self.api_key.prefix}"
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Api-Key sk_...` or `X-Api-Key: sk_...`."""
+
+    keyword = "Api-Key"
+
+    def authenticate(self, request):
+        raw_key = request.headers.get("X-Api-Key", "")
+        if not raw_key:
+            parts = request.headers.get("Authorization", "").split()
+            if len(parts) == 2 and parts[0].lower() == self.keyword.lower():
+                raw_key = parts[1]
+        if not raw_key:
+            return None
+        return self.authenticate_key(raw_key)
+
+    def authenticate_key(self, raw_key: str):
+        pieces = raw_key.split("_", 2)
+        if len(pieces) != 3 or pieces[0] != "sk" or len(pieces[1]) != ApiKey.PREFIX_LENGTH:
+            raise exceptions.AuthenticationFailed("Invalid API key.")
+        api_key = ApiKey.objects.select_related("company").filter(prefix=pieces[1]).first()
+        if api_key is None or not hmac.compare_digest(api_key.hashed_key, ApiKey.hash(raw_key)):
+            raise exceptions.AuthenticationFailed("Invalid API key.")
+        if not api_key.is_active or not api_key.company.is_active:
+            raise exceptions.AuthenticationFailed("This API key is revoked or its company is inactive.")
+        now = timezone.now()
+        # Touch last_used_at at most once a minute: no write on every request.
+        if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
+            ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        return ApiKeyPrincipal(company=api_key.company, api_key=api_key), api_key
+
+    def authenticate_header(self, request) -> str:
+        return self.keyword

@@ -1,0 +1,24 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from shokti import health, metrics
+
+admin.site.site_header = "Shokti operations"
+admin.site.site_title = "Shokti"
+admin.site.index_title = "Operations console"
+
+urlpatterns = [
+    path("health", health.health, name="health"),
+    path("metrics", metrics.export, name="metrics"),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/token/", TokenObtainPairView.as_view(), name="token-obtain"),
+    path("api/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("", include("crm.urls")),
+]
+
+handler404 = "shokti.api.exceptions.json_not_found"
+handler500 = "shokti.api.exceptions.json_server_error"
