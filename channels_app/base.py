@@ -1,0 +1,57 @@
+"""The channel interface: what `engage` and `coaching` hand over, and what comes back.
+
+An adapter sends one `OutboundMessage` and returns a `SendResult`, or raises
+`ChannelError(message, permanent=...)`: a permanent error is not retried (bad
+address, rejected content), a transient one is (provider outage, timeout).
+Adapters never import `engage` or `coaching`; what the world answers later
+(delivery statuses, inbound messages) is reported through `channels_app.signals`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+class ChannelError(Exception):
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One message to deliver. `message_id` is the sender's own id, for idempotency and tracking."""
+
+    company_id: int
+    channel: str
+    body: str
+    message_id: int | None = None
+    correlation_id: uuid.UUID | None = None
+    to_phone: str = ""
+    to_email: str = ""
+    to_name: str = ""
+    subject: str = ""
+    html_body: str = ""
+    # Provider-specific extras, e.g. {"template_name": ..., "template_language": ...} for WhatsApp.
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    provider_message_id: str
+    status: str = "sent"  # the delivery status right after the provider accepted it
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class ChannelAdapter:
+    """Base of every adapter. `settings` are the company's ChannelAccount settings (secrets included)."""
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: dict[str, Any] | None = None):
+        self.settings = settings or {}
+
+    def send(self, message: OutboundMessage) -> SendResult:  # pragma: no cover - interface
+        raise NotImplementedError
