@@ -1,1 +1,0 @@
-"""Models of engage (added by later issues)."""

@@ -1,0 +1,61 @@
+"""The job ledger: a transactional outbox in front of Celery (see docs/jobs.md)."""
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.timezone import now
+
+
+class Job(models.Model):
+    """One unit of background work, inserted in the transaction of the data that caused it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        PROCESSING = "processing", "Processing"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed (will retry)"
+        DEAD = "dead", "Dead (dead-letter queue)"
+
+    company = models.ForeignKey(
+        "crm.Company", on_delete=models.CASCADE, null=True, blank=True, related_name="jobs",
+        help_text="Empty for system jobs.",
+    )
+    task_name = models.CharField(max_length=64)
+    priority = models.PositiveSmallIntegerField(
+        default=50, validators=[MinValueValidator(0), MaxValueValidator(100)], help_text="0-100, higher runs first."
+    )
+    payload = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(1)])
+    next_run_at = models.DateTimeField(default=now, help_text="Not run before this time.")
+    dispatched_at = models.DateTimeField(null=True, blank=True, help_text="Last hand-over to Celery.")
+    locked_at = models.DateTimeField(null=True, blank=True)
+    locked_by = models.CharField(max_length=200, blank=True)
+    last_error = models.TextField(blank=True)
+    result = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # The relay: due queued/failed rows, oldest first.
+            models.Index(
+                fields=["next_run_at"], name="job_due", condition=Q(status__in=["queued", "failed"])
+            ),
+            # Reclaiming processing rows whose worker died.
+            models.Index(fields=["locked_at"], name="job_processing_locked", condition=Q(status="processing")),
+            # Queue stats and admin filters per company.
+            models.Index(fields=["company", "status", "created_at"], name="job_company_status"),
+            models.Index(fields=["task_name", "status"], name="job_task_status"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(priority__gte=0, priority__lte=100), name="job_priority_0_100"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} #{self.pk} ({self.status})"
