@@ -259,6 +259,10 @@ class Lead(models.Model):
     owner = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="owned_leads")
     summary = models.TextField(blank=True)
     score = models.SmallIntegerField(default=0, validators=[MinValueValidator(0), MaxValueValidator(100)])
+    is_ai_paused = models.BooleanField(default=False, help_text="A human has taken the conversation over.")
+    handoff_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the contact asked for a human (cleared on hand-back)."
+    )
     created_at = models.DateTimeField(default=now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

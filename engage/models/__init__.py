@@ -1,6 +1,23 @@
 """Models of engage, one module per area, re-exported here."""
 
+from engage.models.ai import AgentType, AIConfig, AISession, BannedPhrase, FallbackText, KnowledgeDoc
 from engage.models.jobs import Job
 from engage.models.messages import Message
+from engage.models.sequences import Enrollment, Sequence, SequenceStep
+from engage.models.templates import PromptTemplate, PromptTemplateVersion
 
-__all__ = ["Job", "Message"]
+__all__ = [
+    "Job",
+    "Message",
+    "AgentType",
+    "AIConfig",
+    "AISession",
+    "BannedPhrase",
+    "FallbackText",
+    "KnowledgeDoc",
+    "PromptTemplate",
+    "PromptTemplateVersion",
+    "Sequence",
+    "SequenceStep",
+    "Enrollment",
+]

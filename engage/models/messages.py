@@ -45,6 +45,9 @@ class Message(models.Model):
     error = models.TextField(blank=True)
     correlation_id = models.UUIDField(null=True, blank=True, db_index=True)
     job = models.ForeignKey("engage.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="messages")
+    template_version = models.ForeignKey(
+        "engage.PromptTemplateVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="messages"
+    )
     external_id = models.CharField(
         max_length=200, blank=True, help_text="The sender's id of an inbound message, or a payload hash: dedupe key."
     )
