@@ -137,3 +137,27 @@ def lead_move_to_stage(*, lead: Lead, stage: Stage, actor: User | None = None, s
         actor=actor,
     )
     return lead
+
+
+def consent_revoke(
+    *, contact: Contact, channel: str, reason: str = "opt_out", source: str = "", text: str = ""
+) -> bool:
+    """Withdraw the contact's consent for the channel's family, record `opt_out`; False if it was already withdrawn."""
+    field = Contact.CONSENT_FIELD_BY_CHANNEL[channel]
+    now = timezone.now()
+    with transaction.atomic():
+        # Conditional UPDATE: of two concurrent STOPs, one records the opt-out.
+        changed = Contact.objects.filter(pk=contact.pk).exclude(**{field: False, "consent_updated_at__isnull": False})
+        changed = changed.update(**{field: False, "consent_updated_at": now, "updated_at": now})
+        setattr(contact, field, False)
+        contact.consent_updated_at = now
+        if changed:
+            event_record(
+                company=contact.company,
+                type="opt_out",
+                contact=contact,
+                target=contact,
+                payload={"channel": channel, "consent": field, "reason": reason, **({"text": text[:200]} if text else {})},
+                source=source or channel,
+            )
+    return bool(changed)

@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class EngageConfig(AppConfig):
     name = "engage"
     verbose_name = "Engagement"
+
+    def ready(self) -> None:
+        from engage import receivers  # noqa: F401  (connects channels_app's report-back signals)
+        from engage.handlers import load_handlers
+
+        load_handlers()

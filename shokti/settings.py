@@ -160,6 +160,22 @@ CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# --- Job ledger and inbound webhook (engage; see docs/jobs.md) -------------------
+# Retry backoff: full jitter between half and all of base * 2**(attempt-1), capped.
+JOBS_RETRY_BASE_SECONDS = env.float("JOBS_RETRY_BASE_SECONDS", default=10.0)
+JOBS_RETRY_MAX_SECONDS = env.float("JOBS_RETRY_MAX_SECONDS", default=3600.0)
+# Delays up to this go to the broker as a countdown; longer ones wait in the ledger for the relay.
+JOBS_MAX_COUNTDOWN_SECONDS = env.int("JOBS_MAX_COUNTDOWN_SECONDS", default=60)
+# A queued job whose broker message has not run after this long is dispatched again by the relay.
+JOBS_DISPATCH_TIMEOUT_SECONDS = env.int("JOBS_DISPATCH_TIMEOUT_SECONDS", default=120)
+# A processing job locked longer than this (default: task time limit + 60 s) is presumed abandoned.
+JOBS_LOCK_TIMEOUT_SECONDS = env.int("JOBS_LOCK_TIMEOUT_SECONDS", default=CELERY_TASK_TIME_LIMIT + 60)
+JOBS_RELAY_INTERVAL_SECONDS = env.int("JOBS_RELAY_INTERVAL_SECONDS", default=30)
+INBOUND_MAX_TEXT_LENGTH = env.int("INBOUND_MAX_TEXT_LENGTH", default=4096)
+INBOUND_DEDUPE_WINDOW_SECONDS = env.int("INBOUND_DEDUPE_WINDOW_SECONDS", default=600)
+OPT_OUT_KEYWORDS = env.list("OPT_OUT_KEYWORDS", default=["STOP", "STOP ALL", "UNSUBSCRIBE", "CANCEL", "বন্ধ"])
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+
 # --- Auth, API ------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

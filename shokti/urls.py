@@ -12,6 +12,8 @@ admin.site.index_title = "Operations console"
 urlpatterns = [
     path("health", health.health, name="health"),
     path("metrics", metrics.export, name="metrics"),
+    # Seed paths of engage (before admin/: /admin/dlq/replay lives there): /inbound-message, /queue/stats.
+    path("", include("engage.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

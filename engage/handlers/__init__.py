@@ -1,0 +1,87 @@
+"""The registry of job handlers, keyed by task name.
+
+A handler is a function `handler(job) -> dict | None` registered with
+`@job_handler("task_name", priority=...)`. It runs outside any transaction
+(it opens its own), may run more than once for the same job (a redelivered
+or replayed task), and must therefore be idempotent: outbound messages go
+through `engage.services.message_send(job=...)`, which sends at most once per job.
+Raise an exception to fail (retried with backoff); one with `permanent = True`
+(e.g. `ChannelError(..., permanent=True)` or `JobPermanentError`) goes straight
+to the dead-letter queue.
+
+Every module of this package is imported at start-up (`load_handlers`), so a
+handler module dropped here registers itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engage.models import Job
+
+HandlerFunction = Callable[["Job"], "dict[str, Any] | None"]
+
+
+class JobPermanentError(Exception):
+    """A failure that retrying cannot fix: the job goes to the dead-letter queue at once."""
+
+    permanent = True
+
+
+@dataclass(frozen=True)
+class JobHandler:
+    task_name: str
+    priority: int
+    function: HandlerFunction
+    is_placeholder: bool = False
+
+
+_HANDLERS: dict[str, JobHandler] = {}
+
+
+def job_handler(task_name: str, *, priority: int, placeholder: bool = False) -> Callable[[HandlerFunction], HandlerFunction]:
+    """Register `function` as the handler of `task_name`; a real handler replaces a placeholder."""
+    if not 0 <= priority <= 100:
+        raise ValueError("A job priority is 0-100.")
+
+    def register(function: HandlerFunction) -> HandlerFunction:
+        existing = _HANDLERS.get(task_name)
+        if existing is not None and not existing.is_placeholder and existing.function is not function:
+            if placeholder:
+                return function  # the real handler is already there
+            if (existing.function.__module__, existing.function.__qualname__) != (
+                function.__module__,
+                function.__qualname__,
+            ):
+                raise ValueError(f"Two handlers for job task {task_name!r}.")
+        _HANDLERS[task_name] = JobHandler(task_name, priority, function, placeholder)
+        return function
+
+    return register
+
+
+def handler_for(task_name: str) -> JobHandler:
+    try:
+        return _HANDLERS[task_name]
+    except KeyError:
+        raise JobPermanentError(f"No handler is registered for job task {task_name!r}.") from None
+
+
+def handler_names() -> list[str]:
+    return sorted(_HANDLERS)
+
+
+def default_priority(task_name: str) -> int:
+    handler = _HANDLERS.get(task_name)
+    return handler.priority if handler else 50
+
+
+def load_handlers() -> None:
+    """Import every handler module of this package (called from EngageConfig.ready)."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")

@@ -1,0 +1,11 @@
+"""engage's URLs, mounted at the site root by shokti/urls.py (the seed's paths)."""
+
+from django.urls import path
+
+from engage.apis import DlqReplayApi, InboundMessageApi, QueueStatsApi
+
+urlpatterns = [
+    path("inbound-message", InboundMessageApi.as_view(), name="inbound-message"),
+    path("queue/stats", QueueStatsApi.as_view(), name="queue-stats"),
+    path("admin/dlq/replay", DlqReplayApi.as_view(), name="dlq-replay"),
+]
