@@ -7,6 +7,11 @@ import pytest
 # live_server + Playwright tests touch the database from the browser's thread.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+# Test helpers (fake servers, workers, resets) as pytest plugins in shokti/testing/: append yours.
+pytest_plugins = [
+    "shokti.testing.throttling",
+]
+
 
 @pytest.fixture
 def company(db):

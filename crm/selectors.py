@@ -25,3 +25,39 @@ def companies_for_user(*, user: User) -> QuerySet[Company]:
 
 def membership_role(*, user: User, company: Company) -> str | None:
     return Membership.objects.filter(user=user, company=company).values_list("role", flat=True).first()
+
+
+def _filtered(filterset_class, *, data: dict | None, queryset: QuerySet) -> QuerySet:
+    from django.core.exceptions import ValidationError
+
+    filterset = filterset_class(data or {}, queryset=queryset)
+    if not filterset.is_valid():
+        raise ValidationError(filterset.errors)
+    return filterset.qs
+
+
+def contact_list(*, company: Company, filters: dict | None = None) -> QuerySet:
+    """The company's contacts, newest first, filtered by phone (read in the company's region) or email."""
+    from crm.filters import ContactFilter
+    from crm.models import Contact
+
+    filters = dict(filters or {})
+    if filters.get("phone"):
+        from django.core.exceptions import ValidationError
+
+        from crm.services import phone_normalize
+
+        try:
+            filters["phone"] = phone_normalize(phone=filters["phone"], region=company.default_region)
+        except ValidationError:
+            pass  # not a phone number: matches nothing, as given
+    return _filtered(ContactFilter, data=filters, queryset=Contact.objects.filter(company=company).order_by("-id"))
+
+
+def lead_list(*, company: Company, filters: dict | None = None) -> QuerySet:
+    """The company's leads, newest first, with contact, pipeline and stage joined in."""
+    from crm.filters import LeadFilter
+    from crm.models import Lead
+
+    queryset = Lead.objects.filter(company=company).select_related("contact", "pipeline", "stage").order_by("-id")
+    return _filtered(LeadFilter, data=filters, queryset=queryset)

@@ -14,6 +14,10 @@ from django.utils import timezone
 from crm.models import ApiKey, Company, Contact, Event, Lead, Pipeline, Stage, User
 
 
+class ContactAlreadyExists(ValidationError):
+    """A contact with this phone exists in the company (the API answers 409)."""
+
+
 def phone_normalize(*, phone: str, region: str = "BD") -> str:
     """The E.164 form of `phone`, read in `region` when it has no +prefix; ValidationError if invalid."""
     try:
@@ -91,7 +95,7 @@ def contact_create(
         with transaction.atomic():
             contact.save()
     except IntegrityError:
-        raise ValidationError({"phone": f"A contact with phone {normalized} already exists."}) from None
+        raise ContactAlreadyExists({"phone": f"A contact with phone {normalized} already exists."}) from None
     return contact
 
 

@@ -1,11 +1,46 @@
-"""The Celery app. Tasks live in each app's tasks.py; schedules in django-celery-beat's tables."""
+"""The Celery app. Tasks live in each app's tasks.py; schedules in django-celery-beat's tables.
+
+Queues (declared in settings.CELERY_TASK_QUEUES):
+- `default`: everything, run by the ordinary worker (`-Q default`).
+- `whatsapp_web`: the WhatsApp Web session can only send one message at a time, so its tasks
+  are routed there and a worker with `--concurrency 1 -Q whatsapp_web` consumes it.
+
+Priorities: on Redis, Celery emulates priorities with one list per step; steps 0-9, **0 is taken
+first**. The job ledger keeps 0-100 with **100 first** (P1 90-100: AI reply, follow-up,
+summary; P2 50-70: sequence step, email sequence, webhook reminder), so
+`celery_priority_for(ledger_priority)` maps 90-100 -> 0, 80-89 -> 1, ..., 50-59 -> 4, ...,
+0-9 -> 9. Pass the result as `apply_async(priority=...)`.
+"""
+
+from __future__ import annotations
 
 import os
 
 from celery import Celery
+from celery.signals import worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shokti.settings")
 
 app = Celery("shokti")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+LEDGER_PRIORITY_MAX = 100
+CELERY_PRIORITY_STEPS = 10
+
+
+def celery_priority_for(ledger_priority: int) -> int:
+    """The Redis priority step (0 first) for a job-ledger priority (0-100, 100 first)."""
+    clamped = max(0, min(LEDGER_PRIORITY_MAX, int(ledger_priority)))
+    step = min(CELERY_PRIORITY_STEPS - 1, clamped * CELERY_PRIORITY_STEPS // LEDGER_PRIORITY_MAX)
+    return CELERY_PRIORITY_STEPS - 1 - step
+
+
+@worker_process_shutdown.connect
+def _mark_metrics_process_dead(pid=None, **kwargs) -> None:
+    # A prefork child writes its metrics to PROMETHEUS_MULTIPROC_DIR; mark it gone so live
+    # gauges stop counting it (counters keep their sum).
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())

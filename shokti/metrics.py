@@ -1,7 +1,88 @@
-"""GET /metrics: Prometheus exposition, merged across processes when PROMETHEUS_MULTIPROC_DIR is set."""
+"""Prometheus metrics: the business counters (the one place others import them from) and GET /metrics.
 
-from django_prometheus.exports import ExportToDjangoView
+Multiprocess mode: when PROMETHEUS_MULTIPROC_DIR is set in the environment *before* Python
+starts (gunicorn workers, Celery worker processes), every process writes its values to files in
+that folder and /metrics sums them. `make run` wipes the folder at start; gunicorn.conf.py and
+shokti/celery.py mark dead processes. Without the variable, the values live in this process.
+
+Usage: `from shokti.metrics import ai_messages_sent_total`, then
+`ai_messages_sent_total.labels(agent_type=..., channel=..., message_type=..., status=...).inc()`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import prometheus_client
+from django.http import HttpResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from prometheus_client import Counter, multiprocess
+
+# prometheus_client adds the `_total` suffix of a counter itself; the Python names carry it
+# so that code reads like the series it writes.
+ai_messages_sent_total = Counter(
+    "ai_messages_sent",
+    "AI-generated messages handed to a channel, by outcome of the hand-over.",
+    ["agent_type", "channel", "message_type", "status"],
+)
+ai_messages_delivered_total = Counter(
+    "ai_messages_delivered",
+    "AI-generated messages the provider reported delivered.",
+    ["agent_type", "channel"],
+)
+ai_messages_failed_total = Counter(
+    "ai_messages_failed",
+    "AI-generated messages that failed to send or deliver.",
+    ["agent_type", "channel", "reason"],
+)
+user_events_total = Counter(
+    "user_events",
+    "Events users caused after a message (notification_opened, message_clicked, deeplink_followed, booking_created ...).",
+    ["event_type", "agent_type", "channel", "source"],
+)
+opt_outs_total = Counter(
+    "opt_outs",
+    "Contacts who withdrew consent for a channel.",
+    ["channel", "reason"],
+)
+jobs_processed_total = Counter(
+    "jobs_processed",
+    "Job-ledger jobs run by a worker, by task and outcome (succeeded, retried, dead, skipped).",
+    ["task", "outcome"],
+)
+campaign_recipients_skipped_total = Counter(
+    "campaign_recipients_skipped",
+    "Campaign recipients left out, by reason (no_consent, capped, outside_window, ...).",
+    ["reason"],
+)
+
+BUSINESS_COUNTERS = (
+    ai_messages_sent_total,
+    ai_messages_delivered_total,
+    ai_messages_failed_total,
+    user_events_total,
+    opt_outs_total,
+    jobs_processed_total,
+    campaign_recipients_skipped_total,
+)
 
 
+def is_multiprocess() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def registry_for_export() -> prometheus_client.CollectorRegistry:
+    """The registry /metrics renders: the sum over every process's files in multiprocess mode."""
+    if is_multiprocess():
+        registry = prometheus_client.CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+    return prometheus_client.REGISTRY
+
+
+@never_cache
+@require_GET
 def export(request):
-    return ExportToDjangoView(request)
+    body = prometheus_client.generate_latest(registry_for_export())
+    return HttpResponse(body, content_type=prometheus_client.CONTENT_TYPE_LATEST)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -25,7 +26,8 @@ def secret(name: str, default: str = "") -> str:
 
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = secret("SECRET_KEY", "dev-only-insecure-key-change-me")
+# 50 characters: HS256 JWTs signed with it need at least 32 bytes.
+SECRET_KEY = secret("SECRET_KEY", "dev-only-insecure-key-change-me-never-use-in-prod!")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
@@ -47,6 +49,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_email",
     "django_celery_beat",
     "django_prometheus",
+    "shokti",
     "crm",
     "engage",
     "coaching",
@@ -56,6 +59,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (Swagger UI, admin) served by the app itself when DEBUG=False.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -148,6 +153,13 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# `whatsapp_web` is consumed by its own worker with --concurrency 1 (one browser session).
+# Priorities: see shokti/celery.py (`celery_priority_for`: ledger 0-100 -> Redis step 0-9, 0 first).
+CELERY_TASK_QUEUES = (
+    Queue("default", routing_key="default", queue_arguments={"x-max-priority": 10}),
+    Queue("whatsapp_web", routing_key="whatsapp_web", queue_arguments={"x-max-priority": 10}),
+)
+CELERY_TASK_QUEUE_MAX_PRIORITY = 10
 CELERY_TASK_DEFAULT_PRIORITY = 5
 CELERY_TASK_ROUTES = {
     "channels_app.tasks.whatsapp_web_*": {"queue": "whatsapp_web"},
@@ -196,8 +208,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "shokti.api.exceptions.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "shokti.api.throttling.AnonRateThrottle",
+        "shokti.api.throttling.UserRateThrottle",
+        "shokti.api.throttling.ApiKeyRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("THROTTLE_ANON", default="60/minute"),
@@ -256,6 +269,16 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Compressed copies after `collectstatic`, served by WhiteNoise. Not the manifest (hashed
+    # names) storage by default: with it, any page rendered before `collectstatic` (tests, a
+    # fresh checkout) fails. Set STATICFILES_STORAGE to
+    # whitenoise.storage.CompressedManifestStaticFilesStorage where collectstatic always runs first.
+    "staticfiles": {
+        "BACKEND": env.str("STATICFILES_STORAGE", default="whitenoise.storage.CompressedStaticFilesStorage")
+    },
+}
 
 # --- Security (behind a TLS proxy in production) --------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -19,7 +19,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/token/", TokenObtainPairView.as_view(), name="token-obtain"),
     path("api/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
-    path("", include("crm.urls")),
+    path("api/", include("crm.urls")),
 ]
 
 handler404 = "shokti.api.exceptions.json_not_found"

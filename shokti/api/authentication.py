@@ -18,6 +18,7 @@ class ApiKeyPrincipal:
     company: Company
     api_key: ApiKey
     is_authenticated: bool = True
+    is_anonymous: bool = False
     is_active: bool = True
     is_staff: bool = False
     is_superuser: bool = False
@@ -33,14 +34,17 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Api-Key"
 
     def authenticate(self, request):
-        raw_key = request.headers.get("X-Api-Key", "")
-        if not raw_key:
-            parts = request.headers.get("Authorization", "").split()
-            if len(parts) == 2 and parts[0].lower() == self.keyword.lower():
-                raw_key = parts[1]
-        if not raw_key:
-            return None
-        return self.authenticate_key(raw_key)
+        if "X-Api-Key" in request.headers:
+            raw_key = request.headers["X-Api-Key"].strip()
+            if not raw_key or " " in raw_key:
+                raise exceptions.AuthenticationFailed("Malformed X-Api-Key header: expected `X-Api-Key: sk_...`.")
+            return self.authenticate_key(raw_key)
+        parts = request.headers.get("Authorization", "").split()
+        if not parts or parts[0].lower() != self.keyword.lower():
+            return None  # not ours: another authentication class may know it
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Malformed Authorization header: expected `Api-Key sk_...`.")
+        return self.authenticate_key(parts[1])
 
     def authenticate_key(self, raw_key: str):
         pieces = raw_key.split("_", 2)

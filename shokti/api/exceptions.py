@@ -90,9 +90,16 @@ def exception_handler(exc, context):
         message = "Some fields are invalid." if set(fields) != {"non_field_errors"} else fields["non_field_errors"][0]
     else:
         detail = exc.detail
-        message = str(detail) if not isinstance(detail, (list, dict)) else "; ".join(
-            message for messages in _flatten(detail).values() for message in messages
-        )
+        if isinstance(detail, dict) and "detail" in detail:
+            # simplejwt's InvalidToken: {"detail": ..., "code": ..., "messages": [...]}.
+            message = str(detail["detail"])
+            code = str(detail.get("code") or code)
+        elif isinstance(detail, (list, dict)):
+            message = "; ".join(message for messages in _flatten(detail).values() for message in messages)
+        else:
+            message = str(detail)
+            # DRF's own codes say more than the status: parse_error, authentication_failed ...
+            code = str(exc.get_codes()) if isinstance(exc.get_codes(), str) else code
         if isinstance(exc, ApplicationError):
             code = str(exc.get_codes())
             fields = exc.fields
