@@ -29,19 +29,24 @@ class OutboundMessage:
     body: str
     message_id: int | None = None
     correlation_id: uuid.UUID | None = None
+    # The crm Contact, so tracking (email opens/clicks/unsubscribe) can name who it was.
+    contact_id: int | None = None
     to_phone: str = ""
     to_email: str = ""
     to_name: str = ""
     subject: str = ""
     html_body: str = ""
-    # Provider-specific extras, e.g. {"template_name": ..., "template_language": ...} for WhatsApp.
+    # Provider-specific extras, e.g. {"template_name": ..., "template_language": ...} or
+    # {"last_inbound_at": <aware datetime or ISO string>} for WhatsApp Cloud's 24-hour window.
     options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class SendResult:
     provider_message_id: str
-    status: str = "sent"  # the delivery status right after the provider accepted it
+    # The delivery status right after the provider accepted it. "queued" when delivery goes on in
+    # the background (WhatsApp Web): "sent" or "failed" then comes through delivery_status_changed.
+    status: str = "sent"
     raw: dict[str, Any] = field(default_factory=dict)
 
 

@@ -1,1 +1,120 @@
-"""Models of channels_app (added by later issues)."""
+"""Channel accounts (per-company credentials), the raw provider callback log, WhatsApp Web sessions."""
+
+from __future__ import annotations
+
+import secrets as pysecrets
+from typing import Any
+
+from django.db import models
+from django.db.models import Q
+
+from channels_app.crypto import secrets_decrypt, secrets_encrypt
+from crm.models import Channel, Company
+
+
+def webhook_token_new() -> str:
+    # Hex: safe in any provider URL field (Twilio rejects some characters in callback URLs).
+    return pysecrets.token_hex(24)
+
+
+class ChannelAccount(models.Model):
+    """A company's credentials and settings for one channel. Secrets are encrypted and write-only."""
+
+    # The secret names each channel uses; the admin offers a password input for each.
+    SECRET_NAMES: dict[str, tuple[str, ...]] = {
+        Channel.EMAIL: ("password",),
+        Channel.SMS: ("auth_token",),
+        Channel.WHATSAPP_CLOUD: ("access_token", "app_secret", "verify_token"),
+        Channel.WHATSAPP_WEB: (),
+        Channel.CONSOLE: (),
+    }
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="channel_accounts")
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    name = models.CharField(max_length=100)
+    is_active = models.BooleanField(default=True)
+    settings = models.JSONField(default=dict, blank=True, help_text="Non-secret settings, e.g. from number.")
+    secrets_encrypted = models.TextField(blank=True, editable=False)
+    webhook_token = models.CharField(max_length=64, unique=True, default=webhook_token_new, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["company_id", "channel", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "channel"],
+                condition=Q(is_active=True),
+                name="channels_one_active_account_per_channel",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_channel_display()})"
+
+    def __repr__(self) -> str:  # never show secrets, even in tracebacks
+        return f"<ChannelAccount {self.pk} {self.channel} company={self.company_id}>"
+
+    @property
+    def secrets(self) -> dict[str, Any]:
+        return secrets_decrypt(self.secrets_encrypted)
+
+    def secrets_set(self, values: dict[str, Any]) -> None:
+        self.secrets_encrypted = secrets_encrypt({key: value for key, value in values.items() if value})
+
+    @property
+    def secret_names_set(self) -> list[str]:
+        return sorted(self.secrets)
+
+
+class ProviderCallback(models.Model):
+    """Every provider callback as received: the raw delivery history, and the replay guard."""
+
+    INBOUND = "inbound"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="provider_callbacks")
+    account = models.ForeignKey(
+        ChannelAccount, on_delete=models.SET_NULL, null=True, blank=True, related_name="callbacks"
+    )
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    provider_message_id = models.CharField(max_length=200)
+    # sent/delivered/read/failed for statuses, "inbound" for inbound messages, the provider's word otherwise.
+    status = models.CharField(max_length=30)
+    error = models.CharField(max_length=500, blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "provider_message_id", "status"], name="channels_callback_once_per_status"
+            ),
+        ]
+        indexes = [models.Index(fields=["company", "-received_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.provider_message_id} {self.status}"
+
+
+class WhatsAppWebSession(models.Model):
+    """The browser session of a WhatsApp Web account, as ops need to see it (QR login)."""
+
+    class State(models.TextChoices):
+        UNKNOWN = "unknown", "Not started"
+        LOGGED_IN = "logged_in", "Logged in"
+        LOGIN_REQUIRED = "login_required", "QR login required"
+        ERROR = "error", "Error"
+
+    account = models.OneToOneField(ChannelAccount, on_delete=models.CASCADE, related_name="whatsapp_web_session")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.UNKNOWN)
+    qr_screenshot_png = models.BinaryField(blank=True, default=b"", editable=False)
+    last_error = models.CharField(max_length=500, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "WhatsApp Web session"
+
+    def __str__(self) -> str:
+        return f"{self.account} - {self.get_state_display()}"

@@ -260,6 +260,50 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Shokti <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
+# --- Channels (channels_app; see docs/channels.md) -------------------------------
+# Fernet key for ChannelAccount secrets; empty derives one from SECRET_KEY (set it in production,
+# and keep it: a new key makes the stored secrets unreadable).
+CHANNEL_SECRETS_KEY = secret("CHANNEL_SECRETS_KEY", "")
+CHANNELS_HTTP_TIMEOUT_SECONDS = env.float("CHANNELS_HTTP_TIMEOUT_SECONDS", default=10.0)
+TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com")
+WHATSAPP_GRAPH_API_BASE_URL = env.str("WHATSAPP_GRAPH_API_BASE_URL", default="https://graph.facebook.com")
+WHATSAPP_GRAPH_API_VERSION = env.str("WHATSAPP_GRAPH_API_VERSION", default="v21.0")
+# Chromium for Playwright (Debian's; Playwright cannot download its own browser here).
+CHROMIUM_EXECUTABLE_PATH = env.str("CHROMIUM_EXECUTABLE_PATH", default="/usr/bin/chromium")
+CHROMIUM_LAUNCH_ARGS = env.list(
+    "CHROMIUM_LAUNCH_ARGS",
+    default=[
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+    ],
+)
+WHATSAPP_WEB_BASE_URL = env.str("WHATSAPP_WEB_BASE_URL", default="https://web.whatsapp.com")
+WHATSAPP_SESSION_DIR = env.str("WHATSAPP_SESSION_DIR", default=str(VAR_DIR / "whatsapp_session"))
+WHATSAPP_WEB_HEADLESS = env.bool("WHATSAPP_WEB_HEADLESS", default=True)
+# Human-like pacing (milliseconds, as low,high): per character, between words, before sending.
+WHATSAPP_WEB_CHAR_DELAY_MS = env.list("WHATSAPP_WEB_CHAR_DELAY_MS", cast=int, default=[50, 150])
+WHATSAPP_WEB_WORD_DELAY_MS = env.list("WHATSAPP_WEB_WORD_DELAY_MS", cast=int, default=[100, 300])
+WHATSAPP_WEB_SEND_DELAY_MS = env.list("WHATSAPP_WEB_SEND_DELAY_MS", cast=int, default=[500, 1500])
+WHATSAPP_WEB_MESSAGE_GAP_SECONDS = env.float("WHATSAPP_WEB_MESSAGE_GAP_SECONDS", default=60.0)
+WHATSAPP_WEB_MESSAGE_GAP_JITTER_SECONDS = env.float("WHATSAPP_WEB_MESSAGE_GAP_JITTER_SECONDS", default=15.0)
+WHATSAPP_WEB_LOAD_TIMEOUT_SECONDS = env.int("WHATSAPP_WEB_LOAD_TIMEOUT_SECONDS", default=60)
+WHATSAPP_WEB_CONFIRM_TIMEOUT_SECONDS = env.int("WHATSAPP_WEB_CONFIRM_TIMEOUT_SECONDS", default=15)
+WHATSAPP_WEB_RETRY_SECONDS = env.int("WHATSAPP_WEB_RETRY_SECONDS", default=300)
+WHATSAPP_WEB_MAX_RETRIES = env.int("WHATSAPP_WEB_MAX_RETRIES", default=12)
+# What the page looks like (WhatsApp changes its markup now and then).
+WHATSAPP_WEB_COMPOSE_SELECTOR = env.str("WHATSAPP_WEB_COMPOSE_SELECTOR", default='footer div[contenteditable="true"]')
+WHATSAPP_WEB_SEND_SELECTOR = env.str(
+    "WHATSAPP_WEB_SEND_SELECTOR", default='footer button[aria-label="Send"], footer span[data-icon="send"]'
+)
+WHATSAPP_WEB_QR_SELECTOR = env.str(
+    "WHATSAPP_WEB_QR_SELECTOR", default='canvas[aria-label="Scan me!"], div[data-ref] canvas'
+)
+WHATSAPP_WEB_SENT_SELECTOR = env.str("WHATSAPP_WEB_SENT_SELECTOR", default="div.message-out")
 # --- i18n, static -------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -20,6 +20,8 @@ urlpatterns = [
     path("api/token/", TokenObtainPairView.as_view(), name="token-obtain"),
     path("api/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     path("api/", include("crm.urls")),
+    # Provider webhooks (Twilio, Meta) and email open/click/unsubscribe links.
+    path("channels/", include("channels_app.urls")),
 ]
 
 handler404 = "shokti.api.exceptions.json_not_found"

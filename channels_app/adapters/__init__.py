@@ -1,3 +1,3 @@
 """One module per channel; importing this package registers them all."""
 
-from channels_app.adapters import console  # noqa: F401
+from channels_app.adapters import console, email, sms, whatsapp_cloud, whatsapp_web  # noqa: F401

@@ -1,0 +1,169 @@
+"""Channels in the operations console: accounts (secrets write-only), callbacks, WhatsApp Web sessions."""
+
+from __future__ import annotations
+
+import base64
+
+from django import forms
+from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
+
+from channels_app import services
+from channels_app.models import ChannelAccount, ProviderCallback, WhatsAppWebSession
+from channels_app.selectors import webhook_urls_for
+from shokti.admin import TenantScopedAdmin
+
+SECRET_HELP = {
+    "password": "Email: SMTP password.",
+    "auth_token": "SMS: Twilio auth token (also verifies X-Twilio-Signature).",
+    "access_token": "WhatsApp Cloud: system user access token.",
+    "app_secret": "WhatsApp Cloud: app secret (verifies X-Hub-Signature-256).",
+    "verify_token": "WhatsApp Cloud: the verify token you type into Meta's webhook form.",
+}
+
+
+class ChannelAccountForm(forms.ModelForm):
+    """Secrets are write-only: password inputs that never render the stored value; blank keeps it."""
+
+    clear_secrets = forms.BooleanField(required=False, help_text="Forget every stored secret of this account.")
+
+    class Meta:
+        model = ChannelAccount
+        fields = ["company", "channel", "name", "is_active", "settings"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = set(self.instance.secrets) if self.instance.pk else set()
+        for name, help_text in SECRET_HELP.items():
+            self.fields[f"secret_{name}"] = forms.CharField(
+                label=name.replace("_", " ").capitalize(),
+                required=False,
+                strip=True,
+                widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+                help_text=f"{help_text} {'Set; leave blank to keep it.' if name in stored else 'Not set.'}",
+            )
+
+    def clean_settings(self):
+        value = self.cleaned_data.get("settings") or {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Settings are a JSON object, e.g. {"from_number": "+15005550006"}.')
+        leaked = set(value) & set(SECRET_HELP)
+        if leaked:
+            raise forms.ValidationError(f"Put {', '.join(sorted(leaked))} in the secret fields below, not in settings.")
+        return value
+
+    def secrets_given(self) -> dict[str, str]:
+        return {name: self.cleaned_data.get(f"secret_{name}", "") for name in SECRET_HELP}
+
+
+class WhatsAppWebSessionInline(admin.StackedInline):
+    model = WhatsAppWebSession
+    can_delete = False
+    extra = 0
+    max_num = 0
+    fields = ["state", "last_error", "last_checked_at", "last_sent_at", "qr_code"]
+    readonly_fields = fields
+
+    @admin.display(description="QR code to scan")
+    def qr_code(self, session: WhatsAppWebSession):
+        return qr_image(session)
+
+
+def qr_image(session: WhatsAppWebSession):
+    if session.state != WhatsAppWebSession.State.LOGIN_REQUIRED or not session.qr_screenshot_png:
+        return "-"
+    encoded = base64.b64encode(bytes(session.qr_screenshot_png)).decode()
+    return format_html(
+        '<img src="data:image/png;base64,{}" alt="WhatsApp Web QR code" style="max-width: 480px; border: 1px solid #ccc;">'
+        "<p>Open WhatsApp on the company phone, Linked devices, Link a device, and scan. The next send retries.</p>",
+        encoded,
+    )
+
+
+@admin.register(ChannelAccount)
+class ChannelAccountAdmin(TenantScopedAdmin):
+    form = ChannelAccountForm
+    list_display = ["name", "company", "channel", "is_active", "secrets_status", "updated_at"]
+    list_filter = ["channel", "is_active", "company"]
+    list_select_related = ["company"]
+    search_fields = ["name", "company__name"]
+    autocomplete_fields = ["company"]
+    ordering = ["company", "channel", "name"]
+    readonly_fields = ["webhook_urls", "secrets_status", "created_at", "updated_at"]
+    actions = ["rotate_webhook_token"]
+
+    def get_fieldsets(self, request, obj=None):
+        return [
+            (None, {"fields": ["company", "channel", "name", "is_active", "settings"]}),
+            ("Secrets (write-only)", {"fields": ["clear_secrets", *[f"secret_{name}" for name in SECRET_HELP]]}),
+            ("Webhooks", {"fields": ["webhook_urls", "secrets_status", "created_at", "updated_at"]}),
+        ]
+
+    def get_inlines(self, request, obj):
+        if obj is not None and obj.channel == "whatsapp_web":
+            return [WhatsAppWebSessionInline]
+        return []
+
+    @admin.display(description="Secrets set")
+    def secrets_status(self, account: ChannelAccount) -> str:
+        return ", ".join(account.secret_names_set) or "-"
+
+    @admin.display(description="Webhook URLs to paste into the provider")
+    def webhook_urls(self, account: ChannelAccount):
+        if account.pk is None:
+            return "Shown after saving."
+        urls = webhook_urls_for(account=account)
+        if not urls:
+            return "This channel needs no webhook."
+        return format_html_join("", "<p><strong>{}</strong><br><code>{}</code></p>", urls.items())
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if form.cleaned_data.get("clear_secrets"):
+            services.channel_account_secrets_clear(account=obj)
+        services.channel_account_secrets_update(account=obj, secrets=form.secrets_given())
+
+    @admin.action(description="Rotate the webhook token (the old webhook URLs stop working)")
+    def rotate_webhook_token(self, request, queryset):
+        count = 0
+        for account in queryset:
+            services.channel_account_webhook_token_rotate(account=account)
+            count += 1
+        self.message_user(request, f"Rotated the webhook token of {count} account(s); paste the new URLs.", messages.SUCCESS)
+
+
+@admin.register(ProviderCallback)
+class ProviderCallbackAdmin(TenantScopedAdmin):
+    list_display = ["received_at", "company", "channel", "provider_message_id", "status", "error"]
+    list_filter = ["channel", "status", "company"]
+    list_select_related = ["company"]
+    search_fields = ["=provider_message_id"]
+    date_hierarchy = "received_at"
+    ordering = ["-received_at"]
+    readonly_fields = ["company", "account", "channel", "provider_message_id", "status", "error", "raw", "received_at"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WhatsAppWebSession)
+class WhatsAppWebSessionAdmin(TenantScopedAdmin):
+    company_field = "account__company"
+    list_display = ["account", "state", "last_checked_at", "last_sent_at", "last_error"]
+    list_filter = ["state"]
+    list_select_related = ["account__company"]
+    search_fields = ["account__name", "account__company__name"]
+    ordering = ["account"]
+    fields = ["account", "state", "last_error", "last_checked_at", "last_sent_at", "qr_code"]
+    readonly_fields = fields
+
+    @admin.display(description="QR code to scan")
+    def qr_code(self, session: WhatsAppWebSession):
+        return qr_image(session)
+
+    def has_add_permission(self, request):
+        return False
