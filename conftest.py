@@ -12,6 +12,7 @@ pytest_plugins = [
     "shokti.testing.throttling",
     "shokti.testing.fake_providers",
     "shokti.testing.browser",
+    "shokti.testing.celery_worker",
 ]
 
 

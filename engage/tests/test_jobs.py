@@ -1,0 +1,389 @@
+"""The job ledger in one process: enqueue, claim, retry, dead letters, replay, cancel, relay, webhook_reminder."""
+
+import hashlib
+import hmac
+import json
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from engage.handlers import JobPermanentError, handler_for, job_handler
+from engage.models import Job
+from engage.services import dlq_replay, job_cancel, job_claim, job_enqueue, job_execute, job_replay, jobs_relay
+from engage.services.jobs import job_backoff, job_priority_step
+
+CALLS: list[int] = []
+
+
+@job_handler("test_ok", priority=70)
+def _ok(job):
+    CALLS.append(job.pk)
+    return {"echo": job.payload.get("value")}
+
+
+@job_handler("test_boom", priority=50)
+def _boom(job):
+    raise RuntimeError("provider exploded")
+
+
+@job_handler("test_permanent", priority=50)
+def _permanent(job):
+    raise JobPermanentError("address does not exist")
+
+
+def enqueue(company, task_name="test_ok", key="k1", **kwargs):
+    return job_enqueue(company=company, task_name=task_name, payload=kwargs.pop("payload", {"value": 1}),
+                       idempotency_key=key, **kwargs)
+
+
+@pytest.mark.django_db
+def test_enqueue_inserts_a_queued_job_with_the_handler_priority_and_dispatches_on_commit(
+    company, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        job = enqueue(company)
+
+    job.refresh_from_db()
+    assert (job.company, job.task_name, job.priority, job.status, job.attempts, job.max_attempts) == (
+        company, "test_ok", 70, "queued", 0, 5
+    )
+    assert job.payload == {"value": 1}
+    assert len(callbacks) == 1
+
+
+@pytest.mark.django_db
+def test_seed_task_names_have_handlers_with_seed_priorities():
+    expected = {"ai_engage": 100, "followup_bumpup": 95, "ai_summary": 90, "sequence_step": 70,
+                "email_sequence": 60, "webhook_reminder": 50}
+    assert {name: handler_for(name).priority for name in expected} == expected
+
+
+@pytest.mark.django_db
+def test_enqueue_same_key_returns_the_first_job_and_dispatches_nothing_more(
+    company, django_capture_on_commit_callbacks
+):
+    first = enqueue(company, payload={"value": 1})
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        again = enqueue(company, payload={"value": 2})
+
+    assert again.pk == first.pk and again.payload == {"value": 1}
+    assert Job.objects.count() == 1 and callbacks == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enqueue_rolled_back_with_its_transaction_leaves_nothing(company):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        enqueue(company)
+        raise RuntimeError("the caller failed")
+
+    assert Job.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kwargs, field", [({"priority": 101}, "priority"), ({"priority": -1}, "priority"),
+                                           ({"max_attempts": 0}, "max_attempts"), ({"key": ""}, "idempotency_key")])
+def test_enqueue_rejects_bad_arguments(company, kwargs, field):
+    with pytest.raises(ValidationError) as error:
+        enqueue(company, **kwargs)
+    assert field in error.value.message_dict
+    assert Job.objects.count() == 0
+
+
+def test_priority_steps_put_p1_first_on_redis():
+    assert [job_priority_step(p) for p in (100, 95, 90, 70, 60, 50, 0)] == [0, 0, 0, 2, 3, 4, 9]
+
+
+@pytest.mark.django_db
+def test_execute_runs_the_handler_once_and_records_completion(company):
+    job = enqueue(company)
+    CALLS.clear()
+
+    assert job_execute(job_id=job.pk, worker="w1") == "completed"
+    assert job_execute(job_id=job.pk, worker="w2") == "skipped"  # a redelivered message
+
+    job.refresh_from_db()
+    assert CALLS == [job.pk]
+    assert (job.status, job.attempts, job.result, job.locked_by) == ("completed", 1, {"echo": 1}, "")
+    assert job.finished_at is not None
+
+
+@pytest.mark.django_db
+def test_claim_is_exclusive_and_respects_next_run_at(company):
+    job = enqueue(company)
+    later = enqueue(company, key="later", run_at=timezone.now() + timedelta(minutes=5))
+
+    assert job_claim(job_id=job.pk, worker="a") is not None
+    assert job_claim(job_id=job.pk, worker="b") is None
+    assert job_claim(job_id=later.pk, worker="a") is None
+    assert job_claim(job_id=123456789, worker="a") is None
+
+
+@pytest.mark.django_db
+def test_failure_retries_with_backoff_then_dead_after_max_attempts(company, settings):
+    settings.JOBS_RETRY_BASE_SECONDS = 10
+    job = enqueue(company, task_name="test_boom", max_attempts=3)
+
+    before = timezone.now()
+    assert job_execute(job_id=job.pk) == "failed"
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.last_error) == ("failed", 1, "RuntimeError: provider exploded")
+    assert before + timedelta(seconds=5) <= job.next_run_at <= timezone.now() + timedelta(seconds=10)
+    assert job_execute(job_id=job.pk) == "skipped"  # not due yet
+
+    for expected in ("failed", "dead"):
+        Job.objects.filter(pk=job.pk).update(next_run_at=timezone.now())
+        assert job_execute(job_id=job.pk) == expected
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("dead", 3)
+    assert job_execute(job_id=job.pk) == "skipped"
+
+
+def test_backoff_grows_exponentially_with_jitter_and_is_capped(settings):
+    settings.JOBS_RETRY_BASE_SECONDS = 10
+    settings.JOBS_RETRY_MAX_SECONDS = 100
+    for attempts, ceiling in [(1, 10), (2, 20), (3, 40), (4, 80), (5, 100), (12, 100)]:
+        delays = {job_backoff(attempts=attempts).total_seconds() for _ in range(20)}
+        assert all(ceiling / 2 <= delay <= ceiling for delay in delays)
+        assert len(delays) > 1
+
+
+@pytest.mark.django_db
+def test_permanent_error_goes_dead_at_once(company):
+    job = enqueue(company, task_name="test_permanent")
+
+    assert job_execute(job_id=job.pk) == "dead"
+
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.last_error) == ("dead", 1, "JobPermanentError: address does not exist")
+
+
+@pytest.mark.django_db
+def test_unknown_task_name_is_dead_with_a_clear_error(company):
+    job = enqueue(company, task_name="no_such_task")
+
+    assert job_execute(job_id=job.pk) == "dead"
+
+    job.refresh_from_db()
+    assert "No handler is registered for job task 'no_such_task'" in job.last_error
+
+
+@pytest.mark.django_db
+def test_replay_requeues_a_dead_job_and_it_runs_again(company, django_capture_on_commit_callbacks):
+    job = enqueue(company, task_name="test_permanent")
+    job_execute(job_id=job.pk)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        job_replay(job=job)
+
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("queued", 0)
+    assert len(callbacks) == 1
+    assert job_execute(job_id=job.pk) == "dead"
+    job.refresh_from_db()
+    assert job.attempts == 1
+
+
+@pytest.mark.django_db
+def test_replay_and_cancel_refuse_jobs_in_the_wrong_state(company):
+    job = enqueue(company)
+    job_execute(job_id=job.pk)
+
+    with pytest.raises(ValidationError):
+        job_replay(job=job)
+    with pytest.raises(ValidationError):
+        job_cancel(job=job)
+    job.refresh_from_db()
+    assert job.status == "completed"
+
+
+@pytest.mark.django_db
+def test_cancel_stops_a_queued_job(company):
+    job = enqueue(company)
+    CALLS.clear()
+
+    job_cancel(job=job, reason="Customer called to cancel.")
+
+    assert job_execute(job_id=job.pk) == "skipped"
+    job.refresh_from_db()
+    assert (job.status, job.last_error) == ("dead", "Customer called to cancel.") and CALLS == []
+
+
+@pytest.mark.django_db
+def test_dlq_replay_takes_the_oldest_dead_jobs_of_one_company_only(company, other_company):
+    mine = [enqueue(company, task_name="test_permanent", key=f"m{i}") for i in range(3)]
+    theirs = enqueue(other_company, task_name="test_permanent", key="t1")
+    for job in [*mine, theirs]:
+        job_execute(job_id=job.pk)
+
+    replayed = dlq_replay(company=company, max_jobs=2)
+
+    assert replayed == [mine[0].pk, mine[1].pk]
+    statuses = dict(Job.objects.values_list("pk", "status"))
+    assert [statuses[j.pk] for j in mine] == ["queued", "queued", "dead"]
+    assert statuses[theirs.pk] == "dead"
+
+
+@pytest.mark.django_db
+def test_relay_redispatches_lost_and_due_jobs_and_reclaims_abandoned_ones(
+    company, settings, django_capture_on_commit_callbacks
+):
+    settings.JOBS_DISPATCH_TIMEOUT_SECONDS = 60
+    settings.JOBS_LOCK_TIMEOUT_SECONDS = 120
+    now = timezone.now()
+    fresh = enqueue(company, key="fresh")
+    lost = enqueue(company, key="lost")
+    due_retry = enqueue(company, key="due")
+    future = enqueue(company, key="future", run_at=now + timedelta(hours=2))
+    abandoned = enqueue(company, key="abandoned")
+    busy = enqueue(company, key="busy")
+    Job.objects.filter(pk=lost.pk).update(dispatched_at=now - timedelta(minutes=5))
+    Job.objects.filter(pk=due_retry.pk).update(status="failed", next_run_at=now - timedelta(seconds=1), dispatched_at=None)
+    Job.objects.filter(pk=abandoned.pk).update(status="processing", locked_at=now - timedelta(minutes=10), locked_by="dead")
+    Job.objects.filter(pk=busy.pk).update(status="processing", locked_at=now, locked_by="alive")
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        counts = jobs_relay()
+
+    assert counts == {"redispatched": 2, "reclaimed": 1}
+    assert len(callbacks) == 3
+    assert future.dispatched_at is None and fresh.dispatched_at is not None
+    # the reclaimed job's next run takes it over
+    CALLS.clear()
+    assert job_execute(job_id=abandoned.pk, worker="new") == "completed"
+    assert job_execute(job_id=busy.pk, worker="new") == "skipped"
+    assert CALLS == [abandoned.pk]
+    # relayed rows are not sent again before the timeout
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert jobs_relay() == {"redispatched": 0, "reclaimed": 0}
+
+
+@pytest.mark.django_db
+def test_a_late_finish_of_a_reclaimed_job_does_not_overwrite_the_new_run(company, settings):
+    from engage.services.jobs import job_complete
+
+    settings.JOBS_LOCK_TIMEOUT_SECONDS = 1
+    job = enqueue(company)
+    first = job_claim(job_id=job.pk, worker="slow")
+    Job.objects.filter(pk=job.pk).update(locked_at=timezone.now() - timedelta(seconds=5))
+    second = job_claim(job_id=job.pk, worker="fast")
+
+    assert job_complete(job=second, result={"by": "fast"}) is True
+    assert job_complete(job=first, result={"by": "slow"}) is False
+    job.refresh_from_db()
+    assert (job.result, job.attempts) == ({"by": "fast"}, 2)
+
+
+# --- webhook_reminder against a local receiver that checks the signature ---------------------
+
+
+class Receiver:
+    def __init__(self, secret: str, status: int = 200):
+        self.secret, self.status, self.received = secret, status, []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                timestamp = self.headers["X-Shokti-Timestamp"]
+                expected = "sha256=" + hmac.new(
+                    receiver.secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
+                ).hexdigest()
+                is_valid = hmac.compare_digest(expected, self.headers["X-Shokti-Signature"])
+                receiver.received.append((json.loads(body), is_valid, dict(self.headers)))
+                self.send_response(receiver.status if is_valid else 401)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/shokti"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    servers = []
+
+    def make(secret="whsec-test", status=200):
+        server = Receiver(secret, status)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+@pytest.mark.django_db
+def test_webhook_reminder_posts_a_signed_event_that_the_receiver_verifies(company, receiver):
+    server = receiver()
+    company.webhook_url, company.webhook_secret = server.url, "whsec-test"
+    company.save()
+    job = enqueue(company, task_name="webhook_reminder", key="booking-9-reminder",
+                  payload={"event": "booking.reminder", "data": {"booking_id": 9}})
+
+    assert job_execute(job_id=job.pk) == "completed"
+
+    [(event, is_valid, headers)] = server.received
+    assert is_valid is True
+    assert event["type"] == "booking.reminder" and event["data"] == {"booking_id": 9}
+    assert event["company_id"] == company.pk and event["id"] == "booking-9-reminder"
+    assert headers["Content-Type"] == "application/json"
+    job.refresh_from_db()
+    assert job.status == "completed" and job.result == {"status_code": 200}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", [500, 404])
+def test_webhook_reminder_non_2xx_is_retried(company, receiver, status):
+    server = receiver(status=status)
+    company.webhook_url, company.webhook_secret = server.url, "whsec-test"
+    company.save()
+    job = enqueue(company, task_name="webhook_reminder")
+
+    assert job_execute(job_id=job.pk) == "failed"
+
+    job.refresh_from_db()
+    assert f"HTTP {status}" in job.last_error
+
+
+@pytest.mark.django_db
+def test_webhook_reminder_with_a_wrong_secret_is_rejected_by_the_receiver(company, receiver):
+    server = receiver(secret="the-real-one")
+    company.webhook_url, company.webhook_secret = server.url, "an-old-one"
+    company.save()
+    job = enqueue(company, task_name="webhook_reminder")
+
+    assert job_execute(job_id=job.pk) == "failed"
+    assert server.received[0][1] is False
+
+
+@pytest.mark.django_db
+def test_webhook_reminder_without_url_is_dead_at_once(company):
+    job = enqueue(company, task_name="webhook_reminder")
+
+    assert job_execute(job_id=job.pk) == "dead"
+    job.refresh_from_db()
+    assert "no webhook URL" in job.last_error
+
+
+@pytest.mark.django_db
+def test_webhook_reminder_to_a_closed_port_is_retried(company):
+    from shokti.testing.celery_worker import free_port
+
+    company.webhook_url, company.webhook_secret = f"http://127.0.0.1:{free_port()}/", "s"
+    company.save()
+    job = enqueue(company, task_name="webhook_reminder")
+
+    assert job_execute(job_id=job.pk) == "failed"
