@@ -10,6 +10,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 # Test helpers (fake servers, workers, resets) as pytest plugins in shokti/testing/: append yours.
 pytest_plugins = [
     "shokti.testing.throttling",
+    "shokti.testing.fake_openai",
     "shokti.testing.fake_providers",
     "shokti.testing.browser",
     "shokti.testing.celery_worker",

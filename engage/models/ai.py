@@ -87,6 +87,10 @@ class AISession(models.Model):
         "crm.Contact", on_delete=models.SET_NULL, null=True, blank=True, related_name="ai_sessions"
     )
     correlation_id = models.UUIDField(null=True, blank=True)
+    message = models.ForeignKey(
+        "engage.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="ai_sessions",
+        help_text="The outbound message this call produced.",
+    )
     created_at = models.DateTimeField(default=now, editable=False)
 
     class Meta:

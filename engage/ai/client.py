@@ -1,0 +1,206 @@
+"""The one AI client both products use: the official `openai` SDK, recorded in AISession.
+
+A generation has three parts so bulk work can run the slow middle one concurrently:
+prepare (database: config, safety policy, fallback text), call (HTTP only, thread-safe),
+finish (database: safety filter, AISession row). `ai_generate` does all three;
+`ai_generate_many` prepares and finishes in the calling thread and calls the model from a
+bounded thread pool, so worker threads never touch the database.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from crm.models import Company, Contact, Lead
+from engage.ai.safety import SafetyPolicy, fallback_text_for, safety_check, safety_policy_for
+from engage.models import AIConfig, AISession
+
+logger = logging.getLogger(__name__)
+
+NO_API_KEY_REASON = "no API key configured"
+
+
+def ai_config_for(*, company: Company) -> AIConfig:
+    """The company's AIConfig, created with the defaults on first use."""
+    config = AIConfig.objects.filter(company=company).first()
+    if config is not None:
+        return config
+    try:
+        with transaction.atomic():
+            return AIConfig.objects.create(company=company, model=settings.OPENAI_MODEL)
+    except IntegrityError:
+        return AIConfig.objects.get(company=company)
+
+
+@functools.lru_cache(maxsize=32)
+def _sdk_client(base_url: str | None, api_key: str, timeout: float, max_retries: int) -> openai.OpenAI:
+    # One client (and its connection pool) per endpoint; the SDK client is thread-safe.
+    return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+
+
+@dataclass
+class GenerationRequest:
+    """What to generate. `message_type=None` means internal text (a summary): no safety filter, no fallback."""
+
+    company: Company
+    agent_type: str
+    purpose: str
+    messages: list[dict[str, str]]
+    message_type: str | None = "reply"
+    locale: str = "bn"
+    channel: str = "console"
+    contact: Contact | None = None
+    lead: Lead | None = None
+    correlation_id: uuid.UUID | None = None
+    max_tokens: int | None = None
+
+
+@dataclass
+class _Prepared:
+    request: GenerationRequest
+    model: str
+    temperature: float
+    max_tokens: int
+    api_key: str
+    base_url: str | None
+    policy: SafetyPolicy | None
+    fallback: str
+
+
+@dataclass
+class _CallOutcome:
+    text: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: int = 0
+    error: str = ""
+    is_called: bool = True
+
+
+@dataclass
+class GenerationResult:
+    text: str
+    outcome: str
+    session: AISession
+    reason: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_fallback(self) -> bool:
+        return self.outcome != AISession.Outcome.OK
+
+
+def _prepare(request: GenerationRequest) -> _Prepared:
+    config = ai_config_for(company=request.company)
+    internal = request.message_type is None
+    return _Prepared(
+        request=request,
+        model=config.model or settings.OPENAI_MODEL,
+        temperature=config.temperature,
+        max_tokens=request.max_tokens or config.max_tokens,
+        api_key=config.api_key or settings.OPENAI_API_KEY or "",
+        base_url=config.api_base_url or settings.OPENAI_BASE_URL or None,
+        policy=None if internal else safety_policy_for(company=request.company),
+        fallback=""
+        if internal
+        else fallback_text_for(company=request.company, message_type=request.message_type, locale=request.locale),
+    )
+
+
+def _call(prepared: _Prepared) -> _CallOutcome:
+    """The HTTP part: no database access here (it runs in pool threads)."""
+    if not prepared.api_key:
+        # The SDK would raise "Missing credentials": no key is the offline mode, not an error.
+        return _CallOutcome(is_called=False, error=NO_API_KEY_REASON)
+    client = _sdk_client(
+        prepared.base_url, prepared.api_key, float(settings.OPENAI_TIMEOUT_SECONDS), int(settings.OPENAI_MAX_RETRIES)
+    )
+    started = time.monotonic()
+    try:
+        completion = client.chat.completions.create(
+            model=prepared.model,
+            messages=prepared.request.messages,
+            temperature=prepared.temperature,
+            max_tokens=prepared.max_tokens,
+        )
+    except openai.OpenAIError as error:
+        latency_ms = int((time.monotonic() - started) * 1000)
+        logger.warning("AI call failed after %s ms: %s", latency_ms, error)
+        return _CallOutcome(latency_ms=latency_ms, error=f"{type(error).__name__}: {error}")
+    latency_ms = int((time.monotonic() - started) * 1000)
+    usage = completion.usage
+    text = (completion.choices[0].message.content or "").strip() if completion.choices else ""
+    return _CallOutcome(
+        text=text,
+        tokens_in=usage.prompt_tokens if usage else 0,
+        tokens_out=usage.completion_tokens if usage else 0,
+        latency_ms=latency_ms,
+        error="" if text else "The model returned an empty answer.",
+    )
+
+
+def _finish(prepared: _Prepared, call: _CallOutcome) -> GenerationResult:
+    request = prepared.request
+    reason = ""
+    if not call.is_called:
+        outcome, reason = AISession.Outcome.FALLBACK, call.error
+    elif call.error:
+        outcome, reason = AISession.Outcome.ERROR, call.error
+    elif prepared.policy is not None:
+        verdict = safety_check(
+            text=call.text,
+            policy=prepared.policy,
+            channel=request.channel,
+            locale=request.locale,
+            recipient_phone=request.contact.phone if request.contact else "",
+            recipient_email=request.contact.email if request.contact else "",
+        )
+        outcome = AISession.Outcome.OK if verdict.is_ok else AISession.Outcome.REJECTED
+        reason = verdict.reason or ""
+    else:
+        outcome = AISession.Outcome.OK
+    final_text = call.text if outcome == AISession.Outcome.OK else prepared.fallback
+    session = AISession.objects.create(
+        company=request.company,
+        agent_type=request.agent_type,
+        purpose=request.purpose,
+        prompt_messages=request.messages,
+        model=prepared.model,
+        response_text=call.text,
+        final_text=final_text,
+        tokens_in=call.tokens_in,
+        tokens_out=call.tokens_out,
+        latency_ms=call.latency_ms,
+        outcome=outcome,
+        error=reason,
+        lead=request.lead,
+        contact=request.contact,
+        correlation_id=request.correlation_id,
+    )
+    return GenerationResult(text=final_text, outcome=outcome, session=session, reason=reason)
+
+
+def ai_generate(**kwargs: Any) -> GenerationResult:
+    """Generate one message (see GenerationRequest for the arguments); never raises on model failure."""
+    prepared = _prepare(GenerationRequest(**kwargs))
+    return _finish(prepared, _call(prepared))
+
+
+def ai_generate_many(*, requests: Sequence[GenerationRequest], max_workers: int | None = None) -> list[GenerationResult]:
+    """Generate many messages, calling the model concurrently from a bounded thread pool; results in order."""
+    prepared = [_prepare(request) for request in requests]
+    workers = max(1, min(max_workers or settings.AI_MAX_CONCURRENCY, len(prepared) or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ai") as pool:
+        calls = list(pool.map(_call, prepared))
+    return [_finish(item, call) for item, call in zip(prepared, calls, strict=True)]

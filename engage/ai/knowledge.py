@@ -1,0 +1,41 @@
+"""Knowledge-base search: PostgreSQL full-text search over KnowledgeDoc, ranked."""
+
+from __future__ import annotations
+
+import re
+
+from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.db import connection
+from django.db.models import F, Q
+
+from crm.models import Company
+from engage.models import KnowledgeDoc
+
+WORD_PATTERN = re.compile(r"\w+", re.UNICODE)
+MAX_QUERY_WORDS = 30
+
+
+def knowledge_search(*, company: Company, text: str, limit: int = 3) -> list[KnowledgeDoc]:
+    """The company's active documents that best match `text`, best first.
+
+    Any word may match (an inbound message is a sentence, not a query), and documents matching
+    more and rarer words, in the title first, rank higher. Uses the `simple` configuration, so
+    Bengali and English both work.
+    """
+    words = list(dict.fromkeys(word.lower() for word in WORD_PATTERN.findall(text)))[:MAX_QUERY_WORDS]
+    if not words:
+        return []
+    documents = KnowledgeDoc.objects.filter(company=company, is_active=True)
+    if connection.vendor != "postgresql":
+        # Embedded SQLite mode: no full-text search; a plain word match keeps it working.
+        condition = Q()
+        for word in words:
+            condition |= Q(title__icontains=word) | Q(body__icontains=word)
+        return list(documents.filter(condition)[:limit])
+    # websearch syntax: "a or b or c" is the OR of the words; it never raises on user text.
+    query = SearchQuery(" or ".join(words), search_type="websearch", config="simple")
+    return list(
+        documents.filter(search_vector=query)
+        .annotate(rank=SearchRank(F("search_vector"), query))
+        .order_by("-rank", "-updated_at")[:limit]
+    )

@@ -1,0 +1,218 @@
+"""The AI client against the local fake OpenAI server, through the real openai SDK."""
+
+import threading
+
+import pytest
+
+from crm.tests.factories import ContactFactory, LeadFactory
+from engage.ai import GenerationRequest, ai_generate, ai_generate_many
+from engage.models import AIConfig, AISession, BannedPhrase
+from shokti.testing.fake_openai import FakeFailure
+
+pytestmark = pytest.mark.django_db
+
+BENGALI_ANSWER = "আমাদের ডিজিটাল মার্কেটিং কোর্স তিন মাসের।"
+BENGALI_FALLBACK = "ধন্যবাদ, আপনার বার্তা পেয়েছি। আমাদের একজন প্রতিনিধি শীঘ্রই আপনার সাথে যোগাযোগ করবেন।"
+
+
+def generate(company, **overrides):
+    arguments = {
+        "company": company,
+        "agent_type": "sales",
+        "purpose": "reply",
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "কোর্সটি কত দিনের?"}],
+        "message_type": "reply",
+        "locale": "bn",
+        "channel": "whatsapp_cloud",
+    }
+    arguments.update(overrides)
+    return ai_generate(**arguments)
+
+
+def test_the_sdk_sends_the_company_settings_and_the_session_records_tokens(fake_openai, company):
+    # given
+    AIConfig.objects.create(company=company, model="gpt-test", temperature=0.2, max_tokens=123)
+    fake_openai.reply(BENGALI_ANSWER)
+    lead = LeadFactory(company=company)
+
+    # when
+    result = generate(company, contact=lead.contact, lead=lead)
+
+    # then
+    request = fake_openai.last_request
+    assert request["_path"] == "/v1/chat/completions"
+    assert request["_headers"]["authorization"] == "Bearer test"
+    assert request["model"] == "gpt-test"
+    assert request["temperature"] == 0.2
+    assert request["max_tokens"] == 123
+    assert request["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "কোর্সটি কত দিনের?"},
+    ]
+    assert result.text == BENGALI_ANSWER
+    assert result.outcome == AISession.Outcome.OK
+    session = AISession.objects.get()
+    assert session == result.session
+    assert (session.tokens_in, session.tokens_out) == (5, 6)
+    assert session.model == "gpt-test"
+    assert session.prompt_messages == request["messages"]
+    assert (session.lead, session.contact, session.company) == (lead, lead.contact, company)
+    assert session.final_text == BENGALI_ANSWER
+    assert session.latency_ms >= 0
+
+
+def test_defaults_are_gpt_4o_mini_temperature_0_7_and_500_tokens(fake_openai, company):
+    fake_openai.reply(BENGALI_ANSWER)
+
+    generate(company)
+
+    request = fake_openai.last_request
+    assert (request["model"], request["temperature"], request["max_tokens"]) == ("gpt-4o-mini", 0.7, 500)
+    assert AIConfig.objects.get(company=company).model == "gpt-4o-mini"
+
+
+def test_a_transient_500_is_retried_by_the_sdk(fake_openai, company):
+    fake_openai.fail(status=500, times=2)
+    fake_openai.reply(BENGALI_ANSWER)
+
+    result = generate(company)
+
+    assert result.outcome == AISession.Outcome.OK
+    assert result.text == BENGALI_ANSWER
+    assert len(fake_openai.requests) == 3
+    assert [r["_headers"].get("x-stainless-retry-count") for r in fake_openai.requests] == ["0", "1", "2"]
+
+
+def test_a_rate_limit_is_retried(fake_openai, company):
+    fake_openai.queue(FakeFailure(429), BENGALI_ANSWER)
+
+    result = generate(company)
+
+    assert result.outcome == AISession.Outcome.OK
+    assert len(fake_openai.requests) == 2
+
+
+def test_failure_after_the_retries_falls_back_and_says_why(fake_openai, company):
+    fake_openai.fail(status=500, times=3)
+
+    result = generate(company)
+
+    assert len(fake_openai.requests) == 3  # the first call and two retries
+    assert result.outcome == AISession.Outcome.ERROR
+    assert result.text == BENGALI_FALLBACK
+    session = AISession.objects.get()
+    assert session.outcome == "error"
+    assert "InternalServerError" in session.error
+    assert session.final_text == BENGALI_FALLBACK
+    assert session.response_text == ""
+
+
+def test_a_slow_model_times_out_and_falls_back(fake_openai, company, settings):
+    settings.OPENAI_TIMEOUT_SECONDS = 0.3
+    settings.OPENAI_MAX_RETRIES = 0
+    fake_openai.delay = 1.5
+    fake_openai.reply(BENGALI_ANSWER)
+
+    result = generate(company)
+
+    assert result.outcome == AISession.Outcome.ERROR
+    assert "APITimeoutError" in result.reason
+    assert result.text == BENGALI_FALLBACK
+    assert 300 <= result.session.latency_ms < 1500
+
+
+def test_an_answer_the_safety_filter_rejects_is_replaced_by_the_fallback(fake_openai, company):
+    BannedPhrase.objects.create(company=company, phrase="গ্যারান্টি")
+    rejected = "আমাদের কোর্সে চাকরির গ্যারান্টি আছে।"
+    fake_openai.reply(rejected)
+
+    result = generate(company)
+
+    assert result.outcome == AISession.Outcome.REJECTED
+    assert result.text == BENGALI_FALLBACK
+    assert result.reason == "Contains banned phrase: গ্যারান্টি"
+    session = AISession.objects.get()
+    assert (session.response_text, session.final_text) == (rejected, BENGALI_FALLBACK)
+
+
+def test_an_answer_in_the_wrong_script_is_rejected_for_a_bengali_contact(fake_openai, company):
+    fake_openai.reply("Our course takes three months.")
+
+    result = generate(company)
+
+    assert result.outcome == AISession.Outcome.REJECTED
+    assert result.reason.startswith("Not mostly Bengali")
+
+
+def test_english_fallback_for_an_english_contact(fake_openai, company):
+    fake_openai.fail(status=500, times=3)
+
+    result = generate(company, locale="en")
+
+    assert result.text == "Thank you, we have received your message. One of our team will get back to you shortly."
+
+
+def test_without_an_api_key_no_call_is_made_and_the_fallback_is_recorded(fake_openai, company, settings):
+    settings.OPENAI_API_KEY = ""
+
+    result = generate(company)
+
+    assert fake_openai.requests == []
+    assert result.outcome == AISession.Outcome.FALLBACK
+    assert result.reason == "no API key configured"
+    assert result.text == BENGALI_FALLBACK
+    assert AISession.objects.get().error == "no API key configured"
+
+
+def test_a_company_may_bring_its_own_endpoint_and_key(fake_openai, company, settings):
+    settings.OPENAI_API_KEY = ""
+    settings.OPENAI_BASE_URL = "http://127.0.0.1:9/v1"  # nothing listens there
+    AIConfig.objects.create(company=company, api_key="company-key", api_base_url=fake_openai.base_url)
+    fake_openai.reply(BENGALI_ANSWER)
+
+    result = generate(company)
+
+    assert result.outcome == AISession.Outcome.OK
+    assert fake_openai.last_request["_headers"]["authorization"] == "Bearer company-key"
+
+
+def test_internal_text_skips_the_safety_filter_and_has_no_fallback(fake_openai, company):
+    fake_openai.fail(status=500, times=3)
+
+    result = generate(company, message_type=None, purpose="summary")
+
+    assert (result.outcome, result.text) == ("error", "")
+
+
+def test_bulk_generation_runs_concurrently_with_a_bounded_pool_and_keeps_the_order(fake_openai, company):
+    # given: the fake answers each request with its user text, and counts calls in flight
+    lock = threading.Lock()
+    in_flight = {"now": 0, "max": 0}
+
+    def answer(request):
+        with lock:
+            in_flight["now"] += 1
+            in_flight["max"] = max(in_flight["max"], in_flight["now"])
+        threading.Event().wait(0.2)
+        with lock:
+            in_flight["now"] -= 1
+        return "উত্তর " + request["messages"][-1]["content"]
+
+    fake_openai.respond_with(answer)
+    contacts = [ContactFactory(company=company) for _ in range(7)]
+    requests = [
+        GenerationRequest(
+            company=company, agent_type="smartengage", purpose="reminder", message_type="reminder",
+            messages=[{"role": "user", "content": f"গ্রাহক {index}"}], contact=contact, channel="sms",
+        )
+        for index, contact in enumerate(contacts)
+    ]
+
+    # when
+    results = ai_generate_many(requests=requests, max_workers=3)
+
+    # then
+    assert [result.text for result in results] == [f"উত্তর গ্রাহক {index}" for index in range(7)]
+    assert in_flight["max"] == 3
+    assert AISession.objects.filter(company=company, purpose="reminder", outcome="ok").count() == 7
+    assert {session.contact_id for session in AISession.objects.all()} == {contact.pk for contact in contacts}
