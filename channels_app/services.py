@@ -7,6 +7,7 @@ import logging
 import uuid
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -89,8 +90,9 @@ def delivery_status_report(
             logger.info("replayed %s callback %s %s ignored", account.channel, provider_message_id, status)
             return False
         if status in DELIVERY_STATUSES:
-            signals.delivery_status_changed.send(
-                sender=ChannelAccount,
+            _emit(
+                callback,
+                signals.delivery_status_changed,
                 company_id=account.company_id,
                 channel=account.channel,
                 provider_message_id=provider_message_id,
@@ -115,14 +117,19 @@ def inbound_message_report(
 ) -> bool:
     """Log an inbound message and, the first time it is seen, hand it to `engage`. True if new."""
     with transaction.atomic():
-        _, created = _callback_record(
+        callback, created = _callback_record(
             account=account, provider_message_id=provider_message_id, status=ProviderCallback.INBOUND, raw=raw
         )
         if not created:
             logger.info("replayed %s inbound %s ignored", account.channel, provider_message_id)
             return False
-        signals.inbound_message_received.send(
-            sender=ChannelAccount,
+        if not text.strip():
+            # Images, voice notes, reactions: kept in the log, not a conversation turn.
+            logger.info("%s inbound %s without text only logged", account.channel, provider_message_id)
+            return True
+        _emit(
+            callback,
+            signals.inbound_message_received,
             company_id=account.company_id,
             channel=account.channel,
             from_phone=from_phone,
@@ -134,6 +141,20 @@ def inbound_message_report(
             occurred_at=occurred_at or timezone.now(),
         )
     return True
+
+
+def _emit(callback: ProviderCallback, signal, **kwargs: Any) -> None:
+    """Send the signal; a receiver's ValidationError (bad data: a retry would fail alike) is kept on the log row.
+
+    Any other exception propagates and undoes the caller's transaction, so the provider retries.
+    """
+    try:
+        with transaction.atomic():
+            signal.send(sender=ChannelAccount, **kwargs)
+    except ValidationError as error:
+        logger.warning("%s callback %s refused by a receiver: %s", callback.channel, callback.provider_message_id, error)
+        callback.error = f"refused: {'; '.join(error.messages)}"[:500]
+        callback.save(update_fields=["error"])
 
 
 def _contact_for(*, company_id: int, contact_id: int | None, email: str) -> Contact | None:
