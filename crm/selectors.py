@@ -61,3 +61,15 @@ def lead_list(*, company: Company, filters: dict | None = None) -> QuerySet:
 
     queryset = Lead.objects.filter(company=company).select_related("contact", "pipeline", "stage").order_by("-id")
     return _filtered(LeadFilter, data=filters, queryset=queryset)
+
+
+def service_list(*, company: Company, category: str | None = None, include_inactive: bool = False) -> QuerySet:
+    """The company's service catalogue by name; active services only unless `include_inactive`."""
+    from crm.models import Service
+
+    services = Service.objects.filter(company=company)
+    if not include_inactive:
+        services = services.filter(is_active=True)
+    if category:
+        services = services.filter(category=category)
+    return services.order_by("name", "id")

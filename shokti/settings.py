@@ -216,6 +216,11 @@ REST_FRAMEWORK = {
         "anon": env.str("THROTTLE_ANON", default="60/minute"),
         "user": env.str("THROTTLE_USER", default="1200/minute"),
         "api_key": env.str("THROTTLE_API_KEY", default="6000/minute"),
+        # OTP login (crm/auth_apis.py); "N/15m" means N per 15 minutes.
+        "otp_request_email": env.str("THROTTLE_OTP_REQUEST_EMAIL", default="3/15m"),
+        "otp_request_ip": env.str("THROTTLE_OTP_REQUEST_IP", default="30/h"),
+        "otp_verify_email": env.str("THROTTLE_OTP_VERIFY_EMAIL", default="15/15m"),
+        "otp_verify_ip": env.str("THROTTLE_OTP_VERIFY_IP", default="60/h"),
     },
     "UNAUTHENTICATED_USER": None,
 }
@@ -229,6 +234,18 @@ SIMPLE_JWT = {
     "SIGNING_KEY": secret("JWT_SIGNING_KEY", SECRET_KEY),
     "UPDATE_LAST_LOGIN": False,
 }
+
+# --- OTP login (crm/auth.py), deep links, attribution (engage) ------------------
+OTP_EMAIL_TOKEN_VALIDITY = env.int("OTP_EMAIL_TOKEN_VALIDITY", default=600)  # seconds
+# Back-off is replaced by a hard limit of OTP_MAX_ATTEMPTS wrong tries per code.
+OTP_EMAIL_THROTTLE_FACTOR = 0
+OTP_MAX_ATTEMPTS = env.int("OTP_MAX_ATTEMPTS", default=5)
+OTP_MAX_CODES_PER_WINDOW = env.int("OTP_MAX_CODES_PER_WINDOW", default=3)
+OTP_CODES_WINDOW_MINUTES = env.int("OTP_CODES_WINDOW_MINUTES", default=15)
+DEEP_LINK_BASE_URL = env.str("DEEP_LINK_BASE_URL", default="https://app.sheba.xyz/book")
+DEEP_LINK_APP_URL = env.str("DEEP_LINK_APP_URL", default="https://app.sheba.xyz/booking")
+DEEP_LINK_TTL_HOURS = env.int("DEEP_LINK_TTL_HOURS", default=48)
+ATTRIBUTION_WINDOW_HOURS = env.int("ATTRIBUTION_WINDOW_HOURS", default=72)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Shokti API",

@@ -19,6 +19,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/token/", TokenObtainPairView.as_view(), name="token-obtain"),
     path("api/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    # App-facing: /auth/request-otp, /auth/verify-otp, /auth/refresh, /services.
+    path("", include("crm.auth_apis")),
     path("api/", include("crm.urls")),
     # Provider webhooks (Twilio, Meta) and email open/click/unsubscribe links.
     path("channels/", include("channels_app.urls")),

@@ -1,0 +1,232 @@
+"""App-facing APIs of the CRM: OTP login, token refresh, the service catalogue.
+
+Mounted at the root by shokti/urls.py: POST /auth/request-otp, POST /auth/verify-otp,
+POST /auth/refresh, GET /services.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.urls import path
+from rest_framework import exceptions, serializers, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from crm.auth import (
+    USER_TYPE_CUSTOMER,
+    USER_TYPES,
+    OtpDeliveryFailed,
+    OtpRateLimited,
+    app_user_company,
+    email_normalize,
+    login_user_describe,
+    otp_request,
+    otp_verify,
+)
+from crm.models import Company, User
+from crm.selectors import service_list
+from shokti.api.exceptions import ApplicationError
+from shokti.api.scoping import request_company
+
+PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class WindowRateThrottle(SimpleRateThrottle):
+    """DRF's sliding-window throttle, with rates like "3/15m" (N per k units) and read at each request."""
+
+    def get_rate(self) -> str | None:
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def parse_rate(self, rate: str | None) -> tuple[int | None, int | None]:
+        if rate is None:
+            return None, None
+        number, period = rate.split("/")
+        match = re.fullmatch(r"(\d*)\s*([smhd])[a-z]*", period.strip())
+        if match is None:
+            raise ValueError(f"Unreadable throttle rate {rate!r}")
+        return int(number), int(match.group(1) or 1) * PERIOD_SECONDS[match.group(2)]
+
+
+class IpThrottle(WindowRateThrottle):
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class EmailThrottle(WindowRateThrottle):
+    """Keyed on the submitted email (hashed), known or not: the same limits for every address."""
+
+    def get_cache_key(self, request, view) -> str | None:
+        data = request.data
+        email = data.get("email") if hasattr(data, "get") else None
+        if not isinstance(email, str) or not email.strip():
+            return None
+        ident = hashlib.sha256(email_normalize(email=email).encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class OtpRequestIpThrottle(IpThrottle):
+    scope = "otp_request_ip"
+
+
+class OtpRequestEmailThrottle(EmailThrottle):
+    scope = "otp_request_email"
+
+
+class OtpVerifyIpThrottle(IpThrottle):
+    scope = "otp_verify_ip"
+
+
+class OtpVerifyEmailThrottle(EmailThrottle):
+    scope = "otp_verify_email"
+
+
+class AuthRefreshIpThrottle(IpThrottle):
+    scope = "anon"
+
+
+SENT_MESSAGE = "If this email belongs to an account, a login code is on its way."
+
+
+class OtpRequestApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [OtpRequestIpThrottle, OtpRequestEmailThrottle]
+
+    class InputSerializer(serializers.Serializer):
+        email = serializers.EmailField(max_length=254)
+        user_type = serializers.ChoiceField(choices=USER_TYPES, default=USER_TYPE_CUSTOMER)
+
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            otp_request(**serializer.validated_data)
+        except OtpRateLimited:
+            # What the email throttle says too, for known and unknown emails alike.
+            raise exceptions.Throttled(wait=settings.OTP_CODES_WINDOW_MINUTES * 60) from None
+        except OtpDeliveryFailed:
+            raise ApplicationError(
+                "The login code could not be emailed right now. Try again in a few minutes.",
+                code="email_unavailable",
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            ) from None
+        return Response({"status": "sent", "message": SENT_MESSAGE})
+
+
+def _token_answer(*, access: str, refresh: str) -> dict:
+    return {
+        "access_token": access,
+        "refresh_token": refresh,
+        "token_type": "bearer",
+        "expires_in": int(settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds()),
+    }
+
+
+class OtpVerifyApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [OtpVerifyIpThrottle, OtpVerifyEmailThrottle]
+
+    class InputSerializer(serializers.Serializer):
+        email = serializers.EmailField(max_length=254)
+        code = serializers.RegexField(r"^\d{6}$", error_messages={"invalid": "The code is 6 digits."})
+        user_type = serializers.ChoiceField(choices=USER_TYPES, default=USER_TYPE_CUSTOMER)
+
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            login = otp_verify(**serializer.validated_data)
+        except DjangoValidationError as error:
+            messages = error.message_dict.get("code", error.messages)
+            raise ApplicationError(messages[0], code="invalid_code", fields={"code": messages}) from None
+        return Response(
+            {
+                **_token_answer(access=login.access_token, refresh=login.refresh_token),
+                "user": login_user_describe(user=login.user, contact=login.contact, user_type=login.user_type),
+            }
+        )
+
+
+class AuthRefreshApi(APIView):
+    """Rotate a refresh token: the old one is blacklisted, a new pair comes back."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [AuthRefreshIpThrottle]
+
+    class InputSerializer(serializers.Serializer):
+        refresh_token = serializers.CharField(max_length=4000)
+
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        raw = serializer.validated_data["refresh_token"]
+        try:
+            with transaction.atomic():
+                # Lock the outstanding row: two concurrent refreshes of one token cannot both rotate it.
+                jti = RefreshToken(raw).get("jti")
+                list(OutstandingToken.objects.select_for_update(of=("self",)).filter(jti=jti).order_by().values_list("pk", flat=True))
+                refresh = TokenRefreshSerializer(data={"refresh": raw})
+                refresh.is_valid(raise_exception=True)
+        except (TokenError, InvalidToken) as error:
+            raise ApplicationError(
+                f"The refresh token is not valid: {error.args[0]}", code="not_authenticated", status_code=401
+            ) from None
+        except User.DoesNotExist:
+            raise ApplicationError("The token's user no longer exists.", code="not_authenticated", status_code=401) from None
+        return Response(_token_answer(access=refresh.validated_data["access"], refresh=refresh.validated_data["refresh"]))
+
+
+class ServiceListApi(APIView):
+    """The service catalogue of the caller's company (a customer's or worker's, through their contact; or staff's)."""
+
+    authentication_classes = [JWTAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    class FilterSerializer(serializers.Serializer):
+        category = serializers.CharField(max_length=100, required=False)
+        include_inactive = serializers.BooleanField(required=False, default=False)
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        name = serializers.CharField()
+        name_bn = serializers.CharField()
+        category = serializers.CharField()
+        base_price = serializers.DecimalField(max_digits=10, decimal_places=2)
+        duration_minutes = serializers.IntegerField()
+        is_active = serializers.BooleanField()
+
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        company: Company | None
+        if request.user.is_staff:
+            company = request_company(request)
+        else:
+            company = app_user_company(user=request.user)
+            if company is None:
+                raise exceptions.PermissionDenied("Your login is not linked to a company.")
+        services = service_list(company=company, **filters.validated_data)
+        return Response(self.OutputSerializer(services, many=True).data)
+
+
+urlpatterns = [
+    path("auth/request-otp", OtpRequestApi.as_view(), name="auth-request-otp"),
+    path("auth/verify-otp", OtpVerifyApi.as_view(), name="auth-verify-otp"),
+    path("auth/refresh", AuthRefreshApi.as_view(), name="auth-refresh"),
+    path("services", ServiceListApi.as_view(), name="service-list"),
+]
