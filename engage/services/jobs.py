@@ -25,6 +25,7 @@ from django.utils import timezone
 from crm.models import Company
 from engage.handlers import default_priority, handler_for
 from engage.models import Job
+from shokti.celery import celery_priority_for
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +37,8 @@ def _setting(name: str, default: Any) -> Any:
 
 
 def job_priority_step(priority: int) -> int:
-    """The Redis priority step of a 0-100 job priority: 100 → 0 (Redis serves 0 first), 0 → 9."""
-    priority = max(0, min(100, int(priority)))
-    return (100 - priority) * 9 // 100
+    """The Redis priority step of a 0-100 job priority: 90-100 → 0 (Redis serves 0 first), 0-9 → 9."""
+    return celery_priority_for(priority)
 
 
 def job_lock_timeout() -> timedelta:
@@ -229,6 +229,12 @@ def job_fail(*, job: Job, error: BaseException | str, permanent: bool = False) -
     return status
 
 
+def _count_processed(task_name: str, outcome: str) -> None:
+    from engage.services.messages import _count
+
+    _count("jobs_processed_total", task=task_name, outcome=outcome)
+
+
 def job_execute(*, job_id: int, worker: str | None = None) -> str:
     """Claim and run one job; returns what happened: skipped, completed, failed or dead."""
     job = job_claim(job_id=job_id, worker=worker or f"{socket.gethostname()}")
@@ -240,10 +246,13 @@ def job_execute(*, job_id: int, worker: str | None = None) -> str:
     except Exception as error:
         logger.warning("job %s (%s) attempt %s failed: %s", job.pk, job.task_name, job.attempts, error, exc_info=True)
         status = job_fail(job=job, error=error, permanent=bool(getattr(error, "permanent", False)))
+        if status is not None:
+            _count_processed(job.task_name, "dead" if status == Job.Status.DEAD else "retried")
         return str(status or "skipped")
     if result is not None and not isinstance(result, dict):
         result = {"value": result}
-    job_complete(job=job, result=result)
+    if job_complete(job=job, result=result):
+        _count_processed(job.task_name, "succeeded")
     return "completed"
 
 
