@@ -11,7 +11,8 @@ from django.db.models import F, Q
 from crm.models import Company
 from engage.models import KnowledgeDoc
 
-WORD_PATTERN = re.compile(r"\w+", re.UNICODE)
+# \w alone splits Indic words at their vowel signs (combining marks): take the Indic blocks whole.
+WORD_PATTERN = re.compile(r"[\w\u0900-\u0dff]+")
 MAX_QUERY_WORDS = 30
 
 

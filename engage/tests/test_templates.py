@@ -1,0 +1,114 @@
+"""Prompt templates: sandboxed strict rendering, immutable versions, approval."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from crm.tests.factories import LeadFactory
+from engage.ai import TEMPLATE_VARIABLES, template_latest_approved, template_render
+from engage.models import Message, PromptTemplate, PromptTemplateVersion
+from engage.services.templates import template_version_approve, template_version_create
+
+
+def test_render_fills_declared_variables():
+    body = "প্রিয় {{ customer_name }}, আপনার {{ service_name_bn }} এর সময় হয়েছে। {{ deep_link }}"
+    text = template_render(
+        body=body, agent_type="smartengage",
+        context={"customer_name": "ফাতিমা", "service_name_bn": "হোম ক্লিনিং", "deep_link": "https://x.test/b"},
+    )
+    assert text == "প্রিয় ফাতিমা, আপনার হোম ক্লিনিং এর সময় হয়েছে। https://x.test/b"
+
+
+def test_an_unknown_variable_is_named_in_the_error():
+    with pytest.raises(ValidationError) as error:
+        template_render(body="Hi {{ customer_name }} {{ salary }} {{ zz }}", agent_type="smartengage", context={})
+    message = error.value.message_dict["body"][0]
+    assert message.startswith("Unknown variable(s): salary, zz.")
+    assert "customer_name" in message
+
+
+def test_a_declared_variable_missing_from_the_context_is_an_error():
+    with pytest.raises(ValidationError) as error:
+        template_render(body="Hi {{ contact_name }}", agent_type="sales", context={})
+    assert "contact_name" in error.value.message_dict["body"][0]
+
+
+def test_the_sandbox_refuses_unsafe_attribute_access():
+    with pytest.raises(ValidationError):
+        template_render(body="{{ contact_name.__class__.__mro__ }}", agent_type="sales", context={"contact_name": "x"})
+
+
+def test_a_syntax_error_is_a_validation_error():
+    with pytest.raises(ValidationError) as error:
+        template_render(body="Hi {{ contact_name ", agent_type="sales", context={"contact_name": "x"})
+    assert "syntax error" in error.value.message_dict["body"][0]
+
+
+def test_every_agent_type_documents_its_variables():
+    assert set(TEMPLATE_VARIABLES) == {"sales", "smartengage", "coachnova"}
+    assert all(description for variables in TEMPLATE_VARIABLES.values() for description in variables.values())
+
+
+@pytest.fixture
+def template(company):
+    return PromptTemplate.objects.create(company=company, agent_type="sales", locale="bn", name="welcome")
+
+
+@pytest.mark.django_db
+def test_versions_are_numbered_and_a_bad_body_creates_nothing(template, staff_user):
+    first = template_version_create(template=template, body="Hello {{ contact_name }}", author=staff_user)
+    second = template_version_create(template=template, body="Hi {{ contact_name }}", author=staff_user)
+    assert (first.number, second.number, first.status) == (1, 2, "draft")
+
+    with pytest.raises(ValidationError):
+        template_version_create(template=template, body="Hi {{ unknown_thing }}", author=staff_user)
+    assert template.versions.count() == 2
+
+
+@pytest.mark.django_db
+def test_approving_a_version_archives_the_previously_approved_one(template, staff_user):
+    first = template_version_create(template=template, body="v1 {{ contact_name }}")
+    second = template_version_create(template=template, body="v2 {{ contact_name }}")
+
+    template_version_approve(version=first, actor=staff_user)
+    template_version_approve(version=second, actor=staff_user)
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, second.status) == ("archived", "approved")
+    assert second.approved_by == staff_user and second.approved_at is not None
+
+
+@pytest.mark.django_db
+def test_a_version_body_is_immutable(template):
+    version = template_version_create(template=template, body="v1 {{ contact_name }}")
+    version.body = "changed"
+    with pytest.raises(ValidationError):
+        version.save()
+    version.refresh_from_db()
+    assert version.body == "v1 {{ contact_name }}"
+
+
+@pytest.mark.django_db
+def test_latest_approved_is_scoped_to_company_agent_and_locale(template, company, other_company):
+    assert template_latest_approved(company=company, agent_type="sales", locale="bn") is None
+    version = template_version_approve(version=template_version_create(template=template, body="{{ stage }}"))
+    template_version_create(template=template, body="draft {{ stage }}")
+    english = PromptTemplate.objects.create(company=company, agent_type="sales", locale="en", name="welcome")
+    template_version_approve(version=template_version_create(template=english, body="en {{ stage }}"))
+
+    assert template_latest_approved(company=company, agent_type="sales", locale="bn") == version
+    assert template_latest_approved(company=other_company, agent_type="sales", locale="bn") is None
+    assert template_latest_approved(company=company, agent_type="coachnova", locale="bn") is None
+    assert template_latest_approved(company=company, agent_type="sales", locale="bn", name="other") is None
+
+
+@pytest.mark.django_db
+def test_a_message_remembers_its_template_version(template, company):
+    version = template_version_create(template=template, body="{{ stage }}")
+    lead = LeadFactory(company=company)
+    message = Message.objects.create(
+        company=company, contact=lead.contact, lead=lead, direction="outbound", channel="console", body="x",
+        template_version=version,
+    )
+    assert list(version.messages.all()) == [message]
+    assert PromptTemplateVersion.objects.get(pk=version.pk).messages.count() == 1
