@@ -11,6 +11,9 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 accesslog = "-"
 # Each worker keeps its own database connection; loading the app after fork avoids sharing one.
 preload_app = False
+# gunicorn's control socket has one fixed path per user: two servers on a machine (tests, a
+# second checkout) would fight over it, and nothing here uses it.
+control_socket_disable = True
 
 
 def child_exit(server, worker):

@@ -1,0 +1,36 @@
+"""Celery wiring: queues, priorities for the job ledger, the database beat scheduler in UTC."""
+
+import pytest
+
+from shokti.celery import app, celery_priority_for
+
+
+@pytest.mark.parametrize(
+    ("ledger_priority", "celery_priority"),
+    [(100, 0), (95, 0), (90, 0), (89, 1), (70, 2), (60, 3), (50, 4), (49, 5), (10, 8), (9, 9), (0, 9), (250, 0), (-5, 9)],
+)
+def test_ledger_priority_maps_to_redis_steps_with_0_first(ledger_priority, celery_priority):
+    assert celery_priority_for(ledger_priority) == celery_priority
+
+
+def test_p1_jobs_always_go_before_p2_jobs():
+    # P1 90-100 (AI reply, follow-up, summary) before P2 50-70 (sequence step, webhook reminder).
+    assert max(celery_priority_for(p) for p in range(90, 101)) < min(celery_priority_for(p) for p in range(50, 71))
+
+
+def test_queues_routes_and_beat():
+    assert {queue.name for queue in app.conf.task_queues} == {"default", "whatsapp_web"}
+    assert app.conf.task_default_queue == "default"
+    assert app.amqp.router.route({}, "channels_app.tasks.whatsapp_web_send")["queue"].name == "whatsapp_web"
+    assert app.amqp.router.route({}, "engage.tasks.anything")["queue"].name == "default"
+    assert app.conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+    assert app.conf.timezone == "UTC"
+    assert app.conf.task_acks_late is True
+    assert app.conf.worker_prefetch_multiplier == 1
+
+
+def test_redis_broker_has_ten_priority_steps(settings):
+    assert settings.CELERY_BROKER_URL.startswith("redis://")  # tests run on the real Redis
+    options = app.conf.broker_transport_options
+    assert options["priority_steps"] == list(range(10))
+    assert options["queue_order_strategy"] == "priority"

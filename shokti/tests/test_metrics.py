@@ -1,0 +1,172 @@
+"""GET /metrics: the business counters, in one process and summed over gunicorn workers and other processes."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+from django.test import Client
+
+from shokti import metrics
+
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+
+
+def sample_value(text: str, name: str, labels: dict[str, str]) -> float | None:
+    """The value of one sample in Prometheus text format (labels in any order), or None."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None
+
+
+def test_metrics_exposes_every_business_counter_after_incrementing():
+    run = uuid.uuid4().hex[:8]  # counters are process-global: labels unique to this test
+    metrics.ai_messages_sent_total.labels(
+        agent_type=run, channel="email", message_type="reminder", status="sent"
+    ).inc()
+    metrics.ai_messages_delivered_total.labels(agent_type=run, channel="email").inc(2)
+    metrics.ai_messages_failed_total.labels(agent_type=run, channel="sms", reason="provider_error").inc()
+    metrics.user_events_total.labels(
+        event_type="message_clicked", agent_type=run, channel="email", source="deeplink"
+    ).inc(3)
+    metrics.opt_outs_total.labels(channel="sms", reason=run).inc()
+    metrics.jobs_processed_total.labels(task=run, outcome="succeeded").inc(4)
+    metrics.campaign_recipients_skipped_total.labels(reason=run).inc(5)
+
+    response = Client().get("/metrics")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    text = response.content.decode()
+    expected = [
+        ("ai_messages_sent_total", {"agent_type": run, "channel": "email", "message_type": "reminder", "status": "sent"}, 1),
+        ("ai_messages_delivered_total", {"agent_type": run, "channel": "email"}, 2),
+        ("ai_messages_failed_total", {"agent_type": run, "channel": "sms", "reason": "provider_error"}, 1),
+        (
+            "user_events_total",
+            {"event_type": "message_clicked", "agent_type": run, "channel": "email", "source": "deeplink"},
+            3,
+        ),
+        ("opt_outs_total", {"channel": "sms", "reason": run}, 1),
+        ("jobs_processed_total", {"task": run, "outcome": "succeeded"}, 4),
+        ("campaign_recipients_skipped_total", {"reason": run}, 5),
+    ]
+    for name, labels, value in expected:
+        assert sample_value(text, name, labels) == value, name
+        assert re.search(rf"^# TYPE {name.removesuffix('_total')}(_total)? counter$", text, re.MULTILINE), name
+
+
+def test_metrics_includes_django_request_metrics():
+    Client().get("/health-that-does-not-exist")
+
+    text = Client().get("/metrics").content.decode()
+
+    assert "django_http_responses_total_by_status_total" in text
+
+
+# --- multiprocess: gunicorn workers and other processes write to one folder ---------------
+
+
+@pytest.fixture
+def multiprocess_dir(tmp_path) -> Path:
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    return folder
+
+
+def _environment(multiprocess_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PROMETHEUS_MULTIPROC_DIR=str(multiprocess_dir),
+        DJANGO_SETTINGS_MODULE="shokti.settings",
+        # The probes below touch neither; keep the children off the test database.
+        DATABASE_URL=os.environ.get("DATABASE_URL", ""),
+    )
+    return {key: value for key, value in env.items() if value}
+
+
+@pytest.fixture
+def gunicorn_server(multiprocess_dir):
+    """gunicorn with 2 workers recycled every 4 requests, on an ephemeral port, via gunicorn.conf.py."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.set_inheritable(True)
+    port = listener.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            str(GUNICORN),
+            "shokti.wsgi:application",
+            "--bind", f"fd://{listener.fileno()}",
+            "--workers", "2",
+            "--max-requests", "4",
+            "--max-requests-jitter", "0",
+            "--log-level", "warning",
+            "--access-logfile", "/dev/null",
+        ],
+        cwd=settings.BASE_DIR,  # where gunicorn.conf.py (the child_exit hook) is read from
+        env=_environment(multiprocess_dir),
+        pass_fds=[listener.fileno()],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{base_url}/metrics", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:  # listening already, workers still booting
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not start: {process.stderr.read().decode()[-2000:]}")
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        listener.close()
+
+
+def test_metrics_are_summed_over_gunicorn_workers_and_other_processes(gunicorn_server, multiprocess_dir):
+    # given: 12 requests, which 2 workers recycled every 4 requests share between at least 3 processes
+    for _ in range(12):
+        assert requests.get(f"{gunicorn_server}/api/no-such-endpoint/", timeout=10).status_code == 404
+    # and a process outside gunicorn (as a Celery worker is) counting jobs into the same folder
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from shokti.metrics import jobs_processed_total; "
+            "jobs_processed_total.labels(task='probe', outcome='succeeded').inc(3)",
+        ],
+        cwd=settings.BASE_DIR,
+        env=_environment(multiprocess_dir),
+        check=True,
+        timeout=60,
+    )
+
+    # when
+    text = requests.get(f"{gunicorn_server}/metrics", timeout=10).text
+
+    # then
+    writers = {path.stem.rsplit("_", 1)[1] for path in multiprocess_dir.glob("counter_*.db")}
+    assert len(writers) >= 4, writers  # >= 3 gunicorn workers + the job process
+    assert sample_value(text, "django_http_responses_total_by_status_total", {"status": "404"}) == 12
+    assert sample_value(text, "jobs_processed_total", {"task": "probe", "outcome": "succeeded"}) == 3
