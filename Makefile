@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/shokti
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PORT ?= 8000
+# Prometheus multiprocess mode: gunicorn workers and Celery processes write here, /metrics sums it.
+PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
 
 .PHONY: run test bench venv services migrate seed lint clean
 
@@ -33,7 +35,9 @@ run: venv
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py collectstatic --noinput -v 0
 	@echo "Shokti: http://127.0.0.1:$(PORT)/admin/ (login printed above by seed_demo)"
-	PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	@# Files of a previous run's processes would be summed in again: start empty.
+	rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPROC_DIR)
+	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
 test: venv services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
