@@ -18,6 +18,7 @@ from django.utils import timezone
 from crm.models import Channel, Company, Contact, Event, Lead, Pipeline, Stage
 from crm.services import consent_revoke, phone_normalize, pipeline_get_or_create_default
 from engage.models import Message
+from engage.services.handoff import lead_flag_handoff_if_requested
 from engage.services.jobs import job_enqueue
 from engage.services.messages import _count
 
@@ -307,6 +308,8 @@ def _capture(
             idempotency_key=f"opt_out_confirmation:{message_id}",
         )
     else:
+        # Asking for a human pauses the AI for this lead (the queued ai_engage then skips).
+        lead_flag_handoff_if_requested(company=company, lead_id=lead_id, text=text)
         job = job_enqueue(
             company=company, task_name="ai_engage", payload=payload, idempotency_key=f"ai_engage:inbound:{message_id}"
         )

@@ -1,0 +1,95 @@
+"""Human hand-off: a contact asks for a person, ops take the conversation over and hand it back."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from crm.models import Company, Lead, User
+from crm.services import event_record
+from engage.models import AIConfig, Job
+from engage.models.ai import DEFAULT_HANDOFF_KEYWORDS
+from engage.services.jobs import job_enqueue
+
+MANUAL_REPLY_MAX_LENGTH = 4096
+
+
+def handoff_is_requested(*, text: str, keywords: list[str]) -> bool:
+    """Whether `text` asks for a human: a keyword as a whole word (any script), case-insensitive."""
+    folded = text.casefold()
+    for keyword in keywords:
+        keyword = keyword.strip().casefold()
+        if keyword and re.search(rf"(?<!\w){re.escape(keyword)}(?!\w)", folded):
+            return True
+    return False
+
+
+def lead_flag_handoff_if_requested(*, company: Company, lead_id: int, text: str) -> bool:
+    """In the capture flow: flag the lead for hand-off (and pause the AI) if the message asks for a human."""
+    # On the inbound hot path: one indexed read, no AIConfig row created.
+    keywords = AIConfig.objects.filter(company=company).values_list("handoff_keywords", flat=True).first()
+    if keywords is None:
+        keywords = DEFAULT_HANDOFF_KEYWORDS
+    if not handoff_is_requested(text=text, keywords=list(keywords or [])):
+        return False
+    now = timezone.now()
+    with transaction.atomic():
+        flagged = Lead.objects.filter(pk=lead_id, company=company, handoff_requested_at__isnull=True).update(
+            handoff_requested_at=now, is_ai_paused=True, updated_at=now
+        )
+        if flagged:
+            lead = Lead.objects.select_related("contact").get(pk=lead_id)
+            event_record(
+                company=company, type="handoff.requested", contact=lead.contact, target=lead,
+                payload={"text": text[:200]}, source="engage",
+            )
+    return bool(flagged)
+
+
+@transaction.atomic
+def lead_take_over(*, lead: Lead, actor: User | None) -> Lead:
+    """A person takes the conversation: the AI stops replying to this lead."""
+    lead = Lead.objects.select_for_update().select_related("contact", "company").get(pk=lead.pk)
+    if not lead.is_ai_paused:
+        lead.is_ai_paused = True
+        lead.save(update_fields=["is_ai_paused", "updated_at"])
+        event_record(company=lead.company, type="handoff.taken_over", contact=lead.contact, target=lead,
+                     source="admin", actor=actor)
+    return lead
+
+
+@transaction.atomic
+def lead_hand_back(*, lead: Lead, actor: User | None) -> Lead:
+    """Give the conversation back to the AI and clear the hand-off request."""
+    lead = Lead.objects.select_for_update().select_related("contact", "company").get(pk=lead.pk)
+    if lead.is_ai_paused or lead.handoff_requested_at:
+        lead.is_ai_paused = False
+        lead.handoff_requested_at = None
+        lead.save(update_fields=["is_ai_paused", "handoff_requested_at", "updated_at"])
+        event_record(company=lead.company, type="handoff.handed_back", contact=lead.contact, target=lead,
+                     source="admin", actor=actor)
+    return lead
+
+
+@transaction.atomic
+def lead_manual_reply(*, lead: Lead, actor: User | None, body: str) -> Job:
+    """Queue a reply typed by a person, sent on the lead's channel as agent `manual`; takes the conversation over."""
+    body = (body or "").strip()
+    if not body:
+        raise ValidationError({"body": "Type a reply."})
+    if len(body) > MANUAL_REPLY_MAX_LENGTH:
+        raise ValidationError({"body": f"At most {MANUAL_REPLY_MAX_LENGTH} characters."})
+    lead = lead_take_over(lead=lead, actor=actor)
+    if not lead.contact.is_consented(lead.channel):
+        raise ValidationError({"body": f"The contact has opted out of {lead.channel}."})
+    return job_enqueue(
+        company=lead.company,
+        task_name="manual_reply",
+        payload={"lead_id": lead.pk, "body": body, "actor_id": actor.pk if actor else None},
+        idempotency_key=f"manual_reply:{lead.pk}:{uuid.uuid4().hex}",
+        priority=100,
+    )

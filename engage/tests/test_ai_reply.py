@@ -1,0 +1,143 @@
+"""The `ai_engage` job: an inbound message gets an AI reply on the lead's channel, recorded end to end."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from channels_app.adapters import console
+from crm.models import Event, Lead
+from engage.models import AIConfig, AISession, Job, KnowledgeDoc, Message
+from engage.services.ai_reply import ai_reply_send
+from engage.tests.helpers import capture, jobs, run_job
+
+pytestmark = pytest.mark.django_db
+
+ANSWER = "আমাদের ডিজিটাল মার্কেটিং কোর্স তিন মাসের, দাম ৫০০০ টাকা।"
+FALLBACK = "ধন্যবাদ, আপনার বার্তা পেয়েছি। আমাদের একজন প্রতিনিধি শীঘ্রই আপনার সাথে যোগাযোগ করবেন।"
+
+
+def outbound(lead_id):
+    return list(Message.objects.filter(lead_id=lead_id, direction="outbound").order_by("id"))
+
+
+def test_an_inbound_message_gets_a_reply_built_from_prompt_knowledge_and_history(fake_openai, company):
+    # given
+    AIConfig.objects.create(company=company, system_prompt="You sell Shokti's courses.")
+    KnowledgeDoc.objects.create(company=company, title="কোর্সের দাম", body="ডিজিটাল মার্কেটিং কোর্সের দাম ৫০০০ টাকা।")
+    KnowledgeDoc.objects.create(company=company, title="Refunds", body="Full refund within 7 days.")
+    fake_openai.reply(ANSWER)
+    first = capture(company, "হ্যালো")
+    Message.objects.create(
+        company=company, contact_id=first.contact_id, lead_id=first.lead_id, direction="outbound",
+        channel="console", body="হ্যালো! কীভাবে সাহায্য করতে পারি?", status="sent",
+    )
+    inbound = capture(company, "কোর্সের দাম কত?")
+
+    # when
+    assert run_job(inbound.job_id) == "completed"
+
+    # then: the prompt
+    request = fake_openai.last_request
+    system, *turns = request["messages"]
+    assert system["role"] == "system"
+    assert system["content"].startswith("You sell Shokti's courses.")
+    assert "[কোর্সের দাম]\nডিজিটাল মার্কেটিং কোর্সের দাম ৫০০০ টাকা।" in system["content"]
+    assert "Refunds" not in system["content"]
+    assert turns == [
+        {"role": "user", "content": "হ্যালো"},
+        {"role": "assistant", "content": "হ্যালো! কীভাবে সাহায্য করতে পারি?"},
+        {"role": "user", "content": "কোর্সের দাম কত?"},
+    ]
+    # the reply, sent through the lead's channel and recorded
+    reply = outbound(inbound.lead_id)[-1]
+    assert (reply.body, reply.status, reply.channel) == (ANSWER, "sent", "console")
+    assert (reply.agent_type, reply.message_type, reply.job_id) == ("sales", "reply", inbound.job_id)
+    assert console.outbox[-1].body == ANSWER
+    session = AISession.objects.get(purpose="reply")
+    assert (session.outcome, session.message, session.lead_id) == ("ok", reply, inbound.lead_id)
+    assert Event.objects.filter(type="message.sent", contact_id=inbound.contact_id).count() == 1
+    # and what comes next: a follow-up in 24 h, and a summary
+    followup = jobs("followup_bumpup")[0]
+    assert followup.payload == {"lead_id": inbound.lead_id, "inbound_message_id": inbound.message_id, "number": 1}
+    assert followup.idempotency_key == f"followup_bumpup:{inbound.lead_id}:{inbound.message_id}:1"
+    assert followup.priority == 95
+    expected = timezone.now() + dt.timedelta(hours=24)
+    assert abs((followup.next_run_at - expected).total_seconds()) < 60
+    assert [job.priority for job in jobs("ai_summary")] == [90]
+
+
+def test_a_company_setting_changes_the_follow_up_delay(fake_openai, company):
+    AIConfig.objects.create(company=company, followup_after_hours=2)
+    inbound = capture(company, "দাম কত?")
+
+    run_job(inbound.job_id)
+
+    delay = jobs("followup_bumpup")[0].next_run_at - timezone.now()
+    assert dt.timedelta(hours=1, minutes=59) < delay <= dt.timedelta(hours=2)
+
+
+def test_a_failed_generation_sends_the_fallback_and_records_why(fake_openai, company):
+    fake_openai.fail(status=500, times=3)
+    inbound = capture(company, "দাম কত?")
+
+    run_job(inbound.job_id)
+
+    assert [message.body for message in outbound(inbound.lead_id)] == [FALLBACK]
+    session = AISession.objects.get()
+    assert session.outcome == "error" and "InternalServerError" in session.error
+
+
+def test_without_an_api_key_the_fallback_is_sent(fake_openai, company, settings):
+    settings.OPENAI_API_KEY = ""
+    inbound = capture(company, "দাম কত?")
+
+    run_job(inbound.job_id)
+
+    assert [message.body for message in outbound(inbound.lead_id)] == [FALLBACK]
+    assert AISession.objects.get().error == "no API key configured"
+    assert fake_openai.requests == []
+
+
+def test_running_the_same_job_twice_sends_and_generates_once(fake_openai, company):
+    fake_openai.reply(ANSWER)
+    inbound = capture(company, "দাম কত?")
+    job = Job.objects.get(pk=inbound.job_id)
+
+    ai_reply_send(job=job, lead_id=inbound.lead_id, message_id=inbound.message_id)
+    ai_reply_send(job=job, lead_id=inbound.lead_id, message_id=inbound.message_id)
+
+    assert len(outbound(inbound.lead_id)) == 1
+    assert len(fake_openai.requests) == 1
+    assert AISession.objects.count() == 1
+    assert len(jobs("followup_bumpup")) == 1
+
+
+@pytest.mark.parametrize("reason", ["lead_won", "lead_lost", "opted_out", "handoff", "replies_disabled"])
+def test_no_reply_when_the_lead_is_closed_opted_out_or_with_a_human(fake_openai, company, reason):
+    inbound = capture(company, "দাম কত?")
+    lead = Lead.objects.get(pk=inbound.lead_id)
+    if reason in ("lead_won", "lead_lost"):
+        Lead.objects.filter(pk=lead.pk).update(status=reason.removeprefix("lead_"))
+    elif reason == "opted_out":
+        lead.contact.__class__.objects.filter(pk=lead.contact_id).update(is_sms_consented=False)
+    elif reason == "handoff":
+        Lead.objects.filter(pk=lead.pk).update(is_ai_paused=True)
+    else:
+        AIConfig.objects.create(company=company, is_reply_enabled=False)
+
+    assert run_job(inbound.job_id) == "completed"
+
+    assert outbound(inbound.lead_id) == []
+    assert fake_openai.requests == []
+    assert Job.objects.get(pk=inbound.job_id).result == {"skipped": reason}
+    assert Event.objects.get(type="ai.reply_skipped").payload["reason"] == reason
+    assert jobs("followup_bumpup") == []
+
+
+def test_a_job_pointing_at_another_companys_lead_is_dead_at_once(fake_openai, company, other_company):
+    inbound = capture(company, "দাম কত?")
+    Job.objects.filter(pk=inbound.job_id).update(company=other_company)
+
+    assert run_job(inbound.job_id) == "dead"
+    assert outbound(inbound.lead_id) == []
