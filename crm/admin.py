@@ -1,13 +1,68 @@
-from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+"""The operations console for the CRM graph. Every admin here is tenant-scoped (see shokti/admin.py)."""
 
-from crm.models import User
+from __future__ import annotations
+
+import uuid
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
+from django.utils.translation import ngettext
+
+from crm.models import (
+    ApiKey,
+    Booking,
+    Company,
+    Contact,
+    Customer,
+    Event,
+    Lead,
+    Membership,
+    Pipeline,
+    Service,
+    Stage,
+    User,
+    Worker,
+)
+from crm.services import (
+    api_key_create,
+    api_key_revoke,
+    lead_move_to_stage,
+    phone_normalize,
+)
+from shokti.admin import TenantScopedAdmin, TenantScopedInline
+
+# How much of a contact's history its page shows (newest first).
+CONTACT_PANEL_LIMIT = 20
+CONTACT_TIMELINE_LIMIT = 50
+
+# Each move is its own transaction and event: keep one request's work bounded.
+MOVE_TO_STAGE_LIMIT = 1000
+
+# The event types the timeline filter offers: a fixed list, so the filter never scans the table.
+EVENT_TYPES = [
+    "lead.created",
+    "stage.changed",
+    "message.received",
+    "message.sent",
+    "notification_opened",
+    "message_clicked",
+    "deeplink_followed",
+    "booking_created",
+    "opt_out",
+    "contact.merged",
+]
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(TenantScopedAdmin, DjangoUserAdmin):
+    company_field = "memberships__company"
     ordering = ["email"]
-    list_display = ["email", "full_name", "is_staff", "is_active"]
+    list_display = ["email", "full_name", "is_staff", "is_active", "last_login"]
+    list_filter = ["is_staff", "is_superuser", "is_active", "groups"]
     search_fields = ["email", "full_name"]
     fieldsets = (
         (None, {"fields": ("email", "password")}),
@@ -16,3 +71,374 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+
+@admin.register(Company)
+class CompanyAdmin(TenantScopedAdmin):
+    company_field = ""
+    list_display = ["name", "slug", "default_region", "timezone", "is_active", "created_at"]
+    list_filter = ["is_active", "default_region"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["created_at"]
+    ordering = ["name"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(TenantScopedAdmin):
+    list_display = ["user", "company", "role", "created_at"]
+    list_filter = ["role", "company"]
+    list_select_related = ["user", "company"]
+    search_fields = ["user__email", "user__full_name", "company__name"]
+    autocomplete_fields = ["user"]
+    readonly_fields = ["created_at"]
+    ordering = ["-id"]
+
+
+class ApiKeyForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ["company", "name"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(TenantScopedAdmin):
+    form = ApiKeyForm
+    list_display = ["name", "company", "prefix", "is_active", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), "company"]
+    list_select_related = ["company"]
+    search_fields = ["name", "=prefix"]
+    actions = ["revoke"]
+    ordering = ["-id"]
+
+    @admin.display(boolean=True, description="active")
+    def is_active(self, api_key: ApiKey) -> bool:
+        return api_key.is_active
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["company", "name"]
+        return ["company", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["company", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        created, raw_key = api_key_create(company=obj.company, name=obj.name)
+        # The admin goes on with `obj` (log entry, redirect): make it the row the service created.
+        obj.pk = created.pk
+        obj.refresh_from_db()
+        self.message_user(
+            request,
+            f"API key “{created.name}” created. Copy it now, it will not be shown again: {raw_key}",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    def revoke(self, request, queryset):
+        revoked = 0
+        for api_key in queryset.filter(revoked_at__isnull=True):
+            api_key_revoke(api_key=api_key)
+            revoked += 1
+        self.message_user(request, ngettext("Revoked %d API key.", "Revoked %d API keys.", revoked) % revoked)
+
+
+# --- Contacts -------------------------------------------------------------------------------
+
+
+class ContactForm(forms.ModelForm):
+    class Meta:
+        model = Contact
+        fields = [
+            "company",
+            "name",
+            "phone",
+            "email",
+            "locale",
+            "timezone",
+            "is_email_consented",
+            "is_sms_consented",
+            "is_whatsapp_consented",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        phone, company = cleaned.get("phone"), cleaned.get("company")
+        if phone and company is not None:
+            try:
+                cleaned["phone"] = phone_normalize(phone=phone, region=company.default_region)
+            except ValidationError as error:
+                self.add_error("phone", error.message_dict["phone"])
+        if cleaned.get("email"):
+            cleaned["email"] = cleaned["email"].strip().lower()
+        return cleaned
+
+
+@admin.register(Contact)
+class ContactAdmin(TenantScopedAdmin):
+    form = ContactForm
+    list_display = [
+        "name",
+        "phone",
+        "email",
+        "company",
+        "locale",
+        "is_email_consented",
+        "is_sms_consented",
+        "is_whatsapp_consented",
+        "created_at",
+    ]
+    list_filter = ["is_email_consented", "is_sms_consented", "is_whatsapp_consented", "company"]
+    list_select_related = ["company"]
+    search_fields = ["name", "phone", "email"]
+    readonly_fields = ["user", "consent_updated_at", "created_at", "updated_at"]
+    ordering = ["-id"]
+    change_form_template = "admin/crm/contact/change_form.html"
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk:
+            context.update(_contact_panels(obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+def _contact_panels(contact: Contact) -> dict:
+    """The contact's leads, bookings and timeline, newest first and bounded."""
+    return {
+        "contact_leads": list(
+            contact.leads.select_related("pipeline", "stage", "owner").order_by("-id")[:CONTACT_PANEL_LIMIT]
+        ),
+        "contact_bookings": list(
+            Booking.objects.filter(customer__contact=contact)
+            .select_related("service", "worker__contact")
+            .order_by("-scheduled_at", "-id")[:CONTACT_PANEL_LIMIT]
+        ),
+        "contact_events": list(
+            contact.events.select_related("actor").order_by("-occurred_at", "-id")[:CONTACT_TIMELINE_LIMIT]
+        ),
+        "contact_panel_limit": CONTACT_PANEL_LIMIT,
+        "contact_timeline_limit": CONTACT_TIMELINE_LIMIT,
+    }
+
+
+# --- Pipelines and leads --------------------------------------------------------------------
+
+
+class StageInline(TenantScopedInline):
+    model = Stage
+    company_field = "pipeline__company"
+    fields = ["order", "name", "kind"]
+    ordering = ["order"]
+    extra = 0
+
+
+@admin.register(Pipeline)
+class PipelineAdmin(TenantScopedAdmin):
+    list_display = ["name", "company", "is_default", "created_at"]
+    list_filter = ["is_default", "company"]
+    list_select_related = ["company"]
+    search_fields = ["name", "company__name"]
+    readonly_fields = ["created_at"]
+    inlines = [StageInline]
+    ordering = ["company", "name"]
+
+
+@admin.register(Stage)
+class StageAdmin(TenantScopedAdmin):
+    company_field = "pipeline__company"
+    list_display = ["name", "pipeline", "order", "kind"]
+    list_filter = ["kind", "pipeline"]
+    list_select_related = ["pipeline", "pipeline__company"]
+    search_fields = ["name", "pipeline__name"]
+    autocomplete_fields = ["pipeline"]
+    ordering = ["pipeline", "order"]
+
+
+class LeadForm(forms.ModelForm):
+    class Meta:
+        model = Lead
+        fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        stage, pipeline = cleaned.get("stage"), cleaned.get("pipeline")
+        if stage is not None and pipeline is not None and stage.pipeline_id != pipeline.pk:
+            self.add_error("stage", "This stage belongs to another pipeline.")
+        return cleaned
+
+
+class MoveToStageForm(forms.Form):
+    stage = forms.ModelChoiceField(queryset=Stage.objects.none(), empty_label=None)
+
+    def __init__(self, *args, stages, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["stage"].queryset = stages
+
+
+@admin.register(Lead)
+class LeadAdmin(TenantScopedAdmin):
+    form = LeadForm
+    list_display = ["id", "contact", "company", "pipeline", "stage", "status", "channel", "source", "score", "owner",
+                    "created_at"]
+    list_display_links = ["id", "contact"]
+    list_filter = ["status", "channel", "stage", "pipeline", "company"]
+    list_select_related = ["contact", "company", "pipeline__company", "stage__pipeline", "owner"]
+    search_fields = ["contact__name", "contact__phone", "contact__email", "source"]
+    autocomplete_fields = ["contact", "pipeline"]
+    actions = ["move_to_stage"]
+    ordering = ["-id"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = ["created_at", "updated_at"]
+        if obj is not None:
+            # A stage change goes through the "move to stage" action, which records it.
+            fields += ["stage", "status"]
+        return fields
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "owner":
+            kwargs["queryset"] = User.objects.filter(is_staff=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.action(description="Move selected leads to a stage…", permissions=["change"])
+    def move_to_stage(self, request, queryset):
+        leads = list(queryset.select_related("contact", "pipeline", "stage")[: MOVE_TO_STAGE_LIMIT + 1])
+        if len(leads) > MOVE_TO_STAGE_LIMIT:
+            self.message_user(
+                request, f"Select at most {MOVE_TO_STAGE_LIMIT} leads to move at once.", messages.ERROR
+            )
+            return None
+        stages = (
+            Stage.objects.filter(pipeline_id__in={lead.pipeline_id for lead in leads})
+            .select_related("pipeline")
+            .order_by("pipeline__name", "order")
+        )
+        form = MoveToStageForm(request.POST if "apply" in request.POST else None, stages=stages)
+        if form.is_bound and form.is_valid():
+            stage = form.cleaned_data["stage"]
+            moved = unchanged = other_pipeline = 0
+            for lead in leads:
+                if lead.pipeline_id != stage.pipeline_id:
+                    other_pipeline += 1
+                elif lead.stage_id == stage.pk:
+                    unchanged += 1
+                else:
+                    lead_move_to_stage(lead=lead, stage=stage, actor=request.user, source="admin")
+                    moved += 1
+            report = ngettext("Moved %(moved)d lead to %(stage)s.", "Moved %(moved)d leads to %(stage)s.", moved)
+            report %= {"moved": moved, "stage": stage}
+            if unchanged:
+                report += f" {unchanged} already there."
+            if other_pipeline:
+                report += f" {other_pipeline} skipped: in another pipeline."
+            self.message_user(request, report, messages.SUCCESS if moved else messages.WARNING)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Move leads to a stage",
+            "opts": self.opts,
+            "leads": leads,
+            "form": form,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "select_across": request.POST.get("select_across", "0"),
+        }
+        return TemplateResponse(request, "admin/crm/lead/move_to_stage.html", context)
+
+
+# --- Home services --------------------------------------------------------------------------
+
+
+@admin.register(Service)
+class ServiceAdmin(TenantScopedAdmin):
+    list_display = ["name", "name_bn", "category", "base_price", "duration_minutes", "is_active", "company"]
+    list_filter = ["is_active", "category", "company"]
+    list_select_related = ["company"]
+    search_fields = ["name", "name_bn", "category"]
+    ordering = ["company", "name"]
+
+
+@admin.register(Customer)
+class CustomerAdmin(TenantScopedAdmin):
+    list_display = ["contact", "company", "last_booking_at", "created_at"]
+    list_filter = ["company"]
+    list_select_related = ["contact", "company"]
+    search_fields = ["contact__name", "contact__phone", "contact__email"]
+    autocomplete_fields = ["contact", "typical_services"]
+    readonly_fields = ["last_booking_at", "created_at"]
+    ordering = ["-id"]
+
+
+@admin.register(Worker)
+class WorkerAdmin(TenantScopedAdmin):
+    list_display = ["contact", "company", "is_active", "ratings_avg", "created_at"]
+    list_filter = ["is_active", "company"]
+    list_select_related = ["contact", "company"]
+    search_fields = ["contact__name", "contact__phone", "contact__email"]
+    autocomplete_fields = ["contact"]
+    readonly_fields = ["created_at"]
+    ordering = ["-id"]
+
+
+@admin.register(Booking)
+class BookingAdmin(TenantScopedAdmin):
+    list_display = ["id", "scheduled_at", "customer", "worker", "service", "status", "rating", "price", "company"]
+    list_display_links = ["id", "scheduled_at"]
+    list_filter = ["status", ("scheduled_at", admin.DateFieldListFilter), "service", "company"]
+    list_select_related = ["customer__contact", "worker__contact", "service", "company"]
+    search_fields = ["customer__contact__name", "customer__contact__phone"]
+    autocomplete_fields = ["customer", "worker", "service"]
+    readonly_fields = ["created_at"]
+    date_hierarchy = "scheduled_at"
+    # Matches the (company, -scheduled_at) index.
+    ordering = ["-scheduled_at"]
+
+
+# --- Timeline -----------------------------------------------------------------------------
+
+
+class EventTypeFilter(admin.SimpleListFilter):
+    title = "type"
+    parameter_name = "type"
+
+    def lookups(self, request, model_admin):
+        return [(event_type, event_type) for event_type in EVENT_TYPES]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(type=self.value()) if self.value() else queryset
+
+
+@admin.register(Event)
+class EventAdmin(TenantScopedAdmin):
+    """The audit trail: read-only for everyone."""
+
+    list_display = ["occurred_at", "type", "contact", "target_type", "target_id", "source", "company"]
+    list_filter = [EventTypeFilter, ("occurred_at", admin.DateFieldListFilter), "company"]
+    list_select_related = ["contact", "target_type", "company"]
+    search_fields = ["=type", "=source"]
+    search_help_text = "An event type, a source, or a correlation id."
+    date_hierarchy = "occurred_at"
+    # Matches the (company, -occurred_at) index.
+    ordering = ["-occurred_at", "-id"]
+    fields = ["company", "type", "occurred_at", "contact", "target_type", "target_id", "source", "actor",
+              "correlation_id", "payload"]
+
+    def get_search_results(self, request, queryset, search_term):
+        try:
+            correlation_id = uuid.UUID(search_term.strip())
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+        # A correlation id: one indexed lookup instead of a text match.
+        return queryset.filter(correlation_id=correlation_id), False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
