@@ -21,6 +21,8 @@ urlpatterns = [
     path("api/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     # App-facing: /auth/request-otp, /auth/verify-otp, /auth/refresh, /services.
     path("", include("crm.auth_apis")),
+    # App-facing: /events, /book (deep links), /api/deeplinks/verify.
+    path("", include("engage.events_apis")),
     path("api/", include("crm.urls")),
     # Provider webhooks (Twilio, Meta) and email open/click/unsubscribe links.
     path("channels/", include("channels_app.urls")),

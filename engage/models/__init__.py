@@ -3,12 +3,15 @@
 from engage.models.ai import AgentType, AIConfig, AISession, BannedPhrase, FallbackText, KnowledgeDoc
 from engage.models.jobs import Job
 from engage.models.messages import Message
+from engage.models.policy import CampaignPreset, EngagementPolicy
 from engage.models.sequences import Enrollment, Sequence, SequenceStep
 from engage.models.templates import PromptTemplate, PromptTemplateVersion
 
 __all__ = [
     "Job",
     "Message",
+    "CampaignPreset",
+    "EngagementPolicy",
     "AgentType",
     "AIConfig",
     "AISession",

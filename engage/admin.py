@@ -1,0 +1,3 @@
+"""engage's admin. Shared by the engage engineers: add your model admins below (or in a module imported here)."""
+
+from engage.policy_admin import CampaignPresetInline, EngagementPolicyAdmin  # noqa: F401

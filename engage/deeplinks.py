@@ -1,0 +1,175 @@
+"""Signed, expiring deep links into the booking flow.
+
+A token is `django.core.signing` (HMAC-SHA256 with SECRET_KEY and its own salt) over a small JSON
+payload: company, customer, optional service, optional promo code, type (booking/promo), expiry
+(unix seconds) and the correlation id of the message that carried it. Tokens of other signers
+(other salts) fail as tampered; the expiry is in the payload because every link has its own ttl.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from django.conf import settings
+from django.core import signing
+from django.utils import timezone
+
+from crm.models import Customer, Service
+
+SALT = "engage.deeplinks.v1"
+TYPE_BOOKING = "booking"
+TYPE_PROMO = "promo"
+TYPES = (TYPE_BOOKING, TYPE_PROMO)
+MAX_TTL_HOURS = 24 * 90
+PROMO_CODE_MAX_LENGTH = 40
+
+
+class DeepLinkInvalid(Exception):
+    """A token that must not be honoured; `reason` is malformed, tampered, expired or wrong_type."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class DeepLinkClaims:
+    company_id: int
+    customer_id: int
+    service_id: int | None
+    promo_code: str
+    type: str
+    expires_at: dt.datetime
+    correlation_id: str | None
+
+    def as_dict(self) -> dict:
+        return {
+            "company_id": self.company_id,
+            "customer_id": self.customer_id,
+            "service_id": self.service_id,
+            "promo_code": self.promo_code,
+            "type": self.type,
+            "expires_at": self.expires_at.isoformat(),
+            "correlation_id": self.correlation_id,
+        }
+
+
+def deeplink_token_create(
+    *,
+    customer: Customer,
+    link_type: str = TYPE_BOOKING,
+    service: Service | None = None,
+    promo_code: str = "",
+    ttl_hours: int | None = None,
+    correlation_id: uuid.UUID | str | None = None,
+) -> str:
+    """A signed token for `customer` that expires after `ttl_hours` (DEEP_LINK_TTL_HOURS by default)."""
+    if link_type not in TYPES:
+        raise ValueError(f"link_type must be one of {TYPES}")
+    ttl_hours = settings.DEEP_LINK_TTL_HOURS if ttl_hours is None else ttl_hours
+    if not 0 < ttl_hours <= MAX_TTL_HOURS:
+        raise ValueError(f"ttl_hours must be between 1 and {MAX_TTL_HOURS}")
+    if service is not None and service.company_id != customer.company_id:
+        raise ValueError("The service belongs to another company.")
+    if link_type == TYPE_PROMO and not promo_code:
+        raise ValueError("A promo link needs a promo code.")
+    if len(promo_code) > PROMO_CODE_MAX_LENGTH:
+        raise ValueError(f"A promo code has at most {PROMO_CODE_MAX_LENGTH} characters.")
+    expires_at = timezone.now() + dt.timedelta(hours=ttl_hours)
+    payload = {
+        "co": customer.company_id,
+        "c": customer.pk,
+        "t": link_type,
+        "e": int(expires_at.timestamp()),
+    }
+    if service is not None:
+        payload["s"] = service.pk
+    if promo_code:
+        payload["p"] = promo_code
+    if correlation_id:
+        payload["r"] = str(correlation_id)
+    return signing.dumps(payload, salt=SALT, compress=True)
+
+
+def deeplink_url(
+    *,
+    token: str,
+    utm_source: str = "shokti",
+    utm_medium: str = "message",
+    utm_campaign: str = "smartengage_reminder",
+) -> str:
+    """The link on DEEP_LINK_BASE_URL with the token and UTM parameters."""
+    base = urlsplit(settings.DEEP_LINK_BASE_URL)
+    query = urlencode(
+        {"token": token, "utm_source": utm_source, "utm_medium": utm_medium, "utm_campaign": utm_campaign}
+    )
+    return urlunsplit((base.scheme, base.netloc, base.path, f"{base.query}&{query}" if base.query else query, ""))
+
+
+def deeplink_booking_create(
+    *,
+    customer: Customer,
+    service: Service | None = None,
+    promo_code: str = "",
+    ttl_hours: int | None = None,
+    correlation_id: uuid.UUID | str | None = None,
+    utm_medium: str = "message",
+    utm_campaign: str = "smartengage_reminder",
+) -> str:
+    """A booking link (service pre-selected when given), ready to put in a message."""
+    token = deeplink_token_create(
+        customer=customer, link_type=TYPE_BOOKING, service=service, promo_code=promo_code,
+        ttl_hours=ttl_hours, correlation_id=correlation_id,
+    )
+    return deeplink_url(token=token, utm_source="smartengage", utm_medium=utm_medium, utm_campaign=utm_campaign)
+
+
+def deeplink_promo_create(
+    *,
+    customer: Customer,
+    promo_code: str,
+    service: Service | None = None,
+    ttl_hours: int | None = None,
+    correlation_id: uuid.UUID | str | None = None,
+    utm_medium: str = "message",
+    utm_campaign: str = "smartengage_promo",
+) -> str:
+    """A promo link, for any service unless one is given."""
+    token = deeplink_token_create(
+        customer=customer, link_type=TYPE_PROMO, service=service, promo_code=promo_code,
+        ttl_hours=ttl_hours, correlation_id=correlation_id,
+    )
+    return deeplink_url(token=token, utm_source="smartengage", utm_medium=utm_medium, utm_campaign=utm_campaign)
+
+
+def deeplink_verify(*, token: str, allowed_types: tuple[str, ...] = TYPES) -> DeepLinkClaims:
+    """The claims of a valid token; DeepLinkInvalid when it is malformed, tampered, expired or of another type."""
+    if not isinstance(token, str) or not token or len(token) > 2000:
+        raise DeepLinkInvalid("malformed", "The link token is missing or malformed.")
+    try:
+        payload = signing.loads(token, salt=SALT)
+    except signing.BadSignature:
+        raise DeepLinkInvalid("tampered", "The link is not valid.") from None
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise DeepLinkInvalid("malformed", "The link token is missing or malformed.") from None
+    try:
+        claims = DeepLinkClaims(
+            company_id=int(payload["co"]),
+            customer_id=int(payload["c"]),
+            service_id=int(payload["s"]) if payload.get("s") is not None else None,
+            promo_code=str(payload.get("p", "")),
+            type=str(payload["t"]),
+            expires_at=dt.datetime.fromtimestamp(int(payload["e"]), tz=dt.UTC),
+            correlation_id=str(payload["r"]) if payload.get("r") else None,
+        )
+    except (KeyError, TypeError, ValueError):
+        raise DeepLinkInvalid("malformed", "The link token is missing or malformed.") from None
+    if claims.type not in allowed_types:
+        raise DeepLinkInvalid("wrong_type", "This link cannot be used here.")
+    if claims.expires_at <= timezone.now():
+        raise DeepLinkInvalid("expired", "The link has expired.")
+    return claims

@@ -1,0 +1,231 @@
+"""What users do after a message: opens, clicks, deep-link follows, bookings; and attribution.
+
+Services record each as a `crm.Event` tied to the message by correlation id (and contact), and
+count it in `user_events_total`. Selectors answer which message a booking converts for, and the
+funnel sent -> delivered -> opened -> clicked -> booked of a set of messages.
+
+Attribution rule: a `booking_created` event of a contact counts as a conversion of a message to
+that contact when a click on the message (`message_clicked` or `deeplink_followed`, same
+correlation id and contact) happened at most `attribution_window_hours` (the company's policy,
+default 72) before the booking. When several messages qualify, the booking is the conversion of
+the one clicked last (last touch).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from crm.models import Company, Contact, Customer, Event, User
+from crm.services import event_record
+from engage.deeplinks import DeepLinkClaims
+from engage.models import Message
+
+logger = logging.getLogger(__name__)
+
+NOTIFICATION_OPENED = "notification_opened"
+MESSAGE_CLICKED = "message_clicked"
+BOOKING_CREATED = "booking_created"
+DEEPLINK_FOLLOWED = "deeplink_followed"
+USER_EVENT_TYPES = (NOTIFICATION_OPENED, MESSAGE_CLICKED, BOOKING_CREATED, DEEPLINK_FOLLOWED)
+CLICK_EVENT_TYPES = (MESSAGE_CLICKED, DEEPLINK_FOLLOWED)
+# A booking can happen without a message; the others are about one.
+TYPES_NEEDING_MESSAGE = (NOTIFICATION_OPENED, MESSAGE_CLICKED, DEEPLINK_FOLLOWED)
+
+
+def _count_user_event(*, event_type: str, message: Message | None, source: str) -> None:
+    try:
+        from shokti.metrics import user_events_total
+
+        user_events_total.labels(
+            event_type=event_type,
+            agent_type=(message.agent_type if message else "") or "none",
+            channel=(message.channel if message else "") or "none",
+            source=source or "unknown",
+        ).inc()
+    except Exception:  # metrics are best effort: never lose the event over a counter
+        logger.exception("user_events_total not counted")
+
+
+def message_for_correlation(
+    *, company: Company, correlation_id: uuid.UUID | str, contact: Contact | None = None
+) -> Message | None:
+    """The outbound message of `company` (to `contact` when given) carrying `correlation_id`."""
+    messages = Message.objects.filter(
+        company=company, correlation_id=correlation_id, direction=Message.Direction.OUTBOUND
+    )
+    if contact is not None:
+        messages = messages.filter(contact=contact)
+    return messages.order_by("-created_at", "-id").first()
+
+
+def user_event_record(
+    *,
+    company: Company,
+    event_type: str,
+    correlation_id: uuid.UUID | str | None = None,
+    contact: Contact | None = None,
+    source: str = "app",
+    metadata: dict[str, Any] | None = None,
+    actor: User | None = None,
+    occurred_at: dt.datetime | None = None,
+) -> Event:
+    """Record what a user did about a message; ValidationError for an unknown type or a foreign correlation id.
+
+    `contact` narrows the message to that person's (an app user reports only their own messages).
+    """
+    if event_type not in USER_EVENT_TYPES:
+        raise ValidationError({"event_type": f"Unknown event type; one of {', '.join(USER_EVENT_TYPES)}."})
+    message = None
+    if correlation_id:
+        message = message_for_correlation(company=company, correlation_id=correlation_id, contact=contact)
+        if message is None:
+            raise ValidationError({"correlation_id": "No message of yours carries this correlation id."})
+    elif event_type in TYPES_NEEDING_MESSAGE:
+        raise ValidationError({"correlation_id": f"A {event_type} event needs the message's correlation id."})
+    if contact is None and message is not None:
+        contact = message.contact
+    payload = dict(metadata or {})
+    if message is not None:
+        payload["message_id"] = message.pk
+    with transaction.atomic():
+        event = event_record(
+            company=company,
+            type=event_type,
+            contact=contact,
+            target=message,
+            payload=payload,
+            source=source,
+            actor=actor,
+            correlation_id=correlation_id or None,
+        )
+        if occurred_at is not None:
+            event.occurred_at = occurred_at
+            event.save(update_fields=["occurred_at"])
+    _count_user_event(event_type=event_type, message=message, source=source)
+    return event
+
+
+def deeplink_follow_record(*, claims: DeepLinkClaims, source: str = "deeplink") -> Event:
+    """Record that a verified deep link was followed, tied to the message that carried it."""
+    customer = (
+        Customer.objects.select_related("contact", "company")
+        .filter(pk=claims.customer_id, company_id=claims.company_id, company__is_active=True)
+        .first()
+    )
+    if customer is None:
+        raise ValidationError({"token": "The link's customer no longer exists."})
+    metadata = {
+        "customer_id": customer.pk,
+        "service_id": claims.service_id,
+        "promo_code": claims.promo_code,
+        "link_type": claims.type,
+    }
+    if claims.correlation_id and message_for_correlation(
+        company=customer.company, correlation_id=claims.correlation_id, contact=customer.contact
+    ):
+        return user_event_record(
+            company=customer.company,
+            event_type=DEEPLINK_FOLLOWED,
+            correlation_id=claims.correlation_id,
+            contact=customer.contact,
+            source=source,
+            metadata=metadata,
+        )
+    # A link made outside a message (or whose message is gone): keep the follow, without the tie.
+    event = event_record(
+        company=customer.company, type=DEEPLINK_FOLLOWED, contact=customer.contact, source=source, payload=metadata
+    )
+    _count_user_event(event_type=DEEPLINK_FOLLOWED, message=None, source=source)
+    return event
+
+
+# --- Attribution (selectors) ----------------------------------------------------------------------
+
+
+def attribution_window(*, company: Company) -> dt.timedelta:
+    from engage.policy import policy_for
+
+    return dt.timedelta(hours=policy_for(company=company).attribution_window_hours)
+
+
+def booking_attributed_message(*, booking_event: Event) -> Message | None:
+    """The message a `booking_created` event converts for: the last one clicked within the window before it."""
+    if booking_event.type != BOOKING_CREATED or booking_event.contact_id is None:
+        return None
+    window = attribution_window(company=booking_event.company)
+    click = (
+        Event.objects.filter(
+            company_id=booking_event.company_id,
+            contact_id=booking_event.contact_id,
+            type__in=CLICK_EVENT_TYPES,
+            correlation_id__isnull=False,
+            occurred_at__lte=booking_event.occurred_at,
+            occurred_at__gte=booking_event.occurred_at - window,
+        )
+        .order_by("-occurred_at", "-id")
+        .first()
+    )
+    if click is None:
+        return None
+    return message_for_correlation(
+        company=booking_event.company, correlation_id=click.correlation_id, contact=booking_event.contact
+    )
+
+
+def messages_with_funnel(*, company: Company, messages: QuerySet[Message] | None = None) -> QuerySet[Message]:
+    """Outbound messages annotated with is_opened, is_clicked, is_booked (last-touch, within the window)."""
+    window = attribution_window(company=company)
+    messages = Message.objects.filter(company=company) if messages is None else messages.filter(company=company)
+    messages = messages.filter(direction=Message.Direction.OUTBOUND)
+    about_message = {
+        "company_id": company.pk,
+        "correlation_id": OuterRef("correlation_id"),
+        "contact_id": OuterRef("contact_id"),
+    }
+    clicks = Event.objects.filter(type__in=CLICK_EVENT_TYPES, **about_message)
+    messages = messages.annotate(
+        is_opened=Exists(Event.objects.filter(type=NOTIFICATION_OPENED, **about_message)),
+        is_clicked=Exists(clicks),
+        first_click_at=Subquery(clicks.order_by("occurred_at").values("occurred_at")[:1]),
+    )
+    # A booking within the window after this message's first click, with no click on another
+    # message of the same contact in between (that one would be the last touch).
+    later_other_click = Event.objects.filter(
+        company_id=company.pk,
+        contact_id=OuterRef(OuterRef("contact_id")),
+        type__in=CLICK_EVENT_TYPES,
+        occurred_at__gt=OuterRef(OuterRef("first_click_at")),
+        occurred_at__lte=OuterRef("occurred_at"),
+    ).exclude(correlation_id=OuterRef(OuterRef("correlation_id")))
+    bookings = Event.objects.filter(
+        company_id=company.pk,
+        contact_id=OuterRef("contact_id"),
+        type=BOOKING_CREATED,
+        occurred_at__gte=OuterRef("first_click_at"),
+        occurred_at__lte=OuterRef("first_click_at") + window,
+    ).filter(~Exists(later_other_click))
+    return messages.annotate(is_booked=Exists(bookings))
+
+
+def funnel_counts(*, company: Company, messages: QuerySet[Message] | None = None) -> dict[str, int]:
+    """sent -> delivered -> opened -> clicked -> booked counts over outbound messages (one query)."""
+    from django.db.models import Count
+
+    annotated = messages_with_funnel(company=company, messages=messages)
+    sent_statuses = [Message.Status.SENT, Message.Status.DELIVERED, Message.Status.READ]
+    delivered_statuses = [Message.Status.DELIVERED, Message.Status.READ]
+    return annotated.aggregate(
+        sent=Count("pk", filter=Q(status__in=sent_statuses)),
+        delivered=Count("pk", filter=Q(status__in=delivered_statuses)),
+        opened=Count("pk", filter=Q(is_opened=True)),
+        clicked=Count("pk", filter=Q(is_clicked=True)),
+        booked=Count("pk", filter=Q(is_booked=True)),
+    )
