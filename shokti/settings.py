@@ -11,10 +11,12 @@ import environ
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# Embedded mode's SQLite file, broker folder and cache; movable so a test can use a tmp dir.
+VAR_DIR = Path(env.str("SHOKTI_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def secret(name: str, default: str = "") -> str:
@@ -137,7 +139,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(BROKER_DIR / "out"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
+        # Exchange tables; kombu's default is ./control, wherever the process starts.
+        "control_folder": str(BROKER_DIR / "control"),
     }
+    # kombu does not create the message folder: the first send would fail on a fresh checkout.
+    (BROKER_DIR / "out").mkdir(parents=True, exist_ok=True)
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Longer than any task may run, so an unacked task is not redelivered early.
