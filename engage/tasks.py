@@ -18,3 +18,11 @@ def job_run(job_id: int) -> str:
 def jobs_relay() -> dict:
     """Beat: re-dispatch jobs whose broker message was lost or that came due, reclaim abandoned ones."""
     return jobs.jobs_relay()
+
+
+@shared_task(name="engage.sequences_advance", ignore_result=True)
+def sequences_advance() -> dict:
+    """Beat: queue one `sequence_step` job per due sequence enrollment (see engage.services.sequences)."""
+    from engage.services.sequences import sequences_advance as advance
+
+    return advance()

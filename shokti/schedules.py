@@ -36,6 +36,13 @@ DEFAULT_SCHEDULES: list[dict[str, Any]] = [
         "priority": 0,
         "description": "Re-dispatches ledger jobs whose broker message was lost or that came due; reclaims abandoned ones.",
     },
+    {
+        "name": "sequences: advance due steps",
+        "task": "engage.sequences_advance",
+        "interval": {"every": 60, "period": "seconds"},
+        "priority": 2,
+        "description": "Queues one sequence_step job per due enrollment (SKIP LOCKED, one job per enrollment and step).",
+    },
 ]
 
 CRONTAB_FIELDS = ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")

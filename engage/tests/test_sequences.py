@@ -1,0 +1,221 @@
+"""Sequences: enrollment by hand and by stage rule, the beat advancing due steps once, step sending."""
+
+import datetime as dt
+import threading
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.utils import timezone
+
+from crm.models import Contact, Lead
+from crm.tests.factories import LeadFactory, PipelineFactory
+from engage.models import Enrollment, Job, Message, PromptTemplate, Sequence, SequenceStep
+from engage.services.sequences import lead_stage_move, sequence_enroll, sequences_advance
+from engage.services.templates import template_version_approve, template_version_create
+from engage.tests.helpers import jobs, run_job
+
+
+@pytest.fixture
+def lead(company):
+    return LeadFactory(company=company, channel="console", contact__name="Rahim")
+
+
+@pytest.fixture
+def sequence(lead):
+    sequence = Sequence.objects.create(company=lead.company, name="Welcome", pipeline=lead.pipeline)
+    SequenceStep.objects.create(sequence=sequence, order=1, delay_minutes=0, fixed_text="স্বাগতম!")
+    SequenceStep.objects.create(sequence=sequence, order=2, delay_minutes=60, fixed_text="কোর্সের সময়সূচি দেখুন।")
+    return sequence
+
+
+def due(enrollment):
+    Enrollment.objects.filter(pk=enrollment.pk).update(next_run_at=timezone.now() - dt.timedelta(seconds=1))
+
+
+def sent(lead):
+    return list(Message.objects.filter(lead=lead, message_type="sequence_step").order_by("id"))
+
+
+@pytest.mark.django_db
+def test_enrolling_by_hand_starts_at_the_first_step_and_twice_changes_nothing(sequence, lead, staff_user):
+    enrollment, created = sequence_enroll(sequence=sequence, lead=lead, actor=staff_user)
+    again, created_again = sequence_enroll(sequence=sequence, lead=lead, actor=staff_user)
+
+    assert (created, created_again, again.pk) == (True, False, enrollment.pk)
+    assert enrollment.current_step.order == 1
+    assert enrollment.next_run_at <= timezone.now()
+    assert (enrollment.status, enrollment.enrolled_by) == ("active", staff_user)
+
+
+@pytest.mark.django_db
+def test_a_lead_of_another_company_or_pipeline_cannot_enroll(sequence, company, other_company):
+    foreign = LeadFactory(company=other_company)
+    other_pipeline = LeadFactory(company=company, pipeline=PipelineFactory(company=company))
+    for lead in (foreign, other_pipeline):
+        with pytest.raises(ValidationError):
+            sequence_enroll(sequence=sequence, lead=lead)
+    assert Enrollment.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_entering_the_trigger_stage_enrolls_the_lead(lead):
+    qualified = lead.pipeline.stages.get(name="Qualified")
+    sequence = Sequence.objects.create(
+        company=lead.company, name="Qualified nurture", pipeline=lead.pipeline,
+        trigger=Sequence.Trigger.STAGE_ENTERED, trigger_stage=qualified,
+    )
+    SequenceStep.objects.create(sequence=sequence, order=1, delay_minutes=30, fixed_text="ধন্যবাদ")
+
+    lead_stage_move(lead=lead, stage=lead.pipeline.stages.get(name="Contacted"))
+    assert Enrollment.objects.count() == 0
+    lead_stage_move(lead=lead, stage=qualified)
+
+    enrollment = Enrollment.objects.get()
+    assert (enrollment.sequence, enrollment.lead) == (sequence, lead)
+    assert enrollment.next_run_at > timezone.now() + dt.timedelta(minutes=29)
+
+
+@pytest.mark.django_db
+def test_the_beat_queues_each_due_step_once_and_the_job_sends_and_advances(sequence, lead):
+    enrollment, _ = sequence_enroll(sequence=sequence, lead=lead)
+
+    assert sequences_advance() == {"queued": 1}
+    assert sequences_advance() == {"queued": 0}
+    [job] = jobs("sequence_step")
+    assert (job.priority, job.idempotency_key) == (70, f"sequence_step:{enrollment.pk}:{sequence.steps.get(order=1).pk}")
+
+    assert run_job(job) == "completed"
+
+    assert [message.body for message in sent(lead)] == ["স্বাগতম!"]
+    enrollment.refresh_from_db()
+    assert enrollment.current_step.order == 2
+    assert enrollment.next_run_at > timezone.now() + dt.timedelta(minutes=59)
+    assert sequences_advance() == {"queued": 0}  # step 2 is not due yet
+
+    due(enrollment)
+    sequences_advance()
+    run_job(jobs("sequence_step")[-1])
+
+    assert [message.body for message in sent(lead)] == ["স্বাগতম!", "কোর্সের সময়সূচি দেখুন।"]
+    enrollment.refresh_from_db()
+    assert (enrollment.status, enrollment.current_step, enrollment.next_run_at) == ("completed", None, None)
+
+
+@pytest.mark.django_db
+def test_running_a_step_job_twice_sends_once(sequence, lead):
+    sequence_enroll(sequence=sequence, lead=lead)
+    sequences_advance()
+    [job] = jobs("sequence_step")
+
+    run_job(job)
+    Job.objects.filter(pk=job.pk).update(status="queued")
+    run_job(job)
+
+    assert len(sent(lead)) == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("change", ["won", "opt_out", "handoff"])
+def test_a_step_stops_the_enrollment_at_conversion_opt_out_or_hand_off(sequence, lead, change):
+    enrollment, _ = sequence_enroll(sequence=sequence, lead=lead)
+    sequences_advance()
+    if change == "won":
+        Lead.objects.filter(pk=lead.pk).update(status="won")
+    elif change == "opt_out":
+        Contact.objects.filter(pk=lead.contact_id).update(is_sms_consented=False)
+    else:
+        Lead.objects.filter(pk=lead.pk).update(is_ai_paused=True)
+
+    run_job(jobs("sequence_step")[0])
+
+    assert sent(lead) == []
+    enrollment.refresh_from_db()
+    assert enrollment.status == "stopped"
+    assert enrollment.stop_reason == {"won": "lead_won", "opt_out": "opted_out", "handoff": "handoff"}[change]
+
+
+@pytest.mark.django_db
+def test_moving_to_won_stops_active_enrollments(sequence, lead):
+    enrollment, _ = sequence_enroll(sequence=sequence, lead=lead)
+
+    lead_stage_move(lead=lead, stage=lead.pipeline.stages.get(name="Won"))
+
+    enrollment.refresh_from_db()
+    assert (enrollment.status, enrollment.stop_reason) == ("stopped", "lead_won")
+    assert sequences_advance() == {"queued": 0}
+
+
+@pytest.mark.django_db
+def test_a_template_step_generates_from_the_approved_version(fake_openai, lead):
+    template = PromptTemplate.objects.create(company=lead.company, agent_type="sales", locale="bn", name="nudge")
+    version = template_version_approve(
+        version=template_version_create(template=template, body="Write to {{ contact_name }} at stage {{ stage }}.")
+    )
+    sequence = Sequence.objects.create(company=lead.company, name="AI nurture", pipeline=lead.pipeline)
+    SequenceStep.objects.create(sequence=sequence, order=1, prompt_template=template)
+    fake_openai.reply("রহিম, আপনার জন্য নতুন ব্যাচ শুরু হচ্ছে।")
+    sequence_enroll(sequence=sequence, lead=lead)
+    sequences_advance()
+
+    run_job(jobs("sequence_step")[0])
+
+    assert fake_openai.last_request["messages"] == [{"role": "user", "content": "Write to Rahim at stage New."}]
+    [message] = sent(lead)
+    assert (message.body, message.template_version) == ("রহিম, আপনার জন্য নতুন ব্যাচ শুরু হচ্ছে।", version)
+
+
+@pytest.mark.django_db
+def test_an_email_step_is_handed_to_the_email_sequence_job(lead):
+    sequence = Sequence.objects.create(company=lead.company, name="Email course", pipeline=lead.pipeline)
+    SequenceStep.objects.create(sequence=sequence, order=1, channel="email", fixed_text="Day 1", subject="Welcome")
+    enrollment, _ = sequence_enroll(sequence=sequence, lead=lead)
+    sequences_advance()
+
+    run_job(jobs("sequence_step")[0])
+
+    [email_job] = jobs("email_sequence")
+    assert email_job.priority == 60
+    assert email_job.payload["subject"] == "Welcome" and email_job.payload["body"] == "Day 1"
+    assert email_job.payload["contact_id"] == lead.contact_id
+    enrollment.refresh_from_db()
+    assert enrollment.status == "completed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_beat_runs_never_queue_a_step_twice(company):
+    # given: 30 due enrollments
+    leads = [LeadFactory(company=company) for _ in range(30)]
+    pipeline_ids = {lead.pipeline_id for lead in leads}
+    sequences = {}
+    for lead in leads:
+        if lead.pipeline_id not in sequences:
+            sequences[lead.pipeline_id] = Sequence.objects.create(
+                company=company, name=f"S{lead.pipeline_id}", pipeline=lead.pipeline
+            )
+            SequenceStep.objects.create(sequence=sequences[lead.pipeline_id], order=1, fixed_text="হ্যালো")
+        sequence_enroll(sequence=sequences[lead.pipeline_id], lead=lead)
+    assert len(pipeline_ids) == 30
+
+    # when: four advancers run at once
+    barrier = threading.Barrier(4)
+    counts = []
+
+    def advance():
+        try:
+            barrier.wait()
+            counts.append(sequences_advance(batch_size=10)["queued"])
+            counts.append(sequences_advance(batch_size=10)["queued"])
+            counts.append(sequences_advance(batch_size=10)["queued"])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=advance) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # then
+    assert sum(counts) == 30
+    assert Job.objects.filter(task_name="sequence_step").count() == 30
