@@ -211,7 +211,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "shokti.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "shokti.api.exceptions.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "shokti.api.throttling.AnonRateThrottle",

@@ -326,6 +326,8 @@ def test_schema_names_the_api_key_and_jwt_security_schemes():
     assert {"jwtAuth": []} in contacts["post"]["security"]
     assert "/api/leads/" in schema["paths"]
     assert "/api/token/" in schema["paths"]
+    # HackSoft's nested serializers of different views do not collide
+    assert {"ContactCreateInput", "ContactOutput", "LeadListOutput"} <= set(schema["components"]["schemas"])
 
 
 def test_swagger_ui_renders_from_local_static_files():
@@ -353,3 +355,39 @@ def test_collectstatic_then_static_files_are_served_with_debug_off(settings, tmp
     assert response.status_code == 200
     assert b"SwaggerUIBundle" in b"".join(response.streaming_content)
     assert compressed["Content-Encoding"] == "gzip"
+
+
+def test_nested_serializers_are_named_after_their_view_and_documented_without_extend_schema():
+    from django.urls import path
+    from drf_spectacular.generators import SchemaGenerator
+    from rest_framework import serializers
+    from rest_framework.views import APIView
+
+    class WidgetCreateApi(APIView):
+        class InputSerializer(serializers.Serializer):
+            name = serializers.CharField()
+
+        class OutputSerializer(serializers.Serializer):
+            id = serializers.IntegerField()
+
+        def post(self, request): ...
+
+    class WidgetListApi(APIView):
+        class OutputSerializer(serializers.Serializer):
+            name = serializers.CharField()
+
+        def get(self, request): ...
+
+    generator = SchemaGenerator(
+        patterns=[path("widgets/", WidgetCreateApi.as_view()), path("widgets/all/", WidgetListApi.as_view())]
+    )
+
+    schema = generator.get_schema(request=None, public=True)
+
+    assert {"WidgetCreateInput", "WidgetCreateOutput", "WidgetListOutput"} <= set(schema["components"]["schemas"])
+    post = schema["paths"]["/widgets/"]["post"]
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/WidgetCreateInput"
+    }
+    listed = schema["paths"]["/widgets/all/"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert listed == {"type": "array", "items": {"$ref": "#/components/schemas/WidgetListOutput"}}
