@@ -165,3 +165,85 @@ def consent_revoke(
                 source=source or channel,
             )
     return bool(changed)
+
+
+# Apps above crm (engage, coaching) register here what they must re-point when two contacts merge:
+# `hook(keep=..., merge=...) -> dict` runs inside the merge transaction. crm never imports them.
+CONTACT_MERGE_HOOKS: list = []
+
+
+def contact_merge_hook_register(hook) -> None:
+    """Register `hook(*, keep, merge) -> dict of counts`, called inside every contact merge."""
+    if hook not in CONTACT_MERGE_HOOKS:
+        CONTACT_MERGE_HOOKS.append(hook)
+
+
+CONSENT_FIELDS = ("is_email_consented", "is_sms_consented", "is_whatsapp_consented")
+
+
+@transaction.atomic
+def contact_merge(*, keep: Contact, merge: Contact, actor: User | None = None) -> Contact:
+    """Merge `merge` into `keep` (same company) and delete it: leads, events, profiles, consent and
+    everything registered apps hold (their CONTACT_MERGE_HOOKS) move to `keep`; `contact.merged` is recorded.
+
+    Consent: the most recent explicit decision wins (the contact whose consent was updated last);
+    when neither has one, a channel is consented if either contact consented.
+    """
+    from crm.models import Booking, Customer, Worker
+
+    if keep.pk == merge.pk:
+        raise ValidationError({"merge": "Choose two different contacts."})
+    if keep.company_id != merge.company_id:
+        raise ValidationError({"merge": "Both contacts must belong to the same company."})
+    locked = {c.pk: c for c in Contact.objects.select_for_update().filter(pk__in=[keep.pk, merge.pk]).order_by("pk")}
+    if len(locked) != 2:
+        raise ValidationError({"merge": "A contact no longer exists."})
+    keep, merge = locked[keep.pk], locked[merge.pk]
+    moved: dict[str, Any] = {
+        "leads": Lead.objects.filter(contact=merge).update(contact=keep),
+        "events": Event.objects.filter(contact=merge).update(contact=keep),
+    }
+    for profile_model, key in ((Customer, "customer"), (Worker, "worker")):
+        merge_profile = profile_model.objects.filter(contact=merge).first()
+        if merge_profile is None:
+            continue
+        keep_profile = profile_model.objects.filter(contact=keep).first()
+        if keep_profile is None:
+            merge_profile.contact = keep
+            merge_profile.save(update_fields=["contact"])
+            moved[key] = "moved"
+        else:
+            field = "customer" if profile_model is Customer else "worker"
+            moved[f"{key}_bookings"] = Booking.objects.filter(**{field: merge_profile}).update(**{field: keep_profile})
+            merge_profile.delete()
+    for hook in CONTACT_MERGE_HOOKS:
+        moved.update(hook(keep=keep, merge=merge) or {})
+
+    decided = [contact for contact in (keep, merge) if contact.consent_updated_at is not None]
+    if decided:
+        latest = max(decided, key=lambda contact: contact.consent_updated_at)
+        consent = {field: getattr(latest, field) for field in CONSENT_FIELDS}
+        keep.consent_updated_at = latest.consent_updated_at
+    else:
+        consent = {field: getattr(keep, field) or getattr(merge, field) for field in CONSENT_FIELDS}
+    for field, value in consent.items():
+        setattr(keep, field, value)
+    snapshot = {"id": merge.pk, "name": merge.name, "phone": merge.phone, "email": merge.email}
+    merge_user = merge.user
+    merge.delete()  # first: its phone and user become free for `keep`
+    for field in ("name", "phone", "email"):
+        if not getattr(keep, field) and snapshot[field]:
+            setattr(keep, field, snapshot[field])
+    if keep.user_id is None and merge_user is not None:
+        keep.user = merge_user
+    keep.save()
+    event_record(
+        company=keep.company,
+        type="contact.merged",
+        contact=keep,
+        target=keep,
+        payload={"merged": snapshot, "moved": moved, "consent": consent},
+        source="admin",
+        actor=actor,
+    )
+    return keep

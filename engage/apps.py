@@ -10,3 +10,7 @@ class EngageConfig(AppConfig):
         from engage.handlers import load_handlers
 
         load_handlers()
+
+        from engage.services import merge
+
+        merge.register()  # crm's contact merge re-points engage's messages and AI sessions

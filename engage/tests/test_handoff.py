@@ -1,0 +1,98 @@
+"""Human hand-off: a contact asking for a person, take over, manual replies, hand back."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from crm.models import Contact, Event, Lead
+from engage.models import AIConfig, Job, Message
+from engage.services.handoff import handoff_is_requested, lead_hand_back, lead_manual_reply, lead_take_over
+from engage.tests.helpers import capture, jobs, run_job
+
+KEYWORDS = ["human", "agent", "মানুষ"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Can I talk to a human please?", True),
+        ("AGENT", True),
+        ("আমি একজন মানুষের সাথে কথা বলতে চাই", True),
+        ("What about humanity?", False),
+        ("reagent prices", False),
+        ("দাম কত?", False),
+    ],
+)
+def test_a_request_for_a_human_is_recognised(text, expected):
+    assert handoff_is_requested(text=text, keywords=KEYWORDS) is expected
+
+
+@pytest.mark.django_db
+def test_asking_for_a_human_flags_the_lead_pauses_the_ai_and_records_it(fake_openai, company):
+    inbound = capture(company, "I want to talk to a human")
+
+    lead = Lead.objects.get(pk=inbound.lead_id)
+    assert lead.is_ai_paused and lead.handoff_requested_at is not None
+    assert Event.objects.filter(type="handoff.requested", target_id=str(lead.pk)).count() == 1
+    run_job(inbound.job_id)
+    assert Job.objects.get(pk=inbound.job_id).result == {"skipped": "handoff"}
+    assert not Message.objects.filter(lead=lead, direction="outbound").exists()
+    assert fake_openai.requests == []
+
+
+@pytest.mark.django_db
+def test_the_keywords_are_a_company_setting(company):
+    AIConfig.objects.create(company=company, handoff_keywords=["operator"])
+
+    assert not Lead.objects.get(pk=capture(company, "a human please").lead_id).is_ai_paused
+    assert Lead.objects.get(pk=capture(company, "operator!").lead_id).is_ai_paused
+
+
+@pytest.mark.django_db
+def test_take_over_reply_by_hand_and_hand_back(company, staff_user):
+    inbound = capture(company, "দাম কত?")
+    lead = Lead.objects.get(pk=inbound.lead_id)
+
+    lead_take_over(lead=lead, actor=staff_user)
+    job = lead_manual_reply(lead=lead, actor=staff_user, body="  আমি রহিম, আপনাকে সাহায্য করছি।  ")
+    assert (job.task_name, job.priority) == ("manual_reply", 100)
+    assert run_job(job) == "completed"
+
+    [reply] = Message.objects.filter(lead=lead, direction="outbound")
+    assert (reply.body, reply.agent_type, reply.channel, reply.status) == (
+        "আমি রহিম, আপনাকে সাহায্য করছি।", "manual", "console", "sent",
+    )
+    lead.refresh_from_db()
+    assert lead.is_ai_paused
+    # the AI stays quiet while a person has the conversation
+    run_job(inbound.job_id)
+    assert Message.objects.filter(lead=lead, direction="outbound").count() == 1
+
+    lead_hand_back(lead=lead, actor=staff_user)
+    lead.refresh_from_db()
+    assert (lead.is_ai_paused, lead.handoff_requested_at) == (False, None)
+    types = list(Event.objects.filter(target_id=str(lead.pk), actor=staff_user).values_list("type", flat=True))
+    assert sorted(types) == ["handoff.handed_back", "handoff.taken_over"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body", ["", "   ", "x" * 4097])
+def test_an_empty_or_oversized_manual_reply_queues_nothing(company, staff_user, body):
+    lead = Lead.objects.get(pk=capture(company, "দাম কত?").lead_id)
+    before = Job.objects.count()
+
+    with pytest.raises(ValidationError):
+        lead_manual_reply(lead=lead, actor=staff_user, body=body)
+
+    assert Job.objects.count() == before
+    assert not Lead.objects.get(pk=lead.pk).is_ai_paused
+
+
+@pytest.mark.django_db
+def test_no_manual_reply_to_a_contact_who_opted_out(company, staff_user):
+    lead = Lead.objects.get(pk=capture(company, "দাম কত?").lead_id)
+    Contact.objects.filter(pk=lead.contact_id).update(is_sms_consented=False)
+
+    with pytest.raises(ValidationError):
+        lead_manual_reply(lead=lead, actor=staff_user, body="hello")
+
+    assert jobs("manual_reply") == []
