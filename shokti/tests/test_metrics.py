@@ -170,3 +170,57 @@ def test_metrics_are_summed_over_gunicorn_workers_and_other_processes(gunicorn_s
     assert len(writers) >= 4, writers  # >= 3 gunicorn workers + the job process
     assert sample_value(text, "django_http_responses_total_by_status_total", {"status": "404"}) == 12
     assert sample_value(text, "jobs_processed_total", {"task": "probe", "outcome": "succeeded"}) == 3
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_celery_worker_process_counts_into_the_multiprocess_folder(multiprocess_dir, tmp_path, monkeypatch):
+    from engage.models import Job
+    from engage.services.jobs import job_enqueue
+    from shokti.testing import celery_worker  # registers the reliability_* handlers here too
+
+    # given: a real prefork worker writing its metrics to the folder
+    command = [
+        str(Path(sys.executable).with_name("celery")), "-A", "shokti", "worker", "-Q", "default",
+        "--pool", "prefork", "-c", "2", "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "--include", "shokti.testing.celery_worker", "-n", f"metrics-{uuid.uuid4().hex[:8]}@%h",
+        "--loglevel", "INFO",
+    ]
+    env = {
+        **_environment(multiprocess_dir),
+        **celery_worker.WORKER_ENV,
+        "DATABASE_URL": celery_worker.test_database_url(),
+    }
+    log_path = tmp_path / "worker.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=settings.BASE_DIR,
+            start_new_session=True,
+        )
+    worker = celery_worker.WorkerProcess(process, log_path)
+    try:
+        deadline = time.monotonic() + 30
+        while " ready." not in worker.log():
+            assert process.poll() is None and time.monotonic() < deadline, worker.log()[-3000:]
+            time.sleep(0.1)
+        marker = tmp_path / "pass"
+        marker.touch()
+
+        # when: the ledger hands it a job that succeeds
+        job = job_enqueue(
+            company=None,
+            task_name="reliability_always_fails",
+            payload={"pass_when_exists": str(marker)},
+            idempotency_key=f"metrics-{uuid.uuid4()}",
+        )
+        deadline = time.monotonic() + 30
+        while Job.objects.get(pk=job.pk).status != Job.Status.COMPLETED:
+            assert time.monotonic() < deadline, worker.log()[-3000:]
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+
+    # then: /metrics of a process in multiprocess mode sums the worker child's count
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(multiprocess_dir))
+    text = Client().get("/metrics").content.decode()
+    assert sample_value(text, "jobs_processed_total", {"task": "reliability_always_fails", "outcome": "succeeded"}) == 1
