@@ -92,27 +92,52 @@ def deliver(*, account_id: int, to_phone: str, body: str) -> None:
     Raises ChannelError: transient for "login required" (the QR screenshot is saved for ops) and
     timeouts, so the task retries; nothing is reported sent unless it appeared in the chat.
     """
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-    from playwright.sync_api import sync_playwright
-
     from channels_app.models import WhatsAppWebSession
     from channels_app.services import whatsapp_web_sent_mark, whatsapp_web_session_update
 
     session = WhatsAppWebSession.objects.filter(account_id=account_id).first()
     wait_for_message_gap(session.last_sent_at if session else None)
+    # The database is only touched out here: Playwright's sync API runs our code in a greenlet
+    # with its own context, where Django would open (and leak) a second connection.
+    try:
+        _drive_browser(account_id=account_id, to_phone=to_phone, body=body)
+    except LoginRequired as login:
+        whatsapp_web_session_update(
+            account_id=account_id,
+            state=WhatsAppWebSession.State.LOGIN_REQUIRED,
+            error="WhatsApp Web shows a QR code: scan it in the admin.",
+            qr_png=login.screenshot,
+        )
+        raise ChannelError("login required", permanent=False) from None
+    except ChannelError as error:
+        whatsapp_web_session_update(account_id=account_id, state=WhatsAppWebSession.State.ERROR, error=str(error))
+        raise
+    whatsapp_web_sent_mark(account_id=account_id)
+    logger.info("whatsapp web account %s: message delivered to the chat", account_id)
 
+
+class LoginRequired(Exception):
+    def __init__(self, screenshot: bytes):
+        super().__init__("login required")
+        self.screenshot = screenshot
+
+
+def _drive_browser(*, account_id: int, to_phone: str, body: str) -> None:
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+    from playwright.sync_api import sync_playwright
+
+    user_data_dir = str(session_dir(account_id))
     timeout_ms = settings.WHATSAPP_WEB_LOAD_TIMEOUT_SECONDS * 1000
     with sync_playwright() as playwright:
         try:
             context = playwright.chromium.launch_persistent_context(
-                str(session_dir(account_id)),
+                user_data_dir,
                 executable_path=settings.CHROMIUM_EXECUTABLE_PATH,
                 args=list(settings.CHROMIUM_LAUNCH_ARGS),
                 headless=settings.WHATSAPP_WEB_HEADLESS,
             )
         except PlaywrightError as error:
-            whatsapp_web_session_update(account_id=account_id, state=WhatsAppWebSession.State.ERROR, error=str(error))
             raise ChannelError(f"Chromium did not start: {str(error)[:200]}", permanent=False) from None
         try:
             page = context.pages[0] if context.pages else context.new_page()
@@ -122,13 +147,7 @@ def deliver(*, account_id: int, to_phone: str, body: str) -> None:
             qr_code = page.locator(settings.WHATSAPP_WEB_QR_SELECTOR).first
             compose.or_(qr_code).first.wait_for(state="visible")
             if not compose.is_visible():
-                whatsapp_web_session_update(
-                    account_id=account_id,
-                    state=WhatsAppWebSession.State.LOGIN_REQUIRED,
-                    error="WhatsApp Web shows a QR code: scan it in the admin.",
-                    qr_png=page.screenshot(full_page=True),
-                )
-                raise ChannelError("login required", permanent=False)
+                raise LoginRequired(page.screenshot(full_page=True))
             compose.click()
             type_like_a_person(page, body)
             _pause(settings.WHATSAPP_WEB_SEND_DELAY_MS)
@@ -141,13 +160,9 @@ def deliver(*, account_id: int, to_phone: str, body: str) -> None:
             page.locator(settings.WHATSAPP_WEB_SENT_SELECTOR).filter(has_text=first_line[:60]).last.wait_for(
                 state="visible", timeout=settings.WHATSAPP_WEB_CONFIRM_TIMEOUT_SECONDS * 1000
             )
-        except PlaywrightTimeoutError as error:
-            whatsapp_web_session_update(account_id=account_id, state=WhatsAppWebSession.State.ERROR, error=str(error))
+        except PlaywrightTimeoutError:
             raise ChannelError("WhatsApp Web did not answer in time.", permanent=False) from None
         except PlaywrightError as error:
-            whatsapp_web_session_update(account_id=account_id, state=WhatsAppWebSession.State.ERROR, error=str(error))
             raise ChannelError(f"WhatsApp Web browser error: {str(error)[:200]}", permanent=False) from None
         finally:
             context.close()
-    whatsapp_web_sent_mark(account_id=account_id)
-    logger.info("whatsapp web account %s: message delivered to the chat", account_id)
