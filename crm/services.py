@@ -247,3 +247,37 @@ def contact_merge(*, keep: Contact, merge: Contact, actor: User | None = None) -
         actor=actor,
     )
     return keep
+
+
+@transaction.atomic
+def booking_complete(
+    *, booking: Booking, finished_at: datetime | None = None, actor: User | None = None, source: str = "admin"
+) -> Booking:
+    """Mark a booking completed and keep its customer's denormalised `last_booking_at` (segmentation reads it)."""
+    from django.db.models import Q
+
+    from crm.models import Booking, Customer
+
+    booking = Booking.objects.select_for_update().get(pk=booking.pk)
+    if booking.status == Booking.Status.CANCELLED:
+        raise ValidationError({"status": "A cancelled booking cannot be completed."})
+    if booking.status == Booking.Status.COMPLETED:
+        return booking
+    finished_at = finished_at or booking.finished_at or timezone.now()
+    booking.status = Booking.Status.COMPLETED
+    booking.finished_at = finished_at
+    booking.save(update_fields=["status", "finished_at"])
+    # Only ever moves forward: a late report of an older booking keeps the newer date.
+    Customer.objects.filter(pk=booking.customer_id).filter(
+        Q(last_booking_at__isnull=True) | Q(last_booking_at__lt=finished_at)
+    ).update(last_booking_at=finished_at)
+    event_record(
+        company=booking.company,
+        type="booking.completed",
+        contact=booking.customer.contact,
+        target=booking,
+        payload={"service_id": booking.service_id, "finished_at": finished_at.isoformat()},
+        source=source,
+        actor=actor,
+    )
+    return booking

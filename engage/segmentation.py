@@ -1,0 +1,216 @@
+"""SmartEngage segmentation: which customers are due a reminder now. One indexed query per batch.
+
+A customer is eligible when, at `now`:
+- their last completed booking (`Customer.last_booking_at`, kept by `crm.services.booking_complete`)
+  is in `[cadence_days, cadence_days + window_days)` days old;
+- their contact consented to the channel and has an address on it;
+- they were not reminded in this cycle: no SmartEngage message (that did not fail) since that booking;
+- they are under the caps of the company's policy: fewer than the daily limit since local midnight,
+  fewer than the weekly limit since local Monday, none in the last `min_hours_between` hours;
+- the local hour in their own time zone is inside the send window `[start, end)`.
+
+All of it is `EXISTS`/`NOT EXISTS` subqueries over `engage_message (contact, created_at)` and
+arithmetic on the contact's zone inside PostgreSQL; batches come by keyset (`id > after_id`).
+The caps here only select: the send still reserves its slot atomically (engage.services.consent).
+Contacts whose zone name PostgreSQL would not know are read in the company's zone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from django.db import connection
+from django.db.models import (
+    Case,
+    CharField,
+    DateTimeField,
+    Exists,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Value,
+    When,
+)
+from django.utils import timezone
+
+from crm.models import Booking, Channel, Company, Contact, Customer
+from engage.models import Message
+from engage.policy import ROLE_CUSTOMER, Preset, policy_for
+from engage.services.consent import CAPPED_AGENT_TYPES
+
+
+@dataclass(frozen=True)
+class SegmentCriteria:
+    cadence_days: int
+    window_days: int
+    send_window_start_hour: int
+    send_window_end_hour: int
+    channel: str = Channel.EMAIL
+
+    @classmethod
+    def from_preset(cls, preset: Preset, *, channel: str = Channel.EMAIL) -> SegmentCriteria:
+        return cls(
+            cadence_days=preset.cadence_days,
+            window_days=preset.window_days,
+            send_window_start_hour=preset.send_window_start_hour,
+            send_window_end_hour=preset.send_window_end_hour,
+            channel=channel,
+        )
+
+    def __post_init__(self) -> None:
+        if self.cadence_days < 1 or self.window_days < 1:
+            raise ValueError("cadence_days and window_days must be at least 1")
+        if not 0 <= self.send_window_start_hour < self.send_window_end_hour <= 24:
+            raise ValueError("the send window is [start, end) hours with 0 <= start < end <= 24")
+        Channel(self.channel)
+
+
+def send_window_parse(*, send_window: str) -> tuple[int, int]:
+    """"9-18" -> (9, 18); ValueError when malformed."""
+    start, _, end = send_window.partition("-")
+    hours = int(start), int(end)
+    if not 0 <= hours[0] < hours[1] <= 24:
+        raise ValueError("A send window is 'start-end' hours with 0 <= start < end <= 24.")
+    return hours
+
+
+def is_within_send_window(*, local_hour: int, start_hour: int, end_hour: int) -> bool:
+    return start_hour <= local_hour < end_hour
+
+
+@lru_cache(maxsize=1)
+def _known_zones() -> tuple[str, ...]:
+    """Zone names both Python and the database know (read once per process)."""
+    zones = available_timezones()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name FROM pg_timezone_names")
+            zones &= {row[0] for row in cursor.fetchall()}
+    return tuple(sorted(zones))
+
+
+class _AtZone(Func):
+    """PostgreSQL `timezone(zone, ts)`: timestamptz -> local timestamp, or local timestamp -> timestamptz."""
+
+    function = "timezone"
+    output_field = DateTimeField()
+
+
+class _DateTrunc(Func):
+    template = "date_trunc('%(unit)s', %(expressions)s)"
+    output_field = DateTimeField()
+
+
+class _LocalHour(Func):
+    template = "EXTRACT(hour FROM %(expressions)s)::int"
+    output_field = IntegerField()
+
+
+def _company_zone_name(company: Company) -> str:
+    try:
+        ZoneInfo(company.timezone)
+        return company.timezone
+    except (ZoneInfoNotFoundError, ValueError):
+        return "UTC"
+
+
+def customer_segment(
+    *,
+    company: Company,
+    criteria: SegmentCriteria,
+    now: dt.datetime | None = None,
+    after_id: int = 0,
+    limit: int | None = None,
+) -> QuerySet[Customer]:
+    """Eligible customers of `company` (see the module doc), by id, after `after_id`, at most `limit`."""
+    now = now or timezone.now()
+    caps = policy_for(company=company).caps_for(ROLE_CUSTOMER)
+    consent_field = Contact.CONSENT_FIELD_BY_CHANNEL[Channel(criteria.channel)]
+    now_value = Value(now, output_field=DateTimeField())
+    zone = Case(
+        When(contact__timezone__in=_known_zones(), then=F("contact__timezone")),
+        default=Value(_company_zone_name(company)),
+        output_field=CharField(),
+    )
+    local_now = _AtZone(zone, now_value)
+    day_start = _AtZone(zone, _DateTrunc(local_now, unit="day"))
+    week_start = _AtZone(zone, _DateTrunc(local_now, unit="week"))
+
+    capped = Message.objects.filter(
+        contact_id=OuterRef("contact_id"),
+        direction=Message.Direction.OUTBOUND,
+        agent_type__in=CAPPED_AGENT_TYPES,
+    ).exclude(status=Message.Status.FAILED)
+
+    def at_least(count: int, queryset: QuerySet) -> Exists:
+        # "at least N rows" without counting them all: the Nth row exists.
+        return Exists(queryset.order_by()[count - 1 : count])
+
+    customers = (
+        Customer.objects.filter(
+            company=company,
+            id__gt=after_id,
+            last_booking_at__lte=now - dt.timedelta(days=criteria.cadence_days),
+            last_booking_at__gt=now - dt.timedelta(days=criteria.cadence_days + criteria.window_days),
+            **{f"contact__{consent_field}": True},
+        )
+        .annotate(
+            local_hour=_LocalHour(local_now),
+            day_start=day_start,
+            week_start=week_start,
+        )
+        .filter(
+            local_hour__gte=criteria.send_window_start_hour,
+            local_hour__lt=criteria.send_window_end_hour,
+        )
+        .exclude(
+            Exists(
+                capped.filter(
+                    agent_type=Message.AgentType.SMARTENGAGE, created_at__gt=OuterRef("last_booking_at")
+                )
+            )
+        )
+    )
+    if criteria.channel == Channel.EMAIL:
+        customers = customers.exclude(contact__email="")
+    elif criteria.channel != Channel.CONSOLE:
+        customers = customers.exclude(contact__phone="")
+    if caps.min_hours_between:
+        customers = customers.exclude(
+            Exists(capped.filter(created_at__gt=now - dt.timedelta(hours=caps.min_hours_between)))
+        )
+    customers = customers.exclude(at_least(caps.daily_limit, capped.filter(created_at__gte=OuterRef("day_start"))))
+    customers = customers.exclude(at_least(caps.weekly_limit, capped.filter(created_at__gte=OuterRef("week_start"))))
+    customers = customers.select_related("contact").order_by("id")
+    return customers[:limit] if limit else customers
+
+
+def customer_segment_batches(
+    *, company: Company, criteria: SegmentCriteria, batch_size: int = 100, now: dt.datetime | None = None
+) -> Iterator[list[Customer]]:
+    """The eligible customers in batches of `batch_size`, by keyset; `now` is fixed for the whole walk."""
+    now = now or timezone.now()
+    after_id = 0
+    while True:
+        batch = list(customer_segment(company=company, criteria=criteria, now=now, after_id=after_id, limit=batch_size))
+        if not batch:
+            return
+        yield batch
+        after_id = batch[-1].pk
+        if len(batch) < batch_size:
+            return
+
+
+def customer_booking_history(*, customer: Customer, limit: int = 10) -> list[Booking]:
+    """The customer's latest completed bookings, newest first, with service and worker, for the prompt."""
+    return list(
+        Booking.objects.filter(customer=customer, status=Booking.Status.COMPLETED)
+        .select_related("service", "worker__contact")
+        .order_by("-finished_at", "-id")[:limit]
+    )
