@@ -6,8 +6,10 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/shokti
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PORT ?= 8000
+# Embedded mode's SQLite file, filesystem broker, static files (settings read SHOKTI_VAR_DIR too).
+VAR_DIR := $(or $(SHOKTI_VAR_DIR),$(CURDIR)/var)
 # Prometheus multiprocess mode: gunicorn workers and Celery processes write here, /metrics sums it.
-PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
+PROMETHEUS_MULTIPROC_DIR ?= $(VAR_DIR)/prometheus
 
 .PHONY: run test bench venv services migrate seed lint clean
 
@@ -28,13 +30,18 @@ services:
 	@scripts/ensure_services.sh
 
 # The product with demo data, on SQLite + Celery's filesystem broker unless
-# DATABASE_URL / REDIS_URL are set. Web, worker and beat run under honcho.
+# DATABASE_URL / REDIS_URL are set. Web, workers and beat run under honcho (Procfile).
+# DEMO_ADMIN_PASSWORD sets the demo logins' password; otherwise one is generated once.
+run: export SITE_URL ?= http://127.0.0.1:$(PORT)
 run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py setup_periodic_tasks
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py collectstatic --noinput -v 0
-	@echo "Shokti: http://127.0.0.1:$(PORT)/admin/ (login printed above by seed_demo)"
+	@echo
+	@echo "Shokti: $(SITE_URL)/admin/  login admin@shokti.local  password $${DEMO_ADMIN_PASSWORD:-$$(cat $(VAR_DIR)/demo-admin-password 2>/dev/null || echo '(printed above)')}"
+	@echo "        (ops@shokti.local and marketing@shokti.local share it; Ctrl-C stops everything)"
+	@echo
 	@# Files of a previous run's processes would be summed in again: start empty.
 	rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPROC_DIR)
 	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) PORT=$(PORT) $(BIN)/honcho start -f Procfile

@@ -183,7 +183,7 @@ def _password_file() -> Path:
 
 def _staff_seed(*, companies: Sequence[Company], admin_password: str | None, result: DemoResult) -> None:
     """The admin (superuser), an Operations and a Marketing staff user; all three share the demo password."""
-    password = admin_password or _generated_password()
+    password = admin_password or _stored_password()
     people = (
         ("admin", ADMIN_EMAIL, "Demo Admin", None, None),
         ("operations", OPERATIONS_EMAIL, "Demo Operations", "Operations", Membership.Role.OPERATIONS),
@@ -192,6 +192,7 @@ def _staff_seed(*, companies: Sequence[Company], admin_password: str | None, res
     for label, email, full_name, group_name, role in people:
         user = User.objects.filter(email=email).first()
         if user is None:
+            password = password or _generated_password()
             extra = {"full_name": full_name, "date_joined": result.base_time}
             if group_name is None:
                 user = User.objects.create_superuser(email=email, password=password, **extra)
@@ -203,7 +204,7 @@ def _staff_seed(*, companies: Sequence[Company], admin_password: str | None, res
             user.set_password(admin_password)
             user.save(update_fields=["password"])
             result.logins.append((label, email, admin_password))
-        elif user.check_password(password):
+        elif password and user.check_password(password):
             result.logins.append((label, email, password))
         else:
             result.logins.append((label, email, "(unchanged; set DEMO_ADMIN_PASSWORD to reset it)"))
@@ -218,11 +219,14 @@ def _staff_seed(*, companies: Sequence[Company], admin_password: str | None, res
             result.count("memberships", int(created))
 
 
-def _generated_password() -> str:
-    """The password generated on the first run, kept in var/ (0600) so `make run` can print it again."""
+def _stored_password() -> str | None:
     path = _password_file()
-    if path.exists():
-        return path.read_text().strip()
+    return path.read_text().strip() if path.exists() else None
+
+
+def _generated_password() -> str:
+    """A new demo password, kept in var/ (0600) so `make run` can print it again."""
+    path = _password_file()
     password = secrets.token_urlsafe(12)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
