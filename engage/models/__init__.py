@@ -1,6 +1,7 @@
 """Models of engage, one module per area, re-exported here."""
 
 from engage.models.ai import AgentType, AIConfig, AISession, BannedPhrase, FallbackText, KnowledgeDoc
+from engage.models.campaigns import Campaign, CampaignRecipient, CampaignRun
 from engage.models.jobs import Job
 from engage.models.messages import Message
 from engage.models.policy import CampaignPreset, EngagementPolicy
@@ -8,6 +9,9 @@ from engage.models.sequences import Enrollment, Sequence, SequenceStep
 from engage.models.templates import PromptTemplate, PromptTemplateVersion
 
 __all__ = [
+    "Campaign",
+    "CampaignRecipient",
+    "CampaignRun",
     "Job",
     "Message",
     "CampaignPreset",

@@ -36,3 +36,19 @@ def template_version_approve(*, version: PromptTemplateVersion, actor: User | No
     version.approved_at = timezone.now()
     version.save(update_fields=["status", "approved_by", "approved_at"])
     return version
+
+
+@transaction.atomic
+def templates_seed_defaults(*, company) -> list[PromptTemplateVersion]:
+    """Give `company` the approved v1 default templates it lacks (SmartEngage bn reminder); idempotent."""
+    from engage.services.smartengage import AGENT_TYPE, DEFAULT_TEMPLATES
+
+    created = []
+    for name, body, description in DEFAULT_TEMPLATES:
+        template, _ = PromptTemplate.objects.get_or_create(
+            company=company, agent_type=AGENT_TYPE, locale="bn", name=name, defaults={"description": description}
+        )
+        if not template.versions.exists():
+            version = template_version_create(template=template, body=body)
+            created.append(template_version_approve(version=version))
+    return created

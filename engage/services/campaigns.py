@@ -1,0 +1,320 @@
+"""Campaign runs: trigger (queued through the ledger), execute (one at a time per campaign), cancel, retry.
+
+One run at a time per campaign, across any number of beat and worker processes, twice over:
+- a partial unique constraint allows one queued-or-running run per campaign, so a second trigger
+  is recorded as a `locked` run at once (and reported so);
+- the execution holds a PostgreSQL session advisory lock on the campaign while it works, so even a
+  redelivered or reclaimed job of the same run cannot execute it in two processes at the same time
+  (a process that dies drops its connection, and PostgreSQL frees the lock with it).
+A run that crashes midway is resumed by its ledger job's retry: people who already have an intent
+in this campaign cycle are left out by the segmentation and by the recipients' unique constraint,
+so nobody gets a second reminder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from crm.models import Company, Customer, User
+from engage.models import Campaign, CampaignRecipient, CampaignRun, Job
+from engage.services.jobs import job_cancel, job_enqueue, job_replay
+
+logger = logging.getLogger(__name__)
+
+RUN_TASK = "smartengage_campaign_run"
+# pg_try_advisory_lock(namespace, campaign id): the namespace keeps our keys apart from other locks.
+ADVISORY_LOCK_NAMESPACE = 0x53_45  # "SE"
+INTENT_STATUSES = (CampaignRecipient.Status.PENDING, CampaignRecipient.Status.SENT, CampaignRecipient.Status.FAILED)
+RUN_MAX_ATTEMPTS = 3
+DEFAULT_CAMPAIGN_NAME = "SmartEngage daily"
+
+
+@contextlib.contextmanager
+def campaign_lock(*, campaign_id: int) -> Iterator[bool]:
+    """Try the campaign's lock (PostgreSQL session advisory lock); yields whether this process holds it."""
+    if connection.vendor != "postgresql":
+        # The embedded SQLite mode runs one worker: the one-active-run constraint is enough there.
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_LOCK_NAMESPACE, campaign_id])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [ADVISORY_LOCK_NAMESPACE, campaign_id])
+
+
+def _preset_snapshot(*, campaign: Campaign, preset_name: str | None) -> dict[str, Any]:
+    from engage.policy import policy_for
+
+    name = preset_name or campaign.preset
+    try:
+        preset = policy_for(company=campaign.company).preset(name)
+    except KeyError:
+        raise ValidationError({"preset": f"Unknown campaign preset {name!r}."}) from None
+    return dataclasses.asdict(preset)
+
+
+def campaign_run_trigger(
+    *,
+    campaign: Campaign,
+    is_dry_run: bool = False,
+    trigger: str = CampaignRun.Trigger.ADMIN,
+    actor: User | None = None,
+    preset_name: str | None = None,
+    promo_code: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> CampaignRun:
+    """Queue a run (its ledger job runs it); while another run is queued or running, the new one is `locked`."""
+    preset = {**_preset_snapshot(campaign=campaign, preset_name=preset_name), **(overrides or {})}
+    fields = {
+        "company_id": campaign.company_id,
+        "campaign": campaign,
+        "preset": preset,
+        "promo_code": campaign.promo_code if promo_code is None else promo_code,
+        "is_dry_run": is_dry_run,
+        "trigger": trigger,
+        "triggered_by": actor,
+    }
+    try:
+        with transaction.atomic():
+            run = CampaignRun.objects.create(status=CampaignRun.Status.QUEUED, **fields)
+            run.job = job_enqueue(
+                company=campaign.company,
+                task_name=RUN_TASK,
+                payload={"run_id": run.pk},
+                idempotency_key=f"{RUN_TASK}:{run.pk}",
+                max_attempts=RUN_MAX_ATTEMPTS,
+            )
+            run.save(update_fields=["job"])
+            return run
+    except IntegrityError:
+        now = timezone.now()
+        return CampaignRun.objects.create(
+            status=CampaignRun.Status.LOCKED,
+            error="Another run of this campaign is queued or running.",
+            started_at=now,
+            finished_at=now,
+            **fields,
+        )
+
+
+def campaign_run_counts_refresh(*, run_id: int) -> dict[str, int]:
+    """Recount a run's sent/failed/skipped/rendered from its recipients (one aggregate query)."""
+    statuses = CampaignRecipient.Status
+    counts = CampaignRecipient.objects.filter(run_id=run_id).aggregate(
+        sent=Count("pk", filter=Q(status=statuses.SENT)),
+        failed=Count("pk", filter=Q(status=statuses.FAILED)),
+        skipped=Count("pk", filter=Q(status=statuses.SKIPPED)),
+        rendered=Count("pk", filter=Q(status=statuses.DRY_RUN)),
+    )
+    CampaignRun.objects.filter(pk=run_id).update(**counts)
+    return counts
+
+
+def _eligible_batches(*, run: CampaignRun) -> Iterator[list[Customer]]:
+    """The campaign's eligible customers, a batch at a time, leaving out anyone with an intent in this cycle."""
+    from engage.selectors.segmentation import eligible_customer_batches
+
+    preset = run.preset
+    already = CampaignRecipient.objects.filter(
+        campaign_id=run.campaign_id,
+        customer_id=OuterRef("pk"),
+        cycle_started_at=OuterRef("last_booking_at"),
+        status__in=INTENT_STATUSES,
+    )
+    for batch in eligible_customer_batches(
+        company=run.campaign.company,
+        cadence_days=preset["cadence_days"],
+        window_days=preset.get("window_days", 7),
+        send_window_start_hour=preset["send_window_start_hour"],
+        send_window_end_hour=preset["send_window_end_hour"],
+        channel=run.campaign.channel,
+        batch_size=preset["batch_size"],
+    ):
+        ids = [customer.pk if isinstance(customer, Customer) else customer for customer in batch]
+        customers = list(
+            Customer.objects.filter(pk__in=ids, company_id=run.company_id)
+            .exclude(Exists(already))
+            .select_related("contact__company", "company")
+            .order_by("pk")
+        )
+        if customers:
+            yield customers
+
+
+def _is_cancelled(run_id: int) -> bool:
+    return CampaignRun.objects.filter(pk=run_id, status=CampaignRun.Status.CANCELLED).exists()
+
+
+def campaign_run_execute(*, run_id: int, job: Job | None = None) -> dict[str, Any]:
+    """Execute a queued (or resumed) run under the campaign's lock; the answer says what happened."""
+    from engage.services.smartengage import smartengage_bulk_send
+
+    run = CampaignRun.objects.select_related("campaign__company", "campaign__service").get(pk=run_id)
+    if run.status in CampaignRun.FINISHED_STATUSES:
+        return {"status": run.status, "run_id": run.pk}
+    with campaign_lock(campaign_id=run.campaign_id) as acquired:
+        if not acquired:
+            # Someone is executing this campaign right now (this very run, redelivered, or another).
+            logger.info("campaign %s is locked; run %s not executed now", run.campaign_id, run.pk)
+            return {"status": CampaignRun.Status.LOCKED, "run_id": run.pk}
+        now = timezone.now()
+        claimed = CampaignRun.objects.filter(pk=run.pk, status__in=CampaignRun.ACTIVE_STATUSES).update(
+            status=CampaignRun.Status.RUNNING, started_at=Coalesce("started_at", now)
+        )
+        if not claimed:
+            return {"status": CampaignRun.objects.get(pk=run.pk).status, "run_id": run.pk}
+        run.refresh_from_db()
+        campaign = run.campaign
+        total = run.total_eligible
+        try:
+            for customers in _eligible_batches(run=run):
+                if _is_cancelled(run.pk):
+                    break
+                smartengage_bulk_send(
+                    company=campaign.company,
+                    customers=customers,
+                    channel=campaign.channel,
+                    service=campaign.service,
+                    promo_code=run.promo_code,
+                    ttl_hours=campaign.link_ttl_hours,
+                    dry_run=run.is_dry_run,
+                    run=run,
+                    batch_size=len(customers),
+                )
+                total += len(customers)
+                CampaignRun.objects.filter(pk=run.pk).update(total_eligible=total)
+        except Exception as error:
+            is_last = job is None or job.attempts >= job.max_attempts
+            CampaignRun.objects.filter(pk=run.pk, status=CampaignRun.Status.RUNNING).update(
+                error=f"{type(error).__name__}: {error}"[:5000],
+                **({"status": CampaignRun.Status.FAILED, "finished_at": timezone.now()} if is_last else {}),
+            )
+            campaign_run_counts_refresh(run_id=run.pk)
+            raise  # the ledger retries the job: the run resumes where it stopped
+        CampaignRun.objects.filter(pk=run.pk, status=CampaignRun.Status.RUNNING).update(
+            status=CampaignRun.Status.COMPLETED, finished_at=timezone.now(), error=""
+        )
+        # A cancelled run keeps its status; it gets its end time here.
+        CampaignRun.objects.filter(pk=run.pk, finished_at__isnull=True).update(finished_at=timezone.now())
+        counts = campaign_run_counts_refresh(run_id=run.pk)
+    run.refresh_from_db()
+    return {
+        "status": run.status,
+        "run_id": run.pk,
+        "correlation_id": str(run.correlation_id),
+        "total_eligible": run.total_eligible,
+        **counts,
+        "duration_seconds": run.duration_seconds,
+    }
+
+
+@transaction.atomic
+def campaign_run_cancel(*, run: CampaignRun) -> CampaignRun:
+    """Stop a queued or running run (a running one stops after its current batch)."""
+    run = CampaignRun.objects.select_for_update().get(pk=run.pk)
+    if run.status not in CampaignRun.ACTIVE_STATUSES:
+        raise ValidationError({"status": f"Only queued or running runs can be cancelled; this one is {run.status}."})
+    was_queued = run.status == CampaignRun.Status.QUEUED
+    run.status = CampaignRun.Status.CANCELLED
+    run.error = "Cancelled by an operator."
+    update_fields = ["status", "error"]
+    if was_queued:
+        run.finished_at = timezone.now()
+        update_fields.append("finished_at")
+    run.save(update_fields=update_fields)
+    if was_queued and run.job_id and Job.objects.filter(pk=run.job_id, status__in=[Job.Status.QUEUED, Job.Status.FAILED]).exists():
+        job_cancel(job=run.job, reason="Campaign run cancelled.")
+    return run
+
+
+@transaction.atomic
+def campaign_run_retry_failed(*, run: CampaignRun) -> int:
+    """Queue the failed recipients of a run again (their own jobs, replayed); sent ones are never touched."""
+    failed = list(
+        CampaignRecipient.objects.select_for_update()
+        .filter(run_id=run.pk, status=CampaignRecipient.Status.FAILED, job__isnull=False)
+        .select_related("job")
+    )
+    replayed = []
+    for recipient in failed:
+        if recipient.job.status in (Job.Status.DEAD, Job.Status.FAILED):
+            job_replay(job=recipient.job)
+        replayed.append(recipient.pk)
+    CampaignRecipient.objects.filter(pk__in=replayed).update(
+        status=CampaignRecipient.Status.PENDING, error="", updated_at=timezone.now()
+    )
+    campaign_run_counts_refresh(run_id=run.pk)
+    return len(replayed)
+
+
+def campaign_pause(*, campaign: Campaign) -> Campaign:
+    """Stop the daily schedule from running the campaign (runs already queued still run)."""
+    Campaign.objects.filter(pk=campaign.pk).update(is_paused=True, updated_at=timezone.now())
+    campaign.is_paused = True
+    return campaign
+
+
+def campaign_resume(*, campaign: Campaign) -> Campaign:
+    Campaign.objects.filter(pk=campaign.pk).update(is_paused=False, updated_at=timezone.now())
+    campaign.is_paused = False
+    return campaign
+
+
+def campaigns_daily_run() -> dict[str, int]:
+    """Beat (daily 09:00 UTC): trigger a run of every active SmartEngage campaign of every enabled company."""
+    from engage.policy import policy_for
+
+    counts = {"queued": 0, "locked": 0, "disabled": 0}
+    campaigns = Campaign.objects.filter(
+        is_paused=False, type=Campaign.Type.SMARTENGAGE, company__is_active=True
+    ).select_related("company")
+    for campaign in campaigns:
+        if not policy_for(company=campaign.company).is_smartengage_enabled:
+            counts["disabled"] += 1
+            continue
+        try:
+            run = campaign_run_trigger(campaign=campaign, trigger=CampaignRun.Trigger.BEAT)
+        except ValidationError:
+            logger.exception("campaign %s not triggered", campaign.pk)
+            continue
+        counts["locked" if run.status == CampaignRun.Status.LOCKED else "queued"] += 1
+    return counts
+
+
+def campaign_for_segment(*, company: Company, preset_name: str | None = None) -> Campaign:
+    """The company's default SmartEngage campaign (for the internal run-segment trigger), made on first use."""
+    from engage.policy import policy_for
+
+    policy = policy_for(company=company)
+    if preset_name is not None and preset_name not in policy.presets:
+        raise ValidationError({"preset": f"Unknown campaign preset {preset_name!r}."})
+    campaign, _ = Campaign.objects.get_or_create(
+        company=company, name=DEFAULT_CAMPAIGN_NAME, defaults={"preset": preset_name or policy.default_preset}
+    )
+    return campaign
+
+
+def campaign_funnel(*, campaign: Campaign) -> dict[str, int]:
+    """sent → delivered → opened → clicked → booked over the campaign's messages (one aggregate query)."""
+    from engage.events import funnel_counts
+    from engage.models import Message
+
+    messages = Message.objects.filter(
+        Exists(CampaignRecipient.objects.filter(campaign_id=campaign.pk, message_id=OuterRef("pk")))
+    )
+    return funnel_counts(company=campaign.company, messages=messages)

@@ -1,0 +1,607 @@
+"""SmartEngage: the seed's ten-step reminder workflow, for one customer and in bulk.
+
+For each customer: 1 consent, 2 frequency caps (checked first, then reserved atomically in the
+transaction that writes the intent), 3 context (customer, service), 4 booking history, then the
+prompt from the latest *approved* template versions (a draft never goes out), 5 generation (the
+shared AI client: concurrent in bulk, AISession recorded, fallback on failure), 6 the safety filter
+(fallback on rejection, reason kept), 7 the signed booking deep link put where the model left the
+placeholder, 8 the send through a ledger job and `message_send` on the channel, 9 the
+`engage.Message` with correlation id and template version, 10 metrics.
+
+In a campaign run each person also gets a `CampaignRecipient` row (see engage.models.campaigns).
+A dry run does everything up to the send and records what it would have sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from crm.models import Booking, Channel, Company, Customer, Service, User
+from engage.ai import GenerationRequest, ai_config_for, ai_generate_many, fallback_text_for, template_render
+from engage.ai.templates import template_latest_approved
+from engage.models import AISession, CampaignRecipient, CampaignRun, Job, Message, PromptTemplateVersion
+from engage.policy import ROLE_CUSTOMER
+from engage.services.consent import can_send, send_slot_reserve
+from engage.services.jobs import job_enqueue, job_execute
+
+logger = logging.getLogger(__name__)
+
+AGENT_TYPE = "smartengage"
+MESSAGE_TYPE = "reminder"
+SEND_TASK = "smartengage_send"
+SYSTEM_TEMPLATE_NAME = "reminder_system"
+USER_TEMPLATE_NAME = "reminder"
+LINK_PLACEHOLDER = "[BOOKING_LINK]"
+HISTORY_LIMIT = 5
+EMAIL_SUBJECT = {"bn": "আপনার সার্ভিসের সময় হয়েছে", "en": "Time for your service again"}
+
+# The v1 texts, seeded for new companies by engage.services.templates.templates_seed_defaults
+# (migration 0007 holds a frozen copy for the companies that existed then).
+DEFAULT_TEMPLATES: tuple[tuple[str, str, str], ...] = (
+    (
+        SYSTEM_TEMPLATE_NAME,
+        "তুমি {{ company_name }}-এর একজন বন্ধুসুলভ, সৎ সহকারী। শুধু বাংলায়, ছোট করে (দুই-তিন বাক্যে) লেখো। "
+        "কোনো মূল্য, ছাড় বা প্রতিশ্রুতি বানিয়ে বলবে না; শুধু যে তথ্য দেওয়া হয়েছে তা-ই ব্যবহার করবে। "
+        "কোনো ফোন নম্বর বা ইমেইল লিখবে না।",
+        "SmartEngage reminder: the system prompt.",
+    ),
+    (
+        USER_TEMPLATE_NAME,
+        "গ্রাহক {{ customer_name }}-কে একটি বাংলা রিমাইন্ডার লেখো।\n"
+        "সার্ভিস: {{ service_name_bn }}\n"
+        "শেষ বুকিংয়ের পর {{ days_since_last_booking }} দিন পেরিয়েছে।\n"
+        "{% if promo_code %}প্রোমো কোড: {{ promo_code }} — বার্তায় কোডটি উল্লেখ করো।\n{% endif %}"
+        "বুকিং লিংকের জায়গায় হুবহু {{ deep_link }} লেখো (লিংক আমরা বসিয়ে দেব)।",
+        "SmartEngage reminder: the user prompt.",
+    ),
+)
+
+Reason = CampaignRecipient.Reason
+SENT, FAILED, SKIPPED, DRY_RUN = "sent", "failed", "skipped", "dry_run"
+
+
+@dataclass
+class ReminderOutcome:
+    """What happened to one customer."""
+
+    customer_id: int
+    status: str
+    reason: str = ""
+    correlation_id: str = ""
+    message_id: int | None = None
+    body: str = ""
+    template_version_id: int | None = None
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "success": self.status in (SENT, DRY_RUN),
+            "customer_id": self.customer_id,
+            "status": self.status,
+            "reason": self.reason,
+            "correlation_id": self.correlation_id,
+            "message_id": self.message_id,
+            "template_version_id": self.template_version_id,
+            "body": self.body,
+            "error": self.error,
+        }
+
+
+@dataclass
+class BulkResult:
+    total_eligible: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    rendered: int = 0
+    duration_seconds: float = 0.0
+    outcomes: list[ReminderOutcome] = field(default_factory=list)
+
+    def add(self, outcome: ReminderOutcome) -> None:
+        self.outcomes.append(outcome)
+        if outcome.status == SENT:
+            self.sent += 1
+        elif outcome.status == FAILED:
+            self.failed += 1
+        elif outcome.status == SKIPPED:
+            self.skipped += 1
+        elif outcome.status == DRY_RUN:
+            self.rendered += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total_eligible": self.total_eligible,
+            "sent": self.sent,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "rendered": self.rendered,
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+
+
+@dataclass
+class _Plan:
+    customer: Customer
+    correlation_id: uuid.UUID
+    channel: str
+    service: Service | None = None
+    version: PromptTemplateVersion | None = None
+    link: str = ""
+    request: GenerationRequest | None = None
+    cycle_started_at: Any = None
+    reason: str = ""
+    text: str = ""
+    session: AISession | None = None
+
+
+def _count_skip(reason: str) -> None:
+    try:
+        from shokti.metrics import campaign_recipients_skipped_total
+
+        campaign_recipients_skipped_total.labels(reason=reason).inc()
+    except Exception:  # pragma: no cover - metrics never break a send
+        logger.exception("campaign_recipients_skipped_total not counted")
+
+
+# --- Consent and caps (engage.services.consent) ------------------------------------------------------
+
+
+def _consent_and_caps_reason(*, customer: Customer, channel: str, bypass_frequency_caps: bool) -> str:
+    """"" when the customer may get a reminder on `channel` now, else the skip reason (nothing reserved)."""
+    decision = can_send(
+        contact=customer.contact, channel=channel, role=ROLE_CUSTOMER, bypass_caps=bypass_frequency_caps
+    )
+    return "" if decision.allowed else str(decision.reason)
+
+
+def _slot_reserve_reason(*, customer: Customer, channel: str, bypass_frequency_caps: bool) -> str:
+    """Inside the sending transaction: lock the contact and decide again, atomically (the caps never overrun)."""
+    decision = send_slot_reserve(
+        contact=customer.contact, channel=channel, role=ROLE_CUSTOMER, bypass_caps=bypass_frequency_caps
+    )
+    return "" if decision.allowed else str(decision.reason)
+
+
+# --- Templates and context -------------------------------------------------------------------------
+
+
+def smartengage_templates(*, company: Company, locale: str) -> tuple[PromptTemplateVersion | None, PromptTemplateVersion]:
+    """The approved (system, user) reminder template versions; ValidationError when no user template is approved."""
+    user = template_latest_approved(company=company, agent_type=AGENT_TYPE, locale=locale, name=USER_TEMPLATE_NAME)
+    if user is None and locale != "bn":
+        return smartengage_templates(company=company, locale="bn")
+    if user is None:
+        raise ValidationError(
+            {"template": f"No approved SmartEngage reminder template ({USER_TEMPLATE_NAME}/{locale}) for this company."}
+        )
+    system = template_latest_approved(
+        company=company, agent_type=AGENT_TYPE, locale=user.template.locale, name=SYSTEM_TEMPLATE_NAME
+    )
+    return system, user
+
+
+def _last_completed_bookings(customer_ids: Sequence[int]) -> dict[int, Booking]:
+    """The last completed booking of each customer, in one query."""
+    bookings = (
+        Booking.objects.filter(customer_id__in=customer_ids, status=Booking.Status.COMPLETED)
+        .select_related("service")
+        .order_by("customer_id", "-finished_at", "-id")
+        .distinct("customer_id")
+    )
+    return {booking.customer_id: booking for booking in bookings}
+
+
+def _link_for(*, plan: _Plan, promo_code: str, ttl_hours: int | None, is_deeplink_enabled: bool) -> str:
+    from engage.deeplinks import deeplink_booking_create, deeplink_promo_create
+
+    if not is_deeplink_enabled:
+        return ""
+    if plan.service is None and promo_code:
+        return deeplink_promo_create(
+            customer=plan.customer, promo_code=promo_code, ttl_hours=ttl_hours, correlation_id=plan.correlation_id
+        )
+    return deeplink_booking_create(
+        customer=plan.customer, service=plan.service, promo_code=promo_code, ttl_hours=ttl_hours,
+        correlation_id=plan.correlation_id,
+    )
+
+
+def _with_link(text: str, link: str) -> str:
+    if not link:
+        return text.replace(LINK_PLACEHOLDER, "").strip()
+    if LINK_PLACEHOLDER in text:
+        return text.replace(LINK_PLACEHOLDER, link)
+    return f"{text.rstrip()}\n{link}"
+
+
+# --- The workflow ----------------------------------------------------------------------------------
+
+
+def _plans(
+    *,
+    company: Company,
+    customers: Sequence[Customer],
+    channel: str,
+    service: Service | None,
+    promo_code: str,
+    ttl_hours: int | None,
+    bypass_frequency_caps: bool,
+) -> list[_Plan]:
+    """Steps 1-4 and the prompt for each customer (skips get their reason and no prompt)."""
+    from engage.policy import policy_for
+
+    policy = policy_for(company=company)
+    if not policy.is_smartengage_enabled:
+        raise ValidationError({"smartengage": "SmartEngage is switched off in this company's engagement policy."})
+    config = ai_config_for(company=company)
+    last_bookings = _last_completed_bookings([customer.pk for customer in customers])
+    templates: dict[str, tuple[PromptTemplateVersion | None, PromptTemplateVersion]] = {}
+    now = timezone.now()
+    plans = []
+    for customer in customers:
+        plan = _Plan(customer=customer, correlation_id=uuid.uuid4(), channel=channel)
+        plan.cycle_started_at = customer.last_booking_at
+        plan.reason = _consent_and_caps_reason(
+            customer=customer, channel=channel, bypass_frequency_caps=bypass_frequency_caps
+        )
+        plans.append(plan)
+        if plan.reason:
+            continue
+        last = last_bookings.get(customer.pk)
+        plan.service = service or (last.service if last else None)
+        last_at = customer.last_booking_at or (last.finished_at if last else None)
+        locale = customer.contact.locale or "bn"
+        if locale not in templates:
+            templates[locale] = smartengage_templates(company=company, locale=locale)
+        system, plan.version = templates[locale]
+        context = {
+            "company_name": company.name,
+            "customer_name": customer.contact.name or "গ্রাহক",
+            "service_name": plan.service.name if plan.service else "",
+            "service_name_bn": (plan.service.name_bn or plan.service.name) if plan.service else "আমাদের সার্ভিস",
+            "days_since_last_booking": (now - last_at).days if last_at else "",
+            "promo_code": promo_code,
+            "deep_link": LINK_PLACEHOLDER,
+        }
+        messages = []
+        system_text = (
+            template_render(body=system.body, agent_type=AGENT_TYPE, context=context) if system else config.system_prompt
+        )
+        if system_text:
+            messages.append({"role": "system", "content": system_text})
+        messages.append(
+            {"role": "user", "content": template_render(body=plan.version.body, agent_type=AGENT_TYPE, context=context)}
+        )
+        plan.link = _link_for(
+            plan=plan, promo_code=promo_code, ttl_hours=ttl_hours, is_deeplink_enabled=policy.is_deeplink_enabled
+        )
+        plan.request = GenerationRequest(
+            company=company,
+            agent_type=AGENT_TYPE,
+            purpose=MESSAGE_TYPE,
+            messages=messages,
+            message_type=MESSAGE_TYPE,
+            locale=plan.version.template.locale,
+            channel=channel,
+            contact=customer.contact,
+            correlation_id=plan.correlation_id,
+        )
+    return plans
+
+
+def _generate(*, company: Company, plans: list[_Plan]) -> None:
+    """Steps 5-7: generate concurrently, filter, fall back, put the link in."""
+    from engage.policy import policy_for
+
+    to_generate = [plan for plan in plans if not plan.reason and plan.request is not None]
+    if not to_generate:
+        return
+    if not policy_for(company=company).is_ai_generation_enabled:
+        for plan in to_generate:
+            fallback = fallback_text_for(company=company, message_type=MESSAGE_TYPE, locale=plan.request.locale)
+            plan.text = _with_link(fallback, plan.link)
+        return
+    results = ai_generate_many(requests=[plan.request for plan in to_generate])
+    for plan, result in zip(to_generate, results, strict=True):
+        plan.session = result.session
+        if result.outcome == AISession.Outcome.REJECTED:
+            plan.reason = Reason.SAFETY_REJECTED
+        elif result.outcome != AISession.Outcome.OK:
+            plan.reason = Reason.AI_FAILED_FALLBACK
+        plan.text = _with_link(result.text, plan.link)
+
+
+def _send_payload(*, plan: _Plan, recipient_id: int | None, run_id: int | None, subject: str) -> dict[str, Any]:
+    return {
+        "customer_id": plan.customer.pk,
+        "contact_id": plan.customer.contact_id,
+        "channel": plan.channel,
+        "subject": subject,
+        "correlation_id": str(plan.correlation_id),
+        "template_version_id": plan.version.pk if plan.version else None,
+        "ai_session_id": plan.session.pk if plan.session else None,
+        "recipient_id": recipient_id,
+        "run_id": run_id,
+    }
+
+
+def _send(
+    *, company: Company, plan: _Plan, run: CampaignRun | None, bypass_frequency_caps: bool
+) -> ReminderOutcome:
+    """Step 8-9: reserve the slot, write the intent + job + queued message in one transaction, then send."""
+    outcome = ReminderOutcome(
+        customer_id=plan.customer.pk,
+        status=SENT,
+        reason=plan.reason,
+        correlation_id=str(plan.correlation_id),
+        body=plan.text,
+        template_version_id=plan.version.pk if plan.version else None,
+    )
+    locale = plan.request.locale if plan.request else "bn"
+    subject = EMAIL_SUBJECT.get(locale, EMAIL_SUBJECT["en"]) if plan.channel == Channel.EMAIL else ""
+    with transaction.atomic():
+        skip = _slot_reserve_reason(
+            customer=plan.customer, channel=plan.channel, bypass_frequency_caps=bypass_frequency_caps
+        )
+        if skip:
+            outcome.status, outcome.reason = SKIPPED, skip
+            if run is not None:
+                _recipient_write(run=run, plan=plan, status=CampaignRecipient.Status.SKIPPED, reason=skip)
+            _count_skip(skip)
+            return outcome
+        recipient = None
+        if run is not None:
+            recipient = _recipient_intent(run=run, plan=plan)
+            if recipient is None:
+                outcome.status, outcome.reason = SKIPPED, Reason.ALREADY_REMINDED
+                _recipient_write(
+                    run=run, plan=plan, status=CampaignRecipient.Status.SKIPPED, reason=Reason.ALREADY_REMINDED
+                )
+                _count_skip(Reason.ALREADY_REMINDED)
+                return outcome
+        job = job_enqueue(
+            company=company,
+            task_name=SEND_TASK,
+            payload=_send_payload(
+                plan=plan, recipient_id=recipient.pk if recipient else None, run_id=run.pk if run else None,
+                subject=subject,
+            ),
+            idempotency_key=f"{SEND_TASK}:{plan.correlation_id}",
+        )
+        # The queued message is the reservation the caps count; message_send(job=...) sends this very row.
+        message = Message.objects.create(
+            company=company,
+            contact=plan.customer.contact,
+            direction=Message.Direction.OUTBOUND,
+            channel=plan.channel,
+            agent_type=AGENT_TYPE,
+            message_type=MESSAGE_TYPE,
+            subject=subject,
+            body=plan.text,
+            status=Message.Status.QUEUED,
+            correlation_id=plan.correlation_id,
+            job=job,
+            template_version=plan.version,
+        )
+        if recipient is not None:
+            CampaignRecipient.objects.filter(pk=recipient.pk).update(job=job, message=message)
+        if plan.session is not None:
+            AISession.objects.filter(pk=plan.session.pk).update(message=message)
+    if plan.reason:
+        _count_skip(plan.reason)
+    # Run it here: the copy Celery gets on commit finds the job done (or, if this process dies
+    # first, sends it: the message is unique per job either way).
+    job_execute(job_id=job.pk, worker=f"smartengage:{plan.correlation_id}")
+    message.refresh_from_db(fields=["status", "error"])
+    outcome.message_id = message.pk
+    if message.status in (Message.Status.QUEUED, Message.Status.FAILED):
+        outcome.status, outcome.error = FAILED, message.error or "The send did not complete; the job retries it."
+    return outcome
+
+
+def _recipient_intent(*, run: CampaignRun, plan: _Plan) -> CampaignRecipient | None:
+    """The pending intent row, or None when this customer already has one in this campaign cycle."""
+    row = _recipient_row(run=run, plan=plan, status=CampaignRecipient.Status.PENDING)
+    try:
+        with transaction.atomic():
+            row.save(force_insert=True)
+            return row
+    except IntegrityError:
+        return None
+
+
+def _recipient_write(*, run: CampaignRun, plan: _Plan, status: str, reason: str = "") -> None:
+    row = _recipient_row(run=run, plan=plan, status=status)
+    row.reason = reason
+    row.save(force_insert=True)
+
+
+def smartengage_reminders_process(
+    *,
+    company: Company,
+    customers: Sequence[Customer],
+    channel: str = Channel.EMAIL,
+    service: Service | None = None,
+    promo_code: str = "",
+    ttl_hours: int | None = None,
+    bypass_frequency_caps: bool = False,
+    dry_run: bool = False,
+    run: CampaignRun | None = None,
+) -> list[ReminderOutcome]:
+    """The workflow for a batch of customers of `company`: AI calls concurrent, sends one by one."""
+    if channel not in Channel.values:
+        raise ValidationError({"channel": f"Unknown channel {channel!r}."})
+    plans = _plans(
+        company=company, customers=customers, channel=channel, service=service, promo_code=promo_code,
+        ttl_hours=ttl_hours, bypass_frequency_caps=bypass_frequency_caps,
+    )
+    _generate(company=company, plans=plans)
+    outcomes = []
+    skipped_rows = []
+    for plan in plans:
+        is_skip = plan.reason in CampaignRecipient.SKIP_REASONS
+        if is_skip:
+            _count_skip(plan.reason)
+            outcome = ReminderOutcome(
+                customer_id=plan.customer.pk, status=SKIPPED, reason=plan.reason, correlation_id=str(plan.correlation_id)
+            )
+            if run is not None:
+                skipped_rows.append(_recipient_row(run=run, plan=plan, status=CampaignRecipient.Status.SKIPPED))
+        elif dry_run:
+            outcome = ReminderOutcome(
+                customer_id=plan.customer.pk,
+                status=DRY_RUN,
+                reason=plan.reason,
+                correlation_id=str(plan.correlation_id),
+                body=plan.text,
+                template_version_id=plan.version.pk if plan.version else None,
+            )
+            if run is not None:
+                skipped_rows.append(_recipient_row(run=run, plan=plan, status=CampaignRecipient.Status.DRY_RUN))
+        else:
+            outcome = _send(company=company, plan=plan, run=run, bypass_frequency_caps=bypass_frequency_caps)
+        outcomes.append(outcome)
+    if skipped_rows:
+        CampaignRecipient.objects.bulk_create(skipped_rows, batch_size=1000)
+    return outcomes
+
+
+def _recipient_row(*, run: CampaignRun, plan: _Plan, status: str) -> CampaignRecipient:
+    return CampaignRecipient(
+        company_id=run.company_id,
+        campaign_id=run.campaign_id,
+        run=run,
+        customer=plan.customer,
+        cycle_started_at=plan.cycle_started_at or run.created_at,
+        status=status,
+        reason=plan.reason,
+        body=plan.text,
+        template_version=plan.version,
+        correlation_id=plan.correlation_id,
+    )
+
+
+def customers_for_company(*, company: Company, customer_ids: Iterable[Any]) -> list[Customer]:
+    """The customers of `company` with these ids; ValidationError naming the ids that are not the company's."""
+    try:
+        ids = sorted({int(value) for value in customer_ids})
+    except (TypeError, ValueError):
+        raise ValidationError({"customer_ids": "Customer ids are integers."}) from None
+    customers = list(
+        Customer.objects.filter(company=company, pk__in=ids).select_related("contact", "company").order_by("pk")
+    )
+    missing = sorted(set(ids) - {customer.pk for customer in customers})
+    if missing:
+        # The same answer for another company's customer and for none at all: nothing leaks.
+        raise ValidationError({"customer_ids": f"Unknown customer id(s): {', '.join(map(str, missing))}."})
+    return customers
+
+
+def smartengage_reminder_send(
+    *,
+    company: Company,
+    customer: Customer,
+    service: Service | None = None,
+    promo_code: str = "",
+    ttl_hours: int | None = None,
+    channel: str = Channel.EMAIL,
+    bypass_frequency_caps: bool = False,
+    actor: User | None = None,
+) -> ReminderOutcome:
+    """Send one reminder to one customer now (the admin's send-single)."""
+    if customer.company_id != company.pk or (service is not None and service.company_id != company.pk):
+        raise ValidationError({"customer_id": "Unknown customer."})
+    (outcome,) = smartengage_reminders_process(
+        company=company, customers=[customer], channel=channel, service=service, promo_code=promo_code,
+        ttl_hours=ttl_hours, bypass_frequency_caps=bypass_frequency_caps,
+    )
+    return outcome
+
+
+def smartengage_bulk_send(
+    *,
+    company: Company,
+    customers: Sequence[Customer],
+    channel: str = Channel.EMAIL,
+    service: Service | None = None,
+    promo_code: str = "",
+    ttl_hours: int | None = None,
+    batch_size: int = 100,
+    bypass_frequency_caps: bool = False,
+    dry_run: bool = False,
+    run: CampaignRun | None = None,
+) -> BulkResult:
+    """Remind many customers, `batch_size` at a time (the AI calls of a batch run concurrently)."""
+    started = time.monotonic()
+    result = BulkResult(total_eligible=len(customers))
+    for start in range(0, len(customers), max(1, batch_size)):
+        for outcome in smartengage_reminders_process(
+            company=company, customers=customers[start : start + batch_size], channel=channel, service=service,
+            promo_code=promo_code, ttl_hours=ttl_hours, bypass_frequency_caps=bypass_frequency_caps,
+            dry_run=dry_run, run=run,
+        ):
+            result.add(outcome)
+    result.duration_seconds = time.monotonic() - started
+    return result
+
+
+def smartengage_job_send(*, job: Job) -> dict[str, Any]:
+    """The `smartengage_send` job: send the reminder queued with the job; its recipient row follows the result."""
+    from channels_app.base import ChannelError
+    from engage.handlers import JobPermanentError
+    from engage.services.messages import message_send
+
+    message = (
+        Message.objects.select_related("contact", "company", "template_version")
+        .filter(job=job, direction=Message.Direction.OUTBOUND, company_id=job.company_id)
+        .first()
+    )
+    if message is None:
+        raise JobPermanentError("No reminder was queued with this job.")
+    recipient_id = job.payload.get("recipient_id")
+    try:
+        message = message_send(
+            job=job,
+            company=message.company,
+            contact=message.contact,
+            lead=None,
+            channel=message.channel,
+            body=message.body,
+            subject=message.subject,
+            agent_type=AGENT_TYPE,
+            message_type=MESSAGE_TYPE,
+            correlation_id=message.correlation_id,
+            template_version=message.template_version,
+        )
+    except ChannelError as error:
+        if recipient_id:
+            _recipient_update(
+                recipient_id=recipient_id, run_id=job.payload.get("run_id"), status=CampaignRecipient.Status.FAILED,
+                error=str(error),
+            )
+        raise
+    if recipient_id:
+        _recipient_update(
+            recipient_id=recipient_id, run_id=job.payload.get("run_id"), status=CampaignRecipient.Status.SENT, error=""
+        )
+    return {"message_id": message.pk, "status": message.status}
+
+
+def _recipient_update(*, recipient_id: int, run_id: int | None, status: str, error: str) -> None:
+    from engage.services.campaigns import campaign_run_counts_refresh
+
+    updated = CampaignRecipient.objects.filter(pk=recipient_id).exclude(status=CampaignRecipient.Status.SENT).update(
+        status=status, error=error[:5000], updated_at=timezone.now()
+    )
+    # A run still going counts at its end; a finished one (a retry, a late job) is recounted now.
+    if updated and run_id and CampaignRun.objects.filter(pk=run_id, status__in=CampaignRun.FINISHED_STATUSES).exists():
+        campaign_run_counts_refresh(run_id=run_id)
