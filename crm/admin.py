@@ -304,6 +304,10 @@ class LeadAdmin(TenantScopedAdmin):
             kwargs["queryset"] = User.objects.filter(is_staff=True)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    def lead_stage_move(self, *, lead, stage, actor) -> None:
+        # engage's admin overrides this with its service that also applies sequence rules.
+        lead_move_to_stage(lead=lead, stage=stage, actor=actor, source="admin")
+
     @admin.action(description="Move selected leads to a stage…", permissions=["change"])
     def move_to_stage(self, request, queryset):
         leads = list(queryset.select_related("contact", "pipeline", "stage")[: MOVE_TO_STAGE_LIMIT + 1])
@@ -327,7 +331,7 @@ class LeadAdmin(TenantScopedAdmin):
                 elif lead.stage_id == stage.pk:
                     unchanged += 1
                 else:
-                    lead_move_to_stage(lead=lead, stage=stage, actor=request.user, source="admin")
+                    self.lead_stage_move(lead=lead, stage=stage, actor=request.user)
                     moved += 1
             report = ngettext("Moved %(moved)d lead to %(stage)s.", "Moved %(moved)d leads to %(stage)s.", moved)
             report %= {"moved": moved, "stage": stage}

@@ -1,3 +1,4 @@
 """engage's admin. Shared by the engage engineers: add your model admins below (or in a module imported here)."""
 
 from engage.policy_admin import CampaignPresetInline, EngagementPolicyAdmin  # noqa: F401
+from engage.ai_admin import AISessionAdmin, LeadAdmin  # noqa: E402,F401  (AI, templates, sequences, lead conversation)

@@ -49,3 +49,22 @@ def system_prompt_build(*, lead: Lead, config: AIConfig, query_text: str, instru
     if instruction:
         parts.append(instruction)
     return "\n\n".join(part for part in parts if part)
+
+
+THREAD_LIMIT = 100
+
+
+def lead_thread(*, lead: Lead, limit: int = THREAD_LIMIT) -> list[Message]:
+    """The lead's latest messages, oldest first, each with its AI sessions (`message.ai_sessions.all`)."""
+    from django.db.models import Prefetch
+
+    from engage.models import AISession
+
+    sessions = AISession.objects.only("id", "message_id", "outcome", "error", "latency_ms", "tokens_in", "tokens_out")
+    messages = (
+        Message.objects.filter(lead=lead)
+        .select_related("template_version__template")
+        .prefetch_related(Prefetch("ai_sessions", queryset=sessions))
+        .order_by("-created_at", "-id")[:limit]
+    )
+    return list(reversed(messages))

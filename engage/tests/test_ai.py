@@ -216,3 +216,49 @@ def test_bulk_generation_runs_concurrently_with_a_bounded_pool_and_keeps_the_ord
     assert in_flight["max"] == 3
     assert AISession.objects.filter(company=company, purpose="reminder", outcome="ok").count() == 7
     assert {session.contact_id for session in AISession.objects.all()} == {contact.pk for contact in contacts}
+
+
+# --- Admin ------------------------------------------------------------------------------------------
+
+
+def test_the_api_key_is_write_only_in_the_admin(client, staff_user, company):
+    from django.urls import reverse
+
+    config = AIConfig.objects.create(company=company, api_key="sk-secret-company-key")
+    client.force_login(staff_user)
+    url = reverse("admin:engage_aiconfig_change", args=[config.pk])
+
+    page = client.get(url).content.decode()
+    assert "sk-secret-company-key" not in page
+
+    form = {
+        "company": company.pk, "model": "gpt-4o-mini", "temperature": "0.5", "max_tokens": "300",
+        "system_prompt": "Be kind.", "is_reply_enabled": "on", "api_base_url": "", "api_key": "",
+        "followup_after_hours": "12", "followup_cadence_hours": "24", "followup_max": "2",
+        "handoff_keywords": '["human"]', "sms_max_segments": "2", "required_link": "",
+        "allowed_contact_details": "[]",
+    }
+    assert client.post(url, form).status_code == 302
+    config.refresh_from_db()
+    assert (config.api_key, config.temperature, config.followup_after_hours) == ("sk-secret-company-key", 0.5, 12)
+    client.post(url, {**form, "api_key": "-"})
+    config.refresh_from_db()
+    assert config.api_key == ""
+
+
+def test_ai_sessions_are_read_only_and_scoped(client, staff_user, other_staff_user, company, settings):
+    from django.urls import reverse
+
+    settings.OPENAI_API_KEY = ""
+    session = generate(company).session
+    url = reverse("admin:engage_aisession_change", args=[session.pk])
+    client.force_login(staff_user)
+
+    listing = client.get(reverse("admin:engage_aisession_changelist")).content.decode()
+    assert url in listing
+    detail = client.get(url)
+    assert detail.status_code == 200 and "no API key configured" in detail.content.decode()
+    assert client.get(reverse("admin:engage_aisession_add")).status_code == 403
+    client.force_login(other_staff_user)
+    assert client.get(url).status_code == 404
+    assert url not in client.get(reverse("admin:engage_aisession_changelist")).content.decode()

@@ -96,3 +96,103 @@ def test_no_manual_reply_to_a_contact_who_opted_out(company, staff_user):
         lead_manual_reply(lead=lead, actor=staff_user, body="hello")
 
     assert jobs("manual_reply") == []
+
+
+# --- The admin lead page: conversation thread and hand-off controls ---------------------------------
+
+
+@pytest.fixture
+def conversation(company, fake_openai):
+    """A lead with an inbound message and an AI reply."""
+    fake_openai.reply("আমাদের কোর্স তিন মাসের।")
+    inbound = capture(company, "কোর্সটি কত দিনের?")
+    run_job(inbound.job_id)
+    Lead.objects.filter(pk=inbound.lead_id).update(summary="Asked how long the course is.")
+    return Lead.objects.get(pk=inbound.lead_id)
+
+
+def handoff_url(lead, operation):
+    from django.urls import reverse
+
+    return reverse("admin:crm_lead_handoff", args=[lead.pk, operation])
+
+
+@pytest.mark.django_db
+def test_the_lead_page_shows_the_thread_with_status_ai_outcome_stage_and_summary(client, staff_user, conversation):
+    from django.urls import reverse
+
+    client.force_login(staff_user)
+
+    response = client.get(reverse("admin:crm_lead_change", args=[conversation.pk]))
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'id="lead-conversation"' in page
+    assert "কোর্সটি কত দিনের?" in page and "আমাদের কোর্স তিন মাসের।" in page
+    assert page.index("কোর্সটি কত দিনের?") < page.index("আমাদের কোর্স তিন মাসের।")
+    assert '<span class="delivery-status">Sent</span>' in page
+    assert 'class="ai-outcome-ok"' in page
+    assert "Asked how long the course is." in page
+    assert "<strong>Stage:</strong> New" in page
+    assert 'id="take-over"' in page
+
+
+@pytest.mark.django_db
+def test_ops_take_over_reply_and_hand_back_from_the_lead_page(client, staff_user, conversation):
+    client.force_login(staff_user)
+
+    client.post(handoff_url(conversation, "take_over"))
+    conversation.refresh_from_db()
+    assert conversation.is_ai_paused
+
+    response = client.post(handoff_url(conversation, "reply"), {"body": "আমি রহিম, বলুন কীভাবে সাহায্য করতে পারি।"})
+    assert response.status_code == 302
+    [job] = jobs("manual_reply")
+    run_job(job)
+    assert Message.objects.filter(lead=conversation, agent_type="manual").values_list("body", flat=True).get() == (
+        "আমি রহিম, বলুন কীভাবে সাহায্য করতে পারি।"
+    )
+
+    client.post(handoff_url(conversation, "hand_back"))
+    conversation.refresh_from_db()
+    assert not conversation.is_ai_paused
+
+
+@pytest.mark.django_db
+def test_an_empty_reply_from_the_page_is_refused_and_queues_nothing(client, staff_user, conversation):
+    client.force_login(staff_user)
+
+    response = client.post(handoff_url(conversation, "reply"), {"body": ""}, follow=True)
+
+    assert "Not sent" in response.content.decode()
+    assert jobs("manual_reply") == []
+
+
+@pytest.mark.django_db
+def test_another_companys_staff_and_anonymous_cannot_see_or_control_the_lead(
+    client, other_staff_user, conversation
+):
+    from django.urls import reverse
+
+    page = reverse("admin:crm_lead_change", args=[conversation.pk])
+    # anonymous: sent to the login page, nothing changes
+    assert client.get(page).status_code == 302
+    response = client.post(handoff_url(conversation, "take_over"))
+    assert response.status_code == 302 and "/login/" in response["Location"]
+    # bob, staff of another company: the lead does not exist for him
+    client.force_login(other_staff_user)
+    assert client.get(page).status_code == 404
+    assert client.post(handoff_url(conversation, "take_over")).status_code == 404
+    assert client.post(handoff_url(conversation, "reply"), {"body": "hi"}).status_code == 404
+
+    conversation.refresh_from_db()
+    assert not conversation.is_ai_paused
+    assert jobs("manual_reply") == []
+
+
+@pytest.mark.django_db
+def test_hand_off_controls_accept_only_post(client, staff_user, conversation):
+    client.force_login(staff_user)
+    assert client.get(handoff_url(conversation, "take_over")).status_code == 405
+    conversation.refresh_from_db()
+    assert not conversation.is_ai_paused

@@ -87,3 +87,51 @@ def test_contacts_of_two_companies_or_one_contact_cannot_merge(company, other_co
     assert Contact.objects.filter(pk=merge.pk).exists()
     assert Lead.objects.get(pk=lead.pk).contact_id == merge.pk
     assert not Event.objects.filter(type="contact.merged").exists()
+
+
+# --- The admin action ---------------------------------------------------------------------------------
+
+
+def merge_action(client, contacts, **extra):
+    from django.urls import reverse
+
+    data = {"action": "merge_contacts", "_selected_action": [contact.pk for contact in contacts], **extra}
+    return client.post(reverse("admin:crm_contact_changelist"), data, follow=True)
+
+
+def test_ops_merge_two_contacts_from_the_admin(client, staff_user, company):
+    keep = ContactFactory(company=company, name="Rahim")
+    merge = ContactFactory(company=company, name="Rahim (email)")
+    lead = LeadFactory(company=company, contact=merge)
+    client.force_login(staff_user)
+
+    confirm = merge_action(client, [keep, merge])
+    assert confirm.status_code == 200 and "Merge two contacts" in confirm.content.decode()
+    assert Contact.objects.filter(pk=merge.pk).exists()  # nothing happens before the confirmation
+
+    done = merge_action(client, [keep, merge], apply="1", keep=str(keep.pk))
+
+    assert f"Merged contact #{merge.pk}" in done.content.decode()
+    assert not Contact.objects.filter(pk=merge.pk).exists()
+    assert Lead.objects.get(pk=lead.pk).contact_id == keep.pk
+    assert Event.objects.get(type="contact.merged").actor == staff_user
+
+
+def test_the_action_needs_exactly_two_contacts(client, staff_user, company):
+    contacts = [ContactFactory(company=company) for _ in range(3)]
+    client.force_login(staff_user)
+
+    response = merge_action(client, contacts, apply="1", keep=str(contacts[0].pk))
+
+    assert "Select exactly two contacts" in response.content.decode()
+    assert Contact.objects.filter(pk__in=[c.pk for c in contacts]).count() == 3
+
+
+def test_another_companys_staff_cannot_merge_our_contacts(client, other_staff_user, company):
+    keep, merge = ContactFactory(company=company), ContactFactory(company=company)
+    client.force_login(other_staff_user)
+
+    merge_action(client, [keep, merge], apply="1", keep=str(keep.pk))
+
+    assert Contact.objects.filter(pk__in=[keep.pk, merge.pk]).count() == 2
+    assert not Event.objects.filter(type="contact.merged").exists()

@@ -219,3 +219,54 @@ def test_concurrent_beat_runs_never_queue_a_step_twice(company):
     # then
     assert sum(counts) == 30
     assert Job.objects.filter(task_name="sequence_step").count() == 30
+
+
+# --- Admin: enroll action and sequence pages -------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_ops_enroll_leads_from_the_lead_list(client, staff_user, sequence, lead, other_company):
+    from django.urls import reverse
+
+    closed = LeadFactory(company=lead.company, pipeline=lead.pipeline, status="won")
+    client.force_login(staff_user)
+    data = {"action": "enroll_in_sequence", "_selected_action": [lead.pk, closed.pk]}
+
+    confirm = client.post(reverse("admin:crm_lead_changelist"), data)
+    assert confirm.status_code == 200 and "Enroll leads in a sequence" in confirm.content.decode()
+    assert Enrollment.objects.count() == 0
+
+    done = client.post(reverse("admin:crm_lead_changelist"), {**data, "apply": "1", "sequence": sequence.pk}, follow=True)
+
+    assert "Enrolled 1 lead(s) in Welcome. 1 refused" in done.content.decode()
+    assert list(Enrollment.objects.values_list("lead_id", flat=True)) == [lead.pk]
+
+
+@pytest.mark.django_db
+def test_moving_a_lead_to_a_stage_in_the_admin_applies_the_sequence_rules(client, staff_user, lead):
+    from django.urls import reverse
+
+    qualified = lead.pipeline.stages.get(name="Qualified")
+    sequence = Sequence.objects.create(company=lead.company, name="Rule", pipeline=lead.pipeline,
+                                       trigger="stage_entered", trigger_stage=qualified)
+    SequenceStep.objects.create(sequence=sequence, order=1, fixed_text="হ্যালো")
+    client.force_login(staff_user)
+
+    client.post(reverse("admin:crm_lead_changelist"),
+                {"action": "move_to_stage", "_selected_action": [lead.pk], "apply": "1", "stage": qualified.pk})
+
+    assert Lead.objects.get(pk=lead.pk).stage == qualified
+    assert Enrollment.objects.get().sequence == sequence
+
+
+@pytest.mark.django_db
+def test_sequence_pages_are_scoped_to_the_users_companies(client, staff_user, other_staff_user, sequence):
+    from django.urls import reverse
+
+    client.force_login(staff_user)
+    assert client.get(reverse("admin:engage_sequence_change", args=[sequence.pk])).status_code == 200
+    link = reverse("admin:engage_sequence_change", args=[sequence.pk])
+    assert link in client.get(reverse("admin:engage_sequence_changelist")).content.decode()
+    client.force_login(other_staff_user)
+    assert client.get(reverse("admin:engage_sequence_change", args=[sequence.pk])).status_code == 404
+    assert link not in client.get(reverse("admin:engage_sequence_changelist")).content.decode()

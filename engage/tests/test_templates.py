@@ -112,3 +112,41 @@ def test_a_message_remembers_its_template_version(template, company):
     )
     assert list(version.messages.all()) == [message]
     assert PromptTemplateVersion.objects.get(pk=version.pk).messages.count() == 1
+
+
+# --- Admin ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_version_added_in_the_admin_is_checked_numbered_and_approvable(client, staff_user, template):
+    from django.urls import reverse
+
+    client.force_login(staff_user)
+    add = reverse("admin:engage_prompttemplateversion_add")
+
+    refused = client.post(add, {"template": template.pk, "body": "Hi {{ salary }}"})
+    assert refused.status_code == 200 and "Unknown variable(s): salary." in refused.content.decode()
+    assert template.versions.count() == 0
+
+    assert client.post(add, {"template": template.pk, "body": "Hi {{ contact_name }}"}).status_code == 302
+    version = template.versions.get()
+    assert (version.number, version.status, version.author) == (1, "draft", staff_user)
+
+    client.post(reverse("admin:engage_prompttemplateversion_changelist"),
+                {"action": "approve", "_selected_action": [version.pk]})
+    version.refresh_from_db()
+    assert (version.status, version.approved_by) == ("approved", staff_user)
+
+
+@pytest.mark.django_db
+def test_another_companys_staff_cannot_see_or_approve_our_versions(client, other_staff_user, template):
+    from django.urls import reverse
+
+    version = template_version_create(template=template, body="{{ stage }}")
+    client.force_login(other_staff_user)
+
+    assert client.get(reverse("admin:engage_prompttemplateversion_change", args=[version.pk])).status_code == 404
+    client.post(reverse("admin:engage_prompttemplateversion_changelist"),
+                {"action": "approve", "_selected_action": [version.pk]})
+    version.refresh_from_db()
+    assert version.status == "draft"
