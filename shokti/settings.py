@@ -152,6 +152,9 @@ else:
         "priority_steps": list(range(10)),
         "sep": ":",
         "queue_order_strategy": "priority",
+        # A publisher facing a dead broker fails at once instead of sleeping through retries: the web
+        # request answers anyway and the job ledger's relay re-dispatches (engage/services/jobs.py).
+        "max_retries": env.int("CELERY_BROKER_PUBLISH_MAX_RETRIES", default=0),
     }
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True

@@ -38,6 +38,7 @@ WORKER_ENV = {
     "CELERY_TASK_TIME_LIMIT": "60",
     "CELERY_TASK_SOFT_TIME_LIMIT": "55",
     "LOG_LEVEL": "INFO",
+    "OPENAI_API_KEY": "",  # the AI runs offline (fallback replies) in the worker
 }
 
 
@@ -158,12 +159,14 @@ def start_worker(*, broker_url: str, database_url: str, log_dir: Path, extra_env
 @contextmanager
 def broker_for_this_process(broker_url: str) -> Iterator[None]:
     """Point this process's Celery app (the on_commit dispatch) at another broker for a while."""
+    from kombu import pools
+
     from shokti.celery import app
 
     def reset() -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
-            app._pool = None
+        # Drop every pooled broker connection (kombu keeps them in a global registry).
+        pools.reset()
+        app._pool = None
         app.amqp._producer_pool = None
 
     previous = app.conf.broker_url
@@ -264,12 +267,13 @@ def celery_worker(django_db_setup, django_db_blocker) -> Iterator[WorkerProcess]
             worker.stop()
 
 
-def wait_for(condition, *, timeout: float = 20.0, interval: float = 0.1, message: str = "condition"):
-    """Poll `condition()` until it returns something truthy; fail the test after `timeout`."""
+def wait_for(condition, *, timeout: float = 20.0, interval: float = 0.1, message: str = "condition", worker=None):
+    """Poll `condition()` until it returns something truthy; fail the test after `timeout` (with the worker's log)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {message}")
+    log = f"\n--- worker log ---\n{worker.log()[-6000:]}" if worker is not None else ""
+    pytest.fail(f"timed out after {timeout}s waiting for {message}{log}")
