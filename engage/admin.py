@@ -2,3 +2,4 @@
 
 from engage.policy_admin import CampaignPresetInline, EngagementPolicyAdmin  # noqa: F401
 from engage.ai_admin import AISessionAdmin, LeadAdmin  # noqa: E402,F401  (AI, templates, sequences, lead conversation)
+from engage.campaign_admin import CampaignAdmin, CampaignRecipientAdmin, CampaignRunAdmin  # noqa: F401

@@ -26,3 +26,15 @@ def sequences_advance() -> dict:
     from engage.services.sequences import sequences_advance as advance
 
     return advance()
+
+
+@shared_task(name="engage.smartengage_campaign_run", ignore_result=True)
+def smartengage_campaign_run(campaign_id: int | None = None, dry_run: bool = False) -> dict:
+    """Beat (daily 09:00 UTC): queue a run of one campaign, or of every active SmartEngage campaign."""
+    from engage.models import Campaign
+    from engage.services.campaigns import campaign_run_trigger, campaigns_daily_run
+
+    if campaign_id is None:
+        return campaigns_daily_run()
+    run = campaign_run_trigger(campaign=Campaign.objects.get(pk=campaign_id), is_dry_run=dry_run, trigger="beat")
+    return {"run_id": run.pk, "status": run.status}

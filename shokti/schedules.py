@@ -43,6 +43,13 @@ DEFAULT_SCHEDULES: list[dict[str, Any]] = [
         "priority": 2,
         "description": "Queues one sequence_step job per due enrollment (SKIP LOCKED, one job per enrollment and step).",
     },
+    {
+        "name": "smartengage: daily campaigns",
+        "task": "engage.smartengage_campaign_run",
+        "crontab": {"minute": "0", "hour": "9"},
+        "priority": 3,
+        "description": "09:00 UTC (15:00 Dhaka): queues a run of every active, unpaused SmartEngage campaign.",
+    },
 ]
 
 CRONTAB_FIELDS = ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")

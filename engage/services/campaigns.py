@@ -126,34 +126,57 @@ def campaign_run_counts_refresh(*, run_id: int) -> dict[str, int]:
 
 
 def _eligible_batches(*, run: CampaignRun) -> Iterator[list[Customer]]:
-    """The campaign's eligible customers, a batch at a time, leaving out anyone with an intent in this cycle."""
-    from engage.selectors.segmentation import eligible_customer_batches
+    """The campaign's eligible customers a batch at a time, without anyone who has an intent in this cycle.
+
+    The segment is read over the whole day; the send window is applied here, per customer in their
+    own time zone, so those outside it are recorded as skipped (and tried again by a later run).
+    """
+    from engage.segmentation import SegmentCriteria, customer_segment_batches
 
     preset = run.preset
+    criteria = SegmentCriteria(
+        cadence_days=preset["cadence_days"],
+        window_days=preset.get("window_days", 7),
+        send_window_start_hour=0,
+        send_window_end_hour=24,
+        channel=run.campaign.channel,
+    )
     already = CampaignRecipient.objects.filter(
         campaign_id=run.campaign_id,
         customer_id=OuterRef("pk"),
         cycle_started_at=OuterRef("last_booking_at"),
         status__in=INTENT_STATUSES,
     )
-    for batch in eligible_customer_batches(
-        company=run.campaign.company,
-        cadence_days=preset["cadence_days"],
-        window_days=preset.get("window_days", 7),
-        send_window_start_hour=preset["send_window_start_hour"],
-        send_window_end_hour=preset["send_window_end_hour"],
-        channel=run.campaign.channel,
-        batch_size=preset["batch_size"],
+    for batch in customer_segment_batches(
+        company=run.campaign.company, criteria=criteria, batch_size=preset["batch_size"]
     ):
-        ids = [customer.pk if isinstance(customer, Customer) else customer for customer in batch]
         customers = list(
-            Customer.objects.filter(pk__in=ids, company_id=run.company_id)
+            Customer.objects.filter(pk__in=[customer.pk for customer in batch], company_id=run.company_id)
             .exclude(Exists(already))
             .select_related("contact__company", "company")
             .order_by("pk")
         )
         if customers:
             yield customers
+
+
+def segment_customers(*, company: Company, cadence_days: int, channel: str, limit: int) -> list[Customer]:
+    """Customers due a reminder now by `cadence_days` (the default preset's window), for an explicit bulk send.
+
+    No send window: a staff member sending now means now.
+    """
+    from engage.policy import policy_for
+    from engage.segmentation import SegmentCriteria, customer_segment
+
+    preset = policy_for(company=company).preset()
+    criteria = SegmentCriteria(
+        cadence_days=cadence_days,
+        window_days=preset.window_days,
+        send_window_start_hour=0,
+        send_window_end_hour=24,
+        channel=channel,
+    )
+    return list(customer_segment(company=company, criteria=criteria, limit=limit).select_related("contact__company"))
 
 
 def _is_cancelled(run_id: int) -> bool:
@@ -179,7 +202,7 @@ def campaign_run_execute(*, run_id: int, job: Job | None = None) -> dict[str, An
         if not claimed:
             return {"status": CampaignRun.objects.get(pk=run.pk).status, "run_id": run.pk}
         run.refresh_from_db()
-        campaign = run.campaign
+        campaign, preset = run.campaign, run.preset
         total = run.total_eligible
         try:
             for customers in _eligible_batches(run=run):
@@ -188,6 +211,7 @@ def campaign_run_execute(*, run_id: int, job: Job | None = None) -> dict[str, An
                 smartengage_bulk_send(
                     company=campaign.company,
                     customers=customers,
+                    send_window=(preset["send_window_start_hour"], preset["send_window_end_hour"]),
                     channel=campaign.channel,
                     service=campaign.service,
                     promo_code=run.promo_code,

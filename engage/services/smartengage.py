@@ -30,7 +30,7 @@ from engage.ai import GenerationRequest, ai_config_for, ai_generate_many, fallba
 from engage.ai.templates import template_latest_approved
 from engage.models import AISession, CampaignRecipient, CampaignRun, Job, Message, PromptTemplateVersion
 from engage.policy import ROLE_CUSTOMER
-from engage.services.consent import can_send, send_slot_reserve
+from engage.services.consent import can_send, contact_zone, send_slot_reserve
 from engage.services.jobs import job_enqueue, job_execute
 
 logger = logging.getLogger(__name__)
@@ -235,6 +235,7 @@ def _plans(
     promo_code: str,
     ttl_hours: int | None,
     bypass_frequency_caps: bool,
+    send_window: tuple[int, int] | None = None,
 ) -> list[_Plan]:
     """Steps 1-4 and the prompt for each customer (skips get their reason and no prompt)."""
     from engage.policy import policy_for
@@ -253,6 +254,10 @@ def _plans(
         plan.reason = _consent_and_caps_reason(
             customer=customer, channel=channel, bypass_frequency_caps=bypass_frequency_caps
         )
+        if not plan.reason and send_window is not None:
+            local_hour = now.astimezone(contact_zone(contact=customer.contact)).hour
+            if not send_window[0] <= local_hour < send_window[1]:
+                plan.reason = Reason.OUTSIDE_SEND_WINDOW
         plans.append(plan)
         if plan.reason:
             continue
@@ -436,13 +441,14 @@ def smartengage_reminders_process(
     bypass_frequency_caps: bool = False,
     dry_run: bool = False,
     run: CampaignRun | None = None,
+    send_window: tuple[int, int] | None = None,
 ) -> list[ReminderOutcome]:
     """The workflow for a batch of customers of `company`: AI calls concurrent, sends one by one."""
     if channel not in Channel.values:
         raise ValidationError({"channel": f"Unknown channel {channel!r}."})
     plans = _plans(
         company=company, customers=customers, channel=channel, service=service, promo_code=promo_code,
-        ttl_hours=ttl_hours, bypass_frequency_caps=bypass_frequency_caps,
+        ttl_hours=ttl_hours, bypass_frequency_caps=bypass_frequency_caps, send_window=send_window,
     )
     _generate(company=company, plans=plans)
     outcomes = []
@@ -539,6 +545,7 @@ def smartengage_bulk_send(
     bypass_frequency_caps: bool = False,
     dry_run: bool = False,
     run: CampaignRun | None = None,
+    send_window: tuple[int, int] | None = None,
 ) -> BulkResult:
     """Remind many customers, `batch_size` at a time (the AI calls of a batch run concurrently)."""
     started = time.monotonic()
@@ -547,7 +554,7 @@ def smartengage_bulk_send(
         for outcome in smartengage_reminders_process(
             company=company, customers=customers[start : start + batch_size], channel=channel, service=service,
             promo_code=promo_code, ttl_hours=ttl_hours, bypass_frequency_caps=bypass_frequency_caps,
-            dry_run=dry_run, run=run,
+            dry_run=dry_run, run=run, send_window=send_window,
         ):
             result.add(outcome)
     result.duration_seconds = time.monotonic() - started

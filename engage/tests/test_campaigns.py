@@ -1,0 +1,360 @@
+"""Campaign runs: segment, send, dry run, lock, crash and resume, retry failed, cancel, beat, funnel, admin."""
+
+import datetime as dt
+import threading
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from channels_app.adapters.console import ConsoleAdapter
+from channels_app.base import ChannelError
+from crm.models import Membership
+from crm.tests.factories import BookingFactory, CustomerFactory, StaffUserFactory
+from engage.events import user_event_record
+from engage.models import Campaign, CampaignRecipient, CampaignRun, Job, Message
+from engage.policy import policy_get_or_create
+from engage.services import campaigns as campaigns_service
+from engage.services import smartengage as smartengage_service
+from engage.services.campaigns import (
+    campaign_funnel,
+    campaign_run_cancel,
+    campaign_run_execute,
+    campaign_run_retry_failed,
+    campaign_run_trigger,
+    campaigns_daily_run,
+)
+from engage.services.messages import message_status_update
+from engage.services.templates import templates_seed_defaults
+from engage.tests.helpers import run_job
+from shokti.metrics import campaign_recipients_skipped_total
+from shokti.schedules import DEFAULT_SCHEDULES
+
+AI_TEXT = "প্রিয় গ্রাহক, আপনার সার্ভিসের সময় হয়েছে। এখনই বুক করুন: [BOOKING_LINK]"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_policy_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def whole_day(company) -> None:
+    """Make the default preset's send window the whole day, so tests do not depend on the clock."""
+    policy = policy_get_or_create(company=company)
+    policy.presets.filter(name="default").update(send_window_start_hour=0, send_window_end_hour=24)
+    cache.clear()
+
+
+@pytest.fixture
+def campaign(company):
+    templates_seed_defaults(company=company)
+    whole_day(company)
+    return Campaign.objects.create(company=company, name="Daily reminders", channel="console", promo_code="SAVE15")
+
+
+def customer_due(company, *, days=22, **contact):
+    customer = CustomerFactory(company=company, **{f"contact__{key}": value for key, value in contact.items()})
+    booking = BookingFactory(
+        company=company, customer=customer, scheduled_at=timezone.now() - dt.timedelta(days=days, hours=2)
+    )
+    customer.last_booking_at = booking.finished_at
+    customer.save(update_fields=["last_booking_at"])
+    return customer
+
+
+def execute(run) -> dict:
+    return campaign_run_execute(run_id=run.pk)
+
+
+def outbound_count(customer) -> int:
+    return Message.objects.filter(contact=customer.contact, direction="outbound").count()
+
+
+@pytest.mark.django_db
+def test_a_run_reminds_the_due_customers_once_and_records_everything(campaign, fake_openai):
+    # given two due customers, one not yet due, one without consent
+    fake_openai.reply(AI_TEXT)
+    due = [customer_due(campaign.company) for _ in range(2)]
+    not_due = customer_due(campaign.company, days=5)
+    customer_due(campaign.company, is_sms_consented=False)
+    # when
+    run = campaign_run_trigger(campaign=campaign)
+    assert run.status == "queued" and run.job.task_name == "smartengage_campaign_run"
+    assert run_job(run.job) == "completed"
+    # then
+    run.refresh_from_db()
+    assert (run.status, run.total_eligible, run.sent, run.failed, run.skipped) == ("completed", 2, 2, 0, 0)
+    assert run.started_at and run.finished_at and run.duration_seconds is not None
+    assert run.preset["cadence_days"] == 21 and run.promo_code == "SAVE15"
+    recipients = list(run.recipients.select_related("message"))
+    assert {recipient.customer_id for recipient in recipients} == {customer.pk for customer in due}
+    for recipient in recipients:
+        assert recipient.status == "sent" and recipient.message.status == "sent"
+        assert recipient.message.correlation_id == recipient.correlation_id
+        assert recipient.message.template_version_id == recipient.template_version_id is not None
+        assert "token=" in recipient.body and "[BOOKING_LINK]" not in recipient.body
+    assert outbound_count(not_due) == 0
+    # a second run the same day finds nobody: they were reminded in this cycle
+    second = campaign_run_trigger(campaign=campaign)
+    assert execute(second)["status"] == "completed"
+    second.refresh_from_db()
+    assert (second.total_eligible, second.sent) == (0, 0)
+    assert all(outbound_count(customer) == 1 for customer in due)
+
+
+@pytest.mark.django_db
+def test_dry_run_renders_everything_and_sends_nothing(campaign, fake_openai):
+    fake_openai.reply(AI_TEXT)
+    customers = [customer_due(campaign.company) for _ in range(3)]
+    run = campaign_run_trigger(campaign=campaign, is_dry_run=True)
+    result = execute(run)
+    assert (result["status"], result["rendered"], result["sent"]) == ("completed", 3, 0)
+    assert not Message.objects.exists()
+    assert not Job.objects.filter(task_name="smartengage_send").exists()
+    rows = list(run.recipients.all())
+    assert {row.status for row in rows} == {"dry_run"} and all("token=" in row.body for row in rows)
+    # a dry run holds no place in the cycle: the real run still reminds them
+    real = campaign_run_trigger(campaign=campaign)
+    assert execute(real)["sent"] == 3
+    assert all(outbound_count(customer) == 1 for customer in customers)
+
+
+@pytest.mark.django_db
+def test_customers_outside_their_send_window_are_skipped_with_the_reason(campaign, fake_openai):
+    fake_openai.reply(AI_TEXT)
+    local_hour = timezone.now().astimezone(ZoneInfo("Asia/Dhaka")).hour
+    start, end = (12, 24) if local_hour < 12 else (0, 12)
+    policy_get_or_create(company=campaign.company).presets.filter(name="default").update(
+        send_window_start_hour=start, send_window_end_hour=end
+    )
+    cache.clear()
+    customer = customer_due(campaign.company)
+    skipped_before = campaign_recipients_skipped_total.labels(reason="outside_send_window")._value.get()
+    run = campaign_run_trigger(campaign=campaign)
+    result = execute(run)
+    assert (result["skipped"], result["sent"]) == (1, 0)
+    assert run.recipients.get().reason == "outside_send_window"
+    assert outbound_count(customer) == 0 and fake_openai.requests == []
+    assert campaign_recipients_skipped_total.labels(reason="outside_send_window")._value.get() == skipped_before + 1
+
+
+@pytest.mark.django_db
+def test_a_second_trigger_while_one_is_queued_is_recorded_locked(campaign):
+    first = campaign_run_trigger(campaign=campaign)
+    second = campaign_run_trigger(campaign=campaign, is_dry_run=True)
+    assert (first.status, second.status) == ("queued", "locked")
+    assert second.job is None and "queued or running" in second.error
+    assert Job.objects.filter(task_name="smartengage_campaign_run").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_triggers_at_the_same_time_one_runs_the_other_is_locked(campaign):
+    barrier = threading.Barrier(2)
+    runs, errors = [], []
+
+    def trigger():
+        try:
+            barrier.wait()
+            runs.append(campaign_run_trigger(campaign=campaign).status)
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=trigger) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(runs) == ["locked", "queued"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_campaign_lock_lets_one_process_execute_at_a_time(campaign, fake_openai):
+    # given a run whose model calls take a while, executed in one thread
+    fake_openai.reply(AI_TEXT)
+    fake_openai.delay = 1.0
+    customers = [customer_due(campaign.company) for _ in range(2)]
+    run = campaign_run_trigger(campaign=campaign)
+    started = threading.Event()
+    results = {}
+
+    def first():
+        try:
+            started.set()
+            results["first"] = execute(run)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    started.wait()
+    # when a second process (a redelivered job) tries the same campaign meanwhile
+    deadline = timezone.now() + dt.timedelta(seconds=5)
+    while not CampaignRun.objects.filter(pk=run.pk, status="running").exists() and timezone.now() < deadline:
+        pass
+    results["second"] = campaign_run_execute(run_id=run.pk)
+    thread.join()
+    # then the second reports locked and the first sends each reminder once
+    assert results["second"]["status"] == "locked"
+    assert results["first"]["status"] == "completed" and results["first"]["sent"] == 2
+    assert all(outbound_count(customer) == 1 for customer in customers)
+
+
+@pytest.mark.django_db
+def test_a_run_killed_midway_and_started_again_reminds_nobody_twice(campaign, fake_openai, monkeypatch):
+    # given five due customers and a process that dies after writing the third intent
+    fake_openai.reply(AI_TEXT)
+    customers = [customer_due(campaign.company) for _ in range(5)]
+    real_execute = smartengage_service.job_execute
+    calls = {"count": 0}
+
+    def dying_execute(**kwargs):
+        calls["count"] += 1
+        if calls["count"] == 3:
+            raise SystemExit("worker killed")  # after the intent's commit, before the provider call
+        return real_execute(**kwargs)
+
+    monkeypatch.setattr(smartengage_service, "job_execute", dying_execute)
+    run = campaign_run_trigger(campaign=campaign)
+    with pytest.raises(SystemExit):
+        execute(run)
+    monkeypatch.setattr(smartengage_service, "job_execute", real_execute)
+    run.refresh_from_db()
+    assert run.status == "running"
+    assert run.recipients.count() == 3
+    # when it is started again (the ledger's retry), and the interrupted send's job runs
+    result = execute(run)
+    for job in Job.objects.filter(task_name="smartengage_send", status="queued"):
+        run_job(job)
+    # then everyone got exactly one reminder
+    assert result["status"] == "completed"
+    assert [outbound_count(customer) for customer in customers] == [1] * 5
+    assert Message.objects.filter(status="sent").count() == 5
+    assert run.recipients.count() == 5
+    assert campaign_run_execute(run_id=run.pk)["status"] == "completed"  # a late duplicate does nothing
+
+
+@pytest.mark.django_db
+def test_retry_failed_requeues_only_the_failed_recipients(campaign, fake_openai, monkeypatch):
+    # given a run where the provider refuses one customer for good
+    fake_openai.reply(AI_TEXT)
+    good, bad = customer_due(campaign.company), customer_due(campaign.company)
+    real_send = ConsoleAdapter.send
+
+    def refusing_send(self, message):
+        if message.contact_id == bad.contact_id:
+            raise ChannelError("mailbox unavailable", permanent=True)
+        return real_send(self, message)
+
+    monkeypatch.setattr(ConsoleAdapter, "send", refusing_send)
+    run = campaign_run_trigger(campaign=campaign)
+    result = execute(run)
+    assert (result["sent"], result["failed"]) == (1, 1)
+    failed = run.recipients.get(customer=bad)
+    assert failed.status == "failed" and "mailbox unavailable" in failed.error
+    assert failed.job.status == "dead"
+    # when the provider is back and an operator retries the failed ones
+    monkeypatch.setattr(ConsoleAdapter, "send", real_send)
+    assert campaign_run_retry_failed(run=run) == 1
+    failed.refresh_from_db()
+    assert (failed.status, failed.job.status) == ("pending", "queued")
+    assert run_job(failed.job) == "completed"
+    # then the failed one is sent, the sent one was never touched, and the counts follow
+    failed.refresh_from_db()
+    run.refresh_from_db()
+    assert failed.status == "sent" and failed.message.status == "sent"
+    assert (outbound_count(good), outbound_count(bad)) == (1, 1)
+    assert (run.sent, run.failed) == (2, 0)
+    assert campaign_run_retry_failed(run=run) == 0
+
+
+@pytest.mark.django_db
+def test_cancel_a_queued_run(campaign):
+    run = campaign_run_trigger(campaign=campaign)
+    campaign_run_cancel(run=run)
+    run.refresh_from_db()
+    assert run.status == "cancelled" and run.finished_at is not None
+    assert run.job.status == "dead"
+    assert execute(run)["status"] == "cancelled"
+    # the campaign is free again
+    assert campaign_run_trigger(campaign=campaign).status == "queued"
+
+
+@pytest.mark.django_db
+def test_the_daily_beat_queues_unpaused_campaigns(campaign, company):
+    paused = Campaign.objects.create(company=company, name="Paused", is_paused=True)
+    assert campaigns_daily_run() == {"queued": 1, "locked": 0, "disabled": 0}
+    assert CampaignRun.objects.get().campaign == campaign
+    assert not paused.runs.exists()
+    assert campaigns_daily_run()["locked"] == 1
+    schedule = next(item for item in DEFAULT_SCHEDULES if item["task"] == "engage.smartengage_campaign_run")
+    assert schedule["crontab"] == {"minute": "0", "hour": "9"}
+
+
+@pytest.mark.django_db
+def test_campaign_funnel_counts_each_step(campaign, fake_openai):
+    fake_openai.reply(AI_TEXT)
+    customers = [customer_due(campaign.company) for _ in range(3)]
+    execute(campaign_run_trigger(campaign=campaign))
+    messages = list(Message.objects.filter(contact__customer__in=customers).order_by("pk"))
+    for message in messages[:2]:
+        message_status_update(channel="console", provider_message_id=message.provider_message_id, status="delivered")
+    now = timezone.now()
+    for message in messages[:2]:
+        user_event_record(company=campaign.company, event_type="notification_opened", correlation_id=message.correlation_id)
+    user_event_record(
+        company=campaign.company, event_type="message_clicked", correlation_id=messages[0].correlation_id,
+        occurred_at=now,
+    )
+    user_event_record(
+        company=campaign.company, event_type="booking_created", contact=messages[0].contact,
+        occurred_at=now + dt.timedelta(hours=1),
+    )
+    assert campaign_funnel(campaign=campaign) == {"sent": 3, "delivered": 2, "opened": 2, "clicked": 1, "booked": 1}
+
+
+@pytest.mark.django_db
+def test_admin_actions_pages_and_tenant_scoping(campaign, client, other_company, fake_openai):
+    # given an operator of the campaign's company with the campaign permissions, and one of another company
+    fake_openai.reply(AI_TEXT)
+    from django.contrib.auth.models import Permission
+
+    alice = StaffUserFactory(email="ops@alpha.test")
+    alice.user_permissions.set(Permission.objects.filter(content_type__app_label="engage", codename__contains="campaign"))
+    Membership.objects.create(user=alice, company=campaign.company, role=Membership.Role.OPERATIONS)
+    bob = StaffUserFactory(email="ops@beta.test")
+    bob.user_permissions.set(Permission.objects.filter(content_type__app_label="engage", codename__contains="campaign"))
+    Membership.objects.create(user=bob, company=other_company, role=Membership.Role.OPERATIONS)
+    customer_due(campaign.company)
+    client.force_login(alice)
+    changelist = reverse("admin:engage_campaign_changelist")
+    # when: dry run, then pause
+    response = client.post(changelist, {"action": "dry_run", "_selected_action": [campaign.pk]}, follow=True)
+    assert response.status_code == 200 and "1 dry run(s) queued." in response.content.decode()
+    run = CampaignRun.objects.get()
+    assert run.is_dry_run and run.triggered_by == alice
+    execute(run)
+    client.post(changelist, {"action": "pause", "_selected_action": [campaign.pk]})
+    campaign.refresh_from_db()
+    assert campaign.is_paused
+    # then the pages show the counts, the reasons and the funnel
+    page = client.get(reverse("admin:engage_campaignrun_change", args=[run.pk])).content.decode()
+    assert "All recipients of this run" in page
+    assert client.get(reverse("admin:engage_campaign_change", args=[campaign.pk])).status_code == 200
+    recipients = client.get(reverse("admin:engage_campaignrecipient_changelist") + f"?run__exact={run.pk}")
+    assert recipients.status_code == 200
+    # bob sees none of it; nobody logged out sees anything
+    client.force_login(bob)
+    assert client.get(reverse("admin:engage_campaign_change", args=[campaign.pk])).status_code == 404
+    assert client.get(reverse("admin:engage_campaignrun_change", args=[run.pk])).status_code == 404
+    bob_post = client.post(changelist, {"action": "run_now", "_selected_action": [campaign.pk]})
+    assert bob_post.status_code in (200, 302) and CampaignRun.objects.count() == 1
+    client.logout()
+    assert client.get(changelist).status_code == 302
