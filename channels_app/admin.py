@@ -22,10 +22,24 @@ SECRET_HELP = {
 }
 
 
+def secret_field(name: str) -> forms.CharField:
+    return forms.CharField(
+        label=name.replace("_", " ").capitalize(),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+
+
 class ChannelAccountForm(forms.ModelForm):
     """Secrets are write-only: password inputs that never render the stored value; blank keeps it."""
 
     clear_secrets = forms.BooleanField(required=False, help_text="Forget every stored secret of this account.")
+    secret_password = secret_field("password")
+    secret_auth_token = secret_field("auth_token")
+    secret_access_token = secret_field("access_token")
+    secret_app_secret = secret_field("app_secret")
+    secret_verify_token = secret_field("verify_token")
 
     class Meta:
         model = ChannelAccount
@@ -35,13 +49,8 @@ class ChannelAccountForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         stored = set(self.instance.secrets) if self.instance.pk else set()
         for name, help_text in SECRET_HELP.items():
-            self.fields[f"secret_{name}"] = forms.CharField(
-                label=name.replace("_", " ").capitalize(),
-                required=False,
-                strip=True,
-                widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-                help_text=f"{help_text} {'Set; leave blank to keep it.' if name in stored else 'Not set.'}",
-            )
+            state = "Set; leave blank to keep it." if name in stored else "Not set."
+            self.fields[f"secret_{name}"].help_text = f"{help_text} {state}"
 
     def clean_settings(self):
         value = self.cleaned_data.get("settings") or {}

@@ -185,3 +185,76 @@ def test_zero_delays_never_sleep(monkeypatch, settings):
     whatsapp_web.wait_for_message_gap(timezone.now())
 
     assert sleeps == []
+
+
+# --- the dedicated queue, with a real worker ---------------------------------------------
+
+
+@pytest.fixture
+def whatsapp_web_worker(django_db_blocker, fake_whatsapp_web, tmp_path, settings):
+    """`celery -A shokti worker -Q whatsapp_web --concurrency 1`, as docs/channels.md says to run it."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from shokti.celery import app
+    from shokti.testing.celery_worker import WorkerProcess, test_database_url
+
+    with django_db_blocker.unblock():
+        database_url = test_database_url()
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_purge("whatsapp_web")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": settings.CELERY_BROKER_URL,
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "WHATSAPP_WEB_BASE_URL": fake_whatsapp_web.url,
+        "WHATSAPP_SESSION_DIR": settings.WHATSAPP_SESSION_DIR,
+        "WHATSAPP_WEB_CHAR_DELAY_MS": "0,0",
+        "WHATSAPP_WEB_WORD_DELAY_MS": "0,0",
+        "WHATSAPP_WEB_SEND_DELAY_MS": "0,0",
+        "WHATSAPP_WEB_MESSAGE_GAP_SECONDS": "0",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log_path = tmp_path / "whatsapp-web-worker.log"
+    command = [
+        str(Path(sys.executable).parent / "celery"), "-A", "shokti", "worker", "-Q", "whatsapp_web", "--concurrency", "1",
+        "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"whatsapp_web-{os.getpid()}@%h",
+        "--loglevel", "INFO",
+    ]
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+    worker = WorkerProcess(process, log_path)
+    try:
+        deadline = time.monotonic() + 30
+        while " ready." not in worker.log():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"whatsapp_web worker did not start:\n{worker.log()}")
+            time.sleep(0.1)
+        yield worker
+    finally:
+        worker.stop()
+
+
+@pytest.mark.browser
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_send_is_typed_by_the_whatsapp_web_worker(company, web_account, fake_whatsapp_web, whatsapp_web_worker):
+    from shokti.testing.celery_worker import wait_for
+
+    message = OutboundMessage(company_id=company.pk, channel=Channel.WHATSAPP_WEB, body="Apnar booking confirm", to_phone="+8801711000001")
+
+    result = registry.send(message, settings=channel_settings_for(company_id=company.pk, channel=Channel.WHATSAPP_WEB))
+
+    wait_for(
+        lambda: ProviderCallback.objects.filter(provider_message_id=result.provider_message_id, status="sent").exists(),
+        timeout=60, message=f"the worker to report sent; log:\n{whatsapp_web_worker.log()}",
+    )
+    assert fake_whatsapp_web.sent == [{"phone": "8801711000001", "text": "Apnar booking confirm"}]
+    assert "channels_app.tasks.whatsapp_web_send" in whatsapp_web_worker.log()
