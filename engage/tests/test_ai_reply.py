@@ -141,3 +141,28 @@ def test_a_job_pointing_at_another_companys_lead_is_dead_at_once(fake_openai, co
 
     assert run_job(inbound.job_id) == "dead"
     assert outbound(inbound.lead_id) == []
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_answers_an_inbound_message_through_the_sdk(fake_openai, celery_worker_factory, company):
+    from shokti.testing.celery_worker import wait_for
+
+    # given: a prefork worker whose AI settings point at the fake model server of this test
+    fake_openai.reply(ANSWER)
+    worker = celery_worker_factory(OPENAI_BASE_URL=fake_openai.base_url, OPENAI_API_KEY="test")
+
+    # when: a message comes in (the ledger hands ai_engage to Celery on commit)
+    inbound = capture(company, "কোর্সের দাম কত?")
+
+    # then: the worker asked the model and sent its answer, once
+    reply = wait_for(
+        lambda: Message.objects.filter(lead_id=inbound.lead_id, direction="outbound", status="sent").first(),
+        timeout=30, message="the AI reply", worker=worker,
+    )
+    assert (reply.body, reply.job_id) == (ANSWER, inbound.job_id)
+    assert fake_openai.last_request["messages"][-1] == {"role": "user", "content": "কোর্সের দাম কত?"}
+    assert AISession.objects.get(purpose="reply").outcome == "ok"
+    wait_for(lambda: Job.objects.get(pk=inbound.job_id).status == "completed", message="the job to complete")
+    assert Message.objects.filter(lead_id=inbound.lead_id, direction="outbound").count() == 1
+    assert len(jobs("followup_bumpup")) == 1
