@@ -12,7 +12,8 @@ A customer is eligible when, at `now`:
 All of it is `EXISTS`/`NOT EXISTS` subqueries over `engage_message (contact, created_at)` and
 arithmetic on the contact's zone inside PostgreSQL; batches come by keyset (`id > after_id`).
 The caps here only select: the send still reserves its slot atomically (engage.services.consent).
-Contacts whose zone name PostgreSQL would not know are read in the company's zone.
+Contacts whose zone name PostgreSQL would not know are read in the company's zone (the few such
+names are found once per company and cached; see `contact_invalid_zones`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from django.db import connection
+from django.core.cache import cache
+from django.db import DataError, connection, transaction
 from django.db.models import (
     Case,
     CharField,
@@ -84,15 +86,37 @@ def is_within_send_window(*, local_hour: int, start_hour: int, end_hour: int) ->
     return start_hour <= local_hour < end_hour
 
 
+INVALID_ZONES_CACHE_SECONDS = 600
+
+
 @lru_cache(maxsize=1)
-def _known_zones() -> tuple[str, ...]:
+def _known_zones() -> frozenset[str]:
     """Zone names both Python and the database know (read once per process)."""
-    zones = available_timezones()
+    zones = set(available_timezones())
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT name FROM pg_timezone_names")
             zones &= {row[0] for row in cursor.fetchall()}
-    return tuple(sorted(zones))
+    return frozenset(zones)
+
+
+def _invalid_zones_key(company_id: int) -> str:
+    return f"engage:segmentation:invalid-zones:v1:{company_id}"
+
+
+def contact_invalid_zones(*, company: Company, refresh: bool = False) -> tuple[str, ...]:
+    """The zone names on the company's contacts that the database would reject (cached ten minutes).
+
+    Almost always empty; then the query uses each contact's zone as it is, with no per-row check.
+    """
+    key = _invalid_zones_key(company.pk)
+    zones = None if refresh else cache.get(key)
+    if zones is None:
+        present = Contact.objects.filter(company=company).order_by().values_list("timezone", flat=True).distinct()
+        known = _known_zones()
+        zones = tuple(sorted(zone for zone in present if zone not in known))
+        cache.set(key, zones, INVALID_ZONES_CACHE_SECONDS)
+    return zones
 
 
 class _AtZone(Func):
@@ -133,11 +157,14 @@ def customer_segment(
     caps = policy_for(company=company).caps_for(ROLE_CUSTOMER)
     consent_field = Contact.CONSENT_FIELD_BY_CHANNEL[Channel(criteria.channel)]
     now_value = Value(now, output_field=DateTimeField())
-    zone = Case(
-        When(contact__timezone__in=_known_zones(), then=F("contact__timezone")),
-        default=Value(_company_zone_name(company)),
-        output_field=CharField(),
-    )
+    invalid_zones = contact_invalid_zones(company=company)
+    zone = F("contact__timezone")
+    if invalid_zones:
+        zone = Case(
+            When(contact__timezone__in=invalid_zones, then=Value(_company_zone_name(company))),
+            default=F("contact__timezone"),
+            output_field=CharField(),
+        )
     local_now = _AtZone(zone, now_value)
     day_start = _AtZone(zone, _DateTrunc(local_now, unit="day"))
     week_start = _AtZone(zone, _DateTrunc(local_now, unit="week"))
@@ -198,7 +225,18 @@ def customer_segment_batches(
     now = now or timezone.now()
     after_id = 0
     while True:
-        batch = list(customer_segment(company=company, criteria=criteria, now=now, after_id=after_id, limit=batch_size))
+        try:
+            # A savepoint, so that a failed read leaves the caller's transaction usable.
+            with transaction.atomic():
+                batch = list(
+                    customer_segment(company=company, criteria=criteria, now=now, after_id=after_id, limit=batch_size)
+                )
+        except DataError:
+            # A contact got a zone name the database does not know since the list was cached.
+            contact_invalid_zones(company=company, refresh=True)
+            batch = list(
+                customer_segment(company=company, criteria=criteria, now=now, after_id=after_id, limit=batch_size)
+            )
         if not batch:
             return
         yield batch

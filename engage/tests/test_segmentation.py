@@ -18,6 +18,7 @@ from engage.segmentation import (
     SegmentCriteria,
     customer_booking_history,
     customer_segment,
+    contact_invalid_zones,
     customer_segment_batches,
     send_window_parse,
 )
@@ -120,6 +121,17 @@ def test_send_window_in_each_customers_own_time_zone(company):
     assert ids(customer_segment(company=company, criteria=late, now=evening)) == [new_york.pk]
 
 
+def test_a_bad_zone_name_added_after_the_cache_does_not_break_a_walk(company):
+    fine = due(company)
+    assert contact_invalid_zones(company=company) == ()  # cached: no bad names
+    broken = due(company, timezone="Nowhere/Atlantis")
+
+    batches = list(customer_segment_batches(company=company, criteria=CRITERIA, batch_size=10, now=NOW))
+
+    assert [c.pk for c in batches[0]] == [fine.pk, broken.pk]
+    assert contact_invalid_zones(company=company) == ("Nowhere/Atlantis",)
+
+
 def test_tenants_are_separate(company, other_company):
     mine = due(company)
     due(other_company)
@@ -130,6 +142,7 @@ def test_tenants_are_separate(company, other_company):
 def test_batches_by_keyset_in_one_query_each(company):
     customers = [due(company) for _ in range(7)]
     policy_for(company=company)  # warm the policy cache
+    contact_invalid_zones(company=company)  # and the list of bad zone names (empty)
 
     with CaptureQueriesContext(connection) as queries:
         batches = list(customer_segment_batches(company=company, criteria=CRITERIA, batch_size=3, now=NOW))
@@ -137,9 +150,10 @@ def test_batches_by_keyset_in_one_query_each(company):
     assert [[c.pk for c in batch] for batch in batches] == [
         [c.pk for c in customers[0:3]], [c.pk for c in customers[3:6]], [customers[6].pk],
     ]
-    assert len(queries) == 3
+    selects = [query["sql"] for query in queries.captured_queries if query["sql"].startswith("SELECT")]
+    assert len(selects) == 3  # one query a batch (each inside a savepoint)
     assert batches[0][0].contact.email  # contact joined in, no extra query
-    assert len(queries) == 3
+    assert len(queries.captured_queries) == 9
 
 
 def test_from_preset_and_send_window_parsing(company):
