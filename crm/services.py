@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import phonenumbers
@@ -11,7 +12,17 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from crm.models import ApiKey, Company, Contact, Event, Lead, Pipeline, Stage, User
+from crm.models import (
+    ApiKey,
+    Booking,
+    Company,
+    Contact,
+    Event,
+    Lead,
+    Pipeline,
+    Stage,
+    User,
+)
 
 
 class ContactAlreadyExists(ValidationError):
@@ -256,7 +267,7 @@ def booking_complete(
     """Mark a booking completed and keep its customer's denormalised `last_booking_at` (segmentation reads it)."""
     from django.db.models import Q
 
-    from crm.models import Booking, Customer
+    from crm.models import Customer
 
     booking = Booking.objects.select_for_update().get(pk=booking.pk)
     if booking.status == Booking.Status.CANCELLED:
