@@ -13,7 +13,12 @@ from rest_framework.test import APIClient
 
 from crm.auth import DEVICE_NAME, OtpRateLimited, otp_request, token_pair_for
 from crm.models import Event, User
-from crm.tests.factories import ContactFactory, CustomerFactory, ServiceFactory, WorkerFactory
+from crm.tests.factories import (
+    ContactFactory,
+    CustomerFactory,
+    ServiceFactory,
+    WorkerFactory,
+)
 
 REQUEST_URL = "/auth/request-otp"
 VERIFY_URL = "/auth/verify-otp"

@@ -108,9 +108,9 @@ class CampaignPreset(models.Model):
         return f"{self.send_window_start_hour}-{self.send_window_end_hour}"
 
     def clean(self) -> None:
-        if self.send_window_start_hour is not None and self.send_window_end_hour is not None:
-            if self.send_window_start_hour >= self.send_window_end_hour:
-                raise ValidationError({"send_window_end_hour": "The send window must end after it starts."})
+        start, end = self.send_window_start_hour, self.send_window_end_hour
+        if start is not None and end is not None and start >= end:
+            raise ValidationError({"send_window_end_hour": "The send window must end after it starts."})
 
     def save(self, *args, **kwargs) -> None:
         super().save(*args, **kwargs)

@@ -3,9 +3,8 @@
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
-from django.db import connection
 
 from crm.models import Membership
 from crm.tests.factories import StaffUserFactory

@@ -16,9 +16,9 @@ from engage.models import Message
 from engage.policy import policy_for, policy_get_or_create
 from engage.segmentation import (
     SegmentCriteria,
+    contact_invalid_zones,
     customer_booking_history,
     customer_segment,
-    contact_invalid_zones,
     customer_segment_batches,
     send_window_parse,
 )
