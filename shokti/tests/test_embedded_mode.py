@@ -77,7 +77,7 @@ def embedded_stack(tmp_path):
         port = wait_for(log, r"Listening at: http://127\.0\.0\.1:(\d+)").group(1)
         yield f"http://127.0.0.1:{port}", env, log, seed_output
     finally:
-        children = [int(pid) for pid in re.findall(r"started with pid (\d+)", log.read_text(errors="replace"))]
+        children = [int(pid) for pid in re.findall(r"started \(pid=(\d+)\)", log.read_text(errors="replace"))]
         honcho.send_signal(signal.SIGTERM)  # honcho passes it on to web, workers and beat
         try:
             honcho.wait(timeout=30)
