@@ -338,7 +338,7 @@ class LeadAdmin(CrmLeadAdmin):
         info = self.opts.app_label, self.opts.model_name
         return [
             path("<path:object_id>/handoff/<str:operation>/", self.admin_site.admin_view(self.handoff_view),
-                 name="%s_%s_handoff" % info),
+                 name="{}_{}_handoff".format(*info)),
             *super().get_urls(),
         ]
 

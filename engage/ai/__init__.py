@@ -9,24 +9,41 @@
 See docs/ai.md.
 """
 
-from engage.ai.client import GenerationRequest, GenerationResult, ai_config_for, ai_generate, ai_generate_many
+from engage.ai.client import (
+    GenerationRequest,
+    GenerationResult,
+    ai_config_for,
+    ai_generate,
+    ai_generate_many,
+)
 from engage.ai.knowledge import knowledge_search
-from engage.ai.safety import SafetyPolicy, fallback_text_for, safety_check, safety_policy_for, sms_segments
-from engage.ai.templates import TEMPLATE_VARIABLES, template_latest_approved, template_render, template_variables_check
+from engage.ai.safety import (
+    SafetyPolicy,
+    fallback_text_for,
+    safety_check,
+    safety_policy_for,
+    sms_segments,
+)
+from engage.ai.templates import (
+    TEMPLATE_VARIABLES,
+    template_latest_approved,
+    template_render,
+    template_variables_check,
+)
 
 __all__ = [
+    "TEMPLATE_VARIABLES",
     "GenerationRequest",
     "GenerationResult",
+    "SafetyPolicy",
     "ai_config_for",
     "ai_generate",
     "ai_generate_many",
-    "knowledge_search",
-    "SafetyPolicy",
     "fallback_text_for",
+    "knowledge_search",
     "safety_check",
     "safety_policy_for",
     "sms_segments",
-    "TEMPLATE_VARIABLES",
     "template_latest_approved",
     "template_render",
     "template_variables_check",

@@ -23,7 +23,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from crm.models import Company, Contact, Lead
-from engage.ai.safety import SafetyPolicy, fallback_text_for, safety_check, safety_policy_for
+from engage.ai.safety import (
+    SafetyPolicy,
+    fallback_text_for,
+    safety_check,
+    safety_policy_for,
+)
 from engage.models import AIConfig, AISession
 
 logger = logging.getLogger(__name__)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -14,7 +13,11 @@ from crm.models import Lead
 from crm.services import event_record
 from engage.ai import ai_config_for, ai_generate
 from engage.models import AISession, Job, Message
-from engage.services.conversation import conversation_messages, lead_reply_skip_reason, system_prompt_build
+from engage.services.conversation import (
+    conversation_messages,
+    lead_reply_skip_reason,
+    system_prompt_build,
+)
 from engage.services.jobs import job_enqueue
 from engage.services.messages import message_send
 
@@ -42,7 +45,7 @@ def summary_schedule(*, lead: Lead) -> Job:
     """Queue a summary refresh, at most one per lead per 10 minutes, run at the end of that window."""
     now = timezone.now()
     bucket = int(now.timestamp()) // SUMMARY_DEBOUNCE_SECONDS
-    run_at = datetime.fromtimestamp((bucket + 1) * SUMMARY_DEBOUNCE_SECONDS, tz=dt_timezone.utc)
+    run_at = datetime.fromtimestamp((bucket + 1) * SUMMARY_DEBOUNCE_SECONDS, tz=UTC)
     return job_enqueue(
         company=lead.company,
         task_name="ai_summary",

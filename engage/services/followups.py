@@ -11,7 +11,11 @@ from crm.models import Lead
 from engage.ai import ai_config_for, ai_generate
 from engage.models import AISession, Job, Message
 from engage.services.ai_reply import followup_schedule
-from engage.services.conversation import conversation_messages, lead_reply_skip_reason, system_prompt_build
+from engage.services.conversation import (
+    conversation_messages,
+    lead_reply_skip_reason,
+    system_prompt_build,
+)
 from engage.services.messages import message_send
 
 FOLLOWUP_INSTRUCTION = (

@@ -13,7 +13,14 @@ from django.utils import timezone
 from crm.models import Channel, Lead, Stage, User
 from crm.services import event_record, lead_move_to_stage
 from engage.ai import ai_generate, fallback_text_for, template_render
-from engage.models import Enrollment, Job, Message, PromptTemplateVersion, Sequence, SequenceStep
+from engage.models import (
+    Enrollment,
+    Job,
+    Message,
+    PromptTemplateVersion,
+    Sequence,
+    SequenceStep,
+)
 from engage.services.conversation import lead_reply_skip_reason
 from engage.services.jobs import job_enqueue
 from engage.services.messages import message_send

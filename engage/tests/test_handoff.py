@@ -5,7 +5,12 @@ from django.core.exceptions import ValidationError
 
 from crm.models import Contact, Event, Lead
 from engage.models import AIConfig, Job, Message
-from engage.services.handoff import handoff_is_requested, lead_hand_back, lead_manual_reply, lead_take_over
+from engage.services.handoff import (
+    handoff_is_requested,
+    lead_hand_back,
+    lead_manual_reply,
+    lead_take_over,
+)
 from engage.tests.helpers import capture, jobs, run_job
 
 KEYWORDS = ["human", "agent", "মানুষ"]

@@ -8,7 +8,13 @@ from django.utils import timezone
 
 from crm.models import Booking, Contact, Customer, Event, Lead
 from crm.services import contact_merge
-from crm.tests.factories import BookingFactory, ContactFactory, CustomerFactory, EventFactory, LeadFactory
+from crm.tests.factories import (
+    BookingFactory,
+    ContactFactory,
+    CustomerFactory,
+    EventFactory,
+    LeadFactory,
+)
 from engage.models import AISession, Message
 
 pytestmark = pytest.mark.django_db

@@ -2,7 +2,13 @@
 
 import pytest
 
-from engage.ai import SafetyPolicy, fallback_text_for, safety_check, safety_policy_for, sms_segments
+from engage.ai import (
+    SafetyPolicy,
+    fallback_text_for,
+    safety_check,
+    safety_policy_for,
+    sms_segments,
+)
 from engage.models import AIConfig, BannedPhrase, FallbackText
 
 RECIPIENT_PHONE = "+8801711000001"

@@ -10,8 +10,19 @@ from django.utils import timezone
 
 from crm.models import Contact, Lead
 from crm.tests.factories import LeadFactory, PipelineFactory
-from engage.models import Enrollment, Job, Message, PromptTemplate, Sequence, SequenceStep
-from engage.services.sequences import lead_stage_move, sequence_enroll, sequences_advance
+from engage.models import (
+    Enrollment,
+    Job,
+    Message,
+    PromptTemplate,
+    Sequence,
+    SequenceStep,
+)
+from engage.services.sequences import (
+    lead_stage_move,
+    sequence_enroll,
+    sequences_advance,
+)
 from engage.services.templates import template_version_approve, template_version_create
 from engage.tests.helpers import jobs, run_job
 
