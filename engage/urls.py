@@ -1,6 +1,6 @@
 """engage's URLs, mounted at the site root by shokti/urls.py (the seed's paths)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from engage.apis import DlqReplayApi, InboundMessageApi, QueueStatsApi
 
@@ -8,4 +8,6 @@ urlpatterns = [
     path("inbound-message", InboundMessageApi.as_view(), name="inbound-message"),
     path("queue/stats", QueueStatsApi.as_view(), name="queue-stats"),
     path("admin/dlq/replay", DlqReplayApi.as_view(), name="dlq-replay"),
+    # SmartEngage: /admin/smartengage/send-single, /admin/smartengage/send-bulk, /internal/ai/smartengage/run-segment.
+    path("", include("engage.campaign_apis")),
 ]

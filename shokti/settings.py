@@ -255,6 +255,8 @@ DEEP_LINK_BASE_URL = env.str("DEEP_LINK_BASE_URL", default="https://app.sheba.xy
 DEEP_LINK_APP_URL = env.str("DEEP_LINK_APP_URL", default="https://app.sheba.xyz/booking")
 DEEP_LINK_TTL_HOURS = env.int("DEEP_LINK_TTL_HOURS", default=48)
 ATTRIBUTION_WINDOW_HOURS = env.int("ATTRIBUTION_WINDOW_HOURS", default=72)
+# POST /internal/ai/smartengage/run-segment accepts `Authorization: Bearer <this>` (empty: API keys only).
+INTERNAL_API_TOKEN = secret("INTERNAL_API_TOKEN", "")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Shokti API",
