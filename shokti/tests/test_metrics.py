@@ -2,6 +2,7 @@
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -98,7 +99,7 @@ def _environment(multiprocess_dir: Path) -> dict[str, str]:
 
 @pytest.fixture
 def gunicorn_server(multiprocess_dir):
-    """gunicorn with 2 workers recycled every 4 requests, on an ephemeral port, via gunicorn.conf.py."""
+    """gunicorn with 2 workers recycled every 3 requests, on an ephemeral port, via gunicorn.conf.py."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
@@ -110,7 +111,7 @@ def gunicorn_server(multiprocess_dir):
             "shokti.wsgi:application",
             "--bind", f"fd://{listener.fileno()}",
             "--workers", "2",
-            "--max-requests", "4",
+            "--max-requests", "3",
             "--max-requests-jitter", "0",
             "--log-level", "warning",
             "--access-logfile", "/dev/null",
@@ -123,10 +124,11 @@ def gunicorn_server(multiprocess_dir):
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        # Generous: a worker boots Django in ~2 s, but far slower on a loaded 2-core machine.
+        deadline = time.monotonic() + 120
         while True:
             try:
-                if requests.get(f"{base_url}/metrics", timeout=2).status_code == 200:
+                if requests.get(f"{base_url}/metrics", timeout=5).status_code == 200:
                     break
             except requests.RequestException:  # listening already, workers still booting
                 pass
@@ -135,7 +137,7 @@ def gunicorn_server(multiprocess_dir):
             time.sleep(0.2)
         yield base_url
     finally:
-        process.terminate()
+        process.send_signal(signal.SIGINT)  # quick shutdown: nothing in flight to wait for
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -145,9 +147,9 @@ def gunicorn_server(multiprocess_dir):
 
 
 def test_metrics_are_summed_over_gunicorn_workers_and_other_processes(gunicorn_server, multiprocess_dir):
-    # given: 12 requests, which 2 workers recycled every 4 requests share between at least 3 processes
-    for _ in range(12):
-        assert requests.get(f"{gunicorn_server}/api/no-such-endpoint/", timeout=10).status_code == 404
+    # given: 6 requests, which 2 workers recycled every 3 requests share between at least 2 processes
+    for _ in range(6):
+        assert requests.get(f"{gunicorn_server}/api/no-such-endpoint/", timeout=120).status_code == 404
     # and a process outside gunicorn (as a Celery worker is) counting jobs into the same folder
     subprocess.run(
         [
@@ -163,12 +165,12 @@ def test_metrics_are_summed_over_gunicorn_workers_and_other_processes(gunicorn_s
     )
 
     # when
-    text = requests.get(f"{gunicorn_server}/metrics", timeout=10).text
+    text = requests.get(f"{gunicorn_server}/metrics", timeout=120).text
 
     # then
     writers = {path.stem.rsplit("_", 1)[1] for path in multiprocess_dir.glob("counter_*.db")}
-    assert len(writers) >= 4, writers  # >= 3 gunicorn workers + the job process
-    assert sample_value(text, "django_http_responses_total_by_status_total", {"status": "404"}) == 12
+    assert len(writers) >= 3, writers  # >= 2 gunicorn workers + the job process
+    assert sample_value(text, "django_http_responses_total_by_status_total", {"status": "404"}) == 6
     assert sample_value(text, "jobs_processed_total", {"task": "probe", "outcome": "succeeded"}) == 3
 
 
