@@ -1,6 +1,7 @@
 """`make run`'s embedded mode end to end: no DATABASE_URL/REDIS_URL, a SQLite file and Celery's
-filesystem broker in a tmp var dir; migrate, seed_demo, collectstatic, then the Procfile under
-honcho (web on gunicorn, worker, whatsapp_web worker, beat). The slow test of the suite (~30 s).
+filesystem broker in a tmp var dir; migrate, setup_periodic_tasks, seed_demo, collectstatic,
+then the Procfile under honcho (web on gunicorn, worker, whatsapp_web worker, beat).
+The slow test of the suite (30-60 s).
 """
 
 import os
@@ -65,6 +66,7 @@ def embedded_stack(tmp_path):
     var_dir = tmp_path / "var"
     env = embedded_env(var_dir)
     manage(env, "migrate", "--noinput")
+    manage(env, "setup_periodic_tasks")
     seed_output = manage(env, "seed_demo", "--customers", "30", "--bookings-per-customer", "3")
     manage(env, "collectstatic", "--noinput", "-v", "0")
     log = tmp_path / "honcho.log"
