@@ -28,8 +28,8 @@ def secret(name: str, default: str = "") -> str:
 
 
 DEBUG = env.bool("DEBUG", default=False)
-# 50 characters: HS256 JWTs signed with it need at least 32 bytes.
-SECRET_KEY = secret("SECRET_KEY", "dev-only-insecure-key-change-me-never-use-in-prod!")
+# 64+ characters: JWTs signed with it need 32 bytes (HS256) to 64 bytes (HS512).
+SECRET_KEY = secret("SECRET_KEY", "dev-only-insecure-key-change-me-never-use-in-production-0123456789")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
