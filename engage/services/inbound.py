@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import unicodedata
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -150,8 +152,6 @@ def _message_insert(
 ) -> int | None:
     """Insert the inbound message; None when the same delivery got there first (the unique key says so)."""
     table = connection.ops.quote_name(Message._meta.db_table)
-    import json
-
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (company_id, contact_id, lead_id, direction, channel, agent_type, message_type,"
@@ -267,8 +267,6 @@ def _capture(
 ) -> InboundResult:
     contact_id = _contact_upsert(company=company, phone=phone, email=email, name=contact_name[:200], channel=channel, now=now)
     lead_id, is_new_lead = _open_lead(company=company, contact_id=contact_id, channel=channel, source=source, now=now)
-    import uuid
-
     correlation_id = uuid.uuid4()
     message_id = _message_insert(
         company=company, contact_id=contact_id, lead_id=lead_id, channel=channel, text=text, key=key, now=now,

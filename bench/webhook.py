@@ -1,0 +1,370 @@
+"""POST /inbound-message on gunicorn + PostgreSQL: throughput, latency, the raw-SQL ceiling, duplicates.
+
+    make bench                                   # with the other benchmarks (bench/run_all.py)
+    .venv/bin/python bench/run_all.py webhook    # only this one
+    DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python bench/webhook.py
+
+What it does, in the benchmark database (migrated by run_all):
+1. Starts gunicorn (`shokti.wsgi`, BENCH_WEBHOOK_WORKERS sync workers, default 4) on a free port,
+   with throttling lifted so the limit measured is the server's, not the API-key quota.
+2. Closed loop: BENCH_WEBHOOK_REQUESTS (default 5,000) new inbound messages from 16 concurrent
+   clients (a pool of 2,000 phone numbers, so contacts and leads are both created and found):
+   requests/s, p50, p99.
+3. Open loop: 200 requests/s offered at a constant rate for 15 s; latency is counted from the
+   moment each request was due (no coordinated omission): p50, p99.
+4. Duplicates: one delivery repeated 2,000 times (same external_id): requests/s and p50.
+5. The ceiling: the same database work (key lookup; one transaction with the dedupe probe,
+   contact upsert, open-lead lookup/creation, message insert, events, job insert, message update)
+   with raw psycopg on as many connections as gunicorn has workers: transactions/s.
+
+The load generator is asyncio on raw sockets, in this process, on the same 2 CPUs as the
+server and the database: the figures are for the whole machine, client included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shokti.settings")
+
+REQUESTS = int(os.environ.get("BENCH_WEBHOOK_REQUESTS", "5000"))
+WORKERS = int(os.environ.get("BENCH_WEBHOOK_WORKERS", "4"))
+CONCURRENCY = int(os.environ.get("BENCH_WEBHOOK_CONCURRENCY", "16"))
+RATE = 200
+RATE_SECONDS = 15
+DUPLICATES = 2000
+PHONE_POOL = 2000
+RUN = uuid.uuid4().hex[:8]
+
+
+# --- the load generator -------------------------------------------------------------------
+
+
+def _request_bytes(port: int, raw_key: str, body: dict) -> bytes:
+    payload = json.dumps(body).encode()
+    head = (
+        f"POST /inbound-message HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"X-Api-Key: {raw_key}\r\nContent-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + payload
+
+
+async def _post(port: int, request: bytes) -> int:
+    """The HTTP status of one request on a fresh connection; 0 for a reset, refusal or a 30 s timeout."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 30)
+        try:
+            writer.write(request)
+            response = await asyncio.wait_for(reader.read(), 30)  # sync workers close after each response
+        finally:
+            writer.close()
+    except (TimeoutError, OSError):
+        return 0
+    return int(response[9:12]) if response.startswith(b"HTTP/1.") else 0
+
+
+def _body(index: int, prefix: str) -> dict:
+    return {
+        "phone_number": f"+8801712{index % PHONE_POOL:06d}",
+        "contact_name": f"Bench {index % PHONE_POOL}",
+        "message_text": f"{prefix} {RUN} message {index}: is the AC servicing available this week?",
+        "channel": "console",
+        "external_id": f"{prefix}-{RUN}-{index}",
+    }
+
+
+async def closed_loop(port: int, requests: list[bytes], concurrency: int) -> tuple[float, list[float], dict]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    queue = iter(requests)
+
+    async def client() -> None:
+        for request in queue:
+            started = time.perf_counter()
+            status = await _post(port, request)
+            latencies.append(time.perf_counter() - started)
+            statuses[status] = statuses.get(status, 0) + 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies, statuses
+
+
+async def open_loop(port: int, requests: list[bytes], rate: float) -> tuple[list[float], dict]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.05
+
+    async def one(due: float, request: bytes) -> None:
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        status = await _post(port, request)
+        latencies.append(loop.time() - due)  # from when it was due: queueing counts
+        statuses[status] = statuses.get(status, 0) + 1
+
+    await asyncio.gather(*(one(start + index / rate, request) for index, request in enumerate(requests)))
+    return latencies, statuses
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+# --- the server ----------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _database_url() -> str:
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    password = f":{database['PASSWORD']}" if database.get("PASSWORD") else ""
+    return (
+        f"postgres://{database.get('USER') or 'postgres'}{password}@{database.get('HOST') or '127.0.0.1'}:"
+        f"{database.get('PORT') or 5432}/{database['NAME']}"
+    )
+
+
+def _start_gunicorn(port: int) -> subprocess.Popen:
+    from django.conf import settings
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "THROTTLE_API_KEY": "100000000/minute",
+        "DEBUG": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "shokti.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(WORKERS), "--access-logfile", "/dev/null", "--log-level", "warning"],
+        cwd=ROOT, env=env, start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("gunicorn did not start")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
+
+
+# --- the raw-psycopg ceiling ----------------------------------------------------------------
+
+RAW_SQL = {
+    "key": "SELECT k.id, k.hashed_key, c.id, c.is_active FROM crm_apikey k JOIN crm_company c ON c.id = k.company_id"
+           " WHERE k.prefix = %s",
+    "dedupe": "SELECT lead_id, id, job_id FROM engage_message WHERE company_id = %s AND direction = 'inbound'"
+              " AND external_id = %s LIMIT 1",
+    "contact": "INSERT INTO crm_contact (company_id, name, phone, email, locale, timezone, is_email_consented,"
+               " is_sms_consented, is_whatsapp_consented, created_at, updated_at)"
+               " VALUES (%s, %s, %s, '', 'bn', 'Asia/Dhaka', false, true, false, now(), now())"
+               " ON CONFLICT (company_id, phone) WHERE NOT (phone = '') DO UPDATE SET updated_at = EXCLUDED.updated_at"
+               " RETURNING id",
+    "lead": "SELECT id, channel FROM crm_lead WHERE company_id = %s AND contact_id = %s AND status = 'open'"
+            " ORDER BY id DESC LIMIT 1",
+    "stage": "SELECT s.id, s.pipeline_id FROM crm_stage s JOIN crm_pipeline p ON p.id = s.pipeline_id"
+             " WHERE p.company_id = %s AND p.is_default ORDER BY s.\"order\" LIMIT 1",
+    "lead_insert": "INSERT INTO crm_lead (company_id, contact_id, pipeline_id, stage_id, status, channel, source,"
+                   " summary, score, is_ai_paused, created_at, updated_at)"
+                   " VALUES (%s, %s, %s, %s, 'open', 'console', '', '', 0, false, now(), now()) RETURNING id",
+    "message": "INSERT INTO engage_message (company_id, contact_id, lead_id, direction, channel, agent_type,"
+               " message_type, subject, body, status, provider_message_id, provider_response, error, correlation_id,"
+               " external_id, created_at, updated_at) VALUES (%s, %s, %s, 'inbound', 'console', '', 'inbound', '',"
+               " %s, 'received', '', '{}', '', %s, %s, now(), now()) ON CONFLICT DO NOTHING RETURNING id",
+    "event": "INSERT INTO crm_event (company_id, type, contact_id, target_type_id, target_id, payload, source,"
+             " correlation_id, occurred_at) VALUES (%s, 'message.received', %s, NULL, %s, '{}', 'console', %s, now())",
+    "job": "INSERT INTO engage_job (company_id, task_name, priority, payload, idempotency_key, status, attempts,"
+           " max_attempts, next_run_at, dispatched_at, locked_by, last_error, created_at, updated_at)"
+           " VALUES (%s, 'ai_engage', 100, '{}', %s, 'queued', 0, 5, now(), now(), '', '', now(), now())"
+           " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+    "link": "UPDATE engage_message SET job_id = %s WHERE id = %s",
+}
+
+
+def _raw_worker(dsn: str, company_id: int, prefix: str, bodies: list[dict], done: list[int]) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn) as connection:
+        connection.autocommit = True
+        for body in bodies:
+            connection.execute(RAW_SQL["key"], [prefix]).fetchone()
+            with connection.transaction():
+                key = f"ext:{body['external_id']}"
+                if connection.execute(RAW_SQL["dedupe"], [company_id, key]).fetchone():
+                    continue
+                contact_id = connection.execute(
+                    RAW_SQL["contact"], [company_id, body["contact_name"], body["phone_number"]]
+                ).fetchone()[0]
+                lead = connection.execute(RAW_SQL["lead"], [company_id, contact_id]).fetchone()
+                if lead is None:
+                    stage_id, pipeline_id = connection.execute(RAW_SQL["stage"], [company_id]).fetchone()
+                    lead_id = connection.execute(
+                        RAW_SQL["lead_insert"], [company_id, contact_id, pipeline_id, stage_id]
+                    ).fetchone()[0]
+                else:
+                    lead_id = lead[0]
+                correlation_id = uuid.uuid4()
+                message_id = connection.execute(
+                    RAW_SQL["message"], [company_id, contact_id, lead_id, body["message_text"], correlation_id, key]
+                ).fetchone()[0]
+                connection.execute(RAW_SQL["event"], [company_id, contact_id, str(message_id), correlation_id])
+                job_id = connection.execute(RAW_SQL["job"], [company_id, f"ai_engage:inbound:{message_id}"]).fetchone()[0]
+                connection.execute(RAW_SQL["link"], [job_id, message_id])
+            done.append(1)
+
+
+def raw_ceiling(company_id: int, api_prefix: str, count: int) -> float:
+    """Transactions per second of the same database work with raw psycopg, WORKERS connections."""
+    dsn = _database_url().replace("postgres://", "postgresql://", 1)
+    bodies = [_body(index, "raw") for index in range(count)]
+    slices = [bodies[worker::WORKERS] for worker in range(WORKERS)]
+    done: list[int] = []
+    threads = [threading.Thread(target=_raw_worker, args=(dsn, company_id, api_prefix, part, done)) for part in slices]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if len(done) != count:
+        raise RuntimeError(f"raw ceiling: {len(done)} of {count} transactions")
+    return count / elapsed
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def _company(slug: str):
+    from crm.models import Company
+    from crm.services import api_key_create, pipeline_get_or_create_default
+
+    company, _ = Company.objects.get_or_create(slug=slug, defaults={"name": f"Bench {slug}"})
+    pipeline_get_or_create_default(company=company)
+    api_key, raw_key = api_key_create(company=company, name=f"bench {RUN}")
+    return company, api_key, raw_key
+
+
+def measure() -> dict:
+    import django
+
+    django.setup()
+    from shokti.celery import app
+
+    _, _, raw_key = _company("bench-webhook")
+    raw_company, raw_api_key, _ = _company("bench-webhook-raw")
+    port = _free_port()
+    server = _start_gunicorn(port)
+    try:
+        warm = [_request_bytes(port, raw_key, _body(index, "warm")) for index in range(200)]
+        asyncio.run(closed_loop(port, warm, CONCURRENCY))
+
+        new = [_request_bytes(port, raw_key, _body(index, "new")) for index in range(REQUESTS)]
+        elapsed, latencies, statuses = asyncio.run(closed_loop(port, new, CONCURRENCY))
+
+        paced = [_request_bytes(port, raw_key, _body(index, "paced")) for index in range(RATE * RATE_SECONDS)]
+        paced_latencies, paced_statuses = asyncio.run(open_loop(port, paced, RATE))
+
+        duplicate = _request_bytes(port, raw_key, _body(0, "new"))  # delivered above already
+        duplicate_elapsed, duplicate_latencies, duplicate_statuses = asyncio.run(
+            closed_loop(port, [duplicate] * DUPLICATES, CONCURRENCY)
+        )
+    finally:
+        _stop(server)
+        app.control.purge()  # no worker runs here: drop the ai_engage tasks the server queued
+
+    raw_rate = raw_ceiling(raw_company.pk, raw_api_key.prefix, REQUESTS)
+    return {
+        "requests": REQUESTS, "workers": WORKERS, "concurrency": CONCURRENCY,
+        "elapsed": elapsed, "rps": REQUESTS / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
+        "statuses": statuses,
+        "paced_p50_ms": statistics.median(paced_latencies) * 1000,
+        "paced_p99_ms": percentile(paced_latencies, 0.99) * 1000, "paced_statuses": paced_statuses,
+        "duplicate_rps": DUPLICATES / duplicate_elapsed,
+        "duplicate_p50_ms": statistics.median(duplicate_latencies) * 1000,
+        "duplicate_p99_ms": percentile(duplicate_latencies, 0.99) * 1000, "duplicate_statuses": duplicate_statuses,
+        "raw_tps": raw_rate,
+    }
+
+
+def _failures(statuses: dict) -> str:
+    """A note on answers other than 202 (0 = reset, refused or timed out); a run with them is not a clean run."""
+    failed = {status: count for status, count in statuses.items() if status != 202}
+    return f"; NOT 202: {failed}" if failed else ""
+
+
+def figures(result: dict) -> list[dict]:
+    share = result["rps"] / result["raw_tps"]
+    return [
+        {
+            "figure": f"{result['requests']:,} new inbound messages, {result['concurrency']} concurrent clients,"
+                      f" {result['workers']} gunicorn workers: requests/s, as seconds per 1,000 (aim: 500/s)",
+            "value": 1000 / result["rps"], "unit": "s", "ceiling": 2.0,
+            "note": f"{result['rps']:.0f} req/s, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms"
+                    + _failures(result["statuses"]),
+        },
+        {
+            "figure": f"p99 latency at {RATE} requests/s offered at a constant rate for {RATE_SECONDS} s",
+            "value": result["paced_p99_ms"], "unit": "ms", "ceiling": 50,
+            "note": f"p50 {result['paced_p50_ms']:.1f} ms" + _failures(result["paced_statuses"]),
+        },
+        {
+            "figure": "raw-psycopg ceiling / Django throughput (aim: Django at least 40% of the ceiling)",
+            "value": 1 / share, "unit": "x", "ceiling": 2.5,
+            "note": f"raw {result['raw_tps']:.0f} tx/s on {result['workers']} connections; Django {share:.0%} of it",
+        },
+        {
+            "figure": f"duplicate delivery (same external_id) x{DUPLICATES:,}: p50, ceiling = a new message's p50",
+            "value": result["duplicate_p50_ms"], "unit": "ms", "ceiling": round(result["p50_ms"], 1),
+            "note": f"{result['duplicate_rps']:.0f} req/s, p99 {result['duplicate_p99_ms']:.1f} ms"
+                    + _failures(result["duplicate_statuses"]),
+        },
+    ]
+
+
+def main() -> list[dict]:
+    load = os.getloadavg()[0]
+    result = measure()
+    result["load_average_before"] = load
+    print(json.dumps(result, indent=2, default=str))
+    return figures(result)
+
+
+if __name__ == "__main__":
+    from bench.run_all import database_prepare
+
+    database_prepare()
+    for row in main():
+        print(row)
