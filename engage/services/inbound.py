@@ -21,7 +21,7 @@ from crm.models import Channel, Company, Contact, Event, Lead, Pipeline, Stage
 from crm.services import consent_revoke, phone_normalize, pipeline_get_or_create_default
 from engage.models import Message
 from engage.services.handoff import lead_flag_handoff_if_requested
-from engage.services.jobs import job_enqueue
+from engage.services.jobs import job_enqueue, sql_value
 from engage.services.messages import _count
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def _contact_upsert(*, company: Company, phone: str, email: str, name: str, chan
             f" {consent} = CASE WHEN {table}.consent_updated_at IS NULL THEN TRUE ELSE {table}.{consent} END,"
             " updated_at = EXCLUDED.updated_at"
             " RETURNING id",
-            [
+            [sql_value(value) for value in [
                 company.pk,
                 name,
                 phone,
@@ -141,7 +141,7 @@ def _contact_upsert(*, company: Company, phone: str, email: str, name: str, chan
                 consent_field == "is_whatsapp_consented",
                 now,
                 now,
-            ],
+            ]],
         )
         return cursor.fetchone()[0]
 
@@ -159,7 +159,7 @@ def _message_insert(
             " created_at, updated_at)"
             " VALUES (%s, %s, %s, %s, %s, '', %s, '', %s, %s, '', %s, '', %s, %s, %s, %s)"
             " ON CONFLICT DO NOTHING RETURNING id",
-            [
+            [sql_value(value) for value in [
                 company.pk,
                 contact_id,
                 lead_id,
@@ -173,7 +173,7 @@ def _message_insert(
                 key,
                 now,
                 now,
-            ],
+            ]],
         )
         row = cursor.fetchone()
     return row[0] if row else None

@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import socket
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,6 +48,15 @@ def job_lock_timeout() -> timedelta:
     if seconds is None:
         seconds = int(_setting("CELERY_TASK_TIME_LIMIT", 600)) + 60
     return timedelta(seconds=seconds)
+
+
+def sql_value(value: Any) -> Any:
+    """A parameter for raw SQL on either database (SQLite has no native datetimes or UUIDs)."""
+    if isinstance(value, datetime):
+        return connection.ops.adapt_datetimefield_value(value)
+    if isinstance(value, uuid.UUID) and not connection.features.has_native_uuid_field:
+        return value.hex
+    return value
 
 
 def _dispatched_at(*, next_run_at: datetime, now: datetime) -> datetime | None:
@@ -86,7 +96,7 @@ def job_enqueue(
             " max_attempts, next_run_at, dispatched_at, locked_by, last_error, created_at, updated_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, %s, '', '', %s, %s)"
             " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-            [
+            [sql_value(value) for value in [
                 company.pk if company is not None else None,
                 task_name,
                 priority,
@@ -98,7 +108,7 @@ def job_enqueue(
                 _dispatched_at(next_run_at=next_run_at, now=now),
                 now,
                 now,
-            ],
+            ]],
         )
         row = cursor.fetchone()
     if row is None:
