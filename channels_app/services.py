@@ -12,7 +12,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from channels_app import signals
-from channels_app.models import ChannelAccount, ProviderCallback, WhatsAppWebSession, webhook_token_new
+from channels_app.models import (
+    ChannelAccount,
+    ProviderCallback,
+    WhatsAppWebSession,
+    webhook_token_new,
+)
 from crm.models import Channel, Company, Contact
 from crm.services import consent_revoke, event_record
 from shokti.metrics import opt_outs_total, user_events_total

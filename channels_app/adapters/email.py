@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import re
 import smtplib
-import socket
 from email.utils import make_msgid, parseaddr
 from typing import Any
 
@@ -48,15 +47,13 @@ class EmailAdapter(ChannelAdapter):
 
         html_body = message.html_body or linebreaks(urlize(escape(message.body)))
         html_body = HREF.sub(
-            lambda match: 'href="{}"'.format(
-                escape(tracking.click_url(url=html.unescape(match.group(1)), **claims))
-            ),
+            lambda match: f'href="{escape(tracking.click_url(url=html.unescape(match.group(1)), **claims))}"',
             html_body,
         )
         context = {
             "subject": message.subject,
             "body_text": message.body,
-            "body_html": mark_safe(html_body),  # noqa: S308 - escaped above or composed by our own code
+            "body_html": mark_safe(html_body),
             "unsubscribe_url": unsubscribe_link,
             "open_pixel_url": tracking.open_url(**claims),
             "to_name": message.to_name,
@@ -83,7 +80,7 @@ class EmailAdapter(ChannelAdapter):
         except smtplib.SMTPResponseException as error:
             # 5xx: the server will say the same next time; 4xx: try again later.
             raise ChannelError(f"SMTP {error.smtp_code}: {error.smtp_error!r}", permanent=error.smtp_code >= 500) from None
-        except (smtplib.SMTPException, socket.timeout, OSError) as error:
+        except (TimeoutError, smtplib.SMTPException, OSError) as error:
             raise ChannelError(f"SMTP unavailable: {error}", permanent=False) from None
         return SendResult(
             provider_message_id=message_id_header.strip("<>"),

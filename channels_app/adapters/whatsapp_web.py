@@ -93,7 +93,10 @@ def deliver(*, account_id: int, to_phone: str, body: str) -> None:
     timeouts, so the task retries; nothing is reported sent unless it appeared in the chat.
     """
     from channels_app.models import WhatsAppWebSession
-    from channels_app.services import whatsapp_web_sent_mark, whatsapp_web_session_update
+    from channels_app.services import (
+        whatsapp_web_sent_mark,
+        whatsapp_web_session_update,
+    )
 
     session = WhatsAppWebSession.objects.filter(account_id=account_id).first()
     wait_for_message_gap(session.last_sent_at if session else None)

@@ -8,7 +8,11 @@ from django.urls import reverse
 
 from channels_app.models import ProviderCallback
 from channels_app.tests.conftest import meta_post
-from channels_app.tests.test_whatsapp_cloud import a_status, inbound_payload, status_payload
+from channels_app.tests.test_whatsapp_cloud import (
+    a_status,
+    inbound_payload,
+    status_payload,
+)
 from crm.models import Channel, Lead
 from crm.tests.factories import ContactFactory
 from engage.models import Message

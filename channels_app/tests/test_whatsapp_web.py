@@ -258,3 +258,32 @@ def test_send_is_typed_by_the_whatsapp_web_worker(company, web_account, fake_wha
     )
     assert fake_whatsapp_web.sent == [{"phone": "8801711000001", "text": "Apnar booking confirm"}]
     assert "channels_app.tasks.whatsapp_web_send" in whatsapp_web_worker.log()
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_ops_see_the_qr_screenshot_in_the_admin(page, live_server, staff_user, web_account, fake_whatsapp_web):
+    # given: alice may view accounts (granted directly: a transactional test's flush drops the
+    # groups that data migrations created), and what the worker saw, a real screenshot of the QR page
+    from django.contrib.auth.models import Permission
+
+    staff_user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="channels_app", codename__startswith="view_")
+    )
+    fake_whatsapp_web.show_qr = True
+    page.goto(f"{fake_whatsapp_web.url}/send?phone=8801711000001")
+    WhatsAppWebSession.objects.create(
+        account=web_account, state=WhatsAppWebSession.State.LOGIN_REQUIRED, qr_screenshot_png=page.screenshot()
+    )
+
+    # when: alice opens the account in the admin
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/channels_app/channelaccount/{web_account.pk}/change/")
+    page.fill("input[name=username]", staff_user.email)
+    page.fill("input[name=password]", "pass-word-123")
+    page.click("input[type=submit]")
+
+    # then: the QR code is there, as an image the browser could decode
+    image = page.locator('img[alt="WhatsApp Web QR code"]')
+    image.wait_for(state="visible")
+    assert page.evaluate("(image) => image.naturalWidth", image.element_handle()) > 100
+    assert "QR login required" in page.content()

@@ -37,7 +37,7 @@ class _Collector:
         self.messages: list[email.message.EmailMessage] = []
         self.envelopes: list[Any] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server, session, envelope):
         self.envelopes.append(envelope)
         self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
         return "250 Message accepted for delivery"
@@ -230,21 +230,15 @@ def fake_graph_api(_fake_graph_api_session, settings):
 # --- WhatsApp Web -----------------------------------------------------------------------
 
 
-class FakeWhatsAppWeb:
+class FakeWhatsAppWeb(FakeHttpProvider):
     """Serves channels_app/tests/fake_whatsapp/: /send?phone=... is the chat (or the QR page)."""
 
+    name = "whatsapp-web"
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self.show_qr = False
         self.sent: list[dict[str, Any]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-whatsapp-web", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__()
 
     def reset(self) -> None:
         with self._lock:
@@ -266,14 +260,14 @@ class FakeWhatsAppWeb:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 if urlsplit(self.path).path != "/send":
                     self._reply(404, b"not found", "text/plain")
                     return
                 page = "qr.html" if fake.show_qr else "chat.html"
                 self._reply(200, (FAKE_WHATSAPP_DIR / page).read_bytes(), "text/html; charset=utf-8")
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 payload = json.loads(self.rfile.read(length) or b"{}")
                 with fake._lock:
@@ -286,10 +280,9 @@ class FakeWhatsAppWeb:
 @pytest.fixture(scope="session")
 def _fake_whatsapp_web_session():
     fake = FakeWhatsAppWeb()
-    fake._thread.start()
+    fake.start()
     yield fake
-    fake._server.shutdown()
-    fake._server.server_close()
+    fake.stop()
 
 
 @pytest.fixture
