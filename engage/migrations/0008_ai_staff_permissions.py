@@ -1,4 +1,4 @@
-"""Operations and Marketing get the permissions of the AI side of engage (see crm/permissions.py)."""
+"""Operations run the AI side of engage; Marketing reads it (see crm/permissions.py)."""
 
 from django.db import migrations
 
@@ -25,11 +25,11 @@ class Migration(migrations.Migration):
             + codenames(["view", "change"], ["enrollment"])
             + codenames(["view"], ["aisession"]),
         ),
+        # Marketing reads; the template studio grants it the right to edit templates.
         grant_operation(
             MARKETING,
             "engage",
-            codenames(["view", "add", "change"], ["prompttemplate", "prompttemplateversion", "knowledgedoc",
-                                                  "fallbacktext", "bannedphrase"])
-            + codenames(["view"], ["aiconfig", "aisession", "sequence", "sequencestep", "enrollment"]),
+            codenames(["view"], ["prompttemplate", "prompttemplateversion", "knowledgedoc", "fallbacktext",
+                                 "bannedphrase", "aiconfig", "aisession", "sequence", "sequencestep", "enrollment"]),
         ),
     ]

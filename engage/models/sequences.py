@@ -68,6 +68,8 @@ class SequenceStep(models.Model):
     def clean(self) -> None:
         if bool(self.prompt_template_id) == bool(self.fixed_text.strip()):
             raise ValidationError("A step has either a prompt template or a fixed text (exactly one).")
+        if self.prompt_template_id and self.prompt_template.agent_type != "sales":
+            raise ValidationError({"prompt_template": "A sequence step uses a sales template."})
 
 
 class Enrollment(models.Model):

@@ -142,14 +142,20 @@ def _step_body(*, step: SequenceStep, lead: Lead, channel: str) -> tuple[str, Pr
         Message.objects.filter(lead=lead, direction=Message.Direction.INBOUND)
         .order_by("-created_at").values_list("body", flat=True).first() or ""
     )
-    prompt = template_render(
-        body=version.body,
-        agent_type=version.template.agent_type,
-        context={
-            "company_name": lead.company.name, "contact_name": lead.contact.name, "stage": lead.stage.name,
-            "summary": lead.summary, "last_message": last_inbound, "channel": channel, "step_number": step.order,
-        },
-    )
+    try:
+        prompt = template_render(
+            body=version.body,
+            agent_type=version.template.agent_type,
+            context={
+                "company_name": lead.company.name, "contact_name": lead.contact.name, "stage": lead.stage.name,
+                "summary": lead.summary, "last_message": last_inbound, "channel": channel,
+                "step_number": step.order,
+            },
+        )
+    except ValidationError as error:
+        # An approved template that cannot render (e.g. not a sales template): the approved fallback goes out.
+        logger.warning("sequence step %s: template %s does not render: %s", step.pk, version.pk, error)
+        return fallback_text_for(company=lead.company, message_type=message_type, locale=lead.contact.locale), None
     result = ai_generate(
         company=lead.company, agent_type=version.template.agent_type, purpose="sequence_step",
         messages=[{"role": "user", "content": prompt}], message_type=message_type,

@@ -281,3 +281,21 @@ def test_sequence_pages_are_scoped_to_the_users_companies(client, staff_user, ot
     client.force_login(other_staff_user)
     assert client.get(reverse("admin:engage_sequence_change", args=[sequence.pk])).status_code == 404
     assert link not in client.get(reverse("admin:engage_sequence_changelist")).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_template_that_cannot_render_sends_the_fallback(fake_openai, lead):
+    template = PromptTemplate.objects.create(company=lead.company, agent_type="coachnova", locale="bn", name="x")
+    template_version_approve(version=template_version_create(template=template, body="{{ worker_name }}"))
+    sequence = Sequence.objects.create(company=lead.company, name="Misconfigured", pipeline=lead.pipeline)
+    step = SequenceStep(sequence=sequence, order=1, prompt_template=template)
+    with pytest.raises(ValidationError):
+        step.full_clean()
+    step.save()  # as if saved before the check existed
+    sequence_enroll(sequence=sequence, lead=lead)
+    sequences_advance()
+
+    assert run_job(jobs("sequence_step")[0]) == "completed"
+
+    assert [message.body for message in sent(lead)] == ["আমাদের সাথে থাকার জন্য ধন্যবাদ। কোনো প্রশ্ন থাকলে জানাবেন।"]
+    assert fake_openai.requests == []
