@@ -201,3 +201,31 @@ def test_hand_off_controls_accept_only_post(client, staff_user, conversation):
     assert client.get(handoff_url(conversation, "take_over")).status_code == 405
     conversation.refresh_from_db()
     assert not conversation.is_ai_paused
+
+
+@pytest.mark.django_db
+def test_the_lead_page_costs_the_same_queries_for_a_long_conversation(client, staff_user, conversation):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from engage.models import AISession
+
+    client.force_login(staff_user)
+    url = reverse("admin:crm_lead_change", args=[conversation.pk])
+    client.get(url)
+    with CaptureQueriesContext(connection) as short:
+        client.get(url)
+    for index in range(40):
+        message = Message.objects.create(
+            company=conversation.company, contact=conversation.contact, lead=conversation, direction="outbound",
+            channel="console", body=f"বার্তা {index}", status="delivered",
+        )
+        AISession.objects.create(company=conversation.company, agent_type="sales", purpose="reply", outcome="ok",
+                                 message=message)
+
+    with CaptureQueriesContext(connection) as long:
+        response = client.get(url)
+
+    assert "বার্তা 39" in response.content.decode()
+    assert len(long.captured_queries) == len(short.captured_queries)
