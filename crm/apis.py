@@ -18,7 +18,7 @@ from crm.models import Contact, Lead
 from crm.selectors import contact_list, lead_list
 from crm.services import ContactAlreadyExists, contact_create
 from shokti.api.exceptions import Conflict
-from shokti.api.pagination import LimitOffsetPagination, get_paginated_response
+from shokti.api.pagination import NewestFirstCursorPagination, get_paginated_response
 from shokti.api.scoping import request_company
 
 COMPANY_PARAMETER = OpenApiParameter(
@@ -46,6 +46,8 @@ class ContactOutputSerializer(serializers.ModelSerializer):
 class ContactListApi(APIView):
     """GET: the company's contacts, newest first; filter by `phone` or `email`."""
 
+    pagination_class = NewestFirstCursorPagination
+
     class FilterSerializer(serializers.Serializer):
         phone = serializers.CharField(required=False, max_length=32)
         email = serializers.CharField(required=False, max_length=254)
@@ -65,7 +67,11 @@ class ContactListApi(APIView):
         filters.is_valid(raise_exception=True)
         contacts = contact_list(company=company, filters=filters.validated_data)
         return get_paginated_response(
-            serializer_class=ContactOutputSerializer, queryset=contacts, request=request, view=self
+            serializer_class=ContactOutputSerializer,
+            queryset=contacts,
+            request=request,
+            view=self,
+            pagination_class=self.pagination_class,
         )
 
 
@@ -108,6 +114,8 @@ class ContactsApi(ContactListApi, ContactCreateApi):
 class LeadListApi(APIView):
     """GET: the company's leads, newest first; filter by status, stage, pipeline or contact phone."""
 
+    pagination_class = NewestFirstCursorPagination
+
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=Lead.Status.choices, required=False)
         stage = serializers.IntegerField(required=False)
@@ -143,5 +151,5 @@ class LeadListApi(APIView):
             queryset=leads,
             request=request,
             view=self,
-            pagination_class=LimitOffsetPagination,
+            pagination_class=self.pagination_class,
         )

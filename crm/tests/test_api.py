@@ -36,7 +36,7 @@ def test_contacts_list_alice_sees_only_her_company(company, other_company, staff
 
     # then
     assert response.status_code == 200
-    assert response.json()["count"] == 1
+    assert response.json()["next"] is None
     assert [row["id"] for row in response.json()["results"]] == [mine.pk]
 
 
@@ -260,3 +260,22 @@ def test_leads_list_three_people(company, staff_user, other_staff_user, api_clie
     assert [row["id"] for row in jwt_for(staff_user).get("/api/leads/").json()["results"]] == [lead.pk]
     assert jwt_for(other_staff_user).get("/api/leads/").json()["results"] == []
     assert api_client.get("/api/leads/").status_code == 401
+
+
+def test_contacts_list_pages_by_cursor_newest_first_without_a_count(company, key_client):
+    contacts = [ContactFactory(company=company) for _ in range(3)]
+
+    first = key_client.get("/api/contacts/", {"page_size": 2})
+    second = key_client.get(first.json()["next"])
+
+    assert set(first.json()) == {"next", "previous", "results"}
+    assert [row["id"] for row in first.json()["results"]] == [contacts[2].pk, contacts[1].pk]
+    assert [row["id"] for row in second.json()["results"]] == [contacts[0].pk]
+    assert second.json()["next"] is None
+
+
+def test_contacts_list_bad_cursor_is_404_with_the_error_shape(key_client):
+    response = key_client.get("/api/contacts/", {"cursor": "garbage"})
+
+    assert response.status_code == 404
+    assert error(response) == {"code": "not_found", "message": "Invalid cursor", "fields": {}}
