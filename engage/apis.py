@@ -92,6 +92,7 @@ class QueueStatsApi(APIView):
                 {
                     "company_id": serializers.IntegerField(),
                     "queued": serializers.IntegerField(),
+                    "scheduled": serializers.IntegerField(),
                     "processing": serializers.IntegerField(),
                     "completed": serializers.IntegerField(),
                     "failed": serializers.IntegerField(),

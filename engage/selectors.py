@@ -12,18 +12,22 @@ from engage.models import Job
 
 
 def queue_stats(*, company: Company) -> dict[str, Any]:
-    """Counts of the company's jobs by state, and the age of its oldest queued job in seconds."""
+    """Counts of the company's jobs by state, and how long its oldest due queued job has waited, in seconds.
+
+    `queued` includes jobs scheduled for later (also counted in `scheduled`); the age counts only
+    jobs that are due, from when they came due, so a follow-up planned for tomorrow is not "late".
+    """
+    now = timezone.now()
     aggregate = Job.objects.filter(company=company).aggregate(
         queued=Count("id", filter=Q(status=Job.Status.QUEUED)),
+        scheduled=Count("id", filter=Q(status=Job.Status.QUEUED, next_run_at__gt=now)),
         processing=Count("id", filter=Q(status=Job.Status.PROCESSING)),
         completed=Count("id", filter=Q(status=Job.Status.COMPLETED)),
         failed=Count("id", filter=Q(status=Job.Status.FAILED)),
         dlq=Count("id", filter=Q(status=Job.Status.DEAD)),
-        oldest_queued_at=Min("created_at", filter=Q(status=Job.Status.QUEUED)),
+        oldest_due_at=Min("next_run_at", filter=Q(status=Job.Status.QUEUED, next_run_at__lte=now)),
     )
-    oldest = aggregate.pop("oldest_queued_at")
-    aggregate["oldest_queued_age_seconds"] = (
-        round((timezone.now() - oldest).total_seconds(), 3) if oldest is not None else None
-    )
+    oldest = aggregate.pop("oldest_due_at")
+    aggregate["oldest_queued_age_seconds"] = round((now - oldest).total_seconds(), 3) if oldest is not None else None
     aggregate["company_id"] = company.pk
     return aggregate

@@ -22,8 +22,9 @@ def make_job(company, key, status="queued", **fields):
 def ledger(company, other_company):
     now = timezone.now()
     jobs = {
-        "q1": make_job(company, "q1", created_at=now - timedelta(seconds=90)),
-        "q2": make_job(company, "q2", created_at=now - timedelta(seconds=10)),
+        "q1": make_job(company, "q1", created_at=now - timedelta(seconds=90), next_run_at=now - timedelta(seconds=90)),
+        "q2": make_job(company, "q2", created_at=now - timedelta(seconds=10), next_run_at=now - timedelta(seconds=10)),
+        "later": make_job(company, "later", created_at=now - timedelta(hours=5), next_run_at=now + timedelta(hours=19)),
         "p": make_job(company, "p", status="processing"),
         "c": make_job(company, "c", status="completed"),
         "f": make_job(company, "f", status="failed"),
@@ -52,7 +53,8 @@ def test_queue_stats_counts_the_callers_company_only(request, ledger, company, c
     assert response.status_code == 200
     body = response.json()
     age = body.pop("oldest_queued_age_seconds")
-    assert body == {"company_id": company.pk, "queued": 2, "processing": 1, "completed": 1, "failed": 1, "dlq": 2}
+    assert body == {"company_id": company.pk, "queued": 3, "scheduled": 1, "processing": 1, "completed": 1,
+                    "failed": 1, "dlq": 2}
     assert 90 <= age < 120
 
 
@@ -123,8 +125,9 @@ def test_job_changelist_shows_only_the_staff_users_companies(alice_admin, ledger
 
     assert response.status_code == 200
     shown = {job.pk for job in response.context["cl"].result_list}
-    assert shown == {ledger[key].pk for key in ("q1", "q2", "p", "c", "f", "d1", "d2")}
-    assert alice_admin.get(f"/admin/engage/job/{ledger['other_dead'].pk}/change/").status_code == 404
+    assert shown == {ledger[key].pk for key in ("q1", "q2", "later", "p", "c", "f", "d1", "d2")}
+    foreign = alice_admin.get(f"/admin/engage/job/{ledger['other_dead'].pk}/change/")
+    assert foreign.status_code == 404, foreign.get("Location")
     filtered = alice_admin.get("/admin/engage/job/", {"status__exact": "dead", "task_name": "webhook_reminder"})
     assert {job.pk for job in filtered.context["cl"].result_list} == {ledger["d1"].pk, ledger["d2"].pk}
 
