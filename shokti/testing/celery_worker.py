@@ -95,6 +95,9 @@ def test_database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
 
 
+test_database_url.__test__ = False  # a helper, not a test, when imported into a test module
+
+
 class WorkerProcess:
     def __init__(self, process: subprocess.Popen, log_path: Path):
         self.process = process
