@@ -427,8 +427,49 @@ def test_big_filtered_list_counts_are_bounded_or_time_boxed(alice_client, compan
     counts = _count_queries(captured)
     assert len(counts) == 2
     assert "LIMIT 6" in counts[0]
+    assert any(sql.startswith("EXPLAIN (FORMAT JSON)") for sql in sqls)
     timeout_at = next(index for index, sql in enumerate(sqls) if "set_config('statement_timeout'" in sql)
     assert sqls.index(counts[1]) == timeout_at + 1
+
+
+def test_far_bigger_filtered_list_shows_the_planner_estimate_without_counting(alice_client, company, settings):
+    settings.ADMIN_EXACT_COUNT_LIMIT = 1  # 12 rows are far past it: no exact count at all
+    for _ in range(12):
+        ContactFactory(company=company)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE crm_contact")
+    with CaptureQueriesContext(connection) as captured:
+        response = alice_client.get(reverse("admin:crm_contact_changelist"))
+    counts = _count_queries(captured)
+    assert len(counts) == 1 and "LIMIT 2" in counts[0]
+    assert not any("statement_timeout" in query["sql"] for query in captured.captured_queries)
+    assert response.context["cl"].result_count == 12  # fresh statistics: the estimate is exact here
+
+
+def test_date_hierarchy_lists_years_and_months_from_the_range(alice_client, company):
+    # given: bookings in March 2024 and in January and November 2026 only
+    for moment in ["2024-03-10T10:00:00Z", "2026-01-05T10:00:00Z", "2026-11-01T10:00:00Z"]:
+        BookingFactory(company=company, scheduled_at=dt.datetime.fromisoformat(moment))
+    url = reverse("admin:crm_booking_changelist")
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        years = alice_client.get(url)
+    months = alice_client.get(url, {"scheduled_at__year": "2026"})
+    days = alice_client.get(url, {"scheduled_at__year": "2026", "scheduled_at__month": "11"})
+    # then: every year between the first and the last, without a DISTINCT over the rows
+    assert [choice["title"] for choice in _hierarchy(years)] == [
+        "2024", "2025", "2026",
+    ]
+    assert not any("DISTINCT" in query["sql"] and "crm_booking" in query["sql"] for query in captured.captured_queries)
+    assert [choice["title"] for choice in _hierarchy(months)] == [f"{month} 2026" for month in [
+        "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November"]]
+    assert [choice["title"] for choice in _hierarchy(days)] == ["November 1"]
+
+
+def _hierarchy(response):
+    from django.contrib.admin.templatetags.admin_list import date_hierarchy
+
+    return date_hierarchy(response.context["cl"])["choices"]
 
 
 def test_big_filtered_list_falls_back_to_the_planner_estimate(alice_client, company, settings):
