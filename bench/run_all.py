@@ -81,7 +81,7 @@ def section_write(name: str, figures: list[dict], elapsed: float) -> None:
     )
     block = "\n".join([start, *figure_rows(figures), "", stamp, end])
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
     if pattern.search(text):
         text = pattern.sub(lambda _: block, text)
     else:
@@ -97,7 +97,7 @@ def main(selected: list[str]) -> int:
         started = time.perf_counter()
         try:
             figures = importlib.import_module(f"bench.{name}").main()
-        except Exception:  # one broken benchmark must not hide the others' figures
+        except Exception:  # noqa: BLE001  one broken benchmark must not hide the others' figures
             traceback.print_exc()
             failed.append(name)
             continue
