@@ -200,6 +200,8 @@ def contact_merge(*, keep: Contact, merge: Contact, actor: User | None = None) -
     Consent: the most recent explicit decision wins (the contact whose consent was updated last);
     when neither has one, a channel is consented if either contact consented.
     """
+    from django.contrib.contenttypes.models import ContentType
+
     from crm.models import Booking, Customer, Worker
 
     if keep.pk == merge.pk:
@@ -214,6 +216,10 @@ def contact_merge(*, keep: Contact, merge: Contact, actor: User | None = None) -
         "leads": Lead.objects.filter(contact=merge).update(contact=keep),
         "events": Event.objects.filter(contact=merge).update(contact=keep),
     }
+    # Events about the merged contact itself (opt-outs, consent) now point at the kept one.
+    Event.objects.filter(
+        target_type=ContentType.objects.get_for_model(Contact), target_id=str(merge.pk)
+    ).update(target_id=str(keep.pk))
     for profile_model, key in ((Customer, "customer"), (Worker, "worker")):
         merge_profile = profile_model.objects.filter(contact=merge).first()
         if merge_profile is None:

@@ -37,6 +37,7 @@ def test_merge_moves_everything_to_the_kept_contact_and_records_it(company, staf
     session = AISession.objects.create(company=company, agent_type="sales", purpose="reply", outcome="ok",
                                        contact=merge)
     event = EventFactory(company=company, contact=merge, type="message.received")
+    opt_out = EventFactory(company=company, contact=merge, type="opt_out", target=merge)
     customer = CustomerFactory(company=company, contact=merge)
 
     # when
@@ -48,6 +49,7 @@ def test_merge_moves_everything_to_the_kept_contact_and_records_it(company, staf
     assert Message.objects.get(pk=inbound.pk).contact_id == keep.pk
     assert AISession.objects.get(pk=session.pk).contact_id == keep.pk
     assert Event.objects.get(pk=event.pk).contact_id == keep.pk
+    assert Event.objects.get(pk=opt_out.pk).target == keep
     assert Customer.objects.get(pk=customer.pk).contact_id == keep.pk
     kept.refresh_from_db()
     assert (kept.name, kept.phone, kept.email) == ("Rahim", "+8801711000001", "rahim@example.test")
