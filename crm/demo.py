@@ -434,8 +434,11 @@ def _customer_rows(
         if number:
             day_offset += rng.randint(14, 40)
         service = usual_service if rng.random() < 0.7 else rng.choice(services)
-        # Daytime in Dhaka (UTC+6): 09:00-15:00 UTC is 15:00-21:00 there, at the latest.
-        scheduled_at = base_time - dt.timedelta(days=day_offset) + dt.timedelta(hours=rng.randint(3, 9))
+        # Daytime in Dhaka (UTC+6): 03:00-09:00 UTC is 09:00-15:00 there. A booking due for
+        # today's campaign starts early (07:00-08:00 in Dhaka), so that even a late arrival and
+        # a long job finish before the daily 09:00 UTC run: exactly CAMPAIGN_CADENCE_DAYS old then.
+        start_hour = rng.randint(1, 2) if number == 0 and profile == "campaign_due" else rng.randint(3, 9)
+        scheduled_at = base_time - dt.timedelta(days=day_offset) + dt.timedelta(hours=start_hour)
         worker_id, is_punctual = rng.choice(workers)
         is_cancelled = number > 0 and rng.random() < 0.08
         if is_cancelled:

@@ -14,6 +14,7 @@ from crm import demo
 from crm.models import (
     ApiKey,
     Booking,
+    Channel,
     Company,
     Contact,
     Customer,
@@ -169,6 +170,35 @@ def test_customers_have_bookings_of_varied_ages_and_some_are_due_for_the_campaig
     assert ages["never"] >= 1
     assert Booking.objects.filter(status=Booking.Status.SCHEDULED, scheduled_at__gt=BASE_TIME).exists()
     assert Booking.objects.filter(status=Booking.Status.CANCELLED).exists()
+
+
+@pytest.mark.django_db
+def test_todays_campaign_finds_the_customers_due_for_it():
+    from engage.segmentation import SegmentCriteria, customer_segment
+
+    # given
+    seed("--customers", "120", "--bookings-per-customer", "4")
+    home = Company.objects.get(slug=demo.HOME_SERVICES_SLUG)
+    due_day = (BASE_TIME - dt.timedelta(days=demo.CAMPAIGN_CADENCE_DAYS)).date()
+    due = set(
+        Customer.objects.filter(
+            company=home, last_booking_at__date=due_day, contact__is_sms_consented=True
+        ).values_list("pk", flat=True)
+    )
+
+    # when: SmartEngage's daily run, 09:00 UTC, 21-day cadence, one day wide, over SMS
+    criteria = SegmentCriteria(
+        cadence_days=demo.CAMPAIGN_CADENCE_DAYS,
+        window_days=1,
+        send_window_start_hour=0,
+        send_window_end_hour=24,
+        channel=Channel.SMS,
+    )
+    found = customer_segment(company=home, criteria=criteria, now=BASE_TIME + dt.timedelta(hours=9))
+
+    # then
+    assert len(due) >= 15
+    assert {customer.pk for customer in found} == due
 
 
 @pytest.mark.django_db
