@@ -277,6 +277,8 @@ OPENAI_TIMEOUT_SECONDS = env.float("OPENAI_TIMEOUT_SECONDS", default=20.0)
 OPENAI_MAX_RETRIES = env.int("OPENAI_MAX_RETRIES", default=2)
 # Model calls in flight at once when bulk work (campaigns) generates many messages.
 AI_MAX_CONCURRENCY = env.int("AI_MAX_CONCURRENCY", default=8)
+# SmartEngage sends of one batch in flight at once (threads, each with its own database connection).
+SMARTENGAGE_SEND_CONCURRENCY = env.int("SMARTENGAGE_SEND_CONCURRENCY", default=4)
 
 # --- Email --------------------------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

@@ -18,16 +18,18 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from crm.models import Booking, Channel, Company, Customer, Service, User
 from engage.ai import GenerationRequest, ai_config_for, ai_generate_many, fallback_text_for, template_render
-from engage.ai.templates import template_latest_approved
+from engage.ai.templates import template_latest_approved, template_variables_check
 from engage.models import AISession, CampaignRecipient, CampaignRun, Job, Message, PromptTemplateVersion
 from engage.policy import ROLE_CUSTOMER
 from engage.services.consent import can_send, contact_zone, send_slot_reserve
@@ -236,6 +238,7 @@ def _plans(
     ttl_hours: int | None,
     bypass_frequency_caps: bool,
     send_window: tuple[int, int] | None = None,
+    is_segmented: bool = False,
 ) -> list[_Plan]:
     """Steps 1-4 and the prompt for each customer (skips get their reason and no prompt)."""
     from engage.policy import policy_for
@@ -246,14 +249,18 @@ def _plans(
     config = ai_config_for(company=company)
     last_bookings = _last_completed_bookings([customer.pk for customer in customers])
     templates: dict[str, tuple[PromptTemplateVersion | None, PromptTemplateVersion]] = {}
+    system_texts: dict[tuple, str] = {}
     now = timezone.now()
     plans = []
     for customer in customers:
         plan = _Plan(customer=customer, correlation_id=uuid.uuid4(), channel=channel)
         plan.cycle_started_at = customer.last_booking_at
-        plan.reason = _consent_and_caps_reason(
-            customer=customer, channel=channel, bypass_frequency_caps=bypass_frequency_caps
-        )
+        if not is_segmented:
+            # A campaign's segment already selected consented customers under their caps; the
+            # atomic reservation at send time decides in every case.
+            plan.reason = _consent_and_caps_reason(
+                customer=customer, channel=channel, bypass_frequency_caps=bypass_frequency_caps
+            )
         if not plan.reason and send_window is not None:
             local_hour = now.astimezone(contact_zone(contact=customer.contact)).hour
             if not send_window[0] <= local_hour < send_window[1]:
@@ -278,9 +285,18 @@ def _plans(
             "deep_link": LINK_PLACEHOLDER,
         }
         messages = []
-        system_text = (
-            template_render(body=system.body, agent_type=AGENT_TYPE, context=context) if system else config.system_prompt
-        )
+        system_key = (system.pk if system else None, locale)
+        system_text = system_texts.get(system_key)
+        if system_text is None:
+            system_text = (
+                template_render(body=system.body, agent_type=AGENT_TYPE, context=context)
+                if system else config.system_prompt
+            )
+            company_only = system is None or template_variables_check(
+                agent_type=AGENT_TYPE, body=system.body
+            ) <= {"company_name"}
+            if company_only:
+                system_texts[system_key] = system_text
         if system_text:
             messages.append({"role": "system", "content": system_text})
         messages.append(
@@ -405,11 +421,13 @@ def _send(
         _count_skip(plan.reason)
     # Run it here: the copy Celery gets on commit finds the job done (or, if this process dies
     # first, sends it: the message is unique per job either way).
-    job_execute(job_id=job.pk, worker=f"smartengage:{plan.correlation_id}")
-    message.refresh_from_db(fields=["status", "error"])
+    ran = job_execute(job_id=job.pk, worker=f"smartengage:{plan.correlation_id}")
     outcome.message_id = message.pk
-    if message.status in (Message.Status.QUEUED, Message.Status.FAILED):
-        outcome.status, outcome.error = FAILED, message.error or "The send did not complete; the job retries it."
+    if ran != "completed":
+        # Failed (the ledger retries it), dead, or taken by a worker first: ask the message.
+        message.refresh_from_db(fields=["status", "error"])
+        if message.status in (Message.Status.QUEUED, Message.Status.FAILED):
+            outcome.status, outcome.error = FAILED, message.error or "The send did not complete; the job retries it."
     return outcome
 
 
@@ -449,10 +467,12 @@ def smartengage_reminders_process(
     plans = _plans(
         company=company, customers=customers, channel=channel, service=service, promo_code=promo_code,
         ttl_hours=ttl_hours, bypass_frequency_caps=bypass_frequency_caps, send_window=send_window,
+        is_segmented=run is not None,
     )
     _generate(company=company, plans=plans)
-    outcomes = []
+    outcomes: list[ReminderOutcome | None] = []
     skipped_rows = []
+    to_send: list[tuple[int, _Plan]] = []
     for plan in plans:
         is_skip = plan.reason in CampaignRecipient.SKIP_REASONS
         if is_skip:
@@ -474,11 +494,39 @@ def smartengage_reminders_process(
             if run is not None:
                 skipped_rows.append(_recipient_row(run=run, plan=plan, status=CampaignRecipient.Status.DRY_RUN))
         else:
-            outcome = _send(company=company, plan=plan, run=run, bypass_frequency_caps=bypass_frequency_caps)
+            to_send.append((len(outcomes), plan))
+            outcome = None
         outcomes.append(outcome)
     if skipped_rows:
         CampaignRecipient.objects.bulk_create(skipped_rows, batch_size=1000)
-    return outcomes
+    for index, outcome in _send_all(company=company, to_send=to_send, run=run, bypass=bypass_frequency_caps):
+        outcomes[index] = outcome
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _send_all(
+    *, company: Company, to_send: list[tuple[int, _Plan]], run: CampaignRun | None, bypass: bool
+) -> Iterable[tuple[int, ReminderOutcome]]:
+    """Send the plans, SMARTENGAGE_SEND_CONCURRENCY at a time when each thread can have its own connection.
+
+    Inside an outer transaction (a test's, or a caller's) another connection could not see the
+    uncommitted rows, so the sends then run one by one on this connection.
+    """
+    workers = min(int(getattr(settings, "SMARTENGAGE_SEND_CONCURRENCY", 4)), len(to_send))
+    if workers <= 1 or connection.in_atomic_block:
+        for index, plan in to_send:
+            yield index, _send(company=company, plan=plan, run=run, bypass_frequency_caps=bypass)
+        return
+
+    def send_in_thread(item: tuple[int, _Plan]) -> tuple[int, ReminderOutcome]:
+        index, plan = item
+        try:
+            return index, _send(company=company, plan=plan, run=run, bypass_frequency_caps=bypass)
+        finally:
+            connection.close()  # this thread's own connection
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smartengage-send") as pool:
+        yield from pool.map(send_in_thread, to_send)
 
 
 def _recipient_row(*, run: CampaignRun, plan: _Plan, status: str) -> CampaignRecipient:

@@ -1,0 +1,187 @@
+"""SmartEngage campaign throughput: messages per second end to end, and a dry run over a large eligible set.
+
+    .venv/bin/python bench/campaign.py          # measure and write the `campaign` section of docs/benchmarks.md
+
+Runs in a child process bound to its own PostgreSQL database (`shokti_bench_campaign` by default,
+BENCH_CAMPAIGN_DATABASE_URL) and Redis db (BENCH_CAMPAIGN_REDIS_URL, purged afterwards: the broker
+copies of the send jobs, which a worker would find done). The model is the test suite's local
+OpenAI-compatible server (the real `openai` SDK over HTTP on 127.0.0.1), not the internet.
+
+1. End to end, one process (what one worker process does with one run): the fake model answers
+   every call after 1 s. A real (not dry) run of BENCH_CAMPAIGN_SENDS due customers on the console
+   channel: segment batch, consent/caps, template, concurrent generation (AI_MAX_CONCURRENCY calls
+   in flight), safety filter, deep link, per customer one transaction with the atomic cap
+   reservation + intent + ledger job + queued message, then the send job, message/event/recipient
+   records, metrics. Figure: seconds per 100 messages (ceiling 1 s = the aim of 100 messages/s).
+2. Dry run over BENCH_CAMPAIGN_DRY customers with the model answering at once: everything but the
+   send (prompt, generation + AISession, filter, link, recipient rows). Figure: ms per 1,000
+   customers (ceiling 500 ms = the aim of 2,000 customers/s).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+NAME = "campaign"
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/shokti_bench_campaign"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/8"
+SENDS = int(os.environ.get("BENCH_CAMPAIGN_SENDS", "1000"))
+DRY = int(os.environ.get("BENCH_CAMPAIGN_DRY", "20000"))
+CONCURRENCY = int(os.environ.get("BENCH_CAMPAIGN_CONCURRENCY", "250"))
+BATCH = int(os.environ.get("BENCH_CAMPAIGN_BATCH", "500"))
+MODEL_LATENCY_SECONDS = 1.0
+CEILING_SECONDS_PER_100_MESSAGES = 1.0
+CEILING_MS_PER_1000_DRY = 500.0
+AI_TEXT = "প্রিয় গ্রাহক, আপনার সার্ভিসের সময় হয়েছে। এখনই বুক করুন: [BOOKING_LINK]"
+
+
+def main() -> list[dict]:
+    """Run the benchmark in a child process bound to its own database; returns the figures."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as output:
+        env = {
+            **os.environ,
+            "DATABASE_URL": os.environ.get("BENCH_CAMPAIGN_DATABASE_URL", DEFAULT_URL),
+            "REDIS_URL": os.environ.get("BENCH_CAMPAIGN_REDIS_URL", DEFAULT_REDIS),
+            "DJANGO_SETTINGS_MODULE": "shokti.settings",
+            "AI_MAX_CONCURRENCY": str(CONCURRENCY),
+            "BENCH_CAMPAIGN_OUTPUT": output.name,
+        }
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        subprocess.run([sys.executable, __file__], env=env, cwd=BASE_DIR, check=True)
+        return json.loads(Path(output.name).read_text())
+
+
+def _database_create(url: str) -> None:
+    import psycopg
+
+    match = re.match(r"^(?P<server>.+)/(?P<name>[^/?]+)(?P<query>\?.*)?$", url)
+    with psycopg.connect(f"{match['server']}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{match["name"]}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{match["name"]}"')
+
+
+def _company(slug: str, customers: int):
+    """A company with `customers` due customers (last booking 22 days ago, consented), templates, whole-day window."""
+    from django.core.cache import cache
+    from django.db import connection
+
+    from crm.models import Company
+    from engage.policy import policy_get_or_create
+    from engage.services.templates import templates_seed_defaults
+
+    company = Company.objects.create(name=f"Bench {slug}", slug=slug)
+    templates_seed_defaults(company=company)
+    policy = policy_get_or_create(company=company)
+    policy.presets.filter(name="default").update(send_window_start_hour=0, send_window_end_hour=24, batch_size=BATCH)
+    cache.clear()
+    last_booking_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=22)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO crm_contact (company_id, name, phone, email, locale, timezone, is_email_consented,"
+            " is_sms_consented, is_whatsapp_consented, created_at, updated_at)"
+            " SELECT %s, 'গ্রাহক ' || n, '+88017' || lpad(n::text, 8, '0'), 'c' || n || '@bench.test', 'bn',"
+            " 'Asia/Dhaka', true, true, true, now(), now() FROM generate_series(1, %s) AS n",
+            [company.pk, customers],
+        )
+        cursor.execute(
+            "INSERT INTO crm_customer (company_id, contact_id, last_booking_at, created_at)"
+            " SELECT company_id, id, %s, now() FROM crm_contact WHERE company_id = %s",
+            [last_booking_at, company.pk],
+        )
+        cursor.execute("ANALYZE")
+    return company
+
+
+def _measure_run(*, company, is_dry_run: bool) -> tuple[float, dict]:
+    from engage.models import Campaign
+    from engage.services.campaigns import campaign_run_execute, campaign_run_trigger
+
+    campaign = Campaign.objects.create(company=company, name="Bench", channel="console")
+    run = campaign_run_trigger(campaign=campaign, is_dry_run=is_dry_run)
+    started = time.perf_counter()
+    result = campaign_run_execute(run_id=run.pk)
+    return time.perf_counter() - started, result
+
+
+def run() -> None:
+    import logging
+
+    import django
+
+    _database_create(os.environ["DATABASE_URL"])
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from shokti.celery import app as celery_app
+    from shokti.testing.fake_openai import FakeOpenAI
+
+    logging.getLogger("shokti.console_channel").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    call_command("migrate", verbosity=0)
+    fake = FakeOpenAI()
+    fake.start()
+    settings.OPENAI_BASE_URL = fake.base_url
+    settings.OPENAI_API_KEY = "bench"
+    fake.reply(AI_TEXT)
+    try:
+        # 1. end to end, model latency 1 s
+        fake.delay = MODEL_LATENCY_SECONDS
+        send_seconds, sent = _measure_run(company=_company("bench-sends", SENDS), is_dry_run=False)
+        rate = sent["sent"] / send_seconds
+        print(f"end to end: {sent['sent']:,} sent ({sent['failed']} failed, {sent['skipped']} skipped) in "
+              f"{send_seconds:.1f} s = {rate:.0f} messages/s; {len(fake.requests):,} model calls")
+        # 2. dry run, model at once
+        fake.delay = 0.0
+        dry_seconds, dry = _measure_run(company=_company("bench-dry", DRY), is_dry_run=True)
+        dry_rate = dry["rendered"] / dry_seconds
+        print(f"dry run: {dry['rendered']:,} rendered in {dry_seconds:.1f} s = {dry_rate:.0f} customers/s")
+    finally:
+        fake.stop()
+        celery_app.control.purge()
+    figures = [
+        {
+            "figure": f"end to end, one process, model latency {MODEL_LATENCY_SECONDS:.0f} s: time per 100 messages",
+            "value": 100 / rate if rate else float("inf"),
+            "unit": "s",
+            "ceiling": CEILING_SECONDS_PER_100_MESSAGES,
+            "note": f"{rate:.0f} messages/s over {sent['sent']:,} sends; {CONCURRENCY} model calls in flight, "
+                    f"batches of {BATCH}",
+        },
+        {
+            "figure": "dry run, model answering at once: time per 1,000 customers",
+            "value": 1_000_000 / dry_rate if dry_rate else float("inf"),
+            "unit": "ms",
+            "ceiling": CEILING_MS_PER_1000_DRY,
+            "note": f"{dry_rate:,.0f} customers/s over {dry['rendered']:,} eligible",
+        },
+    ]
+    output = os.environ.get("BENCH_CAMPAIGN_OUTPUT")
+    if output:
+        Path(output).write_text(json.dumps(figures))
+
+
+def _write_section(figures: list[dict]) -> None:
+    """Standalone runs write this module's table the way bench/run_all.py does."""
+    sys.path.insert(0, str(BASE_DIR / "bench"))
+    import run_all
+
+    run_all.section_write(NAME, figures, 0.0)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(BASE_DIR))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shokti.settings")
+    if os.environ.get("BENCH_CAMPAIGN_OUTPUT"):
+        run()
+    else:
+        _write_section(main())
