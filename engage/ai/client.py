@@ -106,9 +106,25 @@ class GenerationResult:
         return self.outcome != AISession.Outcome.OK
 
 
-def _prepare(request: GenerationRequest) -> _Prepared:
-    config = ai_config_for(company=request.company)
+def _prepare(request: GenerationRequest, memo: dict | None = None) -> _Prepared:
+    """Config, safety policy and fallback of the request; `memo` shares them across one bulk call's requests."""
+    memo = {} if memo is None else memo
+    company_id = request.company.pk
+    config = memo.get(("config", company_id))
+    if config is None:
+        config = memo[("config", company_id)] = ai_config_for(company=request.company)
     internal = request.message_type is None
+    policy = fallback = None
+    if not internal:
+        policy = memo.get(("policy", company_id))
+        if policy is None:
+            policy = memo[("policy", company_id)] = safety_policy_for(company=request.company)
+        key = ("fallback", company_id, request.message_type, request.locale)
+        fallback = memo.get(key)
+        if fallback is None:
+            fallback = memo[key] = fallback_text_for(
+                company=request.company, message_type=request.message_type, locale=request.locale
+            )
     return _Prepared(
         request=request,
         model=config.model or settings.OPENAI_MODEL,
@@ -116,10 +132,8 @@ def _prepare(request: GenerationRequest) -> _Prepared:
         max_tokens=request.max_tokens or config.max_tokens,
         api_key=config.api_key or settings.OPENAI_API_KEY or "",
         base_url=config.api_base_url or settings.OPENAI_BASE_URL or None,
-        policy=None if internal else safety_policy_for(company=request.company),
-        fallback=""
-        if internal
-        else fallback_text_for(company=request.company, message_type=request.message_type, locale=request.locale),
+        policy=policy,
+        fallback=fallback or "",
     )
 
 
@@ -204,7 +218,8 @@ def ai_generate(**kwargs: Any) -> GenerationResult:
 
 def ai_generate_many(*, requests: Sequence[GenerationRequest], max_workers: int | None = None) -> list[GenerationResult]:
     """Generate many messages, calling the model concurrently from a bounded thread pool; results in order."""
-    prepared = [_prepare(request) for request in requests]
+    memo: dict = {}
+    prepared = [_prepare(request, memo) for request in requests]
     workers = max(1, min(max_workers or settings.AI_MAX_CONCURRENCY, len(prepared) or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ai") as pool:
         calls = list(pool.map(_call, prepared))

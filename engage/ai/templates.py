@@ -8,6 +8,7 @@ reaches approval. Writes (new version, approve) live in `engage.services.templat
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -50,13 +51,24 @@ TEMPLATE_VARIABLES: dict[str, dict[str, str]] = {
 _environment = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
+@functools.lru_cache(maxsize=256)
+def _variables_used(body: str) -> frozenset[str]:
+    # Parsing is pure: bulk rendering (campaigns) parses each version once per process.
+    return frozenset(meta.find_undeclared_variables(_environment.parse(body)))
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(body: str):
+    return _environment.from_string(body)
+
+
 def template_variables_check(*, agent_type: str, body: str) -> set[str]:
     """The variables `body` uses; ValidationError on bad syntax or a variable not declared for the agent type."""
     declared = TEMPLATE_VARIABLES.get(agent_type)
     if declared is None:
         raise ValidationError({"agent_type": f"Unknown agent type {agent_type!r}."})
     try:
-        used = meta.find_undeclared_variables(_environment.parse(body))
+        used = set(_variables_used(body))
     except TemplateSyntaxError as error:
         raise ValidationError({"body": f"Template syntax error on line {error.lineno}: {error.message}"}) from None
     unknown = sorted(used - set(declared))
@@ -74,7 +86,7 @@ def template_render(*, body: str, agent_type: str, context: dict[str, Any]) -> s
     """Render a template body with `context`; ValidationError on an unknown or missing variable."""
     template_variables_check(agent_type=agent_type, body=body)
     try:
-        return _environment.from_string(body).render(**context).strip()
+        return _compiled(body).render(**context).strip()
     except UndefinedError as error:
         raise ValidationError({"body": f"Missing value for a variable: {error.message}"}) from None
     except SecurityError as error:
