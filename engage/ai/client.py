@@ -169,7 +169,8 @@ def _call(prepared: _Prepared) -> _CallOutcome:
     )
 
 
-def _finish(prepared: _Prepared, call: _CallOutcome) -> GenerationResult:
+def _finish(prepared: _Prepared, call: _CallOutcome, *, save: bool = True) -> GenerationResult:
+    """Filter, fall back and record; with save=False the AISession is built unsaved (the caller bulk-inserts)."""
     request = prepared.request
     reason = ""
     if not call.is_called:
@@ -190,7 +191,7 @@ def _finish(prepared: _Prepared, call: _CallOutcome) -> GenerationResult:
     else:
         outcome = AISession.Outcome.OK
     final_text = call.text if outcome == AISession.Outcome.OK else prepared.fallback
-    session = AISession.objects.create(
+    session = AISession(
         company=request.company,
         agent_type=request.agent_type,
         purpose=request.purpose,
@@ -207,6 +208,8 @@ def _finish(prepared: _Prepared, call: _CallOutcome) -> GenerationResult:
         contact=request.contact,
         correlation_id=request.correlation_id,
     )
+    if save:
+        session.save(force_insert=True)
     return GenerationResult(text=final_text, outcome=outcome, session=session, reason=reason)
 
 
@@ -223,4 +226,7 @@ def ai_generate_many(*, requests: Sequence[GenerationRequest], max_workers: int 
     workers = max(1, min(max_workers or settings.AI_MAX_CONCURRENCY, len(prepared) or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ai") as pool:
         calls = list(pool.map(_call, prepared))
-    return [_finish(item, call) for item, call in zip(prepared, calls, strict=True)]
+    results = [_finish(item, call, save=False) for item, call in zip(prepared, calls, strict=True)]
+    # One INSERT for the batch's records (PostgreSQL returns their ids).
+    AISession.objects.bulk_create([result.session for result in results], batch_size=500)
+    return results
