@@ -74,6 +74,8 @@ def main() -> list[dict]:
     with tempfile.NamedTemporaryFile(suffix=".json") as output:
         env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "shokti.settings",
                "BENCH_SEGMENTATION_OUTPUT": output.name}
+        # Filling 1M customers rebuilds indexes in statements longer than the 30 s default timeout.
+        env.setdefault("DATABASE_STATEMENT_TIMEOUT_MS", "0")
         subprocess.run([sys.executable, __file__], env=env, cwd=BASE_DIR, check=True)
         return json.loads(Path(output.name).read_text())
 

@@ -9,11 +9,12 @@ A customer is eligible when, at `now`:
   fewer than the weekly limit since local Monday, none in the last `min_hours_between` hours;
 - the local hour in their own time zone is inside the send window `[start, end)`.
 
-All of it is `EXISTS`/`NOT EXISTS` subqueries over `engage_message (contact, created_at)` and
-arithmetic on the contact's zone inside PostgreSQL; batches come by keyset (`id > after_id`).
+All of it is `EXISTS`/`NOT EXISTS` subqueries over `engage_message (contact, created_at)`; batches
+come by keyset (`id > after_id`). The zone arithmetic happens in Python once per zone name present on
+the company's contacts (`contact_zones`, cached ten minutes, refreshed at the start of every walk):
+the send window becomes `timezone IN (...)`, the day and week starts constants.
 The caps here only select: the send still reserves its slot atomically (engage.services.consent).
-Contacts whose zone name PostgreSQL would not know are read in the company's zone (the few such
-names are found once per company and cached; see `contact_invalid_zones`).
+Zone names PostgreSQL would not know are read in the company's zone.
 """
 
 from __future__ import annotations
@@ -25,15 +26,11 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from django.core.cache import cache
-from django.db import DataError, connection, transaction
+from django.db import connection
 from django.db.models import (
     Case,
-    CharField,
     DateTimeField,
     Exists,
-    F,
-    Func,
-    IntegerField,
     OuterRef,
     QuerySet,
     Value,
@@ -44,7 +41,7 @@ from django.utils import timezone
 from crm.models import Booking, Channel, Company, Contact, Customer
 from engage.models import Message
 from engage.policy import ROLE_CUSTOMER, Preset, policy_for
-from engage.services.consent import CAPPED_AGENT_TYPES
+from engage.services.consent import CAPPED_AGENT_TYPES, local_day_and_week_start
 
 
 @dataclass(frozen=True)
@@ -86,7 +83,7 @@ def is_within_send_window(*, local_hour: int, start_hour: int, end_hour: int) ->
     return start_hour <= local_hour < end_hour
 
 
-INVALID_ZONES_CACHE_SECONDS = 600
+ZONES_CACHE_SECONDS = 600
 
 
 @lru_cache(maxsize=1)
@@ -100,48 +97,42 @@ def _known_zones() -> frozenset[str]:
     return frozenset(zones)
 
 
-def _invalid_zones_key(company_id: int) -> str:
-    return f"engage:segmentation:invalid-zones:v1:{company_id}"
-
-
-def contact_invalid_zones(*, company: Company, refresh: bool = False) -> tuple[str, ...]:
-    """The zone names on the company's contacts that the database would reject (cached ten minutes).
-
-    Almost always empty; then the query uses each contact's zone as it is, with no per-row check.
-    """
-    key = _invalid_zones_key(company.pk)
+def contact_zones(*, company: Company, refresh: bool = False) -> tuple[str, ...]:
+    """The distinct zone names on the company's contacts (cached ten minutes; every walk refreshes it)."""
+    key = f"engage:segmentation:zones:v1:{company.pk}"
     zones = None if refresh else cache.get(key)
     if zones is None:
         present = Contact.objects.filter(company=company).order_by().values_list("timezone", flat=True).distinct()
-        known = _known_zones()
-        zones = tuple(sorted(zone for zone in present if zone not in known))
-        cache.set(key, zones, INVALID_ZONES_CACHE_SECONDS)
+        zones = tuple(sorted(present))
+        cache.set(key, zones, ZONES_CACHE_SECONDS)
     return zones
 
 
-class _AtZone(Func):
-    """PostgreSQL `timezone(zone, ts)`: timestamptz -> local timestamp, or local timestamp -> timestamptz."""
-
-    function = "timezone"
-    output_field = DateTimeField()
-
-
-class _DateTrunc(Func):
-    template = "date_trunc('%(unit)s', %(expressions)s)"
-    output_field = DateTimeField()
-
-
-class _LocalHour(Func):
-    template = "EXTRACT(hour FROM %(expressions)s)::int"
-    output_field = IntegerField()
-
-
-def _company_zone_name(company: Company) -> str:
+def _company_zone(company: Company) -> ZoneInfo:
     try:
-        ZoneInfo(company.timezone)
-        return company.timezone
+        return ZoneInfo(company.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        return "UTC"
+        return ZoneInfo("UTC")
+
+
+def _zone(name: str, fallback: ZoneInfo) -> ZoneInfo:
+    if name not in _known_zones():
+        return fallback
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return fallback
+
+
+def _per_zone(values: dict[str, dt.datetime]) -> Value | Case:
+    """A constant when every zone agrees (the usual single-zone company), else a CASE on the zone name."""
+    distinct = set(values.values())
+    if len(distinct) == 1:
+        return Value(distinct.pop(), output_field=DateTimeField())
+    return Case(
+        *(When(contact__timezone=name, then=Value(value)) for name, value in sorted(values.items())),
+        output_field=DateTimeField(),
+    )
 
 
 def customer_segment(
@@ -151,23 +142,32 @@ def customer_segment(
     now: dt.datetime | None = None,
     after_id: int = 0,
     limit: int | None = None,
+    zones: tuple[str, ...] | None = None,
 ) -> QuerySet[Customer]:
-    """Eligible customers of `company` (see the module doc), by id, after `after_id`, at most `limit`."""
+    """Eligible customers of `company` (see the module doc), by id, after `after_id`, at most `limit`.
+
+    `zones`: the zone names on the company's contacts (`contact_zones`, from the cache when not given).
+    """
     now = now or timezone.now()
     caps = policy_for(company=company).caps_for(ROLE_CUSTOMER)
     consent_field = Contact.CONSENT_FIELD_BY_CHANNEL[Channel(criteria.channel)]
-    now_value = Value(now, output_field=DateTimeField())
-    invalid_zones = contact_invalid_zones(company=company)
-    zone = F("contact__timezone")
-    if invalid_zones:
-        zone = Case(
-            When(contact__timezone__in=invalid_zones, then=Value(_company_zone_name(company))),
-            default=F("contact__timezone"),
-            output_field=CharField(),
-        )
-    local_now = _AtZone(zone, now_value)
-    day_start = _AtZone(zone, _DateTrunc(local_now, unit="day"))
-    week_start = _AtZone(zone, _DateTrunc(local_now, unit="week"))
+    # Zone arithmetic once per zone name, here, not per row in SQL: the send window becomes
+    # `timezone IN (...)`, which the planner estimates well, and the day and week starts constants
+    # (or a CASE over the few zone names).
+    fallback = _company_zone(company)
+    inside: list[str] = []
+    day_starts: dict[str, dt.datetime] = {}
+    week_starts: dict[str, dt.datetime] = {}
+    for name in contact_zones(company=company) if zones is None else zones:
+        zone = _zone(name, fallback)
+        local_hour = now.astimezone(zone).hour
+        if is_within_send_window(
+            local_hour=local_hour, start_hour=criteria.send_window_start_hour, end_hour=criteria.send_window_end_hour
+        ):
+            inside.append(name)
+            day_starts[name], week_starts[name] = local_day_and_week_start(now=now, zone=zone)
+    if not inside:
+        return Customer.objects.none()
 
     capped = Message.objects.filter(
         contact_id=OuterRef("contact_id"),
@@ -185,22 +185,13 @@ def customer_segment(
             id__gt=after_id,
             last_booking_at__lte=now - dt.timedelta(days=criteria.cadence_days),
             last_booking_at__gt=now - dt.timedelta(days=criteria.cadence_days + criteria.window_days),
+            contact__timezone__in=inside,
             **{f"contact__{consent_field}": True},
         )
-        .annotate(
-            local_hour=_LocalHour(local_now),
-            day_start=day_start,
-            week_start=week_start,
-        )
-        .filter(
-            local_hour__gte=criteria.send_window_start_hour,
-            local_hour__lt=criteria.send_window_end_hour,
-        )
+        .annotate(day_start=_per_zone(day_starts), week_start=_per_zone(week_starts))
         .exclude(
             Exists(
-                capped.filter(
-                    agent_type=Message.AgentType.SMARTENGAGE, created_at__gt=OuterRef("last_booking_at")
-                )
+                capped.filter(agent_type=Message.AgentType.SMARTENGAGE, created_at__gt=OuterRef("last_booking_at"))
             )
         )
     )
@@ -221,22 +212,16 @@ def customer_segment(
 def customer_segment_batches(
     *, company: Company, criteria: SegmentCriteria, batch_size: int = 100, now: dt.datetime | None = None
 ) -> Iterator[list[Customer]]:
-    """The eligible customers in batches of `batch_size`, by keyset; `now` is fixed for the whole walk."""
+    """The eligible customers in batches of `batch_size`, by keyset; `now` and the zone list fixed for the walk."""
     now = now or timezone.now()
+    zones = contact_zones(company=company, refresh=True)
     after_id = 0
     while True:
-        try:
-            # A savepoint, so that a failed read leaves the caller's transaction usable.
-            with transaction.atomic():
-                batch = list(
-                    customer_segment(company=company, criteria=criteria, now=now, after_id=after_id, limit=batch_size)
-                )
-        except DataError:
-            # A contact got a zone name the database does not know since the list was cached.
-            contact_invalid_zones(company=company, refresh=True)
-            batch = list(
-                customer_segment(company=company, criteria=criteria, now=now, after_id=after_id, limit=batch_size)
+        batch = list(
+            customer_segment(
+                company=company, criteria=criteria, now=now, after_id=after_id, limit=batch_size, zones=zones
             )
+        )
         if not batch:
             return
         yield batch
