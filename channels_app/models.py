@@ -87,8 +87,10 @@ class ProviderCallback(models.Model):
     class Meta:
         ordering = ["-received_at"]
         constraints = [
+            # Per company: another tenant's signed callbacks can never pre-empt this one's.
             models.UniqueConstraint(
-                fields=["channel", "provider_message_id", "status"], name="channels_callback_once_per_status"
+                fields=["company", "channel", "provider_message_id", "status"],
+                name="channels_callback_once_per_company_status",
             ),
         ]
         indexes = [models.Index(fields=["company", "-received_at"])]

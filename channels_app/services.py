@@ -66,10 +66,11 @@ def _callback_record(
     raw: dict[str, Any] | None = None,
 ) -> tuple[ProviderCallback, bool]:
     return ProviderCallback.objects.get_or_create(
+        company_id=account.company_id,
         channel=account.channel,
         provider_message_id=provider_message_id,
         status=status,
-        defaults={"company_id": account.company_id, "account": account, "error": error[:500], "raw": raw or {}},
+        defaults={"account": account, "error": error[:500], "raw": raw or {}},
     )
 
 

@@ -25,7 +25,10 @@ def whatsapp_web_send(self, *, account_id: int, provider_message_id: str, to_pho
         return "no-account"
     # A redelivered task after a successful send must not type the message again.
     if ProviderCallback.objects.filter(
-        channel=account.channel, provider_message_id=provider_message_id, status__in=["sent", "failed"]
+        company_id=account.company_id,
+        channel=account.channel,
+        provider_message_id=provider_message_id,
+        status__in=["sent", "failed"],
     ).exists():
         return "done-before"
     try:

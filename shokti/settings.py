@@ -336,6 +336,7 @@ WHATSAPP_WEB_QR_SELECTOR = env.str(
     "WHATSAPP_WEB_QR_SELECTOR", default='canvas[aria-label="Scan me!"], div[data-ref] canvas'
 )
 WHATSAPP_WEB_SENT_SELECTOR = env.str("WHATSAPP_WEB_SENT_SELECTOR", default="div.message-out")
+
 # --- i18n, static -------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -277,3 +277,15 @@ def test_webhook_of_another_companys_account_only_reports_for_that_company(clien
 
     assert (refused.status_code, accepted.status_code) == (403, 200)
     assert [item["company_id"] for item in signal_log.inbound] == [other_company.pk]
+
+
+def test_another_tenants_callback_for_the_same_id_does_not_swallow_this_ones(client, whatsapp_account, other_company, signal_log):
+    from channels_app.tests.conftest import account_create
+
+    other = account_create(company=other_company, channel=Channel.WHATSAPP_CLOUD, secrets={"app_secret": "beta-secret"})
+    payload = status_payload(a_status("wamid.SHARED", "delivered"))
+
+    meta_post(client, webhook_url(other), payload, app_secret="beta-secret")
+    meta_post(client, webhook_url(whatsapp_account), payload)
+
+    assert [item["company_id"] for item in signal_log.statuses] == [other_company.pk, whatsapp_account.company_id]
