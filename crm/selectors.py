@@ -36,31 +36,37 @@ def _filtered(filterset_class, *, data: dict | None, queryset: QuerySet) -> Quer
     return filterset.qs
 
 
+def _with_phone_normalized(filters: dict | None, *, company: Company) -> dict:
+    """Filters whose `phone` is read in the company's region, as contacts store it (E.164)."""
+    from django.core.exceptions import ValidationError
+
+    from crm.services import phone_normalize
+
+    filters = dict(filters or {})
+    if filters.get("phone"):
+        try:
+            filters["phone"] = phone_normalize(phone=filters["phone"], region=company.default_region)
+        except ValidationError:
+            pass  # not a phone number: matches nothing, as given
+    return filters
+
+
 def contact_list(*, company: Company, filters: dict | None = None) -> QuerySet:
     """The company's contacts, newest first, filtered by phone (read in the company's region) or email."""
     from crm.filters import ContactFilter
     from crm.models import Contact
 
-    filters = dict(filters or {})
-    if filters.get("phone"):
-        from django.core.exceptions import ValidationError
-
-        from crm.services import phone_normalize
-
-        try:
-            filters["phone"] = phone_normalize(phone=filters["phone"], region=company.default_region)
-        except ValidationError:
-            pass  # not a phone number: matches nothing, as given
-    return _filtered(ContactFilter, data=filters, queryset=Contact.objects.filter(company=company).order_by("-id"))
+    queryset = Contact.objects.filter(company=company).order_by("-id")
+    return _filtered(ContactFilter, data=_with_phone_normalized(filters, company=company), queryset=queryset)
 
 
 def lead_list(*, company: Company, filters: dict | None = None) -> QuerySet:
-    """The company's leads, newest first, with contact, pipeline and stage joined in."""
+    """The company's leads, newest first, with contact, pipeline and stage joined in; filter by the contact's phone too."""
     from crm.filters import LeadFilter
     from crm.models import Lead
 
     queryset = Lead.objects.filter(company=company).select_related("contact", "pipeline", "stage").order_by("-id")
-    return _filtered(LeadFilter, data=filters, queryset=queryset)
+    return _filtered(LeadFilter, data=_with_phone_normalized(filters, company=company), queryset=queryset)
 
 
 def service_list(*, company: Company, category: str | None = None, include_inactive: bool = False) -> QuerySet:

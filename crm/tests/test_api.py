@@ -230,7 +230,8 @@ def test_leads_list_scoped_and_filtered(company, other_company, staff_user, djan
     # A fixed number of queries whatever the page size: no N+1 over contact/pipeline/stage.
     with django_assert_max_num_queries(5):
         response = client.get("/api/leads/")
-    filtered = client.get("/api/leads/", {"phone": leads[0].contact.phone})
+    local_phone = "0" + leads[0].contact.phone.removeprefix("+880")  # as a Bangladeshi types it
+    filtered = client.get("/api/leads/", {"phone": local_phone})
 
     assert response.status_code == 200
     assert [row["id"] for row in response.json()["results"]] == [lead.pk for lead in reversed(leads)]
