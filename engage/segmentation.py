@@ -176,8 +176,9 @@ def customer_segment(
     ).exclude(status=Message.Status.FAILED)
 
     def at_least(count: int, queryset: QuerySet) -> Exists:
-        # "at least N rows" without counting them all: the Nth row exists.
-        return Exists(queryset.order_by()[count - 1 : count])
+        # "At least N rows" without counting them all: the Nth row exists. N = 1 (the usual daily
+        # and weekly cap) stays a plain EXISTS, which PostgreSQL turns into an anti join.
+        return Exists(queryset) if count <= 1 else Exists(queryset.order_by()[count - 1 : count])
 
     customers = (
         Customer.objects.filter(
