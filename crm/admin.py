@@ -6,11 +6,9 @@ import uuid
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.template.response import TemplateResponse
 from django.utils.translation import ngettext
 
 from crm.models import (
@@ -34,7 +32,7 @@ from crm.services import (
     lead_move_to_stage,
     phone_normalize,
 )
-from shokti.admin import TenantScopedAdmin, TenantScopedInline
+from shokti.admin import TenantScopedAdmin, TenantScopedInline, action_form_response
 
 # How much of a contact's history its page shows (newest first).
 CONTACT_PANEL_LIMIT = 20
@@ -343,16 +341,10 @@ class LeadAdmin(TenantScopedAdmin):
                 report += f" {other_pipeline} skipped: in another pipeline."
             self.message_user(request, report, messages.SUCCESS if moved else messages.WARNING)
             return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Move leads to a stage",
-            "opts": self.opts,
-            "leads": leads,
-            "form": form,
-            "action_checkbox_name": ACTION_CHECKBOX_NAME,
-            "select_across": request.POST.get("select_across", "0"),
-        }
-        return TemplateResponse(request, "admin/crm/lead/move_to_stage.html", context)
+        return action_form_response(
+            self, request, template="admin/crm/lead/move_to_stage.html", title="Move leads to a stage",
+            form=form, leads=leads,
+        )
 
 
 # --- Home services --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ What the base does for you:
   `register_company_path()`. Models with no path (ContentType, Group) are left alone.
 - A company choice lists only the user's companies, preselected when there is exactly one.
 - On save, every chosen related row must belong to the same company as the row itself.
+- `action_form_response()` renders the intermediate page of an action that asks for input.
 - Counts never scan a big table: `EstimatedCountPaginator` counts exactly up to
   `settings.ADMIN_EXACT_COUNT_LIMIT` rows and estimates past it; facet counts are off; a
   `date_hierarchy` lists years and months from the MIN/MAX of its field (`RangeDatesQuerySet`).
@@ -36,12 +37,14 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import get_fields_from_path
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.paginator import Paginator
 from django.db import DatabaseError, connections, models, transaction
 from django.db.models import Max, Min, QuerySet
 from django.http import Http404
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.functional import cached_property
 
@@ -346,6 +349,27 @@ class TenantScopedAdmin(TenantScopedMixin, admin.ModelAdmin):
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         # A foreign row must look exactly like a missing one, and neither is a redirect.
         raise Http404(f"No {opts.verbose_name} with this id.")
+
+
+def action_form_response(model_admin, request, *, template: str, title: str, form, **context) -> TemplateResponse:
+    """The intermediate page of an admin action that asks for input before it runs.
+
+    The template posts back `action`, the selected ids (`action_checkbox_name`), `select_across`
+    and an `apply` button; the action runs when `"apply" in request.POST` and the form is valid.
+    """
+    return TemplateResponse(
+        request,
+        template,
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": title,
+            "opts": model_admin.opts,
+            "form": form,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "select_across": request.POST.get("select_across", "0"),
+            **context,
+        },
+    )
 
 
 class TenantScopedInline(TenantScopedMixin, admin.TabularInline):
