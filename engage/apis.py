@@ -34,7 +34,7 @@ class InboundMessageApi(APIView):
         message_text = serializers.CharField(max_length=100_000)
         channel = serializers.ChoiceField(choices=Channel.choices)
         company_id = serializers.CharField(max_length=64, required=False, allow_blank=True, allow_null=True)
-        email = serializers.EmailField(required=False, allow_blank=True, default="")
+        email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
         source = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
         external_id = serializers.CharField(max_length=190, required=False, allow_blank=True, default="")
 

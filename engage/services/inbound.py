@@ -226,7 +226,9 @@ def inbound_message_capture(
     """
     if channel not in Channel.values:
         raise ValidationError({"channel": f"Unknown channel {channel!r}."})
-    text = (text or "").strip()
+    # PostgreSQL text cannot hold NUL; providers have been seen to send it.
+    text = (text or "").replace("\x00", "").strip()
+    contact_name = (contact_name or "").replace("\x00", "").strip()
     if not text:
         raise ValidationError({"message_text": "The message is empty."})
     if len(text) > inbound_text_max_length():

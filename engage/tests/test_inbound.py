@@ -183,6 +183,10 @@ BAD_INPUTS = [
     pytest.param({**BODY, "channel": 5}, "channel", id="channel-number"),
     pytest.param({**BODY, "email": "not-an-email"}, "email", id="bad-email"),
     pytest.param({**BODY, "external_id": "e" * 191}, "external_id", id="long-external-id"),
+    pytest.param({**BODY, "email": "a" * 250 + "@example.test"}, "email", id="long-email"),
+    pytest.param({**BODY, "message_text": "hi\x00there"}, "message_text", id="nul-in-text"),
+    pytest.param({**BODY, "contact_name": "n" * 201}, "contact_name", id="long-name"),
+    pytest.param({**BODY, "source": "s" * 101}, "source", id="long-source"),
 ]
 
 
@@ -282,3 +286,14 @@ def test_inbound_email_without_phone_matches_by_email(company):
     assert Message.objects.get().contact == known
     assert Contact.objects.count() == 1
     assert Message.objects.values("contact").annotate(n=Count("id")).get()["n"] == 1
+
+
+@pytest.mark.django_db
+def test_channel_inbound_with_nul_characters_is_stored_without_them(company):
+    inbound_message_received.send(
+        sender=None, company_id=company.pk, channel="sms", from_phone="+8801812345678", from_email="",
+        from_name="Mi\x00na", text="hel\x00lo", provider_message_id="SM-nul", raw={}, occurred_at=None,
+    )
+
+    message = Message.objects.get()
+    assert message.body == "hello" and message.contact.name == "Mina"
