@@ -143,6 +143,10 @@ def demo_seed(
         _leads_seed(company=courses, seed=seed, base_time=result.base_time, result=result)
     # Volume in its own transaction: everything above stays if a huge load is interrupted.
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # A 1M-customer load builds indexes for minutes: lift the web's statement timeout here only.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL statement_timeout = 0")
         _customers_seed(
             company=home,
             services=services,
