@@ -13,7 +13,8 @@ OpenAI-compatible server (the real `openai` SDK over HTTP on 127.0.0.1), not the
    in flight), safety filter, deep link, per customer one transaction with the atomic cap
    reservation + intent + ledger job + queued message, then the send job, message/event/recipient
    records, metrics. Figure: seconds per 100 messages (ceiling 1 s = the aim of 100 messages/s).
-2. Dry run over BENCH_CAMPAIGN_DRY customers with the model answering at once: everything but the
+2. Database round trips per sent message, one send at a time (independent of the machine's load).
+3. Dry run over BENCH_CAMPAIGN_DRY customers with the model answering at once: everything but the
    send (prompt, generation + AISession, filter, link, recipient rows). Figure: ms per 1,000
    customers (ceiling 500 ms = the aim of 2,000 customers/s).
 """
@@ -41,6 +42,8 @@ BATCH = int(os.environ.get("BENCH_CAMPAIGN_BATCH", "500"))
 MODEL_LATENCY_SECONDS = 1.0
 CEILING_SECONDS_PER_100_MESSAGES = 1.0
 CEILING_MS_PER_1000_DRY = 500.0
+QUERY_SENDS = 100
+CEILING_QUERIES_PER_MESSAGE = 25.0
 AI_TEXT = "প্রিয় গ্রাহক, আপনার সার্ভিসের সময় হয়েছে। এখনই বুক করুন: [BOOKING_LINK]"
 
 
@@ -121,6 +124,8 @@ def run() -> None:
     django.setup()
     from django.conf import settings
     from django.core.management import call_command
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
 
     from shokti.celery import app as celery_app
     from shokti.testing.fake_openai import FakeOpenAI
@@ -140,8 +145,14 @@ def run() -> None:
         rate = sent["sent"] / send_seconds
         print(f"end to end: {sent['sent']:,} sent ({sent['failed']} failed, {sent['skipped']} skipped) in "
               f"{send_seconds:.1f} s = {rate:.0f} messages/s; {len(fake.requests):,} model calls")
-        # 2. dry run, model at once
+        # 2. round trips per sent message, one send at a time on this connection (load-independent)
         fake.delay = 0.0
+        settings.SMARTENGAGE_SEND_CONCURRENCY = 1
+        with CaptureQueriesContext(connection) as captured:
+            _, counted = _measure_run(company=_company("bench-queries", QUERY_SENDS), is_dry_run=False)
+        queries_per_message = len(captured.captured_queries) / max(1, counted["sent"])
+        print(f"{queries_per_message:.1f} queries per sent message over {counted['sent']} sends")
+        # 3. dry run, model at once
         dry_seconds, dry = _measure_run(company=_company("bench-dry", DRY), is_dry_run=True)
         dry_rate = dry["rendered"] / dry_seconds
         print(f"dry run: {dry['rendered']:,} rendered in {dry_seconds:.1f} s = {dry_rate:.0f} customers/s")
@@ -156,6 +167,13 @@ def run() -> None:
             "ceiling": CEILING_SECONDS_PER_100_MESSAGES,
             "note": f"{rate:.0f} messages/s over {sent['sent']:,} sends; {CONCURRENCY} model calls in flight, "
                     f"batches of {BATCH}",
+        },
+        {
+            "figure": "database round trips per sent message (whole run / sends, one send at a time)",
+            "value": queries_per_message,
+            "unit": "queries",
+            "ceiling": CEILING_QUERIES_PER_MESSAGE,
+            "note": f"{QUERY_SENDS} sends; segment, intent, ledger job, send, records, counts",
         },
         {
             "figure": "dry run, model answering at once: time per 1,000 customers",

@@ -24,13 +24,26 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from crm.models import Booking, Channel, Company, Customer, Service, User
-from engage.ai import GenerationRequest, ai_config_for, ai_generate_many, fallback_text_for, template_render
+from engage.ai import (
+    GenerationRequest,
+    ai_config_for,
+    ai_generate_many,
+    fallback_text_for,
+    template_render,
+)
 from engage.ai.templates import template_latest_approved, template_variables_check
-from engage.models import AISession, CampaignRecipient, CampaignRun, Job, Message, PromptTemplateVersion
+from engage.models import (
+    AISession,
+    CampaignRecipient,
+    CampaignRun,
+    Job,
+    Message,
+    PromptTemplateVersion,
+)
 from engage.policy import ROLE_CUSTOMER
 from engage.services.consent import can_send, contact_zone, send_slot_reserve
 from engage.services.jobs import job_enqueue, job_execute
@@ -51,18 +64,22 @@ EMAIL_SUBJECT = {"bn": "আপনার সার্ভিসের সময়
 DEFAULT_TEMPLATES: tuple[tuple[str, str, str], ...] = (
     (
         SYSTEM_TEMPLATE_NAME,
-        "তুমি {{ company_name }}-এর একজন বন্ধুসুলভ, সৎ সহকারী। শুধু বাংলায়, ছোট করে (দুই-তিন বাক্যে) লেখো। "
-        "কোনো মূল্য, ছাড় বা প্রতিশ্রুতি বানিয়ে বলবে না; শুধু যে তথ্য দেওয়া হয়েছে তা-ই ব্যবহার করবে। "
-        "কোনো ফোন নম্বর বা ইমেইল লিখবে না।",
+        (
+            "তুমি {{ company_name }}-এর একজন বন্ধুসুলভ, সৎ সহকারী। শুধু বাংলায়, ছোট করে (দুই-তিন বাক্যে) লেখো। "
+            "কোনো মূল্য, ছাড় বা প্রতিশ্রুতি বানিয়ে বলবে না; শুধু যে তথ্য দেওয়া হয়েছে তা-ই ব্যবহার করবে। "
+            "কোনো ফোন নম্বর বা ইমেইল লিখবে না।"
+        ),
         "SmartEngage reminder: the system prompt.",
     ),
     (
         USER_TEMPLATE_NAME,
-        "গ্রাহক {{ customer_name }}-কে একটি বাংলা রিমাইন্ডার লেখো।\n"
-        "সার্ভিস: {{ service_name_bn }}\n"
-        "শেষ বুকিংয়ের পর {{ days_since_last_booking }} দিন পেরিয়েছে।\n"
-        "{% if promo_code %}প্রোমো কোড: {{ promo_code }} — বার্তায় কোডটি উল্লেখ করো।\n{% endif %}"
-        "বুকিং লিংকের জায়গায় হুবহু {{ deep_link }} লেখো (লিংক আমরা বসিয়ে দেব)।",
+        (
+            "গ্রাহক {{ customer_name }}-কে একটি বাংলা রিমাইন্ডার লেখো।\n"
+            "সার্ভিস: {{ service_name_bn }}\n"
+            "শেষ বুকিংয়ের পর {{ days_since_last_booking }} দিন পেরিয়েছে।\n"
+            "{% if promo_code %}প্রোমো কোড: {{ promo_code }} — বার্তায় কোডটি উল্লেখ করো।\n{% endif %}"
+            "বুকিং লিংকের জায়গায় হুবহু {{ deep_link }} লেখো (লিংক আমরা বসিয়ে দেব)।"
+        ),
         "SmartEngage reminder: the user prompt.",
     ),
 )
@@ -341,7 +358,7 @@ def _generate(*, company: Company, plans: list[_Plan]) -> None:
         plan.text = _with_link(result.text, plan.link)
 
 
-def _send_payload(*, plan: _Plan, recipient_id: int | None, run_id: int | None, subject: str) -> dict[str, Any]:
+def _send_payload(*, plan: _Plan, run_id: int | None, subject: str) -> dict[str, Any]:
     return {
         "customer_id": plan.customer.pk,
         "contact_id": plan.customer.contact_id,
@@ -350,7 +367,6 @@ def _send_payload(*, plan: _Plan, recipient_id: int | None, run_id: int | None, 
         "correlation_id": str(plan.correlation_id),
         "template_version_id": plan.version.pk if plan.version else None,
         "ai_session_id": plan.session.pk if plan.session else None,
-        "recipient_id": recipient_id,
         "run_id": run_id,
     }
 
@@ -369,54 +385,47 @@ def _send(
     )
     locale = plan.request.locale if plan.request else "bn"
     subject = EMAIL_SUBJECT.get(locale, EMAIL_SUBJECT["en"]) if plan.channel == Channel.EMAIL else ""
-    with transaction.atomic():
-        skip = _slot_reserve_reason(
-            customer=plan.customer, channel=plan.channel, bypass_frequency_caps=bypass_frequency_caps
-        )
-        if skip:
-            outcome.status, outcome.reason = SKIPPED, skip
-            if run is not None:
-                _recipient_write(run=run, plan=plan, status=CampaignRecipient.Status.SKIPPED, reason=skip)
-            _count_skip(skip)
-            return outcome
-        recipient = None
-        if run is not None:
-            recipient = _recipient_intent(run=run, plan=plan)
-            if recipient is None:
-                outcome.status, outcome.reason = SKIPPED, Reason.ALREADY_REMINDED
-                _recipient_write(
-                    run=run, plan=plan, status=CampaignRecipient.Status.SKIPPED, reason=Reason.ALREADY_REMINDED
-                )
-                _count_skip(Reason.ALREADY_REMINDED)
+    try:
+        with transaction.atomic():
+            skip = _slot_reserve_reason(
+                customer=plan.customer, channel=plan.channel, bypass_frequency_caps=bypass_frequency_caps
+            )
+            if skip:
+                outcome.status, outcome.reason = SKIPPED, skip
+                if run is not None:
+                    _recipient_write(run=run, plan=plan, status=CampaignRecipient.Status.SKIPPED, reason=skip)
+                _count_skip(skip)
                 return outcome
-        job = job_enqueue(
-            company=company,
-            task_name=SEND_TASK,
-            payload=_send_payload(
-                plan=plan, recipient_id=recipient.pk if recipient else None, run_id=run.pk if run else None,
+            job = job_enqueue(
+                company=company,
+                task_name=SEND_TASK,
+                payload=_send_payload(plan=plan, run_id=run.pk if run else None, subject=subject),
+                idempotency_key=f"{SEND_TASK}:{plan.correlation_id}",
+            )
+            # The queued message is the reservation the caps count; message_send(job=...) sends this very row.
+            message = Message.objects.create(
+                company=company,
+                contact=plan.customer.contact,
+                direction=Message.Direction.OUTBOUND,
+                channel=plan.channel,
+                agent_type=AGENT_TYPE,
+                message_type=MESSAGE_TYPE,
                 subject=subject,
-            ),
-            idempotency_key=f"{SEND_TASK}:{plan.correlation_id}",
-        )
-        # The queued message is the reservation the caps count; message_send(job=...) sends this very row.
-        message = Message.objects.create(
-            company=company,
-            contact=plan.customer.contact,
-            direction=Message.Direction.OUTBOUND,
-            channel=plan.channel,
-            agent_type=AGENT_TYPE,
-            message_type=MESSAGE_TYPE,
-            subject=subject,
-            body=plan.text,
-            status=Message.Status.QUEUED,
-            correlation_id=plan.correlation_id,
-            job=job,
-            template_version=plan.version,
-        )
-        if recipient is not None:
-            CampaignRecipient.objects.filter(pk=recipient.pk).update(job=job, message=message)
-        if plan.session is not None:
-            AISession.objects.filter(pk=plan.session.pk).update(message=message)
+                body=plan.text,
+                status=Message.Status.QUEUED,
+                correlation_id=plan.correlation_id,
+                job=job,
+                template_version=plan.version,
+            )
+            if run is not None and not _recipient_intent(run=run, plan=plan, job=job, message=message):
+                raise _AlreadyReminded  # rolls the job and the message back with it
+            if plan.session is not None and plan.session.pk is not None:
+                AISession.objects.filter(pk=plan.session.pk).update(message=message)
+    except _AlreadyReminded:
+        outcome.status, outcome.reason = SKIPPED, Reason.ALREADY_REMINDED
+        _recipient_write(run=run, plan=plan, status=CampaignRecipient.Status.SKIPPED, reason=Reason.ALREADY_REMINDED)
+        _count_skip(Reason.ALREADY_REMINDED)
+        return outcome
     if plan.reason:
         _count_skip(plan.reason)
     # Run it here: the copy Celery gets on commit finds the job done (or, if this process dies
@@ -431,15 +440,30 @@ def _send(
     return outcome
 
 
-def _recipient_intent(*, run: CampaignRun, plan: _Plan) -> CampaignRecipient | None:
-    """The pending intent row, or None when this customer already has one in this campaign cycle."""
-    row = _recipient_row(run=run, plan=plan, status=CampaignRecipient.Status.PENDING)
-    try:
-        with transaction.atomic():
-            row.save(force_insert=True)
-            return row
-    except IntegrityError:
-        return None
+class _AlreadyReminded(Exception):
+    """The customer has an intent in this campaign cycle already."""
+
+
+def _recipient_intent(*, run: CampaignRun, plan: _Plan, job: Job, message: Message) -> bool:
+    """Write the pending intent row; False when the customer already has one in this campaign cycle.
+
+    INSERT ... ON CONFLICT DO NOTHING: the unique (campaign, cycle, customer) decides, no savepoint.
+    """
+    now = timezone.now()
+    table = connection.ops.quote_name(CampaignRecipient._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (company_id, campaign_id, run_id, customer_id, cycle_started_at, status, reason,"
+            " body, message_id, job_id, template_version_id, correlation_id, error, created_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '', %s, %s)"
+            " ON CONFLICT DO NOTHING RETURNING id",
+            [
+                run.company_id, run.campaign_id, run.pk, plan.customer.pk, plan.cycle_started_at or run.created_at,
+                CampaignRecipient.Status.PENDING, plan.reason, plan.text, message.pk, job.pk,
+                plan.version.pk if plan.version else None, plan.correlation_id, now, now,
+            ],
+        )
+        return cursor.fetchone() is not None
 
 
 def _recipient_write(*, run: CampaignRun, plan: _Plan, status: str, reason: str = "") -> None:
@@ -622,7 +646,7 @@ def smartengage_job_send(*, job: Job) -> dict[str, Any]:
     )
     if message is None:
         raise JobPermanentError("No reminder was queued with this job.")
-    recipient_id = job.payload.get("recipient_id")
+    run_id = job.payload.get("run_id")
     try:
         message = message_send(
             job=job,
@@ -638,25 +662,20 @@ def smartengage_job_send(*, job: Job) -> dict[str, Any]:
             template_version=message.template_version,
         )
     except ChannelError as error:
-        if recipient_id:
-            _recipient_update(
-                recipient_id=recipient_id, run_id=job.payload.get("run_id"), status=CampaignRecipient.Status.FAILED,
-                error=str(error),
-            )
+        if run_id:
+            _recipient_update(job=job, run_id=run_id, status=CampaignRecipient.Status.FAILED, error=str(error))
         raise
-    if recipient_id:
-        _recipient_update(
-            recipient_id=recipient_id, run_id=job.payload.get("run_id"), status=CampaignRecipient.Status.SENT, error=""
-        )
+    if run_id:
+        _recipient_update(job=job, run_id=run_id, status=CampaignRecipient.Status.SENT, error="")
     return {"message_id": message.pk, "status": message.status}
 
 
-def _recipient_update(*, recipient_id: int, run_id: int | None, status: str, error: str) -> None:
+def _recipient_update(*, job: Job, run_id: int, status: str, error: str) -> None:
     from engage.services.campaigns import campaign_run_counts_refresh
 
-    updated = CampaignRecipient.objects.filter(pk=recipient_id).exclude(status=CampaignRecipient.Status.SENT).update(
+    updated = CampaignRecipient.objects.filter(job=job).exclude(status=CampaignRecipient.Status.SENT).update(
         status=status, error=error[:5000], updated_at=timezone.now()
     )
     # A run still going counts at its end; a finished one (a retry, a late job) is recounted now.
-    if updated and run_id and CampaignRun.objects.filter(pk=run_id, status__in=CampaignRun.FINISHED_STATUSES).exists():
+    if updated and CampaignRun.objects.filter(pk=run_id, status__in=CampaignRun.FINISHED_STATUSES).exists():
         campaign_run_counts_refresh(run_id=run_id)

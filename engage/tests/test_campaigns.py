@@ -12,12 +12,10 @@ from django.utils import timezone
 
 from channels_app.adapters.console import ConsoleAdapter
 from channels_app.base import ChannelError
-from crm.models import Membership
-from crm.tests.factories import BookingFactory, CustomerFactory, StaffUserFactory
+from crm.tests.factories import BookingFactory, CustomerFactory
 from engage.events import user_event_record
-from engage.models import Campaign, CampaignRecipient, CampaignRun, Job, Message
+from engage.models import Campaign, CampaignRun, Job, Message
 from engage.policy import policy_get_or_create
-from engage.services import campaigns as campaigns_service
 from engage.services import smartengage as smartengage_service
 from engage.services.campaigns import (
     campaign_funnel,
@@ -161,7 +159,7 @@ def test_two_triggers_at_the_same_time_one_runs_the_other_is_locked(campaign):
         try:
             barrier.wait()
             runs.append(campaign_run_trigger(campaign=campaign).status)
-        except Exception as error:  # pragma: no cover - reported below
+        except Exception as error:  # noqa: BLE001 - any failure in the thread is reported below
             errors.append(error)
         finally:
             connection.close()
@@ -321,17 +319,10 @@ def test_campaign_funnel_counts_each_step(campaign, fake_openai):
 
 
 @pytest.mark.django_db
-def test_admin_actions_pages_and_tenant_scoping(campaign, client, other_company, fake_openai):
-    # given an operator of the campaign's company with the campaign permissions, and one of another company
+def test_admin_actions_pages_and_tenant_scoping(campaign, client, staff_user, other_staff_user, fake_openai):
+    # given alice and bob, Operations staff (the group's campaign permissions) of two companies
     fake_openai.reply(AI_TEXT)
-    from django.contrib.auth.models import Permission
-
-    alice = StaffUserFactory(email="ops@alpha.test")
-    alice.user_permissions.set(Permission.objects.filter(content_type__app_label="engage", codename__contains="campaign"))
-    Membership.objects.create(user=alice, company=campaign.company, role=Membership.Role.OPERATIONS)
-    bob = StaffUserFactory(email="ops@beta.test")
-    bob.user_permissions.set(Permission.objects.filter(content_type__app_label="engage", codename__contains="campaign"))
-    Membership.objects.create(user=bob, company=other_company, role=Membership.Role.OPERATIONS)
+    alice, bob = staff_user, other_staff_user
     customer_due(campaign.company)
     client.force_login(alice)
     changelist = reverse("admin:engage_campaign_changelist")
@@ -358,3 +349,22 @@ def test_admin_actions_pages_and_tenant_scoping(campaign, client, other_company,
     assert bob_post.status_code in (200, 302) and CampaignRun.objects.count() == 1
     client.logout()
     assert client.get(changelist).status_code == 302
+
+
+@pytest.mark.django_db
+def test_an_intent_already_written_in_this_cycle_is_never_sent_again(campaign, fake_openai):
+    # given a customer reminded by a first run
+    fake_openai.reply(AI_TEXT)
+    customer = customer_due(campaign.company)
+    execute(campaign_run_trigger(campaign=campaign))
+    # when a racing second run reaches the same customer past the segment (caps bypassed)
+    second = campaign_run_trigger(campaign=campaign)
+    messages_before, jobs_before = Message.objects.count(), Job.objects.count()
+    result = smartengage_service.smartengage_bulk_send(
+        company=campaign.company, customers=[customer], channel="console", run=second, bypass_frequency_caps=True
+    )
+    # then the unique intent refuses it: skipped, and its job and message were rolled back
+    assert (result.sent, result.skipped, result.outcomes[0].reason) == (0, 1, "already_reminded")
+    assert (Message.objects.count(), Job.objects.count()) == (messages_before, jobs_before)
+    assert second.recipients.get().reason == "already_reminded"
+    assert outbound_count(customer) == 1
