@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from crm.admin import ContactAdmin as CrmContactAdmin
 from crm.admin import LeadAdmin as CrmLeadAdmin
@@ -35,7 +36,9 @@ from engage.models import (
 from engage.services.conversation import lead_thread
 from engage.services.handoff import lead_hand_back, lead_manual_reply, lead_take_over
 from engage.services.sequences import enrollment_stop, lead_stage_move, sequence_enroll
-from engage.services.templates import template_version_approve, template_version_create
+from engage.admin_studio import TemplateStudioMixin
+from engage.services.templates import template_version_create
+from engage.studio import template_publish, template_rollback
 from shokti.admin import TenantScopedAdmin, TenantScopedInline
 
 ENROLL_LIMIT = 500
@@ -166,13 +169,21 @@ class PromptTemplateVersionInline(TenantScopedInline):
 
 
 @admin.register(PromptTemplate)
-class PromptTemplateAdmin(TenantScopedAdmin):
-    list_display = ["name", "company", "agent_type", "locale", "description", "created_at"]
+class PromptTemplateAdmin(TemplateStudioMixin, TenantScopedAdmin):
+    """Templates; their wording is edited, previewed, versioned and published in the studio (engage.admin_studio)."""
+
+    change_form_template = "admin/engage/prompttemplate/change_form.html"
+    list_display = ["name", "company", "agent_type", "locale", "description", "studio_link", "created_at"]
     list_filter = ["agent_type", "locale", "company"]
     list_select_related = ["company"]
     search_fields = ["name", "description"]
     inlines = [PromptTemplateVersionInline]
     ordering = ["company", "agent_type", "locale", "name"]
+
+    @admin.display(description="studio")
+    def studio_link(self, template: PromptTemplate) -> str:
+        url = reverse("admin:engage_prompttemplate_studio", args=[template.pk])
+        return format_html('<a class="button" href="{}">Open the studio</a>', url)
 
 
 class PromptTemplateVersionForm(forms.ModelForm):
@@ -228,14 +239,19 @@ class PromptTemplateVersionAdmin(TenantScopedAdmin):
 
         return CheckedForm
 
-    @admin.action(description="Approve the selected version (archives the approved one)", permissions=["change"])
+    def has_publish_permission(self, request) -> bool:
+        return request.user.has_perm("engage.publish_prompttemplate")
+
+    @admin.action(description="Approve the selected version (archives the approved one)", permissions=["publish"])
     def approve(self, request, queryset):
         versions = list(queryset[:2])
         if len(versions) != 1:
             self.message_user(request, "Select exactly one version to approve.", messages.ERROR)
             return
         try:
-            version = template_version_approve(version=versions[0], actor=request.user)
+            # The studio's publish/rollback: the permission's rules and the timeline event.
+            is_rollback = versions[0].status == PromptTemplateVersion.Status.ARCHIVED
+            version = (template_rollback if is_rollback else template_publish)(version=versions[0], actor=request.user)
         except ValidationError as error:
             self.message_user(request, _validation_text(error), messages.ERROR)
             return

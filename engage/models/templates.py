@@ -24,6 +24,8 @@ class PromptTemplate(models.Model):
                 fields=["company", "agent_type", "locale", "name"], name="prompttemplate_unique_name"
             )
         ]
+        # The template studio: who may make a version the one campaigns and replies use.
+        permissions = [("publish_prompttemplate", "Can publish and roll back prompt template versions")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.agent_type}/{self.locale})"

@@ -118,9 +118,15 @@ def test_a_message_remembers_its_template_version(template, company):
 
 
 @pytest.mark.django_db
-def test_a_version_added_in_the_admin_is_checked_numbered_and_approvable(client, staff_user, template):
+def test_a_version_added_in_the_admin_is_checked_numbered_and_approvable(client, company, template):
     from django.urls import reverse
 
+    from crm.models import Membership
+    from crm.tests.factories import StaffUserFactory
+
+    # Marketing writes and publishes templates (the template studio's migration 0011); Operations reads.
+    staff_user = StaffUserFactory(email="mina@alpha.test", groups=["Marketing"])
+    Membership.objects.create(user=staff_user, company=company, role=Membership.Role.MARKETING)
     client.force_login(staff_user)
     add = reverse("admin:engage_prompttemplateversion_add")
 
