@@ -1,20 +1,18 @@
 """The SmartEngage endpoints: send-single, send-bulk (staff JWT), run-segment (internal token or API key)."""
 
-import datetime as dt
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
-from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from crm.tests.factories import BookingFactory, CustomerFactory, ServiceFactory
+from crm.tests.factories import ServiceFactory
 from engage.models import Campaign, CampaignRun, Job, Message
 from engage.policy import policy_get_or_create
 from engage.services.templates import templates_seed_defaults
+from engage.tests.campaign_helpers import AI_TEXT, customer_due
 
-AI_TEXT = "প্রিয় গ্রাহক, আপনার সার্ভিসের সময় হয়েছে। এখনই বুক করুন: [BOOKING_LINK]"
 SINGLE = "/admin/smartengage/send-single"
 BULK = "/admin/smartengage/send-bulk"
 SEGMENT = "/internal/ai/smartengage/run-segment"
@@ -27,16 +25,6 @@ def _setup(company, fake_openai):
     fake_openai.reply(AI_TEXT)
     yield
     cache.clear()
-
-
-def customer_due(company, *, days=22, **contact):
-    customer = CustomerFactory(company=company, **{f"contact__{key}": value for key, value in contact.items()})
-    booking = BookingFactory(
-        company=company, customer=customer, scheduled_at=timezone.now() - dt.timedelta(days=days, hours=2)
-    )
-    customer.last_booking_at = booking.finished_at
-    customer.save(update_fields=["last_booking_at"])
-    return customer
 
 
 def jwt_for(user) -> APIClient:

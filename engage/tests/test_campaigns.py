@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from channels_app.adapters.console import ConsoleAdapter
 from channels_app.base import ChannelError
-from crm.tests.factories import BookingFactory, CustomerFactory
 from engage.events import user_event_record
 from engage.models import Campaign, CampaignRun, Job, Message
 from engage.policy import policy_get_or_create
@@ -27,11 +26,10 @@ from engage.services.campaigns import (
 )
 from engage.services.messages import message_status_update
 from engage.services.templates import templates_seed_defaults
+from engage.tests.campaign_helpers import AI_TEXT, customer_due
 from engage.tests.helpers import run_job
 from shokti.metrics import campaign_recipients_skipped_total
 from shokti.schedules import DEFAULT_SCHEDULES
-
-AI_TEXT = "প্রিয় গ্রাহক, আপনার সার্ভিসের সময় হয়েছে। এখনই বুক করুন: [BOOKING_LINK]"
 
 
 @pytest.fixture(autouse=True)
@@ -53,16 +51,6 @@ def campaign(company):
     templates_seed_defaults(company=company)
     whole_day(company)
     return Campaign.objects.create(company=company, name="Daily reminders", channel="console", promo_code="SAVE15")
-
-
-def customer_due(company, *, days=22, **contact):
-    customer = CustomerFactory(company=company, **{f"contact__{key}": value for key, value in contact.items()})
-    booking = BookingFactory(
-        company=company, customer=customer, scheduled_at=timezone.now() - dt.timedelta(days=days, hours=2)
-    )
-    customer.last_booking_at = booking.finished_at
-    customer.save(update_fields=["last_booking_at"])
-    return customer
 
 
 def execute(run) -> dict:

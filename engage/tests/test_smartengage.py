@@ -1,6 +1,5 @@
 """SmartEngage orchestrator: the ten steps, skip reasons, fallbacks, drafts never used, metrics."""
 
-import datetime as dt
 import threading
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -9,9 +8,8 @@ import pytest
 from django.core import mail
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 
-from crm.tests.factories import BookingFactory, CustomerFactory, ServiceFactory
+from crm.tests.factories import ServiceFactory
 from engage.deeplinks import deeplink_verify
 from engage.models import AISession, Job, Message, PromptTemplateVersion
 from engage.policy import policy_get_or_create
@@ -23,9 +21,9 @@ from engage.services.smartengage import (
     smartengage_templates,
 )
 from engage.services.templates import template_version_create, templates_seed_defaults
+from engage.tests.campaign_helpers import AI_TEXT, customer_due
 from shokti.metrics import ai_messages_sent_total, campaign_recipients_skipped_total
 
-AI_TEXT = f"প্রিয় গ্রাহক, আপনার হোম ক্লিনিং সার্ভিসের সময় হয়েছে। এখনই বুক করুন: {LINK_PLACEHOLDER}"
 FALLBACK_START = "আপনার প্রিয় সার্ভিসের সময় হয়েছে।"
 
 
@@ -44,16 +42,6 @@ def _fresh_policy_cache():
 def seeded(company):
     templates_seed_defaults(company=company)
     return company
-
-
-def customer_due(company, *, days=22, **contact):
-    customer = CustomerFactory(company=company, **{f"contact__{key}": value for key, value in contact.items()})
-    booking = BookingFactory(
-        company=company, customer=customer, scheduled_at=timezone.now() - dt.timedelta(days=days, hours=2)
-    )
-    customer.last_booking_at = booking.finished_at
-    customer.save(update_fields=["last_booking_at"])
-    return customer
 
 
 @pytest.mark.django_db
