@@ -138,6 +138,9 @@
 
   // --- who the preview is for ------------------------------------------------------------------
   var subjectTimer = null;
+  // The person picked stays picked across the reloads that follow a save or a publish.
+  var memoryKey = "studio-subject:" + config.urls.studio;
+  var remembered = window.sessionStorage.getItem(memoryKey) || "";
   function searchSubjects() {
     var query = $("studio-subject-search").value;
     return request("GET", config.urls.studio_subjects + "?q=" + encodeURIComponent(query)).then(function (result) {
@@ -151,11 +154,15 @@
         option.textContent = item.label;
         select.appendChild(option);
       });
-      if (query && result.data.results.length) {
+      if (remembered && !query) {
+        select.value = remembered;
+        remembered = "";
+      } else if (query && result.data.results.length) {
         select.value = String(result.data.results[0].id);
       } else {
         select.value = chosen;
       }
+      window.sessionStorage.setItem(memoryKey, select.value);
       if (select.value !== chosen) { preview(); }
     });
   }
@@ -165,7 +172,10 @@
       clearTimeout(subjectTimer);
       subjectTimer = setTimeout(searchSubjects, PREVIEW_DELAY_MS);
     });
-    $("studio-subject").addEventListener("change", preview);
+    $("studio-subject").addEventListener("change", function () {
+      window.sessionStorage.setItem(memoryKey, $("studio-subject").value);
+      preview();
+    });
     $("studio-sample-output").addEventListener("input", schedulePreview);
     $("studio-generate").addEventListener("click", function () {
       var note = $("studio-generate-note");
@@ -229,5 +239,11 @@
   }
 
   lint();
-  if (config.can_edit) { preview(); }
+  if (config.can_edit) {
+    if (remembered) {
+      searchSubjects().then(function () { if (!previewSequence) { preview(); } });
+    } else {
+      preview();
+    }
+  }
 })();
