@@ -42,6 +42,7 @@ from engage.models import (
     CampaignRun,
     Job,
     Message,
+    PromptTemplate,
     PromptTemplateVersion,
 )
 from engage.policy import ROLE_CUSTOMER
@@ -196,6 +197,15 @@ def _slot_reserve_reason(*, customer: Customer, channel: str, bypass_frequency_c
 def smartengage_templates(*, company: Company, locale: str) -> tuple[PromptTemplateVersion | None, PromptTemplateVersion]:
     """The approved (system, user) reminder template versions; ValidationError when no user template is approved."""
     user = template_latest_approved(company=company, agent_type=AGENT_TYPE, locale=locale, name=USER_TEMPLATE_NAME)
+    if user is None and locale == "bn" and not PromptTemplate.objects.filter(
+        company=company, agent_type=AGENT_TYPE, name=USER_TEMPLATE_NAME
+    ).exists():
+        # A company created after migration 0007 gets the v1 defaults on first use; one whose
+        # marketers archived them does not (that is their decision).
+        from engage.services.templates import templates_seed_defaults
+
+        templates_seed_defaults(company=company)
+        user = template_latest_approved(company=company, agent_type=AGENT_TYPE, locale=locale, name=USER_TEMPLATE_NAME)
     if user is None and locale != "bn":
         return smartengage_templates(company=company, locale="bn")
     if user is None:

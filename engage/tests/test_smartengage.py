@@ -167,9 +167,18 @@ def test_a_draft_version_never_goes_out(seeded, fake_openai, staff_user):
 
 
 @pytest.mark.django_db
-def test_no_approved_template_is_a_validation_error_and_nothing_is_written(company, fake_openai):
+def test_a_company_without_templates_gets_the_defaults_on_first_use(company, fake_openai):
+    fake_openai.reply(AI_TEXT)
+    outcome = smartengage_reminder_send(company=company, customer=customer_due(company))
+    assert outcome.status == "sent"
+    assert PromptTemplateVersion.objects.filter(template__company=company, status="approved").count() == 2
+
+
+@pytest.mark.django_db
+def test_no_approved_template_is_a_validation_error_and_nothing_is_written(seeded, fake_openai):
+    PromptTemplateVersion.objects.filter(template__company=seeded).update(status="archived")
     with pytest.raises(ValidationError) as error:
-        smartengage_reminder_send(company=company, customer=customer_due(company))
+        smartengage_reminder_send(company=seeded, customer=customer_due(seeded))
     assert "template" in error.value.message_dict
     assert not Message.objects.exists() and not Job.objects.exists() and fake_openai.requests == []
 
