@@ -72,11 +72,16 @@ def inbound_dedupe_key(
 
 
 def _existing(*, company: Company, key: str) -> InboundResult | None:
-    row = (
-        Message.objects.filter(company=company, direction=Message.Direction.INBOUND, external_id=key)
-        .values_list("lead_id", "id", "job_id", "contact_id")
-        .first()
-    )
+    # Plain SQL: this probe is the whole database work of a duplicate delivery, and ORM
+    # query compilation would cost more than the indexed lookup itself.
+    table = connection.ops.quote_name(Message._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT lead_id, id, job_id, contact_id FROM {table}"
+            " WHERE company_id = %s AND direction = %s AND external_id = %s LIMIT 1",
+            [company.pk, Message.Direction.INBOUND, key],
+        )
+        row = cursor.fetchone()
     if row is None:
         return None
     return InboundResult(lead_id=row[0], message_id=row[1], job_id=row[2], contact_id=row[3], is_duplicate=True)
@@ -313,7 +318,11 @@ def _capture(
         job = job_enqueue(
             company=company, task_name="ai_engage", payload=payload, idempotency_key=f"ai_engage:inbound:{message_id}"
         )
-    Message.objects.filter(pk=message_id).update(job_id=job.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {connection.ops.quote_name(Message._meta.db_table)} SET job_id = %s WHERE id = %s",
+            [job.pk, message_id],
+        )
     return InboundResult(
         lead_id=lead_id, message_id=message_id, job_id=job.pk, contact_id=contact_id, is_opt_out=is_opt_out
     )
