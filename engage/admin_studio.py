@@ -153,72 +153,53 @@ class TemplateStudioMixin:
 
     # --- JSON endpoints ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _post_only(request) -> JsonResponse | None:
+    def _studio_post_call(self, request, object_id, *, permission: str, call, status: int = 200) -> JsonResponse:
+        """POST only; the template scoped and the permission checked; `call(template, data)` -> the JSON answer."""
         if request.method != "POST":
             return json_error(405, "method_not_allowed", "Use POST.")
-        return None
+        template, data, error = self._studio_post(request, object_id, permission=permission)
+        if error:
+            return error
+        try:
+            result = call(template, data)
+        except ValidationError as problem:
+            return _validation_response(problem, agent_type=template.agent_type, body=data.get("body", ""))
+        return JsonResponse(result, status=status)
 
     def studio_preview_view(self, request, object_id):
-        refused = self._post_only(request)
-        if refused:
-            return refused
-        template, data, error = self._studio_post(request, object_id, permission=EDIT_PERMISSION)
-        if error:
-            return error
-        sample_output = data.get("sample_output") or ""
-        if not isinstance(sample_output, str):
-            return json_error(400, "invalid", "sample_output must be text.")
-        try:
-            result = studio.template_preview(template=template, body=data.get("body", ""),
-                                             subject_id=data.get("subject_id"), sample_output=sample_output)
-        except ValidationError as problem:
-            return _validation_response(problem, agent_type=template.agent_type, body=data.get("body", ""))
-        return JsonResponse(result)
+        def call(template, data):
+            sample_output = data.get("sample_output") or ""
+            if not isinstance(sample_output, str):
+                raise ValidationError({"sample_output": "Must be text."})
+            return studio.template_preview(template=template, body=data.get("body", ""),
+                                           subject_id=data.get("subject_id"), sample_output=sample_output)
+
+        return self._studio_post_call(request, object_id, permission=EDIT_PERMISSION, call=call)
 
     def studio_sample_view(self, request, object_id):
-        refused = self._post_only(request)
-        if refused:
-            return refused
-        template, data, error = self._studio_post(request, object_id, permission=EDIT_PERMISSION)
-        if error:
-            return error
-        channel = data.get("channel") or "sms"
-        if channel not in {str(item) for item in studio.PREVIEW_CHANNELS}:
-            return json_error(400, "invalid", f"Unknown channel {channel!r}.", {"channel": ["Unknown channel."]})
-        try:
-            result = studio.template_sample_generate(template=template, body=data.get("body", ""),
-                                                     subject_id=data.get("subject_id"), channel=channel)
-        except ValidationError as problem:
-            return _validation_response(problem, agent_type=template.agent_type, body=data.get("body", ""))
-        return JsonResponse(result)
+        def call(template, data):
+            channel = data.get("channel") or "sms"
+            if channel not in {str(item) for item in studio.PREVIEW_CHANNELS}:
+                raise ValidationError({"channel": f"Unknown channel {channel!r}."})
+            return studio.template_sample_generate(template=template, body=data.get("body", ""),
+                                                   subject_id=data.get("subject_id"), channel=channel)
+
+        return self._studio_post_call(request, object_id, permission=EDIT_PERMISSION, call=call)
 
     def studio_save_view(self, request, object_id):
-        refused = self._post_only(request)
-        if refused:
-            return refused
-        template, data, error = self._studio_post(request, object_id, permission=EDIT_PERMISSION)
-        if error:
-            return error
-        try:
+        def call(template, data):
             version = studio.template_draft_save(template=template, body=data.get("body", ""), author=request.user)
-        except ValidationError as problem:
-            return _validation_response(problem, agent_type=template.agent_type, body=data.get("body", ""))
-        return JsonResponse({"version": version.number, "status": version.status}, status=201)
+            return {"version": version.number, "status": version.status}
+
+        return self._studio_post_call(request, object_id, permission=EDIT_PERMISSION, call=call, status=201)
 
     def _approve_view(self, request, object_id, service):
-        refused = self._post_only(request)
-        if refused:
-            return refused
-        template, data, error = self._studio_post(request, object_id, permission=PUBLISH_PERMISSION)
-        if error:
-            return error
-        try:
+        def call(template, data):
             version = studio.template_version_get(template=template, number=data.get("version"))
             version = service(version=version, actor=request.user)
-        except ValidationError as problem:
-            return _validation_response(problem)
-        return JsonResponse({"version": version.number, "status": version.status})
+            return {"version": version.number, "status": version.status}
+
+        return self._studio_post_call(request, object_id, permission=PUBLISH_PERMISSION, call=call)
 
     def studio_publish_view(self, request, object_id):
         return self._approve_view(request, object_id, studio.template_publish)

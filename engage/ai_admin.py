@@ -21,6 +21,7 @@ from crm.admin import ContactAdmin as CrmContactAdmin
 from crm.admin import LeadAdmin as CrmLeadAdmin
 from crm.models import Contact, Lead
 from crm.services import contact_merge
+from engage.admin_studio import TemplateStudioMixin
 from engage.models import (
     AIConfig,
     AISession,
@@ -36,7 +37,6 @@ from engage.models import (
 from engage.services.conversation import lead_thread
 from engage.services.handoff import lead_hand_back, lead_manual_reply, lead_take_over
 from engage.services.sequences import enrollment_stop, lead_stage_move, sequence_enroll
-from engage.admin_studio import TemplateStudioMixin
 from engage.services.templates import template_version_create
 from engage.studio import template_publish, template_rollback
 from shokti.admin import TenantScopedAdmin, TenantScopedInline

@@ -15,24 +15,23 @@ OPERATIONS_REVOKED = ["add_prompttemplate", "change_prompttemplate", "add_prompt
                       "change_prompttemplateversion"]
 
 
-def forwards(apps, schema_editor):
-    grant(MARKETING, "engage", MARKETING_GRANTS, apps=apps)
-    group = apps.get_model("auth", "Group").objects.filter(name=OPERATIONS).first()
+def _revoke(apps, group_name, codenames):
+    group = apps.get_model("auth", "Group").objects.filter(name=group_name).first()
     if group is not None:
         permissions = apps.get_model("auth", "Permission").objects.filter(
-            content_type__app_label="engage", codename__in=OPERATIONS_REVOKED
+            content_type__app_label="engage", codename__in=codenames
         )
         group.permissions.remove(*permissions)
+
+
+def forwards(apps, schema_editor):
+    grant(MARKETING, "engage", MARKETING_GRANTS, apps=apps)
+    _revoke(apps, OPERATIONS, OPERATIONS_REVOKED)
 
 
 def backwards(apps, schema_editor):
     grant(OPERATIONS, "engage", OPERATIONS_REVOKED, apps=apps)
-    group = apps.get_model("auth", "Group").objects.filter(name=MARKETING).first()
-    if group is not None:
-        permissions = apps.get_model("auth", "Permission").objects.filter(
-            content_type__app_label="engage", codename__in=MARKETING_GRANTS
-        )
-        group.permissions.remove(*permissions)
+    _revoke(apps, MARKETING, MARKETING_GRANTS)
 
 
 class Migration(migrations.Migration):
