@@ -185,12 +185,13 @@ def _message_insert(
 
 
 def _open_lead(*, company: Company, contact_id: int, channel: str, source: str, now: datetime) -> tuple[int, bool]:
-    row = (
-        Lead.objects.filter(company=company, contact_id=contact_id, status=Lead.Status.OPEN)
-        .order_by("-id")
-        .values_list("id", "channel")
-        .first()
-    )
+    with connection.cursor() as cursor:  # plain SQL on the hot path, like the probes above
+        cursor.execute(
+            f"SELECT id, channel FROM {connection.ops.quote_name(Lead._meta.db_table)}"
+            " WHERE company_id = %s AND contact_id = %s AND status = %s ORDER BY id DESC LIMIT 1",
+            [company.pk, contact_id, Lead.Status.OPEN],
+        )
+        row = cursor.fetchone()
     if row is not None:
         if row[1] != channel:
             # Replies go where the person wrote last.
