@@ -12,8 +12,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import Event, Membership
-from crm.tests.factories import BookingFactory, CustomerFactory, StaffUserFactory
-from engage.models import Campaign, PromptTemplate, PromptTemplateVersion
+from crm.tests.factories import (
+    BookingFactory,
+    CustomerFactory,
+    LeadFactory,
+    StaffUserFactory,
+    WorkerFactory,
+)
+from engage.models import Campaign, Message, PromptTemplate, PromptTemplateVersion
 from engage.policy import policy_get_or_create
 from engage.services.campaigns import campaign_run_execute, campaign_run_trigger
 from engage.services.templates import template_version_create, templates_seed_defaults
@@ -105,6 +111,32 @@ def test_preview_renders_for_a_real_customer_with_verdicts_and_lengths(reminder,
     assert set(channels) == {"sms", "whatsapp_cloud", "email"}
     assert channels["email"]["length"] == len(result["rendered"]) and channels["email"]["is_within_limit"]
     assert channels["sms"]["segments"] == 2 and channels["sms"]["limit"] == "3 SMS segments"
+
+
+@pytest.mark.django_db
+def test_preview_for_a_lead_and_for_a_worker_uses_their_own_figures(company):
+    # given a sales template and a lead with an inbound message
+    sales = PromptTemplate.objects.create(company=company, agent_type="sales", locale="bn", name="reply")
+    lead = LeadFactory(company=company, contact__name="Rahim", summary="Wants a quote")
+    Message.objects.create(company=company, contact=lead.contact, lead=lead, direction="inbound",
+                           channel="console", body="How much is it?")
+    body = "{{ contact_name }} at {{ stage }} on {{ channel }} said: {{ last_message }} ({{ summary }})"
+    assert template_preview(template=sales, body=body, subject_id=lead.pk)["rendered"] == (
+        f"Rahim at {lead.stage.name} on {lead.channel} said: How much is it? (Wants a quote)")
+
+    # given a coaching template and a worker late to one of two bookings this month
+    coaching = PromptTemplate.objects.create(company=company, agent_type="coachnova", locale="bn", name="coach")
+    worker = WorkerFactory(company=company, contact__name="Karim")
+    now = timezone.now()
+    BookingFactory(company=company, worker=worker, scheduled_at=now - dt.timedelta(days=3),
+                   arrived_at=now - dt.timedelta(days=3) + dt.timedelta(minutes=30))
+    BookingFactory(company=company, worker=worker, scheduled_at=now - dt.timedelta(days=2),
+                   arrived_at=now - dt.timedelta(days=2))
+    body = "{{ worker_name }}: {{ on_time_rate }}% on time, {{ late_count }} late by {{ average_delay_minutes }} min in {{ period_days }} days"
+    assert template_preview(template=coaching, body=body, subject_id=worker.pk)["rendered"] == (
+        "Karim: 50% on time, 1 late by 30 min in 30 days")
+    with pytest.raises(ValidationError):  # no such worker
+        template_preview(template=coaching, body=body, subject_id=worker.pk + 1000)
 
 
 @pytest.mark.django_db
@@ -245,6 +277,9 @@ def test_marketer_opens_the_studio_and_sees_the_editor_and_publish_controls(clie
     assert "vendor/codemirror/codemirror.js" in html and "mode/jinja2/jinja2.js" in html
     assert "{{ deep_link }}" in html and "The signed booking link to include." in html
     assert 'id="live-version">v1<' in html and 'id="editing-version">v2<' in html
+    change = client.get(reverse("admin:engage_prompttemplate_change", args=[reminder.pk])).content.decode()
+    assert f'href="{url("studio", reminder)}" id="open-studio"' in change
+    assert "Open the studio" in client.get(reverse("admin:engage_prompttemplate_changelist")).content.decode()
 
 
 @pytest.mark.django_db
