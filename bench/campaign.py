@@ -5,7 +5,8 @@
 Runs in a child process bound to its own PostgreSQL database (`shokti_bench_campaign` by default,
 BENCH_CAMPAIGN_DATABASE_URL) and Redis db (BENCH_CAMPAIGN_REDIS_URL, purged afterwards: the broker
 copies of the send jobs, which a worker would find done). The model is the test suite's local
-OpenAI-compatible server (the real `openai` SDK over HTTP on 127.0.0.1), not the internet.
+OpenAI-compatible server (the real `openai` SDK over HTTP on 127.0.0.1), not the internet, run in
+a child process of its own like a remote model.
 
 1. End to end, one process (what one worker process does with one run): the fake model answers
    every call after 1 s. A real (not dry) run of BENCH_CAMPAIGN_SENDS due customers on the console
@@ -115,6 +116,38 @@ def _measure_run(*, company, is_dry_run: bool) -> tuple[float, dict]:
     return time.perf_counter() - started, result
 
 
+class _ModelProcess:
+    """The test suite's fake OpenAI server in a child process (stopped by its own PID)."""
+
+    def __init__(self, process: subprocess.Popen, base_url: str) -> None:
+        self.process, self.base_url = process, base_url
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+MODEL_SERVER = """
+import sys, time
+from shokti.testing.fake_openai import FakeOpenAI
+fake = FakeOpenAI()
+fake.reply(sys.argv[2])
+fake.delay = float(sys.argv[1])
+fake.requests = type("Forget", (list,), {"append": lambda self, item: None})()
+fake.start()
+print(fake.base_url, flush=True)
+while True:
+    time.sleep(3600)
+"""
+
+
+def _model_process(*, delay: float) -> _ModelProcess:
+    process = subprocess.Popen(
+        [sys.executable, "-c", MODEL_SERVER, str(delay), AI_TEXT], cwd=BASE_DIR, stdout=subprocess.PIPE, text=True
+    )
+    return _ModelProcess(process, process.stdout.readline().strip())
+
+
 def run() -> None:
     import logging
 
@@ -128,25 +161,23 @@ def run() -> None:
     from django.test.utils import CaptureQueriesContext
 
     from shokti.celery import app as celery_app
-    from shokti.testing.fake_openai import FakeOpenAI
 
     logging.getLogger("shokti.console_channel").setLevel(logging.WARNING)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     call_command("migrate", verbosity=0)
-    fake = FakeOpenAI()
-    fake.start()
-    settings.OPENAI_BASE_URL = fake.base_url
     settings.OPENAI_API_KEY = "bench"
-    fake.reply(AI_TEXT)
+    # The model runs in its own process, as a remote model would: its HTTP work does not share our GIL.
+    slow = _model_process(delay=MODEL_LATENCY_SECONDS)
+    fast = _model_process(delay=0.0)
     try:
         # 1. end to end, model latency 1 s
-        fake.delay = MODEL_LATENCY_SECONDS
+        settings.OPENAI_BASE_URL = slow.base_url
         send_seconds, sent = _measure_run(company=_company("bench-sends", SENDS), is_dry_run=False)
         rate = sent["sent"] / send_seconds
         print(f"end to end: {sent['sent']:,} sent ({sent['failed']} failed, {sent['skipped']} skipped) in "
-              f"{send_seconds:.1f} s = {rate:.0f} messages/s; {len(fake.requests):,} model calls")
+              f"{send_seconds:.1f} s = {rate:.0f} messages/s")
         # 2. round trips per sent message, one send at a time on this connection (load-independent)
-        fake.delay = 0.0
+        settings.OPENAI_BASE_URL = fast.base_url
         settings.SMARTENGAGE_SEND_CONCURRENCY = 1
         with CaptureQueriesContext(connection) as captured:
             _, counted = _measure_run(company=_company("bench-queries", QUERY_SENDS), is_dry_run=False)
@@ -157,7 +188,8 @@ def run() -> None:
         dry_rate = dry["rendered"] / dry_seconds
         print(f"dry run: {dry['rendered']:,} rendered in {dry_seconds:.1f} s = {dry_rate:.0f} customers/s")
     finally:
-        fake.stop()
+        for process in (slow, fast):
+            process.stop()
         celery_app.control.purge()
     figures = [
         {
