@@ -14,11 +14,12 @@ logger = logging.getLogger(__name__)
 
 @receiver(delivery_status_changed, dispatch_uid="engage.delivery_status_changed")
 def on_delivery_status_changed(
-    sender, *, channel, provider_message_id, status, error="", raw=None, occurred_at=None, **kwargs
+    sender, *, channel, provider_message_id, status, company_id=None, error="", raw=None, occurred_at=None, **kwargs
 ) -> None:
     from engage.services.messages import message_status_update
 
     message_status_update(
+        company_id=company_id,
         channel=channel,
         provider_message_id=provider_message_id,
         status=status,

@@ -183,6 +183,7 @@ def message_send(
 
 def message_status_update(
     *,
+    company_id: int | None,
     channel: str,
     provider_message_id: str,
     status: str,
@@ -193,6 +194,7 @@ def message_status_update(
     """Move a message forward (queued → sent → delivered → read; failed only before delivery).
 
     Duplicates and out-of-order reports change nothing; an unknown message is logged and acknowledged.
+    `company_id` is the company whose signed webhook reported it: a tenant can never move another's message.
     """
     if status not in STATUS_MAY_FOLLOW or not provider_message_id:
         logger.info("delivery status %r for %s/%s ignored", status, channel, provider_message_id)
@@ -202,7 +204,7 @@ def message_status_update(
         message = (
             Message.objects.select_for_update()
             .select_related("company", "contact")
-            .filter(channel=channel, provider_message_id=provider_message_id)
+            .filter(company_id=company_id, channel=channel, provider_message_id=provider_message_id)
             .first()
         )
         if message is None:

@@ -157,8 +157,8 @@ def test_status_moves_forward_and_records_timestamps_and_events(sent):
     before = counter_value(metrics.ai_messages_delivered_total, agent_type="sales", channel="sms")
     delivered_at = timezone.now()
 
-    message = message_status_update(channel="sms", provider_message_id="SM9", status="delivered", occurred_at=delivered_at)
-    message = message_status_update(channel="sms", provider_message_id="SM9", status="read")
+    message = message_status_update(company_id=sent.company_id, channel="sms", provider_message_id="SM9", status="delivered", occurred_at=delivered_at)
+    message = message_status_update(company_id=sent.company_id, channel="sms", provider_message_id="SM9", status="read")
 
     message.refresh_from_db()
     assert message.status == "read" and message.delivered_at == delivered_at and message.read_at is not None
@@ -170,11 +170,11 @@ def test_status_moves_forward_and_records_timestamps_and_events(sent):
 
 @pytest.mark.django_db
 def test_duplicate_and_out_of_order_statuses_change_nothing(sent):
-    message_status_update(channel="sms", provider_message_id="SM9", status="read")
+    message_status_update(company_id=sent.company_id, channel="sms", provider_message_id="SM9", status="read")
     events_before = Event.objects.count()
 
     for status in ("read", "delivered", "sent", "failed"):
-        message_status_update(channel="sms", provider_message_id="SM9", status=status, error="late")
+        message_status_update(company_id=sent.company_id, channel="sms", provider_message_id="SM9", status=status, error="late")
 
     sent.refresh_from_db()
     assert sent.status == "read" and sent.delivered_at is None and sent.error == ""
@@ -183,7 +183,7 @@ def test_duplicate_and_out_of_order_statuses_change_nothing(sent):
 
 @pytest.mark.django_db
 def test_failed_before_delivery_is_recorded(sent):
-    message_status_update(channel="sms", provider_message_id="SM9", status="failed", error="30003 unreachable")
+    message_status_update(company_id=sent.company_id, channel="sms", provider_message_id="SM9", status="failed", error="30003 unreachable")
 
     sent.refresh_from_db()
     assert (sent.status, sent.error) == ("failed", "30003 unreachable") and sent.failed_at is not None
@@ -191,11 +191,21 @@ def test_failed_before_delivery_is_recorded(sent):
 
 @pytest.mark.django_db
 def test_unknown_message_or_status_is_acknowledged(sent):
-    assert message_status_update(channel="sms", provider_message_id="SM-unknown", status="delivered") is None
-    assert message_status_update(channel="whatsapp_cloud", provider_message_id="SM9", status="delivered") is None
-    assert message_status_update(channel="sms", provider_message_id="SM9", status="exploded") is None
+    assert message_status_update(company_id=sent.company_id, channel="sms", provider_message_id="SM-unknown", status="delivered") is None
+    assert message_status_update(company_id=sent.company_id, channel="whatsapp_cloud", provider_message_id="SM9", status="delivered") is None
+    assert message_status_update(company_id=sent.company_id, channel="sms", provider_message_id="SM9", status="exploded") is None
     sent.refresh_from_db()
     assert sent.status == "sent"
+
+
+@pytest.mark.django_db
+def test_another_company_cannot_move_a_message(sent, other_company):
+    # A tenant signing a callback with its own secret but another tenant's provider id changes nothing.
+    assert message_status_update(
+        company_id=other_company.pk, channel="sms", provider_message_id="SM9", status="delivered"
+    ) is None
+    sent.refresh_from_db()
+    assert sent.status == "sent" and sent.delivered_at is None
 
 
 @pytest.mark.django_db
