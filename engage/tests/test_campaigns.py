@@ -291,7 +291,10 @@ def test_campaign_funnel_counts_each_step(campaign, fake_openai):
     execute(campaign_run_trigger(campaign=campaign))
     messages = list(Message.objects.filter(contact__customer__in=customers).order_by("pk"))
     for message in messages[:2]:
-        message_status_update(channel="console", provider_message_id=message.provider_message_id, status="delivered")
+        message_status_update(
+            company_id=message.company_id, channel="console", provider_message_id=message.provider_message_id,
+            status="delivered",
+        )
     now = timezone.now()
     for message in messages[:2]:
         user_event_record(company=campaign.company, event_type="notification_opened", correlation_id=message.correlation_id)
