@@ -388,3 +388,28 @@ def test_marketing_and_operations_permissions_come_from_the_migration(marketer, 
     assert not staff_user.has_perm("engage.publish_prompttemplate")
     assert not staff_user.has_perm("engage.add_prompttemplateversion")
     assert not PromptTemplateVersion.objects.exists()
+
+
+@pytest.mark.django_db
+def test_marketing_creates_a_template_and_operations_cannot(client, marketer, staff_user, company):
+    # given a marketer and an Operations user (alice) of the same company
+    add_url = reverse("admin:engage_prompttemplate_add")
+    client.force_login(marketer)
+
+    # when the marketer creates a template (with the add page's inline management form)
+    page = client.get(add_url)
+    management = {
+        f"{formset.formset.prefix}-{name}": value
+        for formset in page.context["inline_admin_formsets"]
+        for name, value in {"TOTAL_FORMS": 0, "INITIAL_FORMS": 0}.items()
+    }
+    response = client.post(add_url, {
+        "company": company.pk, "agent_type": "coachnova", "locale": "bn", "name": "coaching",
+        "description": "Gentle punctuality coaching", **management,
+    })
+
+    # then it exists, for their company
+    assert response.status_code == 302
+    assert PromptTemplate.objects.filter(company=company, name="coaching", agent_type="coachnova").exists()
+    client.force_login(staff_user)
+    assert client.get(add_url).status_code == 403
