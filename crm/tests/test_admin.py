@@ -31,12 +31,6 @@ from shokti.admin import EstimatedCountPaginator
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # Hashing a password the production way costs most of a test's time here; no test checks it.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def make_membership(company):
     return Membership.objects.create(user=StaffUserFactory(), company=company)
 

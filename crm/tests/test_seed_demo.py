@@ -38,8 +38,7 @@ COUNTED_MODELS = (
 
 @pytest.fixture(autouse=True)
 def fast_demo(settings, tmp_path, monkeypatch):
-    # A fast hasher (the demo creates three logins) and a private var/ for the generated password.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # A private var/ for the generated password (the fast hasher comes from the root conftest).
     settings.VAR_DIR = tmp_path
     monkeypatch.delenv("DEMO_ADMIN_PASSWORD", raising=False)
 
