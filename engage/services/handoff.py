@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from crm.models import Company, Lead, User
@@ -28,13 +32,36 @@ def handoff_is_requested(*, text: str, keywords: list[str]) -> bool:
     return False
 
 
+# Per-process cache of each company's hand-off keywords: {company_id: (expires_at monotonic, keywords)}.
+# Read on every inbound message; an AIConfig saved in this process clears it at once, one saved
+# elsewhere (another web worker) is seen within HANDOFF_KEYWORDS_CACHE_SECONDS (default 30).
+_keywords_cache: dict[int, tuple[float, list[str]]] = {}
+
+
+@receiver(post_save, sender=AIConfig, dispatch_uid="handoff_keywords_cache_clear_on_save")
+@receiver(post_delete, sender=AIConfig, dispatch_uid="handoff_keywords_cache_clear_on_delete")
+def _handoff_keywords_cache_clear(**kwargs) -> None:
+    _keywords_cache.clear()
+
+
+def handoff_keywords_for(*, company_id: int) -> list[str]:
+    """The company's hand-off keywords (the defaults without an AIConfig); cached per process for a few seconds."""
+    now = time.monotonic()
+    cached = _keywords_cache.get(company_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    # One indexed read, no AIConfig row created.
+    keywords = AIConfig.objects.filter(company_id=company_id).values_list("handoff_keywords", flat=True).first()
+    keywords = list(DEFAULT_HANDOFF_KEYWORDS if keywords is None else keywords or [])
+    ttl = float(getattr(settings, "HANDOFF_KEYWORDS_CACHE_SECONDS", 30))
+    if ttl > 0:
+        _keywords_cache[company_id] = (now + ttl, keywords)
+    return keywords
+
+
 def lead_flag_handoff_if_requested(*, company: Company, lead_id: int, text: str) -> bool:
     """In the capture flow: flag the lead for hand-off (and pause the AI) if the message asks for a human."""
-    # On the inbound hot path: one indexed read, no AIConfig row created.
-    keywords = AIConfig.objects.filter(company=company).values_list("handoff_keywords", flat=True).first()
-    if keywords is None:
-        keywords = DEFAULT_HANDOFF_KEYWORDS
-    if not handoff_is_requested(text=text, keywords=list(keywords or [])):
+    if not handoff_is_requested(text=text, keywords=handoff_keywords_for(company_id=company.pk)):
         return False
     now = timezone.now()
     with transaction.atomic():

@@ -19,9 +19,15 @@ from django.utils import timezone
 
 from crm.models import Channel, Company, Contact, Event, Lead, Pipeline, Stage
 from crm.services import consent_revoke, phone_normalize, pipeline_get_or_create_default
-from engage.models import Message
+from engage.handlers import default_priority
+from engage.models import Job, Message
 from engage.services.handoff import lead_flag_handoff_if_requested
-from engage.services.jobs import job_enqueue, sql_value
+from engage.services.jobs import (
+    JOB_MAX_ATTEMPTS,
+    job_dispatch_on_commit,
+    job_enqueue,
+    sql_value,
+)
 from engage.services.messages import _count
 
 logger = logging.getLogger(__name__)
@@ -184,6 +190,73 @@ def _message_insert(
     return row[0] if row else None
 
 
+AI_ENGAGE = "ai_engage"
+
+
+def _is_folded() -> bool:
+    """Whether the message, its job and its events go in one statement (PostgreSQL's data-modifying CTEs)."""
+    return connection.vendor == "postgresql"
+
+
+def _message_job_events_insert(
+    *, company: Company, contact_id: int, lead_id: int, is_new_lead: bool, channel: str, text: str, key: str,
+    source: str, now: datetime, occurred_at: datetime, correlation_id: uuid.UUID, raw: dict | None,
+) -> tuple[int, int] | None:
+    """Insert the inbound message, its `ai_engage` job and its events in one round trip: (message id, job id).
+
+    None when the same delivery got there first (the message's unique key): then nothing is written.
+    Both ids are drawn from their sequences first, so the message is inserted with its job id
+    (no UPDATE afterwards) and the job's key and payload carry the message id, as `job_enqueue` writes them.
+    """
+    quote = connection.ops.quote_name
+    message_table, job_table, event_table = (
+        quote(model._meta.db_table) for model in (Message, Job, Event)
+    )
+    lead_type = ContentType.objects.get_for_model(Lead)
+    message_type = ContentType.objects.get_for_model(Message)
+    event_columns = "company_id, type, contact_id, target_type_id, target_id, payload, source, correlation_id, occurred_at"
+    sql = (
+        f"WITH ids AS (SELECT nextval(pg_get_serial_sequence('{Message._meta.db_table}', 'id')) AS message_id,"
+        f" nextval(pg_get_serial_sequence('{Job._meta.db_table}', 'id')) AS job_id),"
+        f" message AS (INSERT INTO {message_table} (id, company_id, contact_id, lead_id, direction, channel, agent_type,"
+        " message_type, subject, body, status, provider_message_id, provider_response, error, correlation_id,"
+        " external_id, job_id, created_at, updated_at)"
+        " SELECT ids.message_id, %(company)s, %(contact)s, %(lead)s, %(direction)s, %(channel)s, '', 'inbound', '',"
+        " %(text)s, %(status)s, '', %(raw)s::jsonb, '', %(correlation)s::uuid, %(key)s, ids.job_id, %(now)s, %(now)s"
+        " FROM ids ON CONFLICT DO NOTHING RETURNING id, job_id),"
+        f" job AS (INSERT INTO {job_table} (id, company_id, task_name, priority, payload, idempotency_key, status,"
+        " attempts, max_attempts, next_run_at, dispatched_at, locked_by, last_error, created_at, updated_at)"
+        " SELECT message.job_id, %(company)s, %(task)s, %(priority)s,"
+        " jsonb_build_object('lead_id', %(lead)s::bigint, 'message_id', message.id, 'contact_id', %(contact)s::bigint),"
+        " %(task)s || ':inbound:' || message.id, %(queued)s, 0, %(max_attempts)s, %(now)s, %(now)s, '', '', %(now)s,"
+        " %(now)s FROM message RETURNING id),"
+        f" received AS (INSERT INTO {event_table} ({event_columns})"
+        " SELECT %(company)s, 'message.received', %(contact)s, %(message_type)s, message.id::text,"
+        " jsonb_build_object('message_id', message.id, 'lead_id', %(lead)s::bigint, 'channel', %(channel)s::text),"
+        " %(channel)s, %(correlation)s::uuid, %(occurred)s FROM message)"
+    )
+    if is_new_lead:
+        sql += (
+            f", created AS (INSERT INTO {event_table} ({event_columns})"
+            " SELECT %(company)s, 'lead.created', %(contact)s, %(lead_type)s, %(lead)s::text, %(lead_payload)s::jsonb,"
+            " %(channel)s, %(correlation)s::uuid, %(occurred)s FROM message)"
+        )
+    sql += " SELECT message.id, job.id FROM message, job"
+    params = {
+        "company": company.pk, "contact": contact_id, "lead": lead_id, "direction": Message.Direction.INBOUND,
+        "channel": channel, "text": text, "status": Message.Status.RECEIVED,
+        "raw": json.dumps(raw or {}, default=str), "correlation": correlation_id, "key": key, "now": now,
+        "task": AI_ENGAGE, "priority": default_priority(AI_ENGAGE), "queued": Job.Status.QUEUED,
+        "max_attempts": JOB_MAX_ATTEMPTS, "message_type": message_type.pk, "lead_type": lead_type.pk,
+        "lead_payload": json.dumps({"lead_id": lead_id, "channel": channel, "source": source}),
+        "occurred": occurred_at,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
+
+
 def _open_lead(*, company: Company, contact_id: int, channel: str, source: str, now: datetime) -> tuple[int, bool]:
     with connection.cursor() as cursor:  # plain SQL on the hot path, like the probes above
         cursor.execute(
@@ -197,18 +270,34 @@ def _open_lead(*, company: Company, contact_id: int, channel: str, source: str, 
             # Replies go where the person wrote last.
             Lead.objects.filter(pk=row[0]).update(channel=channel, updated_at=now)
         return row[0], False
-    stage = (
-        Stage.objects.filter(pipeline__company=company, pipeline__is_default=True).order_by("order")
-        .values_list("id", "pipeline_id").first()
-    )
-    if stage is None:
-        pipeline: Pipeline = pipeline_get_or_create_default(company=company)
-        stage = (pipeline.stages.order_by("order").values_list("id", flat=True).first(), pipeline.pk)
-    lead = Lead.objects.create(
-        company=company, contact_id=contact_id, pipeline_id=stage[1], stage_id=stage[0], status=Lead.Status.OPEN,
-        channel=channel, source=source[:100],
-    )
-    return lead.pk, True
+    lead_id = _lead_insert(company=company, contact_id=contact_id, channel=channel, source=source, now=now)
+    if lead_id is None:  # the company's first lead: no default pipeline yet
+        pipeline_get_or_create_default(company=company)
+        lead_id = _lead_insert(company=company, contact_id=contact_id, channel=channel, source=source, now=now)
+    if lead_id is None:  # pragma: no cover - a default pipeline always has stages
+        raise ValidationError({"pipeline": "The default pipeline has no stages."})
+    return lead_id, True
+
+
+def _lead_insert(*, company: Company, contact_id: int, channel: str, source: str, now: datetime) -> int | None:
+    """A new open lead in the first stage of the company's default pipeline; None when there is no such pipeline."""
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        # The stage lookup and the insert in one statement: one round trip, and no stale stage id.
+        cursor.execute(
+            f"INSERT INTO {quote(Lead._meta.db_table)} (company_id, contact_id, pipeline_id, stage_id, status, channel,"
+            " source, summary, score, is_ai_paused, created_at, updated_at)"
+            " SELECT %s, %s, stage.pipeline_id, stage.id, %s, %s, %s, '', 0, %s, %s, %s"
+            f" FROM {quote(Stage._meta.db_table)} stage JOIN {quote(Pipeline._meta.db_table)} pipeline"
+            " ON pipeline.id = stage.pipeline_id"
+            f" WHERE pipeline.company_id = %s AND pipeline.is_default ORDER BY stage.{quote('order')}, stage.id LIMIT 1"
+            " RETURNING id",
+            [sql_value(value) for value in [
+                company.pk, contact_id, Lead.Status.OPEN, channel, source[:100], False, now, now, company.pk,
+            ]],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def inbound_message_capture(
@@ -247,9 +336,12 @@ def inbound_message_capture(
     key = inbound_dedupe_key(
         company_id=company.pk, channel=channel, phone=phone, email=email, text=text, external_id=external_id, now=now
     )
-    existing = _existing(company=company, key=key)
-    if existing is not None:
-        return existing
+    if external_id:
+        # A sender's retry stops here, before any write. Without an external id the payload-hash
+        # key is rarely repeated: its unique constraint catches a repeat inside the transaction.
+        existing = _existing(company=company, key=key)
+        if existing is not None:
+            return existing
     for attempt in range(2):
         try:
             return _capture(
@@ -276,6 +368,22 @@ def _capture(
     contact_id = _contact_upsert(company=company, phone=phone, email=email, name=contact_name[:200], channel=channel, now=now)
     lead_id, is_new_lead = _open_lead(company=company, contact_id=contact_id, channel=channel, source=source, now=now)
     correlation_id = uuid.uuid4()
+    is_opt_out = inbound_is_opt_out(text=text)
+    if not is_opt_out and _is_folded():
+        # The common case on PostgreSQL: message, job and events in one statement.
+        ids = _message_job_events_insert(
+            company=company, contact_id=contact_id, lead_id=lead_id, is_new_lead=is_new_lead, channel=channel,
+            text=text, key=key, source=source, now=now, occurred_at=occurred_at, correlation_id=correlation_id,
+            raw=raw,
+        )
+        if ids is None:
+            raise _Duplicate()  # rolls back whatever this delivery wrote
+        message_id, job_id = ids
+        # Asking for a human pauses the AI for this lead (the queued ai_engage then skips).
+        lead_flag_handoff_if_requested(company=company, lead_id=lead_id, text=text)
+        job_dispatch_on_commit(job=Job(pk=job_id, priority=default_priority(AI_ENGAGE), next_run_at=now))
+        return InboundResult(lead_id=lead_id, message_id=message_id, job_id=job_id, contact_id=contact_id)
+
     message_id = _message_insert(
         company=company, contact_id=contact_id, lead_id=lead_id, channel=channel, text=text, key=key, now=now,
         correlation_id=correlation_id, raw=raw,
@@ -303,7 +411,6 @@ def _capture(
     )
     Event.objects.bulk_create(events)
 
-    is_opt_out = inbound_is_opt_out(text=text)
     payload = {"lead_id": lead_id, "message_id": message_id, "contact_id": contact_id}
     if is_opt_out:
         contact = Contact(pk=contact_id, company=company)
@@ -317,7 +424,7 @@ def _capture(
         # Asking for a human pauses the AI for this lead (the queued ai_engage then skips).
         lead_flag_handoff_if_requested(company=company, lead_id=lead_id, text=text)
         job = job_enqueue(
-            company=company, task_name="ai_engage", payload=payload, idempotency_key=f"ai_engage:inbound:{message_id}"
+            company=company, task_name=AI_ENGAGE, payload=payload, idempotency_key=f"{AI_ENGAGE}:inbound:{message_id}"
         )
     with connection.cursor() as cursor:
         cursor.execute(

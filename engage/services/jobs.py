@@ -31,6 +31,7 @@ from shokti.celery import celery_priority_for
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = (Job.Status.QUEUED, Job.Status.FAILED)
+JOB_MAX_ATTEMPTS = 5
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -73,7 +74,7 @@ def job_enqueue(
     payload: dict[str, Any],
     idempotency_key: str,
     priority: int | None = None,
-    max_attempts: int = 5,
+    max_attempts: int = JOB_MAX_ATTEMPTS,
     run_at: datetime | None = None,
 ) -> Job:
     """Insert a job in the caller's transaction (a duplicate key returns the existing job); Celery gets it on commit."""

@@ -3,12 +3,56 @@
 from __future__ import annotations
 
 import hmac
+import threading
+import time
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from crm.models import ApiKey, Company
+
+# Per-process cache of API keys by prefix: {prefix: (expires_at monotonic, ApiKey with its company)}.
+# Every request of a server-to-server client would otherwise pay a query for the same row.
+# A revocation or company change saved in this process clears it at once; one saved
+# elsewhere (another gunicorn worker, a queryset.update) takes effect within
+# API_KEY_CACHE_SECONDS (default 10). The secret is still checked against the hash every time.
+_key_cache: dict[str, tuple[float, ApiKey]] = {}
+_key_cache_lock = threading.Lock()
+
+
+def api_key_cache_seconds() -> float:
+    return float(getattr(settings, "API_KEY_CACHE_SECONDS", 10))
+
+
+def api_key_cache_clear() -> None:
+    """Forget every cached API key of this process."""
+    with _key_cache_lock:
+        _key_cache.clear()
+
+
+@receiver(post_save, sender=ApiKey, dispatch_uid="api_key_cache_clear_on_key_save")
+@receiver(post_delete, sender=ApiKey, dispatch_uid="api_key_cache_clear_on_key_delete")
+@receiver(post_save, sender=Company, dispatch_uid="api_key_cache_clear_on_company_save")
+@receiver(post_delete, sender=Company, dispatch_uid="api_key_cache_clear_on_company_delete")
+def _api_key_cache_clear_on_change(**kwargs) -> None:
+    api_key_cache_clear()
+
+
+def _api_key_by_prefix(prefix: str) -> ApiKey | None:
+    ttl = api_key_cache_seconds()
+    now = time.monotonic()
+    cached = _key_cache.get(prefix)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    api_key = ApiKey.objects.select_related("company").filter(prefix=prefix).first()
+    if api_key is not None and ttl > 0:
+        with _key_cache_lock:
+            _key_cache[prefix] = (now + ttl, api_key)
+    return api_key
 
 
 @dataclass(frozen=True)
@@ -50,7 +94,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         pieces = raw_key.split("_", 2)
         if len(pieces) != 3 or pieces[0] != "sk" or len(pieces[1]) != ApiKey.PREFIX_LENGTH:
             raise exceptions.AuthenticationFailed("Invalid API key.")
-        api_key = ApiKey.objects.select_related("company").filter(prefix=pieces[1]).first()
+        api_key = _api_key_by_prefix(pieces[1])
         if api_key is None or not hmac.compare_digest(api_key.hashed_key, ApiKey.hash(raw_key)):
             raise exceptions.AuthenticationFailed("Invalid API key.")
         if not api_key.is_active or not api_key.company.is_active:
@@ -59,6 +103,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         # Touch last_used_at at most once a minute: no write on every request.
         if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
             ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+            api_key.last_used_at = now  # the cached row too: the next touch is a minute away
         return ApiKeyPrincipal(company=api_key.company, api_key=api_key), api_key
 
     def authenticate_header(self, request) -> str:
