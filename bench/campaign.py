@@ -56,7 +56,7 @@ def main() -> list[dict]:
             "DATABASE_URL": os.environ.get("BENCH_CAMPAIGN_DATABASE_URL", DEFAULT_URL),
             "REDIS_URL": os.environ.get("BENCH_CAMPAIGN_REDIS_URL", DEFAULT_REDIS),
             "DJANGO_SETTINGS_MODULE": "shokti.settings",
-            "AI_MAX_CONCURRENCY": str(CONCURRENCY),
+            "AI_BULK_MAX_CONCURRENCY": str(CONCURRENCY),
             "BENCH_CAMPAIGN_OUTPUT": output.name,
         }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -127,8 +127,12 @@ class _ModelProcess:
         self.process.wait(timeout=10)
 
 
+# A listen backlog of 5 (http.server's default) drops the SYNs of hundreds of connections opened at
+# once, and each dropped one costs the client a 1 s SYN retry: a remote model's server would not.
 MODEL_SERVER = """
 import sys, time
+from http.server import ThreadingHTTPServer
+ThreadingHTTPServer.request_queue_size = 1024
 from shokti.testing.fake_openai import FakeOpenAI
 fake = FakeOpenAI()
 fake.reply(sys.argv[2])

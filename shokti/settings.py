@@ -277,6 +277,9 @@ OPENAI_TIMEOUT_SECONDS = env.float("OPENAI_TIMEOUT_SECONDS", default=20.0)
 OPENAI_MAX_RETRIES = env.int("OPENAI_MAX_RETRIES", default=2)
 # Model calls in flight at once when bulk work (campaigns) generates many messages.
 AI_MAX_CONCURRENCY = env.int("AI_MAX_CONCURRENCY", default=8)
+# Campaign generation (SmartEngage bulk): one process-wide pool of this many model calls in flight;
+# with 1 s model latency, N in flight is at most N messages/s. The HTTP client keeps as many connections.
+AI_BULK_MAX_CONCURRENCY = env.int("AI_BULK_MAX_CONCURRENCY", default=200)
 # SmartEngage sends of one batch in flight at once (threads, each with its own database connection).
 SMARTENGAGE_SEND_CONCURRENCY = env.int("SMARTENGAGE_SEND_CONCURRENCY", default=4)
 
@@ -327,6 +330,10 @@ WHATSAPP_WEB_LOAD_TIMEOUT_SECONDS = env.int("WHATSAPP_WEB_LOAD_TIMEOUT_SECONDS",
 WHATSAPP_WEB_CONFIRM_TIMEOUT_SECONDS = env.int("WHATSAPP_WEB_CONFIRM_TIMEOUT_SECONDS", default=15)
 WHATSAPP_WEB_RETRY_SECONDS = env.int("WHATSAPP_WEB_RETRY_SECONDS", default=300)
 WHATSAPP_WEB_MAX_RETRIES = env.int("WHATSAPP_WEB_MAX_RETRIES", default=12)
+# Outbox relay (channels_app.whatsapp_web_relay, beat every 60 s): a pending delivery whose task was
+# published longer ago than this is published again; one still pending after GIVE_UP is reported failed.
+WHATSAPP_WEB_RELAY_AFTER_SECONDS = env.int("WHATSAPP_WEB_RELAY_AFTER_SECONDS", default=300)
+WHATSAPP_WEB_RELAY_GIVE_UP_AFTER_SECONDS = env.int("WHATSAPP_WEB_RELAY_GIVE_UP_AFTER_SECONDS", default=86400)
 # What the page looks like (WhatsApp changes its markup now and then).
 WHATSAPP_WEB_COMPOSE_SELECTOR = env.str("WHATSAPP_WEB_COMPOSE_SELECTOR", default='footer div[contenteditable="true"]')
 WHATSAPP_WEB_SEND_SELECTOR = env.str(

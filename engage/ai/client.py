@@ -4,13 +4,17 @@ A generation has three parts so bulk work can run the slow middle one concurrent
 prepare (database: config, safety policy, fallback text), call (HTTP only, thread-safe),
 finish (database: safety filter, AISession row). `ai_generate` does all three;
 `ai_generate_many` prepares and finishes in the calling thread and calls the model from a
-bounded thread pool, so worker threads never touch the database.
+bounded thread pool, so worker threads never touch the database. Campaign generation
+(`bulk=True`) uses one process-wide pool of AI_BULK_MAX_CONCURRENCY threads, kept between
+batches (no thread starts per batch), larger than the interactive bound AI_MAX_CONCURRENCY; the
+HTTP client keeps as many connections open so every call in flight has one.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -18,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2
 import openai
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -49,9 +54,35 @@ def ai_config_for(*, company: Company) -> AIConfig:
 
 
 @functools.lru_cache(maxsize=32)
-def _sdk_client(base_url: str | None, api_key: str, timeout: float, max_retries: int) -> openai.OpenAI:
-    # One client (and its connection pool) per endpoint; the SDK client is thread-safe.
-    return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+def _sdk_client(
+    base_url: str | None, api_key: str, timeout: float, max_retries: int, max_connections: int = 100
+) -> openai.OpenAI:
+    # One client (and its connection pool) per endpoint; the SDK client is thread-safe. The SDK's
+    # default pool keeps only 100 connections alive: with more calls in flight the rest would be
+    # reopened on every call, so the pool keeps as many as the bulk pool has threads.
+    limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    return openai.OpenAI(
+        base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
+        http_client=openai.DefaultHttpxClient(limits=limits),
+    )
+
+
+def _max_in_flight() -> int:
+    return max(100, int(settings.AI_MAX_CONCURRENCY), int(getattr(settings, "AI_BULK_MAX_CONCURRENCY", 0)))
+
+
+_bulk_pool_lock = threading.Lock()
+_bulk_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _bulk_pool() -> ThreadPoolExecutor:
+    """The process-wide pool for campaign generation (threads start once, on first use, not per batch)."""
+    size = max(1, int(getattr(settings, "AI_BULK_MAX_CONCURRENCY", settings.AI_MAX_CONCURRENCY)))
+    with _bulk_pool_lock:
+        pool = _bulk_pools.get(size)
+        if pool is None:
+            pool = _bulk_pools[size] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="ai-bulk")
+        return pool
 
 
 @dataclass
@@ -143,7 +174,8 @@ def _call(prepared: _Prepared) -> _CallOutcome:
         # The SDK would raise "Missing credentials": no key is the offline mode, not an error.
         return _CallOutcome(is_called=False, error=NO_API_KEY_REASON)
     client = _sdk_client(
-        prepared.base_url, prepared.api_key, float(settings.OPENAI_TIMEOUT_SECONDS), int(settings.OPENAI_MAX_RETRIES)
+        prepared.base_url, prepared.api_key, float(settings.OPENAI_TIMEOUT_SECONDS), int(settings.OPENAI_MAX_RETRIES),
+        _max_in_flight(),
     )
     started = time.monotonic()
     try:
@@ -219,13 +251,21 @@ def ai_generate(**kwargs: Any) -> GenerationResult:
     return _finish(prepared, _call(prepared))
 
 
-def ai_generate_many(*, requests: Sequence[GenerationRequest], max_workers: int | None = None) -> list[GenerationResult]:
-    """Generate many messages, calling the model concurrently from a bounded thread pool; results in order."""
+def ai_generate_many(
+    *, requests: Sequence[GenerationRequest], max_workers: int | None = None, bulk: bool = False
+) -> list[GenerationResult]:
+    """Generate many messages, calling the model concurrently from a bounded thread pool; results in order.
+
+    `bulk=True` (campaigns) shares the process-wide pool of AI_BULK_MAX_CONCURRENCY threads.
+    """
     memo: dict = {}
     prepared = [_prepare(request, memo) for request in requests]
-    workers = max(1, min(max_workers or settings.AI_MAX_CONCURRENCY, len(prepared) or 1))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ai") as pool:
-        calls = list(pool.map(_call, prepared))
+    if bulk and max_workers is None:
+        calls = list(_bulk_pool().map(_call, prepared))
+    else:
+        workers = max(1, min(max_workers or settings.AI_MAX_CONCURRENCY, len(prepared) or 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ai") as pool:
+            calls = list(pool.map(_call, prepared))
     results = [_finish(item, call, save=False) for item, call in zip(prepared, calls, strict=True)]
     # One INSERT for the batch's records (PostgreSQL returns their ids).
     AISession.objects.bulk_create([result.session for result in results], batch_size=500)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -92,22 +92,33 @@ def _decide(*, contact: Contact, channel: str, role: str, now: dt.datetime, bypa
     caps = policy_for(company=contact.company).caps_for(role)
     day_start, week_start = local_day_and_week_start(now=now, zone=contact_zone(contact=contact))
     gap_start = now - dt.timedelta(hours=caps.min_hours_between)
-    counted = Message.objects.filter(
-        contact_id=contact.pk,
-        direction=Message.Direction.OUTBOUND,
-        agent_type__in=CAPPED_AGENT_TYPES,
-        created_at__gte=min(week_start, gap_start),
-    ).exclude(status=Message.Status.FAILED)
+    counted = _capped_messages(contact_ids=[contact.pk], since=min(week_start, gap_start))
     totals = counted.aggregate(
         today=Count("pk", filter=Q(created_at__gte=day_start, created_at__lte=now)),
         this_week=Count("pk", filter=Q(created_at__gte=week_start, created_at__lte=now)),
         last_at=Max("created_at", filter=Q(created_at__lte=now)),
     )
-    if totals["today"] >= caps.daily_limit:
+    return _caps_decision(caps=caps, today=totals["today"], this_week=totals["this_week"],
+                          last_at=totals["last_at"], gap_start=gap_start)
+
+
+def _capped_messages(*, contact_ids: Sequence[int], since: dt.datetime):
+    return Message.objects.filter(
+        contact_id__in=contact_ids,
+        direction=Message.Direction.OUTBOUND,
+        agent_type__in=CAPPED_AGENT_TYPES,
+        created_at__gte=since,
+    ).exclude(status=Message.Status.FAILED)
+
+
+def _caps_decision(
+    *, caps, today: int, this_week: int, last_at: dt.datetime | None, gap_start: dt.datetime
+) -> SendDecision:
+    if today >= caps.daily_limit:
         return SendDecision(False, REASON_DAILY_CAP)
-    if totals["this_week"] >= caps.weekly_limit:
+    if this_week >= caps.weekly_limit:
         return SendDecision(False, REASON_WEEKLY_CAP)
-    if totals["last_at"] is not None and totals["last_at"] > gap_start:
+    if last_at is not None and last_at > gap_start:
         return SendDecision(False, REASON_TOO_SOON)
     return ALLOWED
 
@@ -130,6 +141,68 @@ def send_slot_reserve(
         raise RuntimeError("send_slot_reserve must run inside transaction.atomic(): the lock lives until commit.")
     locked = Contact.objects.select_for_update(of=("self",)).select_related("company").get(pk=contact.pk)
     return _decide(contact=locked, channel=channel, role=role, now=now or timezone.now(), bypass_caps=bypass_caps)
+
+
+def send_slots_reserve(
+    *, contacts: Sequence[Contact], channel: str, role: str, now: dt.datetime | None = None, bypass_caps: bool = False
+) -> list[SendDecision]:
+    """`send_slot_reserve` for many contacts in two statements: lock them all (in id order), count them all.
+
+    One decision per given contact, in order; the caller writes the intents of the allowed ones in
+    the same transaction. A contact given twice counts its first allowed send against the second.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("send_slots_reserve must run inside transaction.atomic(): the locks live until commit.")
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
+    ids = sorted({contact.pk for contact in contacts})
+    # id order: two batch senders (or a batch and a single send) never wait on each other in a cycle.
+    locked = {
+        contact.pk: contact
+        for contact in Contact.objects.select_for_update(of=("self",)).select_related("company").filter(pk__in=ids)
+        .order_by("pk")
+    }
+    # Read the clock once the locks are held: an intent committed while we waited counts.
+    now = now or timezone.now()
+    windows: dict[int, tuple] = {}
+    for contact in locked.values():
+        caps = policy_for(company=contact.company).caps_for(role)
+        day_start, week_start = local_day_and_week_start(now=now, zone=contact_zone(contact=contact))
+        windows[contact.pk] = (caps, day_start, week_start, now - dt.timedelta(hours=caps.min_hours_between))
+    sent_at: dict[int, list[dt.datetime]] = {contact_id: [] for contact_id in locked}
+    if windows and not bypass_caps:
+        since = min(min(week_start, gap_start) for _, _, week_start, gap_start in windows.values())
+        for contact_id, created_at in _capped_messages(contact_ids=ids, since=since).filter(
+            created_at__lte=now
+        ).values_list("contact_id", "created_at"):
+            sent_at[contact_id].append(created_at)
+    decisions = []
+    for contact in contacts:
+        current = locked.get(contact.pk)
+        if current is None:
+            raise Contact.DoesNotExist(f"Contact {contact.pk} does not exist.")
+        if not current.is_consented(channel):
+            decisions.append(SendDecision(False, REASON_NO_CONSENT))
+            continue
+        if not _has_address(current, channel):
+            decisions.append(SendDecision(False, REASON_NO_ADDRESS))
+            continue
+        if bypass_caps:
+            decisions.append(ALLOWED)
+            continue
+        caps, day_start, week_start, gap_start = windows[current.pk]
+        times = [at for at in sent_at[current.pk] if at >= min(week_start, gap_start)]
+        decision = _caps_decision(
+            caps=caps,
+            today=sum(1 for at in times if at >= day_start),
+            this_week=sum(1 for at in times if at >= week_start),
+            last_at=max(times, default=None),
+            gap_start=gap_start,
+        )
+        if decision.allowed:
+            sent_at[current.pk].append(now)
+        decisions.append(decision)
+    return decisions
 
 
 def send_intent_create(

@@ -36,6 +36,7 @@ from engage.ai import (
     template_render,
 )
 from engage.ai.templates import template_latest_approved, template_variables_check
+from engage.handlers import default_priority
 from engage.models import (
     AISession,
     CampaignRecipient,
@@ -46,8 +47,8 @@ from engage.models import (
     PromptTemplateVersion,
 )
 from engage.policy import ROLE_CUSTOMER
-from engage.services.consent import can_send, contact_zone, send_slot_reserve
-from engage.services.jobs import job_enqueue, job_execute
+from engage.services.consent import can_send, contact_zone, send_slots_reserve
+from engage.services.jobs import job_dispatch_on_commit, job_execute
 
 logger = logging.getLogger(__name__)
 
@@ -178,14 +179,6 @@ def _count_skip(reason: str) -> None:
 def _consent_and_caps_reason(*, customer: Customer, channel: str, bypass_frequency_caps: bool) -> str:
     """"" when the customer may get a reminder on `channel` now, else the skip reason (nothing reserved)."""
     decision = can_send(
-        contact=customer.contact, channel=channel, role=ROLE_CUSTOMER, bypass_caps=bypass_frequency_caps
-    )
-    return "" if decision.allowed else str(decision.reason)
-
-
-def _slot_reserve_reason(*, customer: Customer, channel: str, bypass_frequency_caps: bool) -> str:
-    """Inside the sending transaction: lock the contact and decide again, atomically (the caps never overrun)."""
-    decision = send_slot_reserve(
         contact=customer.contact, channel=channel, role=ROLE_CUSTOMER, bypass_caps=bypass_frequency_caps
     )
     return "" if decision.allowed else str(decision.reason)
@@ -358,7 +351,7 @@ def _generate(*, company: Company, plans: list[_Plan]) -> None:
             fallback = fallback_text_for(company=company, message_type=MESSAGE_TYPE, locale=plan.request.locale)
             plan.text = _with_link(fallback, plan.link)
         return
-    results = ai_generate_many(requests=[plan.request for plan in to_generate])
+    results = ai_generate_many(requests=[plan.request for plan in to_generate], bulk=True)
     for plan, result in zip(to_generate, results, strict=True):
         plan.session = result.session
         if result.outcome == AISession.Outcome.REJECTED:
@@ -381,105 +374,165 @@ def _send_payload(*, plan: _Plan, run_id: int | None, subject: str) -> dict[str,
     }
 
 
-def _send(
-    *, company: Company, plan: _Plan, run: CampaignRun | None, bypass_frequency_caps: bool
-) -> ReminderOutcome:
-    """Step 8-9: reserve the slot, write the intent + job + queued message in one transaction, then send."""
-    outcome = ReminderOutcome(
-        customer_id=plan.customer.pk,
-        status=SENT,
-        reason=plan.reason,
-        correlation_id=str(plan.correlation_id),
-        body=plan.text,
-        template_version_id=plan.version.pk if plan.version else None,
-    )
+def _subject_for(plan: _Plan) -> str:
     locale = plan.request.locale if plan.request else "bn"
-    subject = EMAIL_SUBJECT.get(locale, EMAIL_SUBJECT["en"]) if plan.channel == Channel.EMAIL else ""
-    try:
-        with transaction.atomic():
-            skip = _slot_reserve_reason(
-                customer=plan.customer, channel=plan.channel, bypass_frequency_caps=bypass_frequency_caps
-            )
-            if skip:
-                outcome.status, outcome.reason = SKIPPED, skip
-                if run is not None:
-                    _recipient_write(run=run, plan=plan, status=CampaignRecipient.Status.SKIPPED, reason=skip)
-                _count_skip(skip)
-                return outcome
-            job = job_enqueue(
-                company=company,
-                task_name=SEND_TASK,
-                payload=_send_payload(plan=plan, run_id=run.pk if run else None, subject=subject),
-                idempotency_key=f"{SEND_TASK}:{plan.correlation_id}",
-            )
-            # The queued message is the reservation the caps count; message_send(job=...) sends this very row.
-            message = Message.objects.create(
-                company=company,
-                contact=plan.customer.contact,
-                direction=Message.Direction.OUTBOUND,
-                channel=plan.channel,
-                agent_type=AGENT_TYPE,
-                message_type=MESSAGE_TYPE,
-                subject=subject,
-                body=plan.text,
-                status=Message.Status.QUEUED,
-                correlation_id=plan.correlation_id,
-                job=job,
-                template_version=plan.version,
-            )
-            if run is not None and not _recipient_intent(run=run, plan=plan, job=job, message=message):
-                raise _AlreadyReminded  # rolls the job and the message back with it
-            if plan.session is not None and plan.session.pk is not None:
-                AISession.objects.filter(pk=plan.session.pk).update(message=message)
-    except _AlreadyReminded:
-        outcome.status, outcome.reason = SKIPPED, Reason.ALREADY_REMINDED
-        _recipient_write(run=run, plan=plan, status=CampaignRecipient.Status.SKIPPED, reason=Reason.ALREADY_REMINDED)
-        _count_skip(Reason.ALREADY_REMINDED)
-        return outcome
-    if plan.reason:
-        _count_skip(plan.reason)
-    # Run it here: the copy Celery gets on commit finds the job done (or, if this process dies
-    # first, sends it: the message is unique per job either way).
-    ran = job_execute(job_id=job.pk, worker=f"smartengage:{plan.correlation_id}")
-    outcome.message_id = message.pk
+    return EMAIL_SUBJECT.get(locale, EMAIL_SUBJECT["en"]) if plan.channel == Channel.EMAIL else ""
+
+
+@dataclass
+class _Queued:
+    index: int
+    plan: _Plan
+    outcome: ReminderOutcome
+    job_id: int
+    message: Message
+
+
+def _intents_write(
+    *, company: Company, to_send: list[tuple[int, _Plan]], run: CampaignRun | None, bypass_frequency_caps: bool
+) -> tuple[list[tuple[int, ReminderOutcome]], list[_Queued]]:
+    """Step 8, a batch in one transaction: reserve the slots, write the intents, jobs and queued messages.
+
+    Statements per batch, not per person: lock the contacts and count their caps (2), the intents
+    (INSERT ... ON CONFLICT DO NOTHING: the unique (campaign, cycle, customer) decides who is
+    already reminded), the ledger jobs, the queued messages, and the links between them. Nothing
+    reaches a provider before this commits.
+    """
+    skipped: list[tuple[int, ReminderOutcome]] = []
+    skip_reasons: list[str] = []
+    queued: list[_Queued] = []
+    with transaction.atomic():
+        decisions = send_slots_reserve(
+            contacts=[plan.customer.contact for _, plan in to_send], channel=to_send[0][1].channel,
+            role=ROLE_CUSTOMER, bypass_caps=bypass_frequency_caps,
+        )
+        now = timezone.now()
+        skipped_rows: list[CampaignRecipient] = []
+        allowed: list[tuple[int, _Plan]] = []
+
+        def skip(index: int, plan: _Plan, reason: str) -> None:
+            skipped.append((index, ReminderOutcome(
+                customer_id=plan.customer.pk, status=SKIPPED, reason=reason, correlation_id=str(plan.correlation_id),
+                body=plan.text, template_version_id=plan.version.pk if plan.version else None,
+            )))
+            skip_reasons.append(reason)
+            if run is not None:
+                row = _recipient_row(run=run, plan=plan, status=CampaignRecipient.Status.SKIPPED)
+                row.reason = reason
+                skipped_rows.append(row)
+
+        for (index, plan), decision in zip(to_send, decisions, strict=True):
+            if decision.allowed:
+                allowed.append((index, plan))
+            else:
+                skip(index, plan, str(decision.reason))
+        intent_ids: dict[int, int] = {}
+        if run is not None and allowed:
+            intent_ids = _recipient_intents_insert(run=run, plans=[plan for _, plan in allowed], now=now)
+            for index, plan in allowed:
+                if plan.customer.pk not in intent_ids:
+                    skip(index, plan, Reason.ALREADY_REMINDED)
+            allowed = [(index, plan) for index, plan in allowed if plan.customer.pk in intent_ids]
+        if allowed:
+            priority = default_priority(SEND_TASK)
+            jobs = Job.objects.bulk_create([
+                Job(
+                    company=company, task_name=SEND_TASK, priority=priority, status=Job.Status.QUEUED,
+                    payload=_send_payload(plan=plan, run_id=run.pk if run else None, subject=_subject_for(plan)),
+                    idempotency_key=f"{SEND_TASK}:{plan.correlation_id}", next_run_at=now, dispatched_at=now,
+                    created_at=now,
+                )
+                for _, plan in allowed
+            ])
+            # The queued messages are the reservations the caps count; message_send(job=...) sends these rows.
+            messages = Message.objects.bulk_create([
+                Message(
+                    company=company, contact=plan.customer.contact, direction=Message.Direction.OUTBOUND,
+                    channel=plan.channel, agent_type=AGENT_TYPE, message_type=MESSAGE_TYPE, subject=_subject_for(plan),
+                    body=plan.text, status=Message.Status.QUEUED, correlation_id=plan.correlation_id, job=job,
+                    template_version=plan.version,
+                )
+                for (_, plan), job in zip(allowed, jobs, strict=True)
+            ])
+            if intent_ids:
+                _rows_link(
+                    table=CampaignRecipient._meta.db_table, columns=("message_id", "job_id"),
+                    rows=[(intent_ids[plan.customer.pk], message.pk, job.pk)
+                          for (_, plan), job, message in zip(allowed, jobs, messages, strict=True)],
+                )
+            sessions = [(plan.session.pk, message.pk) for (_, plan), message in zip(allowed, messages, strict=True)
+                        if plan.session is not None and plan.session.pk is not None]
+            if sessions:
+                _rows_link(table=AISession._meta.db_table, columns=("message_id",), rows=sessions)
+            for job in jobs:
+                job_dispatch_on_commit(job=job)
+            for (index, plan), job, message in zip(allowed, jobs, messages, strict=True):
+                queued.append(_Queued(index=index, plan=plan, job_id=job.pk, message=message, outcome=ReminderOutcome(
+                    customer_id=plan.customer.pk, status=SENT, reason=plan.reason,
+                    correlation_id=str(plan.correlation_id), body=plan.text,
+                    template_version_id=plan.version.pk if plan.version else None,
+                )))
+        if skipped_rows:
+            CampaignRecipient.objects.bulk_create(skipped_rows)
+    for reason in skip_reasons:
+        _count_skip(reason)
+    for item in queued:
+        if item.plan.reason:
+            _count_skip(item.plan.reason)
+    return skipped, queued
+
+
+def _rows_link(*, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """UPDATE table SET columns FROM (VALUES (id, ...), ...): one statement for a batch's links."""
+    table = connection.ops.quote_name(table)
+    names = ", ".join(connection.ops.quote_name(column) for column in columns)
+    assignments = ", ".join(f"{connection.ops.quote_name(column)} = v.{connection.ops.quote_name(column)}"
+                            for column in columns)
+    values = ", ".join(["(" + ", ".join(["%s::bigint"] * (len(columns) + 1)) + ")"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {assignments} FROM (VALUES {values}) AS v(id, {names}) WHERE {table}.id = v.id",
+            [value for row in rows for value in row],
+        )
+
+
+def _send_queued(*, item: _Queued) -> ReminderOutcome:
+    """Step 9: run the send job here (the copy Celery gets on commit finds it done; if this process
+    dies first, Celery or the relay sends it: the message is unique per job either way)."""
+    outcome = item.outcome
+    ran = job_execute(job_id=item.job_id, worker=f"smartengage:{item.plan.correlation_id}")
+    outcome.message_id = item.message.pk
     if ran != "completed":
         # Failed (the ledger retries it), dead, or taken by a worker first: ask the message.
-        message.refresh_from_db(fields=["status", "error"])
-        if message.status in (Message.Status.QUEUED, Message.Status.FAILED):
-            outcome.status, outcome.error = FAILED, message.error or "The send did not complete; the job retries it."
+        item.message.refresh_from_db(fields=["status", "error"])
+        if item.message.status in (Message.Status.QUEUED, Message.Status.FAILED):
+            outcome.status = FAILED
+            outcome.error = item.message.error or "The send did not complete; the job retries it."
     return outcome
 
 
-class _AlreadyReminded(Exception):
-    """The customer has an intent in this campaign cycle already."""
-
-
-def _recipient_intent(*, run: CampaignRun, plan: _Plan, job: Job, message: Message) -> bool:
-    """Write the pending intent row; False when the customer already has one in this campaign cycle.
+def _recipient_intents_insert(*, run: CampaignRun, plans: list[_Plan], now: Any) -> dict[int, int]:
+    """Write the pending intent rows; {customer id: intent id} of those written (the others have one in this cycle).
 
     INSERT ... ON CONFLICT DO NOTHING: the unique (campaign, cycle, customer) decides, no savepoint.
     """
-    now = timezone.now()
     table = connection.ops.quote_name(CampaignRecipient._meta.db_table)
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, NULL, NULL, %s, %s, '', %s, %s)"] * len(plans))
+    params: list[Any] = []
+    for plan in plans:
+        params += [
+            run.company_id, run.campaign_id, run.pk, plan.customer.pk, plan.cycle_started_at or run.created_at,
+            CampaignRecipient.Status.PENDING, plan.reason, plan.text,
+            plan.version.pk if plan.version else None, plan.correlation_id, now, now,
+        ]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (company_id, campaign_id, run_id, customer_id, cycle_started_at, status, reason,"
             " body, message_id, job_id, template_version_id, correlation_id, error, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '', %s, %s)"
-            " ON CONFLICT DO NOTHING RETURNING id",
-            [
-                run.company_id, run.campaign_id, run.pk, plan.customer.pk, plan.cycle_started_at or run.created_at,
-                CampaignRecipient.Status.PENDING, plan.reason, plan.text, message.pk, job.pk,
-                plan.version.pk if plan.version else None, plan.correlation_id, now, now,
-            ],
+            f" VALUES {values} ON CONFLICT DO NOTHING RETURNING customer_id, id",
+            params,
         )
-        return cursor.fetchone() is not None
-
-
-def _recipient_write(*, run: CampaignRun, plan: _Plan, status: str, reason: str = "") -> None:
-    row = _recipient_row(run=run, plan=plan, status=status)
-    row.reason = reason
-    row.save(force_insert=True)
+        return dict(cursor.fetchall())
 
 
 def smartengage_reminders_process(
@@ -541,26 +594,31 @@ def smartengage_reminders_process(
 def _send_all(
     *, company: Company, to_send: list[tuple[int, _Plan]], run: CampaignRun | None, bypass: bool
 ) -> Iterable[tuple[int, ReminderOutcome]]:
-    """Send the plans, SMARTENGAGE_SEND_CONCURRENCY at a time when each thread can have its own connection.
+    """Write the batch's intents in one transaction, then run the sends, SMARTENGAGE_SEND_CONCURRENCY at a time.
 
-    Inside an outer transaction (a test's, or a caller's) another connection could not see the
-    uncommitted rows, so the sends then run one by one on this connection.
+    Each sending thread keeps its own connection for its share of the batch. Inside an outer
+    transaction (a test's, or a caller's) another connection could not see the uncommitted rows,
+    so the sends then run one by one on this connection.
     """
-    workers = min(int(getattr(settings, "SMARTENGAGE_SEND_CONCURRENCY", 4)), len(to_send))
+    if not to_send:
+        return
+    skipped, queued = _intents_write(company=company, to_send=to_send, run=run, bypass_frequency_caps=bypass)
+    yield from skipped
+    workers = min(int(getattr(settings, "SMARTENGAGE_SEND_CONCURRENCY", 4)), len(queued))
     if workers <= 1 or connection.in_atomic_block:
-        for index, plan in to_send:
-            yield index, _send(company=company, plan=plan, run=run, bypass_frequency_caps=bypass)
+        for item in queued:
+            yield item.index, _send_queued(item=item)
         return
 
-    def send_in_thread(item: tuple[int, _Plan]) -> tuple[int, ReminderOutcome]:
-        index, plan = item
+    def send_share(share: list[_Queued]) -> list[tuple[int, ReminderOutcome]]:
         try:
-            return index, _send(company=company, plan=plan, run=run, bypass_frequency_caps=bypass)
+            return [(item.index, _send_queued(item=item)) for item in share]
         finally:
-            connection.close()  # this thread's own connection
+            connection.close()  # this thread's own connection, once for its whole share
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smartengage-send") as pool:
-        yield from pool.map(send_in_thread, to_send)
+        for results in pool.map(send_share, [queued[offset::workers] for offset in range(workers)]):
+            yield from results
 
 
 def _recipient_row(*, run: CampaignRun, plan: _Plan, status: str) -> CampaignRecipient:

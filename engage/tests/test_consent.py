@@ -20,6 +20,7 @@ from engage.services.consent import (
     local_day_and_week_start,
     send_intent_create,
     send_slot_reserve,
+    send_slots_reserve,
 )
 from shokti.metrics import opt_outs_total
 
@@ -247,3 +248,86 @@ def test_concurrent_senders_to_different_contacts_do_not_block_each_other(compan
 
     for contact in contacts:
         assert Message.objects.filter(contact=contact).count() == 1
+
+
+# --- The batch form: one lock statement, one count statement ---------------------------------------
+
+
+@pytest.mark.django_db
+def test_batch_reserve_decides_as_the_single_reserve_does(company):
+    # given contacts under each rule: free, daily cap (in Dhaka's day), weekly cap, too soon, no consent
+    set_caps(company, customer_daily_limit=1, customer_weekly_limit=2, customer_min_hours_between=0)
+    free, daily, weekly, soon, refused = (CustomerFactory(company=company, contact__timezone="Asia/Dhaka").contact
+                                          for _ in range(5))
+    sent(daily, at=dt.datetime(2026, 11, 18, 0, 30, tzinfo=DHAKA))
+    sent(weekly, at=dt.datetime(2026, 11, 16, 10, 0, tzinfo=DHAKA))
+    sent(weekly, at=dt.datetime(2026, 11, 17, 10, 0, tzinfo=DHAKA))
+    sent(daily, at=dt.datetime(2026, 11, 17, 23, 30, tzinfo=DHAKA) - dt.timedelta(days=7))  # last week: not counted
+    refused.is_sms_consented = False
+    refused.save(update_fields=["is_sms_consented"])
+    contacts = [free, daily, weekly, soon, refused]
+
+    # when
+    with transaction.atomic():
+        decisions = send_slots_reserve(contacts=contacts, channel="sms", role="customer", now=NOW)
+        singles = [send_slot_reserve(contact=contact, channel="sms", role="customer", now=NOW) for contact in contacts]
+
+    # then
+    assert decisions == singles
+    assert [decision.reason for decision in decisions] == [None, "daily_cap", "weekly_cap", None, "no_consent"]
+    set_caps(company, customer_daily_limit=5, customer_weekly_limit=5, customer_min_hours_between=24)
+    sent(soon, at=NOW - dt.timedelta(hours=23))
+    with transaction.atomic():
+        assert send_slots_reserve(contacts=[soon], channel="sms", role="customer", now=NOW) == [(False, "too_soon")]
+
+
+@pytest.mark.django_db
+def test_batch_reserve_counts_a_contact_given_twice(contact, company):
+    set_caps(company, customer_daily_limit=1, customer_min_hours_between=0)
+
+    with transaction.atomic():
+        decisions = send_slots_reserve(contacts=[contact, contact], channel="sms", role="customer", now=NOW)
+
+    assert decisions == [(True, None), (False, "daily_cap")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batch_reserve_refuses_outside_a_transaction(contact):
+    with pytest.raises(RuntimeError):
+        send_slots_reserve(contacts=[contact], channel="sms", role="customer")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batch_senders_never_exceed_the_caps(company):
+    # given six contacts, eight batch senders each trying all six (in different orders) at once
+    contacts = [CustomerFactory(company=company).contact for _ in range(6)]
+    barrier = threading.Barrier(8)
+    errors: list = []
+
+    def sender(order: int) -> None:
+        try:
+            batch = contacts[order % 6:] + contacts[: order % 6]
+            barrier.wait(timeout=10)
+            with transaction.atomic():
+                decisions = send_slots_reserve(contacts=batch, channel="sms", role="customer")
+                time.sleep(0.02)  # widen the window between the check and the write
+                for contact, decision in zip(batch, decisions, strict=True):
+                    if decision.allowed:
+                        Message.objects.create(
+                            company_id=company.pk, contact_id=contact.pk, direction=Message.Direction.OUTBOUND,
+                            channel="sms", agent_type="smartengage", message_type="reminder", body="race",
+                        )
+        except Exception as error:  # noqa: BLE001 - reported by the test, not swallowed
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sender, args=(order,)) for order in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    # then no deadlock, and each contact got exactly one (the daily cap of 1)
+    assert errors == []
+    assert [Message.objects.filter(contact=contact).count() for contact in contacts] == [1] * 6
