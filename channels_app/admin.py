@@ -1,4 +1,4 @@
-"""Channels in the operations console: accounts (secrets write-only), callbacks, WhatsApp Web sessions."""
+"""Channels in the operations console: accounts (secrets write-only), callbacks, WhatsApp Web sessions and outbox."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
 from channels_app import services
-from channels_app.models import ChannelAccount, ProviderCallback, WhatsAppWebSession
+from channels_app.models import (
+    ChannelAccount,
+    ProviderCallback,
+    WhatsAppWebDelivery,
+    WhatsAppWebSession,
+)
 from channels_app.selectors import webhook_urls_for
 from shokti.admin import TenantScopedAdmin
 
@@ -175,4 +180,34 @@ class WhatsAppWebSessionAdmin(TenantScopedAdmin):
         return qr_image(session)
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(WhatsAppWebDelivery)
+class WhatsAppWebDeliveryAdmin(TenantScopedAdmin):
+    """The WhatsApp Web outbox, read-only: sends write it, the task and the relay move it on."""
+
+    list_display = ["created_at", "company", "account", "to_phone", "status", "attempts", "dispatched_at", "last_error"]
+    list_filter = ["status", "company"]
+    list_select_related = ["company", "account"]
+    search_fields = ["=provider_message_id", "=to_phone"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at"]
+    fields = [
+        "company", "account", "provider_message_id", "to_phone", "body", "status", "attempts", "last_error",
+        "dispatched_at", "claimed_at", "created_at", "updated_at",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        # The message text is only shown on the row's page.
+        return super().get_queryset(request).defer("body")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

@@ -120,3 +120,48 @@ class WhatsAppWebSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account} - {self.get_state_display()}"
+
+
+class WhatsAppWebDelivery(models.Model):
+    """The outbox row of one WhatsApp Web message: written with the caller's send, relayed until it is done.
+
+    `send()` only publishes a Celery task after commit; if the broker is down or loses the message,
+    this row is what remembers it (`channels_app.whatsapp_web_relay` publishes it again).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="whatsapp_web_deliveries")
+    account = models.ForeignKey(ChannelAccount, on_delete=models.CASCADE, related_name="whatsapp_web_deliveries")
+    provider_message_id = models.CharField(max_length=200, unique=True)
+    to_phone = models.CharField(max_length=32)
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    # When the task was last published (or, after a transient failure, when its retry is due).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    # Set while a task is typing it; a claim older than the task time limit belonged to a dead worker.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "WhatsApp Web delivery"
+        verbose_name_plural = "WhatsApp Web deliveries"
+        ordering = ["-created_at"]
+        indexes = [
+            # The relay scans only the pending rows, oldest dispatch first.
+            models.Index(
+                fields=["dispatched_at"],
+                condition=Q(status="pending"),
+                name="channels_waweb_pending_relay",
+            ),
+            models.Index(fields=["company", "-created_at"], name="channels_waweb_company_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider_message_id} {self.status}"

@@ -1,4 +1,7 @@
-"""Celery tasks of channels_app: thin wrappers. `whatsapp_web_*` is routed to the `whatsapp_web` queue."""
+"""Celery tasks of channels_app: thin wrappers. `whatsapp_web_*` is routed to the `whatsapp_web` queue.
+
+`channels_app.whatsapp_web_relay` (beat) runs on the default queue: its name does not match that route.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from django.conf import settings
 
 from channels_app.base import ChannelError
 from channels_app.models import ChannelAccount, ProviderCallback
-from channels_app.services import delivery_status_report
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +19,12 @@ logger = logging.getLogger(__name__)
 @shared_task(bind=True, name="channels_app.tasks.whatsapp_web_send", acks_late=True, max_retries=None)
 def whatsapp_web_send(self, *, account_id: int, provider_message_id: str, to_phone: str, body: str) -> str:
     """Type one message in WhatsApp Web; report "sent" or, when it cannot be, "failed"."""
-    from channels_app.adapters.whatsapp_web import deliver
+    from channels_app.adapters.whatsapp_web import (
+        deliver,
+        whatsapp_web_delivery_claim,
+        whatsapp_web_delivery_finish,
+        whatsapp_web_delivery_retry_later,
+    )
 
     account = ChannelAccount.objects.filter(pk=account_id).first()
     if account is None:
@@ -31,14 +38,34 @@ def whatsapp_web_send(self, *, account_id: int, provider_message_id: str, to_pho
         status__in=["sent", "failed"],
     ).exists():
         return "done-before"
+    # The outbox row: done, or being typed by another run (a relayed duplicate), means nothing to do.
+    delivery = whatsapp_web_delivery_claim(
+        account_id=account_id,
+        company_id=account.company_id,
+        provider_message_id=provider_message_id,
+        to_phone=to_phone,
+        body=body,
+    )
+    if delivery is None:
+        return "done-before"
     try:
-        deliver(account_id=account_id, to_phone=to_phone, body=body)
+        deliver(account_id=account_id, to_phone=delivery.to_phone, body=delivery.body)
     except ChannelError as error:
-        if not error.permanent and self.request.retries < settings.WHATSAPP_WEB_MAX_RETRIES:
+        # Attempts are counted on the row, so runs the relay published count too.
+        if not error.permanent and delivery.attempts <= settings.WHATSAPP_WEB_MAX_RETRIES:
+            whatsapp_web_delivery_retry_later(
+                delivery=delivery, error=str(error), countdown=settings.WHATSAPP_WEB_RETRY_SECONDS
+            )
             raise self.retry(countdown=settings.WHATSAPP_WEB_RETRY_SECONDS, exc=error) from None
-        delivery_status_report(
-            account=account, provider_message_id=provider_message_id, status="failed", error=str(error)
-        )
+        whatsapp_web_delivery_finish(delivery=delivery, account=account, status="failed", error=str(error))
         return "failed"
-    delivery_status_report(account=account, provider_message_id=provider_message_id, status="sent")
+    whatsapp_web_delivery_finish(delivery=delivery, account=account, status="sent")
     return "sent"
+
+
+@shared_task(name="channels_app.whatsapp_web_relay", ignore_result=True)
+def whatsapp_web_relay() -> dict:
+    """Beat: publish again WhatsApp Web deliveries whose task was lost; give up on very old ones."""
+    from channels_app.adapters.whatsapp_web import whatsapp_web_deliveries_relay
+
+    return whatsapp_web_deliveries_relay()

@@ -50,6 +50,13 @@ DEFAULT_SCHEDULES: list[dict[str, Any]] = [
         "priority": 3,
         "description": "09:00 UTC (15:00 Dhaka): queues a run of every active, unpaused SmartEngage campaign.",
     },
+    {
+        "name": "channels: relay lost WhatsApp Web deliveries",
+        "task": "channels_app.whatsapp_web_relay",
+        "interval": {"every": 60, "period": "seconds"},
+        "priority": 0,
+        "description": "Publishes again WhatsApp Web outbox rows whose task was lost (WHATSAPP_WEB_RELAY_AFTER_SECONDS); reports failed the ones pending too long.",
+    },
 ]
 
 CRONTAB_FIELDS = ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")

@@ -2,6 +2,11 @@
 
 `send()` only queues: the browser runs in the `whatsapp_web` Celery queue (one worker, concurrency
 1, so one browser types at a time) and reports "sent"/"failed" through delivery_status_changed.
+
+Nothing is lost on the way (transactional outbox): `send()` writes a `WhatsAppWebDelivery` row in
+the caller's transaction and publishes the task after commit; a failed publish is only logged.
+The task claims the row before typing and marks it sent/failed when it reports; the beat task
+`channels_app.whatsapp_web_relay` publishes pending rows again and gives up on very old ones.
 """
 
 from __future__ import annotations
@@ -10,14 +15,18 @@ import logging
 import random
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from channels_app.base import ChannelAdapter, ChannelError, OutboundMessage, SendResult
+from channels_app.models import ChannelAccount, WhatsAppWebDelivery
 from channels_app.registry import register
 
 logger = logging.getLogger(__name__)
@@ -28,22 +37,158 @@ class WhatsAppWebAdapter(ChannelAdapter):
     name = "whatsapp_web"
 
     def send(self, message: OutboundMessage) -> SendResult:
-        from channels_app.tasks import whatsapp_web_send
-
         if not message.to_phone:
             raise ChannelError("The contact has no phone number.", permanent=True)
         account_id = self.settings.get("account_id")
         if not account_id:
             raise ChannelError("No active WhatsApp Web account for this company.", permanent=True)
         provider_message_id = f"waweb-{uuid.uuid4().hex}"
-        kwargs = {
-            "account_id": account_id,
-            "provider_message_id": provider_message_id,
-            "to_phone": message.to_phone,
-            "body": message.body,
-        }
-        transaction.on_commit(lambda: whatsapp_web_send.apply_async(kwargs=kwargs))
+        # The outbox row shares the caller's transaction: rolled back, there is no row and no task.
+        WhatsAppWebDelivery.objects.create(
+            company_id=message.company_id,
+            account_id=account_id,
+            provider_message_id=provider_message_id,
+            to_phone=message.to_phone,
+            body=message.body,
+            dispatched_at=timezone.now(),
+        )
+        kwargs = task_kwargs(
+            account_id=account_id, provider_message_id=provider_message_id, to_phone=message.to_phone, body=message.body
+        )
+        transaction.on_commit(lambda: whatsapp_web_delivery_dispatch(kwargs=kwargs, is_first=True))
         return SendResult(provider_message_id=provider_message_id, status="queued", raw={"queue": "whatsapp_web"})
+
+
+def task_kwargs(*, account_id: int, provider_message_id: str, to_phone: str, body: str) -> dict[str, Any]:
+    return {"account_id": account_id, "provider_message_id": provider_message_id, "to_phone": to_phone, "body": body}
+
+
+# --- the outbox: publish, claim, finish, relay ----------------------------------------------
+
+
+def whatsapp_web_delivery_dispatch(*, kwargs: dict[str, Any], is_first: bool = False) -> bool:
+    """Publish the typing task; False (logged, never raised) when the broker is unreachable: the relay retries."""
+    from channels_app.tasks import whatsapp_web_send
+
+    try:
+        whatsapp_web_send.apply_async(kwargs=kwargs)
+    except Exception as error:  # noqa: BLE001  (any broker failure: the row stays pending for the relay)
+        logger.warning(
+            "whatsapp web message %s not published (%s); the relay will retry", kwargs["provider_message_id"], error
+        )
+        if is_first:
+            # Not published at all: the relay may take it at its next run, not after the timeout.
+            try:
+                WhatsAppWebDelivery.objects.filter(
+                    provider_message_id=kwargs["provider_message_id"], status=WhatsAppWebDelivery.Status.PENDING
+                ).update(dispatched_at=None)
+            except Exception:  # the row is committed and pending: the relay finds it anyway
+                logger.exception("whatsapp web message %s: could not flag it for the relay", kwargs["provider_message_id"])
+        return False
+    return True
+
+
+def claim_timeout() -> timedelta:
+    # A task cannot outlive the hard time limit: a claim older than that belonged to a dead worker.
+    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+
+
+def _unclaimed(now) -> Q:
+    return Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - claim_timeout())
+
+
+def whatsapp_web_delivery_claim(
+    *, account_id: int, company_id: int, provider_message_id: str, to_phone: str, body: str
+) -> WhatsAppWebDelivery | None:
+    """Take the pending row for this run (counting the attempt), or None when it is done or another run has it."""
+    now = timezone.now()
+    # A task published before the outbox existed gets its row on its first run.
+    WhatsAppWebDelivery.objects.get_or_create(
+        provider_message_id=provider_message_id,
+        defaults={
+            "company_id": company_id,
+            "account_id": account_id,
+            "to_phone": to_phone,
+            "body": body,
+            "dispatched_at": now,
+        },
+    )
+    # A conditional UPDATE: of two concurrent runs PostgreSQL lets exactly one match.
+    claimed = (
+        WhatsAppWebDelivery.objects.filter(
+            _unclaimed(now),
+            provider_message_id=provider_message_id,
+            account_id=account_id,
+            status=WhatsAppWebDelivery.Status.PENDING,
+        ).update(claimed_at=now, attempts=F("attempts") + 1, updated_at=now)
+    )
+    if not claimed:
+        return None
+    return WhatsAppWebDelivery.objects.get(provider_message_id=provider_message_id)
+
+
+def whatsapp_web_delivery_retry_later(*, delivery: WhatsAppWebDelivery, error: str, countdown: float) -> None:
+    """Release the claim after a transient failure; the retry is due in `countdown` s (the relay counts from then)."""
+    now = timezone.now()
+    WhatsAppWebDelivery.objects.filter(pk=delivery.pk, status=WhatsAppWebDelivery.Status.PENDING).update(
+        claimed_at=None, last_error=error[:500], dispatched_at=now + timedelta(seconds=countdown), updated_at=now
+    )
+
+
+def whatsapp_web_delivery_finish(*, delivery: WhatsAppWebDelivery, account: ChannelAccount, status: str, error: str = "") -> None:
+    """Mark the row sent/failed and report it, in one transaction (a failing receiver keeps it pending)."""
+    from channels_app.services import delivery_status_report
+
+    with transaction.atomic():
+        WhatsAppWebDelivery.objects.filter(pk=delivery.pk, status=WhatsAppWebDelivery.Status.PENDING).update(
+            status=status, last_error=error[:500], claimed_at=None, updated_at=timezone.now()
+        )
+        delivery_status_report(
+            account=account, provider_message_id=delivery.provider_message_id, status=status, error=error
+        )
+
+
+def whatsapp_web_deliveries_relay(*, batch_size: int = 500) -> dict[str, int]:
+    """Publish again pending rows whose task was lost; report failed the ones pending past the give-up age."""
+    now = timezone.now()
+    relay_after = timedelta(seconds=settings.WHATSAPP_WEB_RELAY_AFTER_SECONDS)
+    give_up_after = timedelta(seconds=settings.WHATSAPP_WEB_RELAY_GIVE_UP_AFTER_SECONDS)
+    pending = WhatsAppWebDelivery.objects.filter(_unclaimed(now), status=WhatsAppWebDelivery.Status.PENDING)
+    counts = {"redispatched": 0, "given_up": 0}
+    with transaction.atomic():
+        expired = list(
+            pending.filter(created_at__lt=now - give_up_after)
+            .select_related("account")
+            .order_by("created_at")
+            .select_for_update(skip_locked=True, of=("self",))[:batch_size]
+        )
+        for delivery in expired:
+            error = f"not delivered within {settings.WHATSAPP_WEB_RELAY_GIVE_UP_AFTER_SECONDS} s; given up"
+            if delivery.last_error:
+                error = f"{error} (last error: {delivery.last_error})"
+            try:
+                whatsapp_web_delivery_finish(delivery=delivery, account=delivery.account, status="failed", error=error)
+            except Exception:  # one failing receiver must not stop the relay; the row stays pending
+                logger.exception("whatsapp web relay: could not give up %s", delivery.provider_message_id)
+                continue
+            counts["given_up"] += 1
+        lost = list(
+            pending.filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - relay_after))
+            .order_by(F("dispatched_at").asc(nulls_first=True), "id")
+            .select_for_update(skip_locked=True)
+            .values_list("id", "account_id", "provider_message_id", "to_phone", "body")[:batch_size]
+        )
+        if lost:
+            WhatsAppWebDelivery.objects.filter(pk__in=[row[0] for row in lost]).update(dispatched_at=now, updated_at=now)
+        for _, account_id, provider_message_id, to_phone, body in lost:
+            kwargs = task_kwargs(
+                account_id=account_id, provider_message_id=provider_message_id, to_phone=to_phone, body=body
+            )
+            transaction.on_commit(lambda kwargs=kwargs: whatsapp_web_delivery_dispatch(kwargs=kwargs))
+        counts["redispatched"] = len(lost)
+    if counts["redispatched"] or counts["given_up"]:
+        logger.info("whatsapp web relay: %s", counts)
+    return counts
 
 
 def _pause(milliseconds: tuple[int, int] | list[int]) -> None:
