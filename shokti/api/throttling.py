@@ -5,6 +5,8 @@ Rates are in settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (`anon`, `user`, 
 
 from __future__ import annotations
 
+import weakref
+
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.redis import RedisCache
 from rest_framework import throttling
@@ -38,11 +40,30 @@ class UserRateThrottle(LiveRatesMixin, throttling.UserRateThrottle):
         return super().get_cache_key(request, view)
 
 
+# INCR this window (expiring after two), read the previous one: one command, one round trip.
+_SLIDING_WINDOW_SCRIPT = """
+local current = redis.call('INCR', KEYS[1])
+if current == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return {current, redis.call('GET', KEYS[2]) or 0}
+"""
+# Per cache client: its Redis client and the registered script. Django builds a new
+# redis.Redis (with its ~200 response callbacks) on every get_client() call.
+_redis_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _sliding_window_script(cache: RedisCache):
+    script = _redis_scripts.get(cache._cache)
+    if script is None:
+        script = cache._cache.get_client(write=True).register_script(_SLIDING_WINDOW_SCRIPT)
+        _redis_scripts[cache._cache] = script
+    return script
+
+
 class ApiKeyRateThrottle(LiveRatesMixin, throttling.SimpleRateThrottle):
     """One bucket per API key, keyed by the key's public prefix.
 
     Webhook senders call at high rates, so on Redis this is a sliding-window counter in one round
-    trip (INCR this window, EXPIRE it, GET the previous one), not DRF's history list, which is read,
+    trip (a Lua script: INCR this window, EXPIRE it, GET the previous one), not DRF's history list, which is read,
     unpickled, trimmed, pickled and written back on every request (two round trips and a list as
     long as the rate). The previous window counts in proportion to how much of it still overlaps
     the last `duration` seconds. A refused request is not counted.
@@ -65,17 +86,15 @@ class ApiKeyRateThrottle(LiveRatesMixin, throttling.SimpleRateThrottle):
         now = self.timer()
         window = int(now // self.duration)
         current_key = cache.make_key(f"{key}:{window}")
-        client = cache._cache.get_client(current_key, write=True)
-        pipeline = client.pipeline(transaction=False)
-        pipeline.incr(current_key)
-        pipeline.expire(current_key, self.duration * 2)
-        pipeline.get(cache.make_key(f"{key}:{window - 1}"))
-        current, _, previous = pipeline.execute()
+        script = _sliding_window_script(cache)
+        current, previous = script(
+            keys=[current_key, cache.make_key(f"{key}:{window - 1}")], args=[int(self.duration * 2)]
+        )
         overlap = 1 - (now - window * self.duration) / self.duration
         self._counts = (current - 1, int(previous or 0), overlap, now, window)
         if int(previous or 0) * overlap + current <= self.num_requests:
             return True
-        client.decr(current_key)  # refused: it does not use up the quota
+        script.registered_client.decr(current_key)  # refused: it does not use up the quota
         return False
 
     def wait(self) -> float | None:
