@@ -282,6 +282,8 @@ AI_MAX_CONCURRENCY = env.int("AI_MAX_CONCURRENCY", default=8)
 AI_BULK_MAX_CONCURRENCY = env.int("AI_BULK_MAX_CONCURRENCY", default=200)
 # SmartEngage sends of one batch in flight at once (threads, each with its own database connection).
 SMARTENGAGE_SEND_CONCURRENCY = env.int("SMARTENGAGE_SEND_CONCURRENCY", default=4)
+# A dry run calls the model for this many customers of each batch (a preview); the rest get the fallback.
+SMARTENGAGE_DRY_RUN_MODEL_SAMPLE = env.int("SMARTENGAGE_DRY_RUN_MODEL_SAMPLE", default=20)
 
 # --- Email --------------------------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

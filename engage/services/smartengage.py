@@ -162,6 +162,7 @@ class _Plan:
     reason: str = ""
     text: str = ""
     session: AISession | None = None
+    note: str = ""
 
 
 def _count_skip(reason: str) -> None:
@@ -339,13 +340,34 @@ def _plans(
     return plans
 
 
-def _generate(*, company: Company, plans: list[_Plan]) -> None:
-    """Steps 5-7: generate concurrently, filter, fall back, put the link in."""
+DRY_RUN_NOT_CALLED = "Dry run: the model was not called for this customer (beyond the sample); the approved fallback is shown."
+
+
+def _generate(*, company: Company, plans: list[_Plan], dry_run: bool = False) -> None:
+    """Steps 5-7: generate concurrently, filter, fall back, put the link in.
+
+    A dry run calls the model for the first SMARTENGAGE_DRY_RUN_MODEL_SAMPLE customers of each
+    batch only (a preview of what the model writes, AISessions recorded); every other customer gets
+    the rendered prompt's approved fallback with the link, marked so: a dry run of the whole eligible
+    set costs no model calls and is not held up by them.
+    """
     from engage.policy import policy_for
 
     to_generate = [plan for plan in plans if not plan.reason and plan.request is not None]
     if not to_generate:
         return
+    if dry_run:
+        sample = max(0, int(getattr(settings, "SMARTENGAGE_DRY_RUN_MODEL_SAMPLE", 20)))
+        fallbacks: dict[str, str] = {}
+        for plan in to_generate[sample:]:
+            locale = plan.request.locale
+            if locale not in fallbacks:
+                fallbacks[locale] = fallback_text_for(company=company, message_type=MESSAGE_TYPE, locale=locale)
+            plan.text = _with_link(fallbacks[locale], plan.link)
+            plan.note = DRY_RUN_NOT_CALLED
+        to_generate = to_generate[:sample]
+        if not to_generate:
+            return
     if not policy_for(company=company).is_ai_generation_enabled:
         for plan in to_generate:
             fallback = fallback_text_for(company=company, message_type=MESSAGE_TYPE, locale=plan.request.locale)
@@ -556,7 +578,7 @@ def smartengage_reminders_process(
         ttl_hours=ttl_hours, bypass_frequency_caps=bypass_frequency_caps, send_window=send_window,
         is_segmented=run is not None,
     )
-    _generate(company=company, plans=plans)
+    _generate(company=company, plans=plans, dry_run=dry_run)
     outcomes: list[ReminderOutcome | None] = []
     skipped_rows = []
     to_send: list[tuple[int, _Plan]] = []
@@ -577,9 +599,12 @@ def smartengage_reminders_process(
                 correlation_id=str(plan.correlation_id),
                 body=plan.text,
                 template_version_id=plan.version.pk if plan.version else None,
+                error=plan.note,
             )
             if run is not None:
-                skipped_rows.append(_recipient_row(run=run, plan=plan, status=CampaignRecipient.Status.DRY_RUN))
+                row = _recipient_row(run=run, plan=plan, status=CampaignRecipient.Status.DRY_RUN)
+                row.error = plan.note
+                skipped_rows.append(row)
         else:
             to_send.append((len(outcomes), plan))
             outcome = None

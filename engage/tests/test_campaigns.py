@@ -13,7 +13,7 @@ from django.utils import timezone
 from channels_app.adapters.console import ConsoleAdapter
 from channels_app.base import ChannelError
 from engage.events import user_event_record
-from engage.models import Campaign, CampaignRun, Job, Message
+from engage.models import AISession, Campaign, CampaignRun, Job, Message
 from engage.policy import policy_get_or_create
 from engage.services import smartengage as smartengage_service
 from engage.services.campaigns import (
@@ -108,6 +108,32 @@ def test_dry_run_renders_everything_and_sends_nothing(campaign, fake_openai):
     real = campaign_run_trigger(campaign=campaign)
     assert execute(real)["sent"] == 3
     assert all(outbound_count(customer) == 1 for customer in customers)
+
+
+@pytest.mark.django_db
+def test_a_dry_run_calls_the_model_for_its_sample_only_and_shows_the_fallback_for_the_rest(
+    campaign, fake_openai, settings
+):
+    # given three due customers and a model sample of one per batch
+    settings.SMARTENGAGE_DRY_RUN_MODEL_SAMPLE = 1
+    fake_openai.reply(AI_TEXT)
+    for _ in range(3):
+        customer_due(campaign.company)
+    run = campaign_run_trigger(campaign=campaign, is_dry_run=True)
+
+    # when
+    result = execute(run)
+
+    # then one model call; the others show the approved fallback with their link, and say so
+    assert (result["status"], result["rendered"], result["sent"]) == ("completed", 3, 0)
+    assert len(fake_openai.requests) == 1
+    rows = list(run.recipients.order_by("customer_id"))
+    assert rows[0].body.startswith(AI_TEXT.split("[BOOKING_LINK]")[0]) and rows[0].error == ""
+    for row in rows[1:]:
+        assert row.body.startswith("আপনার প্রিয় সার্ভিসের সময় হয়েছে।") and "token=" in row.body
+        assert row.error == smartengage_service.DRY_RUN_NOT_CALLED and row.reason == ""
+    assert AISession.objects.filter(company=campaign.company).count() == 1
+    assert not Message.objects.exists()
 
 
 @pytest.mark.django_db
