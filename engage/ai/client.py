@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -258,15 +258,37 @@ def ai_generate_many(
 
     `bulk=True` (campaigns) shares the process-wide pool of AI_BULK_MAX_CONCURRENCY threads.
     """
+    if bulk and max_workers is None:
+        return ai_generate_start(requests=requests).results()
     memo: dict = {}
     prepared = [_prepare(request, memo) for request in requests]
-    if bulk and max_workers is None:
-        calls = list(_bulk_pool().map(_call, prepared))
-    else:
-        workers = max(1, min(max_workers or settings.AI_MAX_CONCURRENCY, len(prepared) or 1))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ai") as pool:
-            calls = list(pool.map(_call, prepared))
+    workers = max(1, min(max_workers or settings.AI_MAX_CONCURRENCY, len(prepared) or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ai") as pool:
+        calls = list(pool.map(_call, prepared))
+    return _results_record(prepared, calls)
+
+
+def _results_record(prepared: list[_Prepared], calls: list[_CallOutcome]) -> list[GenerationResult]:
     results = [_finish(item, call, save=False) for item, call in zip(prepared, calls, strict=True)]
     # One INSERT for the batch's records (PostgreSQL returns their ids).
     AISession.objects.bulk_create([result.session for result in results], batch_size=500)
     return results
+
+
+class GenerationBatch:
+    """Model calls in flight on the bulk pool; `results()` waits for them, filters and records (calling thread)."""
+
+    def __init__(self, prepared: list[_Prepared], futures: list[Future]) -> None:
+        self._prepared, self._futures = prepared, futures
+
+    def results(self) -> list[GenerationResult]:
+        return _results_record(self._prepared, [future.result() for future in self._futures])
+
+
+def ai_generate_start(*, requests: Sequence[GenerationRequest]) -> GenerationBatch:
+    """Start many generations on the process-wide bulk pool and return at once (bulk work overlaps its
+    database work with the model's latency); the database reads happen here, in the calling thread."""
+    memo: dict = {}
+    prepared = [_prepare(request, memo) for request in requests]
+    pool = _bulk_pool()
+    return GenerationBatch(prepared, [pool.submit(_call, item) for item in prepared])

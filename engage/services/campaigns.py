@@ -185,7 +185,7 @@ def _is_cancelled(run_id: int) -> bool:
 
 def campaign_run_execute(*, run_id: int, job: Job | None = None) -> dict[str, Any]:
     """Execute a queued (or resumed) run under the campaign's lock; the answer says what happened."""
-    from engage.services.smartengage import smartengage_bulk_send
+    from engage.services.smartengage import smartengage_batches_send
 
     run = CampaignRun.objects.select_related("campaign__company", "campaign__service").get(pk=run_id)
     if run.status in CampaignRun.FINISHED_STATUSES:
@@ -205,21 +205,19 @@ def campaign_run_execute(*, run_id: int, job: Job | None = None) -> dict[str, An
         campaign, preset = run.campaign, run.preset
         total = run.total_eligible
         try:
-            for customers in _eligible_batches(run=run):
-                if _is_cancelled(run.pk):
-                    break
-                smartengage_bulk_send(
-                    company=campaign.company,
-                    customers=customers,
-                    send_window=(preset["send_window_start_hour"], preset["send_window_end_hour"]),
-                    channel=campaign.channel,
-                    service=campaign.service,
-                    promo_code=run.promo_code,
-                    ttl_hours=campaign.link_ttl_hours,
-                    dry_run=run.is_dry_run,
-                    run=run,
-                    batch_size=len(customers),
-                )
+            # One batch's model calls are in flight while the previous batch is written and sent.
+            for customers, _ in smartengage_batches_send(
+                company=campaign.company,
+                batches=_eligible_batches(run=run),
+                send_window=(preset["send_window_start_hour"], preset["send_window_end_hour"]),
+                channel=campaign.channel,
+                service=campaign.service,
+                promo_code=run.promo_code,
+                ttl_hours=campaign.link_ttl_hours,
+                dry_run=run.is_dry_run,
+                run=run,
+                is_cancelled=lambda: _is_cancelled(run.pk),
+            ):
                 total += len(customers)
                 CampaignRun.objects.filter(pk=run.pk).update(total_eligible=total)
         except Exception as error:

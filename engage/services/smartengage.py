@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,10 +31,10 @@ from crm.models import Booking, Channel, Company, Customer, Service, User
 from engage.ai import (
     GenerationRequest,
     ai_config_for,
-    ai_generate_many,
     fallback_text_for,
     template_render,
 )
+from engage.ai.client import GenerationBatch, ai_generate_start
 from engage.ai.templates import template_latest_approved, template_variables_check
 from engage.handlers import default_priority
 from engage.models import (
@@ -343,8 +343,8 @@ def _plans(
 DRY_RUN_NOT_CALLED = "Dry run: the model was not called for this customer (beyond the sample); the approved fallback is shown."
 
 
-def _generate(*, company: Company, plans: list[_Plan], dry_run: bool = False) -> None:
-    """Steps 5-7: generate concurrently, filter, fall back, put the link in.
+def _generate_start(*, company: Company, plans: list[_Plan], dry_run: bool = False) -> _Generation | None:
+    """Steps 5-7, started: the model calls go out (bulk pool) and this returns at once; None when none are needed.
 
     A dry run calls the model for the first SMARTENGAGE_DRY_RUN_MODEL_SAMPLE customers of each
     batch only (a preview of what the model writes, AISessions recorded); every other customer gets
@@ -355,7 +355,7 @@ def _generate(*, company: Company, plans: list[_Plan], dry_run: bool = False) ->
 
     to_generate = [plan for plan in plans if not plan.reason and plan.request is not None]
     if not to_generate:
-        return
+        return None
     if dry_run:
         sample = max(0, int(getattr(settings, "SMARTENGAGE_DRY_RUN_MODEL_SAMPLE", 20)))
         fallbacks: dict[str, str] = {}
@@ -367,14 +367,26 @@ def _generate(*, company: Company, plans: list[_Plan], dry_run: bool = False) ->
             plan.note = DRY_RUN_NOT_CALLED
         to_generate = to_generate[:sample]
         if not to_generate:
-            return
+            return None
     if not policy_for(company=company).is_ai_generation_enabled:
         for plan in to_generate:
             fallback = fallback_text_for(company=company, message_type=MESSAGE_TYPE, locale=plan.request.locale)
             plan.text = _with_link(fallback, plan.link)
+        return None
+    return _Generation(plans=to_generate, batch=ai_generate_start(requests=[plan.request for plan in to_generate]))
+
+
+@dataclass
+class _Generation:
+    plans: list[_Plan]
+    batch: GenerationBatch
+
+
+def _generate_finish(generation: _Generation | None) -> None:
+    """Steps 5-7, finished: wait for the calls, filter, fall back, put the link in."""
+    if generation is None:
         return
-    results = ai_generate_many(requests=[plan.request for plan in to_generate], bulk=True)
-    for plan, result in zip(to_generate, results, strict=True):
+    for plan, result in zip(generation.plans, generation.batch.results(), strict=True):
         plan.session = result.session
         if result.outcome == AISession.Outcome.REJECTED:
             plan.reason = Reason.SAFETY_REJECTED
@@ -570,7 +582,40 @@ def smartengage_reminders_process(
     run: CampaignRun | None = None,
     send_window: tuple[int, int] | None = None,
 ) -> list[ReminderOutcome]:
-    """The workflow for a batch of customers of `company`: AI calls concurrent, sends one by one."""
+    """The workflow for a batch of customers of `company`: AI calls concurrent, the batch's intents in one transaction."""
+    return _reminders_finish(_reminders_start(
+        company=company, customers=customers, channel=channel, service=service, promo_code=promo_code,
+        ttl_hours=ttl_hours, bypass_frequency_caps=bypass_frequency_caps, dry_run=dry_run, run=run,
+        send_window=send_window,
+    ))
+
+
+@dataclass
+class _Started:
+    """A batch whose plans are made and whose model calls are in flight."""
+
+    company: Company
+    customers: Sequence[Customer]
+    plans: list[_Plan]
+    generation: _Generation | None
+    dry_run: bool
+    run: CampaignRun | None
+    bypass_frequency_caps: bool
+
+
+def _reminders_start(
+    *,
+    company: Company,
+    customers: Sequence[Customer],
+    channel: str,
+    service: Service | None,
+    promo_code: str,
+    ttl_hours: int | None,
+    bypass_frequency_caps: bool,
+    dry_run: bool,
+    run: CampaignRun | None,
+    send_window: tuple[int, int] | None,
+) -> _Started:
     if channel not in Channel.values:
         raise ValidationError({"channel": f"Unknown channel {channel!r}."})
     plans = _plans(
@@ -578,7 +623,17 @@ def smartengage_reminders_process(
         ttl_hours=ttl_hours, bypass_frequency_caps=bypass_frequency_caps, send_window=send_window,
         is_segmented=run is not None,
     )
-    _generate(company=company, plans=plans, dry_run=dry_run)
+    return _Started(
+        company=company, customers=customers, plans=plans,
+        generation=_generate_start(company=company, plans=plans, dry_run=dry_run),
+        dry_run=dry_run, run=run, bypass_frequency_caps=bypass_frequency_caps,
+    )
+
+
+def _reminders_finish(started: _Started) -> list[ReminderOutcome]:
+    company, plans, dry_run, run = started.company, started.plans, started.dry_run, started.run
+    bypass_frequency_caps = started.bypass_frequency_caps
+    _generate_finish(started.generation)
     outcomes: list[ReminderOutcome | None] = []
     skipped_rows = []
     to_send: list[tuple[int, _Plan]] = []
@@ -715,15 +770,53 @@ def smartengage_bulk_send(
     """Remind many customers, `batch_size` at a time (the AI calls of a batch run concurrently)."""
     started = time.monotonic()
     result = BulkResult(total_eligible=len(customers))
-    for start in range(0, len(customers), max(1, batch_size)):
-        for outcome in smartengage_reminders_process(
-            company=company, customers=customers[start : start + batch_size], channel=channel, service=service,
-            promo_code=promo_code, ttl_hours=ttl_hours, bypass_frequency_caps=bypass_frequency_caps,
-            dry_run=dry_run, run=run, send_window=send_window,
-        ):
+    size = max(1, batch_size)
+    for _, outcomes in smartengage_batches_send(
+        company=company, batches=(customers[start : start + size] for start in range(0, len(customers), size)),
+        channel=channel, service=service, promo_code=promo_code, ttl_hours=ttl_hours,
+        bypass_frequency_caps=bypass_frequency_caps, dry_run=dry_run, run=run, send_window=send_window,
+    ):
+        for outcome in outcomes:
             result.add(outcome)
     result.duration_seconds = time.monotonic() - started
     return result
+
+
+def smartengage_batches_send(
+    *,
+    company: Company,
+    batches: Iterable[Sequence[Customer]],
+    channel: str = Channel.EMAIL,
+    service: Service | None = None,
+    promo_code: str = "",
+    ttl_hours: int | None = None,
+    bypass_frequency_caps: bool = False,
+    dry_run: bool = False,
+    run: CampaignRun | None = None,
+    send_window: tuple[int, int] | None = None,
+    is_cancelled: Callable[[], bool] | None = None,
+) -> Iterator[tuple[Sequence[Customer], list[ReminderOutcome]]]:
+    """Process batch after batch, yielding each batch's outcomes; the next batch's model calls are in flight
+    while this one's intents are written and its messages sent (the model's latency overlaps our work).
+
+    `is_cancelled` is asked before each batch is started and before a started batch is sent: a
+    cancelled run sends nothing more (a started batch is dropped, its model calls unrecorded).
+    """
+    options = {
+        "company": company, "channel": channel, "service": service, "promo_code": promo_code,
+        "ttl_hours": ttl_hours, "bypass_frequency_caps": bypass_frequency_caps, "dry_run": dry_run, "run": run,
+        "send_window": send_window,
+    }
+    pending: _Started | None = None
+    for customers in batches:
+        if is_cancelled is not None and is_cancelled():
+            break
+        started = _reminders_start(customers=customers, **options)
+        if pending is not None:
+            yield pending.customers, _reminders_finish(pending)
+        pending = started
+    if pending is not None and not (is_cancelled is not None and is_cancelled()):
+        yield pending.customers, _reminders_finish(pending)
 
 
 def smartengage_job_send(*, job: Job) -> dict[str, Any]:
@@ -766,9 +859,16 @@ def smartengage_job_send(*, job: Job) -> dict[str, Any]:
 def _recipient_update(*, job: Job, run_id: int, status: str, error: str) -> None:
     from engage.services.campaigns import campaign_run_counts_refresh
 
-    updated = CampaignRecipient.objects.filter(job=job).exclude(status=CampaignRecipient.Status.SENT).update(
-        status=status, error=error[:5000], updated_at=timezone.now()
-    )
+    recipients = connection.ops.quote_name(CampaignRecipient._meta.db_table)
+    runs = connection.ops.quote_name(CampaignRun._meta.db_table)
+    # One statement: update the recipient and read its run's status (the send path's round trips count).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {recipients} SET status = %s, error = %s, updated_at = %s"
+            f" WHERE job_id = %s AND status <> %s RETURNING (SELECT status FROM {runs} WHERE id = %s)",
+            [status, error[:5000], timezone.now(), job.pk, CampaignRecipient.Status.SENT, run_id],
+        )
+        run_statuses = [row[0] for row in cursor.fetchall()]
     # A run still going counts at its end; a finished one (a retry, a late job) is recounted now.
-    if updated and CampaignRun.objects.filter(pk=run_id, status__in=CampaignRun.FINISHED_STATUSES).exists():
+    if any(run_status in CampaignRun.FINISHED_STATUSES for run_status in run_statuses):
         campaign_run_counts_refresh(run_id=run_id)
