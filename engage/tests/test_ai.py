@@ -262,3 +262,45 @@ def test_ai_sessions_are_read_only_and_scoped(client, staff_user, other_staff_us
     client.force_login(other_staff_user)
     assert client.get(url).status_code == 404
     assert url not in client.get(reverse("admin:engage_aisession_changelist")).content.decode()
+
+
+def test_campaign_generation_starts_on_the_bulk_pool_and_returns_before_the_answers(fake_openai, company, settings):
+    # given: a bulk bound of 3, a model that takes 0.3 s and counts calls in flight
+    from engage.ai.client import _sdk_client, ai_generate_start
+
+    settings.AI_BULK_MAX_CONCURRENCY = 3
+    lock = threading.Lock()
+    in_flight = {"now": 0, "max": 0}
+
+    def answer(request):
+        with lock:
+            in_flight["now"] += 1
+            in_flight["max"] = max(in_flight["max"], in_flight["now"])
+        threading.Event().wait(0.3)
+        with lock:
+            in_flight["now"] -= 1
+        return "উত্তর " + request["messages"][-1]["content"]
+
+    fake_openai.respond_with(answer)
+    requests = [
+        GenerationRequest(
+            company=company, agent_type="smartengage", purpose="reminder", message_type="reminder",
+            messages=[{"role": "user", "content": f"গ্রাহক {index}"}], channel="sms",
+        )
+        for index in range(7)
+    ]
+
+    # when
+    started = ai_generate_start(requests=requests)
+    is_waiting = not all(future.done() for future in started._futures)
+    results = started.results()
+
+    # then the start returned while the calls were still in flight; at most 3 at once; order kept
+    assert is_waiting
+    assert [result.text for result in results] == [f"উত্তর গ্রাহক {index}" for index in range(7)]
+    assert in_flight["max"] == 3
+    assert AISession.objects.filter(company=company, outcome="ok").count() == 7
+    # the HTTP pool keeps as many connections alive as calls may be in flight (the SDK keeps 100)
+    client = _sdk_client("http://127.0.0.1:1/v1", "key", 5.0, 0, 300)
+    pool = client._client._transport._pool
+    assert (pool._max_connections, pool._max_keepalive_connections) == (300, 300)
