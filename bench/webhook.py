@@ -14,8 +14,9 @@ What it does, in the benchmark database (migrated by run_all):
 4. Open loop (last, so an overloaded server's backlog spoils nothing else): 200 requests/s offered
    at a constant rate for 15 s; latency is counted from the moment each request was due (no
    coordinated omission), and a request unanswered after 30 s counts as failed: p50, p99.
-5. The ceiling: the same database work (key lookup; one transaction with the dedupe probe,
-   contact upsert, open-lead lookup/creation, message insert, events, job insert, message update)
+5. The ceiling: the same database work as the service does (the dedupe probe; one transaction
+   with the contact upsert, the open-lead lookup or its INSERT ... SELECT of the first stage, and
+   message + job + event in one statement; the API key is cached per process, so it is not read)
    with raw psycopg on as many connections as gunicorn has workers: transactions/s.
 
 The load generator is asyncio on raw sockets, in this process, on the same 2 CPUs as the
@@ -184,8 +185,6 @@ def _stop(process: subprocess.Popen) -> None:
 # --- the raw-psycopg ceiling ----------------------------------------------------------------
 
 RAW_SQL = {
-    "key": "SELECT k.id, k.hashed_key, c.id, c.is_active FROM crm_apikey k JOIN crm_company c ON c.id = k.company_id"
-           " WHERE k.prefix = %s",
     "dedupe": "SELECT lead_id, id, job_id FROM engage_message WHERE company_id = %s AND direction = 'inbound'"
               " AND external_id = %s LIMIT 1",
     "contact": "INSERT INTO crm_contact (company_id, name, phone, email, locale, timezone, is_email_consented,"
@@ -195,64 +194,62 @@ RAW_SQL = {
                " RETURNING id",
     "lead": "SELECT id, channel FROM crm_lead WHERE company_id = %s AND contact_id = %s AND status = 'open'"
             " ORDER BY id DESC LIMIT 1",
-    "stage": "SELECT s.id, s.pipeline_id FROM crm_stage s JOIN crm_pipeline p ON p.id = s.pipeline_id"
-             " WHERE p.company_id = %s AND p.is_default ORDER BY s.\"order\" LIMIT 1",
     "lead_insert": "INSERT INTO crm_lead (company_id, contact_id, pipeline_id, stage_id, status, channel, source,"
                    " summary, score, is_ai_paused, created_at, updated_at)"
-                   " VALUES (%s, %s, %s, %s, 'open', 'console', '', '', 0, false, now(), now()) RETURNING id",
-    "message": "INSERT INTO engage_message (company_id, contact_id, lead_id, direction, channel, agent_type,"
-               " message_type, subject, body, status, provider_message_id, provider_response, error, correlation_id,"
-               " external_id, created_at, updated_at) VALUES (%s, %s, %s, 'inbound', 'console', '', 'inbound', '',"
-               " %s, 'received', '', '{}', '', %s, %s, now(), now()) ON CONFLICT DO NOTHING RETURNING id",
-    "event": "INSERT INTO crm_event (company_id, type, contact_id, target_type_id, target_id, payload, source,"
-             " correlation_id, occurred_at) VALUES (%s, 'message.received', %s, NULL, %s, '{}', 'console', %s, now())",
-    "job": "INSERT INTO engage_job (company_id, task_name, priority, payload, idempotency_key, status, attempts,"
-           " max_attempts, next_run_at, dispatched_at, locked_by, last_error, created_at, updated_at)"
-           " VALUES (%s, 'ai_engage', 100, '{}', %s, 'queued', 0, 5, now(), now(), '', '', now(), now())"
-           " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-    "link": "UPDATE engage_message SET job_id = %s WHERE id = %s",
+                   " SELECT %s, %s, s.pipeline_id, s.id, 'open', 'console', '', '', 0, false, now(), now()"
+                   " FROM crm_stage s JOIN crm_pipeline p ON p.id = s.pipeline_id"
+                   " WHERE p.company_id = %s AND p.is_default ORDER BY s.\"order\" LIMIT 1 RETURNING id",
+    # Message, job and event in one statement, as the service writes them on PostgreSQL.
+    "message_job_event": (
+        "WITH ids AS (SELECT nextval(pg_get_serial_sequence('engage_message', 'id')) AS message_id,"
+        " nextval(pg_get_serial_sequence('engage_job', 'id')) AS job_id),"
+        " message AS (INSERT INTO engage_message (id, company_id, contact_id, lead_id, direction, channel, agent_type,"
+        " message_type, subject, body, status, provider_message_id, provider_response, error, correlation_id,"
+        " external_id, job_id, created_at, updated_at) SELECT message_id, %(company)s, %(contact)s, %(lead)s,"
+        " 'inbound', 'console', '', 'inbound', '', %(text)s, 'received', '', '{}', '', %(correlation)s, %(key)s,"
+        " job_id, now(), now() FROM ids ON CONFLICT DO NOTHING RETURNING id, job_id),"
+        " job AS (INSERT INTO engage_job (id, company_id, task_name, priority, payload, idempotency_key, status,"
+        " attempts, max_attempts, next_run_at, dispatched_at, locked_by, last_error, created_at, updated_at)"
+        " SELECT job_id, %(company)s, 'ai_engage', 100, jsonb_build_object('message_id', id),"
+        " 'ai_engage:inbound:' || id, 'queued', 0, 5, now(), now(), '', '', now(), now() FROM message RETURNING id),"
+        " event AS (INSERT INTO crm_event (company_id, type, contact_id, target_type_id, target_id, payload, source,"
+        " correlation_id, occurred_at) SELECT %(company)s, 'message.received', %(contact)s, NULL, id::text, '{}',"
+        " 'console', %(correlation)s, now() FROM message)"
+        " SELECT message.id, job.id FROM message, job"
+    ),
 }
 
 
-def _raw_worker(dsn: str, company_id: int, prefix: str, bodies: list[dict], done: list[int]) -> None:
+def _raw_worker(dsn: str, company_id: int, bodies: list[dict], done: list[int]) -> None:
     import psycopg
 
     with psycopg.connect(dsn) as connection:
         connection.autocommit = True
         for body in bodies:
-            connection.execute(RAW_SQL["key"], [prefix]).fetchone()
+            key = f"ext:{body['external_id']}"
+            if connection.execute(RAW_SQL["dedupe"], [company_id, key]).fetchone():
+                continue
             with connection.transaction():
-                key = f"ext:{body['external_id']}"
-                if connection.execute(RAW_SQL["dedupe"], [company_id, key]).fetchone():
-                    continue
                 contact_id = connection.execute(
                     RAW_SQL["contact"], [company_id, body["contact_name"], body["phone_number"]]
                 ).fetchone()[0]
                 lead = connection.execute(RAW_SQL["lead"], [company_id, contact_id]).fetchone()
                 if lead is None:
-                    stage_id, pipeline_id = connection.execute(RAW_SQL["stage"], [company_id]).fetchone()
-                    lead_id = connection.execute(
-                        RAW_SQL["lead_insert"], [company_id, contact_id, pipeline_id, stage_id]
-                    ).fetchone()[0]
-                else:
-                    lead_id = lead[0]
-                correlation_id = uuid.uuid4()
-                message_id = connection.execute(
-                    RAW_SQL["message"], [company_id, contact_id, lead_id, body["message_text"], correlation_id, key]
-                ).fetchone()[0]
-                connection.execute(RAW_SQL["event"], [company_id, contact_id, str(message_id), correlation_id])
-                job_id = connection.execute(RAW_SQL["job"], [company_id, f"ai_engage:inbound:{message_id}"]).fetchone()[0]
-                connection.execute(RAW_SQL["link"], [job_id, message_id])
+                    lead = connection.execute(RAW_SQL["lead_insert"], [company_id, contact_id, company_id]).fetchone()
+                connection.execute(RAW_SQL["message_job_event"], {
+                    "company": company_id, "contact": contact_id, "lead": lead[0], "text": body["message_text"],
+                    "correlation": uuid.uuid4(), "key": key,
+                }).fetchone()
             done.append(1)
 
 
-def raw_ceiling(company_id: int, api_prefix: str, count: int) -> float:
+def raw_ceiling(company_id: int, count: int) -> float:
     """Transactions per second of the same database work with raw psycopg, WORKERS connections."""
     dsn = _database_url().replace("postgres://", "postgresql://", 1)
     bodies = [_body(index, "raw") for index in range(count)]
     slices = [bodies[worker::WORKERS] for worker in range(WORKERS)]
     done: list[int] = []
-    threads = [threading.Thread(target=_raw_worker, args=(dsn, company_id, api_prefix, part, done)) for part in slices]
+    threads = [threading.Thread(target=_raw_worker, args=(dsn, company_id, part, done)) for part in slices]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -284,7 +281,7 @@ def measure() -> dict:
     from shokti.celery import app
 
     _, _, raw_key = _company("bench-webhook")
-    raw_company, raw_api_key, _ = _company("bench-webhook-raw")
+    raw_company, _, _ = _company("bench-webhook-raw")
     port = _free_port()
     server = _start_gunicorn(port)
     try:
@@ -306,7 +303,7 @@ def measure() -> dict:
         _stop(server)
         app.control.purge()  # no worker runs here: drop the ai_engage tasks the server queued
 
-    raw_rate = raw_ceiling(raw_company.pk, raw_api_key.prefix, REQUESTS)
+    raw_rate = raw_ceiling(raw_company.pk, REQUESTS)
     return {
         "requests": REQUESTS, "workers": WORKERS, "concurrency": CONCURRENCY,
         "elapsed": elapsed, "rps": REQUESTS / elapsed,
