@@ -46,14 +46,14 @@ run: venv
 	rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPROC_DIR)
 	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
-test: venv services
+test: venv services lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: venv services
 	DATABASE_URL=$(TEST_DATABASE_URL)_bench REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/run_all.py
 
 lint: venv
-	$(BIN)/ruff check .
+	$(BIN)/ruff check --quiet .
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -261,7 +261,7 @@ class StageAdmin(TenantScopedAdmin):
 class LeadForm(forms.ModelForm):
     class Meta:
         model = Lead
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007  (the ModelAdmin's fieldsets decide what is shown)
 
     def clean(self):
         cleaned = super().clean()

@@ -56,9 +56,6 @@ logger = logging.getLogger(__name__)
 # model -> lookup path to crm.Company ("" for Company itself).
 _company_paths: dict[type[models.Model], str] = {Company: ""}
 
-# How long a changelist may spend counting a filtered list before it falls back to an estimate.
-DEFAULT_COUNT_TIMEOUT_MS = 200
-
 
 def register_company_path(model: type[models.Model], path: str) -> None:
     """Tell the admin how `model` reaches its company, for models without a TenantScopedAdmin."""
@@ -142,7 +139,7 @@ class EstimatedCountPaginator(Paginator):
         if estimate is None:
             estimate = _explain_estimate(queryset)
             if estimate is None or estimate <= limit * self.ESTIMATE_ONLY_FACTOR:
-                timeout_ms = getattr(settings, "ADMIN_COUNT_TIMEOUT_MS", DEFAULT_COUNT_TIMEOUT_MS)
+                timeout_ms = settings.ADMIN_COUNT_TIMEOUT_MS
                 exact = _timeboxed_count(queryset, timeout_ms=timeout_ms) if timeout_ms > 0 else None
                 estimate = exact if exact is not None else estimate
         # Whatever the estimate says, there are more rows than the exact limit.

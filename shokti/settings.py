@@ -193,6 +193,10 @@ JOBS_DISPATCH_TIMEOUT_SECONDS = env.int("JOBS_DISPATCH_TIMEOUT_SECONDS", default
 JOBS_LOCK_TIMEOUT_SECONDS = env.int("JOBS_LOCK_TIMEOUT_SECONDS", default=CELERY_TASK_TIME_LIMIT + 60)
 JOBS_RELAY_INTERVAL_SECONDS = env.int("JOBS_RELAY_INTERVAL_SECONDS", default=30)
 INBOUND_MAX_TEXT_LENGTH = env.int("INBOUND_MAX_TEXT_LENGTH", default=4096)
+# Per-process caches on the inbound hot path: a revoked API key or an edited hand-off keyword list
+# saved in another process takes effect within this many seconds (at once in the saving process).
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=10)
+HANDOFF_KEYWORDS_CACHE_SECONDS = env.int("HANDOFF_KEYWORDS_CACHE_SECONDS", default=30)
 INBOUND_DEDUPE_WINDOW_SECONDS = env.int("INBOUND_DEDUPE_WINDOW_SECONDS", default=600)
 OPT_OUT_KEYWORDS = env.list("OPT_OUT_KEYWORDS", default=["STOP", "STOP ALL", "UNSUBSCRIBE", "CANCEL", "বন্ধ"])
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
@@ -374,6 +378,8 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 # --- Admin ----------------------------------------------------------------------
 # Changelist counts on big tables are estimated past this many rows.
 ADMIN_EXACT_COUNT_LIMIT = env.int("ADMIN_EXACT_COUNT_LIMIT", default=10000)
+# A filtered changelist's count near that limit is given this long before it is estimated instead.
+ADMIN_COUNT_TIMEOUT_MS = env.int("ADMIN_COUNT_TIMEOUT_MS", default=200)
 
 LOGGING = {
     "version": 1,

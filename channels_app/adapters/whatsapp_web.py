@@ -72,7 +72,7 @@ def whatsapp_web_delivery_dispatch(*, kwargs: dict[str, Any], is_first: bool = F
 
     try:
         whatsapp_web_send.apply_async(kwargs=kwargs)
-    except Exception as error:  # noqa: BLE001  (any broker failure: the row stays pending for the relay)
+    except Exception as error:
         logger.warning(
             "whatsapp web message %s not published (%s); the relay will retry", kwargs["provider_message_id"], error
         )

@@ -49,12 +49,6 @@ class EngagementPolicy(models.Model):
     def __str__(self) -> str:
         return f"Engagement policy of {self.company}"
 
-    def clean(self) -> None:
-        if self.customer_daily_limit > self.customer_weekly_limit:
-            raise ValidationError({"customer_daily_limit": "The daily cap cannot exceed the weekly cap."})
-        if self.worker_daily_limit > self.worker_weekly_limit:
-            raise ValidationError({"worker_daily_limit": "The daily cap cannot exceed the weekly cap."})
-
     def save(self, *args, **kwargs) -> None:
         super().save(*args, **kwargs)
         _invalidate(self.company_id)
@@ -64,6 +58,12 @@ class EngagementPolicy(models.Model):
         result = super().delete(*args, **kwargs)
         _invalidate(company_id)
         return result
+
+    def clean(self) -> None:
+        if self.customer_daily_limit > self.customer_weekly_limit:
+            raise ValidationError({"customer_daily_limit": "The daily cap cannot exceed the weekly cap."})
+        if self.worker_daily_limit > self.worker_weekly_limit:
+            raise ValidationError({"worker_daily_limit": "The daily cap cannot exceed the weekly cap."})
 
 
 class CampaignPreset(models.Model):
@@ -103,15 +103,6 @@ class CampaignPreset(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.cadence_days} d, {self.batch_size}, {self.send_window})"
 
-    @property
-    def send_window(self) -> str:
-        return f"{self.send_window_start_hour}-{self.send_window_end_hour}"
-
-    def clean(self) -> None:
-        start, end = self.send_window_start_hour, self.send_window_end_hour
-        if start is not None and end is not None and start >= end:
-            raise ValidationError({"send_window_end_hour": "The send window must end after it starts."})
-
     def save(self, *args, **kwargs) -> None:
         super().save(*args, **kwargs)
         _invalidate(self.policy.company_id)
@@ -121,6 +112,15 @@ class CampaignPreset(models.Model):
         result = super().delete(*args, **kwargs)
         _invalidate(company_id)
         return result
+
+    @property
+    def send_window(self) -> str:
+        return f"{self.send_window_start_hour}-{self.send_window_end_hour}"
+
+    def clean(self) -> None:
+        start, end = self.send_window_start_hour, self.send_window_end_hour
+        if start is not None and end is not None and start >= end:
+            raise ValidationError({"send_window_end_hour": "The send window must end after it starts."})
 
 
 def _invalidate(company_id: int) -> None:

@@ -53,7 +53,7 @@ def handoff_keywords_for(*, company_id: int) -> list[str]:
     # One indexed read, no AIConfig row created.
     keywords = AIConfig.objects.filter(company_id=company_id).values_list("handoff_keywords", flat=True).first()
     keywords = list(DEFAULT_HANDOFF_KEYWORDS if keywords is None else keywords or [])
-    ttl = float(getattr(settings, "HANDOFF_KEYWORDS_CACHE_SECONDS", 30))
+    ttl = float(settings.HANDOFF_KEYWORDS_CACHE_SECONDS)
     if ttl > 0:
         _keywords_cache[company_id] = (now + ttl, keywords)
     return keywords

@@ -164,7 +164,7 @@ def job_dispatch(*, job_id: int, priority: int, run_at: datetime | None = None) 
             countdown=countdown or None,
             retry=False,
         )
-    except Exception as error:  # noqa: BLE001  (any broker failure: the ledger row stays queued for the relay)
+    except Exception as error:
         logger.warning("job %s not dispatched (%s); the relay will retry", job_id, error)
         return False
     return True

@@ -173,7 +173,7 @@ def test_two_triggers_at_the_same_time_one_runs_the_other_is_locked(campaign):
         try:
             barrier.wait()
             runs.append(campaign_run_trigger(campaign=campaign).status)
-        except Exception as error:  # noqa: BLE001 - any failure in the thread is reported below
+        except Exception as error:
             errors.append(error)
         finally:
             connection.close()

@@ -200,7 +200,7 @@ def race(contact, *, senders: int, role="customer", agent_type="smartengage") ->
                         channel="sms", agent_type=agent_type, message_type="reminder", body="race",
                     )
             outcomes.append(decision)
-        except Exception as error:  # noqa: BLE001 - reported by the test, not swallowed
+        except Exception as error:
             errors.append(error)
         finally:
             connection.close()
@@ -317,7 +317,7 @@ def test_concurrent_batch_senders_never_exceed_the_caps(company):
                             company_id=company.pk, contact_id=contact.pk, direction=Message.Direction.OUTBOUND,
                             channel="sms", agent_type="smartengage", message_type="reminder", body="race",
                         )
-        except Exception as error:  # noqa: BLE001 - reported by the test, not swallowed
+        except Exception as error:
             errors.append(error)
         finally:
             connection.close()

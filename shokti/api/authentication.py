@@ -25,7 +25,7 @@ _key_cache_lock = threading.Lock()
 
 
 def api_key_cache_seconds() -> float:
-    return float(getattr(settings, "API_KEY_CACHE_SECONDS", 10))
+    return float(settings.API_KEY_CACHE_SECONDS)
 
 
 def api_key_cache_clear() -> None:

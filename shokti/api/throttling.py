@@ -23,7 +23,7 @@ class LiveRatesMixin:
     """
 
     @property
-    def THROTTLE_RATES(self) -> dict:  # noqa: N802  (the name DRF reads)
+    def THROTTLE_RATES(self) -> dict:
         return api_settings.DEFAULT_THROTTLE_RATES
 
 

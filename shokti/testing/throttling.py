@@ -12,9 +12,12 @@ import pytest
 
 def throttle_buckets_clear() -> int:
     """Delete every throttle bucket in the default cache; returns how many were removed."""
-    from django.core.cache import cache
+    from django.core.cache import caches
     from django.core.cache.backends.redis import RedisCache
 
+    # `caches["default"]`, not the `cache` proxy: isinstance() on the proxy is never true, and the
+    # fallback below would then empty the whole Redis database, Celery's queues included.
+    cache = caches["default"]
     if isinstance(cache, RedisCache):
         client = cache._cache.get_client(write=True)
         keys = list(client.scan_iter(match=cache.make_key("throttle_*"), count=1000))

@@ -5,7 +5,8 @@ from django.urls import path
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
-from shokti.urls import handler404, handler500, urlpatterns as project_urlpatterns  # noqa: F401
+from shokti.urls import handler404, handler500  # noqa: F401
+from shokti.urls import urlpatterns as project_urlpatterns
 
 
 def plain_view_crash(request):
