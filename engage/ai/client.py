@@ -35,10 +35,12 @@ from engage.ai.safety import (
     safety_policy_for,
 )
 from engage.models import AIConfig, AISession
+from engage.policy import policy_for
 
 logger = logging.getLogger(__name__)
 
 NO_API_KEY_REASON = "no API key configured"
+SAFETY_FILTER_OFF_REASON = "safety filter off by the engagement policy"
 
 
 def ai_config_for(*, company: Company) -> AIConfig:
@@ -112,6 +114,8 @@ class _Prepared:
     base_url: str | None
     policy: SafetyPolicy | None
     fallback: str
+    # The company's engagement policy switched the safety filter off: outgoing text goes unchecked.
+    is_filter_off: bool = False
 
 
 @dataclass
@@ -146,9 +150,13 @@ def _prepare(request: GenerationRequest, memo: dict | None = None) -> _Prepared:
         config = memo[("config", company_id)] = ai_config_for(company=request.company)
     internal = request.message_type is None
     policy = fallback = None
+    is_filtered = False
     if not internal:
-        policy = memo.get(("policy", company_id))
-        if policy is None:
+        is_filtered = memo.get(("filtered", company_id))
+        if is_filtered is None:
+            is_filtered = memo[("filtered", company_id)] = policy_for(company=request.company).is_safety_filter_enabled
+        policy = memo.get(("policy", company_id)) if is_filtered else None
+        if is_filtered and policy is None:
             policy = memo[("policy", company_id)] = safety_policy_for(company=request.company)
         key = ("fallback", company_id, request.message_type, request.locale)
         fallback = memo.get(key)
@@ -165,6 +173,7 @@ def _prepare(request: GenerationRequest, memo: dict | None = None) -> _Prepared:
         base_url=config.api_base_url or settings.OPENAI_BASE_URL or None,
         policy=policy,
         fallback=fallback or "",
+        is_filter_off=not internal and not is_filtered,
     )
 
 
@@ -222,6 +231,8 @@ def _finish(prepared: _Prepared, call: _CallOutcome, *, save: bool = True) -> Ge
         reason = verdict.reason or ""
     else:
         outcome = AISession.Outcome.OK
+        if prepared.is_filter_off:
+            reason = SAFETY_FILTER_OFF_REASON
     final_text = call.text if outcome == AISession.Outcome.OK else prepared.fallback
     session = AISession(
         company=request.company,

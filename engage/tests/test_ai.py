@@ -135,6 +135,26 @@ def test_an_answer_the_safety_filter_rejects_is_replaced_by_the_fallback(fake_op
     assert (session.response_text, session.final_text) == (rejected, BENGALI_FALLBACK)
 
 
+def test_a_company_that_switched_the_safety_filter_off_gets_the_answer_unchecked(fake_openai, company):
+    # given a banned phrase, and the company's engagement policy with the filter off
+    from engage.ai.client import SAFETY_FILTER_OFF_REASON
+    from engage.policy import policy_get_or_create
+
+    BannedPhrase.objects.create(company=company, phrase="গ্যারান্টি")
+    policy = policy_get_or_create(company=company)
+    policy.is_safety_filter_enabled = False
+    policy.save()
+    answer = "আমাদের কোর্সে চাকরির গ্যারান্টি আছে।"
+    fake_openai.reply(answer)
+
+    # when the model answers with the banned phrase
+    result = generate(company)
+
+    # then it goes out as written, and the session says why it was not checked
+    assert (result.outcome, result.text, result.reason) == (AISession.Outcome.OK, answer, SAFETY_FILTER_OFF_REASON)
+    assert AISession.objects.get().error == SAFETY_FILTER_OFF_REASON
+
+
 def test_an_answer_in_the_wrong_script_is_rejected_for_a_bengali_contact(fake_openai, company):
     fake_openai.reply("Our course takes three months.")
 

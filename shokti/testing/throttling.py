@@ -1,8 +1,8 @@
-"""A pytest plugin: every test starts with empty API throttle buckets.
+"""A pytest plugin: every test starts with an empty Django cache (throttle buckets, policy snapshots).
 
-Throttle counters live in the cache (Redis in tests) and would otherwise carry over from one
-test to the next: a suite making more than `anon` requests a minute would see 429s it did not
-ask for. Only throttle keys are removed: the Celery broker shares the Redis database.
+Throttle counters and cached policies live in the cache (Redis in tests) and would otherwise carry
+over from one test to the next, and from one run to the next, where company ids start again at 1.
+Only the Django cache's own keys are removed: the Celery broker shares the Redis database.
 """
 
 from __future__ import annotations
@@ -10,17 +10,16 @@ from __future__ import annotations
 import pytest
 
 
-def throttle_buckets_clear() -> int:
-    """Delete every throttle bucket in the default cache; returns how many were removed."""
+def django_cache_clear() -> int:
+    """Delete every key of the default Django cache, and nothing else; returns how many were removed."""
     from django.core.cache import caches
     from django.core.cache.backends.redis import RedisCache
 
-    # `caches["default"]`, not the `cache` proxy: isinstance() on the proxy is never true, and the
-    # fallback below would then empty the whole Redis database, Celery's queues included.
+    # `caches["default"]`, not the `cache` proxy: isinstance() on the proxy is never true.
     cache = caches["default"]
     if isinstance(cache, RedisCache):
         client = cache._cache.get_client(write=True)
-        keys = list(client.scan_iter(match=cache.make_key("throttle_*"), count=1000))
+        keys = list(client.scan_iter(match=cache.make_key("*"), count=1000))
         if keys:
             client.delete(*keys)
         return len(keys)
@@ -29,6 +28,6 @@ def throttle_buckets_clear() -> int:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttle_buckets():
-    throttle_buckets_clear()
+def _fresh_django_cache():
+    django_cache_clear()
     yield
