@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/shokti
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PORT ?= 8000
+CHANNELS_CONSOLE_FALLBACK ?= true
 # Embedded mode's SQLite file, filesystem broker, static files (settings read SHOKTI_VAR_DIR too).
 VAR_DIR := $(or $(SHOKTI_VAR_DIR),$(CURDIR)/var)
 # Prometheus multiprocess mode: gunicorn workers and Celery processes write here, /metrics sums it.
@@ -44,7 +45,8 @@ run: venv
 	@echo
 	@# Files of a previous run's processes would be summed in again: start empty.
 	rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPROC_DIR)
-	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	@# The demo has no SMS/WhatsApp accounts: their messages go to the console log (docs/channels.md).
+	CHANNELS_CONSOLE_FALLBACK=$(CHANNELS_CONSOLE_FALLBACK) PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
 test: venv services lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)

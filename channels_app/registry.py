@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from django.conf import settings as django_settings
 
 from channels_app.base import ChannelAdapter, ChannelError, OutboundMessage, SendResult
 
+logger = logging.getLogger(__name__)
+
 _ADAPTERS: dict[str, type[ChannelAdapter]] = {}
+
+# Channels that cannot deliver at all without a ChannelAccount (email falls back to Django's mail settings).
+ACCOUNT_CHANNELS = frozenset({"sms", "whatsapp_cloud", "whatsapp_web"})
 
 
 def register(adapter_class: type[ChannelAdapter]) -> type[ChannelAdapter]:
@@ -27,5 +35,16 @@ def channel_names() -> list[str]:
 
 
 def send(message: OutboundMessage, *, settings: dict[str, Any] | None = None) -> SendResult:
-    """Deliver `message` through its channel's adapter."""
+    """Deliver `message` through its channel's adapter.
+
+    With `CHANNELS_CONSOLE_FALLBACK` on (the demo, `make run`), a channel whose company has no account
+    delivers to the console log instead of failing. Off by default: in production a missing account
+    is a permanent error the operator must see.
+    """
+    if not settings and message.channel in ACCOUNT_CHANNELS and django_settings.CHANNELS_CONSOLE_FALLBACK:
+        logger.warning(
+            "company %s has no %s account: message %s delivered to the console (CHANNELS_CONSOLE_FALLBACK)",
+            message.company_id, message.channel, message.message_id,
+        )
+        return adapter_for("console").send(message)
     return adapter_for(message.channel, settings).send(message)

@@ -302,6 +302,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Shokti <noreply@loca
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Channels (channels_app; see docs/channels.md) -------------------------------
+# Demo only (`make run` turns it on): SMS/WhatsApp without a ChannelAccount go to the console log.
+CHANNELS_CONSOLE_FALLBACK = env.bool("CHANNELS_CONSOLE_FALLBACK", default=False)
 # Fernet key for ChannelAccount secrets; empty derives one from SECRET_KEY (set it in production,
 # and keep it: a new key makes the stored secrets unreadable).
 CHANNEL_SECRETS_KEY = secret("CHANNEL_SECRETS_KEY", "")
