@@ -49,8 +49,12 @@ def test_the_demo_fallback_delivers_to_the_console_when_no_account_exists(settin
 def test_the_demo_fallback_never_replaces_a_configured_account(settings):
     settings.CHANNELS_CONSOLE_FALLBACK = True
 
-    # an account is configured (settings given): its adapter is used, not the console
-    adapter = registry.adapter_for("whatsapp_web", {"account_id": 1})
-    assert adapter.name == "whatsapp_web"
-    with pytest.raises(ChannelError):
+    sent_before = len(console.outbox)
+
+    # an account is configured (settings given): the WhatsApp Web adapter runs and refuses the
+    # message without a phone; the console would have accepted it
+    with pytest.raises(ChannelError) as error:
         registry.send(OutboundMessage(company_id=1, channel="whatsapp_web", body="x"), settings={"account_id": 1})
+
+    assert "phone" in str(error.value)
+    assert len(console.outbox) == sent_before
