@@ -163,6 +163,9 @@ def job_dispatch(*, job_id: int, priority: int, run_at: datetime | None = None) 
             priority=job_priority_step(priority),
             countdown=countdown or None,
             retry=False,
+            # Given, so Celery does not saferepr() the arguments on every publish.
+            argsrepr=f"[{job_id}]",
+            kwargsrepr="{}",
         )
     except Exception as error:
         logger.warning("job %s not dispatched (%s); the relay will retry", job_id, error)
@@ -173,6 +176,8 @@ def job_dispatch(*, job_id: int, priority: int, run_at: datetime | None = None) 
 def job_claim(*, job_id: int, worker: str) -> Job | None:
     """Take the job for this worker, or None when it is not runnable (done, taken, not due, unknown)."""
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        return _job_claim_returning(job_id=job_id, worker=worker, now=now)
     runnable = Q(status__in=RETRYABLE_STATUSES, next_run_at__lte=now) | Q(
         status=Job.Status.PROCESSING, locked_at__lt=now - job_lock_timeout()
     )
@@ -188,6 +193,45 @@ def job_claim(*, job_id: int, worker: str) -> Job | None:
     if not claimed:
         return None
     return Job.objects.select_related("company").get(pk=job_id)
+
+
+def _job_claim_returning(*, job_id: int, worker: str, now: datetime) -> Job | None:
+    """job_claim on PostgreSQL in one round trip: the same conditional UPDATE, RETURNING the row and its company."""
+    quote = connection.ops.quote_name
+    job_fields, company_fields = list(Job._meta.concrete_fields), list(Company._meta.concrete_fields)
+    table, companies = quote(Job._meta.db_table), quote(Company._meta.db_table)
+    sql = (
+        f"WITH claimed AS (UPDATE {table} SET status = %(processing)s, locked_at = %(now)s, locked_by = %(worker)s,"
+        " attempts = attempts + 1, started_at = %(now)s, updated_at = %(now)s"
+        " WHERE id = %(id)s AND ((status = ANY(%(retryable)s) AND next_run_at <= %(now)s)"
+        " OR (status = %(processing)s AND locked_at < %(abandoned)s))"
+        f" RETURNING {', '.join(quote(field.column) for field in job_fields)})"
+        f" SELECT {', '.join('claimed.' + quote(field.column) for field in job_fields)},"
+        f" {', '.join('c.' + quote(field.column) for field in company_fields)}"
+        f" FROM claimed LEFT JOIN {companies} c ON c.id = claimed.company_id"
+    )
+    params = {
+        "processing": Job.Status.PROCESSING, "now": now, "worker": worker[:200], "id": job_id,
+        "retryable": list(RETRYABLE_STATUSES), "abandoned": now - job_lock_timeout(),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    job = _from_row(Job, job_fields, row[: len(job_fields)])
+    if job.company_id is not None:
+        job.company = _from_row(Company, company_fields, row[len(job_fields):])
+    return job
+
+
+def _from_row(model, fields, values):
+    """A model instance from raw column values, through each field's from_db_value (JSON fields) as the ORM does."""
+    values = [
+        field.from_db_value(value, None, connection) if value is not None and hasattr(field, "from_db_value") else value
+        for field, value in zip(fields, values, strict=True)
+    ]
+    return model.from_db(connection.alias, [field.attname for field in fields], values)
 
 
 def job_backoff(*, attempts: int) -> timedelta:
@@ -262,7 +306,9 @@ def job_execute(*, job_id: int, worker: str | None = None) -> str:
         return str(status or "skipped")
     if result is not None and not isinstance(result, dict):
         result = {"value": result}
-    if job_complete(job=job, result=result):
+    # A handler may complete its job itself in the statement that records its work (message_send_queued):
+    # it says so by leaving the job `completed`.
+    if job.status == Job.Status.COMPLETED or job_complete(job=job, result=result):
         _count_processed(job.task_name, "succeeded")
     return "completed"
 

@@ -820,55 +820,30 @@ def smartengage_batches_send(
 
 
 def smartengage_job_send(*, job: Job) -> dict[str, Any]:
-    """The `smartengage_send` job: send the reminder queued with the job; its recipient row follows the result."""
+    """The `smartengage_send` job: send the reminder queued with the job; its recipient row follows the result.
+
+    The hot path of a campaign: the message and its contact in one read, then `message_send_queued`
+    records the provider's acceptance, the event, the recipient row and the job's completion in one
+    statement right after this one provider call.
+    """
     from channels_app.base import ChannelError
     from engage.handlers import JobPermanentError
-    from engage.services.messages import message_send
+    from engage.services.campaigns import campaign_run_counts_refresh
+    from engage.services.messages import message_queued_for_job, message_send_queued
 
-    message = (
-        Message.objects.select_related("contact", "company", "template_version")
-        .filter(job=job, direction=Message.Direction.OUTBOUND, company_id=job.company_id)
-        .first()
-    )
-    if message is None:
+    queued = message_queued_for_job(job=job)
+    if queued is None:
         raise JobPermanentError("No reminder was queued with this job.")
     run_id = job.payload.get("run_id")
     try:
-        message = message_send(
-            job=job,
-            company=message.company,
-            contact=message.contact,
-            lead=None,
-            channel=message.channel,
-            body=message.body,
-            subject=message.subject,
-            agent_type=AGENT_TYPE,
-            message_type=MESSAGE_TYPE,
-            correlation_id=message.correlation_id,
-            template_version=message.template_version,
+        sent = message_send_queued(
+            job=job, queued=queued, agent_type=AGENT_TYPE, message_type=MESSAGE_TYPE, recipient_run_id=run_id
         )
-    except ChannelError as error:
-        if run_id:
-            _recipient_update(job=job, run_id=run_id, status=CampaignRecipient.Status.FAILED, error=str(error))
+    except ChannelError:
+        if run_id and CampaignRun.objects.filter(pk=run_id, status__in=CampaignRun.FINISHED_STATUSES).exists():
+            campaign_run_counts_refresh(run_id=run_id)
         raise
-    if run_id:
-        _recipient_update(job=job, run_id=run_id, status=CampaignRecipient.Status.SENT, error="")
-    return {"message_id": message.pk, "status": message.status}
-
-
-def _recipient_update(*, job: Job, run_id: int, status: str, error: str) -> None:
-    from engage.services.campaigns import campaign_run_counts_refresh
-
-    recipients = connection.ops.quote_name(CampaignRecipient._meta.db_table)
-    runs = connection.ops.quote_name(CampaignRun._meta.db_table)
-    # One statement: update the recipient and read its run's status (the send path's round trips count).
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {recipients} SET status = %s, error = %s, updated_at = %s"
-            f" WHERE job_id = %s AND status <> %s RETURNING (SELECT status FROM {runs} WHERE id = %s)",
-            [status, error[:5000], timezone.now(), job.pk, CampaignRecipient.Status.SENT, run_id],
-        )
-        run_statuses = [row[0] for row in cursor.fetchall()]
     # A run still going counts at its end; a finished one (a retry, a late job) is recounted now.
-    if any(run_status in CampaignRun.FINISHED_STATUSES for run_status in run_statuses):
+    if run_id and any(status in CampaignRun.FINISHED_STATUSES for status in sent.run_statuses):
         campaign_run_counts_refresh(run_id=run_id)
+    return {"message_id": sent.message_id, "status": sent.status}

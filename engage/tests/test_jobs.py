@@ -125,6 +125,50 @@ def test_claim_is_exclusive_and_respects_next_run_at(company):
 
 
 @pytest.mark.django_db
+def test_claim_returns_the_claimed_row_with_its_company_in_one_round_trip(company, django_assert_num_queries):
+    job = enqueue(company, payload={"value": 7, "nested": {"a": [1, 2]}})
+
+    with django_assert_num_queries(1):
+        claimed = job_claim(job_id=job.pk, worker="w1")
+        assert claimed.company.name == company.name  # loaded with the claim, no lazy read
+
+    stored = Job.objects.get(pk=job.pk)
+    assert (claimed.pk, claimed.status, claimed.attempts, claimed.locked_by) == (job.pk, "processing", 1, "w1")
+    assert claimed.payload == {"value": 7, "nested": {"a": [1, 2]}} == stored.payload
+    assert (claimed.locked_at, claimed.started_at, claimed.task_name) == (
+        stored.locked_at, stored.started_at, stored.task_name
+    )
+    assert claimed.locked_at is not None
+    no_company = job_enqueue(company=None, task_name="test_ok", payload={}, idempotency_key="k-none")
+    claimed = job_claim(job_id=no_company.pk, worker="w1")
+    assert (claimed.company_id, claimed.company) == (None, None)
+
+
+@job_handler("test_self_completing", priority=70)
+def _self_completing(job):
+    # What message_send_queued does: completes its job in the statement that records its work.
+    Job.objects.filter(pk=job.pk, locked_by=job.locked_by).update(status="completed", result={"own": True},
+                                                                   locked_by="", locked_at=None)
+    job.status = Job.Status.COMPLETED
+    return {"own": True}
+
+
+@pytest.mark.django_db
+def test_a_handler_that_completed_its_job_itself_is_counted_once_and_not_completed_again(company):
+    from shokti.metrics import jobs_processed_total
+
+    job = enqueue(company, task_name="test_self_completing")
+    before = jobs_processed_total.labels(task="test_self_completing", outcome="succeeded")._value.get()
+
+    assert job_execute(job_id=job.pk, worker="w1") == "completed"
+
+    job.refresh_from_db()
+    assert (job.status, job.result, job.locked_by) == ("completed", {"own": True}, "")
+    assert job.finished_at is None  # job_complete did not run a second time over the handler's write
+    assert jobs_processed_total.labels(task="test_self_completing", outcome="succeeded")._value.get() == before + 1
+
+
+@pytest.mark.django_db
 def test_failure_retries_with_backoff_then_dead_after_max_attempts(company, settings):
     settings.JOBS_RETRY_BASE_SECONDS = 10
     job = enqueue(company, task_name="test_boom", max_attempts=3)

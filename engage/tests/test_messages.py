@@ -1,5 +1,7 @@
 """message_send (at most once per job) and message_status_update (forward-only), and the signal receivers."""
 
+import uuid
+
 import pytest
 from django.utils import timezone
 
@@ -9,7 +11,7 @@ from channels_app.base import ChannelAdapter, ChannelError, SendResult
 from channels_app.signals import delivery_status_changed
 from crm.models import Event
 from crm.tests.factories import ContactFactory, LeadFactory
-from engage.models import Message
+from engage.models import Job, Message
 from engage.services import job_enqueue, message_send, message_status_update
 
 
@@ -218,3 +220,131 @@ def test_delivery_status_signal_reaches_the_message(sent, company):
     sent.refresh_from_db()
     assert sent.status == "delivered"
     assert sent.provider_response["delivered"] == {"MessageStatus": "delivered"}
+
+
+# --- message_send_queued: a job's queued message (campaign sends) -----------------------------------------
+
+
+def queued_reminder(company, key):
+    """A claimed smartengage_send job with its queued message and campaign recipient, as a campaign batch writes them."""
+    from crm.tests.factories import CustomerFactory
+    from engage.models import Campaign, CampaignRecipient, CampaignRun
+    from engage.services.jobs import job_claim
+
+    number = Job.objects.count()
+    customer = CustomerFactory(
+        company=company, contact__phone=f"+88017120001{number:02d}", contact__email=f"q{number}@example.test"
+    )
+    campaign = Campaign.objects.create(company=company, name=f"Queued {key}", channel="console")
+    run = CampaignRun.objects.create(company=company, campaign=campaign, status=CampaignRun.Status.RUNNING)
+    job = job_enqueue(company=company, task_name="smartengage_send", payload={"run_id": run.pk}, idempotency_key=key)
+    message = Message.objects.create(
+        company=company, contact=customer.contact, direction="outbound", channel="console", agent_type="smartengage",
+        message_type="reminder", body="Time for your service", status="queued", job=job, correlation_id=uuid.uuid4(),
+    )
+    recipient = CampaignRecipient.objects.create(
+        company=company, campaign=campaign, run=run, customer=customer, cycle_started_at=timezone.now(),
+        status="pending", message=message, job=job, correlation_id=message.correlation_id,
+    )
+    return job_claim(job_id=job.pk, worker=f"w-{key}"), message, recipient
+
+
+def written_rows(job, message, recipient):
+    """What a send wrote, with its own ids replaced so two sends can be compared."""
+    from django.forms.models import model_to_dict
+
+    ids = {message.pk: "MESSAGE", job.pk: "JOB", str(message.pk): "MESSAGE"}
+    message.refresh_from_db()
+    job.refresh_from_db()
+    recipient.refresh_from_db()
+    (event,) = Event.objects.filter(target_id=str(message.pk), type="message.sent")
+    event_row = model_to_dict(event, exclude=["id", "company", "contact", "correlation_id", "occurred_at"])
+    event_row["payload"] = {key: ids.get(value, value) for key, value in event_row["payload"].items()}
+    event_row["target_id"] = ids[event_row["target_id"]]
+    return {
+        "message": (message.status, message.error, message.provider_response, message.sent_at is not None,
+                    message.provider_message_id.startswith("console-")),
+        "event": (event_row, event.contact_id == message.contact_id, event.correlation_id == message.correlation_id,
+                  event.occurred_at == message.sent_at),
+        "job": (job.status, {k: ids.get(v, v) for k, v in job.result.items()}, job.locked_by, job.locked_at,
+                job.finished_at == message.sent_at),
+        "recipient": (recipient.status, recipient.error, recipient.updated_at == message.sent_at),
+    }
+
+
+@pytest.mark.django_db
+def test_a_queued_send_writes_the_same_rows_in_one_statement_and_on_the_portable_path(
+    company, monkeypatch, django_assert_num_queries
+):
+    from engage.services import messages
+    from engage.services.messages import message_queued_for_job, message_send_queued
+
+    job, message, recipient = queued_reminder(company, "cte")
+    queued = message_queued_for_job(job=job)
+    assert (queued.id, queued.to_phone, queued.to_email, queued.status) == (
+        message.pk, message.contact.phone, message.contact.email, "queued"
+    )
+    messages.channel_settings_for(company=company, channel="console")  # cached: the send reads no account
+    with django_assert_num_queries(1):  # message, event, job completion and recipient: one statement
+        sent = message_send_queued(job=job, queued=queued, agent_type="smartengage", message_type="reminder",
+                                   recipient_run_id=recipient.run_id)
+    assert (sent.message_id, sent.status, sent.run_statuses, job.status) == (message.pk, "sent", ("running",),
+                                                                              "completed")
+    one_statement = written_rows(job, message, recipient)
+
+    monkeypatch.setattr(messages, "_sent_record_cte", messages._sent_record_portable)
+    job, message, recipient = queued_reminder(company, "portable")
+    message_send_queued(job=job, queued=message_queued_for_job(job=job), agent_type="smartengage",
+                        message_type="reminder", recipient_run_id=recipient.run_id)
+    assert job.status == "completed"
+    portable = written_rows(job, message, recipient)
+
+    assert one_statement == portable
+    assert one_statement["message"] == ("sent", "", {}, True, True)
+    assert one_statement["job"] == ("completed", {"message_id": "MESSAGE", "status": "sent"}, "", None, True)
+    assert one_statement["recipient"] == ("sent", "", True)
+
+
+@pytest.mark.django_db
+def test_a_queued_send_whose_job_is_no_longer_ours_records_the_send_but_not_the_completion(company):
+    from engage.services.messages import message_queued_for_job, message_send_queued
+
+    job, message, recipient = queued_reminder(company, "stolen")
+    Job.objects.filter(pk=job.pk).update(locked_by="someone-else")
+    message_send_queued(job=job, queued=message_queued_for_job(job=job), agent_type="smartengage",
+                        message_type="reminder", recipient_run_id=recipient.run_id)
+    message.refresh_from_db()
+    assert message.status == "sent" and job.status == "processing"
+    assert Job.objects.get(pk=job.pk).status == "processing"
+
+
+@pytest.mark.django_db
+def test_a_queued_send_already_sent_is_not_sent_again(company):
+    from engage.services.messages import message_queued_for_job, message_send_queued
+
+    job, message, recipient = queued_reminder(company, "done")
+    Message.objects.filter(pk=message.pk).update(status="delivered")
+    sent_before = len(outbox)
+    sent = message_send_queued(job=job, queued=message_queued_for_job(job=job), agent_type="smartengage",
+                               message_type="reminder", recipient_run_id=recipient.run_id)
+    assert (sent.status, len(outbox)) == ("delivered", sent_before)
+    recipient.refresh_from_db()
+    assert recipient.status == "sent"
+
+
+@pytest.mark.django_db
+def test_channel_settings_are_cached_per_process_and_cleared_when_an_account_is_saved(
+    company, django_assert_num_queries
+):
+    from channels_app.models import ChannelAccount
+    from engage.services.messages import channel_settings_cache_clear, channel_settings_for
+
+    channel_settings_cache_clear()
+    assert channel_settings_for(company=company, channel="sms") == {}
+    with django_assert_num_queries(0):
+        assert channel_settings_for(company=company, channel="sms") == {}
+    account = ChannelAccount.objects.create(company=company, channel="sms", name="SMS", settings={"from": "+1555"})
+    assert channel_settings_for(company=company, channel="sms")["from"] == "+1555"
+    account.is_active = False
+    account.save()
+    assert channel_settings_for(company=company, channel="sms") == {}
