@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,13 @@ class ContactAlreadyExists(ValidationError):
 
 def phone_normalize(*, phone: str, region: str = "BD") -> str:
     """The E.164 form of `phone`, read in `region` when it has no +prefix; ValidationError if invalid."""
+    return _phone_e164(phone, region)
+
+
+@functools.lru_cache(maxsize=4096)
+def _phone_e164(phone: str, region: str) -> str:
+    # Pure and called on every inbound message (often twice: the API's validation, then the
+    # service), so the last few thousand answers are kept; errors are raised, never cached.
     try:
         parsed = phonenumbers.parse(phone, region)
     except phonenumbers.NumberParseException as error:

@@ -103,6 +103,15 @@ if IS_POSTGRES:
     DATABASES["default"]["OPTIONS"].setdefault(
         "options", f"-c statement_timeout={env.int('DATABASE_STATEMENT_TIMEOUT_MS', default=30000)}"
     )
+    # Server-side parameters: psycopg prepares a statement run 5 times on a connection, so the
+    # hot paths (webhook, send jobs) skip PostgreSQL's parse and plan. Off behind pgbouncer in
+    # transaction mode, which cannot keep prepared statements.
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "server_side_binding", env.bool("DATABASE_SERVER_SIDE_BINDING", default=True)
+    )
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "prepare_threshold", env.int("DATABASE_PREPARE_THRESHOLD", default=5) if env.bool("DATABASE_SERVER_SIDE_BINDING", default=True) else None
+    )
 else:
     DATABASES["default"].setdefault("OPTIONS", {})
     # WAL lets the web process, worker and beat share the SQLite file.
@@ -156,6 +165,9 @@ else:
         # request answers anyway and the job ledger's relay re-dispatches (engage/services/jobs.py).
         "max_retries": env.int("CELERY_BROKER_PUBLISH_MAX_RETRIES", default=0),
     }
+if CELERY_BROKER_URL.startswith("redis://"):
+    # kombu's Redis transport with one client per channel, not one per publish (shokti/broker.py).
+    CELERY_BROKER_TRANSPORT = "shokti.broker:RedisTransport"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

@@ -16,9 +16,10 @@ class Job(models.Model):
         FAILED = "failed", "Failed (will retry)"
         DEAD = "dead", "Dead (dead-letter queue)"
 
+    # No index of its own: job_company_status starts with it (fewer indexes to write).
     company = models.ForeignKey(
         "crm.Company", on_delete=models.CASCADE, null=True, blank=True, related_name="jobs",
-        help_text="Empty for system jobs.",
+        help_text="Empty for system jobs.", db_index=False,
     )
     task_name = models.CharField(max_length=64)
     priority = models.PositiveSmallIntegerField(

@@ -26,9 +26,12 @@ class Message(models.Model):
         FAILED = "failed", "Failed"
         RECEIVED = "received", "Received"
 
-    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="messages")
-    contact = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="messages")
-    lead = models.ForeignKey("crm.Lead", on_delete=models.SET_NULL, null=True, blank=True, related_name="messages")
+    # company, contact, lead: no index of their own; the composite indexes below start with them.
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="messages", db_index=False)
+    contact = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="messages", db_index=False)
+    lead = models.ForeignKey(
+        "crm.Lead", on_delete=models.SET_NULL, null=True, blank=True, related_name="messages", db_index=False
+    )
     direction = models.CharField(max_length=10, choices=Direction.choices)
     channel = models.CharField(max_length=20, choices=Channel.choices)
     agent_type = models.CharField(max_length=20, choices=AgentType.choices, blank=True)

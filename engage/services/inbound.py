@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -62,7 +63,12 @@ def _normalize_words(text: str) -> str:
 def inbound_is_opt_out(*, text: str) -> bool:
     """Whether the message is an opt-out keyword on its own (STOP, UNSUBSCRIBE, বন্ধ ..., setting OPT_OUT_KEYWORDS)."""
     keywords = getattr(settings, "OPT_OUT_KEYWORDS", DEFAULT_OPT_OUT_KEYWORDS)
-    return _normalize_words(text) in {_normalize_words(keyword) for keyword in keywords}
+    return _normalize_words(text) in _normalized_keywords(tuple(keywords))
+
+
+@functools.lru_cache(maxsize=8)
+def _normalized_keywords(keywords: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(_normalize_words(keyword) for keyword in keywords)
 
 
 def inbound_dedupe_key(
@@ -221,25 +227,25 @@ def _message_job_events_insert(
         f" message AS (INSERT INTO {message_table} (id, company_id, contact_id, lead_id, direction, channel, agent_type,"
         " message_type, subject, body, status, provider_message_id, provider_response, error, correlation_id,"
         " external_id, job_id, created_at, updated_at)"
-        " SELECT ids.message_id, %(company)s, %(contact)s, %(lead)s, %(direction)s, %(channel)s, '', 'inbound', '',"
-        " %(text)s, %(status)s, '', %(raw)s::jsonb, '', %(correlation)s::uuid, %(key)s, ids.job_id, %(now)s, %(now)s"
+        " SELECT ids.message_id, %(company)s::bigint, %(contact)s::bigint, %(lead)s::bigint, %(direction)s::text, %(channel)s::text, '', 'inbound', '',"
+        " %(text)s::text, %(status)s::text, '', %(raw)s::jsonb, '', %(correlation)s::uuid, %(key)s::text, ids.job_id, %(now)s::timestamptz, %(now)s::timestamptz"
         " FROM ids ON CONFLICT DO NOTHING RETURNING id, job_id),"
         f" job AS (INSERT INTO {job_table} (id, company_id, task_name, priority, payload, idempotency_key, status,"
         " attempts, max_attempts, next_run_at, dispatched_at, locked_by, last_error, created_at, updated_at)"
-        " SELECT message.job_id, %(company)s, %(task)s, %(priority)s,"
+        " SELECT message.job_id, %(company)s::bigint, %(task)s::text, %(priority)s::integer,"
         " jsonb_build_object('lead_id', %(lead)s::bigint, 'message_id', message.id, 'contact_id', %(contact)s::bigint),"
-        " %(task)s || ':inbound:' || message.id, %(queued)s, 0, %(max_attempts)s, %(now)s, %(now)s, '', '', %(now)s,"
-        " %(now)s FROM message RETURNING id),"
+        " %(task)s::text || ':inbound:' || message.id, %(queued)s::text, 0, %(max_attempts)s::integer, %(now)s::timestamptz, %(now)s::timestamptz, '', '', %(now)s::timestamptz,"
+        " %(now)s::timestamptz FROM message RETURNING id),"
         f" received AS (INSERT INTO {event_table} ({event_columns})"
-        " SELECT %(company)s, 'message.received', %(contact)s, %(message_type)s, message.id::text,"
+        " SELECT %(company)s::bigint, 'message.received', %(contact)s::bigint, %(message_type)s::integer, message.id::text,"
         " jsonb_build_object('message_id', message.id, 'lead_id', %(lead)s::bigint, 'channel', %(channel)s::text),"
-        " %(channel)s, %(correlation)s::uuid, %(occurred)s FROM message)"
+        " %(channel)s::text, %(correlation)s::uuid, %(occurred)s::timestamptz FROM message)"
     )
     if is_new_lead:
         sql += (
             f", created AS (INSERT INTO {event_table} ({event_columns})"
-            " SELECT %(company)s, 'lead.created', %(contact)s, %(lead_type)s, %(lead)s::text, %(lead_payload)s::jsonb,"
-            " %(channel)s, %(correlation)s::uuid, %(occurred)s FROM message)"
+            " SELECT %(company)s::bigint, 'lead.created', %(contact)s::bigint, %(lead_type)s::integer, %(lead)s::bigint::text, %(lead_payload)s::jsonb,"
+            " %(channel)s::text, %(correlation)s::uuid, %(occurred)s::timestamptz FROM message)"
         )
     sql += " SELECT message.id, job.id FROM message, job"
     params = {
