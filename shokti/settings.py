@@ -106,11 +106,10 @@ if IS_POSTGRES:
     # Server-side parameters: psycopg prepares a statement run 5 times on a connection, so the
     # hot paths (webhook, send jobs) skip PostgreSQL's parse and plan. Off behind pgbouncer in
     # transaction mode, which cannot keep prepared statements.
+    SERVER_SIDE_BINDING = env.bool("DATABASE_SERVER_SIDE_BINDING", default=True)
+    DATABASES["default"]["OPTIONS"].setdefault("server_side_binding", SERVER_SIDE_BINDING)
     DATABASES["default"]["OPTIONS"].setdefault(
-        "server_side_binding", env.bool("DATABASE_SERVER_SIDE_BINDING", default=True)
-    )
-    DATABASES["default"]["OPTIONS"].setdefault(
-        "prepare_threshold", env.int("DATABASE_PREPARE_THRESHOLD", default=5) if env.bool("DATABASE_SERVER_SIDE_BINDING", default=True) else None
+        "prepare_threshold", env.int("DATABASE_PREPARE_THRESHOLD", default=5) if SERVER_SIDE_BINDING else None
     )
 else:
     DATABASES["default"].setdefault("OPTIONS", {})
