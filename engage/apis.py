@@ -97,6 +97,7 @@ class QueueStatsApi(APIView):
                     "completed": serializers.IntegerField(),
                     "failed": serializers.IntegerField(),
                     "dlq": serializers.IntegerField(),
+                    "cancelled": serializers.IntegerField(),
                     "oldest_queued_age_seconds": serializers.FloatField(allow_null=True),
                 },
             )

@@ -25,6 +25,7 @@ def queue_stats(*, company: Company) -> dict[str, Any]:
         completed=Count("id", filter=Q(status=Job.Status.COMPLETED)),
         failed=Count("id", filter=Q(status=Job.Status.FAILED)),
         dlq=Count("id", filter=Q(status=Job.Status.DEAD)),
+        cancelled=Count("id", filter=Q(status=Job.Status.CANCELLED)),
         oldest_due_at=Min("next_run_at", filter=Q(status=Job.Status.QUEUED, next_run_at__lte=now)),
     )
     oldest = aggregate.pop("oldest_due_at")

@@ -15,6 +15,7 @@ class Job(models.Model):
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed (will retry)"
         DEAD = "dead", "Dead (dead-letter queue)"
+        CANCELLED = "cancelled", "Cancelled (by an operator or its campaign run)"
 
     # No index of its own: job_company_status starts with it (fewer indexes to write).
     company = models.ForeignKey(

@@ -315,10 +315,12 @@ def job_execute(*, job_id: int, worker: str | None = None) -> str:
 
 @transaction.atomic
 def job_replay(*, job: Job) -> Job:
-    """Run a dead or failed job again from a fresh attempt count."""
+    """Run a dead, failed or cancelled job again from a fresh attempt count (an operator's explicit choice)."""
     job = Job.objects.select_for_update().get(pk=job.pk)
-    if job.status not in (Job.Status.DEAD, Job.Status.FAILED):
-        raise ValidationError({"status": f"Only dead or failed jobs can be replayed; this one is {job.status}."})
+    if job.status not in (Job.Status.DEAD, Job.Status.FAILED, Job.Status.CANCELLED):
+        raise ValidationError(
+            {"status": f"Only dead, failed or cancelled jobs can be replayed; this one is {job.status}."}
+        )
     now = timezone.now()
     job.status = Job.Status.QUEUED
     job.attempts = 0
@@ -332,11 +334,12 @@ def job_replay(*, job: Job) -> Job:
 
 @transaction.atomic
 def job_cancel(*, job: Job, reason: str = "Cancelled by an operator.") -> Job:
-    """Stop a queued or failed job from running (it lands in the dead-letter queue, replayable)."""
+    """Stop a queued or failed job from running: `cancelled`, out of the dead-letter queue (a DLQ replay
+    never revives it), replayable one by one on purpose."""
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status not in (Job.Status.QUEUED, Job.Status.FAILED):
         raise ValidationError({"status": f"Only queued or failed jobs can be cancelled; this one is {job.status}."})
-    job.status = Job.Status.DEAD
+    job.status = Job.Status.CANCELLED
     job.last_error = reason
     job.finished_at = timezone.now()
     job.save(update_fields=["status", "last_error", "finished_at", "updated_at"])

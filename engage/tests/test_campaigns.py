@@ -295,7 +295,7 @@ def test_cancel_a_queued_run(campaign):
     campaign_run_cancel(run=run)
     run.refresh_from_db()
     assert run.status == "cancelled" and run.finished_at is not None
-    assert run.job.status == "dead"
+    assert run.job.status == "cancelled"
     assert execute(run)["status"] == "cancelled"
     # the campaign is free again
     assert campaign_run_trigger(campaign=campaign).status == "queued"

@@ -255,7 +255,24 @@ def test_cancel_stops_a_queued_job(company):
 
     assert job_execute(job_id=job.pk) == "skipped"
     job.refresh_from_db()
-    assert (job.status, job.last_error) == ("dead", "Customer called to cancel.") and CALLS == []
+    assert (job.status, job.last_error) == ("cancelled", "Customer called to cancel.") and CALLS == []
+
+
+@pytest.mark.django_db
+def test_a_cancelled_job_stays_out_of_the_dead_letter_replay_but_can_be_replayed_on_purpose(company):
+    dead = enqueue(company, task_name="test_permanent", key="dead")
+    job_execute(job_id=dead.pk)
+    cancelled = enqueue(company, key="cancelled")
+    job_cancel(job=cancelled)
+
+    assert dlq_replay(company=company, max_jobs=10) == [dead.pk]
+    cancelled.refresh_from_db()
+    assert cancelled.status == "cancelled"
+
+    job_replay(job=cancelled)
+    CALLS.clear()
+    assert job_execute(job_id=cancelled.pk) == "completed"
+    assert len(CALLS) == 1
 
 
 @pytest.mark.django_db

@@ -30,6 +30,7 @@ def ledger(company, other_company):
         "f": make_job(company, "f", status="failed"),
         "d1": make_job(company, "d1", status="dead", last_error="boom"),
         "d2": make_job(company, "d2", status="dead", last_error="boom"),
+        "x": make_job(company, "x", status="cancelled", last_error="Cancelled by ops"),
         "other_dead": make_job(other_company, "od", status="dead"),
         "other_queued": make_job(other_company, "oq"),
         "system": make_job(None, "sys", status="dead"),
@@ -54,7 +55,7 @@ def test_queue_stats_counts_the_callers_company_only(request, ledger, company, c
     body = response.json()
     age = body.pop("oldest_queued_age_seconds")
     assert body == {"company_id": company.pk, "queued": 3, "scheduled": 1, "processing": 1, "completed": 1,
-                    "failed": 1, "dlq": 2}
+                    "failed": 1, "dlq": 2, "cancelled": 1}
     assert 90 <= age < 120
 
 
@@ -125,7 +126,7 @@ def test_job_changelist_shows_only_the_staff_users_companies(alice_admin, ledger
 
     assert response.status_code == 200
     shown = {job.pk for job in response.context["cl"].result_list}
-    assert shown == {ledger[key].pk for key in ("q1", "q2", "later", "p", "c", "f", "d1", "d2")}
+    assert shown == {ledger[key].pk for key in ("q1", "q2", "later", "p", "c", "f", "d1", "d2", "x")}
     foreign = alice_admin.get(f"/admin/engage/job/{ledger['other_dead'].pk}/change/")
     assert foreign.status_code == 404, foreign.get("Location")
     filtered = alice_admin.get("/admin/engage/job/", {"status__exact": "dead", "task_name": "webhook_reminder"})
@@ -142,7 +143,7 @@ def test_job_admin_replay_and_cancel_actions_call_the_services(alice_admin, ledg
     }, follow=True)
 
     statuses = dict(Job.objects.values_list("idempotency_key", "status"))
-    assert (statuses["d1"], statuses["c"], statuses["q1"]) == ("queued", "completed", "dead")
+    assert (statuses["d1"], statuses["c"], statuses["q1"]) == ("queued", "completed", "cancelled")
     replay_messages = [str(m) for m in replay.context["messages"]]
     assert "Replayed 1 job(s)." in replay_messages
     assert any(m.startswith("Not replayed: #") for m in replay_messages)
