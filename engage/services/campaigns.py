@@ -141,21 +141,20 @@ def _eligible_batches(*, run: CampaignRun) -> Iterator[list[Customer]]:
         send_window_end_hour=24,
         channel=run.campaign.channel,
     )
-    already = CampaignRecipient.objects.filter(
-        campaign_id=run.campaign_id,
-        customer_id=OuterRef("pk"),
-        cycle_started_at=OuterRef("last_booking_at"),
-        status__in=INTENT_STATUSES,
-    )
-    for batch in customer_segment_batches(
-        company=run.campaign.company, criteria=criteria, batch_size=preset["batch_size"]
-    ):
-        customers = list(
-            Customer.objects.filter(pk__in=[customer.pk for customer in batch], company_id=run.company_id)
-            .exclude(Exists(already))
-            .select_related("contact__company", "company")
-            .order_by("pk")
+    company = run.campaign.company
+    for batch in customer_segment_batches(company=company, criteria=criteria, batch_size=preset["batch_size"]):
+        # The segment's customers come with their contacts: one more query finds who has an intent in
+        # this cycle (the segment read is not repeated), and both get the run's company object.
+        already = set(
+            CampaignRecipient.objects.filter(
+                campaign_id=run.campaign_id, customer_id__in=[customer.pk for customer in batch],
+                status__in=INTENT_STATUSES,
+            ).values_list("customer_id", "cycle_started_at")
         )
+        customers = [customer for customer in batch if (customer.pk, customer.last_booking_at) not in already]
+        for customer in customers:
+            customer.company = company
+            customer.contact.company = company
         if customers:
             yield customers
 
