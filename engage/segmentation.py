@@ -31,11 +31,14 @@ from django.db.models import (
     Case,
     DateTimeField,
     Exists,
+    F,
     OuterRef,
     QuerySet,
     Value,
     When,
+    Window,
 )
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from crm.models import Booking, Channel, Company, Contact, Customer
@@ -231,10 +234,46 @@ def customer_segment_batches(
             return
 
 
+BOOKING_HISTORY_LENGTH = 3  # bookings in a reminder prompt's `booking_history`
+
+
 def customer_booking_history(*, customer: Customer, limit: int = 10) -> list[Booking]:
     """The customer's latest completed bookings, newest first, with service and worker, for the prompt."""
-    return list(
-        Booking.objects.filter(customer=customer, status=Booking.Status.COMPLETED)
+    return customer_booking_histories(customer_ids=[customer.pk], limit=limit).get(customer.pk, [])
+
+
+def customer_booking_histories(*, customer_ids: list[int], limit: int = BOOKING_HISTORY_LENGTH) -> dict[int, list[Booking]]:
+    """Each customer's latest `limit` completed bookings, newest first, for a whole batch in one query.
+
+    A window function ranks each customer's bookings (on booking_customer_finished); customers
+    without a completed booking are absent from the answer.
+    """
+    if not customer_ids:
+        return {}
+    ranked = (
+        Booking.objects.filter(customer_id__in=customer_ids, status=Booking.Status.COMPLETED)
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("customer_id")],
+                order_by=[F("finished_at").desc(nulls_last=True), F("id").desc()],
+            )
+        )
+        .filter(rank__lte=limit)
         .select_related("service", "worker__contact")
-        .order_by("-finished_at", "-id")[:limit]
+        .order_by("customer_id", "rank")
     )
+    histories: dict[int, list[Booking]] = {}
+    for booking in ranked:
+        histories.setdefault(booking.customer_id, []).append(booking)
+    return histories
+
+
+def booking_history_text(*, bookings: list[Booking], now: dt.datetime) -> str:
+    """The prompt's `booking_history`: one line per booking, newest first: date, service, days ago."""
+    lines = []
+    for booking in bookings:
+        when = booking.finished_at or booking.scheduled_at
+        service = booking.service.name_bn or booking.service.name
+        lines.append(f"- {when:%Y-%m-%d} {service} ({(now - when).days} দিন আগে)")
+    return "\n".join(lines)

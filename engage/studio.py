@@ -30,6 +30,7 @@ from engage.ai.safety import (
 )
 from engage.ai.templates import TEMPLATE_VARIABLES, _environment, template_render
 from engage.models import Message, PromptTemplate, PromptTemplateVersion
+from engage.segmentation import BOOKING_HISTORY_LENGTH, booking_history_text, customer_booking_histories
 
 EVENT_PUBLISHED = "template.published"
 EVENT_ROLLED_BACK = "template.rolled_back"
@@ -138,10 +139,9 @@ def _customer_subject(*, company: Company, pk: int) -> Subject | None:
     customer = Customer.objects.filter(company=company, pk=pk).select_related("contact").first()
     if customer is None:
         return None
-    last = (
-        Booking.objects.filter(customer=customer, status=Booking.Status.COMPLETED)
-        .select_related("service").order_by("-finished_at").first()
-    )
+    now = timezone.now()
+    history = customer_booking_histories(customer_ids=[customer.pk], limit=BOOKING_HISTORY_LENGTH).get(customer.pk, [])
+    last = history[0] if history else None
     last_at = customer.last_booking_at or (last.finished_at if last else None)
     service = last.service if last else None
     context = {
@@ -149,7 +149,8 @@ def _customer_subject(*, company: Company, pk: int) -> Subject | None:
         "customer_name": customer.contact.name or "গ্রাহক",
         "service_name": service.name if service else "",
         "service_name_bn": (service.name_bn or service.name) if service else "আমাদের সার্ভিস",
-        "days_since_last_booking": (timezone.now() - last_at).days if last_at else "",
+        "days_since_last_booking": (now - last_at).days if last_at else "",
+        "booking_history": booking_history_text(bookings=history, now=now),
         "promo_code": "",
         "deep_link": SAMPLE_DEEP_LINK,
     }

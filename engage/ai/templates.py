@@ -35,6 +35,8 @@ TEMPLATE_VARIABLES: dict[str, dict[str, str]] = {
         "service_name": "The service's name in English.",
         "service_name_bn": "The service's name in Bengali.",
         "days_since_last_booking": "Days since the customer's last completed booking.",
+        "booking_history": "The customer's last three completed bookings, newest first, one per line:"
+        " date, service (Bengali name), days ago. Empty for a customer without one.",
         "promo_code": "A promotion code, or empty.",
         "deep_link": "The signed booking link to include.",
     },

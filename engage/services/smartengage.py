@@ -27,7 +27,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from crm.models import Booking, Channel, Company, Customer, Service, User
+from crm.models import Channel, Company, Customer, Service, User
 from engage.ai import (
     GenerationRequest,
     ai_config_for,
@@ -79,6 +79,7 @@ DEFAULT_TEMPLATES: tuple[tuple[str, str, str], ...] = (
             "গ্রাহক {{ customer_name }}-কে একটি বাংলা রিমাইন্ডার লেখো।\n"
             "সার্ভিস: {{ service_name_bn }}\n"
             "শেষ বুকিংয়ের পর {{ days_since_last_booking }} দিন পেরিয়েছে।\n"
+            "{% if booking_history %}আগের বুকিং (নতুন থেকে পুরোনো):\n{{ booking_history }}\n{% endif %}"
             "{% if promo_code %}প্রোমো কোড: {{ promo_code }} — বার্তায় কোডটি উল্লেখ করো।\n{% endif %}"
             "বুকিং লিংকের জায়গায় হুবহু {{ deep_link }} লেখো (লিংক আমরা বসিয়ে দেব)।"
         ),
@@ -212,17 +213,6 @@ def smartengage_templates(*, company: Company, locale: str) -> tuple[PromptTempl
     return system, user
 
 
-def _last_completed_bookings(customer_ids: Sequence[int]) -> dict[int, Booking]:
-    """The last completed booking of each customer, in one query."""
-    bookings = (
-        Booking.objects.filter(customer_id__in=customer_ids, status=Booking.Status.COMPLETED)
-        .select_related("service")
-        .order_by("customer_id", "-finished_at", "-id")
-        .distinct("customer_id")
-    )
-    return {booking.customer_id: booking for booking in bookings}
-
-
 def _link_for(*, plan: _Plan, promo_code: str, ttl_hours: int | None, is_deeplink_enabled: bool) -> str:
     from engage.deeplinks import deeplink_booking_create, deeplink_promo_create
 
@@ -268,7 +258,11 @@ def _plans(
     if not policy.is_smartengage_enabled:
         raise ValidationError({"smartengage": "SmartEngage is switched off in this company's engagement policy."})
     config = ai_config_for(company=company)
-    last_bookings = _last_completed_bookings([customer.pk for customer in customers])
+    from engage.segmentation import booking_history_text, customer_booking_histories
+
+    # The latest completed bookings of the whole batch in one query: the last one picks the service,
+    # all of them are the prompt's booking history.
+    histories = customer_booking_histories(customer_ids=[customer.pk for customer in customers])
     templates: dict[str, tuple[PromptTemplateVersion | None, PromptTemplateVersion]] = {}
     system_texts: dict[tuple, str] = {}
     now = timezone.now()
@@ -289,7 +283,8 @@ def _plans(
         plans.append(plan)
         if plan.reason:
             continue
-        last = last_bookings.get(customer.pk)
+        history = histories.get(customer.pk, [])
+        last = history[0] if history else None
         plan.service = service or (last.service if last else None)
         last_at = customer.last_booking_at or (last.finished_at if last else None)
         locale = customer.contact.locale or "bn"
@@ -302,6 +297,7 @@ def _plans(
             "service_name": plan.service.name if plan.service else "",
             "service_name_bn": (plan.service.name_bn or plan.service.name) if plan.service else "আমাদের সার্ভিস",
             "days_since_last_booking": (now - last_at).days if last_at else "",
+            "booking_history": booking_history_text(bookings=history, now=now),
             "promo_code": promo_code,
             "deep_link": LINK_PLACEHOLDER,
         }

@@ -16,7 +16,9 @@ from engage.models import Message
 from engage.policy import policy_for, policy_get_or_create
 from engage.segmentation import (
     SegmentCriteria,
+    booking_history_text,
     contact_zones,
+    customer_booking_histories,
     customer_booking_history,
     customer_segment,
     customer_segment_batches,
@@ -182,3 +184,29 @@ def test_booking_complete_keeps_last_booking_at_and_history_is_newest_first(comp
     assert customer.last_booking_at == NOW - dt.timedelta(days=2)
     assert [b.pk for b in customer_booking_history(customer=customer, limit=5)] == [newer.pk, older.pk]
     assert [b.pk for b in customer_booking_history(customer=customer, limit=1)] == [newer.pk]
+
+
+def test_booking_histories_of_a_batch_in_one_query_newest_first_completed_only(company):
+    many, one, none = (CustomerFactory(company=company) for _ in range(3))
+    done = [
+        BookingFactory(company=company, customer=many, status=Booking.Status.COMPLETED,
+                       finished_at=NOW - dt.timedelta(days=days))
+        for days in (40, 10, 30, 20)
+    ]
+    BookingFactory(company=company, customer=many, status=Booking.Status.SCHEDULED, finished_at=None)
+    single = BookingFactory(company=company, customer=one, status=Booking.Status.COMPLETED,
+                            finished_at=NOW - dt.timedelta(days=5))
+    BookingFactory(company=company, customer=none, status=Booking.Status.CANCELLED)
+
+    with CaptureQueriesContext(connection) as queries:
+        histories = customer_booking_histories(customer_ids=[many.pk, one.pk, none.pk], limit=3)
+        text = booking_history_text(bookings=histories[many.pk], now=NOW)
+
+    assert len(queries) == 1
+    assert [b.pk for b in histories[many.pk]] == [done[1].pk, done[3].pk, done[2].pk]
+    assert [b.pk for b in histories[one.pk]] == [single.pk]
+    assert none.pk not in histories
+    lines = text.splitlines()
+    service = done[1].service.name_bn or done[1].service.name
+    assert lines[0] == f"- {(NOW - dt.timedelta(days=10)):%Y-%m-%d} {service} (10 দিন আগে)"
+    assert len(lines) == 3 and lines[2].endswith("(30 দিন আগে)")

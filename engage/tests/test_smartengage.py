@@ -77,6 +77,9 @@ def test_one_reminder_goes_through_all_ten_steps(seeded, fake_openai):
     assert prompt[0]["role"] == "system" and seeded.name in prompt[0]["content"]
     assert "ফাতিমা" in prompt[1]["content"] and "22 দিন" in prompt[1]["content"]
     assert "SAVE20" in prompt[1]["content"] and LINK_PLACEHOLDER in prompt[1]["content"]
+    booking = customer.bookings.get()  # the booking history, as the seeded template shows it
+    assert f"আগের বুকিং (নতুন থেকে পুরোনো):\n- {booking.finished_at:%Y-%m-%d} " in prompt[1]["content"]
+    assert "(22 দিন আগে)" in prompt[1]["content"]
     session = AISession.objects.get(correlation_id=message.correlation_id)
     assert (session.outcome, session.message_id) == ("ok", message.pk)
     assert len(mail.outbox) == 1 and customer.contact.email in mail.outbox[0].to[0]

@@ -114,6 +114,16 @@ def test_preview_renders_for_a_real_customer_with_verdicts_and_lengths(reminder,
 
 
 @pytest.mark.django_db
+def test_preview_shows_the_customers_booking_history(reminder, customer):
+    result = template_preview(template=reminder, body="আগের বুকিং:\n{{ booking_history }}", subject_id=customer.pk)
+
+    booking = customer.bookings.get()
+    service = booking.service.name_bn or booking.service.name
+    days = (timezone.now() - booking.finished_at).days
+    assert result["rendered"] == f"আগের বুকিং:\n- {booking.finished_at:%Y-%m-%d} {service} ({days} দিন আগে)"
+
+
+@pytest.mark.django_db
 def test_preview_for_a_lead_and_for_a_worker_uses_their_own_figures(company):
     # given a sales template and a lead with an inbound message
     sales = PromptTemplate.objects.create(company=company, agent_type="sales", locale="bn", name="reply")

@@ -156,3 +156,33 @@ def test_another_companys_staff_cannot_see_or_approve_our_versions(client, other
                 {"action": "approve", "_selected_action": [version.pk]})
     version.refresh_from_db()
     assert version.status == "draft"
+
+
+@pytest.mark.django_db
+def test_the_history_migration_upgrades_only_an_untouched_seeded_reminder_and_reverses(company, other_company):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("engage.migrations.0015_smartengage_reminder_booking_history")
+
+    def reminder(owner, body):
+        template = PromptTemplate.objects.create(company=owner, agent_type="smartengage", locale="bn", name="reminder")
+        PromptTemplateVersion.objects.create(template=template, number=1, body=body, status="approved")
+        return template
+
+    seeded = reminder(company, migration.V1_BODY)
+    edited = reminder(other_company, "প্রিয় {{ customer_name }}, {{ deep_link }}")
+
+    migration.add_history(apps, None)
+
+    assert list(seeded.versions.order_by("number").values_list("number", "status")) == [
+        (1, "archived"), (2, "approved")
+    ]
+    upgraded = template_latest_approved(company=company, agent_type="smartengage", locale="bn", name="reminder")
+    assert "{{ booking_history }}" in upgraded.body and upgraded.body == migration.WITH_HISTORY_BODY
+    assert list(edited.versions.values_list("number", "status")) == [(1, "approved")]
+
+    migration.remove_history(apps, None)
+
+    assert list(seeded.versions.values_list("number", "status")) == [(1, "approved")]
