@@ -52,6 +52,10 @@ test: venv services lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: venv services
+	@# bench/webhook.py drives the server with wrk (Debian package).
+	@command -v wrk >/dev/null || { echo "installing wrk from Debian packages"; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq wrk >/dev/null; }
 	DATABASE_URL=$(TEST_DATABASE_URL)_bench REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/run_all.py
 
 lint: venv

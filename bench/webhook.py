@@ -7,10 +7,12 @@
 What it does, in the benchmark database (migrated by run_all):
 1. Starts gunicorn (`shokti.wsgi`, BENCH_WEBHOOK_WORKERS sync workers, default 4) on a free port,
    with throttling lifted so the limit measured is the server's, not the API-key quota.
-2. Closed loop: BENCH_WEBHOOK_REQUESTS (default 5,000) new inbound messages from 16 concurrent
-   clients (a pool of 2,000 phone numbers, so contacts and leads are both created and found):
-   requests/s, p50, p99.
-3. Duplicates: one delivery repeated 2,000 times (same external_id): requests/s and p50.
+2. Closed loop, driven by wrk (bench/webhook.lua; `make bench` installs Debian's wrk) for
+   BENCH_WEBHOOK_SECONDS (default 15; wrk runs for a time, not a count, and the count is
+   reported): new inbound messages from 16 connections on 2 wrk threads, a fresh connection per request as a webhook sender makes (gunicorn's sync workers
+   close it anyway), from a pool of 2,000 phone numbers, so contacts and leads are both created
+   and found: requests/s, p50, p99.
+3. Duplicates: one delivery repeated for 5 s (same external_id), also by wrk: requests/s and p50.
 4. Open loop (last, so an overloaded server's backlog spoils nothing else): 200 requests/s offered
    at a constant rate for 15 s; latency is counted from the moment each request was due (no
    coordinated omission), and a request unanswered after 30 s counts as failed: p50, p99.
@@ -19,8 +21,9 @@ What it does, in the benchmark database (migrated by run_all):
    message + job + event in one statement; the API key is cached per process, so it is not read)
    with raw psycopg on as many connections as gunicorn has workers: transactions/s.
 
-The load generator is asyncio on raw sockets, in this process, on the same 2 CPUs as the
-server and the database: the figures are for the whole machine, client included.
+The load generators (wrk for the closed loops; asyncio on raw sockets in this process for the
+open loop, which wrk cannot pace) run on the same 2 CPUs as the server and the database: the
+figures are for the whole machine, client included.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -41,12 +45,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shokti.settings")
 
-REQUESTS = int(os.environ.get("BENCH_WEBHOOK_REQUESTS", "5000"))
+SECONDS = int(os.environ.get("BENCH_WEBHOOK_SECONDS", "15"))
+REQUESTS = 5000  # the raw-psycopg ceiling's transactions
 WORKERS = int(os.environ.get("BENCH_WEBHOOK_WORKERS", "4"))
 CONCURRENCY = int(os.environ.get("BENCH_WEBHOOK_CONCURRENCY", "16"))
 RATE = 200
 RATE_SECONDS = 15
-DUPLICATES = 2000
+DUPLICATE_SECONDS = 5
 PHONE_POOL = 2000
 RUN = uuid.uuid4().hex[:8]
 
@@ -87,23 +92,6 @@ def _body(index: int, prefix: str) -> dict:
     }
 
 
-async def closed_loop(port: int, requests: list[bytes], concurrency: int) -> tuple[float, list[float], dict]:
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    queue = iter(requests)
-
-    async def client() -> None:
-        for request in queue:
-            started = time.perf_counter()
-            status = await _post(port, request)
-            latencies.append(time.perf_counter() - started)
-            statuses[status] = statuses.get(status, 0) + 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    return time.perf_counter() - started, latencies, statuses
-
-
 async def open_loop(port: int, requests: list[bytes], rate: float) -> tuple[list[float], dict]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -118,6 +106,41 @@ async def open_loop(port: int, requests: list[bytes], rate: float) -> tuple[list
 
     await asyncio.gather(*(one(start + index / rate, request) for index, request in enumerate(requests)))
     return latencies, statuses
+
+
+WRK_THREADS = 2
+WRK_SCRIPT = ROOT / "bench" / "webhook.lua"
+
+
+def wrk_run(port: int, raw_key: str, seconds: int, *, duplicate: bool = False) -> dict:
+    """Closed loop with wrk: CONCURRENCY connections for `seconds`; its JSON summary line."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is not installed: `make bench` installs it (Debian package wrk)")
+    env = {
+        **os.environ,
+        "WRK_API_KEY": raw_key,
+        "WRK_RUN": uuid.uuid4().hex[:8],
+        "WRK_PHONES": str(PHONE_POOL),
+        "WRK_CONNECTION_CLOSE": "1",
+    }
+    if duplicate:
+        env["WRK_DUPLICATE"] = "1"
+    output = subprocess.run(
+        [wrk, f"-t{WRK_THREADS}", f"-c{CONCURRENCY}", f"-d{seconds}s", "--timeout", "30s", "-s", str(WRK_SCRIPT),
+         f"http://127.0.0.1:{port}"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    line = next((line for line in output.splitlines() if line.startswith("JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary:\n{output}")
+    result = json.loads(line[5:])
+    result["statuses"] = {202: result["answered"] - result["non202"]}
+    if result["non202"]:
+        result["statuses"]["not 202"] = result["non202"]
+    if result["socket_errors"]:
+        result["statuses"][0] = result["socket_errors"]
+    return result
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -285,16 +308,9 @@ def measure() -> dict:
     port = _free_port()
     server = _start_gunicorn(port)
     try:
-        warm = [_request_bytes(port, raw_key, _body(index, "warm")) for index in range(200)]
-        asyncio.run(closed_loop(port, warm, CONCURRENCY))
-
-        new = [_request_bytes(port, raw_key, _body(index, "new")) for index in range(REQUESTS)]
-        elapsed, latencies, statuses = asyncio.run(closed_loop(port, new, CONCURRENCY))
-
-        duplicate = _request_bytes(port, raw_key, _body(0, "new"))  # delivered above already
-        duplicate_elapsed, duplicate_latencies, duplicate_statuses = asyncio.run(
-            closed_loop(port, [duplicate] * DUPLICATES, CONCURRENCY)
-        )
+        wrk_run(port, raw_key, 2)  # warm: every worker connected, statements prepared
+        new = wrk_run(port, raw_key, SECONDS)
+        duplicate = wrk_run(port, raw_key, DUPLICATE_SECONDS, duplicate=True)
 
         # Last: if the server cannot keep up with the rate, its backlog must not spoil another phase.
         paced = [_request_bytes(port, raw_key, _body(index, "paced")) for index in range(RATE * RATE_SECONDS)]
@@ -305,15 +321,14 @@ def measure() -> dict:
 
     raw_rate = raw_ceiling(raw_company.pk, REQUESTS)
     return {
-        "requests": REQUESTS, "workers": WORKERS, "concurrency": CONCURRENCY,
-        "elapsed": elapsed, "rps": REQUESTS / elapsed,
-        "p50_ms": statistics.median(latencies) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
-        "statuses": statuses,
+        "requests": new["answered"], "workers": WORKERS, "concurrency": CONCURRENCY,
+        "elapsed": new["seconds"], "rps": new["answered"] / new["seconds"],
+        "p50_ms": new["p50_ms"], "p99_ms": new["p99_ms"], "statuses": new["statuses"],
         "paced_p50_ms": statistics.median(paced_latencies) * 1000,
         "paced_p99_ms": percentile(paced_latencies, 0.99) * 1000, "paced_statuses": paced_statuses,
-        "duplicate_rps": DUPLICATES / duplicate_elapsed,
-        "duplicate_p50_ms": statistics.median(duplicate_latencies) * 1000,
-        "duplicate_p99_ms": percentile(duplicate_latencies, 0.99) * 1000, "duplicate_statuses": duplicate_statuses,
+        "duplicate_rps": duplicate["answered"] / duplicate["seconds"],
+        "duplicate_p50_ms": duplicate["p50_ms"], "duplicate_p99_ms": duplicate["p99_ms"],
+        "duplicate_statuses": duplicate["statuses"], "duplicates": duplicate["answered"],
         "raw_tps": raw_rate,
     }
 
@@ -328,8 +343,9 @@ def figures(result: dict) -> list[dict]:
     share = result["rps"] / result["raw_tps"]
     return [
         {
-            "figure": f"{result['requests']:,} new inbound messages, {result['concurrency']} concurrent clients,"
-                      f" {result['workers']} gunicorn workers: requests/s, as seconds per 1,000 (aim: 500/s)",
+            "figure": f"{result['requests']:,} new inbound messages (wrk, {result['concurrency']} connections, a new"
+                      f" one per request), {result['workers']} gunicorn workers: requests/s, as seconds per 1,000"
+                      " (aim: 500/s)",
             "value": 1000 / result["rps"], "unit": "s", "ceiling": 2.0,
             "note": f"{result['rps']:.0f} req/s, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms"
                     + _failures(result["statuses"]),
@@ -345,7 +361,7 @@ def figures(result: dict) -> list[dict]:
             "note": f"raw {result['raw_tps']:.0f} tx/s on {result['workers']} connections; Django {share:.0%} of it",
         },
         {
-            "figure": f"duplicate delivery (same external_id) x{DUPLICATES:,}: p50, ceiling = a new message's p50",
+            "figure": f"duplicate delivery (same external_id) x{result['duplicates']:,}: p50, ceiling = a new message's p50",
             "value": result["duplicate_p50_ms"], "unit": "ms", "ceiling": round(result["p50_ms"], 1),
             "note": f"{result['duplicate_rps']:.0f} req/s, p99 {result['duplicate_p99_ms']:.1f} ms"
                     + _failures(result["duplicate_statuses"]),
