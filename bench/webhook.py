@@ -209,7 +209,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 RAW_SQL = {
     "dedupe": "SELECT lead_id, id, job_id FROM engage_message WHERE company_id = %s AND direction = 'inbound'"
-              " AND external_id = %s LIMIT 1",
+              " AND external_id <> '' AND external_id = %s LIMIT 1",
     "contact": "INSERT INTO crm_contact (company_id, name, phone, email, locale, timezone, is_email_consented,"
                " is_sms_consented, is_whatsapp_consented, created_at, updated_at)"
                " VALUES (%s, %s, %s, '', 'bn', 'Asia/Dhaka', false, true, false, now(), now())"

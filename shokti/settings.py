@@ -101,7 +101,9 @@ if IS_POSTGRES:
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault(
-        "options", f"-c statement_timeout={env.int('DATABASE_STATEMENT_TIMEOUT_MS', default=30000)}"
+        "options",
+        f"-c statement_timeout={env.int('DATABASE_STATEMENT_TIMEOUT_MS', default=30000)}"
+        f" -c plan_cache_mode={env.str('DATABASE_PLAN_CACHE_MODE', default='auto')}",
     )
     # Server-side parameters: psycopg prepares a statement run 5 times on a connection, so the
     # hot paths (webhook, send jobs) skip PostgreSQL's parse and plan. Off behind pgbouncer in

@@ -85,13 +85,14 @@ def inbound_dedupe_key(
 
 def _existing(*, company: Company, key: str) -> InboundResult | None:
     # Plain SQL: this probe is the whole database work of a duplicate delivery, and ORM
-    # query compilation would cost more than the indexed lookup itself.
+    # query compilation would cost more than the indexed lookup itself. The partial unique
+    # index's predicate is written out literally, so a prepared (generic) plan can use it too.
     table = connection.ops.quote_name(Message._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT lead_id, id, job_id, contact_id FROM {table}"
-            " WHERE company_id = %s AND direction = %s AND external_id = %s LIMIT 1",
-            [company.pk, Message.Direction.INBOUND, key],
+            f"SELECT lead_id, id, job_id, contact_id FROM {table} WHERE company_id = %s"
+            f" AND direction = '{Message.Direction.INBOUND}' AND external_id <> '' AND external_id = %s LIMIT 1",
+            [company.pk, key],
         )
         row = cursor.fetchone()
     if row is None:

@@ -118,3 +118,26 @@ def test_handoff_keywords_written_elsewhere_apply_within_the_ttl(company, monkey
     assert handoff.handoff_keywords_for(company_id=company.pk) == ["human"]
     now[0] += 2
     assert handoff.handoff_keywords_for(company_id=company.pk) == ["operator"]
+
+
+@pytest.mark.django_db
+def test_the_duplicate_probe_uses_the_unique_index_even_in_a_prepared_generic_plan(company):
+    # PostgreSQL may run a statement prepared by psycopg with one plan for every parameter value;
+    # the probe spells out the partial index's predicate so that plan is still an index lookup.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first = capture(company, "hello", external_id="probe-1")
+    with CaptureQueriesContext(connection) as queries:
+        assert capture(company, "hello", external_id="probe-1").message_id == first.message_id
+    probe = next(query["sql"] for query in queries.captured_queries if "external_id" in query["sql"])
+    assert len(queries.captured_queries) == 1  # a duplicate is the probe and nothing else
+    statement = probe.replace(str(company.pk), "$1", 1).replace("'ext:probe-1'", "$2")
+    with connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        cursor.execute(f"PREPARE probe_plan (bigint, text) AS {statement}")
+        cursor.execute("EXPLAIN EXECUTE probe_plan (1, 'x')")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("DEALLOCATE probe_plan")
+        cursor.execute("RESET plan_cache_mode")
+    assert "message_unique_inbound_external_id" in plan
