@@ -192,6 +192,9 @@ def run() -> None:
     try:
         # 1. end to end, model latency 1 s
         settings.OPENAI_BASE_URL = slow.base_url
+        # A worker process that has run a campaign before: its bulk pool's threads are started (a
+        # process's first run also pays ~1-2 s of thread starts; measured separately, docs/benchmarks.md).
+        _measure_run(company=_company("bench-warm-up", CONCURRENCY), is_dry_run=False)
         send_seconds, sent = _measure_run(company=_company("bench-sends", SENDS), is_dry_run=False)
         rate = sent["sent"] / send_seconds
         print(f"end to end: {sent['sent']:,} sent ({sent['failed']} failed, {sent['skipped']} skipped) in "

@@ -14,6 +14,7 @@ A dry run does everything up to the send and records what it would have sent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -546,20 +547,32 @@ _RECIPIENT_COLUMNS = (
 
 
 def _recipient_rows_insert(*, run: CampaignRun, rows: list[tuple[_Plan, str, str, str]], now: Any) -> None:
-    """Insert recipient rows (plan, status, reason, error): one short INSERT run for every row (executemany).
+    """Insert recipient rows (plan, status, reason, error) without model instances: COPY on PostgreSQL.
 
-    No model instances, and a statement psycopg parses once (pipelined on PostgreSQL): a multi-row
-    VALUES statement of a whole batch costs ~5x the client CPU (its 6,500 placeholders are re-parsed
-    every time: psycopg caches only short statements), Django's bulk_create ~2.5x.
+    A dry run writes one row per customer, so this is its biggest write. Measured per row of client
+    CPU: a multi-row VALUES statement of a batch ~76 us (psycopg re-parses its thousands of
+    placeholders every time: it caches only short statements), Django's bulk_create ~37 us,
+    executemany of a short INSERT ~15 us (but one statement per row for the server), COPY ~11 us
+    and one statement. Elsewhere: executemany.
     """
     table = connection.ops.quote_name(CampaignRecipient._meta.db_table)
+    params = [_recipient_params(run=run, plan=plan, status=status, reason=reason, error=error, now=now)
+              for plan, status, reason, error in rows]
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {table} ({_RECIPIENT_COLUMNS})"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NULL, NULL, %s, %s, %s, %s, %s)",
-            [_recipient_params(run=run, plan=plan, status=status, reason=reason, error=error, now=now)
-             for plan, status, reason, error in rows],
-        )
+        if connection.vendor != "postgresql":
+            cursor.executemany(
+                f"INSERT INTO {table} ({_RECIPIENT_COLUMNS})"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NULL, NULL, %s, %s, %s, %s, %s)",
+                params,
+            )
+            return
+        columns = _RECIPIENT_COLUMNS.replace(" message_id, job_id,", "")
+        sql = f"COPY {table} ({columns}) FROM STDIN"
+        # COPY goes past Django's cursor wrapper: log it as one query like the others (DEBUG, tests).
+        logged = cursor.debug_sql(sql) if hasattr(cursor, "debug_sql") else contextlib.nullcontext()
+        with logged, cursor.cursor.copy(sql) as copy:
+            for row in params:
+                copy.write_row(row)
 
 
 def _recipient_params(*, run: CampaignRun, plan: _Plan, status: str, reason: str, error: str, now: Any) -> list[Any]:

@@ -387,3 +387,36 @@ def test_an_intent_already_written_in_this_cycle_is_never_sent_again(campaign, f
     assert (Message.objects.count(), Job.objects.count()) == (messages_before, jobs_before)
     assert second.recipients.get().reason == "already_reminded"
     assert outbound_count(customer) == 1
+
+
+@pytest.mark.django_db
+def test_dry_run_rows_by_copy_are_the_rows_of_the_portable_insert(campaign, fake_openai, monkeypatch):
+    # given two customers, one of them outside the send window (a skipped row), dry-run twice:
+    # once through PostgreSQL's COPY, once through the executemany every other database uses
+    from django.forms.models import model_to_dict
+
+    fake_openai.reply(AI_TEXT)
+    customer_due(campaign.company)
+    customer_due(campaign.company, timezone="Pacific/Kiritimati")
+    policy = policy_get_or_create(company=campaign.company)
+    hour = timezone.now().astimezone(ZoneInfo("Asia/Dhaka")).hour
+    policy.presets.filter(name="default").update(send_window_start_hour=hour, send_window_end_hour=hour + 1)
+    cache.clear()
+
+    def rows_of(run):
+        ignore = ["id", "run", "correlation_id", "created_at", "updated_at", "body"]
+        return sorted(
+            (tuple(sorted(model_to_dict(row, exclude=ignore).items())), "token=" in row.body)
+            for row in run.recipients.all()
+        )
+
+    by_copy = campaign_run_trigger(campaign=campaign, is_dry_run=True)
+    assert execute(by_copy)["status"] == "completed"
+    monkeypatch.setattr(connection, "vendor", "portable")
+    portable = campaign_run_trigger(campaign=campaign, is_dry_run=True)
+    assert execute(portable)["status"] == "completed"
+
+    assert rows_of(by_copy) == rows_of(portable)
+    assert sorted(status for (row, _) in rows_of(by_copy) for key, status in row if key == "status") == [
+        "dry_run", "skipped"
+    ]
