@@ -9,7 +9,7 @@ import logging
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -71,19 +71,47 @@ def _normalized_keywords(keywords: tuple[str, ...]) -> frozenset[str]:
     return frozenset(_normalize_words(keyword) for keyword in keywords)
 
 
+def inbound_dedupe_window() -> timedelta:
+    return timedelta(seconds=int(getattr(settings, "INBOUND_DEDUPE_WINDOW_SECONDS", 600)))
+
+
 def inbound_dedupe_key(
     *, company_id: int, channel: str, phone: str, email: str, text: str, external_id: str, now: datetime
 ) -> str:
     """The sender's id when given; else a hash of the payload within a time bucket (a retried delivery)."""
     if external_id:
         return f"ext:{external_id}"[:200]
-    window = int(getattr(settings, "INBOUND_DEDUPE_WINDOW_SECONDS", 600))
+    window = int(inbound_dedupe_window().total_seconds())
     bucket = int(now.timestamp()) // window
     digest = hashlib.sha256(f"{company_id}\x1f{channel}\x1f{phone}\x1f{email}\x1f{text}\x1f{bucket}".encode()).hexdigest()
     return f"hash:{digest}"
 
 
-def _existing(*, company: Company, key: str) -> InboundResult | None:
+@dataclass(frozen=True)
+class _DedupeKeys:
+    """The message's own key, and the key a delivery less than a window old may have stored it under.
+
+    Payload-hash keys change at each window boundary: a retry one second after a boundary carries
+    the next window's key, so the previous window's key (when that message is younger than the
+    window) counts as the same delivery. With an external id `previous` is empty (never stored).
+    """
+
+    key: str
+    previous: str
+    since: datetime
+
+
+def _dedupe_keys(*, company_id: int, channel: str, phone: str, email: str, text: str, external_id: str,
+                 now: datetime) -> _DedupeKeys:
+    fields = {"company_id": company_id, "channel": channel, "phone": phone, "email": email, "text": text,
+              "external_id": external_id}
+    window = inbound_dedupe_window()
+    key = inbound_dedupe_key(**fields, now=now)
+    previous = "" if external_id else inbound_dedupe_key(**fields, now=now - window)
+    return _DedupeKeys(key=key, previous=previous, since=now - window)
+
+
+def _existing(*, company: Company, dedupe: _DedupeKeys) -> InboundResult | None:
     # Plain SQL: this probe is the whole database work of a duplicate delivery, and ORM
     # query compilation would cost more than the indexed lookup itself. The partial unique
     # index's predicate is written out literally, so a prepared (generic) plan can use it too.
@@ -91,8 +119,9 @@ def _existing(*, company: Company, key: str) -> InboundResult | None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT lead_id, id, job_id, contact_id FROM {table} WHERE company_id = %s"
-            f" AND direction = '{Message.Direction.INBOUND}' AND external_id <> '' AND external_id = %s LIMIT 1",
-            [company.pk, key],
+            f" AND direction = '{Message.Direction.INBOUND}' AND external_id <> ''"
+            " AND (external_id = %s OR (external_id = %s AND created_at > %s)) ORDER BY id LIMIT 1",
+            [company.pk, dedupe.key, dedupe.previous, dedupe.since],
         )
         row = cursor.fetchone()
     if row is None:
@@ -165,17 +194,18 @@ def _contact_upsert(*, company: Company, phone: str, email: str, name: str, chan
 
 
 def _message_insert(
-    *, company: Company, contact_id: int, lead_id: int, channel: str, text: str, key: str, now: datetime,
+    *, company: Company, contact_id: int, lead_id: int, channel: str, text: str, dedupe: _DedupeKeys, now: datetime,
     correlation_id: Any, raw: dict | None,
 ) -> int | None:
-    """Insert the inbound message; None when the same delivery got there first (the unique key says so)."""
+    """Insert the inbound message; None when the same delivery got there first (its dedupe keys say so)."""
     table = connection.ops.quote_name(Message._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (company_id, contact_id, lead_id, direction, channel, agent_type, message_type,"
             " subject, body, status, provider_message_id, provider_response, error, correlation_id, external_id,"
             " created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, '', %s, '', %s, %s, '', %s, '', %s, %s, %s, %s)"
+            " SELECT %s, %s, %s, %s, %s, '', %s, '', %s, %s, '', %s, '', %s, %s, %s, %s"
+            f" WHERE NOT EXISTS ({_PREVIOUS_WINDOW_SQL.format(table=table, company='%s', key='%s', since='%s')})"
             " ON CONFLICT DO NOTHING RETURNING id",
             [sql_value(value) for value in [
                 company.pk,
@@ -188,13 +218,24 @@ def _message_insert(
                 Message.Status.RECEIVED,
                 json.dumps(raw or {}, default=str),
                 correlation_id,
-                key,
+                dedupe.key,
                 now,
                 now,
+                company.pk,
+                dedupe.previous,
+                dedupe.since,
             ]],
         )
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+# The same payload stored under the previous window's key less than a window ago (see _DedupeKeys).
+_PREVIOUS_WINDOW_SQL = (
+    "SELECT 1 FROM {table} previous WHERE previous.company_id = {company}"
+    f" AND previous.direction = '{Message.Direction.INBOUND}' AND previous.external_id <> ''"
+    " AND previous.external_id = {key} AND previous.created_at > {since}"
+)
 
 
 AI_ENGAGE = "ai_engage"
@@ -206,7 +247,7 @@ def _is_folded() -> bool:
 
 
 def _message_job_events_insert(
-    *, company: Company, contact_id: int, lead_id: int, is_new_lead: bool, channel: str, text: str, key: str,
+    *, company: Company, contact_id: int, lead_id: int, is_new_lead: bool, channel: str, text: str, dedupe: _DedupeKeys,
     source: str, now: datetime, occurred_at: datetime, correlation_id: uuid.UUID, raw: dict | None,
 ) -> tuple[int, int] | None:
     """Insert the inbound message, its `ai_engage` job and its events in one round trip: (message id, job id).
@@ -230,7 +271,8 @@ def _message_job_events_insert(
         " external_id, job_id, created_at, updated_at)"
         " SELECT ids.message_id, %(company)s::bigint, %(contact)s::bigint, %(lead)s::bigint, %(direction)s::text, %(channel)s::text, '', 'inbound', '',"
         " %(text)s::text, %(status)s::text, '', %(raw)s::jsonb, '', %(correlation)s::uuid, %(key)s::text, ids.job_id, %(now)s::timestamptz, %(now)s::timestamptz"
-        " FROM ids ON CONFLICT DO NOTHING RETURNING id, job_id),"
+        f" FROM ids WHERE NOT EXISTS ({_PREVIOUS_WINDOW_SQL.format(table=message_table, company='%(company)s::bigint', key='%(previous_key)s::text', since='%(since)s::timestamptz')})"
+        " ON CONFLICT DO NOTHING RETURNING id, job_id),"
         f" job AS (INSERT INTO {job_table} (id, company_id, task_name, priority, payload, idempotency_key, status,"
         " attempts, max_attempts, next_run_at, dispatched_at, locked_by, last_error, created_at, updated_at)"
         " SELECT message.job_id, %(company)s::bigint, %(task)s::text, %(priority)s::integer,"
@@ -252,7 +294,8 @@ def _message_job_events_insert(
     params = {
         "company": company.pk, "contact": contact_id, "lead": lead_id, "direction": Message.Direction.INBOUND,
         "channel": channel, "text": text, "status": Message.Status.RECEIVED,
-        "raw": json.dumps(raw or {}, default=str), "correlation": correlation_id, "key": key, "now": now,
+        "raw": json.dumps(raw or {}, default=str), "correlation": correlation_id, "key": dedupe.key,
+        "previous_key": dedupe.previous, "since": dedupe.since, "now": now,
         "task": AI_ENGAGE, "priority": default_priority(AI_ENGAGE), "queued": Job.Status.QUEUED,
         "max_attempts": JOB_MAX_ATTEMPTS, "message_type": message_type.pk, "lead_type": lead_type.pk,
         "lead_payload": json.dumps({"lead_id": lead_id, "channel": channel, "source": source}),
@@ -340,20 +383,21 @@ def inbound_message_capture(
     if not phone and not email:
         raise ValidationError({"phone_number": "A phone number (or an email address) is required."})
     now = timezone.now()
-    key = inbound_dedupe_key(
+    dedupe = _dedupe_keys(
         company_id=company.pk, channel=channel, phone=phone, email=email, text=text, external_id=external_id, now=now
     )
     if external_id:
         # A sender's retry stops here, before any write. Without an external id the payload-hash
-        # key is rarely repeated: its unique constraint catches a repeat inside the transaction.
-        existing = _existing(company=company, key=key)
+        # key is rarely repeated: the message's INSERT finds a repeat inside the transaction (this
+        # window's key by its unique constraint, the previous window's by NOT EXISTS).
+        existing = _existing(company=company, dedupe=dedupe)
         if existing is not None:
             return existing
     for attempt in range(2):
         try:
             return _capture(
                 company=company, channel=channel, text=text, phone=phone, email=email, contact_name=contact_name,
-                source=source, key=key, now=now, occurred_at=occurred_at or now, raw=raw,
+                source=source, dedupe=dedupe, now=now, occurred_at=occurred_at or now, raw=raw,
             )
         except _Duplicate:
             break
@@ -361,7 +405,7 @@ def inbound_message_capture(
             # A concurrent first delivery of the same person won a race on another unique key: try again once.
             if attempt:
                 raise
-    existing = _existing(company=company, key=key)
+    existing = _existing(company=company, dedupe=dedupe)
     if existing is None:  # pragma: no cover - the conflicting row was rolled back meanwhile
         raise IntegrityError("inbound message conflict without a stored duplicate")
     return existing
@@ -369,7 +413,8 @@ def inbound_message_capture(
 
 @transaction.atomic
 def _capture(
-    *, company: Company, channel: str, text: str, phone: str, email: str, contact_name: str, source: str, key: str,
+    *, company: Company, channel: str, text: str, phone: str, email: str, contact_name: str, source: str,
+    dedupe: _DedupeKeys,
     now: datetime, occurred_at: datetime, raw: dict[str, Any] | None,
 ) -> InboundResult:
     contact_id = _contact_upsert(company=company, phone=phone, email=email, name=contact_name[:200], channel=channel, now=now)
@@ -380,7 +425,7 @@ def _capture(
         # The common case on PostgreSQL: message, job and events in one statement.
         ids = _message_job_events_insert(
             company=company, contact_id=contact_id, lead_id=lead_id, is_new_lead=is_new_lead, channel=channel,
-            text=text, key=key, source=source, now=now, occurred_at=occurred_at, correlation_id=correlation_id,
+            text=text, dedupe=dedupe, source=source, now=now, occurred_at=occurred_at, correlation_id=correlation_id,
             raw=raw,
         )
         if ids is None:
@@ -392,7 +437,7 @@ def _capture(
         return InboundResult(lead_id=lead_id, message_id=message_id, job_id=job_id, contact_id=contact_id)
 
     message_id = _message_insert(
-        company=company, contact_id=contact_id, lead_id=lead_id, channel=channel, text=text, key=key, now=now,
+        company=company, contact_id=contact_id, lead_id=lead_id, channel=channel, text=text, dedupe=dedupe, now=now,
         correlation_id=correlation_id, raw=raw,
     )
     if message_id is None:

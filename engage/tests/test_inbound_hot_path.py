@@ -141,3 +141,26 @@ def test_the_duplicate_probe_uses_the_unique_index_even_in_a_prepared_generic_pl
         cursor.execute("DEALLOCATE probe_plan")
         cursor.execute("RESET plan_cache_mode")
     assert "message_unique_inbound_external_id" in plan
+
+
+@pytest.mark.django_db
+def test_a_retry_just_after_a_dedupe_window_boundary_is_still_a_duplicate(company, folded, monkeypatch, settings):
+    # Payload-hash keys are per 10-minute window: the retry carries the next window's key.
+    import datetime as dt
+
+    settings.INBOUND_DEDUPE_WINDOW_SECONDS = 600
+    boundary = dt.datetime(2026, 11, 22, 3, 10, tzinfo=dt.UTC)
+    clock = [boundary - dt.timedelta(seconds=1)]
+    monkeypatch.setattr(inbound.timezone, "now", lambda: clock[0])
+    first = capture(company, "Do you clean sofas?")
+    counts = (Message.objects.count(), Job.objects.count(), Event.objects.count())
+
+    clock[0] = boundary + dt.timedelta(seconds=1)
+    retry = capture(company, "Do you clean sofas?")
+
+    assert retry.is_duplicate and (retry.message_id, retry.job_id) == (first.message_id, first.job_id)
+    assert (Message.objects.count(), Job.objects.count(), Event.objects.count()) == counts
+
+    clock[0] = boundary + dt.timedelta(seconds=600)  # a window after the first: a new message
+    later = capture(company, "Do you clean sofas?")
+    assert not later.is_duplicate and later.message_id != first.message_id
