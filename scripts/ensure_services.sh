@@ -58,4 +58,9 @@ if [ ! -x /usr/bin/chromium ]; then
   echo "installing Chromium from Debian packages (browser tests)"
   apt_install chromium
 fi
+# A Bengali font (65 kB), so the browser tests' screenshots show the Bengali texts, not boxes.
+if ! fc-list :lang=bn 2>/dev/null | grep -q .; then
+  echo "installing a Bengali font from Debian packages (browser screenshots)"
+  apt_install fonts-lohit-beng-bengali
+fi
 echo "services ready: PostgreSQL $PGHOST:$PGPORT, Redis 127.0.0.1:$REDIS_PORT, /usr/bin/chromium"
