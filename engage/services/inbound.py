@@ -111,17 +111,27 @@ def _dedupe_keys(*, company_id: int, channel: str, phone: str, email: str, text:
     return _DedupeKeys(key=key, previous=previous, since=now - window)
 
 
+def _probe_sql() -> str:
+    """The duplicate probe: two single-key lookups, each an index probe (an OR of the two keys made
+    PostgreSQL walk the company's whole index), this window's key first. Parameters: company, key,
+    company, previous window's key, since."""
+    table = connection.ops.quote_name(Message._meta.db_table)
+    inbound = f"direction = '{Message.Direction.INBOUND}' AND external_id <> ''"
+    return (
+        f"(SELECT lead_id, id, job_id, contact_id FROM {table} WHERE company_id = %s AND {inbound}"
+        " AND external_id = %s LIMIT 1)"
+        f" UNION ALL (SELECT lead_id, id, job_id, contact_id FROM {table} WHERE company_id = %s AND {inbound}"
+        " AND external_id = %s AND created_at > %s LIMIT 1) LIMIT 1"
+    )
+
+
 def _existing(*, company: Company, dedupe: _DedupeKeys) -> InboundResult | None:
     # Plain SQL: this probe is the whole database work of a duplicate delivery, and ORM
     # query compilation would cost more than the indexed lookup itself. The partial unique
     # index's predicate is written out literally, so a prepared (generic) plan can use it too.
-    table = connection.ops.quote_name(Message._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT lead_id, id, job_id, contact_id FROM {table} WHERE company_id = %s"
-            f" AND direction = '{Message.Direction.INBOUND}' AND external_id <> ''"
-            " AND (external_id = %s OR (external_id = %s AND created_at > %s)) ORDER BY id LIMIT 1",
-            [company.pk, dedupe.key, dedupe.previous, dedupe.since],
+            _probe_sql(), [company.pk, dedupe.key, company.pk, dedupe.previous, dedupe.since],
         )
         row = cursor.fetchone()
     if row is None:
