@@ -110,9 +110,9 @@ def _company(slug: str, customers: int):
 def _sdk_warm(*, company) -> None:
     """One model call before the timing: a worker process makes its SDK client (one per endpoint) once.
 
-    Without it the first batch's hundreds of threads all miss `engage.ai.client._sdk_client`'s
-    lru_cache at once and each builds its own client (91 in one profiled run; 65 ms of CPU each
-    loading the CA bundle): a cold-start cost of the process, not of the run.
+    Building the client costs ~65 ms of CPU (loading the CA bundle): a cold-start cost of the
+    process, not of the run. (Before `_sdk_client` took a lock, the first batch's hundreds of
+    threads each built their own: 91 in one profiled run.)
     """
     from engage.ai import ai_generate
 

@@ -165,9 +165,19 @@ def send_slots_reserve(
     # Read the clock once the locks are held: an intent committed while we waited counts.
     now = now or timezone.now()
     windows: dict[int, tuple] = {}
+    # A batch is one company and a handful of zones: the policy and each zone's day and week
+    # starts are worked out once, not per contact.
+    caps_by_company: dict[int, object] = {}
+    starts_by_zone: dict[ZoneInfo, tuple[dt.datetime, dt.datetime]] = {}
     for contact in locked.values():
-        caps = policy_for(company=contact.company).caps_for(role)
-        day_start, week_start = local_day_and_week_start(now=now, zone=contact_zone(contact=contact))
+        caps = caps_by_company.get(contact.company_id)
+        if caps is None:
+            caps = caps_by_company[contact.company_id] = policy_for(company=contact.company).caps_for(role)
+        zone = contact_zone(contact=contact)
+        starts = starts_by_zone.get(zone)
+        if starts is None:
+            starts = starts_by_zone[zone] = local_day_and_week_start(now=now, zone=zone)
+        day_start, week_start = starts
         windows[contact.pk] = (caps, day_start, week_start, now - dt.timedelta(hours=caps.min_hours_between))
     sent_at: dict[int, list[dt.datetime]] = {contact_id: [] for contact_id in locked}
     if windows and not bypass_caps:

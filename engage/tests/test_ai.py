@@ -324,3 +324,23 @@ def test_campaign_generation_starts_on_the_bulk_pool_and_returns_before_the_answ
     client = _sdk_client("http://127.0.0.1:1/v1", "key", 5.0, 0, 300)
     pool = client._client._transport._pool
     assert (pool._max_connections, pool._max_keepalive_connections) == (300, 300)
+
+
+def test_threads_starting_together_share_one_sdk_client():
+    # A campaign's first batch: many threads ask for the client of a new endpoint at once.
+    import threading
+
+    from engage.ai.client import _sdk_client
+
+    clients, start = [], threading.Barrier(32)
+
+    def ask():
+        start.wait()
+        clients.append(_sdk_client("http://127.0.0.1:2/v1", "cold-start-key", 5.0, 0, 100))
+
+    threads = [threading.Thread(target=ask) for _ in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(clients) == 32 and len({id(client) for client in clients}) == 1
