@@ -32,11 +32,14 @@ end
 
 function request()
   sent = sent + 1
-  local n = duplicate and 0 or (id * 100000000 + sent)
+  -- n: unique across threads (the external id). The phone: each thread walks the whole pool from
+  -- its own offset, so the threads do not send from the same person at the same moment.
+  local n = duplicate and 0 or (sent * 64 + id)
+  local phone = duplicate and 0 or ((sent + id * 997) % phones)
   local body = string.format(
     '{"phone_number":"+8801712%06d","contact_name":"Bench %d","message_text":"wrk %s message %d:'
       .. ' is the AC servicing available this week?","channel":"console","external_id":"wrk-%s-%d"}',
-    n % phones, n % phones, run, n, run, n)
+    phone, phone, run, n, run, n)
   return wrk.format(nil, "/inbound-message", nil, body)
 end
 
