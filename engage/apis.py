@@ -14,6 +14,7 @@ from engage.selectors import queue_stats
 from engage.services import dlq_replay, inbound_message_capture
 from engage.services.inbound import inbound_text_max_length
 from shokti.api.scoping import IsApiKey, IsStaffUser, request_company
+from shokti.api.serializers import ShallowCopiedFieldsMixin
 
 
 class IsApiKeyOrStaffUser(IsApiKey):
@@ -28,7 +29,7 @@ class InboundMessageApi(APIView):
 
     permission_classes = [IsApiKey]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(ShallowCopiedFieldsMixin, serializers.Serializer):
         phone_number = serializers.CharField(max_length=32)
         contact_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
         message_text = serializers.CharField(max_length=100_000)

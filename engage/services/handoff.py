@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import uuid
@@ -24,12 +25,18 @@ MANUAL_REPLY_MAX_LENGTH = 4096
 
 def handoff_is_requested(*, text: str, keywords: list[str]) -> bool:
     """Whether `text` asks for a human: a keyword as a whole word (any script), case-insensitive."""
-    folded = text.casefold()
-    for keyword in keywords:
-        keyword = keyword.strip().casefold()
-        if keyword and re.search(rf"(?<!\w){re.escape(keyword)}(?!\w)", folded):
-            return True
-    return False
+    pattern = _keywords_pattern(tuple(keywords))
+    return pattern is not None and pattern.search(text.casefold()) is not None
+
+
+@functools.lru_cache(maxsize=64)
+def _keywords_pattern(keywords: tuple[str, ...]) -> re.Pattern | None:
+    """One compiled alternation of the keywords as whole words (built once per keyword list: this
+    runs on every inbound message)."""
+    folded = sorted({keyword.strip().casefold() for keyword in keywords} - {""}, key=len, reverse=True)
+    if not folded:
+        return None
+    return re.compile(rf"(?<!\w)(?:{'|'.join(re.escape(keyword) for keyword in folded)})(?!\w)")
 
 
 # Per-process cache of each company's hand-off keywords: {company_id: (expires_at monotonic, keywords)}.

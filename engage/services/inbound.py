@@ -111,6 +111,7 @@ def _dedupe_keys(*, company_id: int, channel: str, phone: str, email: str, text:
     return _DedupeKeys(key=key, previous=previous, since=now - window)
 
 
+@functools.lru_cache(maxsize=1)
 def _probe_sql() -> str:
     """The duplicate probe: two single-key lookups, each an index probe (an OR of the two keys made
     PostgreSQL walk the company's whole index), this window's key first. Parameters: company, key,
@@ -260,22 +261,13 @@ def _is_folded() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _message_job_events_insert(
-    *, company: Company, contact_id: int, lead_id: int, is_new_lead: bool, channel: str, text: str, dedupe: _DedupeKeys,
-    source: str, now: datetime, occurred_at: datetime, correlation_id: uuid.UUID, raw: dict | None,
-) -> tuple[int, int] | None:
-    """Insert the inbound message, its `ai_engage` job and its events in one round trip: (message id, job id).
-
-    None when the same delivery got there first (the message's unique key): then nothing is written.
-    Both ids are drawn from their sequences first, so the message is inserted with its job id
-    (no UPDATE afterwards) and the job's key and payload carry the message id, as `job_enqueue` writes them.
-    """
+@functools.lru_cache(maxsize=2)
+def _message_job_events_sql(is_new_lead: bool) -> str:
+    """The statement of `_message_job_events_insert`, built once per shape (a new lead adds its event)."""
     quote = connection.ops.quote_name
     message_table, job_table, event_table = (
         quote(model._meta.db_table) for model in (Message, Job, Event)
     )
-    lead_type = ContentType.objects.get_for_model(Lead)
-    message_type = ContentType.objects.get_for_model(Message)
     event_columns = "company_id, type, contact_id, target_type_id, target_id, payload, source, correlation_id, occurred_at"
     sql = (
         f"WITH ids AS (SELECT nextval(pg_get_serial_sequence('{Message._meta.db_table}', 'id')) AS message_id,"
@@ -283,8 +275,8 @@ def _message_job_events_insert(
         f" message AS (INSERT INTO {message_table} (id, company_id, contact_id, lead_id, direction, channel, agent_type,"
         " message_type, subject, body, status, provider_message_id, provider_response, error, correlation_id,"
         " external_id, job_id, created_at, updated_at)"
-        " SELECT ids.message_id, %(company)s::bigint, %(contact)s::bigint, %(lead)s::bigint, %(direction)s::text, %(channel)s::text, '', 'inbound', '',"
-        " %(text)s::text, %(status)s::text, '', %(raw)s::jsonb, '', %(correlation)s::uuid, %(key)s::text, ids.job_id, %(now)s::timestamptz, %(now)s::timestamptz"
+        f" SELECT ids.message_id, %(company)s::bigint, %(contact)s::bigint, %(lead)s::bigint, '{Message.Direction.INBOUND.value}', %(channel)s::text, '', 'inbound', '',"
+        f" %(text)s::text, '{Message.Status.RECEIVED.value}', '', %(raw)s::jsonb, '', %(correlation)s::uuid, %(key)s::text, ids.job_id, %(now)s::timestamptz, %(now)s::timestamptz"
         f" FROM ids WHERE NOT EXISTS (SELECT 1 FROM {message_table} previous WHERE"
         f" {_PREVIOUS_WINDOW_SQL.format(alias='previous', company='%(company)s::bigint', key='%(previous_key)s::text', since='%(since)s::timestamptz')})"
         " ON CONFLICT DO NOTHING RETURNING id, job_id),"
@@ -292,7 +284,7 @@ def _message_job_events_insert(
         " attempts, max_attempts, next_run_at, dispatched_at, locked_by, last_error, created_at, updated_at)"
         " SELECT message.job_id, %(company)s::bigint, %(task)s::text, %(priority)s::integer,"
         " jsonb_build_object('lead_id', %(lead)s::bigint, 'message_id', message.id, 'contact_id', %(contact)s::bigint),"
-        " %(task)s::text || ':inbound:' || message.id, %(queued)s::text, 0, %(max_attempts)s::integer, %(now)s::timestamptz, %(now)s::timestamptz, '', '', %(now)s::timestamptz,"
+        f" %(task)s::text || ':inbound:' || message.id, '{Job.Status.QUEUED.value}', 0, %(max_attempts)s::integer, %(now)s::timestamptz, %(now)s::timestamptz, '', '', %(now)s::timestamptz,"
         " %(now)s::timestamptz FROM message RETURNING id),"
         f" received AS (INSERT INTO {event_table} ({event_columns})"
         " SELECT %(company)s::bigint, 'message.received', %(contact)s::bigint, %(message_type)s::integer, message.id::text,"
@@ -306,12 +298,27 @@ def _message_job_events_insert(
             " %(channel)s::text, %(correlation)s::uuid, %(occurred)s::timestamptz FROM message)"
         )
     sql += " SELECT message.id, job.id FROM message, job"
+    return sql
+
+
+def _message_job_events_insert(
+    *, company: Company, contact_id: int, lead_id: int, is_new_lead: bool, channel: str, text: str, dedupe: _DedupeKeys,
+    source: str, now: datetime, occurred_at: datetime, correlation_id: uuid.UUID, raw: dict | None,
+) -> tuple[int, int] | None:
+    """Insert the inbound message, its `ai_engage` job and its events in one round trip: (message id, job id).
+
+    None when the same delivery got there first (the message's unique key): then nothing is written.
+    Both ids are drawn from their sequences first, so the message is inserted with its job id
+    (no UPDATE afterwards) and the job's key and payload carry the message id, as `job_enqueue` writes them.
+    """
+    lead_type = ContentType.objects.get_for_model(Lead)
+    message_type = ContentType.objects.get_for_model(Message)
+    sql = _message_job_events_sql(is_new_lead)
     params = {
-        "company": company.pk, "contact": contact_id, "lead": lead_id, "direction": Message.Direction.INBOUND,
-        "channel": channel, "text": text, "status": Message.Status.RECEIVED,
+        "company": company.pk, "contact": contact_id, "lead": lead_id, "channel": channel, "text": text,
         "raw": json.dumps(raw or {}, default=str), "correlation": correlation_id, "key": dedupe.key,
         "previous_key": dedupe.previous, "since": dedupe.since, "now": now,
-        "task": AI_ENGAGE, "priority": default_priority(AI_ENGAGE), "queued": Job.Status.QUEUED,
+        "task": AI_ENGAGE, "priority": default_priority(AI_ENGAGE),
         "max_attempts": JOB_MAX_ATTEMPTS, "message_type": message_type.pk, "lead_type": lead_type.pk,
         "lead_payload": json.dumps({"lead_id": lead_id, "channel": channel, "source": source}),
         "occurred": occurred_at,
@@ -327,7 +334,7 @@ def _open_lead(*, company: Company, contact_id: int, channel: str, source: str, 
         cursor.execute(
             f"SELECT id, channel FROM {connection.ops.quote_name(Lead._meta.db_table)}"
             " WHERE company_id = %s AND contact_id = %s AND status = %s ORDER BY id DESC LIMIT 1",
-            [company.pk, contact_id, Lead.Status.OPEN],
+            [company.pk, contact_id, Lead.Status.OPEN.value],
         )
         row = cursor.fetchone()
     if row is not None:
@@ -358,7 +365,7 @@ def _lead_insert(*, company: Company, contact_id: int, channel: str, source: str
             f" WHERE pipeline.company_id = %s AND pipeline.is_default ORDER BY stage.{quote('order')}, stage.id LIMIT 1"
             " RETURNING id",
             [sql_value(value) for value in [
-                company.pk, contact_id, Lead.Status.OPEN, channel, source[:100], False, now, now, company.pk,
+                company.pk, contact_id, Lead.Status.OPEN.value, channel, source[:100], False, now, now, company.pk,
             ]],
         )
         row = cursor.fetchone()
