@@ -34,3 +34,32 @@ def test_redis_broker_has_ten_priority_steps(settings):
     options = app.conf.broker_transport_options
     assert options["priority_steps"] == list(range(10))
     assert options["queue_order_strategy"] == "priority"
+
+
+def test_at_least_once_delivery_settings():
+    assert app.conf.task_reject_on_worker_lost is True
+    # A message not acknowledged within the visibility timeout is redelivered: it must outlast any task.
+    assert app.conf.broker_transport_options["visibility_timeout"] > app.conf.task_time_limit
+
+
+def test_job_dispatch_publishes_with_the_ledger_priority_and_leaves_long_delays_to_the_ledger(monkeypatch):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from engage import tasks
+    from engage.services.jobs import job_dispatch
+
+    published = []
+    monkeypatch.setattr(tasks.job_run, "apply_async", lambda **options: published.append(options))
+
+    assert job_dispatch(job_id=7, priority=100, run_at=timezone.now()) is True
+    assert published[0]["args"] == [7] and published[0]["priority"] == celery_priority_for(100) == 0
+    assert published[0]["countdown"] is None
+
+    job_dispatch(job_id=8, priority=50, run_at=timezone.now() + dt.timedelta(seconds=30))
+    assert published[1]["priority"] == celery_priority_for(50) and 25 < published[1]["countdown"] <= 30
+
+    # An hour away: no ETA on the broker, the relay dispatches the row when it is due.
+    assert job_dispatch(job_id=9, priority=100, run_at=timezone.now() + dt.timedelta(hours=1)) is True
+    assert len(published) == 2
