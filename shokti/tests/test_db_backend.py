@@ -11,19 +11,13 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the PostgreSQL backend")]
 
 
-def _statements_run(backend_pid: int) -> str:
-    """The last statement PostgreSQL saw on that backend (pg_stat_activity.query)."""
+def _other_session(sql: str, params: list) -> object:
+    """One value from a second, independent connection to the test database."""
     settings = connection.settings_dict
     with psycopg.connect(host=settings["HOST"] or "127.0.0.1", port=settings["PORT"] or 5432,
-                         user=settings["USER"], dbname=settings["NAME"], autocommit=True) as other:
-        return other.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [backend_pid]).fetchone()[0]
-
-
-def _terminate(backend_pid: int) -> None:
-    settings = connection.settings_dict
-    with psycopg.connect(host=settings["HOST"] or "127.0.0.1", port=settings["PORT"] or 5432,
-                         user=settings["USER"], dbname=settings["NAME"], autocommit=True) as other:
-        assert other.execute("SELECT pg_terminate_backend(%s)", [backend_pid]).fetchone()[0]
+                         user=settings["USER"], password=settings["PASSWORD"] or None, dbname=settings["NAME"],
+                         autocommit=True) as other:
+        return other.execute(sql, params).fetchone()[0]
 
 
 def test_a_healthy_idle_connection_is_usable_without_a_query():
@@ -32,13 +26,15 @@ def test_a_healthy_idle_connection_is_usable_without_a_query():
     pid = connection.connection.info.backend_pid
 
     assert connection.is_usable() is True
-    assert _statements_run(pid) == "SELECT 'marker statement'"  # no SELECT 1 was sent
+    # The last statement PostgreSQL saw on that backend: no SELECT 1 was sent.
+    last = _other_session("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid])
+    assert last == "SELECT 'marker statement'"
 
 
-def test_a_connection_the_server_terminated_is_unusable_and_the_next_request_reconnects(client):
+def test_a_connection_the_server_terminated_is_unusable_and_the_next_request_reconnects():
     connection.ensure_connection()
     pid = connection.connection.info.backend_pid
-    _terminate(pid)
+    assert _other_session("SELECT pg_terminate_backend(%s)", [pid]) is True
     deadline = time.monotonic() + 5
     while connection.is_usable() and time.monotonic() < deadline:
         time.sleep(0.02)
