@@ -4,11 +4,11 @@ Services record each as a `crm.Event` tied to the message by correlation id (and
 count it in `user_events_total`. Selectors answer which message a booking converts for, and the
 funnel sent -> delivered -> opened -> clicked -> booked of a set of messages.
 
-Attribution rule: a `booking_created` event of a contact counts as a conversion of a message to
-that contact when a click on the message (`message_clicked` or `deeplink_followed`, same
-correlation id and contact) happened at most `attribution_window_hours` (the company's policy,
-default 72) before the booking. When several messages qualify, the booking is the conversion of
-the one clicked last (last touch).
+Attribution rule (last touch, defined once in `attributed_bookings`): a `booking_created` event of
+a contact converts for the message of the contact's latest click (`message_clicked` or
+`deeplink_followed`, tied to the message by correlation id) at or before the booking, when that
+click is at most `attribution_window_hours` (the company's policy, default 72) before it. A click
+on another message in between makes that one the touch; a click after the booking does not count.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 
 from crm.models import Company, Contact, Customer, Event, User
 from crm.services import event_record
@@ -155,33 +155,47 @@ def attribution_window(*, company: Company) -> dt.timedelta:
     return dt.timedelta(hours=policy_for(company=company).attribution_window_hours)
 
 
+def attributed_bookings(*, company: Company) -> QuerySet[Event]:
+    """The company's `booking_created` events that convert for a message, annotated with which one.
+
+    The one definition of attribution (last touch): a booking's touch is the contact's latest click
+    on a message (`message_clicked` or `deeplink_followed` with a correlation id) at or before the
+    booking, ties broken by the later event id; it converts for that message when the click is at most
+    the attribution window before the booking. `touch_correlation_id` names the message.
+    """
+    window = attribution_window(company=company)
+    last_click = Event.objects.filter(
+        company_id=company.pk,
+        contact_id=OuterRef("contact_id"),
+        type__in=CLICK_EVENT_TYPES,
+        correlation_id__isnull=False,
+        occurred_at__lte=OuterRef("occurred_at"),
+    ).order_by("-occurred_at", "-id")
+    return (
+        Event.objects.filter(company_id=company.pk, type=BOOKING_CREATED, contact__isnull=False)
+        .annotate(
+            touch_correlation_id=Subquery(last_click.values("correlation_id")[:1]),
+            touch_at=Subquery(last_click.values("occurred_at")[:1]),
+        )
+        .filter(touch_at__gte=F("occurred_at") - window)
+    )
+
+
 def booking_attributed_message(*, booking_event: Event) -> Message | None:
-    """The message a `booking_created` event converts for: the last one clicked within the window before it."""
+    """The message a `booking_created` event converts for (see `attributed_bookings`), or None."""
     if booking_event.type != BOOKING_CREATED or booking_event.contact_id is None:
         return None
-    window = attribution_window(company=booking_event.company)
-    click = (
-        Event.objects.filter(
-            company_id=booking_event.company_id,
-            contact_id=booking_event.contact_id,
-            type__in=CLICK_EVENT_TYPES,
-            correlation_id__isnull=False,
-            occurred_at__lte=booking_event.occurred_at,
-            occurred_at__gte=booking_event.occurred_at - window,
-        )
-        .order_by("-occurred_at", "-id")
-        .first()
-    )
-    if click is None:
+    company = booking_event.company
+    touch = attributed_bookings(company=company).filter(pk=booking_event.pk).values("touch_correlation_id").first()
+    if touch is None:
         return None
     return message_for_correlation(
-        company=booking_event.company, correlation_id=click.correlation_id, contact=booking_event.contact
+        company=company, correlation_id=touch["touch_correlation_id"], contact=booking_event.contact
     )
 
 
 def messages_with_funnel(*, company: Company, messages: QuerySet[Message] | None = None) -> QuerySet[Message]:
-    """Outbound messages annotated with is_opened, is_clicked, is_booked (last-touch, within the window)."""
-    window = attribution_window(company=company)
+    """Outbound messages annotated with is_opened, is_clicked, is_booked (a booking attributed to it)."""
     messages = Message.objects.filter(company=company) if messages is None else messages.filter(company=company)
     messages = messages.filter(direction=Message.Direction.OUTBOUND)
     about_message = {
@@ -189,29 +203,15 @@ def messages_with_funnel(*, company: Company, messages: QuerySet[Message] | None
         "correlation_id": OuterRef("correlation_id"),
         "contact_id": OuterRef("contact_id"),
     }
-    clicks = Event.objects.filter(type__in=CLICK_EVENT_TYPES, **about_message)
-    messages = messages.annotate(
+    return messages.annotate(
         is_opened=Exists(Event.objects.filter(type=NOTIFICATION_OPENED, **about_message)),
-        is_clicked=Exists(clicks),
-        first_click_at=Subquery(clicks.order_by("occurred_at").values("occurred_at")[:1]),
+        is_clicked=Exists(Event.objects.filter(type__in=CLICK_EVENT_TYPES, **about_message)),
+        is_booked=Exists(
+            attributed_bookings(company=company).filter(
+                contact_id=OuterRef("contact_id"), touch_correlation_id=OuterRef("correlation_id")
+            )
+        ),
     )
-    # A booking within the window after this message's first click, with no click on another
-    # message of the same contact in between (that one would be the last touch).
-    later_other_click = Event.objects.filter(
-        company_id=company.pk,
-        contact_id=OuterRef(OuterRef("contact_id")),
-        type__in=CLICK_EVENT_TYPES,
-        occurred_at__gt=OuterRef(OuterRef("first_click_at")),
-        occurred_at__lte=OuterRef("occurred_at"),
-    ).exclude(correlation_id=OuterRef(OuterRef("correlation_id")))
-    bookings = Event.objects.filter(
-        company_id=company.pk,
-        contact_id=OuterRef("contact_id"),
-        type=BOOKING_CREATED,
-        occurred_at__gte=OuterRef("first_click_at"),
-        occurred_at__lte=OuterRef("first_click_at") + window,
-    ).filter(~Exists(later_other_click))
-    return messages.annotate(is_booked=Exists(bookings))
 
 
 def funnel_counts(*, company: Company, messages: QuerySet[Message] | None = None) -> dict[str, int]:

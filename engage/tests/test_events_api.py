@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from crm.auth import token_pair_for
 from crm.models import Event, User
 from crm.tests.factories import CustomerFactory
-from engage.events import booking_attributed_message, funnel_counts, user_event_record
+from engage.events import booking_attributed_message, funnel_counts, messages_with_funnel, user_event_record
 from engage.models import EngagementPolicy, Message
 from shokti.metrics import user_events_total
 
@@ -184,3 +184,87 @@ def test_funnel_sent_delivered_opened_clicked_booked(customer, company):
     assert funnel_counts(company=company, messages=Message.objects.filter(pk=sent_only.pk)) == {
         "sent": 1, "delivered": 0, "opened": 0, "clicked": 0, "booked": 0,
     }
+
+
+def assert_one_rule(company, *, booked):
+    """Both faces of attribution agree: the messages the bookings convert for are the funnel's booked ones."""
+    bookings = Event.objects.filter(company=company, type="booking_created")
+    by_booking = {booking_attributed_message(booking_event=booking) for booking in bookings} - {None}
+    by_funnel = {message for message in messages_with_funnel(company=company) if message.is_booked}
+    assert by_booking == by_funnel == set(booked)
+
+
+def test_two_clicks_on_two_messages_the_last_one_converts_in_both_views(customer, company):
+    now = timezone.now()
+    first, second = outbound(customer), outbound(customer)
+    record(customer, "message_clicked", at=now - dt.timedelta(hours=5), message=first)
+    record(customer, "message_clicked", at=now - dt.timedelta(hours=3), message=second)
+    record(customer, "booking_created", at=now)
+
+    assert_one_rule(company, booked=[second])
+    assert funnel_counts(company=company)["booked"] == 1
+
+
+def test_a_message_clicked_again_after_another_is_the_last_touch(customer, company):
+    # first, then second, then first again: the old funnel (window from the FIRST click, any other
+    # click since then disqualifying) counted nobody while the booking converted for `first`.
+    now = timezone.now()
+    first, second = outbound(customer), outbound(customer)
+    record(customer, "message_clicked", at=now - dt.timedelta(hours=6), message=first)
+    record(customer, "deeplink_followed", at=now - dt.timedelta(hours=4), message=second)
+    record(customer, "message_clicked", at=now - dt.timedelta(hours=2), message=first)
+    record(customer, "booking_created", at=now)
+
+    assert_one_rule(company, booked=[first])
+
+
+def test_the_window_runs_from_the_latest_click_before_the_booking(customer, company):
+    # clicked 80 h before the booking (outside the 72 h window) and again 10 h before it (inside)
+    now = timezone.now()
+    message = outbound(customer)
+    record(customer, "message_clicked", at=now - dt.timedelta(hours=80), message=message)
+    record(customer, "message_clicked", at=now - dt.timedelta(hours=10), message=message)
+    record(customer, "booking_created", at=now)
+
+    assert_one_rule(company, booked=[message])
+
+
+def test_a_booking_outside_the_window_of_the_last_click_converts_for_nobody_in_both_views(customer, company):
+    now = timezone.now()
+    message = outbound(customer)
+    record(customer, "message_clicked", at=now - dt.timedelta(hours=72, minutes=1), message=message)
+    record(customer, "booking_created", at=now)
+
+    assert_one_rule(company, booked=[])
+    # the window's edge is inclusive
+    record(customer, "booking_created", at=now - dt.timedelta(minutes=1))
+    assert_one_rule(company, booked=[message])
+
+
+def test_a_click_after_the_booking_does_not_convert_it(customer, company):
+    now = timezone.now()
+    earlier, later = outbound(customer), outbound(customer)
+    record(customer, "message_clicked", at=now - dt.timedelta(hours=2), message=earlier)
+    record(customer, "booking_created", at=now - dt.timedelta(hours=1))
+    # a click on another message after the booking neither steals nor converts it
+    record(customer, "message_clicked", at=now, message=later)
+
+    assert_one_rule(company, booked=[earlier])
+    # and a click only after the booking converts nothing
+    other = CustomerFactory(company=company)
+    only_after = outbound(other)
+    record(other, "booking_created", at=now - dt.timedelta(hours=1))
+    record(other, "message_clicked", at=now, message=only_after)
+    assert_one_rule(company, booked=[earlier])
+
+
+def test_another_contacts_click_never_touches_a_booking(customer, company):
+    now = timezone.now()
+    mine = outbound(customer)
+    other = CustomerFactory(company=company)
+    theirs = outbound(other)
+    record(customer, "message_clicked", at=now - dt.timedelta(hours=3), message=mine)
+    record(other, "message_clicked", at=now - dt.timedelta(hours=2), message=theirs)
+    record(customer, "booking_created", at=now)
+
+    assert_one_rule(company, booked=[mine])
