@@ -38,28 +38,24 @@ class JobHandler:
     task_name: str
     priority: int
     function: HandlerFunction
-    is_placeholder: bool = False
 
 
 _HANDLERS: dict[str, JobHandler] = {}
 
 
-def job_handler(task_name: str, *, priority: int, placeholder: bool = False) -> Callable[[HandlerFunction], HandlerFunction]:
-    """Register `function` as the handler of `task_name`; a real handler replaces a placeholder."""
+def job_handler(task_name: str, *, priority: int) -> Callable[[HandlerFunction], HandlerFunction]:
+    """Register `function` as the handler of `task_name` (importing its module again is harmless)."""
     if not 0 <= priority <= 100:
         raise ValueError("A job priority is 0-100.")
 
     def register(function: HandlerFunction) -> HandlerFunction:
         existing = _HANDLERS.get(task_name)
-        if existing is not None and not existing.is_placeholder and existing.function is not function:
-            if placeholder:
-                return function  # the real handler is already there
-            if (existing.function.__module__, existing.function.__qualname__) != (
-                function.__module__,
-                function.__qualname__,
-            ):
-                raise ValueError(f"Two handlers for job task {task_name!r}.")
-        _HANDLERS[task_name] = JobHandler(task_name, priority, function, placeholder)
+        if existing is not None and (existing.function.__module__, existing.function.__qualname__) != (
+            function.__module__,
+            function.__qualname__,
+        ):
+            raise ValueError(f"Two handlers for job task {task_name!r}.")
+        _HANDLERS[task_name] = JobHandler(task_name, priority, function)
         return function
 
     return register

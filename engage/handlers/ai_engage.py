@@ -21,6 +21,7 @@ def ai_engage(job) -> dict[str, Any]:
 @job_handler("manual_reply", priority=100)
 def manual_reply(job) -> dict[str, Any]:
     from engage.models import Message
+    from engage.services.ai_reply import summary_schedule
     from engage.services.messages import message_send
 
     lead = Lead.objects.select_related("company", "contact").filter(
@@ -34,4 +35,6 @@ def manual_reply(job) -> dict[str, Any]:
         job=job, company=lead.company, contact=lead.contact, lead=lead, channel=lead.channel,
         body=job.payload["body"], agent_type=Message.AgentType.MANUAL, message_type="manual_reply",
     )
+    # A conversation held by a person keeps the lead's summary current too.
+    summary_schedule(lead=lead)
     return {"message_id": message.pk}

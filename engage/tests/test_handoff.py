@@ -103,6 +103,39 @@ def test_no_manual_reply_to_a_contact_who_opted_out(company, staff_user):
     assert jobs("manual_reply") == []
 
 
+@pytest.mark.django_db
+def test_a_conversation_held_by_a_person_keeps_the_summary_current(fake_openai, company, staff_user):
+    lead = Lead.objects.get(pk=capture(company, "I want to talk to a human").lead_id)
+    assert run_job(lead_manual_reply(lead=lead, actor=staff_user, body="This is Rahim from sales.")) == "completed"
+    fake_openai.reply("Asked for a person; Rahim from sales took over.")
+
+    [summary_job] = jobs("ai_summary", payload__lead_id=lead.pk)
+    assert run_job(summary_job) == "completed"
+
+    transcript = fake_openai.last_request["messages"][1]["content"]
+    assert transcript == "Customer: I want to talk to a human\nUs: This is Rahim from sales."
+    assert Lead.objects.get(pk=lead.pk).summary == "Asked for a person; Rahim from sales took over."
+
+
+@pytest.mark.django_db
+def test_a_reply_typed_by_hand_goes_out_on_the_leads_own_channel(company, staff_user, fake_twilio):
+    from channels_app.models import ChannelAccount
+
+    account = ChannelAccount(company=company, channel="sms", name="SMS",
+                             settings={"account_sid": "AC" + "1" * 32, "from_number": "+15005550006"})
+    account.secrets_set({"auth_token": "twilio-token"})
+    account.save()
+    lead = Lead.objects.get(pk=capture(company, "Can I talk to a human?", channel="sms").lead_id)
+
+    assert run_job(lead_manual_reply(lead=lead, actor=staff_user, body="Rahim here, calling you now.")) == "completed"
+
+    [request] = fake_twilio.requests
+    assert (request["To"], request["Body"]) == ("+8801711000001", "Rahim here, calling you now.")
+    [reply] = Message.objects.filter(lead=lead, direction="outbound")
+    assert (reply.channel, reply.agent_type, reply.status) == ("sms", "manual", "sent")
+    assert reply.provider_message_id.startswith("SM")
+
+
 # --- The admin lead page: conversation thread and hand-off controls ---------------------------------
 
 

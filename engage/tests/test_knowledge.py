@@ -63,3 +63,16 @@ def test_the_trigger_keeps_the_vector_current_on_edit_and_bulk_insert(documents,
 def test_punctuation_and_query_syntax_in_user_text_never_fail(documents, company):
     assert knowledge_search(company=company, text='"" OR -- !!! ((') == []
     assert knowledge_search(company=company, text="") == []
+
+
+def test_passages_come_best_ranked_first_not_newest_first(company):
+    # given: the best match is the oldest document and the weakest the newest
+    best = KnowledgeDoc.objects.create(company=company, title="AC servicing price",
+                                       body="AC servicing costs 1500 taka; gas refill is extra.")
+    middle = KnowledgeDoc.objects.create(company=company, title="Booking", body="Book AC servicing in the app.")
+    weakest = KnowledgeDoc.objects.create(company=company, title="Opening hours", body="Price questions: 9 to 9.")
+    KnowledgeDoc.objects.create(company=company, title="Refunds", body="Full refund within 7 days.")
+
+    found = knowledge_search(company=company, text="What is the price of AC servicing?")
+
+    assert [document.pk for document in found] == [best.pk, middle.pk, weakest.pk]

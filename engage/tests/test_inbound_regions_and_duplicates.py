@@ -1,0 +1,84 @@
+"""POST /inbound-message across tenants and under load: each company's own phone region, and the same
+payload without an `external_id` delivered many times at once (the dedupe window under concurrency)."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connections
+from rest_framework.test import APIClient
+
+from crm.models import Company, Contact, Event, Lead, Pipeline, Stage
+from crm.services import api_key_create
+from engage.models import Job, Message
+
+URL = "/inbound-message"
+BODY = {
+    "contact_name": "Rahul Kumar",
+    "message_text": "Is the deep-cleaning package available on Friday?",
+    "channel": "console",
+}
+
+
+def client_for(company):
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=api_key_create(company=company, name="website")[1])
+    return client
+
+
+@pytest.mark.django_db
+def test_a_local_number_is_read_in_the_region_of_the_company_it_was_sent_to(company, other_company):
+    # given: Alpha reads local numbers as Bangladeshi (the default), Beta as Indian
+    Company.objects.filter(pk=other_company.pk).update(default_region="IN")
+    alpha, beta = client_for(company), client_for(other_company)
+
+    # when: each receives a number without its country code
+    from_alpha = alpha.post(URL, {**BODY, "phone_number": "01712345678"}, format="json")
+    from_beta = beta.post(URL, {**BODY, "phone_number": "09876543210"}, format="json")
+
+    # then
+    assert (from_alpha.status_code, from_beta.status_code) == (202, 202), (from_alpha.content, from_beta.content)
+    assert Lead.objects.get(pk=from_alpha.json()["lead_id"]).contact.phone == "+8801712345678"
+    assert Lead.objects.get(pk=from_beta.json()["lead_id"]).contact.phone == "+919876543210"
+    # and each company got its own default pipeline with the five stages
+    for tenant in (company, other_company):
+        pipeline = Pipeline.objects.get(company=tenant)
+        assert list(Stage.objects.filter(pipeline=pipeline).order_by("order").values_list("name", flat=True)) == [
+            "New", "Contacted", "Qualified", "Won", "Lost"
+        ]
+
+
+@pytest.mark.django_db
+def test_an_e164_number_keeps_its_country_whatever_the_companys_region(company):
+    Company.objects.filter(pk=company.pk).update(default_region="IN")
+
+    response = client_for(company).post(URL, {**BODY, "phone_number": "+8801712345678"}, format="json")
+
+    assert response.status_code == 202
+    assert Contact.objects.get(company=company).phone == "+8801712345678"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_payload_without_external_id_delivered_50_times_at_once_is_captured_once(company):
+    # 50 threads, each with its own database connection, through the whole Django/DRF stack
+    _, raw_key = api_key_create(company=company, name="website")
+    body = {**BODY, "phone_number": "+8801712345678"}
+    start = threading.Barrier(50)
+
+    def deliver(_):
+        client = APIClient()
+        client.credentials(HTTP_X_API_KEY=raw_key)
+        start.wait()
+        try:
+            return client.post(URL, body, format="json")
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        responses = list(pool.map(deliver, range(50)))
+
+    assert [response.status_code for response in responses] == [202] * 50
+    assert len({tuple(sorted(response.json().items())) for response in responses}) == 1
+    assert (Contact.objects.count(), Lead.objects.count(), Message.objects.count(), Job.objects.count()) == (1, 1, 1, 1)
+    assert Event.objects.filter(type="lead.created").count() == 1
+    assert Event.objects.filter(type="message.received").count() == 1
