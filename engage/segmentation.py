@@ -14,6 +14,9 @@ come by keyset (`id > after_id`). The zone arithmetic happens in Python once per
 the company's contacts (`contact_zones`, cached ten minutes, refreshed at the start of every walk):
 the send window becomes `timezone IN (...)`, the day and week starts constants.
 The caps here only select: the send still reserves its slot atomically (engage.services.consent).
+Each rule is defined once (`_segment_rules`): `customer_segment` keeps the customers passing them
+all, `customer_segment_skips` names the first rule each other candidate fails (no_consent,
+no_address, too_soon, daily_cap, weekly_cap), so a campaign run records why it left them out.
 Zone names PostgreSQL would not know are read in the company's zone.
 """
 
@@ -29,10 +32,12 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
     Case,
+    CharField,
     DateTimeField,
     Exists,
     F,
     OuterRef,
+    Q,
     QuerySet,
     Value,
     When,
@@ -42,7 +47,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from crm.models import Booking, Channel, Company, Contact, Customer
-from engage.models import Message
+from engage.models import CampaignRecipient, Message
 from engage.policy import ROLE_CUSTOMER, Preset, policy_for
 from engage.services.consent import CAPPED_AGENT_TYPES, local_day_and_week_start
 
@@ -138,6 +143,59 @@ def _per_zone(values: dict[str, dt.datetime]) -> Value | Case:
     )
 
 
+def _segment_rules(
+    *, company: Company, criteria: SegmentCriteria, now: dt.datetime, zones: list[str]
+) -> tuple[QuerySet[Customer], Exists, list[tuple[str, Q | Exists]]]:
+    """The segment's parts, each rule defined once for both the segment and its skip reasons.
+
+    Returns the candidates (the company's customers whose last booking is in the cadence window,
+    annotated with their zone's day and week starts for `zones`), the "already reminded in this
+    cycle" condition, and the eligibility rules as (skip reason, condition a customer passes), in
+    the order a skipped customer's reason is chosen: the first rule failed.
+    """
+    caps = policy_for(company=company).caps_for(ROLE_CUSTOMER)
+    channel = Channel(criteria.channel)
+    consent_field = Contact.CONSENT_FIELD_BY_CHANNEL[channel]
+    fallback = _company_zone(company)
+    day_starts: dict[str, dt.datetime] = {}
+    week_starts: dict[str, dt.datetime] = {}
+    for name in zones:
+        day_starts[name], week_starts[name] = local_day_and_week_start(now=now, zone=_zone(name, fallback))
+
+    capped = Message.objects.filter(
+        contact_id=OuterRef("contact_id"),
+        direction=Message.Direction.OUTBOUND,
+        agent_type__in=CAPPED_AGENT_TYPES,
+    ).exclude(status=Message.Status.FAILED)
+
+    def under(count: int, queryset: QuerySet) -> Exists:
+        # "Fewer than N rows" without counting them all: the Nth row does not exist. N = 1 (the usual
+        # daily and weekly cap) stays a plain NOT EXISTS, which PostgreSQL turns into an anti join.
+        return ~Exists(queryset if count <= 1 else queryset.order_by()[count - 1 : count])
+
+    candidates = Customer.objects.filter(
+        company=company,
+        last_booking_at__lte=now - dt.timedelta(days=criteria.cadence_days),
+        last_booking_at__gt=now - dt.timedelta(days=criteria.cadence_days + criteria.window_days),
+    ).annotate(day_start=_per_zone(day_starts), week_start=_per_zone(week_starts))
+    reminded = Exists(
+        capped.filter(agent_type=Message.AgentType.SMARTENGAGE, created_at__gt=OuterRef("last_booking_at"))
+    )
+    Reason = CampaignRecipient.Reason
+    rules: list[tuple[str, Q | Exists]] = [(Reason.NO_CONSENT, Q(**{f"contact__{consent_field}": True}))]
+    if channel == Channel.EMAIL:
+        rules.append((Reason.NO_ADDRESS, ~Q(contact__email="")))
+    elif channel != Channel.CONSOLE:
+        rules.append((Reason.NO_ADDRESS, ~Q(contact__phone="")))
+    if caps.min_hours_between:
+        rules.append(
+            (Reason.TOO_SOON, ~Exists(capped.filter(created_at__gt=now - dt.timedelta(hours=caps.min_hours_between))))
+        )
+    rules.append((Reason.DAILY_CAP, under(caps.daily_limit, capped.filter(created_at__gte=OuterRef("day_start")))))
+    rules.append((Reason.WEEKLY_CAP, under(caps.weekly_limit, capped.filter(created_at__gte=OuterRef("week_start")))))
+    return candidates, reminded, rules
+
+
 def customer_segment(
     *,
     company: Company,
@@ -152,74 +210,74 @@ def customer_segment(
     `zones`: the zone names on the company's contacts (`contact_zones`, from the cache when not given).
     """
     now = now or timezone.now()
-    caps = policy_for(company=company).caps_for(ROLE_CUSTOMER)
-    consent_field = Contact.CONSENT_FIELD_BY_CHANNEL[Channel(criteria.channel)]
     # Zone arithmetic once per zone name, here, not per row in SQL: the send window becomes
     # `timezone IN (...)`, which the planner estimates well, and the day and week starts constants
     # (or a CASE over the few zone names).
     fallback = _company_zone(company)
-    inside: list[str] = []
-    day_starts: dict[str, dt.datetime] = {}
-    week_starts: dict[str, dt.datetime] = {}
-    for name in contact_zones(company=company) if zones is None else zones:
-        zone = _zone(name, fallback)
-        local_hour = now.astimezone(zone).hour
+    inside = [
+        name
+        for name in (contact_zones(company=company) if zones is None else zones)
         if is_within_send_window(
-            local_hour=local_hour, start_hour=criteria.send_window_start_hour, end_hour=criteria.send_window_end_hour
-        ):
-            inside.append(name)
-            day_starts[name], week_starts[name] = local_day_and_week_start(now=now, zone=zone)
+            local_hour=now.astimezone(_zone(name, fallback)).hour,
+            start_hour=criteria.send_window_start_hour,
+            end_hour=criteria.send_window_end_hour,
+        )
+    ]
     if not inside:
         return Customer.objects.none()
-
-    capped = Message.objects.filter(
-        contact_id=OuterRef("contact_id"),
-        direction=Message.Direction.OUTBOUND,
-        agent_type__in=CAPPED_AGENT_TYPES,
-    ).exclude(status=Message.Status.FAILED)
-
-    def at_least(count: int, queryset: QuerySet) -> Exists:
-        # "At least N rows" without counting them all: the Nth row exists. N = 1 (the usual daily
-        # and weekly cap) stays a plain EXISTS, which PostgreSQL turns into an anti join.
-        return Exists(queryset) if count <= 1 else Exists(queryset.order_by()[count - 1 : count])
-
+    candidates, reminded, rules = _segment_rules(company=company, criteria=criteria, now=now, zones=inside)
     customers = (
-        Customer.objects.filter(
-            company=company,
-            id__gt=after_id,
-            last_booking_at__lte=now - dt.timedelta(days=criteria.cadence_days),
-            last_booking_at__gt=now - dt.timedelta(days=criteria.cadence_days + criteria.window_days),
-            contact__timezone__in=inside,
-            **{f"contact__{consent_field}": True},
-        )
-        .annotate(day_start=_per_zone(day_starts), week_start=_per_zone(week_starts))
-        .exclude(
-            Exists(
-                capped.filter(agent_type=Message.AgentType.SMARTENGAGE, created_at__gt=OuterRef("last_booking_at"))
-            )
-        )
+        candidates.filter(id__gt=after_id, contact__timezone__in=inside)
+        .exclude(reminded)
+        .filter(*(passes for _, passes in rules))
+        .select_related("contact")
+        .order_by("id")
     )
-    if criteria.channel == Channel.EMAIL:
-        customers = customers.exclude(contact__email="")
-    elif criteria.channel != Channel.CONSOLE:
-        customers = customers.exclude(contact__phone="")
-    if caps.min_hours_between:
-        customers = customers.exclude(
-            Exists(capped.filter(created_at__gt=now - dt.timedelta(hours=caps.min_hours_between)))
-        )
-    customers = customers.exclude(at_least(caps.daily_limit, capped.filter(created_at__gte=OuterRef("day_start"))))
-    customers = customers.exclude(at_least(caps.weekly_limit, capped.filter(created_at__gte=OuterRef("week_start"))))
-    customers = customers.select_related("contact").order_by("id")
     return customers[:limit] if limit else customers
 
 
+def customer_segment_skips(
+    *,
+    company: Company,
+    criteria: SegmentCriteria,
+    now: dt.datetime,
+    after_id: int = 0,
+    upto_id: int | None = None,
+    zones: tuple[str, ...] | None = None,
+) -> QuerySet[Customer]:
+    """The candidates in `(after_id, upto_id]` the segment's rules exclude, each with `skip_reason` (else NULL).
+
+    Candidates: last booking in the cadence window, not reminded in this cycle; any zone (the send
+    window is the sender's to apply). `skip_reason` is the first rule failed, in `_segment_rules`'s
+    order; customers passing every rule have NULL (select `skip_reason IS NOT NULL` around it: a
+    filter here would evaluate the subqueries twice).
+    """
+    zones = contact_zones(company=company) if zones is None else zones
+    candidates, reminded, rules = _segment_rules(company=company, criteria=criteria, now=now, zones=list(zones))
+    customers = candidates.filter(id__gt=after_id).exclude(reminded)
+    if upto_id is not None:
+        customers = customers.filter(id__lte=upto_id)
+    reason = Case(
+        *(When(~passes, then=Value(str(skip))) for skip, passes in rules),
+        default=Value(None),
+        output_field=CharField(),
+    )
+    return customers.annotate(skip_reason=reason).order_by()
+
+
 def customer_segment_batches(
-    *, company: Company, criteria: SegmentCriteria, batch_size: int = 100, now: dt.datetime | None = None
+    *,
+    company: Company,
+    criteria: SegmentCriteria,
+    batch_size: int = 100,
+    now: dt.datetime | None = None,
+    after_id: int = 0,
+    zones: tuple[str, ...] | None = None,
 ) -> Iterator[list[Customer]]:
-    """The eligible customers in batches of `batch_size`, by keyset; `now` and the zone list fixed for the walk."""
+    """The eligible customers after `after_id` in batches of `batch_size`, by keyset; `now` and the zone
+    list fixed for the walk (`zones`: read afresh when not given)."""
     now = now or timezone.now()
-    zones = contact_zones(company=company, refresh=True)
-    after_id = 0
+    zones = contact_zones(company=company, refresh=True) if zones is None else zones
     while True:
         batch = list(
             customer_segment(

@@ -13,6 +13,7 @@ so nobody gets a second reminder.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -27,7 +28,7 @@ from django.utils import timezone
 
 from crm.models import Company, Customer, User
 from engage.models import Campaign, CampaignRecipient, CampaignRun, Job
-from engage.services.jobs import job_cancel, job_enqueue, job_replay
+from engage.services.jobs import job_cancel, job_enqueue, job_replay, sql_value
 
 logger = logging.getLogger(__name__)
 
@@ -125,13 +126,26 @@ def campaign_run_counts_refresh(*, run_id: int) -> dict[str, int]:
     return counts
 
 
-def _eligible_batches(*, run: CampaignRun) -> Iterator[list[Customer]]:
-    """The campaign's eligible customers a batch at a time, without anyone who has an intent in this cycle.
+class _SegmentBatch(list):
+    """A batch of the run's customers, with `last_id`: the last customer id its segment read covered."""
 
-    The segment is read over the whole day; the send window is applied here, per customer in their
-    own time zone, so those outside it are recorded as skipped (and tried again by a later run).
-    """
-    from engage.segmentation import SegmentCriteria, customer_segment_batches
+    last_id: int
+
+
+@dataclasses.dataclass
+class _Walk:
+    """One walk of a run's segment: its criteria, clock and zone list, fixed for the walk."""
+
+    run: CampaignRun
+    criteria: Any
+    now: Any
+    zones: tuple[str, ...]
+
+
+def _walk_start(*, run: CampaignRun) -> _Walk:
+    """The segment is read over the whole day; the send window is applied per customer, in their own
+    time zone, by the sender, so those outside it are recorded as skipped (and tried again by a later run)."""
+    from engage.segmentation import SegmentCriteria, contact_zones
 
     preset = run.preset
     criteria = SegmentCriteria(
@@ -141,8 +155,20 @@ def _eligible_batches(*, run: CampaignRun) -> Iterator[list[Customer]]:
         send_window_end_hour=24,
         channel=run.campaign.channel,
     )
+    return _Walk(
+        run=run, criteria=criteria, now=timezone.now(), zones=contact_zones(company=run.campaign.company, refresh=True)
+    )
+
+
+def _eligible_batches(*, walk: _Walk) -> Iterator[_SegmentBatch]:
+    """The campaign's eligible customers a batch at a time, without anyone who has an intent in this cycle."""
+    from engage.segmentation import customer_segment_batches
+
+    run = walk.run
     company = run.campaign.company
-    for batch in customer_segment_batches(company=company, criteria=criteria, batch_size=preset["batch_size"]):
+    for batch in customer_segment_batches(
+        company=company, criteria=walk.criteria, batch_size=run.preset["batch_size"], now=walk.now, zones=walk.zones
+    ):
         # The segment's customers come with their contacts: one more query finds who has an intent in
         # this cycle (the segment read is not repeated), and both get the run's company object.
         already = set(
@@ -151,12 +177,54 @@ def _eligible_batches(*, run: CampaignRun) -> Iterator[list[Customer]]:
                 status__in=INTENT_STATUSES,
             ).values_list("customer_id", "cycle_started_at")
         )
-        customers = [customer for customer in batch if (customer.pk, customer.last_booking_at) not in already]
+        customers = _SegmentBatch(customer for customer in batch if (customer.pk, customer.last_booking_at) not in already)
+        customers.last_id = batch[-1].pk
         for customer in customers:
             customer.company = company
             customer.contact.company = company
         if customers:
             yield customers
+
+
+def _skips_record(*, walk: _Walk, after_id: int, upto_id: int | None) -> dict[str, int]:
+    """Record the customers of `(after_id, upto_id]` the segment's rules left out, as skipped recipients
+    with their reason (no consent, no address, too soon, daily cap, weekly cap); counts them in metrics.
+
+    One INSERT ... SELECT over `customer_segment_skips` (the segment's own rules): nobody who has an
+    intent in this campaign cycle or was already reminded in it (they are not this run's recipients).
+    """
+    from engage.segmentation import customer_segment_skips
+    from shokti.metrics import campaign_recipients_skipped_total
+
+    run = walk.run
+    skips = customer_segment_skips(
+        company=run.campaign.company, criteria=walk.criteria, now=walk.now, after_id=after_id, upto_id=upto_id,
+        zones=walk.zones,
+    ).exclude(
+        Exists(
+            CampaignRecipient.objects.filter(
+                campaign_id=run.campaign_id, customer_id=OuterRef("pk"), cycle_started_at=OuterRef("last_booking_at"),
+                status__in=INTENT_STATUSES,
+            )
+        )
+    )
+    select, params = skips.values_list("id", "last_booking_at", "skip_reason").query.sql_with_params()
+    table = connection.ops.quote_name(CampaignRecipient._meta.db_table)
+    # Django keeps a UUIDField as uuid on PostgreSQL and as 32 hex characters elsewhere.
+    new_uuid = "lower(hex(randomblob(16)))" if connection.vendor == "sqlite" else "gen_random_uuid()"
+    now = sql_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (company_id, campaign_id, run_id, customer_id, cycle_started_at, status, reason,"
+            " body, error, correlation_id, created_at, updated_at)"
+            f" SELECT %s, %s, %s, skip.id, skip.last_booking_at, %s, skip.skip_reason, '', '', {new_uuid}, %s, %s"
+            f" FROM ({select}) skip WHERE skip.skip_reason IS NOT NULL RETURNING reason",
+            [run.company_id, run.campaign_id, run.pk, CampaignRecipient.Status.SKIPPED, now, now, *params],
+        )
+        counts = collections.Counter(reason for (reason,) in cursor.fetchall())
+    for reason, count in counts.items():
+        campaign_recipients_skipped_total.labels(reason=reason).inc(count)
+    return dict(counts)
 
 
 def segment_customers(*, company: Company, cadence_days: int, channel: str, limit: int) -> list[Customer]:
@@ -203,11 +271,13 @@ def campaign_run_execute(*, run_id: int, job: Job | None = None) -> dict[str, An
         run.refresh_from_db()
         campaign, preset = run.campaign, run.preset
         total = run.total_eligible
+        walk = _walk_start(run=run)
+        walked = 0
         try:
             # One batch's model calls are in flight while the previous batch is written and sent.
             for customers, _ in smartengage_batches_send(
                 company=campaign.company,
-                batches=_eligible_batches(run=run),
+                batches=_eligible_batches(walk=walk),
                 send_window=(preset["send_window_start_hour"], preset["send_window_end_hour"]),
                 channel=campaign.channel,
                 service=campaign.service,
@@ -218,7 +288,12 @@ def campaign_run_execute(*, run_id: int, job: Job | None = None) -> dict[str, An
                 is_cancelled=lambda: _is_cancelled(run.pk),
             ):
                 total += len(customers)
-                CampaignRun.objects.filter(pk=run.pk).update(total_eligible=total)
+                with transaction.atomic():
+                    _skips_record(walk=walk, after_id=walked, upto_id=customers.last_id)
+                    CampaignRun.objects.filter(pk=run.pk).update(total_eligible=total)
+                walked = customers.last_id
+            if not _is_cancelled(run.pk):
+                _skips_record(walk=walk, after_id=walked, upto_id=None)
         except Exception as error:
             is_last = job is None or job.attempts >= job.max_attempts
             CampaignRun.objects.filter(pk=run.pk, status=CampaignRun.Status.RUNNING).update(

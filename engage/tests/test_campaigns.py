@@ -74,10 +74,11 @@ def test_a_run_reminds_the_due_customers_once_and_records_everything(campaign, f
     assert run_job(run.job) == "completed"
     # then
     run.refresh_from_db()
-    assert (run.status, run.total_eligible, run.sent, run.failed, run.skipped) == ("completed", 2, 2, 0, 0)
+    assert (run.status, run.total_eligible, run.sent, run.failed, run.skipped) == ("completed", 2, 2, 0, 1)
     assert run.started_at and run.finished_at and run.duration_seconds is not None
     assert run.preset["cadence_days"] == 21 and run.promo_code == "SAVE15"
-    recipients = list(run.recipients.select_related("message"))
+    assert run.recipients.get(status="skipped").reason == "no_consent"
+    recipients = list(run.recipients.filter(status="sent").select_related("message"))
     assert {recipient.customer_id for recipient in recipients} == {customer.pk for customer in due}
     for recipient in recipients:
         assert recipient.status == "sent" and recipient.message.status == "sent"
@@ -153,6 +154,53 @@ def test_customers_outside_their_send_window_are_skipped_with_the_reason(campaig
     assert run.recipients.get().reason == "outside_send_window"
     assert outbound_count(customer) == 0 and fake_openai.requests == []
     assert campaign_recipients_skipped_total.labels(reason="outside_send_window")._value.get() == skipped_before + 1
+
+
+def skipped_metric(reason: str) -> float:
+    return campaign_recipients_skipped_total.labels(reason=reason)._value.get()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("is_dry_run", [False, True])
+def test_customers_the_segment_leaves_out_are_recorded_skipped_with_their_reason(
+    campaign, fake_openai, client, staff_user, is_dry_run
+):
+    # given a due customer, one without consent, one messaged an hour ago (too soon), and one
+    # already reminded in this cycle who is now also without consent
+    fake_openai.reply(AI_TEXT)
+    due = customer_due(campaign.company)
+    no_consent = customer_due(campaign.company, is_sms_consented=False)
+    too_soon = customer_due(campaign.company)
+    reminded = customer_due(campaign.company)
+    execute(campaign_run_trigger(campaign=campaign))  # reminds due, too_soon and reminded
+    Message.objects.filter(contact=too_soon.contact).delete()
+    Message.objects.create(
+        company=campaign.company, contact=too_soon.contact, direction="outbound", channel="console",
+        agent_type="coachnova", message_type="coaching", body="...", status="sent",
+    )
+    Message.objects.filter(contact=reminded.contact).update(created_at=timezone.now() - dt.timedelta(days=2))
+    reminded.contact.is_sms_consented = False
+    reminded.contact.save(update_fields=["is_sms_consented"])
+    campaign.recipients.filter(customer=too_soon).delete()  # its intent gone: a candidate again
+    before = {reason: skipped_metric(reason) for reason in ("no_consent", "too_soon")}
+
+    # when a later run walks the segment
+    run = campaign_run_trigger(campaign=campaign, is_dry_run=is_dry_run)
+    result = execute(run)
+
+    # then the two left out are recorded with their reason; the reminded one is not this run's at all
+    assert (result["status"], result["skipped"], result["sent"], result["rendered"]) == ("completed", 2, 0, 0)
+    assert dict(run.recipients.values_list("customer_id", "reason")) == {
+        no_consent.pk: "no_consent", too_soon.pk: "too_soon"
+    }
+    assert set(run.recipients.values_list("status", flat=True)) == {"skipped"}
+    assert all(row.cycle_started_at == row.customer.last_booking_at for row in run.recipients.select_related("customer"))
+    assert due.pk not in set(run.recipients.values_list("customer_id", flat=True))
+    assert {reason: skipped_metric(reason) - before[reason] for reason in before} == {"no_consent": 1, "too_soon": 1}
+    # and the run's admin page lists them among its reasons
+    client.force_login(staff_user)
+    page = client.get(reverse("admin:engage_campaignrun_change", args=[run.pk])).content.decode()
+    assert "No consent</a>: 1" in page and "Too soon after the last message</a>: 1" in page
 
 
 @pytest.mark.django_db

@@ -22,6 +22,7 @@ from engage.segmentation import (
     customer_booking_history,
     customer_segment,
     customer_segment_batches,
+    customer_segment_skips,
     send_window_parse,
 )
 
@@ -109,6 +110,43 @@ def test_weekly_cap_in_the_contacts_week(company):
     policy.customer_weekly_limit = 3
     policy.save()
     assert ids(customer_segment(company=company, criteria=CRITERIA, now=NOW)) == [customer.pk]
+
+
+def test_skips_carry_the_first_rule_each_customer_fails_and_leave_out_the_eligible_and_reminded(company):
+    # given a policy of 1 a day, 2 a week, 6 hours apart, at Wednesday 15:00 in Dhaka
+    policy = policy_get_or_create(company=company)
+    policy.customer_daily_limit, policy.customer_weekly_limit, policy.customer_min_hours_between = 1, 2, 6
+    policy.save()
+    cache.clear()
+    no_consent = due(company, is_email_consented=False, email="")  # also no address: consent comes first
+    reminded(no_consent, at=NOW - dt.timedelta(hours=1), agent_type="coachnova")
+    no_address = due(company, email="")
+    too_soon = due(company)  # 2 hours ago: too soon, and the daily cap too
+    reminded(too_soon, at=NOW - dt.timedelta(hours=2), agent_type="coachnova")
+    daily = due(company)  # 05:00 today in Dhaka, 10 hours ago
+    reminded(daily, at=NOW - dt.timedelta(hours=10), agent_type="coachnova")
+    weekly = due(company)  # Monday and Tuesday
+    for day in (16, 17):
+        reminded(weekly, at=dt.datetime(2026, 11, day, 12, 0, tzinfo=ZoneInfo("Asia/Dhaka")), agent_type="coachnova")
+    eligible = due(company)
+    already = due(company, is_email_consented=False)  # reminded in this cycle: not a candidate at all
+    reminded(already, at=NOW - dt.timedelta(days=3))
+    due(company, days_ago=30, is_email_consented=False)  # outside the cadence window
+
+    # when
+    skips = customer_segment_skips(company=company, criteria=CRITERIA, now=NOW)
+
+    # then each excluded candidate has its reason, the eligible one none, and both agree with the segment
+    reasons = {customer.pk: customer.skip_reason for customer in skips}
+    assert reasons == {
+        no_consent.pk: "no_consent", no_address.pk: "no_address", too_soon.pk: "too_soon",
+        daily.pk: "daily_cap", weekly.pk: "weekly_cap", eligible.pk: None,
+    }
+    whole_day = SegmentCriteria(cadence_days=21, window_days=7, send_window_start_hour=0, send_window_end_hour=24)
+    assert ids(customer_segment(company=company, criteria=whole_day, now=NOW)) == [eligible.pk]
+    # a keyset range (after, upto]
+    ranged = customer_segment_skips(company=company, criteria=CRITERIA, now=NOW, after_id=no_address.pk, upto_id=daily.pk)
+    assert sorted(customer.pk for customer in ranged) == [too_soon.pk, daily.pk]
 
 
 def test_send_window_in_each_customers_own_time_zone(company):
