@@ -13,8 +13,16 @@ from pathlib import Path
 import pytest
 import requests
 from django.conf import settings
+from django.core.cache import cache
 from django.test import Client
 
+from engage.events import user_event_record
+from engage.models import Message
+from engage.services.consent import contact_opt_out
+from engage.services.messages import message_status_update
+from engage.services.smartengage import smartengage_reminder_send
+from engage.services.templates import templates_seed_defaults
+from engage.tests.campaign_helpers import AI_TEXT, customer_due
 from shokti import metrics
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -226,3 +234,53 @@ def test_a_celery_worker_process_counts_into_the_multiprocess_folder(multiproces
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(multiprocess_dir))
     text = Client().get("/metrics").content.decode()
     assert sample_value(text, "jobs_processed_total", {"task": "reliability_always_fails", "outcome": "succeeded"}) == 1
+
+
+# --- the seed's counters move where their events happen ------------------------------------------
+
+
+def exported(client: Client, name: str, labels: dict[str, str]) -> float:
+    return sample_value(client.get("/metrics").content.decode(), name, labels) or 0.0
+
+
+@pytest.mark.django_db
+def test_the_seed_counters_move_where_their_events_happen_and_are_exported_with_their_labels(company, fake_openai):
+    # given a SmartEngage reminder to send on the console channel, and one to a second customer
+    cache.clear()
+    templates_seed_defaults(company=company)
+    fake_openai.reply(AI_TEXT)
+    first, second = customer_due(company), customer_due(company)
+    client = Client()
+    ai = {"agent_type": "smartengage", "channel": "console"}
+    series = {
+        "sent": ("ai_messages_sent_total", {**ai, "message_type": "reminder", "status": "sent"}),
+        "delivered": ("ai_messages_delivered_total", ai),
+        "failed": ("ai_messages_failed_total", {**ai, "reason": "undelivered"}),
+        "clicked": (
+            "user_events_total", {"event_type": "message_clicked", **ai, "source": "app"},
+        ),
+        "opted_out": ("opt_outs_total", {"channel": "sms", "reason": "request"}),
+    }
+    before = {key: exported(client, name, labels) for key, (name, labels) in series.items()}
+
+    # when: two reminders go out, one is delivered, the other fails at the provider, the first is
+    # clicked, and the second customer opts out of SMS
+    messages = []
+    for customer in (first, second):
+        outcome = smartengage_reminder_send(company=company, customer=customer, channel="console")
+        assert outcome.status == "sent", outcome
+        messages.append(outcome.message_id)
+    delivered, undelivered = Message.objects.filter(pk__in=messages).order_by("pk")
+    for message, status in ((delivered, "delivered"), (undelivered, "failed")):
+        message_status_update(
+            company_id=company.pk, channel="console", provider_message_id=message.provider_message_id, status=status
+        )
+    user_event_record(company=company, event_type="message_clicked", correlation_id=delivered.correlation_id)
+    assert contact_opt_out(contact=second.contact, channel="sms", reason="request")
+    assert not contact_opt_out(contact=second.contact, channel="sms", reason="request")  # already out: not counted
+
+    # then /metrics shows each series moved by exactly its events
+    after = {key: exported(client, name, labels) for key, (name, labels) in series.items()}
+    assert {key: after[key] - before[key] for key in series} == {
+        "sent": 2, "delivered": 1, "failed": 1, "clicked": 1, "opted_out": 1,
+    }
