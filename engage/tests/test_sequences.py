@@ -193,6 +193,62 @@ def test_an_email_step_is_handed_to_the_email_sequence_job(lead):
     assert enrollment.status == "completed"
 
 
+def email_account(company, smtp_server):
+    from channels_app.models import ChannelAccount
+
+    account = ChannelAccount(company=company, channel="email", name="Email", settings={
+        "host": "127.0.0.1", "port": smtp_server.port, "from_email": "Alpha <hello@alpha.test>",
+    })
+    account.secrets_set({})
+    account.save()
+    return account
+
+
+def email_sequence_for(lead):
+    sequence = Sequence.objects.create(company=lead.company, name="Email course", pipeline=lead.pipeline)
+    SequenceStep.objects.create(sequence=sequence, order=1, channel="email", fixed_text="Day 1: classes start Monday.",
+                                subject="Welcome to the course")
+    return sequence
+
+
+@pytest.mark.django_db
+def test_an_email_step_arrives_by_smtp_once_even_if_its_job_runs_twice(lead, smtp_server):
+    email_account(lead.company, smtp_server)
+    sequence_enroll(sequence=email_sequence_for(lead), lead=lead)
+    sequences_advance()
+    run_job(jobs("sequence_step")[0])
+    [email_job] = jobs("email_sequence")
+
+    assert run_job(email_job) == "completed"
+    Job.objects.filter(pk=email_job.pk).update(status="queued")  # a redelivered task
+    run_job(email_job)
+
+    [received] = smtp_server.messages
+    assert smtp_server.envelopes[0].rcpt_tos == [lead.contact.email]
+    assert received["Subject"] == "Welcome to the course"
+    assert "Day 1: classes start Monday." in received.get_body(preferencelist=("plain",)).get_content()
+    [message] = Message.objects.filter(lead=lead, direction="outbound")
+    assert (message.channel, message.message_type, message.status, message.job_id) == (
+        "email", "email_sequence", "sent", email_job.pk
+    )
+
+
+@pytest.mark.django_db
+def test_an_email_step_is_not_sent_to_a_contact_who_withdrew_email_consent_meanwhile(lead, smtp_server):
+    email_account(lead.company, smtp_server)
+    sequence_enroll(sequence=email_sequence_for(lead), lead=lead)
+    sequences_advance()
+    run_job(jobs("sequence_step")[0])
+    Contact.objects.filter(pk=lead.contact_id).update(is_email_consented=False)
+    [email_job] = jobs("email_sequence")
+
+    assert run_job(email_job) == "completed"
+
+    assert Job.objects.get(pk=email_job.pk).result == {"skipped": "no_consent"}
+    assert smtp_server.messages == []
+    assert not Message.objects.filter(lead=lead, direction="outbound").exists()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_beat_runs_never_queue_a_step_twice(company):
     # given: 30 due enrollments
