@@ -5,6 +5,7 @@ provider is called. It is unique per campaign, customer and cycle (the customer'
 booking when the intent was written), so a crashed and restarted run, a second run the same day, or
 a "retry failed" never reminds anybody twice for the same lapse. Skipped and dry-run rows are exempt:
 they sent nothing, so they hold no place in the cycle (a customer capped today is tried again tomorrow).
+A run works in time slices (one ledger job each); `cursor` is where the next slice, or a retry, goes on.
 """
 
 import uuid
@@ -82,7 +83,14 @@ class CampaignRun(models.Model):
     skipped = models.PositiveIntegerField(default=0)
     rendered = models.PositiveIntegerField(default=0, help_text="Dry run: messages rendered and not sent.")
     correlation_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    job = models.ForeignKey("engage.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    job = models.ForeignKey(
+        "engage.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="The ledger job of the run's current slice.",
+    )
+    cursor = models.PositiveBigIntegerField(
+        default=0, help_text="Keyset cursor: the last customer id the run is done with (a slice or a retry resumes after it)."
+    )
+    slices = models.PositiveIntegerField(default=1, help_text="Time slices (ledger jobs) the run has used so far.")
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=now, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)

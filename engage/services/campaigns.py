@@ -6,9 +6,12 @@ One run at a time per campaign, across any number of beat and worker processes, 
 - the execution holds a PostgreSQL session advisory lock on the campaign while it works, so even a
   redelivered or reclaimed job of the same run cannot execute it in two processes at the same time
   (a process that dies drops its connection, and PostgreSQL frees the lock with it).
-A run that crashes midway is resumed by its ledger job's retry: people who already have an intent
-in this campaign cycle are left out by the segmentation and by the recipients' unique constraint,
-so nobody gets a second reminder.
+A run works in time slices (`run_slice_seconds()`, under the task's time limit): each slice is one
+ledger job that walks the segment after the run's keyset cursor, moves the cursor with each batch,
+and queues the next slice's job when its time is up; the run stays running until its last slice.
+A slice that crashes midway is resumed by its ledger job's retry after the cursor: people who
+already have an intent in this campaign cycle are left out by the segmentation and by the
+recipients' unique constraint, so nobody gets a second reminder.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import collections
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q
@@ -37,25 +42,42 @@ RUN_TASK = "smartengage_campaign_run"
 ADVISORY_LOCK_NAMESPACE = 0x53_45  # "SE"
 INTENT_STATUSES = (CampaignRecipient.Status.PENDING, CampaignRecipient.Status.SENT, CampaignRecipient.Status.FAILED)
 RUN_MAX_ATTEMPTS = 3
+# A run job's working time before it queues the next slice: well under the soft time limit (540 s).
+RUN_SLICE_SECONDS = 240
 DEFAULT_CAMPAIGN_NAME = "SmartEngage daily"
 
 
+@dataclasses.dataclass
+class CampaignLock:
+    """A held (or not) campaign advisory lock; truthy while held."""
+
+    campaign_id: int
+    is_held: bool
+
+    def __bool__(self) -> bool:
+        return self.is_held
+
+    def release(self) -> None:
+        if self.is_held and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [ADVISORY_LOCK_NAMESPACE, self.campaign_id])
+        self.is_held = False
+
+
 @contextlib.contextmanager
-def campaign_lock(*, campaign_id: int) -> Iterator[bool]:
-    """Try the campaign's lock (PostgreSQL session advisory lock); yields whether this process holds it."""
+def campaign_lock(*, campaign_id: int) -> Iterator[CampaignLock]:
+    """Try the campaign's lock (PostgreSQL session advisory lock); the lock is truthy when this process holds it."""
     if connection.vendor != "postgresql":
         # The embedded SQLite mode runs one worker: the one-active-run constraint is enough there.
-        yield True
+        yield CampaignLock(campaign_id=campaign_id, is_held=True)
         return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_LOCK_NAMESPACE, campaign_id])
-        acquired = bool(cursor.fetchone()[0])
+        lock = CampaignLock(campaign_id=campaign_id, is_held=bool(cursor.fetchone()[0]))
     try:
-        yield acquired
+        yield lock
     finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [ADVISORY_LOCK_NAMESPACE, campaign_id])
+        lock.release()
 
 
 def _preset_snapshot(*, campaign: Campaign, preset_name: str | None) -> dict[str, Any]:
@@ -140,6 +162,9 @@ class _Walk:
     criteria: Any
     now: Any
     zones: tuple[str, ...]
+    cursor: int  # the last customer id done (the run's cursor)
+    deadline: float  # time.monotonic() after which no new batch is started
+    is_exhausted: bool = False  # the segment was walked to its end
 
 
 def _walk_start(*, run: CampaignRun) -> _Walk:
@@ -156,19 +181,28 @@ def _walk_start(*, run: CampaignRun) -> _Walk:
         channel=run.campaign.channel,
     )
     return _Walk(
-        run=run, criteria=criteria, now=timezone.now(), zones=contact_zones(company=run.campaign.company, refresh=True)
+        run=run, criteria=criteria, now=timezone.now(), zones=contact_zones(company=run.campaign.company, refresh=True),
+        cursor=run.cursor, deadline=time.monotonic() + run_slice_seconds(),
     )
 
 
 def _eligible_batches(*, walk: _Walk) -> Iterator[_SegmentBatch]:
-    """The campaign's eligible customers a batch at a time, without anyone who has an intent in this cycle."""
+    """The campaign's eligible customers after the walk's cursor a batch at a time, without anyone who has
+    an intent in this cycle; no new batch once the slice's time is up (after its first batch)."""
     from engage.segmentation import customer_segment_batches
 
     run = walk.run
     company = run.campaign.company
-    for batch in customer_segment_batches(
-        company=company, criteria=walk.criteria, batch_size=run.preset["batch_size"], now=walk.now, zones=walk.zones
-    ):
+    batches = customer_segment_batches(
+        company=company, criteria=walk.criteria, batch_size=run.preset["batch_size"], now=walk.now,
+        after_id=walk.cursor, zones=walk.zones,
+    )
+    has_yielded = False
+    while not (has_yielded and time.monotonic() >= walk.deadline):
+        batch = next(batches, None)
+        if batch is None:
+            walk.is_exhausted = True
+            return
         # The segment's customers come with their contacts: one more query finds who has an intent in
         # this cycle (the segment read is not repeated), and both get the run's company object.
         already = set(
@@ -183,6 +217,7 @@ def _eligible_batches(*, walk: _Walk) -> Iterator[_SegmentBatch]:
             customer.company = company
             customer.contact.company = company
         if customers:
+            has_yielded = True
             yield customers
 
 
@@ -250,15 +285,56 @@ def _is_cancelled(run_id: int) -> bool:
     return CampaignRun.objects.filter(pk=run_id, status=CampaignRun.Status.CANCELLED).exists()
 
 
+def run_slice_seconds() -> float:
+    """How long one run job works before it hands the rest to a continuation job (setting
+    SMARTENGAGE_RUN_SLICE_SECONDS, default RUN_SLICE_SECONDS: well under the task's soft time limit)."""
+    return float(getattr(settings, "SMARTENGAGE_RUN_SLICE_SECONDS", RUN_SLICE_SECONDS))
+
+
+def _run_continue(*, run: CampaignRun, lock: CampaignLock) -> Job:
+    """Queue the run's next slice (its own ledger job and key) and make it the run's job; the lock is
+    released inside the transaction, so the new job never finds it still held by this one."""
+    with transaction.atomic():
+        slices = run.slices + 1
+        job = job_enqueue(
+            company=run.campaign.company,
+            task_name=RUN_TASK,
+            payload={"run_id": run.pk},
+            idempotency_key=f"{RUN_TASK}:{run.pk}:{slices}",
+            max_attempts=RUN_MAX_ATTEMPTS,
+        )
+        CampaignRun.objects.filter(pk=run.pk).update(slices=slices, job=job)
+        lock.release()
+    run.slices, run.job = slices, job
+    return job
+
+
+def _run_finished_at(*, run_id: int) -> dict[str, int]:
+    """A run at its end: its end time (a cancelled one keeps its status) and its counts."""
+    CampaignRun.objects.filter(pk=run_id, status=CampaignRun.Status.RUNNING).update(
+        status=CampaignRun.Status.COMPLETED, finished_at=timezone.now(), error=""
+    )
+    CampaignRun.objects.filter(pk=run_id, finished_at__isnull=True).update(finished_at=timezone.now())
+    return campaign_run_counts_refresh(run_id=run_id)
+
+
 def campaign_run_execute(*, run_id: int, job: Job | None = None) -> dict[str, Any]:
-    """Execute a queued (or resumed) run under the campaign's lock; the answer says what happened."""
+    """Execute one slice of a queued (or resumed) run under the campaign's lock; the answer says what happened.
+
+    A slice works for at most `run_slice_seconds()` (then its batch in hand), moving the run's keyset
+    cursor and total with each batch (with that batch range's skipped customers, in one transaction),
+    and queues the next slice's job when time is up; the run stays running until its last slice.
+    A slice that dies is retried by its job and resumes after the cursor.
+    """
     from engage.services.smartengage import smartengage_batches_send
 
     run = CampaignRun.objects.select_related("campaign__company", "campaign__service").get(pk=run_id)
     if run.status in CampaignRun.FINISHED_STATUSES:
+        if run.status == CampaignRun.Status.CANCELLED and run.finished_at is None:
+            _run_finished_at(run_id=run.pk)  # cancelled between two slices
         return {"status": run.status, "run_id": run.pk}
-    with campaign_lock(campaign_id=run.campaign_id) as acquired:
-        if not acquired:
+    with campaign_lock(campaign_id=run.campaign_id) as lock:
+        if not lock:
             # Someone is executing this campaign right now (this very run, redelivered, or another).
             logger.info("campaign %s is locked; run %s not executed now", run.campaign_id, run.pk)
             return {"status": CampaignRun.Status.LOCKED, "run_id": run.pk}
@@ -272,7 +348,6 @@ def campaign_run_execute(*, run_id: int, job: Job | None = None) -> dict[str, An
         campaign, preset = run.campaign, run.preset
         total = run.total_eligible
         walk = _walk_start(run=run)
-        walked = 0
         try:
             # One batch's model calls are in flight while the previous batch is written and sent.
             for customers, _ in smartengage_batches_send(
@@ -289,11 +364,12 @@ def campaign_run_execute(*, run_id: int, job: Job | None = None) -> dict[str, An
             ):
                 total += len(customers)
                 with transaction.atomic():
-                    _skips_record(walk=walk, after_id=walked, upto_id=customers.last_id)
-                    CampaignRun.objects.filter(pk=run.pk).update(total_eligible=total)
-                walked = customers.last_id
-            if not _is_cancelled(run.pk):
-                _skips_record(walk=walk, after_id=walked, upto_id=None)
+                    _skips_record(walk=walk, after_id=walk.cursor, upto_id=customers.last_id)
+                    CampaignRun.objects.filter(pk=run.pk).update(total_eligible=total, cursor=customers.last_id)
+                walk.cursor = customers.last_id
+            is_cancelled = _is_cancelled(run.pk)
+            if walk.is_exhausted and not is_cancelled:
+                _skips_record(walk=walk, after_id=walk.cursor, upto_id=None)
         except Exception as error:
             is_last = job is None or job.attempts >= job.max_attempts
             CampaignRun.objects.filter(pk=run.pk, status=CampaignRun.Status.RUNNING).update(
@@ -301,13 +377,15 @@ def campaign_run_execute(*, run_id: int, job: Job | None = None) -> dict[str, An
                 **({"status": CampaignRun.Status.FAILED, "finished_at": timezone.now()} if is_last else {}),
             )
             campaign_run_counts_refresh(run_id=run.pk)
-            raise  # the ledger retries the job: the run resumes where it stopped
-        CampaignRun.objects.filter(pk=run.pk, status=CampaignRun.Status.RUNNING).update(
-            status=CampaignRun.Status.COMPLETED, finished_at=timezone.now(), error=""
-        )
-        # A cancelled run keeps its status; it gets its end time here.
-        CampaignRun.objects.filter(pk=run.pk, finished_at__isnull=True).update(finished_at=timezone.now())
-        counts = campaign_run_counts_refresh(run_id=run.pk)
+            raise  # the ledger retries the job: the run resumes after its cursor
+        if not (walk.is_exhausted or is_cancelled):
+            following = _run_continue(run=run, lock=lock)
+            counts = campaign_run_counts_refresh(run_id=run.pk)
+            return {
+                "status": CampaignRun.Status.RUNNING, "run_id": run.pk, "cursor": walk.cursor,
+                "slice": run.slices, "next_job_id": following.pk, **counts,
+            }
+        counts = _run_finished_at(run_id=run.pk)
     run.refresh_from_db()
     return {
         "status": run.status,
@@ -325,15 +403,18 @@ def campaign_run_cancel(*, run: CampaignRun) -> CampaignRun:
     run = CampaignRun.objects.select_for_update().get(pk=run.pk)
     if run.status not in CampaignRun.ACTIVE_STATUSES:
         raise ValidationError({"status": f"Only queued or running runs can be cancelled; this one is {run.status}."})
-    was_queued = run.status == CampaignRun.Status.QUEUED
+    # Queued, or running between two slices (or waiting for a retry): its job is not working on it.
+    is_idle = run.status == CampaignRun.Status.QUEUED or (
+        run.job_id is not None and Job.objects.filter(pk=run.job_id, status__in=[Job.Status.QUEUED, Job.Status.FAILED]).exists()
+    )
     run.status = CampaignRun.Status.CANCELLED
     run.error = "Cancelled by an operator."
     update_fields = ["status", "error"]
-    if was_queued:
+    if is_idle:
         run.finished_at = timezone.now()
         update_fields.append("finished_at")
     run.save(update_fields=update_fields)
-    if was_queued and run.job_id and Job.objects.filter(pk=run.job_id, status__in=[Job.Status.QUEUED, Job.Status.FAILED]).exists():
+    if is_idle and run.job_id and Job.objects.filter(pk=run.job_id, status__in=[Job.Status.QUEUED, Job.Status.FAILED]).exists():
         job_cancel(job=run.job, reason="Campaign run cancelled.")
     return run
 

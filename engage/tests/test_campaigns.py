@@ -468,3 +468,94 @@ def test_dry_run_rows_by_copy_are_the_rows_of_the_portable_insert(campaign, fake
     assert sorted(status for (row, _) in rows_of(by_copy) for key, status in row if key == "status") == [
         "dry_run", "skipped"
     ]
+
+
+@pytest.mark.django_db
+def test_a_run_longer_than_its_slice_continues_in_new_jobs_and_sends_everyone_once(campaign, fake_openai, settings):
+    # given five due customers and one without consent, batches of two and a slice that ends after one batch
+    settings.SMARTENGAGE_RUN_SLICE_SECONDS = 0
+    fake_openai.reply(AI_TEXT)
+    customers = [customer_due(campaign.company) for _ in range(2)]
+    no_consent = customer_due(campaign.company, is_sms_consented=False)
+    customers += [customer_due(campaign.company) for _ in range(3)]
+    run = campaign_run_trigger(campaign=campaign, overrides={"batch_size": 2})
+    first_job = run.job
+
+    # when the first slice's job runs
+    assert run_job(first_job) == "completed"
+
+    # then it did one batch, moved the cursor and queued the next slice; the run is still running
+    run.refresh_from_db()
+    assert (run.status, run.cursor, run.slices, run.total_eligible) == ("running", customers[1].pk, 2, 2)
+    assert run.job_id != first_job.pk and run.job.status == "queued"
+    assert run.job.idempotency_key == f"smartengage_campaign_run:{run.pk}:2"
+    assert [outbound_count(customer) for customer in customers] == [1, 1, 0, 0, 0]
+    # and the following slices, each its own job, finish it
+    jobs_run = 1
+    while run.status == "running":
+        assert run_job(run.job) == "completed"
+        jobs_run += 1
+        run.refresh_from_db()
+    assert run.status == "completed" and run.finished_at is not None and jobs_run == run.slices == 4
+    assert [outbound_count(customer) for customer in customers] == [1] * 5
+    assert (run.total_eligible, run.sent, run.skipped) == (5, 5, 1)
+    assert run.recipients.get(status="skipped").customer == no_consent
+    assert run.cursor == customers[-1].pk
+
+
+@pytest.mark.django_db
+def test_a_slice_that_dies_resumes_after_the_cursor(campaign, fake_openai, monkeypatch):
+    # given batches of two: c1, (no consent), c2 | c3, c4 | c5; the process dies at the third send
+    fake_openai.reply(AI_TEXT)
+    customers = [customer_due(campaign.company)]
+    no_consent = customer_due(campaign.company, is_sms_consented=False)
+    customers += [customer_due(campaign.company) for _ in range(4)]
+    real_execute = smartengage_service.job_execute
+    calls = {"count": 0}
+
+    def dying_execute(**kwargs):
+        calls["count"] += 1
+        if calls["count"] == 3:
+            raise SystemExit("worker killed")
+        return real_execute(**kwargs)
+
+    monkeypatch.setattr(smartengage_service, "job_execute", dying_execute)
+    run = campaign_run_trigger(campaign=campaign, overrides={"batch_size": 2})
+    with pytest.raises(SystemExit):
+        execute(run)
+    monkeypatch.setattr(smartengage_service, "job_execute", real_execute)
+    run.refresh_from_db()
+    # the first batch is done: the cursor is past it, its skipped customer recorded
+    assert (run.status, run.cursor, run.total_eligible) == ("running", customers[1].pk, 2)
+    assert run.recipients.filter(status="skipped").count() == 1
+
+    # when the job's retry runs it, and the interrupted batch's send jobs run
+    result = execute(run)
+    for job in Job.objects.filter(task_name="smartengage_send", status="queued"):
+        run_job(job)
+
+    # then it went on after the cursor: the first batch's range was not walked (nor recorded) again
+    assert result["status"] == "completed"
+    assert [outbound_count(customer) for customer in customers] == [1] * 5
+    assert list(run.recipients.filter(status="skipped").values_list("customer_id", flat=True)) == [no_consent.pk]
+    assert run.recipients.filter(status__in=["sent", "pending"]).count() == 5
+
+
+@pytest.mark.django_db
+def test_cancel_between_two_slices_stops_the_run(campaign, fake_openai, settings):
+    settings.SMARTENGAGE_RUN_SLICE_SECONDS = 0
+    fake_openai.reply(AI_TEXT)
+    customers = [customer_due(campaign.company) for _ in range(3)]
+    run = campaign_run_trigger(campaign=campaign, overrides={"batch_size": 2})
+    run_job(run.job)
+    run.refresh_from_db()
+    following = run.job
+
+    campaign_run_cancel(run=run)
+
+    run.refresh_from_db()
+    following.refresh_from_db()
+    assert (run.status, following.status) == ("cancelled", "cancelled") and run.finished_at is not None
+    assert run_job(following) == "skipped"
+    assert [outbound_count(customer) for customer in customers] == [1, 1, 0]
+    assert campaign_run_trigger(campaign=campaign).status == "queued"  # the campaign is free again
