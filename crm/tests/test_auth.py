@@ -382,3 +382,110 @@ def test_contact_without_email_match_cannot_be_guessed(client, company, mailoutb
 
     assert response.status_code == 200
     assert len(mailoutbox) == 1
+
+
+# --- audit additions: the limits' edges, per-IP verify throttle, token types, racing refreshes ---
+
+
+def test_the_fifth_try_still_works_when_it_is_the_right_code(client, customer, mailoutbox):
+    request_code(client)
+    code = code_from(mailoutbox[0])
+    wrong_code = "000000" if code != "000000" else "111111"
+
+    for _ in range(4):
+        assert verify(client, wrong_code).status_code == 400
+    fifth = verify(client, code)
+
+    assert fifth.status_code == 200
+    # and it is spent: single use
+    assert verify(client, code).status_code == 400
+
+
+def test_a_code_is_issued_for_ten_minutes_and_works_until_its_end(client, customer, mailoutbox):
+    request_code(client)
+    code = code_from(mailoutbox[0])
+    device = device_of("fatima@example.test")
+    issued_for = (device.valid_until - timezone.now()).total_seconds()
+    assert 590 < issued_for <= settings.OTP_EMAIL_TOKEN_VALIDITY == 600
+
+    # ten seconds before its end it still works (after its end: test_wrong_expired_unknown_all_answer_the_same_400)
+    EmailDevice.objects.filter(pk=device.pk).update(valid_until=timezone.now() + dt.timedelta(seconds=10))
+    assert verify(client, code).status_code == 200
+
+
+def test_verify_is_throttled_per_ip_across_emails(client, customer, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "otp_verify_ip": "3/h"},
+    }
+    statuses = [verify(client, "000000", email=f"person{n}@example.test").status_code for n in range(4)]
+
+    assert statuses == [400, 400, 400, 429]
+    assert verify(APIClient(REMOTE_ADDR="10.0.0.77"), "000000").status_code == 400
+
+
+@pytest.mark.parametrize("email", ["not-an-email", "", "a@", None])
+def test_verify_with_a_malformed_email_is_400_on_the_email_field(client, customer, email):
+    response = client.post(VERIFY_URL, {"email": email, "code": "123456"}, format="json")
+
+    assert response.status_code == 400
+    assert "email" in response.json()["error"]["fields"]
+
+
+def test_staff_and_inactive_users_cannot_log_in_by_otp_and_are_told_the_same(client, customer, staff_user, mailoutbox):
+    request_code(client)
+    code = code_from(mailoutbox[0])
+    User.objects.filter(email="fatima@example.test").update(is_active=False)
+
+    inactive = verify(client, code)
+    staff = verify(client, code, email=staff_user.email)
+    unknown = verify(client, code, email="nobody@example.test")
+
+    assert inactive.status_code == staff.status_code == unknown.status_code == 400
+    assert inactive.json() == staff.json() == unknown.json()
+
+
+def test_an_access_token_is_not_a_refresh_token(client, customer_tokens):
+    response = client.post(REFRESH_URL, {"refresh_token": str(customer_tokens.access_token)}, format="json")
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+
+
+def test_a_refresh_token_signed_with_another_algorithm_is_refused(client, customer_tokens):
+    claims = dict(customer_tokens.payload)
+    forged = _forge(claims, key=settings.SIMPLE_JWT["SIGNING_KEY"], algorithm="HS512")
+
+    assert client.post(REFRESH_URL, {"refresh_token": forged}, format="json").status_code == 401
+    # the genuine one still rotates: the forged try blacklisted nothing
+    assert client.post(REFRESH_URL, {"refresh_token": str(customer_tokens)}, format="json").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_refreshes_of_one_token_at_once_rotate_it_once(company):
+    import threading
+
+    from django.db import connection
+
+    customer = CustomerFactory(company=company, contact__email="race@example.test")
+    user = User.objects.create_user(email="race@example.test")
+    customer.contact.user = user
+    customer.contact.save()
+    raw = str(token_pair_for(user=user, user_type="customer", contact=customer.contact))
+    barrier = threading.Barrier(4)
+    statuses = []
+
+    def refresh():
+        try:
+            barrier.wait()
+            statuses.append(APIClient().post(REFRESH_URL, {"refresh_token": raw}, format="json").status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=refresh) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses) == [200, 401, 401, 401]
