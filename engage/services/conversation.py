@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django.db.models import Prefetch
+
 from crm.models import Lead
 from engage.ai import knowledge_search
-from engage.models import AIConfig, Message
+from engage.models import AIConfig, AISession, Message
 
 RECENT_MESSAGES = 20
 LOCALE_NAMES = {"bn": "Bengali", "en": "English"}
@@ -56,10 +58,6 @@ THREAD_LIMIT = 100
 
 def lead_thread(*, lead: Lead, limit: int = THREAD_LIMIT) -> list[Message]:
     """The lead's latest messages, oldest first, each with its AI sessions (`message.ai_sessions.all`)."""
-    from django.db.models import Prefetch
-
-    from engage.models import AISession
-
     sessions = AISession.objects.only("id", "message_id", "outcome", "error", "latency_ms", "tokens_in", "tokens_out")
     messages = (
         Message.objects.filter(lead=lead)

@@ -96,11 +96,21 @@ def _step_channel(step: SequenceStep, lead: Lead) -> str:
     return step.channel or lead.channel
 
 
-def sequences_advance(*, batch_size: int = 500) -> dict[str, int]:
-    """Queue one job per due (enrollment, step). Rows are locked with SKIP LOCKED and keys are unique,
-    so several beat runs or workers at once never queue a step twice."""
-    now = timezone.now()
+def sequences_advance(*, batch_size: int = 500, max_batches: int = 100) -> dict[str, int]:
+    """Queue one job per due (enrollment, step), `batch_size` enrollments per short transaction, until
+    none is due (or `max_batches` ran: the next beat goes on). Rows are locked with SKIP LOCKED and keys
+    are unique, so several beat runs or workers at once never queue a step twice."""
     queued = 0
+    for _ in range(max_batches):
+        batch = _sequences_advance_batch(batch_size=batch_size)
+        queued += batch
+        if batch < batch_size:
+            break
+    return {"queued": queued}
+
+
+def _sequences_advance_batch(*, batch_size: int) -> int:
+    now = timezone.now()
     with transaction.atomic():
         due = list(
             Enrollment.objects.filter(status=Enrollment.Status.ACTIVE, next_run_at__lte=now, current_step__isnull=False)
@@ -116,13 +126,12 @@ def sequences_advance(*, batch_size: int = 500) -> dict[str, int]:
                 payload={"enrollment_id": enrollment.pk, "step_id": step.pk},
                 idempotency_key=f"sequence_step:{enrollment.pk}:{step.pk}",
             )
-            queued += 1
         if due:
             # Handed to the ledger: the step job moves next_run_at on when it has sent.
             Enrollment.objects.filter(pk__in=[enrollment.pk for enrollment in due]).update(
                 next_run_at=None, updated_at=now
             )
-    return {"queued": queued}
+    return len(due)
 
 
 def _step_body(*, step: SequenceStep, lead: Lead, channel: str) -> tuple[str, PromptTemplateVersion | None]:

@@ -114,6 +114,21 @@ def test_the_beat_queues_each_due_step_once_and_the_job_sends_and_advances(seque
 
 
 @pytest.mark.django_db
+def test_one_beat_run_queues_a_backlog_bigger_than_its_batch_in_short_batches(sequence, lead):
+    leads = [lead, *(LeadFactory(company=lead.company, pipeline=lead.pipeline) for _ in range(6))]
+    for each in leads:
+        sequence_enroll(sequence=sequence, lead=each)
+
+    assert sequences_advance(batch_size=3) == {"queued": 7}
+
+    assert sorted(job.payload["enrollment_id"] for job in jobs("sequence_step")) == sorted(
+        Enrollment.objects.values_list("pk", flat=True)
+    )
+    assert not Enrollment.objects.filter(next_run_at__isnull=False).exists()
+    assert sequences_advance(batch_size=3, max_batches=1) == {"queued": 0}
+
+
+@pytest.mark.django_db
 def test_running_a_step_job_twice_sends_once(sequence, lead):
     sequence_enroll(sequence=sequence, lead=lead)
     sequences_advance()
