@@ -186,3 +186,30 @@ def test_the_history_migration_upgrades_only_an_untouched_seeded_reminder_and_re
     migration.remove_history(apps, None)
 
     assert list(seeded.versions.values_list("number", "status")) == [(1, "approved")]
+
+
+@pytest.mark.django_db
+def test_the_seed_migration_gives_every_company_an_approved_bengali_smartengage_v1_once(company, other_company):
+    import importlib
+
+    from django.apps import apps
+
+    from engage.ai.templates import template_variables_check
+
+    migration = importlib.import_module("engage.migrations.0007_smartengage_default_templates")
+    # `other_company` already has its own reminder: the migration leaves it alone.
+    own = PromptTemplate.objects.create(company=other_company, agent_type="smartengage", locale="bn", name="reminder")
+    PromptTemplateVersion.objects.create(template=own, number=1, body="{{ deep_link }}", status="approved")
+
+    migration.seed(apps, None)
+    migration.seed(apps, None)  # a second run adds nothing
+
+    for name in (migration.SYSTEM_NAME, migration.USER_NAME):
+        version = template_latest_approved(company=company, agent_type="smartengage", locale="bn", name=name)
+        assert (version.number, version.status, version.template.locale) == (1, "approved", "bn")
+        assert version.approved_at is not None
+        template_variables_check(agent_type="smartengage", body=version.body)  # only declared variables
+        assert version.template.versions.count() == 1
+    assert list(own.versions.values_list("number", "body")) == [(1, "{{ deep_link }}")]
+    seeded = template_latest_approved(company=other_company, agent_type="smartengage", locale="bn", name="reminder_system")
+    assert seeded is not None and seeded.number == 1
