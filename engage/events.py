@@ -1,7 +1,7 @@
 """What users do after a message: opens, clicks, deep-link follows, bookings; and attribution.
 
 Services record each as a `crm.Event` tied to the message by correlation id (and contact), and
-count it in `user_events_total`. Selectors answer which message a booking converts for, and the
+count it in `user_events_total` (a booking under the agent and channel of the message it converts for). Selectors answer which message a booking converts for, and the
 funnel sent -> delivered -> opened -> clicked -> booked of a set of messages.
 
 Attribution rule (last touch, defined once in `attributed_bookings`): a `booking_created` event of
@@ -108,6 +108,9 @@ def user_event_record(
         if occurred_at is not None:
             event.occurred_at = occurred_at
             event.save(update_fields=["occurred_at"])
+    if message is None and event_type == BOOKING_CREATED:
+        # Counted under the agent and channel of the message it converts for, as the seed's metrics show.
+        message = booking_attributed_message(booking_event=event)
     _count_user_event(event_type=event_type, message=message, source=source)
     return event
 

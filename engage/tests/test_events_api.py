@@ -268,3 +268,18 @@ def test_another_contacts_click_never_touches_a_booking(customer, company):
     record(customer, "booking_created", at=now)
 
     assert_one_rule(company, booked=[mine])
+
+
+def test_a_booking_is_counted_under_the_agent_and_channel_of_the_message_it_converts_for(customer, company):
+    now = timezone.now()
+    message = outbound(customer)  # smartengage, email
+    attributed = {"event_type": "booking_created", "agent_type": "smartengage", "channel": "email", "source": "app"}
+    unattributed = {**attributed, "agent_type": "none", "channel": "none"}
+    before = (counter_value(**attributed), counter_value(**unattributed))
+    record(customer, "message_clicked", at=now - dt.timedelta(hours=1), message=message)
+
+    record(customer, "booking_created", at=now)
+    # a booking of someone who clicked nothing converts for nobody
+    record(CustomerFactory(company=company), "booking_created", at=now)
+
+    assert (counter_value(**attributed), counter_value(**unattributed)) == (before[0] + 1, before[1] + 1)
