@@ -8,7 +8,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
-from django.db import models
 from django.utils.translation import ngettext
 
 from crm.models import (
@@ -29,6 +28,8 @@ from crm.models import (
 from crm.services import (
     api_key_create,
     api_key_revoke,
+    booking_create,
+    company_webhook_secret_set,
     lead_move_to_stage,
     phone_normalize,
 )
@@ -72,16 +73,81 @@ class UserAdmin(TenantScopedAdmin, DjangoUserAdmin):
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
 
 
+class CompanyForm(forms.ModelForm):
+    """The webhook secret is write-only: never rendered back, replaced by typing a new one or generating one."""
+
+    webhook_url = forms.URLField(
+        label="Webhook URL", required=False, max_length=200, assume_scheme="https",
+        help_text="Where leads, stage moves, inbound messages and opt-outs are POSTed as signed events.",
+    )
+    new_webhook_secret = forms.CharField(
+        label="New webhook secret",
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Leave blank to keep the current secret. Receivers check each delivery's X-Shokti-Signature "
+        "with it. At least 16 characters.",
+    )
+    generate_webhook_secret = forms.BooleanField(
+        label="Generate a new webhook secret",
+        required=False,
+        help_text="A random secret replaces the current one; it is shown once, after saving.",
+    )
+
+    class Meta:
+        model = Company
+        fields = ["name", "slug", "default_region", "timezone", "is_active", "webhook_url"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("new_webhook_secret") and cleaned.get("generate_webhook_secret"):
+            self.add_error("generate_webhook_secret", "Type a secret or generate one, not both.")
+        elif 0 < len(cleaned.get("new_webhook_secret") or "") < 16:
+            self.add_error("new_webhook_secret", "At least 16 characters.")
+        return cleaned
+
+
 @admin.register(Company)
 class CompanyAdmin(TenantScopedAdmin):
     company_field = ""
-    list_display = ["name", "slug", "default_region", "timezone", "is_active", "created_at"]
+    form = CompanyForm
+    list_display = ["name", "slug", "default_region", "timezone", "is_active", "webhook_url", "has_webhook_secret",
+                    "created_at"]
     list_filter = ["is_active", "default_region"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["created_at"]
+    fieldsets = (
+        (None, {"fields": ("name", "slug", "default_region", "timezone", "is_active", "created_at")}),
+        ("Outbound webhook", {
+            "description": "Leads, stage moves, inbound messages and opt-outs are POSTed to this URL, signed with "
+            "HMAC-SHA256 of the timestamp and body.",
+            "fields": ("webhook_url", "webhook_secret_state", "new_webhook_secret", "generate_webhook_secret"),
+        }),
+    )
+    readonly_fields = ["created_at", "webhook_secret_state"]
     ordering = ["name"]
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    @admin.display(boolean=True, description="webhook secret")
+    def has_webhook_secret(self, company: Company) -> bool:
+        return bool(company.webhook_secret)
+
+    @admin.display(description="Webhook secret")
+    def webhook_secret_state(self, company: Company) -> str:
+        return "Set (hidden)" if company.webhook_secret else "Not set"
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        typed = form.cleaned_data.get("new_webhook_secret")
+        if typed:
+            company_webhook_secret_set(company=obj, secret=typed)
+            self.message_user(request, f"The webhook secret of “{obj}” was replaced.", messages.SUCCESS)
+        elif form.cleaned_data.get("generate_webhook_secret") or (obj.webhook_url and not obj.webhook_secret):
+            # A URL without a secret would make every delivery fail: one is generated then too.
+            secret = company_webhook_secret_set(company=obj)
+            self.message_user(
+                request,
+                f"New webhook secret of “{obj}”. Copy it now, it will not be shown again: {secret}",
+                messages.WARNING,
+            )
 
 
 @admin.register(Membership)
@@ -393,6 +459,20 @@ class BookingAdmin(TenantScopedAdmin):
     date_hierarchy = "scheduled_at"
     # Matches the (company, -scheduled_at) index.
     ordering = ["-scheduled_at"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        # A new booking goes through the service: it records `booking_created` (the campaign funnel counts it).
+        created = booking_create(
+            company=obj.company, customer=obj.customer, service=obj.service, scheduled_at=obj.scheduled_at,
+            worker=obj.worker, status=obj.status, price=obj.price, arrived_at=obj.arrived_at,
+            finished_at=obj.finished_at, rating=obj.rating, actor=request.user, source="admin",
+        )
+        # The admin goes on with `obj` (log entry, redirect): make it the row the service created.
+        obj.pk = created.pk
+        obj.refresh_from_db()
 
 
 # --- Timeline -----------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from crm.models import (
     User,
     Worker,
 )
-from crm.services import api_key_create, pipeline_get_or_create_default
+from crm.services import BOOKING_CREATED, api_key_create, booking_created_payload, pipeline_get_or_create_default
 
 HOME_SERVICES_SLUG = "sheba-demo"
 COURSES_SLUG = "course-demo"
@@ -377,9 +377,10 @@ CONTACT_COLUMNS = (
 CUSTOMER_COLUMNS = ("id", "company_id", "contact_id", "last_booking_at", "created_at")
 TYPICAL_SERVICE_COLUMNS = ("customer_id", "service_id")
 BOOKING_COLUMNS = (
-    "company_id", "customer_id", "worker_id", "service_id", "status", "scheduled_at", "arrived_at",
+    "id", "company_id", "customer_id", "worker_id", "service_id", "status", "scheduled_at", "arrived_at",
     "finished_at", "rating", "price", "created_at",
 )
+EVENT_COLUMNS = ("company_id", "type", "contact_id", "target_type_id", "target_id", "payload", "source", "occurred_at")
 
 
 def _recency_profile(rng: random.Random) -> str:
@@ -505,7 +506,7 @@ def _customers_seed(
     contact_ids = _reserve_ids(Contact, count)
     customer_ids = _reserve_ids(Customer, count)
     typical_model = Customer.typical_services.through
-    tables = [model._meta.db_table for model in (Contact, Customer, typical_model, Booking)]
+    tables = [model._meta.db_table for model in (Contact, Customer, typical_model, Booking, Event)]
     with _constraints_deferred_to_end(tables=tables, is_large=count >= FAST_LOAD_MIN_CUSTOMERS):
         for chunk_start in range(0, count, COPY_CHUNK_CUSTOMERS):
             _customer_chunk_write(
@@ -554,10 +555,41 @@ def _customer_chunk_write(
     _rows_write(Contact, CONTACT_COLUMNS, rows.contacts)
     _rows_write(Customer, CUSTOMER_COLUMNS, rows.customers)
     _rows_write(Customer.typical_services.through, TYPICAL_SERVICE_COLUMNS, rows.typical_services)
-    _rows_write(Booking, BOOKING_COLUMNS, rows.bookings)
+    bookings, events = _bookings_with_events(rows=rows)
+    _rows_write(Booking, BOOKING_COLUMNS, bookings)
+    _rows_write(Event, EVENT_COLUMNS, events)
     result.count("contacts", len(rows.contacts))
     result.count("customers", len(rows.customers))
-    result.count("bookings", len(rows.bookings))
+    result.count("bookings", len(bookings))
+    result.count("events", len(events))
+
+
+def _bookings_with_events(*, rows: _CustomerRows) -> tuple[list[tuple], list[tuple]]:
+    """The chunk's booking rows with fresh ids, and the `booking_created` event `booking_create` records for each."""
+    if not rows.bookings:
+        return [], []
+    contact_by_customer = {customer[0]: customer[2] for customer in rows.customers}
+    booking_type_id = _content_type_id(Booking)
+    bookings, events = [], []
+    for booking_id, row in zip(_reserve_ids(Booking, len(rows.bookings)), rows.bookings, strict=True):
+        company_id, customer_id, _, service_id, status, scheduled_at, *_, created_at = row
+        bookings.append((booking_id, *row))
+        payload = booking_created_payload(
+            booking_id=booking_id, service_id=service_id, scheduled_at=scheduled_at, status=status
+        )
+        events.append(
+            (company_id, BOOKING_CREATED, contact_by_customer[customer_id], booking_type_id, str(booking_id),
+             _jsonb(payload), "seed_demo", created_at)
+        )
+    return bookings, events
+
+
+def _jsonb(value: dict):
+    if connection.vendor == "postgresql":
+        from psycopg.types.json import Jsonb
+
+        return Jsonb(value)
+    return value
 
 
 @contextmanager

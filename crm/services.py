@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import functools
+import secrets
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import phonenumbers
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Model
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Model, Q
 from django.utils import timezone
 
 from crm.models import (
@@ -18,11 +21,14 @@ from crm.models import (
     Booking,
     Company,
     Contact,
+    Customer,
     Event,
     Lead,
     Pipeline,
+    Service,
     Stage,
     User,
+    Worker,
 )
 
 
@@ -48,6 +54,22 @@ def _phone_e164(phone: str, region: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+# Apps above crm (engage) register here what must happen when events are recorded, e.g. queueing
+# the company's outbound webhook: `hook(*, events) -> None` runs inside the recording transaction,
+# so its writes commit or roll back with the events. crm never imports them.
+EVENT_RECORDED_HOOKS: list = []
+
+
+def event_recorded_hook_register(hook) -> None:
+    """Register `hook(*, events: list[Event])`, called inside the transaction of every recorded event."""
+    if hook not in EVENT_RECORDED_HOOKS:
+        EVENT_RECORDED_HOOKS.append(hook)
+
+
+# The same string as engage.events.BOOKING_CREATED (crm cannot import engage; a test holds them equal).
+BOOKING_CREATED = "booking_created"
+
+
 def event_record(
     *,
     company: Company,
@@ -58,8 +80,14 @@ def event_record(
     source: str = "",
     actor: User | None = None,
     correlation_id: uuid.UUID | str | None = None,
+    occurred_at: datetime | None = None,
 ) -> Event:
-    """Append one event to the company's timeline."""
+    """Append one event to the company's timeline (and run the EVENT_RECORDED_HOOKS with it).
+
+    A `booking_created` event whose payload names a `booking_id` is recorded once per booking:
+    when the CRM (`booking_create`) and the customer app (POST /events) both report the same
+    booking, the second report returns the first event.
+    """
     event = Event(
         company=company,
         type=type,
@@ -69,10 +97,50 @@ def event_record(
         actor=actor,
         correlation_id=correlation_id,
     )
+    if occurred_at is not None:
+        event.occurred_at = occurred_at
     if target is not None:
         event.target = target
-    event.save()
+    with transaction.atomic(savepoint=False):
+        booking_id = event.payload.get("booking_id") if type == BOOKING_CREATED else None
+        if booking_id not in (None, ""):
+            existing = _booking_event_existing(company=company, contact=contact, booking_id=booking_id)
+            if existing is not None:
+                return existing
+        events_record(events=[event])
     return event
+
+
+def _booking_event_existing(*, company: Company, contact: Contact | None, booking_id: Any) -> Event | None:
+    """The `booking_created` event already recorded for this booking; holds a lock on the booking id until commit.
+
+    Looked up through indexes only: the CRM's event by its target (the booking), the app's by its contact.
+    """
+    try:
+        booking_id = int(booking_id)
+    except (TypeError, ValueError):
+        return None  # not one of our bookings: nothing to match
+    if connection.vendor == "postgresql":
+        # Two reports of one booking at the same moment: the second waits, then finds the first.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [BOOKING_EVENT_LOCK, booking_id % 2**31])
+    about_booking = Q(target_type=ContentType.objects.get_for_model(Booking), target_id=str(booking_id))
+    if contact is not None:
+        about_booking |= Q(contact=contact) & (Q(payload__booking_id=booking_id) | Q(payload__booking_id=str(booking_id)))
+    return Event.objects.filter(about_booking, company=company, type=BOOKING_CREATED).order_by("id").first()
+
+
+# The first key of the advisory lock that serialises reports of one booking (any fixed number).
+BOOKING_EVENT_LOCK = 0x5B00C
+
+
+def events_record(*, events: list[Event]) -> list[Event]:
+    """Append prepared events in one INSERT and run the EVENT_RECORDED_HOOKS, in one transaction."""
+    with transaction.atomic(savepoint=False):
+        Event.objects.bulk_create(events)
+        for hook in EVENT_RECORDED_HOOKS:
+            hook(events=events)
+    return events
 
 
 def api_key_create(*, company: Company, name: str) -> tuple[ApiKey, str]:
@@ -80,6 +148,21 @@ def api_key_create(*, company: Company, name: str) -> tuple[ApiKey, str]:
     prefix, raw_key = ApiKey.generate()
     api_key = ApiKey.objects.create(company=company, name=name, prefix=prefix, hashed_key=ApiKey.hash(raw_key))
     return api_key, raw_key
+
+
+def company_webhook_secret_set(*, company: Company, secret: str | None = None) -> str:
+    """Set the secret that signs the company's webhook deliveries (a new random one when None); returns it.
+
+    Only shown to the operator who sets it (the admin never renders it back).
+    """
+    secret = secret.strip() if secret is not None else f"whsec_{secrets.token_urlsafe(32)}"
+    if len(secret) < 16:
+        raise ValidationError({"webhook_secret": "At least 16 characters."})
+    if len(secret) > Company._meta.get_field("webhook_secret").max_length:
+        raise ValidationError({"webhook_secret": "Too long."})
+    company.webhook_secret = secret
+    company.save(update_fields=["webhook_secret"])
+    return secret
 
 
 def api_key_revoke(*, api_key: ApiKey) -> None:
@@ -155,7 +238,10 @@ def lead_move_to_stage(*, lead: Lead, stage: Stage, actor: User | None = None, s
         type="stage.changed",
         contact=lead.contact,
         target=lead,
-        payload={"from": previous.name, "to": stage.name, "from_id": previous.pk, "to_id": stage.pk},
+        payload={
+            "lead_id": lead.pk, "from": previous.name, "to": stage.name, "from_id": previous.pk, "to_id": stage.pk,
+            "status": lead.status,
+        },
         source=source,
         actor=actor,
     )
@@ -208,10 +294,6 @@ def contact_merge(*, keep: Contact, merge: Contact, actor: User | None = None) -
     Consent: the most recent explicit decision wins (the contact whose consent was updated last);
     when neither has one, a channel is consented if either contact consented.
     """
-    from django.contrib.contenttypes.models import ContentType
-
-    from crm.models import Booking, Customer, Worker
-
     if keep.pk == merge.pk:
         raise ValidationError({"merge": "Choose two different contacts."})
     if keep.company_id != merge.company_id:
@@ -274,15 +356,71 @@ def contact_merge(*, keep: Contact, merge: Contact, actor: User | None = None) -
     return keep
 
 
+def booking_created_payload(*, booking_id: int, service_id: int, scheduled_at: datetime, status: str) -> dict[str, Any]:
+    """The payload of a booking's `booking_created` event (`booking_create` and seed_demo's bulk load write it)."""
+    return {"booking_id": booking_id, "service_id": service_id, "scheduled_at": scheduled_at.isoformat(), "status": status}
+
+
+@transaction.atomic
+def booking_create(
+    *,
+    company: Company,
+    customer: Customer,
+    service: Service,
+    scheduled_at: datetime,
+    worker: Worker | None = None,
+    status: str = Booking.Status.SCHEDULED,
+    price: Decimal | None = None,
+    arrived_at: datetime | None = None,
+    finished_at: datetime | None = None,
+    rating: int | None = None,
+    actor: User | None = None,
+    source: str = "admin",
+) -> Booking:
+    """Create a booking and record `booking_created` (the customer's contact, at the booking's creation).
+
+    The attribution funnel counts that event: a booking made in the CRM converts for the message the
+    customer clicked before, as one the customer app reports does (both reports of one booking are
+    one event, see `event_record`). A booking created completed moves the customer's `last_booking_at`.
+    """
+    for name, row in (("customer", customer), ("service", service), ("worker", worker)):
+        if row is not None and row.company_id != company.pk:
+            raise ValidationError({name: f"The {name} belongs to another company."})
+    booking = Booking(
+        company=company, customer=customer, worker=worker, service=service, status=status, scheduled_at=scheduled_at,
+        arrived_at=arrived_at, finished_at=finished_at, rating=rating, price=price,
+    )
+    booking.full_clean(exclude=["company", "customer", "worker", "service"], validate_constraints=False)
+    booking.save()
+    if status == Booking.Status.COMPLETED and finished_at is not None:
+        _customer_last_booking_advance(customer_id=customer.pk, finished_at=finished_at)
+    event_record(
+        company=company,
+        type=BOOKING_CREATED,
+        contact=customer.contact,
+        target=booking,
+        payload=booking_created_payload(
+            booking_id=booking.pk, service_id=service.pk, scheduled_at=scheduled_at, status=status
+        ),
+        source=source,
+        actor=actor,
+        occurred_at=booking.created_at,
+    )
+    return booking
+
+
+def _customer_last_booking_advance(*, customer_id: int, finished_at: datetime) -> None:
+    # Only ever moves forward: a late report of an older booking keeps the newer date.
+    Customer.objects.filter(pk=customer_id).filter(
+        Q(last_booking_at__isnull=True) | Q(last_booking_at__lt=finished_at)
+    ).update(last_booking_at=finished_at)
+
+
 @transaction.atomic
 def booking_complete(
     *, booking: Booking, finished_at: datetime | None = None, actor: User | None = None, source: str = "admin"
 ) -> Booking:
     """Mark a booking completed and keep its customer's denormalised `last_booking_at` (segmentation reads it)."""
-    from django.db.models import Q
-
-    from crm.models import Customer
-
     booking = Booking.objects.select_for_update().get(pk=booking.pk)
     if booking.status == Booking.Status.CANCELLED:
         raise ValidationError({"status": "A cancelled booking cannot be completed."})
@@ -292,10 +430,7 @@ def booking_complete(
     booking.status = Booking.Status.COMPLETED
     booking.finished_at = finished_at
     booking.save(update_fields=["status", "finished_at"])
-    # Only ever moves forward: a late report of an older booking keeps the newer date.
-    Customer.objects.filter(pk=booking.customer_id).filter(
-        Q(last_booking_at__isnull=True) | Q(last_booking_at__lt=finished_at)
-    ).update(last_booking_at=finished_at)
+    _customer_last_booking_advance(customer_id=booking.customer_id, finished_at=finished_at)
     event_record(
         company=booking.company,
         type="booking.completed",

@@ -14,3 +14,8 @@ class EngageConfig(AppConfig):
         from engage.services import merge
 
         merge.register()  # crm's contact merge re-points engage's messages and AI sessions
+
+        from crm.services import event_recorded_hook_register
+        from engage.handlers.webhook_reminder import webhook_events_enqueue
+
+        event_recorded_hook_register(webhook_events_enqueue)  # recorded events reach the company's webhook

@@ -319,3 +319,35 @@ def _constraints_and_indexes(tables: list[str]) -> tuple[set, set]:
         cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s)", [tables])
         indexes = set(cursor.fetchall())
     return constraints, indexes
+
+
+@pytest.mark.django_db
+def test_every_demo_booking_has_the_booking_created_event_booking_create_records():
+    seed("--customers", "30", "--bookings-per-customer", "3")
+
+    home = Company.objects.get(slug=demo.HOME_SERVICES_SLUG)
+    bookings = {booking.pk: booking for booking in Booking.objects.filter(company=home).select_related("customer")}
+    events = Event.objects.filter(company=home, type="booking_created")
+    assert len(bookings) > 30 and events.count() == len(bookings)
+    for event in events:
+        booking = bookings[event.payload["booking_id"]]
+        assert (event.target_id, event.contact_id, event.occurred_at) == (
+            str(booking.pk), booking.customer.contact_id, booking.created_at
+        )
+        assert event.payload == {
+            "booking_id": booking.pk, "service_id": booking.service_id,
+            "scheduled_at": booking.scheduled_at.isoformat(), "status": booking.status,
+        }
+    # a booking made afterwards draws a fresh id (the sequence moved past the loaded ones)
+    customer = Customer.objects.filter(company=home).select_related("contact").first()
+    later = demo_booking_create(customer)
+    assert later.pk > max(bookings)
+
+
+def demo_booking_create(customer):
+    from crm.services import booking_create
+
+    return booking_create(
+        company=customer.company, customer=customer, service=Service.objects.filter(company=customer.company).first(),
+        scheduled_at=BASE_TIME,
+    )

@@ -1,4 +1,11 @@
-"""webhook_reminder (50): POST a signed JSON event to the company's webhook URL."""
+"""webhook_reminder (50): POST a signed JSON event to the company's webhook URL.
+
+A company with a `webhook_url` receives WEBHOOK_EVENT_TYPES as they are recorded: crm's
+`event_record`/`events_record` call `webhook_events_enqueue` (registered in EngageConfig.ready)
+inside the recording transaction, so each event gets exactly one ledger job, keyed `webhook:<event id>`,
+retried with backoff by the ledger. The inbound hot path writes its events in one SQL statement
+and queues the same jobs in it (engage.services.inbound); the data is `webhook_event_data`'s either way.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,46 @@ import requests
 from django.conf import settings
 
 from engage.handlers import JobPermanentError, job_handler
+from engage.services.jobs import job_enqueue
+
+WEBHOOK_TASK = "webhook_reminder"
+# What a company's webhook receives: new leads, stage moves (won and lost included: the payload's
+# `status`), every inbound message (integrators mirror conversations; the seed feeds its CRM from
+# them), and opt-outs (an integrator must stop messaging the person too).
+WEBHOOK_EVENT_TYPES = frozenset({"lead.created", "stage.changed", "message.received", "opt_out"})
+
+
+WEBHOOK_KEY_PREFIX = "webhook:"
+
+
+def webhook_idempotency_key(*, event_id: int) -> str:
+    return f"{WEBHOOK_KEY_PREFIX}{event_id}"
+
+
+def webhook_event_data(*, event) -> dict[str, Any]:
+    """The `data` of an event's delivery: its payload plus the event id, its contact and when it happened."""
+    return {
+        **event.payload,
+        "event_id": event.pk,
+        "contact_id": event.contact_id,
+        "occurred_at": event.occurred_at.isoformat(),
+    }
+
+
+def webhook_events_enqueue(*, events) -> None:
+    """crm's event-recorded hook: one `webhook_reminder` job per deliverable event of a company with a URL.
+
+    Reads only what the events hold: nothing is queried for a company without a URL.
+    """
+    for event in events:
+        if event.type not in WEBHOOK_EVENT_TYPES or not event.company.webhook_url:
+            continue
+        job_enqueue(
+            company=event.company,
+            task_name=WEBHOOK_TASK,
+            payload={"event": event.type, "data": webhook_event_data(event=event)},
+            idempotency_key=webhook_idempotency_key(event_id=event.pk),
+        )
 
 
 def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
@@ -20,7 +67,7 @@ def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
     return f"sha256={digest}"
 
 
-@job_handler("webhook_reminder", priority=50)
+@job_handler(WEBHOOK_TASK, priority=50)
 def webhook_reminder(job) -> dict[str, Any]:
     company = job.company
     if company is None or not company.webhook_url:

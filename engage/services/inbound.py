@@ -19,8 +19,9 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from crm.models import Channel, Company, Contact, Event, Lead, Pipeline, Stage
-from crm.services import consent_revoke, phone_normalize, pipeline_get_or_create_default
+from crm.services import consent_revoke, events_record, phone_normalize, pipeline_get_or_create_default
 from engage.handlers import default_priority
+from engage.handlers.webhook_reminder import WEBHOOK_EVENT_TYPES, WEBHOOK_KEY_PREFIX, WEBHOOK_TASK
 from engage.models import Job, Message
 from engage.services.handoff import lead_flag_handoff_if_requested
 from engage.services.jobs import (
@@ -261,14 +262,20 @@ def _is_folded() -> bool:
     return connection.vendor == "postgresql"
 
 
-@functools.lru_cache(maxsize=2)
-def _message_job_events_sql(is_new_lead: bool) -> str:
-    """The statement of `_message_job_events_insert`, built once per shape (a new lead adds its event)."""
+@functools.lru_cache(maxsize=4)
+def _message_job_events_sql(is_new_lead: bool, has_webhook: bool) -> str:
+    """The statement of `_message_job_events_insert`, built once per shape (a new lead adds its event; a
+    company with a webhook URL adds one `webhook_reminder` job per event, as `webhook_events_enqueue` writes it)."""
     quote = connection.ops.quote_name
     message_table, job_table, event_table = (
         quote(model._meta.db_table) for model in (Message, Job, Event)
     )
     event_columns = "company_id, type, contact_id, target_type_id, target_id, payload, source, correlation_id, occurred_at"
+    job_columns = (
+        "company_id, task_name, priority, payload, idempotency_key, status, attempts, max_attempts, next_run_at,"
+        " dispatched_at, locked_by, last_error, created_at, updated_at"
+    )
+    returning = " RETURNING id, type, payload" if has_webhook else ""
     sql = (
         f"WITH ids AS (SELECT nextval(pg_get_serial_sequence('{Message._meta.db_table}', 'id')) AS message_id,"
         f" nextval(pg_get_serial_sequence('{Job._meta.db_table}', 'id')) AS job_id),"
@@ -280,8 +287,7 @@ def _message_job_events_sql(is_new_lead: bool) -> str:
         f" FROM ids WHERE NOT EXISTS (SELECT 1 FROM {message_table} previous WHERE"
         f" {_PREVIOUS_WINDOW_SQL.format(alias='previous', company='%(company)s::bigint', key='%(previous_key)s::text', since='%(since)s::timestamptz')})"
         " ON CONFLICT DO NOTHING RETURNING id, job_id),"
-        f" job AS (INSERT INTO {job_table} (id, company_id, task_name, priority, payload, idempotency_key, status,"
-        " attempts, max_attempts, next_run_at, dispatched_at, locked_by, last_error, created_at, updated_at)"
+        f" job AS (INSERT INTO {job_table} (id, {job_columns})"
         " SELECT message.job_id, %(company)s::bigint, %(task)s::text, %(priority)s::integer,"
         " jsonb_build_object('lead_id', %(lead)s::bigint, 'message_id', message.id, 'contact_id', %(contact)s::bigint),"
         f" %(task)s::text || ':inbound:' || message.id, '{Job.Status.QUEUED.value}', 0, %(max_attempts)s::integer, %(now)s::timestamptz, %(now)s::timestamptz, '', '', %(now)s::timestamptz,"
@@ -289,23 +295,42 @@ def _message_job_events_sql(is_new_lead: bool) -> str:
         f" received AS (INSERT INTO {event_table} ({event_columns})"
         " SELECT %(company)s::bigint, 'message.received', %(contact)s::bigint, %(message_type)s::integer, message.id::text,"
         " jsonb_build_object('message_id', message.id, 'lead_id', %(lead)s::bigint, 'channel', %(channel)s::text),"
-        " %(channel)s::text, %(correlation)s::uuid, %(occurred)s::timestamptz FROM message)"
+        f" %(channel)s::text, %(correlation)s::uuid, %(occurred)s::timestamptz FROM message{returning})"
     )
+    event_ctes = {"received": "message.received"}
     if is_new_lead:
         sql += (
             f", created AS (INSERT INTO {event_table} ({event_columns})"
             " SELECT %(company)s::bigint, 'lead.created', %(contact)s::bigint, %(lead_type)s::integer, %(lead)s::bigint::text, %(lead_payload)s::jsonb,"
-            " %(channel)s::text, %(correlation)s::uuid, %(occurred)s::timestamptz FROM message)"
+            f" %(channel)s::text, %(correlation)s::uuid, %(occurred)s::timestamptz FROM message{returning})"
         )
-    sql += " SELECT message.id, job.id FROM message, job"
+        event_ctes["created"] = "lead.created"
+    delivered = " UNION ALL ".join(
+        f"SELECT id, type, payload FROM {name}" for name, event_type in event_ctes.items()
+        if event_type in WEBHOOK_EVENT_TYPES
+    )
+    if not (has_webhook and delivered):
+        return sql + " SELECT message.id, job.id FROM message, job"
+    # The delivery's data is webhook_event_data(): the event's payload, its id, contact and time.
+    sql += (
+        f", webhook AS (INSERT INTO {job_table} ({job_columns})"
+        f" SELECT %(company)s::bigint, '{WEBHOOK_TASK}', %(webhook_priority)s::integer,"
+        " jsonb_build_object('event', event.type, 'data', event.payload || jsonb_build_object('event_id', event.id,"
+        " 'contact_id', %(contact)s::bigint, 'occurred_at', %(occurred_iso)s::text)),"
+        f" '{WEBHOOK_KEY_PREFIX}' || event.id, '{Job.Status.QUEUED.value}', 0, %(max_attempts)s::integer, %(now)s::timestamptz,"
+        " %(now)s::timestamptz, '', '', %(now)s::timestamptz, %(now)s::timestamptz"
+        f" FROM ({delivered}) event ORDER BY event.id RETURNING id)"
+        " SELECT message.id, job.id, ARRAY(SELECT id FROM webhook ORDER BY id) FROM message, job"
+    )
     return sql
 
 
 def _message_job_events_insert(
     *, company: Company, contact_id: int, lead_id: int, is_new_lead: bool, channel: str, text: str, dedupe: _DedupeKeys,
     source: str, now: datetime, occurred_at: datetime, correlation_id: uuid.UUID, raw: dict | None,
-) -> tuple[int, int] | None:
-    """Insert the inbound message, its `ai_engage` job and its events in one round trip: (message id, job id).
+) -> tuple[int, int, list[int]] | None:
+    """Insert the inbound message, its `ai_engage` job, its events (and their webhook jobs when the company
+    has a webhook URL) in one round trip: (message id, job id, webhook job ids).
 
     None when the same delivery got there first (the message's unique key): then nothing is written.
     Both ids are drawn from their sequences first, so the message is inserted with its job id
@@ -313,7 +338,8 @@ def _message_job_events_insert(
     """
     lead_type = ContentType.objects.get_for_model(Lead)
     message_type = ContentType.objects.get_for_model(Message)
-    sql = _message_job_events_sql(is_new_lead)
+    has_webhook = bool(company.webhook_url)
+    sql = _message_job_events_sql(is_new_lead, has_webhook)
     params = {
         "company": company.pk, "contact": contact_id, "lead": lead_id, "channel": channel, "text": text,
         "raw": json.dumps(raw or {}, default=str), "correlation": correlation_id, "key": dedupe.key,
@@ -323,10 +349,14 @@ def _message_job_events_insert(
         "lead_payload": json.dumps({"lead_id": lead_id, "channel": channel, "source": source}),
         "occurred": occurred_at,
     }
+    if has_webhook:
+        params.update(webhook_priority=default_priority(WEBHOOK_TASK), occurred_iso=occurred_at.isoformat())
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    return (row[0], row[1]) if row else None
+    if row is None:
+        return None
+    return row[0], row[1], (row[2] if has_webhook else [])
 
 
 def _open_lead(*, company: Company, contact_id: int, channel: str, source: str, now: datetime) -> tuple[int, bool]:
@@ -452,10 +482,12 @@ def _capture(
         )
         if ids is None:
             raise _Duplicate()  # rolls back whatever this delivery wrote
-        message_id, job_id = ids
+        message_id, job_id, webhook_job_ids = ids
         # Asking for a human pauses the AI for this lead (the queued ai_engage then skips).
         lead_flag_handoff_if_requested(company=company, lead_id=lead_id, text=text)
         job_dispatch_on_commit(job=Job(pk=job_id, priority=default_priority(AI_ENGAGE), next_run_at=now))
+        for webhook_job_id in webhook_job_ids:
+            job_dispatch_on_commit(job=Job(pk=webhook_job_id, priority=default_priority(WEBHOOK_TASK), next_run_at=now))
         return InboundResult(lead_id=lead_id, message_id=message_id, job_id=job_id, contact_id=contact_id)
 
     message_id = _message_insert(
@@ -483,7 +515,7 @@ def _capture(
             source=channel, correlation_id=correlation_id, occurred_at=occurred_at,
         )
     )
-    Event.objects.bulk_create(events)
+    events_record(events=events)  # and their webhook jobs, when the company has a URL
 
     payload = {"lead_id": lead_id, "message_id": message_id, "contact_id": contact_id}
     if is_opt_out:

@@ -1,0 +1,220 @@
+"""Outbound webhooks: recorded events reach a company's webhook URL as `webhook_reminder` ledger jobs.
+
+The hot path (one SQL statement on PostgreSQL) and the portable path queue the same jobs; a
+company without a URL gets none and costs no extra statement; duplicates queue nothing.
+"""
+
+import hashlib
+import hmac
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from crm.models import Event, Lead, Stage
+from crm.services import event_record, lead_move_to_stage
+from crm.tests.factories import ContactFactory, LeadFactory
+from engage.handlers.webhook_reminder import WEBHOOK_EVENT_TYPES, webhook_event_data
+from engage.models import Job
+from engage.services import inbound, job_execute
+from engage.services.consent import contact_opt_out
+from engage.services.inbound import inbound_message_capture
+from shokti.testing.celery_worker import wait_for
+
+SECRET = "whsec_test_secret_0123456789"
+BODY = {"phone": "+8801712345678", "contact_name": "Rahul Kumar", "channel": "whatsapp_web"}
+
+
+class Receiver:
+    """A local HTTP endpoint that checks each delivery's signature as an integrator would."""
+
+    def __init__(self, secret: str):
+        self.secret, self.received = secret, []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                timestamp = self.headers["X-Shokti-Timestamp"]
+                expected = "sha256=" + hmac.new(
+                    receiver.secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
+                ).hexdigest()
+                is_valid = hmac.compare_digest(expected, self.headers["X-Shokti-Signature"])
+                receiver.received.append((json.loads(body), is_valid))
+                self.send_response(200 if is_valid else 401)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver(SECRET)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def hooked(company, receiver):
+    """`company` with a webhook URL (the local receiver) and a secret."""
+    company.webhook_url, company.webhook_secret = receiver.url, SECRET
+    company.save()
+    return company
+
+
+@pytest.fixture(params=[True, False], ids=["one statement", "portable"])
+def folded(request, monkeypatch):
+    monkeypatch.setattr(inbound, "_is_folded", lambda: request.param)
+    return request.param
+
+
+def capture(company, text, **extra):
+    return inbound_message_capture(company=company, text=text, **{**BODY, **extra})
+
+
+def webhook_jobs():
+    return list(Job.objects.filter(task_name="webhook_reminder").order_by("id"))
+
+
+def assert_job_delivers(job, event):
+    assert job.idempotency_key == f"webhook:{event.pk}"
+    assert (job.priority, job.status, job.company_id) == (50, "queued", event.company_id)
+    assert job.payload == {"event": event.type, "data": webhook_event_data(event=event)}
+
+
+@pytest.mark.django_db
+def test_a_new_inbound_lead_queues_one_job_per_event_and_a_duplicate_none(
+    hooked, folded, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        first = capture(hooked, "Interested in AC servicing", source="website", external_id="form-1")
+
+    lead_created = Event.objects.get(type="lead.created")
+    received = Event.objects.get(type="message.received")
+    jobs = webhook_jobs()
+    assert len(jobs) == 2
+    assert_job_delivers(next(job for job in jobs if job.payload["event"] == "lead.created"), lead_created)
+    assert_job_delivers(next(job for job in jobs if job.payload["event"] == "message.received"), received)
+    assert jobs[0].payload["data"]["lead_id"] == first.lead_id
+    assert len(callbacks) == 3  # ai_engage and both deliveries go to Celery on commit
+
+    # the same delivery again, by external id and by payload: nothing more
+    capture(hooked, "Interested in AC servicing", source="website", external_id="form-1")
+    plain = capture(hooked, "And the price?")
+    capture(hooked, "And the price?")
+    assert Job.objects.filter(task_name="webhook_reminder").count() == 3  # + the new message's message.received
+    assert_job_delivers(webhook_jobs()[-1], Event.objects.get(target_id=str(plain.message_id), type="message.received"))
+
+
+@pytest.mark.django_db
+def test_a_company_without_url_gets_no_job_and_no_extra_statement(company, receiver, folded):
+    capture(company, "The company's first lead creates its pipeline", phone="+8801712345670")
+    with CaptureQueriesContext(connection) as without_url:
+        capture(company, "Interested in AC servicing")
+    assert webhook_jobs() == []
+
+    company.webhook_url, company.webhook_secret = receiver.url, SECRET
+    company.save()
+    with CaptureQueriesContext(connection) as with_url:
+        capture(company, "Hello", phone="+8801712345679")
+    assert len(webhook_jobs()) == 2
+    # the hot path's jobs ride in its one statement; the portable path (opt-outs, not PostgreSQL)
+    # writes each with job_enqueue
+    extra = 0 if folded else 2
+    assert len(with_url.captured_queries) == len(without_url.captured_queries) + extra
+
+
+@pytest.mark.django_db
+def test_an_inbound_opt_out_delivers_opt_out_and_the_message(hooked, folded):
+    capture(hooked, "Hi")
+    capture(hooked, "STOP")
+
+    types = sorted(job.payload["event"] for job in webhook_jobs())
+    assert types == ["lead.created", "message.received", "message.received", "opt_out"]
+    opt_out = Event.objects.get(type="opt_out")
+    assert_job_delivers(next(job for job in webhook_jobs() if job.payload["event"] == "opt_out"), opt_out)
+    assert opt_out.payload["channel"] == "whatsapp_web"
+
+
+@pytest.mark.django_db
+def test_stage_moves_and_consent_revocation_deliver_through_the_same_hook(hooked):
+    lead = LeadFactory(company=hooked)
+    won = lead.pipeline.stages.get(kind=Stage.Kind.WON)
+
+    lead_move_to_stage(lead=lead, stage=won)
+    contact_opt_out(contact=lead.contact, channel="sms", reason="request", source="app")
+    contact_opt_out(contact=lead.contact, channel="sms", reason="request", source="app")  # already out: no event
+
+    moved, opted_out = webhook_jobs()
+    assert_job_delivers(moved, Event.objects.get(type="stage.changed"))
+    assert moved.payload["data"]["status"] == Lead.Status.WON and moved.payload["data"]["to"] == won.name
+    assert_job_delivers(opted_out, Event.objects.get(type="opt_out"))
+
+
+@pytest.mark.django_db
+def test_other_event_types_and_rolled_back_events_deliver_nothing(hooked):
+    contact = ContactFactory(company=hooked)
+    assert "contact.merged" not in WEBHOOK_EVENT_TYPES
+    event_record(company=hooked, type="contact.merged", contact=contact)
+    assert webhook_jobs() == []
+
+    from django.db import transaction
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        event_record(company=hooked, type="opt_out", contact=contact, payload={"channel": "sms"})
+        raise RuntimeError("the caller fails after recording")
+    assert webhook_jobs() == [] and not Event.objects.filter(type="opt_out").exists()
+
+
+@pytest.mark.django_db
+def test_a_queued_delivery_posts_the_signed_event_to_the_receiver(hooked, receiver):
+    result = capture(hooked, "Interested in AC servicing")
+    for job in webhook_jobs():
+        assert job_execute(job_id=job.pk) == "completed"
+
+    assert [is_valid for _, is_valid in receiver.received] == [True, True]
+    by_type = {event["type"]: event for event, _ in receiver.received}
+    assert set(by_type) == {"lead.created", "message.received"}
+    received = by_type["message.received"]
+    assert received["data"]["message_id"] == result.message_id and received["company_id"] == hooked.pk
+    assert received["id"] == f"webhook:{Event.objects.get(type='message.received').pk}"
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_delivers_an_inbound_lead_to_the_receiver(hooked, receiver, key_client, celery_worker):
+    response = key_client.post(
+        "/inbound-message",
+        {"phone_number": "+8801712345678", "contact_name": "Rahul", "message_text": "Need a plumber",
+         "channel": "console", "external_id": "form-77"},
+        format="json",
+    )
+    assert response.status_code == 202
+    again = key_client.post(
+        "/inbound-message",
+        {"phone_number": "+8801712345678", "contact_name": "Rahul", "message_text": "Need a plumber",
+         "channel": "console", "external_id": "form-77"},
+        format="json",
+    )
+    assert again.status_code == 202
+
+    wait_for(lambda: len(receiver.received) >= 2, message="both deliveries", worker=celery_worker)
+    wait_for(
+        lambda: set(Job.objects.filter(task_name="webhook_reminder").values_list("status", flat=True)) == {"completed"},
+        message="the webhook jobs to complete", worker=celery_worker,
+    )
+    assert sorted(event["type"] for event, _ in receiver.received) == ["lead.created", "message.received"]
+    assert all(is_valid for _, is_valid in receiver.received)
+    assert Job.objects.filter(task_name="webhook_reminder").count() == 2
