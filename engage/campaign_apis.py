@@ -22,7 +22,13 @@ from rest_framework.views import APIView
 from crm.models import Channel, Company, Customer, Service
 from engage.deeplinks import MAX_TTL_HOURS, PROMO_CODE_MAX_LENGTH
 from engage.models import CampaignRun
-from engage.services.campaigns import campaign_for_segment, campaign_run_trigger
+from engage.services.campaigns import (
+    SMARTENGAGE_DISABLED,
+    SmartEngageDisabled,
+    campaign_for_segment,
+    campaign_run_trigger,
+    campaign_smartengage_check,
+)
 from engage.services.smartengage import (
     customers_for_company,
     smartengage_bulk_send,
@@ -204,7 +210,8 @@ class IsInternalOrApiKey(BasePermission):
 
 
 class SmartEngageRunSegmentApi(APIView):
-    """POST /internal/ai/smartengage/run-segment: queue a campaign run (202), or 409 while one is under way."""
+    """POST /internal/ai/smartengage/run-segment: queue a campaign run (202); 409 while one is under way
+    (`locked`) or when the company's policy switches SmartEngage off (`smartengage_disabled`)."""
 
     authentication_classes = [InternalTokenAuthentication, ApiKeyAuthentication]
     permission_classes = [IsInternalOrApiKey]
@@ -248,6 +255,11 @@ class SmartEngageRunSegmentApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         company = self._company(request, data.get("company_id"))
+        try:
+            campaign_smartengage_check(company=company)
+        except SmartEngageDisabled:
+            # The request is fine; the company's state refuses it, before anything is written or queued.
+            raise Conflict(SMARTENGAGE_DISABLED, code="smartengage_disabled") from None
         if data.get("campaign_id"):
             from engage.models import Campaign
 

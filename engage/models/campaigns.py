@@ -58,6 +58,7 @@ class CampaignRun(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
         LOCKED = "locked", "Not run: another run held the lock"
+        DISABLED = "disabled", "Not run: SmartEngage is switched off"
 
     class Trigger(models.TextChoices):
         BEAT = "beat", "Daily schedule"
@@ -65,7 +66,7 @@ class CampaignRun(models.Model):
         API = "api", "Internal API"
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
-    FINISHED_STATUSES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.LOCKED)
+    FINISHED_STATUSES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.LOCKED, Status.DISABLED)
 
     company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="campaign_runs")
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="runs")

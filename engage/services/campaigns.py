@@ -80,6 +80,24 @@ def campaign_lock(*, campaign_id: int) -> Iterator[CampaignLock]:
         lock.release()
 
 
+SMARTENGAGE_DISABLED = "SmartEngage is switched off in this company's engagement policy."
+
+
+class SmartEngageDisabled(ValidationError):
+    """The company's engagement policy switches SmartEngage off: no run is queued or executed."""
+
+    def __init__(self) -> None:
+        super().__init__({"smartengage": SMARTENGAGE_DISABLED})
+
+
+def campaign_smartengage_check(*, company: Company) -> None:
+    """SmartEngageDisabled when the company's policy switches SmartEngage off."""
+    from engage.policy import policy_for
+
+    if not policy_for(company=company).is_smartengage_enabled:
+        raise SmartEngageDisabled()
+
+
 def _preset_snapshot(*, campaign: Campaign, preset_name: str | None) -> dict[str, Any]:
     from engage.policy import policy_for
 
@@ -101,7 +119,11 @@ def campaign_run_trigger(
     promo_code: str | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> CampaignRun:
-    """Queue a run (its ledger job runs it); while another run is queued or running, the new one is `locked`."""
+    """Queue a run (its ledger job runs it); while another run is queued or running, the new one is `locked`.
+
+    SmartEngageDisabled (a ValidationError) when the company's policy switches SmartEngage off.
+    """
+    campaign_smartengage_check(company=campaign.company)
     preset = {**_preset_snapshot(campaign=campaign, preset_name=preset_name), **(overrides or {})}
     fields = {
         "company_id": campaign.company_id,
@@ -333,6 +355,17 @@ def campaign_run_execute(*, run_id: int, job: Job | None = None) -> dict[str, An
         if run.status == CampaignRun.Status.CANCELLED and run.finished_at is None:
             _run_finished_at(run_id=run.pk)  # cancelled between two slices
         return {"status": run.status, "run_id": run.pk}
+    try:
+        campaign_smartengage_check(company=run.campaign.company)
+    except SmartEngageDisabled:
+        # Switched off after the run was queued: it ends now, sending nothing (a retry would not help).
+        now = timezone.now()
+        CampaignRun.objects.filter(pk=run.pk, status__in=CampaignRun.ACTIVE_STATUSES).update(
+            status=CampaignRun.Status.DISABLED, error=SMARTENGAGE_DISABLED, started_at=Coalesce("started_at", now),
+            finished_at=now,
+        )
+        campaign_run_counts_refresh(run_id=run.pk)
+        return {"status": CampaignRun.Status.DISABLED, "run_id": run.pk, "error": SMARTENGAGE_DISABLED}
     with campaign_lock(campaign_id=run.campaign_id) as lock:
         if not lock:
             # Someone is executing this campaign right now (this very run, redelivered, or another).
@@ -454,18 +487,16 @@ def campaign_resume(*, campaign: Campaign) -> Campaign:
 
 def campaigns_daily_run() -> dict[str, int]:
     """Beat (daily 09:00 UTC): trigger a run of every active SmartEngage campaign of every enabled company."""
-    from engage.policy import policy_for
-
     counts = {"queued": 0, "locked": 0, "disabled": 0}
     campaigns = Campaign.objects.filter(
         is_paused=False, type=Campaign.Type.SMARTENGAGE, company__is_active=True
     ).select_related("company")
     for campaign in campaigns:
-        if not policy_for(company=campaign.company).is_smartengage_enabled:
-            counts["disabled"] += 1
-            continue
         try:
             run = campaign_run_trigger(campaign=campaign, trigger=CampaignRun.Trigger.BEAT)
+        except SmartEngageDisabled:
+            counts["disabled"] += 1
+            continue
         except ValidationError:
             logger.exception("campaign %s not triggered", campaign.pk)
             continue

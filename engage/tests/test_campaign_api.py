@@ -208,6 +208,17 @@ def test_run_segment_with_an_api_key_queues_a_run_then_reports_locked(key_client
 
 
 @pytest.mark.django_db
+def test_run_segment_for_a_company_that_switched_smartengage_off_is_409_and_queues_nothing(key_client, company):
+    policy = policy_get_or_create(company=company)
+    policy.is_smartengage_enabled = False
+    policy.save()
+    cache.clear()
+    error = assert_error(key_client.post(SEGMENT, {"dry_run": True}, format="json"), 409, "smartengage_disabled")
+    assert error["message"] == "SmartEngage is switched off in this company's engagement policy."
+    assert not CampaignRun.objects.exists() and not Campaign.objects.exists() and not Job.objects.exists()
+
+
+@pytest.mark.django_db
 def test_run_segment_with_the_internal_token_needs_a_company(internal_client, company):
     assert "company_id" in assert_error(internal_client.post(SEGMENT, {}, format="json"), 400)["fields"]
     response = internal_client.post(SEGMENT, {"company_id": company.pk, "dry_run": True}, format="json")

@@ -17,6 +17,7 @@ from engage.models import AISession, Campaign, CampaignRun, Job, Message
 from engage.policy import policy_get_or_create
 from engage.services import smartengage as smartengage_service
 from engage.services.campaigns import (
+    SmartEngageDisabled,
     campaign_funnel,
     campaign_run_cancel,
     campaign_run_execute,
@@ -559,3 +560,45 @@ def test_cancel_between_two_slices_stops_the_run(campaign, fake_openai, settings
     assert run_job(following) == "skipped"
     assert [outbound_count(customer) for customer in customers] == [1, 1, 0]
     assert campaign_run_trigger(campaign=campaign).status == "queued"  # the campaign is free again
+
+
+def smartengage_switch_off(company) -> None:
+    policy = policy_get_or_create(company=company)
+    policy.is_smartengage_enabled = False
+    policy.save()
+    cache.clear()
+
+
+@pytest.mark.django_db
+def test_a_run_of_a_company_that_switched_smartengage_off_ends_disabled_without_retries(campaign, fake_openai):
+    # given a queued run, then the company switches SmartEngage off
+    fake_openai.reply(AI_TEXT)
+    customer = customer_due(campaign.company)
+    run = campaign_run_trigger(campaign=campaign)
+    smartengage_switch_off(campaign.company)
+
+    # when its job runs
+    assert run_job(run.job) == "completed"
+
+    # then the run ends at once, saying why; nothing sent, no retry left pending
+    run.refresh_from_db()
+    run.job.refresh_from_db()
+    assert (run.status, run.error) == ("disabled", "SmartEngage is switched off in this company's engagement policy.")
+    assert run.finished_at is not None and run.job.attempts == 1 and run.job.status == "completed"
+    assert outbound_count(customer) == 0 and not run.recipients.exists() and fake_openai.requests == []
+
+
+@pytest.mark.django_db
+def test_nothing_is_queued_for_a_company_that_switched_smartengage_off(campaign, client, staff_user):
+    smartengage_switch_off(campaign.company)
+    with pytest.raises(SmartEngageDisabled):
+        campaign_run_trigger(campaign=campaign)
+    assert campaigns_daily_run() == {"queued": 0, "locked": 0, "disabled": 1}
+    client.force_login(staff_user)
+    response = client.post(
+        reverse("admin:engage_campaign_changelist"), {"action": "run_now", "_selected_action": [campaign.pk]}, follow=True
+    )
+    page = response.content.decode()
+    assert "SmartEngage is switched off in this company&#x27;s engagement policy." in page
+    assert "0 run(s) queued." in page
+    assert not CampaignRun.objects.exists() and not Job.objects.exists()
