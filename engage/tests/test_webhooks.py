@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from crm.models import Event, Lead, Stage
 from crm.services import event_record, lead_move_to_stage
@@ -218,3 +219,19 @@ def test_a_real_worker_delivers_an_inbound_lead_to_the_receiver(hooked, receiver
     assert sorted(event["type"] for event, _ in receiver.received) == ["lead.created", "message.received"]
     assert all(is_valid for _, is_valid in receiver.received)
     assert Job.objects.filter(task_name="webhook_reminder").count() == 2
+
+
+@pytest.mark.django_db
+def test_the_admin_move_to_stage_action_delivers_each_move(hooked, client, staff_user):
+    client.force_login(staff_user)
+    leads = [LeadFactory(company=hooked) for _ in range(2)]
+    lost = [lead.pipeline.stages.get(kind=Stage.Kind.LOST) for lead in leads]
+    for lead, stage in zip(leads, lost, strict=True):
+        client.post(
+            reverse("admin:crm_lead_changelist"),
+            {"action": "move_to_stage", "_selected_action": [lead.pk], "apply": "1", "stage": stage.pk},
+        )
+
+    jobs = webhook_jobs()
+    assert [job.payload["data"]["lead_id"] for job in jobs] == [lead.pk for lead in leads]
+    assert {(job.payload["event"], job.payload["data"]["status"]) for job in jobs} == {("stage.changed", "lost")}
