@@ -5,6 +5,10 @@
                          message_type="reply", locale="bn", channel="sms", contact=..., lead=...)
     result.text      # the model's text if it passed the safety filter, else the approved fallback
     result.outcome   # ok / error / fallback / rejected (AISession.Outcome); result.session is the record
+    result.is_sendable  # False when not even the approved fallback passes the filter: send nothing
+
+A message with its own link passes `link=` (SmartEngage's signed booking link): the filter judges
+the text with the link in (`link_insert`), as it is sent.
 
 See docs/ai.md.
 """
@@ -13,13 +17,16 @@ from engage.ai.client import (
     GenerationRequest,
     GenerationResult,
     ai_config_for,
+    ai_fallbacks,
     ai_generate,
     ai_generate_many,
 )
 from engage.ai.knowledge import knowledge_search
 from engage.ai.safety import (
+    LINK_PLACEHOLDER,
     SafetyPolicy,
     fallback_text_for,
+    link_insert,
     safety_check,
     safety_policy_for,
     sms_segments,
@@ -32,15 +39,18 @@ from engage.ai.templates import (
 )
 
 __all__ = [
+    "LINK_PLACEHOLDER",
     "TEMPLATE_VARIABLES",
     "GenerationRequest",
     "GenerationResult",
     "SafetyPolicy",
     "ai_config_for",
+    "ai_fallbacks",
     "ai_generate",
     "ai_generate_many",
     "fallback_text_for",
     "knowledge_search",
+    "link_insert",
     "safety_check",
     "safety_policy_for",
     "sms_segments",

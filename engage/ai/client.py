@@ -1,13 +1,21 @@
 """The one AI client both products use: the official `openai` SDK, recorded in AISession.
 
 A generation has three parts so bulk work can run the slow middle one concurrently:
-prepare (database: config, safety policy, fallback text), call (HTTP only, thread-safe),
-finish (database: safety filter, AISession row). `ai_generate` does all three;
+prepare (database: config, engagement policy, safety policy, fallback text), call (HTTP only,
+thread-safe), finish (database: safety filter, AISession row). `ai_generate` does all three;
 `ai_generate_many` prepares and finishes in the calling thread and calls the model from a
 bounded thread pool, so worker threads never touch the database. Campaign generation
 (`bulk=True`) uses one process-wide pool of AI_BULK_MAX_CONCURRENCY threads, kept between
 batches (no thread starts per batch), larger than the interactive bound AI_MAX_CONCURRENCY; the
 HTTP client keeps as many connections open so every call in flight has one.
+
+The safety filter judges the text that is sent. A request that carries its own link (`link`:
+SmartEngage's signed booking link) gets it put in first (`link_insert`), and the filter judges
+the model's text with the link; when that is rejected (or the model failed), the approved fallback
+with the link is judged as well. When neither passes, `is_sendable` is False: a configuration
+problem (say the fallback with the link is longer than the SMS limit), never a truncated link.
+With the engagement policy's `ai_generation` off the model is not called (outcome fallback, for
+every product); with its `safety_filter` off nothing is judged.
 """
 
 from __future__ import annotations
@@ -30,7 +38,9 @@ from django.db import IntegrityError, transaction
 from crm.models import Company, Contact, Lead
 from engage.ai.safety import (
     SafetyPolicy,
+    SafetyVerdict,
     fallback_text_for,
+    link_insert,
     safety_check,
     safety_policy_for,
 )
@@ -41,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 NO_API_KEY_REASON = "no API key configured"
 SAFETY_FILTER_OFF_REASON = "safety filter off by the engagement policy"
+AI_GENERATION_OFF_REASON = "AI generation off by the engagement policy"
+FALLBACK_REJECTED_REASON = "Nothing sendable: the approved fallback fails the safety filter too"
 
 
 def ai_config_for(*, company: Company) -> AIConfig:
@@ -114,6 +126,11 @@ class GenerationRequest:
     lead: Lead | None = None
     correlation_id: uuid.UUID | None = None
     max_tokens: int | None = None
+    # The message's own link (SmartEngage's signed booking link): put where the model left
+    # LINK_PLACEHOLDER (else appended) before the filter judges the text, and required in it.
+    # "" = a message that could carry one but does not this time (deep links off: the placeholder is
+    # removed, no link required); None = a message without one (AIConfig.required_link applies).
+    link: str | None = None
 
 
 @dataclass
@@ -128,6 +145,8 @@ class _Prepared:
     fallback: str
     # The company's engagement policy switched the safety filter off: outgoing text goes unchecked.
     is_filter_off: bool = False
+    # ... or AI generation off: the model is not called, the approved fallback is used.
+    is_generation_off: bool = False
 
 
 @dataclass
@@ -144,9 +163,13 @@ class _CallOutcome:
 class GenerationResult:
     text: str
     outcome: str
-    session: AISession
+    # None from `ai_fallbacks` (nothing generated, nothing recorded).
+    session: AISession | None
     reason: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # False when neither the model's text nor the approved fallback passes the safety filter: `text`
+    # (the fallback) must not be sent, `reason` says why (both verdicts).
+    is_sendable: bool = True
 
     @property
     def is_fallback(self) -> bool:
@@ -160,13 +183,14 @@ def _prepare(request: GenerationRequest, memo: dict | None = None) -> _Prepared:
     config = memo.get(("config", company_id))
     if config is None:
         config = memo[("config", company_id)] = ai_config_for(company=request.company)
+    engagement = memo.get(("engagement", company_id))
+    if engagement is None:
+        engagement = memo[("engagement", company_id)] = policy_for(company=request.company)
     internal = request.message_type is None
     policy = fallback = None
     is_filtered = False
     if not internal:
-        is_filtered = memo.get(("filtered", company_id))
-        if is_filtered is None:
-            is_filtered = memo[("filtered", company_id)] = policy_for(company=request.company).is_safety_filter_enabled
+        is_filtered = engagement.is_safety_filter_enabled
         policy = memo.get(("policy", company_id)) if is_filtered else None
         if is_filtered and policy is None:
             policy = memo[("policy", company_id)] = safety_policy_for(company=request.company)
@@ -186,11 +210,14 @@ def _prepare(request: GenerationRequest, memo: dict | None = None) -> _Prepared:
         policy=policy,
         fallback=fallback or "",
         is_filter_off=not internal and not is_filtered,
+        is_generation_off=not engagement.is_ai_generation_enabled,
     )
 
 
 def _call(prepared: _Prepared) -> _CallOutcome:
     """The HTTP part: no database access here (it runs in pool threads)."""
+    if prepared.is_generation_off:
+        return _CallOutcome(is_called=False, error=AI_GENERATION_OFF_REASON)
     if not prepared.api_key:
         # The SDK would raise "Missing credentials": no key is the offline mode, not an error.
         return _CallOutcome(is_called=False, error=NO_API_KEY_REASON)
@@ -222,30 +249,53 @@ def _call(prepared: _Prepared) -> _CallOutcome:
     )
 
 
-def _finish(prepared: _Prepared, call: _CallOutcome, *, save: bool = True) -> GenerationResult:
-    """Filter, fall back and record; with save=False the AISession is built unsaved (the caller bulk-inserts)."""
+def _verdict(prepared: _Prepared, text: str) -> SafetyVerdict | None:
+    """The safety filter's verdict on a final text; None when the filter does not apply."""
+    if prepared.policy is None:
+        return None
     request = prepared.request
-    reason = ""
+    return safety_check(
+        text=text,
+        policy=prepared.policy,
+        channel=request.channel,
+        locale=request.locale,
+        recipient_phone=request.contact.phone if request.contact else "",
+        recipient_email=request.contact.email if request.contact else "",
+        link=request.link,
+    )
+
+
+def _final(request: GenerationRequest, text: str) -> str:
+    return text if request.link is None else link_insert(text=text, link=request.link)
+
+
+def _judge(prepared: _Prepared, call: _CallOutcome) -> tuple[str, str, str, bool]:
+    """(outcome, reason, final text, is sendable): the model's final text if the filter passes it, else the
+    approved fallback's, which is judged too (no database access)."""
+    request = prepared.request
     if not call.is_called:
         outcome, reason = AISession.Outcome.FALLBACK, call.error
     elif call.error:
         outcome, reason = AISession.Outcome.ERROR, call.error
-    elif prepared.policy is not None:
-        verdict = safety_check(
-            text=call.text,
-            policy=prepared.policy,
-            channel=request.channel,
-            locale=request.locale,
-            recipient_phone=request.contact.phone if request.contact else "",
-            recipient_email=request.contact.email if request.contact else "",
-        )
-        outcome = AISession.Outcome.OK if verdict.is_ok else AISession.Outcome.REJECTED
-        reason = verdict.reason or ""
     else:
-        outcome = AISession.Outcome.OK
-        if prepared.is_filter_off:
-            reason = SAFETY_FILTER_OFF_REASON
-    final_text = call.text if outcome == AISession.Outcome.OK else prepared.fallback
+        text = _final(request, call.text)
+        verdict = _verdict(prepared, text)
+        if verdict is None or verdict.is_ok:
+            return AISession.Outcome.OK, SAFETY_FILTER_OFF_REASON if prepared.is_filter_off else "", text, True
+        outcome, reason = AISession.Outcome.REJECTED, verdict.reason or ""
+    if request.message_type is None:  # internal text: no fallback, nothing to judge
+        return outcome, reason, "", True
+    fallback = _final(request, prepared.fallback)
+    verdict = _verdict(prepared, fallback)
+    if verdict is not None and not verdict.is_ok:
+        return outcome, f"{reason} | {FALLBACK_REJECTED_REASON}: {verdict.reason}", fallback, False
+    return outcome, reason, fallback, True
+
+
+def _finish(prepared: _Prepared, call: _CallOutcome, *, save: bool = True) -> GenerationResult:
+    """Filter, fall back and record; with save=False the AISession is built unsaved (the caller bulk-inserts)."""
+    request = prepared.request
+    outcome, reason, final_text, is_sendable = _judge(prepared, call)
     session = AISession(
         company=request.company,
         agent_type=request.agent_type,
@@ -265,7 +315,18 @@ def _finish(prepared: _Prepared, call: _CallOutcome, *, save: bool = True) -> Ge
     )
     if save:
         session.save(force_insert=True)
-    return GenerationResult(text=final_text, outcome=outcome, session=session, reason=reason)
+    return GenerationResult(text=final_text, outcome=outcome, session=session, reason=reason, is_sendable=is_sendable)
+
+
+def ai_fallbacks(*, requests: Sequence[GenerationRequest], reason: str) -> list[GenerationResult]:
+    """The approved fallback of each request, with its link, judged by the same safety filter as a generation,
+    without calling the model or recording an AISession (a dry run's customers beyond its model sample)."""
+    memo: dict = {}
+    results = []
+    for request in requests:
+        outcome, why, text, is_sendable = _judge(_prepare(request, memo), _CallOutcome(is_called=False, error=reason))
+        results.append(GenerationResult(text=text, outcome=outcome, session=None, reason=why, is_sendable=is_sendable))
+    return results
 
 
 def ai_generate(**kwargs: Any) -> GenerationResult:

@@ -1,9 +1,12 @@
 """The safety filter every AI message passes before it is sent, and the approved fallbacks.
 
-`safety_check(text=..., policy=..., channel=..., locale=..., recipient_phone=..., recipient_email=...)`
+`safety_check(text=..., policy=..., channel=..., locale=..., recipient_phone=..., recipient_email=..., link=...)`
 returns `(True, None)` or `(False, reason)`. The policy (banned phrases, SMS segments, allowed
 contact details, required link) is loaded once per company with `safety_policy_for(company=...)`,
 so the check itself touches no database and can run anywhere.
+
+The filter judges the text as it is sent: a message that carries its own link (SmartEngage's signed
+booking link) is judged after `link_insert` has put the link where the model left LINK_PLACEHOLDER.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ EMAIL_PATTERN = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Seven or more digits, allowing +, spaces, dots, dashes and brackets between them (Latin or Bengali digits).
 PHONE_PATTERN = re.compile(r"\+?[\d০-৯][\d০-৯\s().\-]{5,}[\d০-৯]")
 BENGALI_DIGITS = str.maketrans("০১২৩৪৫৬৭৮৯", "0123456789")
+# Where a prompt asks the model to leave the message's link (the model never sees the signed link).
+LINK_PLACEHOLDER = "[BOOKING_LINK]"
+_PLACEHOLDER_PATTERN = re.compile(r"[ \t]*" + re.escape(LINK_PLACEHOLDER))
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,16 @@ def safety_policy_for(*, company: Company) -> SafetyPolicy:
         allowed_contact_details=tuple(str(item) for item in (config.allowed_contact_details or [])),
         required_link=config.required_link,
     )
+
+
+def link_insert(*, text: str, link: str) -> str:
+    """The text as sent: `link` where the model left LINK_PLACEHOLDER, else on a line of its own at the end;
+    with no link (deep links off) the placeholder is removed."""
+    if not link:
+        return _PLACEHOLDER_PATTERN.sub("", text).strip()
+    if LINK_PLACEHOLDER in text:
+        return text.replace(LINK_PLACEHOLDER, link)
+    return f"{text.rstrip()}\n{link}"
 
 
 def is_gsm_text(text: str) -> bool:
@@ -125,11 +141,19 @@ def safety_check(
     locale: str = "bn",
     recipient_phone: str = "",
     recipient_email: str = "",
+    link: str | None = None,
 ) -> SafetyVerdict:
-    """Whether `text` may be sent to this recipient on this channel, and if not, why."""
+    """Whether `text` (the final text, link included) may be sent to this recipient on this channel, and if not, why.
+
+    `link` is the message's own link when it carries one: it must be in the text (the "required link"
+    rule) and the policy's fixed `required_link` does not apply; `""` is a message that could carry
+    one but does not this time (deep links off: no link required). `None` (replies and the like): the
+    policy's `required_link`, when set, must be in the text. Banned phrases are looked for outside the
+    message's own link (its random token could contain a short phrase by chance); the length counts it.
+    """
     if not text or not text.strip():
         return SafetyVerdict(False, "Empty message.")
-    folded = text.casefold()
+    folded = (text.replace(link, " ") if link else text).casefold()
     for phrase in policy.banned_phrases:
         if phrase and phrase.casefold() in folded:
             return SafetyVerdict(False, f"Contains banned phrase: {phrase}")
@@ -167,8 +191,11 @@ def safety_check(
         if not any(_same_phone(match, allowed) for allowed in allowed_phones if allowed):
             return SafetyVerdict(False, f"Mentions another person's phone number: {match.strip()}")
 
-    if policy.required_link and policy.required_link not in text:
-        return SafetyVerdict(False, f"Missing the required link {policy.required_link}")
+    if link is None:
+        if policy.required_link and policy.required_link not in text:
+            return SafetyVerdict(False, f"Missing the required link {policy.required_link}")
+    elif link and link not in text:
+        return SafetyVerdict(False, "Missing the message's booking link.")
     return SafetyVerdict(True, None)
 
 

@@ -3,10 +3,13 @@
 For each customer: 1 consent, 2 frequency caps (checked first, then reserved atomically in the
 transaction that writes the intent), 3 context (customer, service), 4 booking history, then the
 prompt from the latest *approved* template versions (a draft never goes out), 5 generation (the
-shared AI client: concurrent in bulk, AISession recorded, fallback on failure), 6 the safety filter
-(fallback on rejection, reason kept), 7 the signed booking deep link put where the model left the
-placeholder, 8 the send through a ledger job and `message_send` on the channel, 9 the
-`engage.Message` with correlation id and template version, 10 metrics.
+shared AI client: concurrent in bulk, AISession recorded, fallback on failure), 6-7 the signed
+booking deep link put where the model left the placeholder and the safety filter on that final
+text, in the client (the link counts towards the SMS length and must be there; on rejection the
+approved fallback with the link, judged too; when that fails as well nothing is sent: skipped as
+safety_rejected with both verdicts, a configuration problem to fix), 8 the send through a ledger
+job and `message_send` on the channel, 9 the `engage.Message` with correlation id and template
+version, 10 metrics.
 
 In a campaign run each person also gets a `CampaignRecipient` row (see engage.models.campaigns).
 A dry run does everything up to the send and records what it would have sent.
@@ -32,10 +35,16 @@ from crm.models import Channel, Company, Customer, Service, User
 from engage.ai import (
     GenerationRequest,
     ai_config_for,
-    fallback_text_for,
     template_render,
 )
-from engage.ai.client import GenerationBatch, ai_generate_start
+from engage.ai.client import (
+    AI_GENERATION_OFF_REASON,
+    GenerationBatch,
+    GenerationResult,
+    ai_fallbacks,
+    ai_generate_start,
+)
+from engage.ai.safety import LINK_PLACEHOLDER
 from engage.ai.templates import template_latest_approved, template_variables_check
 from engage.handlers import default_priority
 from engage.models import (
@@ -58,7 +67,6 @@ MESSAGE_TYPE = "reminder"
 SEND_TASK = "smartengage_send"
 SYSTEM_TEMPLATE_NAME = "reminder_system"
 USER_TEMPLATE_NAME = "reminder"
-LINK_PLACEHOLDER = "[BOOKING_LINK]"
 HISTORY_LIMIT = 5
 EMAIL_SUBJECT = {"bn": "আপনার সার্ভিসের সময় হয়েছে", "en": "Time for your service again"}
 
@@ -165,6 +173,8 @@ class _Plan:
     text: str = ""
     session: AISession | None = None
     note: str = ""
+    # Neither the model's text nor the approved fallback (with the link) passed the safety filter.
+    is_blocked: bool = False
 
 
 def _count_skip(reason: str) -> None:
@@ -227,14 +237,6 @@ def _link_for(*, plan: _Plan, promo_code: str, ttl_hours: int | None, is_deeplin
         customer=plan.customer, service=plan.service, promo_code=promo_code, ttl_hours=ttl_hours,
         correlation_id=plan.correlation_id,
     )
-
-
-def _with_link(text: str, link: str) -> str:
-    if not link:
-        return text.replace(LINK_PLACEHOLDER, "").strip()
-    if LINK_PLACEHOLDER in text:
-        return text.replace(LINK_PLACEHOLDER, link)
-    return f"{text.rstrip()}\n{link}"
 
 
 # --- The workflow ----------------------------------------------------------------------------------
@@ -333,6 +335,7 @@ def _plans(
             channel=channel,
             contact=customer.contact,
             correlation_id=plan.correlation_id,
+            link=plan.link,
         )
     return plans
 
@@ -340,36 +343,27 @@ def _plans(
 DRY_RUN_NOT_CALLED = "Dry run: the model was not called for this customer (beyond the sample); the approved fallback is shown."
 
 
-def _generate_start(*, company: Company, plans: list[_Plan], dry_run: bool = False) -> _Generation | None:
+def _generate_start(*, plans: list[_Plan], dry_run: bool = False) -> _Generation | None:
     """Steps 5-7, started: the model calls go out (bulk pool) and this returns at once; None when none are needed.
 
     A dry run calls the model for the first SMARTENGAGE_DRY_RUN_MODEL_SAMPLE customers of each
     batch only (a preview of what the model writes, AISessions recorded); every other customer gets
-    the rendered prompt's approved fallback with the link, marked so: a dry run of the whole eligible
-    set costs no model calls and is not held up by them.
+    the approved fallback with the link, judged by the same filter as a real send, and marked so: a
+    dry run of the whole eligible set costs no model calls and is not held up by them.
     """
-    from engage.policy import policy_for
-
     to_generate = [plan for plan in plans if not plan.reason and plan.request is not None]
     if not to_generate:
         return None
     if dry_run:
         sample = max(0, int(getattr(settings, "SMARTENGAGE_DRY_RUN_MODEL_SAMPLE", 20)))
-        fallbacks: dict[str, str] = {}
-        for plan in to_generate[sample:]:
-            locale = plan.request.locale
-            if locale not in fallbacks:
-                fallbacks[locale] = fallback_text_for(company=company, message_type=MESSAGE_TYPE, locale=locale)
-            plan.text = _with_link(fallbacks[locale], plan.link)
-            plan.note = DRY_RUN_NOT_CALLED
+        beyond = to_generate[sample:]
+        results = ai_fallbacks(requests=[plan.request for plan in beyond], reason=DRY_RUN_NOT_CALLED)
+        for plan, result in zip(beyond, results, strict=True):
+            _result_apply(plan=plan, result=result, is_model_asked=False)
+            plan.note = plan.note or DRY_RUN_NOT_CALLED
         to_generate = to_generate[:sample]
         if not to_generate:
             return None
-    if not policy_for(company=company).is_ai_generation_enabled:
-        for plan in to_generate:
-            fallback = fallback_text_for(company=company, message_type=MESSAGE_TYPE, locale=plan.request.locale)
-            plan.text = _with_link(fallback, plan.link)
-        return None
     return _Generation(plans=to_generate, batch=ai_generate_start(requests=[plan.request for plan in to_generate]))
 
 
@@ -379,17 +373,25 @@ class _Generation:
     batch: GenerationBatch
 
 
+def _result_apply(*, plan: _Plan, result: GenerationResult, is_model_asked: bool = True) -> None:
+    """The generation's final text (link in, judged) and the reason it is not the model's own."""
+    plan.session, plan.text = result.session, result.text
+    if result.outcome == AISession.Outcome.REJECTED:
+        plan.reason = Reason.SAFETY_REJECTED
+    elif result.outcome != AISession.Outcome.OK and is_model_asked and result.reason != AI_GENERATION_OFF_REASON:
+        # The model failed or had no key. Switched off by the policy is no failure (the approved
+        # fallback is what the company chose), nor is a dry run's customer beyond its model sample.
+        plan.reason = Reason.AI_FAILED_FALLBACK
+    if not result.is_sendable:
+        plan.reason, plan.is_blocked, plan.note = Reason.SAFETY_REJECTED, True, result.reason
+
+
 def _generate_finish(generation: _Generation | None) -> None:
-    """Steps 5-7, finished: wait for the calls, filter, fall back, put the link in."""
+    """Steps 5-7, finished: wait for the calls; the client put the link in, filtered and fell back."""
     if generation is None:
         return
     for plan, result in zip(generation.plans, generation.batch.results(), strict=True):
-        plan.session = result.session
-        if result.outcome == AISession.Outcome.REJECTED:
-            plan.reason = Reason.SAFETY_REJECTED
-        elif result.outcome != AISession.Outcome.OK:
-            plan.reason = Reason.AI_FAILED_FALLBACK
-        plan.text = _with_link(result.text, plan.link)
+        _result_apply(plan=plan, result=result)
 
 
 def _send_payload(*, plan: _Plan, run_id: int | None, subject: str) -> dict[str, Any]:
@@ -659,7 +661,7 @@ def _reminders_start(
     )
     return _Started(
         company=company, customers=customers, plans=plans,
-        generation=_generate_start(company=company, plans=plans, dry_run=dry_run),
+        generation=_generate_start(plans=plans, dry_run=dry_run),
         dry_run=dry_run, run=run, bypass_frequency_caps=bypass_frequency_caps,
     )
 
@@ -672,14 +674,18 @@ def _reminders_finish(started: _Started) -> list[ReminderOutcome]:
     skipped_rows = []
     to_send: list[tuple[int, _Plan]] = []
     for plan in plans:
-        is_skip = plan.reason in CampaignRecipient.SKIP_REASONS
+        # A blocked text (not even the approved fallback with the link passes the filter) is not sent,
+        # in a dry run either: the outcome keeps the text and both verdicts; the next run tries again.
+        is_skip = plan.is_blocked or plan.reason in CampaignRecipient.SKIP_REASONS
         if is_skip:
             _count_skip(plan.reason)
             outcome = ReminderOutcome(
-                customer_id=plan.customer.pk, status=SKIPPED, reason=plan.reason, correlation_id=str(plan.correlation_id)
+                customer_id=plan.customer.pk, status=SKIPPED, reason=plan.reason, correlation_id=str(plan.correlation_id),
+                body=plan.text if plan.is_blocked else "", error=plan.note if plan.is_blocked else "",
+                template_version_id=plan.version.pk if plan.is_blocked and plan.version else None,
             )
             if run is not None:
-                skipped_rows.append((plan, CampaignRecipient.Status.SKIPPED, plan.reason, ""))
+                skipped_rows.append((plan, CampaignRecipient.Status.SKIPPED, plan.reason, outcome.error))
         elif dry_run:
             outcome = ReminderOutcome(
                 customer_id=plan.customer.pk,

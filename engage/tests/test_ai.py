@@ -155,6 +155,51 @@ def test_a_company_that_switched_the_safety_filter_off_gets_the_answer_unchecked
     assert AISession.objects.get().error == SAFETY_FILTER_OFF_REASON
 
 
+def test_ai_generation_switched_off_calls_no_model_and_records_the_fallback(fake_openai, company):
+    from engage.ai.client import AI_GENERATION_OFF_REASON
+    from engage.policy import policy_get_or_create
+
+    policy = policy_get_or_create(company=company)
+    policy.is_ai_generation_enabled = False
+    policy.save()
+    fake_openai.reply(BENGALI_ANSWER)
+
+    result = generate(company)
+
+    assert fake_openai.requests == []
+    assert (result.outcome, result.text, result.reason) == (AISession.Outcome.FALLBACK, BENGALI_FALLBACK, AI_GENERATION_OFF_REASON)
+    assert (AISession.objects.get().outcome, AISession.objects.get().final_text) == ("fallback", BENGALI_FALLBACK)
+
+
+def test_a_request_with_a_link_is_judged_and_recorded_with_the_link_in(fake_openai, company):
+    link = "https://app.sheba.xyz/book?token=abc"
+    fake_openai.reply(f"{BENGALI_ANSWER} এখানে বুক করুন: [BOOKING_LINK]")
+
+    result = generate(company, link=link, channel="sms")
+
+    assert (result.outcome, result.text) == (AISession.Outcome.OK, f"{BENGALI_ANSWER} এখানে বুক করুন: {link}")
+    session = AISession.objects.get()
+    assert session.response_text.endswith("[BOOKING_LINK]") and session.final_text == result.text
+
+
+def test_when_the_fallback_fails_the_filter_too_nothing_is_sendable_and_both_reasons_are_kept(fake_openai, company):
+    from engage.ai.client import FALLBACK_REJECTED_REASON
+    from engage.models import FallbackText
+
+    # given a company fallback that names another person's number, and an answer in the wrong script
+    FallbackText.objects.create(company=company, message_type="reply", locale="bn", body="করিমকে ০১৮১৯১২৩৪৫৬ নম্বরে কল করুন।")
+    fake_openai.reply("Our course takes three months.")
+
+    result = generate(company)
+
+    assert (result.outcome, result.is_sendable) == (AISession.Outcome.REJECTED, False)
+    assert result.reason == (
+        f"Not mostly Bengali: 0% of letters are Bengali. | {FALLBACK_REJECTED_REASON}: "
+        "Mentions another person's phone number: ০১৮১৯১২৩৪৫৬"
+    )
+    assert AISession.objects.get().error == result.reason
+
+
 def test_an_answer_in_the_wrong_script_is_rejected_for_a_bengali_contact(fake_openai, company):
     fake_openai.reply("Our course takes three months.")
 

@@ -9,16 +9,23 @@ from engage.ai import (
     safety_policy_for,
     sms_segments,
 )
+from engage.ai.safety import LINK_PLACEHOLDER, link_insert
 from engage.models import AIConfig, BannedPhrase, FallbackText
 
 RECIPIENT_PHONE = "+8801711000001"
 BENGALI = "আপনার সার্ভিসের সময় হয়েছে"
 
 
-def check(text, *, policy=None, channel="whatsapp_cloud", locale="en", phone=RECIPIENT_PHONE, email="rahim@example.test"):
+LINK = "https://app.sheba.xyz/book?token=.eJyrVkrOV7IyNNJRSgZRxiamZjpKJUpW%3A1xa2JJ%3A9OqlhHz2w0ur&utm_source=smartengage"
+
+
+def check(
+    text, *, policy=None, channel="whatsapp_cloud", locale="en", phone=RECIPIENT_PHONE, email="rahim@example.test",
+    link=None,
+):
     return safety_check(
         text=text, policy=policy or SafetyPolicy(), channel=channel, locale=locale,
-        recipient_phone=phone, recipient_email=email,
+        recipient_phone=phone, recipient_email=email, link=link,
     )
 
 
@@ -93,6 +100,42 @@ def test_a_required_link_must_be_present():
     policy = SafetyPolicy(required_link="https://shokti.test/b")
     assert check("Book at https://shokti.test/b?x=1", policy=policy).is_ok
     assert check("Book now", policy=policy).reason == "Missing the required link https://shokti.test/b"
+
+
+def test_the_link_goes_where_the_model_left_the_placeholder_else_at_the_end_and_none_leaves_no_placeholder():
+    assert link_insert(text=f"{BENGALI}: {LINK_PLACEHOLDER}", link=LINK) == f"{BENGALI}: {LINK}"
+    assert link_insert(text=f"{BENGALI}।", link=LINK) == f"{BENGALI}।\n{LINK}"
+    assert link_insert(text=f"{BENGALI} {LINK_PLACEHOLDER} ধন্যবাদ", link="") == f"{BENGALI} ধন্যবাদ"
+    assert link_insert(text=f"{BENGALI}: {LINK_PLACEHOLDER}", link="") == f"{BENGALI}:"
+
+
+def test_the_messages_own_link_must_be_in_it_and_replaces_the_fixed_required_link():
+    policy = SafetyPolicy(required_link="https://shokti.test/b")
+    assert check(f"Book at {LINK}", policy=policy, link=LINK).is_ok
+    assert check("Book now", policy=policy, link=LINK).reason == "Missing the message's booking link."
+    # a message that carries no link this time (deep links off) needs none, the fixed one included
+    assert check("Book now", policy=policy, link="").is_ok
+    assert check("Book now", policy=policy).reason == "Missing the required link https://shokti.test/b"
+
+
+def test_the_link_counts_towards_the_sms_length():
+    text = "ক" * 60
+    assert check(text, policy=SafetyPolicy(sms_max_segments=1), channel="sms", locale="bn").is_ok
+    # Bengali makes the whole SMS UCS-2: the ASCII link costs a UCS-2 unit a character
+    verdict = check(f"{text} {LINK}", policy=SafetyPolicy(sms_max_segments=2), channel="sms", locale="bn", link=LINK)
+    assert verdict.reason == f"Too long for SMS: {sms_segments(f'{text} {LINK}')} segments, at most 2 allowed."
+    assert sms_segments(f"{text} {LINK}") == 3
+
+
+def test_banned_phrases_are_not_looked_for_inside_the_messages_own_link():
+    # the random token of a signed link could hold a short banned word by chance
+    policy = SafetyPolicy(banned_phrases=("token",))
+    assert check(f"{BENGALI} {LINK}", policy=policy, locale="bn", link=LINK).is_ok
+    assert check(f"{BENGALI} token {LINK}", policy=policy, locale="bn", link=LINK).reason == (
+        "Contains banned phrase: token"
+    )
+    # a link the model wrote itself is text like any other
+    assert not check(f"{BENGALI} {LINK}", policy=policy, locale="bn").is_ok
 
 
 @pytest.mark.django_db

@@ -240,8 +240,11 @@ def test_switched_off_ai_generation_sends_the_fallback_without_a_call(seeded, fa
     policy.is_ai_generation_enabled = False
     policy.save()
     outcome = smartengage_reminder_send(company=seeded, customer=customer_due(seeded))
-    assert outcome.status == "sent" and fake_openai.requests == []
-    assert Message.objects.get(pk=outcome.message_id).body.startswith(FALLBACK_START)
+    assert (outcome.status, outcome.reason) == ("sent", "") and fake_openai.requests == []
+    message = Message.objects.get(pk=outcome.message_id)
+    assert message.body.startswith(FALLBACK_START) and "token=" in message.body
+    session = AISession.objects.get(correlation_id=message.correlation_id)
+    assert (session.outcome, session.final_text, session.message_id) == ("fallback", message.body, message.pk)
 
 
 @pytest.mark.django_db
