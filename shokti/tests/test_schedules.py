@@ -1,132 +1,122 @@
-"""Default beat schedules: created when missing, never changed once ops have them."""
+"""Default beat schedules: made by a data migration, once; what ops change in the admin stays so."""
 
+import importlib
 import json
 from io import StringIO
 
 import pytest
+from django.apps import apps as global_apps
 from django.core.management import call_command
+from django.urls import reverse
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+from crm.models import User
 from shokti import schedules
 from shokti.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
 
-DAILY = {
-    "name": "test: daily campaign",
-    "task": "engage.tasks.campaign_daily",
-    "crontab": {"minute": "0", "hour": "9"},
-    "kwargs": {"preset": "default"},
-    "queue": "default",
-}
-EVERY_30_SECONDS = {
-    "name": "test: relay",
-    "task": "engage.tasks.jobs_relay",
-    "interval": {"every": 30, "period": "seconds"},
-    "enabled": False,
-    "priority": 0,
-}
+DAILY = "smartengage: daily campaigns"
+MIGRATION = importlib.import_module("engage.migrations.0018_default_periodic_tasks")
 
 
-def test_sync_creates_missing_schedules():
-    report = schedules.schedules_sync(schedules=[DAILY, EVERY_30_SECONDS])
-
-    assert report.created == ["test: daily campaign", "test: relay"]
-    daily = PeriodicTask.objects.get(name="test: daily campaign")
-    assert daily.task == "engage.tasks.campaign_daily"
-    assert json.loads(daily.kwargs) == {"preset": "default"}
-    assert (daily.queue, daily.enabled) == ("default", True)
-    assert (daily.crontab.minute, daily.crontab.hour, daily.crontab.day_of_week) == ("0", "9", "*")
-    assert str(daily.crontab.timezone) == "UTC"
-    relay = PeriodicTask.objects.get(name="test: relay")
-    assert (relay.interval.every, relay.interval.period, relay.enabled, relay.priority) == (30, "seconds", False, 0)
+def migration_forward() -> None:
+    """The data migration's forward step again, as on a database that already has (some of) the schedules."""
+    MIGRATION.schedules_create(global_apps, None)
 
 
-def test_sync_is_idempotent():
-    schedules.schedules_sync(schedules=[DAILY, EVERY_30_SECONDS])
+def test_a_migrated_database_has_the_daily_campaign_at_nine_utc():
+    # pytest-django built this database with `migrate`: the data migration made the schedules.
+    task = PeriodicTask.objects.select_related("crontab").get(name=DAILY)
+
+    assert task.task == "engage.smartengage_campaign_run" and task.enabled and task.interval is None
+    crontab = task.crontab
+    assert (crontab.minute, crontab.hour, crontab.day_of_week, crontab.day_of_month, crontab.month_of_year) == (
+        "0", "9", "*", "*", "*"
+    )
+    assert str(crontab.timezone) == "UTC"
+    assert json.loads(task.kwargs) == {} and task.priority == 3
+
+
+def test_a_migrated_database_has_every_default_schedule_as_written_and_registered():
+    celery_app.loader.import_default_modules()
+    names = [schedule["name"] for schedule in schedules.DEFAULT_SCHEDULES]
+    assert len(names) == len(set(names)) and schedules.schedules_missing() == []
+    # the migration's frozen copy says what shokti.schedules says
+    assert MIGRATION.SCHEDULES == schedules.DEFAULT_SCHEDULES
+    for schedule in schedules.DEFAULT_SCHEDULES:
+        task = PeriodicTask.objects.get(name=schedule["name"])
+        assert schedule["task"] in celery_app.tasks, schedule["task"]
+        assert (task.task, task.priority, task.description) == (
+            schedule["task"], schedule["priority"], schedule["description"]
+        )
+        if "interval" in schedule:
+            assert (task.interval.every, task.interval.period) == (
+                schedule["interval"]["every"], schedule["interval"]["period"]
+            )
+        else:
+            assert (task.crontab.minute, task.crontab.hour) == (schedule["crontab"]["minute"], schedule["crontab"]["hour"])
+
+
+def admin_post_data(response) -> dict:
+    """The admin change form's current values, as the browser would post them back."""
+    form = response.context["adminform"].form
+    data = {}
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"
+            continue
+        data[name] = value if isinstance(value, list | tuple) else field.widget.format_value(value)
+    return data
+
+
+def test_what_ops_change_in_the_admin_survives_migrate_again(client):
+    # given ops move the daily campaign to 10:30 and switch it off, in the admin
+    admin = User.objects.create_superuser(email="root@shokti.test", password="x")
+    client.force_login(admin)
+    task = PeriodicTask.objects.get(name=DAILY)
+    later = CrontabSchedule.objects.create(minute="30", hour="10", timezone="UTC")
+    url = reverse("admin:django_celery_beat_periodictask_change", args=[task.pk])
+    data = admin_post_data(client.get(url))
+    data["crontab"] = str(later.pk)
+    data.pop("enabled", None)
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    task.refresh_from_db()
+    assert (task.enabled, task.crontab_id) == (False, later.pk)
     counts = (PeriodicTask.objects.count(), CrontabSchedule.objects.count(), IntervalSchedule.objects.count())
 
-    report = schedules.schedules_sync(schedules=[DAILY, EVERY_30_SECONDS])
+    # when a deploy migrates again, and the data migration's step runs on a database that has the schedules
+    call_command("migrate", verbosity=0)
+    migration_forward()
 
-    assert report.created == []
-    assert report.kept == ["test: daily campaign", "test: relay"]
+    # then the edit stays, nothing is duplicated
+    task.refresh_from_db()
+    assert (task.enabled, task.crontab.hour, task.crontab.minute) == (False, "10", "30")
     assert (PeriodicTask.objects.count(), CrontabSchedule.objects.count(), IntervalSchedule.objects.count()) == counts
 
 
-def test_what_ops_changed_or_switched_off_stays_so():
-    # given: ops switched the daily campaign off and moved it to 10:30
-    schedules.schedules_sync(schedules=[DAILY])
-    task = PeriodicTask.objects.get(name="test: daily campaign")
-    later, _ = CrontabSchedule.objects.get_or_create(minute="30", hour="10", timezone="UTC")
-    task.enabled = False
-    task.crontab = later
-    task.kwargs = json.dumps({"preset": "ops"})
-    task.save()
+def test_the_migration_makes_only_what_is_missing_and_goes_back():
+    PeriodicTask.objects.filter(name=DAILY).delete()
+    relay = PeriodicTask.objects.get(name="jobs: relay lost and due jobs")
 
-    # when: a deploy syncs again
-    schedules.schedules_sync(schedules=[DAILY])
+    migration_forward()
 
-    # then
-    task.refresh_from_db()
-    assert task.enabled is False
-    assert (task.crontab.hour, task.crontab.minute) == ("10", "30")
-    assert json.loads(task.kwargs) == {"preset": "ops"}
+    assert PeriodicTask.objects.get(name=DAILY).crontab.hour == "9"
+    assert PeriodicTask.objects.get(name="jobs: relay lost and due jobs").pk == relay.pk
+    MIGRATION.schedules_delete(global_apps, None)
+    assert schedules.schedules_missing() == [schedule["name"] for schedule in schedules.DEFAULT_SCHEDULES]
 
 
-@pytest.mark.parametrize(
-    "broken",
-    [
-        {"name": "x", "task": "t"},
-        {"name": "x", "task": "t", "crontab": {"hour": "9"}, "interval": {"every": 1, "period": "days"}},
-        {"name": "x", "task": "t", "crontab": {"hours": "9"}},
-        {"name": "x", "task": "t", "interval": {"every": 0, "period": "days"}},
-        {"name": "x", "task": "t", "interval": {"every": 1, "period": "weeks"}},
-        {"name": "x", "task": "t", "crontab": {}, "enabld": False},
-        {"task": "t", "crontab": {}},
-    ],
-)
-def test_a_malformed_schedule_fails_loudly_and_writes_nothing(broken):
-    with pytest.raises(ValueError):
-        schedules.schedules_sync(schedules=[DAILY, broken])
+def test_setup_periodic_tasks_only_reports():
+    PeriodicTask.objects.filter(name=DAILY).delete()
+    out = StringIO()
 
-    assert not PeriodicTask.objects.filter(name="test: daily campaign").exists()
+    call_command("setup_periodic_tasks", stdout=out)
 
-
-def test_default_schedules_are_well_formed_and_name_registered_tasks():
-    celery_app.loader.import_default_modules()
-    names = [schedule["name"] for schedule in schedules.DEFAULT_SCHEDULES]
-
-    assert len(names) == len(set(names))
-    for schedule in schedules.DEFAULT_SCHEDULES:
-        schedules.schedule_validate(schedule=schedule)
-        assert schedule["task"] in celery_app.tasks, schedule["task"]
-
-
-def test_a_migrated_database_already_has_the_default_schedules():
-    # pytest-django built this database with `migrate`, whose post_migrate runs the sync.
-    expected = {schedule["name"] for schedule in schedules.DEFAULT_SCHEDULES}
-
-    assert expected <= set(PeriodicTask.objects.values_list("name", flat=True))
-
-
-def test_setup_periodic_tasks_command(monkeypatch):
-    monkeypatch.setattr(schedules, "DEFAULT_SCHEDULES", [DAILY])
-    first, second = StringIO(), StringIO()
-
-    call_command("setup_periodic_tasks", stdout=first)
-    call_command("setup_periodic_tasks", stdout=second)
-
-    assert "created: test: daily campaign" in first.getvalue()
-    assert "1 created, 0 kept" in first.getvalue()
-    assert "0 created, 1 kept" in second.getvalue()
-    assert PeriodicTask.objects.filter(name="test: daily campaign").count() == 1
-
-
-def test_post_migrate_syncs_the_schedules(monkeypatch):
-    from django.core.management.sql import emit_post_migrate_signal
-
-    monkeypatch.setattr(schedules, "DEFAULT_SCHEDULES", [DAILY])
-
-    emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
-
-    assert PeriodicTask.objects.filter(name="test: daily campaign").exists()
+    assert f"{DAILY}: missing" in out.getvalue() and "3 present, 1 missing" in out.getvalue()
+    assert not PeriodicTask.objects.filter(name=DAILY).exists()

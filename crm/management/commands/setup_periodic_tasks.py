@@ -1,15 +1,17 @@
 from django.core.management.base import BaseCommand
 
-from shokti.schedules import schedules_sync
+from shokti.schedules import DEFAULT_SCHEDULES, schedules_missing
 
 
 class Command(BaseCommand):
-    help = "Create the default beat schedules that are missing; existing ones stay as ops left them."
+    help = (
+        "Report the default beat schedules. `migrate` creates them (a data migration, once); ops edit "
+        "them in the admin. This command changes nothing."
+    )
 
     def handle(self, *args, **options):
-        report = schedules_sync()
-        for name in report.created:
-            self.stdout.write(f"created: {name}")
-        for name in report.kept:
-            self.stdout.write(f"kept as is: {name}")
-        self.stdout.write(self.style.SUCCESS(f"{len(report.created)} created, {len(report.kept)} kept"))
+        missing = schedules_missing()
+        for schedule in DEFAULT_SCHEDULES:
+            state = "missing (deleted by hand, or run migrate)" if schedule["name"] in missing else "present"
+            self.stdout.write(f"{schedule['name']}: {state}")
+        self.stdout.write(f"{len(DEFAULT_SCHEDULES) - len(missing)} present, {len(missing)} missing")
