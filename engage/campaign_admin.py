@@ -134,7 +134,7 @@ class CampaignRunAdmin(TenantScopedAdmin):
     date_hierarchy = None
     readonly_fields = [
         "company", "campaign", "status", "is_dry_run", "trigger", "triggered_by", "preset", "promo_code",
-        "total_eligible", "sent", "failed", "skipped", "rendered", "correlation_id", "job", "error",
+        "total_eligible", "sent", "failed", "skipped", "rendered", "correlation_id", "job", "slices", "cursor", "error",
         "created_at", "started_at", "finished_at", "duration", "reasons", "recipients_link",
     ]
     fields = readonly_fields

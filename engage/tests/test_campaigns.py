@@ -472,7 +472,9 @@ def test_dry_run_rows_by_copy_are_the_rows_of_the_portable_insert(campaign, fake
 
 
 @pytest.mark.django_db
-def test_a_run_longer_than_its_slice_continues_in_new_jobs_and_sends_everyone_once(campaign, fake_openai, settings):
+def test_a_run_longer_than_its_slice_continues_in_new_jobs_and_sends_everyone_once(
+    campaign, fake_openai, settings, client, staff_user
+):
     # given five due customers and one without consent, batches of two and a slice that ends after one batch
     settings.SMARTENGAGE_RUN_SLICE_SECONDS = 0
     fake_openai.reply(AI_TEXT)
@@ -502,6 +504,10 @@ def test_a_run_longer_than_its_slice_continues_in_new_jobs_and_sends_everyone_on
     assert (run.total_eligible, run.sent, run.skipped) == (5, 5, 1)
     assert run.recipients.get(status="skipped").customer == no_consent
     assert run.cursor == customers[-1].pk
+    # the run's page shows its slices and cursor
+    client.force_login(staff_user)
+    page = client.get(reverse("admin:engage_campaignrun_change", args=[run.pk])).content.decode()
+    assert "Slices" in page and f"<div class=\"readonly\">{run.cursor}</div>" in page
 
 
 @pytest.mark.django_db
