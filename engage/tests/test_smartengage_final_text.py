@@ -18,8 +18,9 @@ from crm.models import Channel
 from engage.ai import ai_config_for, sms_segments
 from engage.ai.client import AI_GENERATION_OFF_REASON, FALLBACK_REJECTED_REASON, SAFETY_FILTER_OFF_REASON
 from engage.deeplinks import deeplink_booking_create, deeplink_verify
-from engage.models import AISession, FallbackText, Job, Message
+from engage.models import AISession, Campaign, FallbackText, Job, Message
 from engage.policy import policy_get_or_create
+from engage.services.campaigns import campaign_run_trigger
 from engage.services.smartengage import (
     DRY_RUN_NOT_CALLED,
     LINK_PLACEHOLDER,
@@ -28,6 +29,7 @@ from engage.services.smartengage import (
 )
 from engage.services.templates import templates_seed_defaults
 from engage.tests.campaign_helpers import customer_due
+from engage.tests.helpers import run_job
 
 FALLBACK = "সময় হয়েছে, এখনই বুক করুন:"  # the company's own reminder/bn fallback (see sms_company)
 # 134 characters as the model writes it (two UCS-2 segments), 120 without the placeholder.
@@ -271,3 +273,35 @@ def test_a_dry_run_shows_what_a_real_run_would_refuse(sms_company, fake_openai, 
     assert sampled.error.startswith("Too long for SMS") and FALLBACK_REJECTED_REASON in sampled.error
     assert beyond.error.startswith(DRY_RUN_NOT_CALLED) and FALLBACK_REJECTED_REASON in beyond.error
     assert sent_sms(fake_twilio) == [] and not Message.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_campaign_run_keeps_the_refusal_on_the_recipient_and_the_next_run_reaches_them(
+    sms_company, fake_openai, fake_twilio
+):
+    # given an SMS campaign at the default three segments (nothing with a link fits)
+    policy = policy_get_or_create(company=sms_company)
+    policy.presets.filter(name="default").update(send_window_start_hour=0, send_window_end_hour=24)
+    cache.clear()
+    campaign = Campaign.objects.create(company=sms_company, name="SMS reminders", channel="sms")
+    fake_openai.reply(DRAFT)
+    customer = customer_due(sms_company)
+    # when the run goes
+    run = campaign_run_trigger(campaign=campaign)
+    assert run_job(run.job) == "completed"
+    # then nobody was sent anything, and the recipient row says why, with the text that was refused
+    run.refresh_from_db()
+    assert (run.status, run.sent, run.failed, run.skipped) == ("completed", 0, 0, 1)
+    recipient = run.recipients.get(customer=customer)
+    assert (recipient.status, recipient.reason, recipient.message_id) == ("skipped", "safety_rejected", None)
+    assert FALLBACK_REJECTED_REASON in recipient.error and recipient.body.startswith(f"{FALLBACK}\nhttp")
+    assert sent_sms(fake_twilio) == []
+    # and once the limit is fixed, the next run reminds them (a refusal is no intent for the cycle)
+    sms_max_segments(sms_company, limit_between(customer))
+    second = campaign_run_trigger(campaign=campaign)
+    assert run_job(second.job) == "completed"
+    second.refresh_from_db()
+    assert (second.sent, second.skipped) == (1, 0)
+    assert second.recipients.get(customer=customer).reason == "safety_rejected"
+    (body,) = sent_sms(fake_twilio)
+    assert body.startswith(f"{FALLBACK}\nhttp")
