@@ -331,11 +331,15 @@ def _run_continue(*, run: CampaignRun, lock: CampaignLock) -> Job:
     return job
 
 
-def _run_finished_at(*, run_id: int) -> dict[str, int]:
-    """A run at its end: its end time (a cancelled one keeps its status) and its counts."""
+def _run_complete(*, run_id: int) -> None:
     CampaignRun.objects.filter(pk=run_id, status=CampaignRun.Status.RUNNING).update(
         status=CampaignRun.Status.COMPLETED, finished_at=timezone.now(), error=""
     )
+
+
+def _run_finished_at(*, run_id: int) -> dict[str, int]:
+    """A run at its end: its end time (a cancelled one keeps its status) and its counts."""
+    _run_complete(run_id=run_id)
     CampaignRun.objects.filter(pk=run_id, finished_at__isnull=True).update(finished_at=timezone.now())
     return campaign_run_counts_refresh(run_id=run_id)
 
@@ -402,7 +406,9 @@ def campaign_run_execute(*, run_id: int, job: Job | None = None) -> dict[str, An
                 walk.cursor = customers.last_id
             is_cancelled = _is_cancelled(run.pk)
             if walk.is_exhausted and not is_cancelled:
-                _skips_record(walk=walk, after_id=walk.cursor, upto_id=None)
+                with transaction.atomic():  # the tail's skipped customers and the end, or neither
+                    _skips_record(walk=walk, after_id=walk.cursor, upto_id=None)
+                    _run_complete(run_id=run.pk)
         except Exception as error:
             is_last = job is None or job.attempts >= job.max_attempts
             CampaignRun.objects.filter(pk=run.pk, status=CampaignRun.Status.RUNNING).update(
