@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -41,8 +42,13 @@ def webhook_event_data(*, event) -> dict[str, Any]:
         **event.payload,
         "event_id": event.pk,
         "contact_id": event.contact_id,
-        "occurred_at": event.occurred_at.isoformat(),
+        "occurred_at": webhook_time(event.occurred_at),
     }
+
+
+def webhook_time(value: datetime) -> str:
+    """Times in deliveries: ISO 8601 in UTC, whatever zone the caller's datetime was in."""
+    return value.astimezone(UTC).isoformat()
 
 
 def webhook_events_enqueue(*, events) -> None:

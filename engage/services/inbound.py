@@ -21,7 +21,7 @@ from django.utils import timezone
 from crm.models import Channel, Company, Contact, Event, Lead, Pipeline, Stage
 from crm.services import consent_revoke, events_record, phone_normalize, pipeline_get_or_create_default
 from engage.handlers import default_priority
-from engage.handlers.webhook_reminder import WEBHOOK_EVENT_TYPES, WEBHOOK_KEY_PREFIX, WEBHOOK_TASK
+from engage.handlers.webhook_reminder import WEBHOOK_EVENT_TYPES, WEBHOOK_KEY_PREFIX, WEBHOOK_TASK, webhook_time
 from engage.models import Job, Message
 from engage.services.handoff import lead_flag_handoff_if_requested
 from engage.services.jobs import (
@@ -350,7 +350,7 @@ def _message_job_events_insert(
         "occurred": occurred_at,
     }
     if has_webhook:
-        params.update(webhook_priority=default_priority(WEBHOOK_TASK), occurred_iso=occurred_at.isoformat())
+        params.update(webhook_priority=default_priority(WEBHOOK_TASK), occurred_iso=webhook_time(occurred_at))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()

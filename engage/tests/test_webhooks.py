@@ -235,3 +235,16 @@ def test_the_admin_move_to_stage_action_delivers_each_move(hooked, client, staff
     jobs = webhook_jobs()
     assert [job.payload["data"]["lead_id"] for job in jobs] == [lead.pk for lead in leads]
     assert {(job.payload["event"], job.payload["data"]["status"]) for job in jobs} == {("stage.changed", "lost")}
+
+
+@pytest.mark.django_db
+def test_times_are_delivered_in_utc_whatever_zone_the_sender_used(hooked, folded):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    capture(hooked, "Hi", occurred_at=datetime(2026, 12, 6, 10, 0, tzinfo=ZoneInfo("Asia/Dhaka")))
+
+    jobs = webhook_jobs()
+    assert {job.payload["data"]["occurred_at"] for job in jobs} == {"2026-12-06T04:00:00+00:00"}
+    for job in jobs:
+        assert_job_delivers(job, Event.objects.get(type=job.payload["event"]))
