@@ -248,3 +248,25 @@ def test_times_are_delivered_in_utc_whatever_zone_the_sender_used(hooked, folded
     assert {job.payload["data"]["occurred_at"] for job in jobs} == {"2026-12-06T04:00:00+00:00"}
     for job in jobs:
         assert_job_delivers(job, Event.objects.get(type=job.payload["event"]))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_delivery_20_times_concurrently_queues_each_webhook_once(hooked):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    start = threading.Barrier(20)
+
+    def deliver(_):
+        start.wait()
+        try:
+            return capture(hooked, "Need a plumber", external_id="form-9").message_id
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        message_ids = set(pool.map(deliver, range(20)))
+
+    assert len(message_ids) == 1
+    assert sorted(job.payload["event"] for job in webhook_jobs()) == ["lead.created", "message.received"]
