@@ -17,6 +17,7 @@ from django.utils import timezone
 from channels_app.adapters import console
 from channels_app.models import ChannelAccount
 from crm.models import Channel, User
+from engage.ai import ai_config_for
 from engage.events import user_event_record
 from engage.models import Campaign, CampaignRecipient, CampaignRun, Job, Message
 from engage.policy import policy_get_or_create
@@ -217,6 +218,10 @@ def sms_campaign(company, fake_twilio):
     )
     account.secrets_set({"auth_token": "twilio-auth-token"})
     account.save()
+    # Room for the reminder with its deep link (the default three segments hold no Bengali text with a link).
+    config = ai_config_for(company=company)
+    config.sms_max_segments = 10
+    config.save()
     return campaign_of(company, channel="sms", name="SMS reminders")
 
 
