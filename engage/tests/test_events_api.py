@@ -203,6 +203,9 @@ def test_two_clicks_on_two_messages_the_last_one_converts_in_both_views(customer
 
     assert_one_rule(company, booked=[second])
     assert funnel_counts(company=company)["booked"] == 1
+    # as two campaigns' funnels: the conversion is the second one's only
+    assert funnel_counts(company=company, messages=Message.objects.filter(pk=first.pk))["booked"] == 0
+    assert funnel_counts(company=company, messages=Message.objects.filter(pk=second.pk))["booked"] == 1
 
 
 def test_a_message_clicked_again_after_another_is_the_last_touch(customer, company):
