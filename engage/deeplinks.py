@@ -9,15 +9,18 @@ payload: company, customer, optional service, optional promo code, type (booking
 from __future__ import annotations
 
 import datetime as dt
+import secrets
+import string
 import uuid
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core import signing
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from crm.models import Customer, Service
+from crm.models import Company, Customer, Service
 
 SALT = "engage.deeplinks.v1"
 TYPE_BOOKING = "booking"
@@ -173,3 +176,73 @@ def deeplink_verify(*, token: str, allowed_types: tuple[str, ...] = TYPES) -> De
     if claims.expires_at <= timezone.now():
         raise DeepLinkInvalid("expired", "The link has expired.")
     return claims
+
+
+# --- Short links (engage.models.links) --------------------------------------------------------------
+
+SHORT_CODE_LENGTH = 9  # 62**9 codes: guessing one that exists is hopeless, and it grants nothing anyway
+_CODE_ALPHABET = string.ascii_letters + string.digits
+
+
+def _short_code() -> str:
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(SHORT_CODE_LENGTH))
+
+
+def short_url(*, code: str) -> str:
+    return f"{settings.SHORT_LINK_BASE_URL.rstrip('/')}/{code}"
+
+
+def short_links_create(
+    *,
+    company: Company,
+    links: list[tuple[str, uuid.UUID | str | None]],
+    ttl_hours: int | None = None,
+    save: bool = True,
+) -> list[str]:
+    """Short URLs for `links` ((signed link, correlation id) pairs), in their order: one INSERT for all.
+
+    `save=False` (a dry run) makes the URLs without rows: the text has its real length, the codes
+    resolve to nothing. A code collision (one in 10**16 per pair) makes the whole batch again.
+    """
+    from engage.models import ShortLink
+
+    if not links:
+        return []
+    ttl_hours = settings.DEEP_LINK_TTL_HOURS if ttl_hours is None else ttl_hours
+    expires_at = timezone.now() + dt.timedelta(hours=ttl_hours)
+    for attempt in range(3):
+        rows = [
+            ShortLink(company=company, code=_short_code(), target_url=url, correlation_id=correlation_id,
+                      expires_at=expires_at)
+            for url, correlation_id in links
+        ]
+        if not save:
+            break
+        try:
+            with transaction.atomic():
+                ShortLink.objects.bulk_create(rows)
+            break
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    return [short_url(code=row.code) for row in rows]
+
+
+def short_link_target(*, code: str) -> str:
+    """The signed link behind `code`; DeepLinkInvalid `malformed` when unknown, `expired` after its expiry."""
+    from engage.models import ShortLink
+
+    link = ShortLink.objects.filter(code=code).only("target_url", "expires_at").first() if code else None
+    if link is None:
+        raise DeepLinkInvalid("malformed", "The link is not valid.")
+    if link.expires_at <= timezone.now():
+        raise DeepLinkInvalid("expired", "The link has expired.")
+    return link.target_url
+
+
+def short_links_purge(*, older_than_days: int = 30) -> int:
+    """Delete short links that expired more than `older_than_days` ago (the beat task, daily)."""
+    from engage.models import ShortLink
+
+    deleted, _ = ShortLink.objects.filter(expires_at__lt=timezone.now() - dt.timedelta(days=older_than_days)).delete()
+    return deleted

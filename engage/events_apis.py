@@ -21,7 +21,7 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from crm.auth import app_user_company
 from crm.models import Contact
-from engage.deeplinks import DeepLinkClaims, DeepLinkInvalid, deeplink_verify
+from engage.deeplinks import DeepLinkClaims, DeepLinkInvalid, deeplink_verify, short_link_target
 from engage.events import USER_EVENT_TYPES, deeplink_follow_record, user_event_record
 from shokti.api.exceptions import ApplicationError, error_body
 from shokti.api.scoping import request_company
@@ -105,6 +105,18 @@ def book_redirect(request):
     return HttpResponseRedirect(_app_url(token=token, claims=claims, utm=utm))
 
 
+@never_cache
+@require_GET
+def short_link_redirect(request, code: str):
+    """GET /l/<code>: the short link in an SMS or WhatsApp reminder; on to its signed link (/book records the follow)."""
+    try:
+        target = short_link_target(code=code)
+    except DeepLinkInvalid as error:
+        status = 410 if error.reason == "expired" else 404
+        return JsonResponse(error_body(code=f"link_{error.reason}", message=error.message), status=status)
+    return HttpResponseRedirect(target)
+
+
 class DeepLinkVerifyApi(APIView):
     """The API twin of GET /book for apps that open links themselves: verify, record, answer the claims."""
 
@@ -128,5 +140,6 @@ class DeepLinkVerifyApi(APIView):
 urlpatterns = [
     path("events", EventCreateApi.as_view(), name="event-create"),
     path("book", book_redirect, name="deeplink-book"),
+    path("l/<str:code>", short_link_redirect, name="short-link"),
     path("api/deeplinks/verify", DeepLinkVerifyApi.as_view(), name="deeplink-verify"),
 ]

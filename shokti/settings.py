@@ -6,6 +6,7 @@ Celery's filesystem broker under var/. Tests and production set both.
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from kombu import Queue
@@ -271,6 +272,12 @@ OTP_CODES_WINDOW_MINUTES = env.int("OTP_CODES_WINDOW_MINUTES", default=15)
 DEEP_LINK_BASE_URL = env.str("DEEP_LINK_BASE_URL", default="https://app.sheba.xyz/book")
 DEEP_LINK_APP_URL = env.str("DEEP_LINK_APP_URL", default="https://app.sheba.xyz/booking")
 DEEP_LINK_TTL_HOURS = env.int("DEEP_LINK_TTL_HOURS", default=48)
+# SMS and WhatsApp reminders carry <SHORT_LINK_BASE_URL><code>, which redirects to the signed link
+# (engage.models.links); by default the deep links' own host, path /l/.
+SHORT_LINK_BASE_URL = env.str(
+    "SHORT_LINK_BASE_URL",
+    default="{0.scheme}://{0.netloc}/l/".format(urlsplit(DEEP_LINK_BASE_URL)),
+)
 ATTRIBUTION_WINDOW_HOURS = env.int("ATTRIBUTION_WINDOW_HOURS", default=72)
 # POST /internal/ai/smartengage/run-segment accepts `Authorization: Bearer <this>` (empty: API keys only).
 INTERNAL_API_TOKEN = secret("INTERNAL_API_TOKEN", "")

@@ -3,6 +3,7 @@
 from engage.models.ai import AgentType, AIConfig, AISession, BannedPhrase, FallbackText, KnowledgeDoc
 from engage.models.campaigns import Campaign, CampaignRecipient, CampaignRun
 from engage.models.jobs import Job
+from engage.models.links import ShortLink
 from engage.models.messages import Message
 from engage.models.policy import CampaignPreset, EngagementPolicy
 from engage.models.sequences import Enrollment, Sequence, SequenceStep
@@ -27,4 +28,5 @@ __all__ = [
     "PromptTemplateVersion",
     "Sequence",
     "SequenceStep",
+    "ShortLink",
 ]

@@ -239,6 +239,25 @@ def _link_for(*, plan: _Plan, promo_code: str, ttl_hours: int | None, is_deeplin
     )
 
 
+# A signed link is 250-310 characters: an SMS (70 Bengali characters a segment) or a WhatsApp text
+# carries a short link to it instead (engage.models.links); email keeps the signed link.
+SHORT_LINK_CHANNELS = frozenset({Channel.SMS, Channel.WHATSAPP_CLOUD, Channel.WHATSAPP_WEB})
+
+
+def _links_shorten(*, company: Company, plans: list[_Plan], ttl_hours: int | None, save: bool) -> None:
+    """Swap each plan's signed link for a short one (one INSERT for the batch; none saved in a dry run)."""
+    from engage.deeplinks import short_links_create
+
+    linked = [plan for plan in plans if plan.link]
+    urls = short_links_create(
+        company=company, links=[(plan.link, plan.correlation_id) for plan in linked], ttl_hours=ttl_hours, save=save
+    )
+    for plan, url in zip(linked, urls, strict=True):
+        plan.link = url
+        if plan.request is not None:
+            plan.request.link = url
+
+
 # --- The workflow ----------------------------------------------------------------------------------
 
 
@@ -659,6 +678,8 @@ def _reminders_start(
         ttl_hours=ttl_hours, bypass_frequency_caps=bypass_frequency_caps, send_window=send_window,
         is_segmented=run is not None,
     )
+    if channel in SHORT_LINK_CHANNELS:
+        _links_shorten(company=company, plans=plans, ttl_hours=ttl_hours, save=not dry_run)
     return _Started(
         company=company, customers=customers, plans=plans,
         generation=_generate_start(plans=plans, dry_run=dry_run),

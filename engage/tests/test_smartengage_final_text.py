@@ -1,13 +1,12 @@
 """SmartEngage: the safety filter judges the text that is sent (the signed link in), on SMS, under every flag.
 
-The signed booking link is 250-310 characters (its compressed token varies with the ids), and a
-Bengali SMS is UCS-2 (70 characters, 67 a part when concatenated), so the link alone needs four or
-five segments: these tests raise `AIConfig.sms_max_segments` to the limit a short fallback with the
-customer's link fits and the draft with it does not (`limit_between`), and keep the default (3)
-where a reminder with a link is meant not to fit.
+A Bengali SMS is UCS-2 (70 characters, 67 a part when concatenated); an SMS carries the short link
+(`<SHORT_LINK_BASE_URL><code>`, 33 characters here) to the 250-310-character signed one. These tests
+set `AIConfig.sms_max_segments` to the limit the fallback with the link fits and the draft with it
+does not (`limit_between`), and use the long texts (LONG_DRAFT, LONG_FALLBACK: four segments with
+the link) where a reminder is meant not to fit the default three.
 """
 
-import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -17,8 +16,8 @@ from channels_app.models import ChannelAccount
 from crm.models import Channel
 from engage.ai import ai_config_for, sms_segments
 from engage.ai.client import AI_GENERATION_OFF_REASON, FALLBACK_REJECTED_REASON, SAFETY_FILTER_OFF_REASON
-from engage.deeplinks import deeplink_booking_create, deeplink_verify
-from engage.models import AISession, Campaign, FallbackText, Job, Message
+from engage.deeplinks import SHORT_CODE_LENGTH, deeplink_verify, short_url
+from engage.models import AISession, Campaign, FallbackText, Job, Message, ShortLink
 from engage.policy import policy_get_or_create
 from engage.services.campaigns import campaign_run_trigger
 from engage.services.smartengage import (
@@ -37,6 +36,10 @@ DRAFT = (
     "প্রিয় গ্রাহক, আপনার এসি সার্ভিসিংয়ের সময় হয়ে গেছে। অনেক দিন পেরিয়েছে, "
     "এখনই একটি সুবিধাজনক সময় বেছে নিন। বুক করুন: [BOOKING_LINK]"
 )
+# Four segments with the short link, over the default limit of three.
+LONG_SENTENCE = "অনুগ্রহ করে মনে রাখবেন, আমাদের দক্ষ কর্মীরা আপনার বাড়িতে এসে কাজটি যত্ন সহকারে সম্পন্ন করবেন। "
+LONG_DRAFT = LONG_SENTENCE + DRAFT
+LONG_FALLBACK = LONG_SENTENCE * 2 + FALLBACK
 DRAFT_WITHOUT_PLACEHOLDER = "প্রিয় গ্রাহক, আপনার এসি সার্ভিসিংয়ের সময় হয়ে গেছে। এখনই বুক করুন।"
 
 
@@ -61,22 +64,24 @@ def sms_company(company, fake_twilio):
     return company
 
 
-def limit_between(*customers) -> int:
-    """The SMS segment limit the fallback with the customers' links fits and DRAFT with them does not.
+def limit_between() -> int:
+    """The SMS segment limit the fallback with a short link fits and DRAFT with one does not (every code is as long)."""
+    link = short_url(code="x" * SHORT_CODE_LENGTH)
+    limit = sms_segments(f"{FALLBACK}\n{link}")
+    assert sms_segments(DRAFT.replace(LINK_PLACEHOLDER, link)) > limit
+    return limit
 
-    A link made now differs from the one the send makes (another correlation id) by a few
-    characters: ten either way are allowed for; the fallback is 93 characters shorter than the draft.
-    """
-    limits = []
-    for customer in customers:
-        link = deeplink_booking_create(
-            customer=customer, service=customer.bookings.get().service, correlation_id=uuid.uuid4()
-        )
-        limit = sms_segments(f"{FALLBACK}\n{link}" + "x" * 10)
-        assert sms_segments(DRAFT.replace(LINK_PLACEHOLDER, link[:-10])) > limit
-        limits.append(limit)
-    assert len(set(limits)) == 1, f"no one limit for these customers' links: {limits}"
-    return limits[0]
+
+def long_fallback(company) -> None:
+    FallbackText.objects.filter(company=company, message_type="reminder", locale="bn").update(body=LONG_FALLBACK)
+    cache.clear()
+
+
+def token_of(link: str) -> str:
+    """The signed token behind a short link (the row the send wrote)."""
+    assert link.startswith(short_url(code="")), link
+    target = ShortLink.objects.get(code=link.rsplit("/", 1)[1]).target_url
+    return parse_qs(urlsplit(target).query)["token"][0]
 
 
 def sms_max_segments(company, segments: int, **fields) -> None:
@@ -110,7 +115,7 @@ def test_a_bengali_sms_draft_that_fits_alone_but_not_with_the_link_goes_out_as_t
     # given a draft of two segments, and a limit its fallback with the link fits
     fake_openai.reply(DRAFT)
     customer = customer_due(sms_company)
-    limit = limit_between(customer)
+    limit = limit_between()
     sms_max_segments(sms_company, limit)
     assert sms_segments(DRAFT) == 2
     # when
@@ -120,7 +125,7 @@ def test_a_bengali_sms_draft_that_fits_alone_but_not_with_the_link_goes_out_as_t
     (body,) = sent_sms(fake_twilio)
     link = link_of(body)
     assert body == f"{FALLBACK}\n{link}"
-    assert deeplink_verify(token=parse_qs(urlsplit(link).query)["token"][0]).customer_id == customer.pk
+    assert deeplink_verify(token=token_of(link)).customer_id == customer.pk
     assert sms_segments(body) <= limit
     # because the draft with that link is longer than the limit (the filter judged the final text)
     assert sms_segments(DRAFT.replace(LINK_PLACEHOLDER, link)) > limit
@@ -136,21 +141,22 @@ def test_a_bengali_sms_draft_that_fits_alone_but_not_with_the_link_goes_out_as_t
 def test_when_even_the_fallback_with_the_link_is_too_long_nothing_is_sent_and_the_reason_says_so(
     sms_company, fake_openai, fake_twilio
 ):
-    # given the default limit of three segments: the link alone needs about five
+    # given the default limit of three segments, and a draft and a fallback of four with the link
     assert ai_config_for(company=sms_company).sms_max_segments == 3
-    fake_openai.reply(DRAFT)
+    long_fallback(sms_company)
+    fake_openai.reply(LONG_DRAFT)
     customer = customer_due(sms_company)
     # when
     outcome = smartengage_reminder_send(company=sms_company, customer=customer, channel=Channel.SMS)
     # then nobody gets a text, none is truncated, and the reason names both verdicts (a configuration problem)
     assert (outcome.status, outcome.reason, outcome.message_id) == ("skipped", "safety_rejected", None)
     assert FALLBACK_REJECTED_REASON in outcome.error and outcome.error.count("Too long for SMS") == 2
-    assert outcome.body.startswith(f"{FALLBACK}\n{link_of(outcome.body)}")
+    assert outcome.body == f"{LONG_FALLBACK}\n{link_of(outcome.body)}"
     assert sent_sms(fake_twilio) == [] and not Message.objects.exists() and not Job.objects.exists()
     session = AISession.objects.get(correlation_id=outcome.correlation_id)
     assert (session.outcome, session.error, session.message_id) == ("rejected", outcome.error, None)
     # and with the limit raised, the next send goes out
-    sms_max_segments(sms_company, limit_between(customer))
+    sms_max_segments(sms_company, 4)
     assert smartengage_reminder_send(company=sms_company, customer=customer, channel=Channel.SMS).status == "sent"
 
 
@@ -163,7 +169,8 @@ def test_a_draft_that_drops_the_placeholder_still_gets_the_link(sms_company, fak
     assert (outcome.status, outcome.reason) == ("sent", "")
     (body,) = sent_sms(fake_twilio)
     link = link_of(body)
-    assert body == f"{DRAFT_WITHOUT_PLACEHOLDER}\n{link}" and "token=" in link
+    assert body == f"{DRAFT_WITHOUT_PLACEHOLDER}\n{link}"
+    assert deeplink_verify(token=token_of(link)).customer_id == outcome.customer_id
     assert AISession.objects.get(correlation_id=outcome.correlation_id).final_text == body
 
 
@@ -190,7 +197,7 @@ def test_ai_generation_off_sends_the_fallback_with_the_link_without_calling_the_
 ):
     policy_flags(sms_company, is_ai_generation_enabled=False)
     customer = customer_due(sms_company)
-    limit = limit_between(customer)
+    limit = limit_between()
     sms_max_segments(sms_company, limit)
     fake_openai.reply(DRAFT)
     outcome = smartengage_reminder_send(company=sms_company, customer=customer, channel=Channel.SMS)
@@ -206,6 +213,7 @@ def test_ai_generation_off_sends_the_fallback_with_the_link_without_calling_the_
 @pytest.mark.django_db
 def test_ai_generation_off_still_judges_the_fallback_with_the_link(sms_company, fake_openai, fake_twilio):
     policy_flags(sms_company, is_ai_generation_enabled=False)  # and the default three segments
+    long_fallback(sms_company)
     outcome = smartengage_reminder_send(company=sms_company, customer=customer_due(sms_company), channel=Channel.SMS)
     assert fake_openai.requests == [] and sent_sms(fake_twilio) == []
     assert (outcome.status, outcome.reason) == ("skipped", "safety_rejected")
@@ -216,7 +224,7 @@ def test_ai_generation_off_still_judges_the_fallback_with_the_link(sms_company, 
 def test_safety_filter_off_sends_the_final_text_unchecked(sms_company, fake_openai, fake_twilio):
     # given the filter off: a banned phrase and a text far over the three segments are not judged
     policy_flags(sms_company, is_safety_filter_enabled=False)
-    draft = f"{DRAFT} ১০০% guaranteed results"
+    draft = f"{LONG_DRAFT} ১০০% guaranteed results"
     fake_openai.reply(draft)
     outcome = smartengage_reminder_send(company=sms_company, customer=customer_due(sms_company), channel=Channel.SMS)
     assert (outcome.status, outcome.reason) == ("sent", "")
@@ -246,7 +254,7 @@ def test_a_dry_run_shows_the_judged_final_texts_for_the_sample_and_beyond_it(
     settings.SMARTENGAGE_DRY_RUN_MODEL_SAMPLE = 1
     fake_openai.reply(DRAFT)
     customers = [customer_due(sms_company) for _ in range(2)]
-    limit = limit_between(*customers)
+    limit = limit_between()
     sms_max_segments(sms_company, limit)
     # when
     result = smartengage_bulk_send(company=sms_company, customers=customers, channel=Channel.SMS, dry_run=True)
@@ -264,7 +272,8 @@ def test_a_dry_run_shows_the_judged_final_texts_for_the_sample_and_beyond_it(
 def test_a_dry_run_shows_what_a_real_run_would_refuse(sms_company, fake_openai, fake_twilio, settings):
     # given the default three segments: neither the draft nor the fallback fits with the link
     settings.SMARTENGAGE_DRY_RUN_MODEL_SAMPLE = 1
-    fake_openai.reply(DRAFT)
+    long_fallback(sms_company)
+    fake_openai.reply(LONG_DRAFT)
     customers = [customer_due(sms_company) for _ in range(2)]
     result = smartengage_bulk_send(company=sms_company, customers=customers, channel=Channel.SMS, dry_run=True)
     assert (result.rendered, result.skipped, result.sent) == (0, 2, 0)
@@ -279,12 +288,13 @@ def test_a_dry_run_shows_what_a_real_run_would_refuse(sms_company, fake_openai, 
 def test_a_campaign_run_keeps_the_refusal_on_the_recipient_and_the_next_run_reaches_them(
     sms_company, fake_openai, fake_twilio
 ):
-    # given an SMS campaign at the default three segments (nothing with a link fits)
+    # given an SMS campaign at the default three segments, where neither text fits with the link
+    long_fallback(sms_company)
     policy = policy_get_or_create(company=sms_company)
     policy.presets.filter(name="default").update(send_window_start_hour=0, send_window_end_hour=24)
     cache.clear()
     campaign = Campaign.objects.create(company=sms_company, name="SMS reminders", channel="sms")
-    fake_openai.reply(DRAFT)
+    fake_openai.reply(LONG_DRAFT)
     customer = customer_due(sms_company)
     # when the run goes
     run = campaign_run_trigger(campaign=campaign)
@@ -294,14 +304,14 @@ def test_a_campaign_run_keeps_the_refusal_on_the_recipient_and_the_next_run_reac
     assert (run.status, run.sent, run.failed, run.skipped) == ("completed", 0, 0, 1)
     recipient = run.recipients.get(customer=customer)
     assert (recipient.status, recipient.reason, recipient.message_id) == ("skipped", "safety_rejected", None)
-    assert FALLBACK_REJECTED_REASON in recipient.error and recipient.body.startswith(f"{FALLBACK}\nhttp")
+    assert FALLBACK_REJECTED_REASON in recipient.error and recipient.body.startswith(f"{LONG_FALLBACK}\nhttp")
     assert sent_sms(fake_twilio) == []
-    # and once the limit is fixed, the next run reminds them (a refusal is no intent for the cycle)
-    sms_max_segments(sms_company, limit_between(customer))
+    # and when the next run's draft fits, it reminds them (a refusal is no intent for the cycle)
+    fake_openai.reply(DRAFT)
     second = campaign_run_trigger(campaign=campaign)
     assert run_job(second.job) == "completed"
     second.refresh_from_db()
     assert (second.sent, second.skipped) == (1, 0)
-    assert second.recipients.get(customer=customer).reason == "safety_rejected"
+    assert second.recipients.get(customer=customer).reason == ""
     (body,) = sent_sms(fake_twilio)
-    assert body.startswith(f"{FALLBACK}\nhttp")
+    assert body == DRAFT.replace(LINK_PLACEHOLDER, link_of(body)) and sms_segments(body) == 3
