@@ -39,7 +39,7 @@ from engage.services.handoff import lead_hand_back, lead_manual_reply, lead_take
 from engage.services.sequences import enrollment_stop, lead_stage_move, sequence_enroll
 from engage.services.templates import template_version_create
 from engage.studio import template_publish, template_rollback
-from shokti.admin import TenantScopedAdmin, TenantScopedInline
+from shokti.admin import TenantScopedAdmin, TenantScopedInline, https_formfield
 
 ENROLL_LIMIT = 500
 
@@ -60,6 +60,7 @@ class AIConfigForm(forms.ModelForm):
     class Meta:
         model = AIConfig
         fields = "__all__"  # noqa: DJ007  (the ModelAdmin's fieldsets decide what is shown)
+        formfield_callback = https_formfield
 
     def clean_api_key(self):
         value = self.cleaned_data.get("api_key", "")

@@ -308,9 +308,17 @@ def _range_dates_class(queryset_class: type[QuerySet]) -> type[QuerySet]:
     return type(f"RangeDates{queryset_class.__name__}", (RangeDatesQuerySet, queryset_class), {})
 
 
+def https_formfield(db_field: models.Field, **kwargs: Any):
+    """A ModelForm's `Meta.formfield_callback`: URL fields read "example.com" as https:// (Django 6's default)."""
+    if isinstance(db_field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return db_field.formfield(**kwargs)
+
+
 class TenantScopedAdmin(TenantScopedMixin, admin.ModelAdmin):
     """Base admin of a model with a company. Set `company_field` to the path to `crm.Company`."""
 
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     paginator = EstimatedCountPaginator
