@@ -22,8 +22,10 @@ from jinja2 import TemplateSyntaxError, meta
 from crm.models import Booking, Channel, Company, Customer, Lead, User, Worker
 from crm.services import event_record
 from engage.ai.safety import (
+    LINK_PLACEHOLDER,
     MAX_LENGTH_BY_CHANNEL,
     SafetyVerdict,
+    link_insert,
     safety_check,
     safety_policy_for,
     sms_segments,
@@ -36,7 +38,9 @@ EVENT_PUBLISHED = "template.published"
 EVENT_ROLLED_BACK = "template.rolled_back"
 SUBJECT_SEARCH_LIMIT = 20
 PREVIEW_PERIOD_DAYS = 30
-SAMPLE_DEEP_LINK = "https://example.invalid/b/preview-link"
+# A reminder's link as each channel carries it: a short link on SMS and WhatsApp, the signed link
+# (a sample as long as a real one) in email. The prompt holds LINK_PLACEHOLDER, as in a real send.
+SAMPLE_SIGNED_LINK = "https://example.invalid/book?token=" + "x" * 200 + "&utm_source=smartengage&utm_medium=message"
 PREVIEW_CHANNELS = (Channel.SMS, Channel.WHATSAPP_CLOUD, Channel.EMAIL)
 
 # Which kind of person a template of each agent type is written for.
@@ -152,7 +156,7 @@ def _customer_subject(*, company: Company, pk: int) -> Subject | None:
         "days_since_last_booking": (now - last_at).days if last_at else "",
         "booking_history": booking_history_text(bookings=history, now=now),
         "promo_code": "",
-        "deep_link": SAMPLE_DEEP_LINK,
+        "deep_link": LINK_PLACEHOLDER,
     }
     contact = customer.contact
     return Subject("customer", customer.pk, _label(contact), contact.phone, contact.email, context)
@@ -200,10 +204,19 @@ def _worker_subject(*, company: Company, pk: int) -> Subject | None:
     return Subject("worker", worker.pk, _label(worker.contact), worker.contact.phone, worker.contact.email, context)
 
 
-def _channel_report(*, text: str, verdicts: dict[str, SafetyVerdict], sms_max_segments: int) -> list[dict[str, Any]]:
+def _sample_link(channel: str) -> str:
+    from engage.deeplinks import SHORT_CODE_LENGTH, short_url
+    from engage.services.smartengage import SHORT_LINK_CHANNELS
+
+    return short_url(code="x" * SHORT_CODE_LENGTH) if channel in SHORT_LINK_CHANNELS else SAMPLE_SIGNED_LINK
+
+
+def _channel_report(
+    *, texts: dict[str, str], verdicts: dict[str, SafetyVerdict], sms_max_segments: int
+) -> list[dict[str, Any]]:
     report = []
     for channel in PREVIEW_CHANNELS:
-        verdict = verdicts[channel]
+        text, verdict = texts[channel], verdicts[channel]
         if channel == Channel.SMS:
             segments = sms_segments(text)
             row = {"length": len(text), "limit": f"{sms_max_segments} SMS segments", "segments": segments,
@@ -231,9 +244,15 @@ def template_preview(
     rendered = template_render(body=body, agent_type=template.agent_type, context=subject.context)
     checked = sample_output.strip() or rendered
     policy = safety_policy_for(company=template.company)
+    # A reminder is judged as it is sent: with its channel's link in (see _sample_link).
+    links = {channel: _sample_link(channel) if "deep_link" in subject.context else None for channel in PREVIEW_CHANNELS}
+    texts = {
+        channel: checked if links[channel] is None else link_insert(text=checked, link=links[channel])
+        for channel in PREVIEW_CHANNELS
+    }
     verdicts = {
-        channel: safety_check(text=checked, policy=policy, channel=channel, locale=template.locale,
-                              recipient_phone=subject.phone, recipient_email=subject.email)
+        channel: safety_check(text=texts[channel], policy=policy, channel=channel, locale=template.locale,
+                              recipient_phone=subject.phone, recipient_email=subject.email, link=links[channel])
         for channel in PREVIEW_CHANNELS
     }
     return {
@@ -242,7 +261,7 @@ def template_preview(
         "subject": {"kind": subject.kind, "id": subject.pk or None, "label": subject.label},
         "checked_text": checked,
         "checked_is_sample": bool(sample_output.strip()),
-        "channels": _channel_report(text=checked, verdicts=verdicts, sms_max_segments=policy.sms_max_segments),
+        "channels": _channel_report(texts=texts, verdicts=verdicts, sms_max_segments=policy.sms_max_segments),
     }
 
 

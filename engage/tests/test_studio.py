@@ -19,6 +19,7 @@ from crm.tests.factories import (
     StaffUserFactory,
     WorkerFactory,
 )
+from engage.deeplinks import SHORT_CODE_LENGTH, short_url
 from engage.models import Campaign, Message, PromptTemplate, PromptTemplateVersion
 from engage.policy import policy_get_or_create
 from engage.services.campaigns import campaign_run_execute, campaign_run_trigger
@@ -26,6 +27,7 @@ from engage.services.templates import template_version_create, templates_seed_de
 from engage.studio import (
     EVENT_PUBLISHED,
     EVENT_ROLLED_BACK,
+    SAMPLE_SIGNED_LINK,
     template_body_lint,
     template_draft_save,
     template_preview,
@@ -103,14 +105,17 @@ def test_preview_renders_for_a_real_customer_with_verdicts_and_lengths(reminder,
 
     service = customer.bookings.get().service
     assert result["rendered"] == (
-        f"প্রিয় ফাতিমা, আপনার {service.name_bn or service.name} আবার করার সময় হয়েছে। "
-        "https://example.invalid/b/preview-link"
+        f"প্রিয় ফাতিমা, আপনার {service.name_bn or service.name} আবার করার সময় হয়েছে। [BOOKING_LINK]"
     )
     assert result["subject"] == {"kind": "customer", "id": customer.pk, "label": f"ফাতিমা ({customer.contact.phone})"}
     channels = {row["channel"]: row for row in result["channels"]}
     assert set(channels) == {"sms", "whatsapp_cloud", "email"}
-    assert channels["email"]["length"] == len(result["rendered"]) and channels["email"]["is_within_limit"]
+    # each channel is judged with its link in: the signed link in email, the 33-character short link on SMS
+    without_link = len(result["rendered"]) - len("[BOOKING_LINK]")
+    assert channels["email"]["length"] == without_link + len(SAMPLE_SIGNED_LINK) and channels["email"]["is_safe"]
+    assert channels["sms"]["length"] == without_link + len(short_url(code="x" * SHORT_CODE_LENGTH)) == 89
     assert channels["sms"]["segments"] == 2 and channels["sms"]["limit"] == "3 SMS segments"
+    assert channels["sms"]["is_within_limit"] and channels["sms"]["is_safe"]
 
 
 @pytest.mark.django_db

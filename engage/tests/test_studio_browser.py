@@ -105,7 +105,7 @@ def test_marketer_edits_previews_saves_diffs_and_publishes_and_the_campaign_uses
     # then: the preview follows
     expect(page.locator("#studio-lint")).to_have_text("")
     expect(page.locator("#studio-rendered")).to_have_text(
-        "নতুন বার্তা ফাতিমা, আপনার সার্ভিসের সময় হয়েছে। https://example.invalid/b/preview-link"
+        "নতুন বার্তা ফাতিমা, আপনার সার্ভিসের সময় হয়েছে। [BOOKING_LINK]"
     )
     expect(page.locator("#studio-channels tr[data-channel=email] td").nth(3)).to_have_text("passes")
 
