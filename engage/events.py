@@ -19,7 +19,7 @@ import uuid
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connections, transaction
+from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.lookups import IsNull
 
@@ -231,16 +231,4 @@ def funnel_counts(*, company: Company, messages: QuerySet[Message] | None = None
         "clicked": Count("pk", filter=Q(is_clicked=True)),
         "booked": Count("pk", filter=Q(is_booked=True)),
     }
-    connection = connections[annotated.db]
-    if connection.vendor != "postgresql":
-        return annotated.aggregate(**counts)
-    # The per-message probes are cheap (a few index lookups each) but their summed estimate passes
-    # PostgreSQL's JIT threshold, and compiling took 2-3 s of a 0.1 s query (3,000 messages): no JIT here.
-    with transaction.atomic(using=annotated.db), connection.cursor() as cursor:
-        cursor.execute("SHOW jit")
-        previous = cursor.fetchone()[0]
-        cursor.execute("SELECT set_config('jit', 'off', true)")
-        result = annotated.aggregate(**counts)
-        # SET LOCAL outlives a released savepoint: put the caller's setting back.
-        cursor.execute("SELECT set_config('jit', %s, true)", [previous])
-    return result
+    return annotated.aggregate(**counts)

@@ -286,23 +286,3 @@ def test_a_booking_is_counted_under_the_agent_and_channel_of_the_message_it_conv
     record(CustomerFactory(company=company), "booking_created", at=now)
 
     assert (counter_value(**attributed), counter_value(**unattributed)) == (before[0] + 1, before[1] + 1)
-
-
-def test_the_funnel_query_runs_without_jit_and_gives_the_callers_setting_back(customer, company):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    outbound(customer)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('jit', 'on', true)")  # the caller's (test transaction's) setting
-
-    with CaptureQueriesContext(connection) as queries:
-        assert funnel_counts(company=company)["sent"] == 1
-
-    sqls = [query["sql"] for query in queries.captured_queries]
-    jit_off = next(index for index, sql in enumerate(sqls) if "set_config('jit', 'off'" in sql)
-    counting = next(index for index, sql in enumerate(sqls) if "COUNT(" in sql.upper())
-    assert jit_off < counting
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW jit")
-        assert cursor.fetchone()[0] == "on"

@@ -47,3 +47,12 @@ def test_a_connection_the_server_terminated_is_unusable_and_the_next_request_rec
         cursor.execute("SELECT 1")
         assert cursor.fetchone() == (1,)
     assert connection.connection.info.backend_pid != pid
+
+
+def test_the_apps_connections_run_without_jit_unless_configured(settings):
+    # DATABASE_JIT=false (the default) puts `-c jit=off` in the connection options: PostgreSQL's own
+    # default (on) compiled the campaign funnel for seconds
+    assert "-c jit=off" in settings.DATABASES["default"]["OPTIONS"]["options"]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone() == ("off",)
