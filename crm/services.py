@@ -273,7 +273,10 @@ def consent_revoke(
 
 
 # Apps above crm (engage, coaching) register here what they must re-point when two contacts merge:
-# `hook(keep=..., merge=...) -> dict` runs inside the merge transaction. crm never imports them.
+# `hook(keep=..., merge=...) -> dict` runs inside the merge transaction, before crm merges the two
+# contacts' customer and worker profiles: both profiles still exist, so rows keyed to the merged one
+# (engage's campaign recipients) can move to the kept one before its deletion would cascade them away.
+# crm never imports them.
 CONTACT_MERGE_HOOKS: list = []
 
 
@@ -290,6 +293,9 @@ CONSENT_FIELDS = ("is_email_consented", "is_sms_consented", "is_whatsapp_consent
 def contact_merge(*, keep: Contact, merge: Contact, actor: User | None = None) -> Contact:
     """Merge `merge` into `keep` (same company) and delete it: leads, events, profiles, consent and
     everything registered apps hold (their CONTACT_MERGE_HOOKS) move to `keep`; `contact.merged` is recorded.
+
+    When both are customers (or workers), the merged profile's bookings move to the kept profile and
+    the merged profile is deleted; a kept customer's `last_booking_at` becomes the later of the two.
 
     Consent: the most recent explicit decision wins (the contact whose consent was updated last);
     when neither has one, a channel is consented if either contact consented.
@@ -310,6 +316,9 @@ def contact_merge(*, keep: Contact, merge: Contact, actor: User | None = None) -
     Event.objects.filter(
         target_type=ContentType.objects.get_for_model(Contact), target_id=str(merge.pk)
     ).update(target_id=str(keep.pk))
+    # The registered apps first, while both profiles exist (see CONTACT_MERGE_HOOKS).
+    for hook in CONTACT_MERGE_HOOKS:
+        moved.update(hook(keep=keep, merge=merge) or {})
     for profile_model, key in ((Customer, "customer"), (Worker, "worker")):
         merge_profile = profile_model.objects.filter(contact=merge).first()
         if merge_profile is None:
@@ -319,12 +328,16 @@ def contact_merge(*, keep: Contact, merge: Contact, actor: User | None = None) -
             merge_profile.contact = keep
             merge_profile.save(update_fields=["contact"])
             moved[key] = "moved"
-        else:
-            field = "customer" if profile_model is Customer else "worker"
-            moved[f"{key}_bookings"] = Booking.objects.filter(**{field: merge_profile}).update(**{field: keep_profile})
-            merge_profile.delete()
-    for hook in CONTACT_MERGE_HOOKS:
-        moved.update(hook(keep=keep, merge=merge) or {})
+            continue
+        field = "customer" if profile_model is Customer else "worker"
+        moved[f"{key}_bookings"] = Booking.objects.filter(**{field: merge_profile}).update(**{field: keep_profile})
+        if profile_model is Customer:
+            # The kept customer now holds both booking histories: its last completed booking (the
+            # campaigns' cycle key) is the later of the two, and it keeps both sets of typical services.
+            if merge_profile.last_booking_at is not None:
+                _customer_last_booking_advance(customer_id=keep_profile.pk, finished_at=merge_profile.last_booking_at)
+            keep_profile.typical_services.add(*merge_profile.typical_services.all())
+        merge_profile.delete()
 
     decided = [contact for contact in (keep, merge) if contact.consent_updated_at is not None]
     if decided:

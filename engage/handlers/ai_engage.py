@@ -1,4 +1,5 @@
-"""`ai_engage` (100): the AI reply to an inbound message; `manual_reply` (100): a reply typed by a person."""
+"""`ai_engage` (100): the AI reply to an inbound message (and a new lead's stage rules); `manual_reply` (100): a reply
+typed by a person."""
 
 from __future__ import annotations
 
@@ -11,10 +12,15 @@ from engage.handlers import JobPermanentError, job_handler
 @job_handler("ai_engage", priority=100)
 def ai_engage(job) -> dict[str, Any]:
     from engage.services.ai_reply import ai_reply_send
+    from engage.services.sequences import inbound_lead_enroll
 
     lead_id, message_id = job.payload.get("lead_id"), job.payload.get("message_id")
-    if not Lead.objects.filter(pk=lead_id, company_id=job.company_id).exists():
+    lead = Lead.objects.filter(pk=lead_id, company_id=job.company_id).first()
+    if lead is None:
         raise JobPermanentError(f"Lead {lead_id!r} not found in the job's company.")
+    # A lead this message created entered its first stage: that stage's sequence rules apply here,
+    # off the webhook's hot path (idempotent when the job runs again).
+    inbound_lead_enroll(lead=lead, message_id=message_id)
     return ai_reply_send(job=job, lead_id=lead_id, message_id=message_id)
 
 

@@ -1,22 +1,82 @@
 """engage's part of a contact merge: crm.services.contact_merge calls this through its hook registry.
 
 The boundary: crm owns the merge (crm must not import engage); engage registers, at start-up
-(EngageConfig.ready), a hook that re-points its own rows (messages, AI sessions) in the same transaction.
+(EngageConfig.ready), a hook that re-points its own rows in the same transaction: messages and AI
+sessions (keyed to the contact), campaign recipients (keyed to the customer profile). The hook runs
+before crm merges the profiles, so the merged customer still exists and its rows are moved, not cascaded.
 """
 
 from __future__ import annotations
 
-from crm.models import Contact
+from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from crm.models import Contact, Customer
 from crm.services import contact_merge_hook_register
-from engage.models import AISession, Message
+from engage.models import AISession, CampaignRecipient, Job, Message
+from engage.services.jobs import job_cancel
+
+# The statuses the campaign's "once per cycle" constraint covers (engage.services.campaigns.INTENT_STATUSES).
+_INTENTS = (CampaignRecipient.Status.PENDING, CampaignRecipient.Status.SENT, CampaignRecipient.Status.FAILED)
 
 
 def contact_merge_engage_rows(*, keep: Contact, merge: Contact) -> dict[str, int]:
-    """Move the merged contact's messages and AI sessions to the kept contact."""
-    return {
+    """Move the merged contact's messages, AI sessions and (when both are customers) campaign recipients."""
+    moved = {
         "messages": Message.objects.filter(contact=merge).update(contact=keep),
         "ai_sessions": AISession.objects.filter(contact=merge).update(contact=keep),
     }
+    customers = {customer.contact_id: customer for customer in Customer.objects.filter(contact__in=[keep, merge])}
+    if keep.pk in customers and merge.pk in customers:
+        # A merged customer without a kept one simply moves to the kept contact: its rows go with it.
+        moved.update(campaign_recipients_merge(keep=customers[keep.pk], merge=customers[merge.pk]))
+    return moved
+
+
+def campaign_recipients_merge(*, keep: Customer, merge: Customer) -> dict[str, int]:
+    """Move the merged customer's campaign recipients (its campaign history) to the kept customer.
+
+    The kept customer is then "already reminded" in every cycle either of them was reminded in. One
+    campaign cycle holds one intent per customer (pending, sent or failed): when both were reminded
+    by the same campaign in the same cycle, the kept customer's row stays the cycle's intent and the
+    merged one's moves too, as `skipped` / `already_reminded` with its former status in `error`
+    (its body and message stay linked). A merged intent still pending loses its send job: the job is
+    cancelled and its queued message marked failed, so the kept customer is not reminded twice.
+    """
+    rows = CampaignRecipient.objects.filter(customer=merge)
+    held_by_keep = CampaignRecipient.objects.filter(
+        customer=keep, campaign_id=OuterRef("campaign_id"), cycle_started_at=OuterRef("cycle_started_at"),
+        status__in=_INTENTS,
+    )
+    colliding = list(rows.filter(Exists(held_by_keep), status__in=_INTENTS).select_for_update())
+    now = timezone.now()
+    for row in colliding:
+        note = (
+            f"Merged from customer #{merge.pk} (was {row.status}): customer #{keep.pk}'s own recipient row"
+            " is this cycle's reminder."
+        )
+        if row.status == CampaignRecipient.Status.PENDING and row.job_id is not None:
+            _pending_send_cancel(job_id=row.job_id, reason=note)
+        row.status, row.reason, row.error, row.job, row.updated_at = (
+            CampaignRecipient.Status.SKIPPED, CampaignRecipient.Reason.ALREADY_REMINDED, note, None, now,
+        )
+    CampaignRecipient.objects.bulk_update(colliding, ["status", "reason", "error", "job", "updated_at"])
+    return {
+        "campaign_recipients": rows.update(customer=keep),
+        "campaign_recipients_already_reminded": len(colliding),
+    }
+
+
+def _pending_send_cancel(*, job_id: int, reason: str) -> None:
+    """Cancel a reminder's send job that has not run (one already running sends: too late to stop)."""
+    try:
+        job_cancel(job=Job(pk=job_id), reason=reason)
+    except (ValidationError, Job.DoesNotExist):
+        return
+    Message.objects.filter(job_id=job_id, status=Message.Status.QUEUED).update(
+        status=Message.Status.FAILED, error=reason, updated_at=timezone.now()
+    )
 
 
 def register() -> None:

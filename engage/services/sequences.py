@@ -6,11 +6,12 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from crm.models import Channel, Lead, Stage, User
+from crm.models import Channel, Event, Lead, Stage, User
 from crm.services import event_record, lead_move_to_stage
 from engage.ai import ai_generate, fallback_text_for, template_render
 from engage.models import (
@@ -81,15 +82,49 @@ def lead_stage_move(*, lead: Lead, stage: Stage, actor: User | None = None, sour
         for enrollment in Enrollment.objects.filter(lead=lead, status=Enrollment.Status.ACTIVE):
             enrollment_stop(enrollment=enrollment, reason=f"lead_{lead.status}")
         return lead
+    _stage_rules_apply(lead=lead, stage_id=stage.pk, actor=actor)
+    return lead
+
+
+def _stage_rules_apply(*, lead: Lead, stage_id: int, actor: User | None = None) -> list[Enrollment]:
+    """Enroll the lead in the company's active sequences started by entering the stage; the new enrollments."""
     sequences = Sequence.objects.filter(
-        company_id=lead.company_id, trigger=Sequence.Trigger.STAGE_ENTERED, trigger_stage=stage, is_active=True
+        company_id=lead.company_id, trigger=Sequence.Trigger.STAGE_ENTERED, trigger_stage_id=stage_id, is_active=True
     )
+    enrolled = []
     for sequence in sequences:
         try:
-            sequence_enroll(sequence=sequence, lead=lead, actor=actor, source="rule")
+            enrollment, created = sequence_enroll(sequence=sequence, lead=lead, actor=actor, source="rule")
         except ValidationError as error:
             logger.info("lead %s not enrolled in sequence %s: %s", lead.pk, sequence.pk, error)
-    return lead
+            continue
+        if created:
+            enrolled.append(enrollment)
+    return enrolled
+
+
+def inbound_lead_enroll(*, lead: Lead, message_id: int) -> list[Enrollment]:
+    """Apply the stage rules to a lead the inbound message `message_id` created: it entered its first stage.
+
+    The inbound capture (the benchmarked webhook) does not look at sequences: its `ai_engage` job calls
+    this, off the request. The lead was created by that message when the capture recorded `lead.created`
+    for it with the message's correlation id; a message of an existing lead enrolls nothing. The lead
+    is enrolled in the sequences of the stage it is in now (the first one, unless someone has moved it
+    since: then `lead_stage_move` applied that stage's rules). Idempotent: an enrollment is unique per
+    sequence and lead, so a job run twice enrolls once.
+    """
+    if lead.status != Lead.Status.OPEN or not Sequence.objects.filter(
+        company_id=lead.company_id, trigger=Sequence.Trigger.STAGE_ENTERED, trigger_stage_id=lead.stage_id,
+        is_active=True,
+    ).exists():
+        return []
+    created_by_message = Event.objects.filter(
+        type="lead.created", target_type=ContentType.objects.get_for_model(Lead), target_id=str(lead.pk),
+        correlation_id__in=Message.objects.filter(pk=message_id, lead_id=lead.pk).values("correlation_id"),
+    ).exists()
+    if not created_by_message:
+        return []
+    return _stage_rules_apply(lead=lead, stage_id=lead.stage_id)
 
 
 def _step_channel(step: SequenceStep, lead: Lead) -> str:

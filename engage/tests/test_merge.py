@@ -143,3 +143,117 @@ def test_another_companys_staff_cannot_merge_our_contacts(client, other_staff_us
 
     assert Contact.objects.filter(pk__in=[keep.pk, merge.pk]).count() == 2
     assert not Event.objects.filter(type="contact.merged").exists()
+
+
+# --- Campaign history of two customers merged -----------------------------------------------------------
+
+
+@pytest.fixture
+def campaign(company):
+    from django.core.cache import cache
+
+    from engage.models import Campaign
+    from engage.policy import policy_get_or_create
+    from engage.services.templates import templates_seed_defaults
+
+    templates_seed_defaults(company=company)
+    # the default preset's send window: the whole day, so the test does not depend on the clock
+    policy_get_or_create(company=company).presets.filter(name="default").update(
+        send_window_start_hour=0, send_window_end_hour=24
+    )
+    cache.clear()
+    yield Campaign.objects.create(company=company, name="Daily reminders", channel="console")
+    cache.clear()
+
+
+def campaign_run(campaign) -> dict:
+    from engage.services.campaigns import campaign_run_execute, campaign_run_trigger
+
+    return campaign_run_execute(run_id=campaign_run_trigger(campaign=campaign).pk)
+
+
+@pytest.mark.parametrize("outcome", ["sent", "failed"])
+def test_a_customer_reminded_as_the_merged_one_keeps_that_history_and_is_not_reminded_again(
+    campaign, fake_openai, outcome
+):
+    from engage.models import CampaignRecipient
+    from engage.tests.campaign_helpers import AI_TEXT, customer_due
+
+    # given the same person twice, both due a reminder: once without SMS consent (not reminded), once
+    # reminded by the campaign, the reminder sent or failed (a failed intent holds its cycle too: it is
+    # retried by the run's "retry failed", not by a new run)
+    fake_openai.reply(AI_TEXT)
+    company = campaign.company
+    kept = customer_due(company, days=25, is_sms_consented=False)
+    merged = customer_due(company, days=22)
+    assert campaign_run(campaign)["sent"] == 1
+    reminder = CampaignRecipient.objects.get(customer=merged, status="sent")
+    # two days ago: the frequency caps would allow another reminder now, only the cycle forbids it
+    two_days_ago = timezone.now() - dt.timedelta(days=2)
+    Message.objects.filter(pk=reminder.message_id).update(created_at=two_days_ago, sent_at=two_days_ago, status=outcome)
+    CampaignRecipient.objects.filter(pk=reminder.pk).update(status=outcome)
+
+    # when they are merged into the kept customer (which now has SMS consent: neither decided explicitly)
+    contact_merge(keep=kept.contact, merge=merged.contact, actor=None)
+
+    # then the campaign history moved with the bookings, and the kept customer's cycle is the merged one's
+    reminder.refresh_from_db()
+    assert (reminder.customer_id, reminder.status, reminder.cycle_started_at) == (kept.pk, outcome, merged.last_booking_at)
+    assert Message.objects.get(pk=reminder.message_id).contact_id == kept.contact_id
+    kept.refresh_from_db()
+    assert kept.last_booking_at == merged.last_booking_at and kept.bookings.count() == 2
+    assert kept.contact.is_sms_consented is True
+    assert Event.objects.get(type="contact.merged").payload["moved"]["campaign_recipients"] == 1
+    # and the next run does not remind the kept customer in the same cycle
+    again = campaign_run(campaign)
+    assert (again["sent"], again["failed"]) == (0, 0)
+    assert Message.objects.filter(contact=kept.contact, direction="outbound").count() == 1
+
+
+@pytest.mark.parametrize("merged_status", ["sent", "pending"])
+def test_when_both_were_reminded_in_one_cycle_the_kept_customers_row_holds_it(campaign, merged_status):
+    from engage.models import CampaignRecipient, Job
+    from engage.services.campaigns import campaign_run_trigger
+    from engage.services.jobs import job_enqueue
+
+    # given both customers with an intent of the same campaign in the same cycle, and the merged one
+    # with an older, other-cycle reminder
+    company = campaign.company
+    run = campaign_run_trigger(campaign=campaign)
+    cycle = timezone.now() - dt.timedelta(days=22)
+    kept, merged = CustomerFactory(company=company), CustomerFactory(company=company)
+
+    def intent(customer, status, cycle_started_at=cycle):
+        job = job_enqueue(company=company, task_name="smartengage_send", payload={"run_id": run.pk},
+                          idempotency_key=f"send:{customer.pk}:{status}:{cycle_started_at}")
+        sent = message(customer.contact, body=f"reminder of #{customer.pk}")
+        Message.objects.filter(pk=sent.pk).update(direction="outbound", status="queued" if status == "pending" else "sent",
+                                                 job=job)
+        return CampaignRecipient.objects.create(
+            company=company, campaign=campaign, run=run, customer=customer, cycle_started_at=cycle_started_at,
+            status=status, body=sent.body, message=sent, job=job,
+        )
+
+    kept_row = intent(kept, "sent")
+    merged_row = intent(merged, merged_status)
+    older_row = intent(merged, "sent", cycle - dt.timedelta(days=30))
+
+    # when
+    contact_merge(keep=kept.contact, merge=merged.contact, actor=None)
+
+    # then every row is the kept customer's; the kept one's stays the cycle's intent
+    rows = {row.pk: row for row in CampaignRecipient.objects.all()}
+    assert {row.customer_id for row in rows.values()} == {kept.pk}
+    assert (rows[kept_row.pk].status, rows[older_row.pk].status) == ("sent", "sent")
+    collided = rows[merged_row.pk]
+    assert (collided.status, collided.reason, collided.message_id) == ("skipped", "already_reminded", merged_row.message_id)
+    assert f"was {merged_status}" in collided.error and collided.job_id is None
+    moved = Event.objects.get(type="contact.merged").payload["moved"]
+    assert (moved["campaign_recipients"], moved["campaign_recipients_already_reminded"]) == (2, 1)
+    # a reminder still waiting to be sent is not sent: its job is cancelled, its message not queued any more
+    merged_job = Job.objects.get(pk=merged_row.job_id)
+    merged_message = Message.objects.get(pk=merged_row.message_id)
+    if merged_status == "pending":
+        assert (merged_job.status, merged_message.status) == ("cancelled", "failed")
+    else:
+        assert (merged_job.status, merged_message.status) == ("queued", "sent")
