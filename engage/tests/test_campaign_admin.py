@@ -7,7 +7,6 @@ company, or a superuser) and the real services behind it; runs execute through t
 import datetime as dt
 import json
 import re
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.cache import cache
@@ -264,17 +263,24 @@ def test_retry_failed_requeues_only_the_failed_recipients(client, alice, sms_cam
 # --- Pages ----------------------------------------------------------------------------------------
 
 
+def zone_at(local_hour: int) -> str:
+    """A fixed-offset zone (Etc/GMT±N, UTC-12 to UTC+11) where it is `local_hour` o'clock now."""
+    offset = (local_hour - timezone.now().astimezone(dt.UTC).hour + 12) % 24 - 12
+    return f"Etc/GMT{-offset:+d}" if offset else "Etc/UTC"
+
+
 @pytest.mark.django_db
 def test_the_run_page_lists_the_skip_and_fallback_reasons_with_counts(client, alice, campaign, fake_openai):
-    # given a send window of this hour in Dhaka: two customers in Kiritimati (8 h ahead) are outside
-    # it, and the model's text for one of the three inside fails the safety filter
-    hour = timezone.now().astimezone(ZoneInfo("Asia/Dhaka")).hour
-    preset_update(campaign.company, send_window_start_hour=hour, send_window_end_hour=min(hour + 2, 24))
+    # given a send window of 11-14 h: three customers where it is 12 h now, two where it is 18 h, and
+    # the model's text for one of the three inside fails the safety filter (two hours of margin: no
+    # clock edge is crossed while the test runs)
+    preset_update(campaign.company, send_window_start_hour=11, send_window_end_hour=14)
+    inside, outside = zone_at(12), zone_at(18)
     for _ in range(2):
-        customer_due(campaign.company, timezone="Pacific/Kiritimati")
-    customer_due(campaign.company, name="Karim Unsafe")
+        customer_due(campaign.company, timezone=outside)
+    customer_due(campaign.company, name="Karim Unsafe", timezone=inside)
     for name in ("Rahim", "Salma"):
-        customer_due(campaign.company, name=name)
+        customer_due(campaign.company, name=name, timezone=inside)
     english = "This is an English reply with 100% guaranteed results"
     fake_openai.respond_with(
         lambda request: english if "Karim Unsafe" in json.dumps(request, ensure_ascii=False) else AI_TEXT
