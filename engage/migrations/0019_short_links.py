@@ -4,10 +4,13 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
+from crm.permissions import MARKETING, OPERATIONS, grant_operation
+
 
 class Migration(migrations.Migration):
 
     dependencies = [
+        ("crm", "0003_operations_marketing_groups"),
         ('crm', '0004_drop_fk_indexes_covered_by_composites'),
         ('engage', '0018_default_periodic_tasks'),
     ]
@@ -28,4 +31,6 @@ class Migration(migrations.Migration):
                 'indexes': [models.Index(fields=['expires_at'], name='shortlink_expires_at')],
             },
         ),
+        grant_operation(OPERATIONS, "engage", ["view_shortlink"]),
+        grant_operation(MARKETING, "engage", ["view_shortlink"]),
     ]

@@ -129,3 +129,22 @@ def test_email_keeps_the_signed_link_and_a_dry_run_saves_no_short_links(sms_comp
     (shown,) = result.outcomes
     assert shown.status == "dry_run" and shown.body.split()[-1].startswith(short_url(code=""))
     assert len(code_of(shown.body.split()[-1])) == SHORT_CODE_LENGTH and not ShortLink.objects.exists()
+
+
+@pytest.mark.django_db
+def test_operations_staff_see_their_companys_short_links_in_the_admin_read_only(
+    client, staff_user, company, other_company
+):
+    (own,) = short_links_create(company=company, links=[("https://a.example/own", None)])
+    (foreign,) = short_links_create(company=other_company, links=[("https://a.example/foreign", None)])
+    client.force_login(staff_user)
+    listing = client.get("/admin/engage/shortlink/")
+    assert listing.status_code == 200
+    page = listing.content.decode()
+    assert code_of(own) in page and code_of(foreign) not in page
+    link = ShortLink.objects.get(code=code_of(own))
+    detail = client.get(f"/admin/engage/shortlink/{link.pk}/change/")
+    assert detail.status_code == 200 and "https://a.example/own" in detail.content.decode()
+    other = ShortLink.objects.get(code=code_of(foreign))
+    assert client.get(f"/admin/engage/shortlink/{other.pk}/change/").status_code == 404
+    assert client.get("/admin/engage/shortlink/add/").status_code == 403
