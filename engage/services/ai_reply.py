@@ -18,11 +18,13 @@ from engage.services.conversation import (
     lead_reply_skip_reason,
     system_prompt_build,
 )
+from engage.services.handoff import lead_flag_handoff
 from engage.services.jobs import job_enqueue
 from engage.services.messages import message_send
 
 logger = logging.getLogger(__name__)
 
+NO_SAFE_REPLY = "no_safe_reply"  # neither the model's text nor the fallback passed the safety filter
 SUMMARY_DEBOUNCE_SECONDS = 600
 
 
@@ -78,6 +80,14 @@ def ai_reply_send(*, job: Job, lead_id: int, message_id: int) -> dict[str, Any]:
             message_type="reply", locale=lead.contact.locale, channel=channel, contact=lead.contact, lead=lead,
             correlation_id=inbound.correlation_id,
         )
+        if not result.is_sendable:
+            # Neither the model's text nor the approved fallback passes the safety filter (a fallback
+            # too long for the channel, a banned phrase in it): send nothing, a person answers.
+            lead_flag_handoff(
+                company=lead.company, lead_id=lead.pk,
+                payload={"reason": NO_SAFE_REPLY, "detail": result.reason[:500], "message_id": message_id},
+            )
+            return {"skipped": NO_SAFE_REPLY, "reason": result.reason}
         body, session = result.text, result.session
     else:
         # A retried job: send what was generated the first time, do not ask the model again.

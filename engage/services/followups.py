@@ -47,6 +47,9 @@ def followup_send(*, job: Job, lead_id: int, inbound_message_id: int, number: in
             messages=[{"role": "system", "content": system}, *conversation_messages(lead=lead)],
             message_type="followup", locale=lead.contact.locale, channel=channel, contact=lead.contact, lead=lead,
         )
+        if not result.is_sendable:
+            # Not even the approved fallback passes the filter: the chain stops (the reason is on the AISession).
+            return {"stopped": "no_safe_text", "reason": result.reason}
         body, session = result.text, result.session
     else:
         body, session = existing.body, None

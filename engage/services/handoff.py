@@ -70,6 +70,11 @@ def lead_flag_handoff_if_requested(*, company: Company, lead_id: int, text: str)
     """In the capture flow: flag the lead for hand-off (and pause the AI) if the message asks for a human."""
     if not handoff_is_requested(text=text, keywords=handoff_keywords_for(company_id=company.pk)):
         return False
+    return lead_flag_handoff(company=company, lead_id=lead_id, payload={"text": text[:200]})
+
+
+def lead_flag_handoff(*, company: Company, lead_id: int, payload: dict) -> bool:
+    """Flag the lead for a person to take over and pause its AI (once: False when it already was)."""
     now = timezone.now()
     with transaction.atomic():
         flagged = Lead.objects.filter(pk=lead_id, company=company, handoff_requested_at__isnull=True).update(
@@ -78,8 +83,8 @@ def lead_flag_handoff_if_requested(*, company: Company, lead_id: int, text: str)
         if flagged:
             lead = Lead.objects.select_related("contact").get(pk=lead_id)
             event_record(
-                company=company, type="handoff.requested", contact=lead.contact, target=lead,
-                payload={"text": text[:200]}, source="engage",
+                company=company, type="handoff.requested", contact=lead.contact, target=lead, payload=payload,
+                source="engage",
             )
     return bool(flagged)
 

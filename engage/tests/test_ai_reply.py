@@ -166,3 +166,24 @@ def test_a_real_worker_answers_an_inbound_message_through_the_sdk(fake_openai, c
     wait_for(lambda: Job.objects.get(pk=inbound.job_id).status == "completed", message="the job to complete")
     assert Message.objects.filter(lead_id=inbound.lead_id, direction="outbound").count() == 1
     assert len(jobs("followup_bumpup")) == 1
+
+
+def test_when_neither_the_answer_nor_the_fallback_is_safe_nothing_is_sent_and_a_person_is_asked(fake_openai, company):
+    # given a banned phrase both the model's answer and the approved reply fallback contain
+    from engage.models import BannedPhrase
+
+    BannedPhrase.objects.create(company=company, phrase="আমাদের")
+    fake_openai.reply(ANSWER)
+    inbound = capture(company, "দাম কত?")
+
+    assert run_job(inbound.job_id) == "completed"
+
+    # then the lead got no text, is flagged for hand-off with its AI paused, and the session says why
+    assert outbound(inbound.lead_id) == []
+    lead = Lead.objects.get(pk=inbound.lead_id)
+    assert lead.handoff_requested_at is not None and lead.is_ai_paused
+    event = Event.objects.get(type="handoff.requested", contact=lead.contact)
+    assert event.payload["reason"] == "no_safe_reply" and event.payload["message_id"] == inbound.message_id
+    assert "banned phrase" in event.payload["detail"]
+    assert AISession.objects.get().outcome == "rejected"
+    assert jobs("followup_bumpup") == []

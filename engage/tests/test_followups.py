@@ -125,3 +125,20 @@ def test_summaries_are_debounced_per_lead_per_ten_minutes(fake_openai, company):
     assert first.pk == second.pk
     assert first.next_run_at > timezone.now()
     assert first.next_run_at - timezone.now() <= dt.timedelta(minutes=10)
+
+
+def test_a_bump_up_whose_text_and_fallback_both_fail_the_filter_stops_the_chain(fake_openai, company):
+    from engage.models import BannedPhrase
+
+    fake_openai.reply("উত্তর")
+    inbound, first = replied(company, fake_openai)
+    # the follow-up's draft and the approved follow-up fallback both contain the banned phrase
+    BannedPhrase.objects.create(company=company, phrase="প্রস্তুত")
+    fake_openai.reply(NUDGE)
+
+    assert run_job(first) == "completed"
+
+    assert followups_sent(inbound.lead_id) == []
+    assert jobs("followup_bumpup", payload__number=2) == []
+    session = AISession.objects.get(purpose="followup")
+    assert session.outcome == "rejected" and "banned phrase" in session.error
