@@ -82,15 +82,19 @@ def lead_stage_move(*, lead: Lead, stage: Stage, actor: User | None = None, sour
         for enrollment in Enrollment.objects.filter(lead=lead, status=Enrollment.Status.ACTIVE):
             enrollment_stop(enrollment=enrollment, reason=f"lead_{lead.status}")
         return lead
-    _stage_rules_apply(lead=lead, stage_id=stage.pk, actor=actor)
+    _stage_rules_apply(lead=lead, sequences=_stage_sequences(lead=lead, stage_id=stage.pk), actor=actor)
     return lead
 
 
-def _stage_rules_apply(*, lead: Lead, stage_id: int, actor: User | None = None) -> list[Enrollment]:
-    """Enroll the lead in the company's active sequences started by entering the stage; the new enrollments."""
-    sequences = Sequence.objects.filter(
+def _stage_sequences(*, lead: Lead, stage_id: int) -> list[Sequence]:
+    """The company's active sequences started by entering the stage."""
+    return list(Sequence.objects.filter(
         company_id=lead.company_id, trigger=Sequence.Trigger.STAGE_ENTERED, trigger_stage_id=stage_id, is_active=True
-    )
+    ))
+
+
+def _stage_rules_apply(*, lead: Lead, sequences: list[Sequence], actor: User | None = None) -> list[Enrollment]:
+    """Enroll the lead in `sequences` (a stage's rules); the new enrollments."""
     enrolled = []
     for sequence in sequences:
         try:
@@ -113,10 +117,10 @@ def inbound_lead_enroll(*, lead: Lead, message_id: int) -> list[Enrollment]:
     since: then `lead_stage_move` applied that stage's rules). Idempotent: an enrollment is unique per
     sequence and lead, so a job run twice enrolls once.
     """
-    if lead.status != Lead.Status.OPEN or not Sequence.objects.filter(
-        company_id=lead.company_id, trigger=Sequence.Trigger.STAGE_ENTERED, trigger_stage_id=lead.stage_id,
-        is_active=True,
-    ).exists():
+    if lead.status != Lead.Status.OPEN:
+        return []
+    sequences = _stage_sequences(lead=lead, stage_id=lead.stage_id)
+    if not sequences:
         return []
     created_by_message = Event.objects.filter(
         type="lead.created", target_type=ContentType.objects.get_for_model(Lead), target_id=str(lead.pk),
@@ -124,7 +128,7 @@ def inbound_lead_enroll(*, lead: Lead, message_id: int) -> list[Enrollment]:
     ).exists()
     if not created_by_message:
         return []
-    return _stage_rules_apply(lead=lead, stage_id=lead.stage_id)
+    return _stage_rules_apply(lead=lead, sequences=sequences)
 
 
 def _step_channel(step: SequenceStep, lead: Lead) -> str:

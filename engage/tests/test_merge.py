@@ -72,15 +72,27 @@ def test_the_most_recent_consent_decision_wins(company):
     assert (kept.is_sms_consented, kept.is_email_consented) == (False, False)
 
 
-def test_when_both_are_customers_the_bookings_move_to_the_kept_profile(company):
-    keep_customer = CustomerFactory(company=company)
-    merge_customer = CustomerFactory(company=company)
+@pytest.mark.parametrize("later", ["keep", "merge"])
+def test_when_both_are_customers_the_bookings_move_to_the_kept_profile(company, later):
+    from crm.tests.factories import ServiceFactory
+
+    now = timezone.now()
+    keep_customer = CustomerFactory(company=company, last_booking_at=now - dt.timedelta(days=30 if later == "merge" else 3))
+    merge_customer = CustomerFactory(company=company, last_booking_at=now - dt.timedelta(days=30 if later == "keep" else 3))
+    latest = max(keep_customer.last_booking_at, merge_customer.last_booking_at)
+    cleaning, painting = ServiceFactory(company=company), ServiceFactory(company=company)
+    keep_customer.typical_services.add(cleaning)
+    merge_customer.typical_services.add(cleaning, painting)
     booking = BookingFactory(company=company, customer=merge_customer)
 
     contact_merge(keep=keep_customer.contact, merge=merge_customer.contact, actor=None)
 
     assert Booking.objects.get(pk=booking.pk).customer_id == keep_customer.pk
     assert not Customer.objects.filter(pk=merge_customer.pk).exists()
+    keep_customer.refresh_from_db()
+    # the campaigns' cycle key is the later last booking of the two; both sets of typical services stay
+    assert keep_customer.last_booking_at == latest
+    assert set(keep_customer.typical_services.all()) == {cleaning, painting}
 
 
 @pytest.mark.parametrize("case", ["other_company", "same_contact"])
