@@ -250,7 +250,7 @@ def _skips_record(*, walk: _Walk, after_id: int, upto_id: int | None) -> dict[st
     One INSERT ... SELECT over `customer_segment_skips` (the segment's own rules): nobody who has an
     intent in this campaign cycle or was already reminded in it (they are not this run's recipients).
     """
-    from engage.segmentation import customer_segment_skips
+    from engage.segmentation import custom_plans, customer_segment_skips
     from shokti.metrics import campaign_recipients_skipped_total
 
     run = walk.run
@@ -270,7 +270,7 @@ def _skips_record(*, walk: _Walk, after_id: int, upto_id: int | None) -> dict[st
     # Django keeps a UUIDField as uuid on PostgreSQL and as 32 hex characters elsewhere.
     new_uuid = "lower(hex(randomblob(16)))" if connection.vendor == "sqlite" else "gen_random_uuid()"
     now = sql_value(timezone.now())
-    with connection.cursor() as cursor:
+    with custom_plans(), connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (company_id, campaign_id, run_id, customer_id, cycle_started_at, status, reason,"
             " body, error, correlation_id, created_at, updated_at)"

@@ -184,6 +184,7 @@ def test_batches_by_keyset_in_one_query_each(company):
     customers = [due(company) for _ in range(7)]
     policy_for(company=company)  # warm the policy cache
     contact_zones(company=company)  # and the zone names (a walk refreshes them: one more query)
+    list(customer_segment(company=company, criteria=CRITERIA, now=NOW, limit=1))  # and the zones the database knows
 
     with CaptureQueriesContext(connection) as queries:
         batches = list(customer_segment_batches(company=company, criteria=CRITERIA, batch_size=3, now=NOW))
@@ -191,9 +192,12 @@ def test_batches_by_keyset_in_one_query_each(company):
     assert [[c.pk for c in batch] for batch in batches] == [
         [c.pk for c in customers[0:3]], [c.pk for c in customers[3:6]], [customers[6].pk],
     ]
-    assert len(queries) == 1 + 3  # the zone names, then one query a batch
+    selects = [query["sql"] for query in queries.captured_queries if query["sql"].startswith("SELECT")]
+    assert len(selects) == 1 + 3  # the zone names, then one query a batch
     assert batches[0][0].contact.email  # contact joined in, no extra query
-    assert len(queries) == 4
+    # each batch planned for its own keyset position and clock, never a prepared generic plan
+    assert sum("plan_cache_mode = force_custom_plan" in query["sql"] for query in queries.captured_queries) == 3
+    assert len(queries) == 4 + 3 * 3  # + per batch: its savepoint, SET LOCAL, release
 
 
 def test_from_preset_and_send_window_parsing(company):
