@@ -13,7 +13,7 @@ class EngageConfig(AppConfig):
 
         from engage.services import merge
 
-        merge.register()  # crm's contact merge re-points engage's messages and AI sessions
+        merge.register()  # crm's contact merge re-points engage's rows (messages, AI sessions, campaign recipients)
 
         from crm.services import event_recorded_hook_register
         from engage.handlers.webhook_reminder import webhook_events_enqueue

@@ -173,7 +173,11 @@ def _sequences_advance_batch(*, batch_size: int) -> int:
     return len(due)
 
 
-def _step_body(*, step: SequenceStep, lead: Lead, channel: str) -> tuple[str, PromptTemplateVersion | None]:
+NO_SAFE_TEXT = "no_safe_text"  # neither the model's text nor the approved fallback passed the safety filter
+
+
+def _step_body(*, step: SequenceStep, lead: Lead, channel: str) -> tuple[str | None, PromptTemplateVersion | None]:
+    """The step's text and template version; None for the text when nothing safe can be sent."""
     if not step.prompt_template_id:
         return step.fixed_text.strip(), None
     version = (
@@ -209,7 +213,7 @@ def _step_body(*, step: SequenceStep, lead: Lead, channel: str) -> tuple[str, Pr
         messages=[{"role": "user", "content": prompt}], message_type=message_type,
         locale=lead.contact.locale, channel=channel, contact=lead.contact, lead=lead,
     )
-    return result.text, version
+    return (result.text if result.is_sendable else None), version
 
 
 def sequence_step_run(*, job: Job, enrollment_id: int, step_id: int) -> dict[str, Any]:
@@ -229,6 +233,9 @@ def sequence_step_run(*, job: Job, enrollment_id: int, step_id: int) -> dict[str
             enrollment_stop(enrollment=enrollment, reason=skip_reason)
             return {"stopped": skip_reason}
         body, version = _step_body(step=step, lead=lead, channel=channel)
+        if body is None:
+            enrollment_stop(enrollment=enrollment, reason=NO_SAFE_TEXT)
+            return {"stopped": NO_SAFE_TEXT}
     else:
         body, version = existing.body, existing.template_version
     if channel == Channel.EMAIL:

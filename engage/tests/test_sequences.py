@@ -192,6 +192,28 @@ def test_a_template_step_generates_from_the_approved_version(fake_openai, lead):
 
 
 @pytest.mark.django_db
+def test_a_step_whose_text_and_fallback_both_fail_the_filter_sends_nothing_and_stops(fake_openai, lead):
+    from engage.models import BannedPhrase
+
+    template = PromptTemplate.objects.create(company=lead.company, agent_type="sales", locale="bn", name="nudge")
+    template_version_approve(version=template_version_create(template=template, body="Write to {{ contact_name }}."))
+    sequence = Sequence.objects.create(company=lead.company, name="AI nurture", pipeline=lead.pipeline)
+    SequenceStep.objects.create(sequence=sequence, order=1, prompt_template=template)
+    SequenceStep.objects.create(sequence=sequence, order=2, delay_minutes=60, fixed_text="Second")
+    # the model's draft and the approved sequence_step fallback both contain the banned phrase
+    BannedPhrase.objects.create(company=lead.company, phrase="ধন্যবাদ")
+    fake_openai.reply("রহিম, ধন্যবাদ! নতুন ব্যাচ শুরু হচ্ছে।")
+    enrollment, _ = sequence_enroll(sequence=sequence, lead=lead)
+    sequences_advance()
+
+    assert run_job(jobs("sequence_step")[0]) == "completed"
+
+    assert sent(lead) == []
+    enrollment.refresh_from_db()
+    assert (enrollment.status, enrollment.stop_reason, enrollment.next_run_at) == ("stopped", "no_safe_text", None)
+
+
+@pytest.mark.django_db
 def test_an_email_step_is_handed_to_the_email_sequence_job(lead):
     sequence = Sequence.objects.create(company=lead.company, name="Email course", pipeline=lead.pipeline)
     SequenceStep.objects.create(sequence=sequence, order=1, channel="email", fixed_text="Day 1", subject="Welcome")
