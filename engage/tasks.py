@@ -38,3 +38,17 @@ def smartengage_campaign_run(campaign_id: int | None = None, dry_run: bool = Fal
         return campaigns_daily_run()
     run = campaign_run_trigger(campaign=Campaign.objects.get(pk=campaign_id), is_dry_run=dry_run, trigger="beat")
     return {"run_id": run.pk, "status": run.status}
+
+
+@shared_task(name="engage.housekeeping", ignore_result=True)
+def housekeeping() -> dict:
+    """Beat (daily): delete short links expired 30 days ago and campaign skip rows past their retention."""
+    from django.conf import settings
+
+    from engage.deeplinks import short_links_purge
+    from engage.services.campaigns import campaign_skips_purge
+
+    return {
+        "short_links": short_links_purge(older_than_days=30),
+        "campaign_skips": campaign_skips_purge(older_than_days=settings.SMARTENGAGE_SKIPPED_RETENTION_DAYS),
+    }

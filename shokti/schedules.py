@@ -1,16 +1,15 @@
 """The default beat schedules: the PeriodicTasks a migrated database has in django-celery-beat's tables.
 
-Data migrations make them (engage/migrations/0018_default_periodic_tasks.py, with its own frozen
-copy of these definitions), once: a schedule that exists by name is left exactly as ops left it in
+Data migrations make them (engage/migrations/0018_default_periodic_tasks.py and later ones, each
+with its own frozen copy of its definitions, through `schedules_operation`), once: a schedule that exists by name is left exactly as ops left it in
 the admin (time, arguments, enabled), so a later `migrate` changes nothing, and one deleted by hand
 stays deleted. Ops edit them in the admin (Periodic tasks).
 
 To add a periodic task: append it here (one dict: `name` unique and stable, `task` the Celery task
 name, exactly one of `crontab` (minute/hour/day_of_week/day_of_month/month_of_year, UTC) or
 `interval` (every/period), `priority` (Celery step 0-9, 0 first), `description`) and write a data
-migration that creates it the same way; shokti/tests/test_schedules.py checks that a migrated
-database has every entry as written here. `schedules_missing()` (and `manage.py
-setup_periodic_tasks`, which reports) lists the ones a database lacks.
+migration that creates it: `operations = [schedules_operation([<a frozen copy of the dict>])]`.
+shokti/tests/test_schedules.py checks that a migrated database has every entry as written here.
 """
 
 from __future__ import annotations
@@ -46,12 +45,65 @@ DEFAULT_SCHEDULES: list[dict[str, Any]] = [
         "priority": 0,
         "description": "Publishes again WhatsApp Web outbox rows whose task was lost (WHATSAPP_WEB_RELAY_AFTER_SECONDS); reports failed the ones pending too long.",
     },
+    {
+        "name": "housekeeping: purge expired short links and old skip rows",
+        "task": "engage.housekeeping",
+        "crontab": {"minute": "30", "hour": "3"},
+        "priority": 5,
+        "description": "03:30 UTC: deletes short links 30 days past their expiry and campaign skip rows past SMARTENGAGE_SKIPPED_RETENTION_DAYS.",
+    },
 ]
 
 
-def schedules_missing() -> list[str]:
-    """The names of DEFAULT_SCHEDULES that have no PeriodicTask in the database."""
-    from django_celery_beat.models import PeriodicTask
+CRONTAB_FIELDS = ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")
 
-    present = set(PeriodicTask.objects.filter(name__in=[s["name"] for s in DEFAULT_SCHEDULES]).values_list("name", flat=True))
-    return [schedule["name"] for schedule in DEFAULT_SCHEDULES if schedule["name"] not in present]
+
+def schedules_create(apps, schedules: list[dict[str, Any]]) -> None:
+    """Create the `schedules` that have no PeriodicTask of their name (with the migration's `apps`)."""
+    from django.utils import timezone
+
+    CrontabSchedule = apps.get_model("django_celery_beat", "CrontabSchedule")
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    PeriodicTasks = apps.get_model("django_celery_beat", "PeriodicTasks")
+    existing = set(PeriodicTask.objects.filter(name__in=[s["name"] for s in schedules]).values_list("name", flat=True))
+    created = False
+    for schedule in schedules:
+        if schedule["name"] in existing:
+            continue
+        if "crontab" in schedule:
+            values = {name: schedule["crontab"].get(name, "*") for name in CRONTAB_FIELDS}
+            clock = CrontabSchedule.objects.filter(timezone="UTC", **values).order_by("pk").first()
+            clock = clock or CrontabSchedule.objects.create(timezone="UTC", **values)
+            when = {"crontab": clock}
+        else:
+            clock = IntervalSchedule.objects.filter(**schedule["interval"]).order_by("pk").first()
+            clock = clock or IntervalSchedule.objects.create(**schedule["interval"])
+            when = {"interval": clock}
+        PeriodicTask.objects.create(
+            name=schedule["name"], task=schedule["task"], kwargs="{}", priority=schedule["priority"],
+            description=schedule["description"], enabled=True, **when,
+        )
+        created = True
+    if created:
+        # A running beat reloads its schedule when this changes (the models' own save() would do it).
+        PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
+
+
+def schedules_delete(apps, schedules: list[dict[str, Any]]) -> None:
+    from django.utils import timezone
+
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    PeriodicTasks = apps.get_model("django_celery_beat", "PeriodicTasks")
+    PeriodicTask.objects.filter(name__in=[s["name"] for s in schedules]).delete()
+    PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
+
+
+def schedules_operation(schedules: list[dict[str, Any]]):
+    """A migration operation that creates `schedules` where missing (never touching an existing one); back: deletes them."""
+    from django.db import migrations
+
+    return migrations.RunPython(
+        lambda apps, schema_editor: schedules_create(apps, schedules),
+        lambda apps, schema_editor: schedules_delete(apps, schedules),
+    )

@@ -8,7 +8,8 @@ back deletes the schedules of these names.
 """
 
 from django.db import migrations
-from django.utils import timezone
+
+from shokti.schedules import schedules_operation
 
 SCHEDULES = [
     {
@@ -40,44 +41,6 @@ SCHEDULES = [
         "description": "Publishes again WhatsApp Web outbox rows whose task was lost (WHATSAPP_WEB_RELAY_AFTER_SECONDS); reports failed the ones pending too long.",
     },
 ]
-CRONTAB_FIELDS = ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")
-
-
-def schedules_create(apps, schema_editor):
-    CrontabSchedule = apps.get_model("django_celery_beat", "CrontabSchedule")
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTasks = apps.get_model("django_celery_beat", "PeriodicTasks")
-    existing = set(PeriodicTask.objects.filter(name__in=[s["name"] for s in SCHEDULES]).values_list("name", flat=True))
-    created = False
-    for schedule in SCHEDULES:
-        if schedule["name"] in existing:
-            continue
-        if "crontab" in schedule:
-            values = {name: schedule["crontab"].get(name, "*") for name in CRONTAB_FIELDS}
-            clock = CrontabSchedule.objects.filter(timezone="UTC", **values).order_by("pk").first()
-            clock = clock or CrontabSchedule.objects.create(timezone="UTC", **values)
-            when = {"crontab": clock}
-        else:
-            clock = IntervalSchedule.objects.filter(**schedule["interval"]).order_by("pk").first()
-            clock = clock or IntervalSchedule.objects.create(**schedule["interval"])
-            when = {"interval": clock}
-        PeriodicTask.objects.create(
-            name=schedule["name"], task=schedule["task"], kwargs="{}", priority=schedule["priority"],
-            description=schedule["description"], enabled=True, **when,
-        )
-        created = True
-    if created:
-        # A running beat reloads its schedule when this changes (the models' own save() would do it).
-        PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
-
-
-def schedules_delete(apps, schema_editor):
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTasks = apps.get_model("django_celery_beat", "PeriodicTasks")
-    PeriodicTask.objects.filter(name__in=[s["name"] for s in SCHEDULES]).delete()
-    PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
-
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -85,4 +48,4 @@ class Migration(migrations.Migration):
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
-    operations = [migrations.RunPython(schedules_create, schedules_delete)]
+    operations = [schedules_operation(SCHEDULES)]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 import time
 from collections.abc import Iterator
@@ -43,7 +44,6 @@ ADVISORY_LOCK_NAMESPACE = 0x53_45  # "SE"
 INTENT_STATUSES = (CampaignRecipient.Status.PENDING, CampaignRecipient.Status.SENT, CampaignRecipient.Status.FAILED)
 RUN_MAX_ATTEMPTS = 3
 # A run job's working time before it queues the next slice: well under the soft time limit (540 s).
-RUN_SLICE_SECONDS = 240
 DEFAULT_CAMPAIGN_NAME = "SmartEngage daily"
 
 
@@ -309,8 +309,8 @@ def _is_cancelled(run_id: int) -> bool:
 
 def run_slice_seconds() -> float:
     """How long one run job works before it hands the rest to a continuation job (setting
-    SMARTENGAGE_RUN_SLICE_SECONDS, default RUN_SLICE_SECONDS: well under the task's soft time limit)."""
-    return float(getattr(settings, "SMARTENGAGE_RUN_SLICE_SECONDS", RUN_SLICE_SECONDS))
+    SMARTENGAGE_RUN_SLICE_SECONDS: well under the task's soft time limit)."""
+    return float(settings.SMARTENGAGE_RUN_SLICE_SECONDS)
 
 
 def _run_continue(*, run: CampaignRun, lock: CampaignLock) -> Job:
@@ -532,3 +532,20 @@ def campaign_funnel(*, campaign: Campaign) -> dict[str, int]:
         Exists(CampaignRecipient.objects.filter(campaign_id=campaign.pk, message_id=OuterRef("pk")))
     )
     return funnel_counts(company=campaign.company, messages=messages)
+
+
+def campaign_skips_purge(*, older_than_days: int, batch_size: int = 10_000) -> int:
+    """Delete the `skipped` recipient rows of runs older than `older_than_days` (the daily housekeeping).
+
+    A run records every customer its rules leave out (thousands a day per 100k customers, most for
+    lack of consent); their counts stay on the run, the rows go after the retention. Rows are
+    deleted a batch at a time on the (run, status) index; sent, failed and dry-run rows are kept.
+    """
+    cutoff = timezone.now() - dt.timedelta(days=older_than_days)
+    skipped = CampaignRecipient.objects.filter(status=CampaignRecipient.Status.SKIPPED)
+    runs = CampaignRun.objects.filter(created_at__lt=cutoff).filter(Exists(skipped.filter(run_id=OuterRef("pk"))))
+    deleted = 0
+    for run_id in runs.values_list("pk", flat=True):
+        while ids := list(skipped.filter(run_id=run_id).values_list("pk", flat=True)[:batch_size]):
+            deleted += CampaignRecipient.objects.filter(pk__in=ids).delete()[0]
+    return deleted

@@ -1,5 +1,5 @@
 """`make run`'s embedded mode end to end: no DATABASE_URL/REDIS_URL, a SQLite file and Celery's
-filesystem broker in a tmp var dir; migrate, setup_periodic_tasks, seed_demo, collectstatic,
+filesystem broker in a tmp var dir; migrate (schedules included), seed_demo, collectstatic,
 then the Procfile under honcho (web on gunicorn, worker, whatsapp_web worker, beat).
 The slow test of the suite (30-60 s).
 """
@@ -71,7 +71,6 @@ def embedded_stack(tmp_path):
         env, "shell", "-c",
         "from django.core.management import call_command as run\n"
         "run('migrate', interactive=False, verbosity=0)\n"
-        "run('setup_periodic_tasks')\n"
         "run('seed_demo', customers=30, bookings_per_customer=3)\n"
         "run('collectstatic', interactive=False, verbosity=0)\n",
     )

@@ -2,7 +2,6 @@
 
 import importlib
 import json
-from io import StringIO
 
 import pytest
 from django.apps import apps as global_apps
@@ -18,11 +17,17 @@ pytestmark = pytest.mark.django_db
 
 DAILY = "smartengage: daily campaigns"
 MIGRATION = importlib.import_module("engage.migrations.0018_default_periodic_tasks")
+MIGRATIONS = [MIGRATION, importlib.import_module("engage.migrations.0020_housekeeping_schedule")]
 
 
 def migration_forward() -> None:
     """The data migration's forward step again, as on a database that already has (some of) the schedules."""
-    MIGRATION.schedules_create(global_apps, None)
+    schedules.schedules_create(global_apps, MIGRATION.SCHEDULES)
+
+
+def schedules_missing() -> list[str]:
+    present = set(PeriodicTask.objects.values_list("name", flat=True))
+    return [schedule["name"] for schedule in schedules.DEFAULT_SCHEDULES if schedule["name"] not in present]
 
 
 def test_a_migrated_database_has_the_daily_campaign_at_nine_utc():
@@ -41,9 +46,9 @@ def test_a_migrated_database_has_the_daily_campaign_at_nine_utc():
 def test_a_migrated_database_has_every_default_schedule_as_written_and_registered():
     celery_app.loader.import_default_modules()
     names = [schedule["name"] for schedule in schedules.DEFAULT_SCHEDULES]
-    assert len(names) == len(set(names)) and schedules.schedules_missing() == []
-    # the migration's frozen copy says what shokti.schedules says
-    assert MIGRATION.SCHEDULES == schedules.DEFAULT_SCHEDULES
+    assert len(names) == len(set(names)) and schedules_missing() == []
+    # the migrations' frozen copies say what shokti.schedules says
+    assert [schedule for migration in MIGRATIONS for schedule in migration.SCHEDULES] == schedules.DEFAULT_SCHEDULES
     for schedule in schedules.DEFAULT_SCHEDULES:
         task = PeriodicTask.objects.get(name=schedule["name"])
         assert schedule["task"] in celery_app.tasks, schedule["task"]
@@ -108,15 +113,5 @@ def test_the_migration_makes_only_what_is_missing_and_goes_back():
 
     assert PeriodicTask.objects.get(name=DAILY).crontab.hour == "9"
     assert PeriodicTask.objects.get(name="jobs: relay lost and due jobs").pk == relay.pk
-    MIGRATION.schedules_delete(global_apps, None)
-    assert schedules.schedules_missing() == [schedule["name"] for schedule in schedules.DEFAULT_SCHEDULES]
-
-
-def test_setup_periodic_tasks_only_reports():
-    PeriodicTask.objects.filter(name=DAILY).delete()
-    out = StringIO()
-
-    call_command("setup_periodic_tasks", stdout=out)
-
-    assert f"{DAILY}: missing" in out.getvalue() and "3 present, 1 missing" in out.getvalue()
-    assert not PeriodicTask.objects.filter(name=DAILY).exists()
+    schedules.schedules_delete(global_apps, MIGRATION.SCHEDULES)
+    assert schedules_missing() == [schedule["name"] for schedule in MIGRATION.SCHEDULES]
