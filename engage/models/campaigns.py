@@ -136,7 +136,7 @@ class CampaignRecipient(models.Model):
         WEEKLY_CAP = "weekly_cap", "Weekly cap reached"
         TOO_SOON = "too_soon", "Too soon after the last message"
         OUTSIDE_SEND_WINDOW = "outside_send_window", "Outside the send window"
-        SAFETY_REJECTED = "safety_rejected", "Safety filter rejected the AI text (fallback sent)"
+        SAFETY_REJECTED = "safety_rejected", "Safety filter rejected the AI text (the fallback went out if it passed)"
         AI_FAILED_FALLBACK = "ai_failed_fallback", "AI unavailable or failed (fallback sent)"
         ALREADY_REMINDED = "already_reminded", "Already reminded in this cycle"
 

@@ -292,7 +292,7 @@ def test_the_run_page_lists_the_skip_and_fallback_reasons_with_counts(client, al
     page = shown(client.get(reverse("admin:engage_campaignrun_change", args=[run.pk])))
 
     assert "Outside the send window : 2" in page
-    assert "Safety filter rejected the AI text (fallback sent) : 1" in page
+    assert "Safety filter rejected the AI text (the fallback went out if it passed) : 1" in page
     assert "Daily cap reached" not in page
     # each reason links to its recipients, which the recipients list shows
     listing = client.get(
