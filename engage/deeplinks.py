@@ -9,6 +9,8 @@ payload: company, customer, optional service, optional promo code, type (booking
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
 import secrets
 import string
 import uuid
@@ -106,11 +108,23 @@ def deeplink_url(
     utm_campaign: str = "smartengage_reminder",
 ) -> str:
     """The link on DEEP_LINK_BASE_URL with the token and UTM parameters."""
-    base = urlsplit(settings.DEEP_LINK_BASE_URL)
-    query = urlencode(
-        {"token": token, "utm_source": utm_source, "utm_medium": utm_medium, "utm_campaign": utm_campaign}
-    )
-    return urlunsplit((base.scheme, base.netloc, base.path, f"{base.query}&{query}" if base.query else query, ""))
+    # A signed token is URL-safe base64 and ':' (allowed in a query): it goes in as it is. Only the
+    # rest is encoded, once per base URL and UTM set: urlencode() of the token was 0.1 ms a link.
+    if not _TOKEN_SAFE.fullmatch(token):
+        raise ValueError("Not a signed token.")
+    prefix, suffix = _url_parts(settings.DEEP_LINK_BASE_URL, utm_source, utm_medium, utm_campaign)
+    return f"{prefix}{token}{suffix}"
+
+
+_TOKEN_SAFE = re.compile(r"[A-Za-z0-9_\-:.]+")
+
+
+@functools.lru_cache(maxsize=64)
+def _url_parts(base_url: str, utm_source: str, utm_medium: str, utm_campaign: str) -> tuple[str, str]:
+    base = urlsplit(base_url)
+    utm = urlencode({"utm_source": utm_source, "utm_medium": utm_medium, "utm_campaign": utm_campaign})
+    query = f"{base.query}&token=" if base.query else "token="
+    return urlunsplit((base.scheme, base.netloc, base.path, query, "")), f"&{utm}"
 
 
 def deeplink_booking_create(
