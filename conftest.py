@@ -14,6 +14,7 @@ pytest_plugins = [
     "shokti.testing.fake_providers",
     "shokti.testing.browser",
     "shokti.testing.celery_worker",
+    "shokti.testing.webhook_receiver",
 ]
 
 

@@ -14,9 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from channels_app.adapters import console
-from channels_app.models import ChannelAccount
-from crm.models import Channel, User
-from engage.ai import ai_config_for
+from crm.models import User
 from engage.events import user_event_record
 from engage.models import Campaign, CampaignRecipient, CampaignRun, Job, Message
 from engage.policy import policy_get_or_create
@@ -210,17 +208,7 @@ def test_cancel_a_running_run_stops_it_after_the_current_batch(client, alice, ca
 
 
 @pytest.fixture
-def sms_campaign(company, fake_twilio):
-    account = ChannelAccount(
-        company=company, channel=Channel.SMS, name="Twilio",
-        settings={"account_sid": "AC" + "1" * 32, "from_number": "+15005550006"},
-    )
-    account.secrets_set({"auth_token": "twilio-auth-token"})
-    account.save()
-    # Room for the reminder with its deep link (the default three segments hold no Bengali text with a link).
-    config = ai_config_for(company=company)
-    config.sms_max_segments = 10
-    config.save()
+def sms_campaign(company, twilio_account):
     return campaign_of(company, channel="sms", name="SMS reminders")
 
 

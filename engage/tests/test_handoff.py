@@ -118,13 +118,7 @@ def test_a_conversation_held_by_a_person_keeps_the_summary_current(fake_openai, 
 
 
 @pytest.mark.django_db
-def test_a_reply_typed_by_hand_goes_out_on_the_leads_own_channel(company, staff_user, fake_twilio):
-    from channels_app.models import ChannelAccount
-
-    account = ChannelAccount(company=company, channel="sms", name="SMS",
-                             settings={"account_sid": "AC" + "1" * 32, "from_number": "+15005550006"})
-    account.secrets_set({"auth_token": "twilio-token"})
-    account.save()
+def test_a_reply_typed_by_hand_goes_out_on_the_leads_own_channel(company, staff_user, fake_twilio, twilio_account):
     lead = Lead.objects.get(pk=capture(company, "Can I talk to a human?", channel="sms").lead_id)
 
     assert run_job(lead_manual_reply(lead=lead, actor=staff_user, body="Rahim here, calling you now.")) == "completed"

@@ -1,11 +1,6 @@
 """The job ledger in one process: enqueue, claim, retry, dead letters, replay, cancel, relay, webhook_reminder."""
 
-import hashlib
-import hmac
-import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -343,47 +338,9 @@ def test_a_late_finish_of_a_reclaimed_job_does_not_overwrite_the_new_run(company
 # --- webhook_reminder against a local receiver that checks the signature ---------------------
 
 
-class Receiver:
-    def __init__(self, secret: str, status: int = 200):
-        self.secret, self.status, self.received = secret, status, []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                timestamp = self.headers["X-Shokti-Timestamp"]
-                expected = "sha256=" + hmac.new(
-                    receiver.secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
-                ).hexdigest()
-                is_valid = hmac.compare_digest(expected, self.headers["X-Shokti-Signature"])
-                receiver.received.append((json.loads(body), is_valid, dict(self.headers)))
-                self.send_response(receiver.status if is_valid else 401)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/shokti"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receiver():
-    servers = []
-
-    def make(secret="whsec-test", status=200):
-        server = Receiver(secret, status)
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.close()
+def receiver(webhook_receiver):
+    return webhook_receiver
 
 
 @pytest.mark.django_db
@@ -396,7 +353,7 @@ def test_webhook_reminder_posts_a_signed_event_that_the_receiver_verifies(compan
 
     assert job_execute(job_id=job.pk) == "completed"
 
-    [(event, is_valid, headers)] = server.received
+    [(event, is_valid, headers, _)] = server.received
     assert is_valid is True
     assert event["type"] == "booking.reminder" and event["data"] == {"booking_id": 9}
     assert event["company_id"] == company.pk and event["id"] == "booking-9-reminder"
@@ -427,7 +384,7 @@ def test_webhook_reminder_with_a_wrong_secret_is_rejected_by_the_receiver(compan
     job = enqueue(company, task_name="webhook_reminder")
 
     assert job_execute(job_id=job.pk) == "failed"
-    assert server.received[0][1] is False
+    assert server.received[0].is_valid is False
 
 
 @pytest.mark.django_db

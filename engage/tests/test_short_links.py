@@ -8,7 +8,6 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
-from channels_app.models import ChannelAccount
 from crm.models import Channel, Event
 from engage.ai import ai_config_for, sms_segments
 from engage.deeplinks import (
@@ -34,14 +33,8 @@ def _fresh_cache():
 
 
 @pytest.fixture
-def sms_company(company, fake_twilio):
+def sms_company(company, twilio_account):
     templates_seed_defaults(company=company)
-    account = ChannelAccount(
-        company=company, channel=Channel.SMS, name="Twilio",
-        settings={"account_sid": "AC" + "2" * 32, "from_number": "+15005550006"},
-    )
-    account.secrets_set({"auth_token": "twilio-auth-token"})
-    account.save()
     return company
 
 

@@ -12,7 +12,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.core.cache import cache
 
-from channels_app.models import ChannelAccount
 from crm.models import Channel
 from engage.ai import ai_config_for, sms_segments
 from engage.ai.client import AI_GENERATION_OFF_REASON, FALLBACK_REJECTED_REASON, SAFETY_FILTER_OFF_REASON
@@ -51,15 +50,9 @@ def _fresh_policy_cache():
 
 
 @pytest.fixture
-def sms_company(company, fake_twilio):
+def sms_company(company, twilio_account):
     """The company with its reminder templates and a Twilio SMS account (the local fake Twilio)."""
     templates_seed_defaults(company=company)
-    account = ChannelAccount(
-        company=company, channel=Channel.SMS, name="Twilio",
-        settings={"account_sid": "AC" + "1" * 32, "from_number": "+15005550006"},
-    )
-    account.secrets_set({"auth_token": "twilio-auth-token"})
-    account.save()
     FallbackText.objects.create(company=company, message_type="reminder", locale="bn", body=FALLBACK)
     return company
 

@@ -4,11 +4,7 @@ The hot path (one SQL statement on PostgreSQL) and the portable path queue the s
 company without a URL gets none and costs no extra statement; duplicates queue nothing.
 """
 
-import hashlib
-import hmac
-import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.db import connection
@@ -29,42 +25,9 @@ SECRET = "whsec_test_secret_0123456789"
 BODY = {"phone": "+8801712345678", "contact_name": "Rahul Kumar", "channel": "whatsapp_web"}
 
 
-class Receiver:
-    """A local HTTP endpoint that checks each delivery's signature as an integrator would."""
-
-    def __init__(self, secret: str):
-        self.secret, self.received = secret, []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                timestamp = self.headers["X-Shokti-Timestamp"]
-                expected = "sha256=" + hmac.new(
-                    receiver.secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
-                ).hexdigest()
-                is_valid = hmac.compare_digest(expected, self.headers["X-Shokti-Signature"])
-                receiver.received.append((json.loads(body), is_valid))
-                self.send_response(200 if is_valid else 401)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receiver():
-    server = Receiver(SECRET)
-    yield server
-    server.close()
+def receiver(webhook_receiver):
+    return webhook_receiver(secret=SECRET)
 
 
 @pytest.fixture
@@ -185,8 +148,8 @@ def test_a_queued_delivery_posts_the_signed_event_to_the_receiver(hooked, receiv
     for job in webhook_jobs():
         assert job_execute(job_id=job.pk) == "completed"
 
-    assert [is_valid for _, is_valid in receiver.received] == [True, True]
-    by_type = {event["type"]: event for event, _ in receiver.received}
+    assert [delivery.is_valid for delivery in receiver.received] == [True, True]
+    by_type = {delivery.payload["type"]: delivery.payload for delivery in receiver.received}
     assert set(by_type) == {"lead.created", "message.received"}
     received = by_type["message.received"]
     assert received["data"]["message_id"] == result.message_id and received["company_id"] == hooked.pk
@@ -216,8 +179,8 @@ def test_a_real_worker_delivers_an_inbound_lead_to_the_receiver(hooked, receiver
         lambda: set(Job.objects.filter(task_name="webhook_reminder").values_list("status", flat=True)) == {"completed"},
         message="the webhook jobs to complete", worker=celery_worker,
     )
-    assert sorted(event["type"] for event, _ in receiver.received) == ["lead.created", "message.received"]
-    assert all(is_valid for _, is_valid in receiver.received)
+    assert sorted(delivery.payload["type"] for delivery in receiver.received) == ["lead.created", "message.received"]
+    assert all(delivery.is_valid for delivery in receiver.received)
     assert Job.objects.filter(task_name="webhook_reminder").count() == 2
 
 

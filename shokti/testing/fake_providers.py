@@ -212,6 +212,20 @@ def fake_twilio(_fake_twilio_session, settings):
     return _fake_twilio_session
 
 
+@pytest.fixture
+def twilio_account(company, fake_twilio):
+    """`company`'s SMS account on the local fake Twilio (its auth token `twilio-auth-token`)."""
+    from channels_app.models import ChannelAccount
+
+    account = ChannelAccount(
+        company=company, channel="sms", name="Twilio",
+        settings={"account_sid": "AC" + "1" * 32, "from_number": "+15005550006"},
+    )
+    account.secrets_set({"auth_token": "twilio-auth-token"})
+    account.save()
+    return account
+
+
 @pytest.fixture(scope="session")
 def _fake_graph_api_session():
     server = FakeGraphApi()
