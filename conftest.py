@@ -19,6 +19,16 @@ pytest_plugins = [
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache():
+    """An empty cache around each test: policies, AI settings and zone lists are cached per company id."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     # Hashing the production way costs ~0.5 s a user; no test measures the hasher. Subprocesses
     # (gunicorn, Celery) keep the real hashers: users they log in are created in their own process.

@@ -28,13 +28,6 @@ CAMPAIGNS = reverse("admin:engage_campaign_changelist")
 RUNS = reverse("admin:engage_campaignrun_changelist")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_policy_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 def preset_update(company, **fields) -> None:
     policy_get_or_create(company=company).presets.filter(name="default").update(**fields)
     cache.clear()

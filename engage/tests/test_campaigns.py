@@ -33,13 +33,6 @@ from shokti.metrics import campaign_recipients_skipped_total
 from shokti.schedules import DEFAULT_SCHEDULES
 
 
-@pytest.fixture(autouse=True)
-def _fresh_policy_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 def whole_day(company) -> None:
     """Make the default preset's send window the whole day, so tests do not depend on the clock."""
     policy = policy_get_or_create(company=company)

@@ -7,7 +7,6 @@ import uuid
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.core.cache import cache
 from django.db import connection, transaction
 
 from crm.models import Event
@@ -25,13 +24,6 @@ from engage.services.consent import (
 from shokti.metrics import opt_outs_total
 
 DHAKA = ZoneInfo("Asia/Dhaka")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def sent(contact, *, at, agent_type="smartengage", status=Message.Status.SENT):

@@ -4,7 +4,6 @@ import datetime as dt
 import uuid
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -31,14 +30,6 @@ def app_client(customer) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_pair_for(user=user, user_type='customer').access_token}")
     return client
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    # The policy (attribution window) is cached per company id.
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

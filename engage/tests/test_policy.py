@@ -2,7 +2,6 @@
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.core.cache import cache
 from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 
@@ -10,13 +9,6 @@ from crm.models import Membership
 from crm.tests.factories import StaffUserFactory
 from engage.models import CampaignPreset, EngagementPolicy
 from engage.policy import FrequencyCaps, policy_for, policy_get_or_create
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def test_defaults_follow_the_seed(company):

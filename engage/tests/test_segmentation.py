@@ -32,13 +32,6 @@ NOW = dt.datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 CRITERIA = SegmentCriteria(cadence_days=21, window_days=7, send_window_start_hour=9, send_window_end_hour=18)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 def due(company, *, days_ago=22, **contact):
     return CustomerFactory(company=company, last_booking_at=NOW - dt.timedelta(days=days_ago), **{f"contact__{k}": v for k, v in contact.items()})
 

@@ -4,7 +4,6 @@ import datetime as dt
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
@@ -23,13 +22,6 @@ from engage.services.templates import templates_seed_defaults
 from engage.tests.campaign_helpers import customer_due
 
 DRAFT = "প্রিয় গ্রাহক, আপনার এসি সার্ভিসিংয়ের সময় হয়ে গেছে। এখনই বুক করুন: [BOOKING_LINK]"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core import mail
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 
 from crm.tests.factories import ServiceFactory
@@ -29,13 +28,6 @@ FALLBACK_START = "আপনার প্রিয় সার্ভিসের
 
 def counter(metric, **labels) -> float:
     return metric.labels(**labels)._value.get()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_policy_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

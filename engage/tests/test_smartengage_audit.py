@@ -34,13 +34,6 @@ def jwt_for(user) -> APIClient:
     return client
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 @pytest.fixture
 def seeded(company, fake_openai):
     templates_seed_defaults(company=company)

@@ -42,13 +42,6 @@ LONG_FALLBACK = LONG_SENTENCE * 2 + FALLBACK
 DRAFT_WITHOUT_PLACEHOLDER = "প্রিয় গ্রাহক, আপনার এসি সার্ভিসিংয়ের সময় হয়ে গেছে। এখনই বুক করুন।"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_policy_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 @pytest.fixture
 def sms_company(company, twilio_account):
     """The company with its reminder templates and a Twilio SMS account (the local fake Twilio)."""
