@@ -601,3 +601,20 @@ def test_nothing_is_queued_for_a_company_that_switched_smartengage_off(campaign,
     assert "SmartEngage is switched off in this company&#x27;s engagement policy." in page
     assert "0 run(s) queued." in page
     assert not CampaignRun.objects.exists() and not Job.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_dry_run_commits_without_waiting_for_the_disk_and_gives_the_setting_back():
+    from engage.services.campaigns import _dry_run_commits
+
+    def synchronous_commit() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    assert synchronous_commit() == "on"
+    with _dry_run_commits(is_dry_run=True):
+        assert synchronous_commit() == "off"
+    assert synchronous_commit() == "on"
+    with _dry_run_commits(is_dry_run=False):  # a real run's intents are on disk before any provider call
+        assert synchronous_commit() == "on"
