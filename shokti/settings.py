@@ -311,6 +311,8 @@ AI_BULK_MAX_CONCURRENCY = env.int("AI_BULK_MAX_CONCURRENCY", default=200)
 SMARTENGAGE_SEND_CONCURRENCY = env.int("SMARTENGAGE_SEND_CONCURRENCY", default=4)
 # A dry run calls the model for this many customers of each batch (a preview); the rest get the fallback.
 SMARTENGAGE_DRY_RUN_MODEL_SAMPLE = env.int("SMARTENGAGE_DRY_RUN_MODEL_SAMPLE", default=20)
+# A dry run reads the segment at least this many customers a batch (the preset's batch size is for sends).
+SMARTENGAGE_DRY_RUN_BATCH_SIZE = env.int("SMARTENGAGE_DRY_RUN_BATCH_SIZE", default=1000)
 # A campaign run works this long per ledger job, then queues its next slice (well under the task time limit).
 SMARTENGAGE_RUN_SLICE_SECONDS = env.int("SMARTENGAGE_RUN_SLICE_SECONDS", default=240)
 # Skipped recipient rows (the customers a run's rules leave out) are deleted this many days after their run.

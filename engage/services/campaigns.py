@@ -208,6 +208,15 @@ def _walk_start(*, run: CampaignRun) -> _Walk:
     )
 
 
+def _batch_size(*, run: CampaignRun) -> int:
+    """The preset's batch (the sends a batch's model calls are for); a dry run reads at least
+    SMARTENGAGE_DRY_RUN_BATCH_SIZE at a time: nothing waits for a model there, and each batch costs a
+    segment query, a skip INSERT, a history query and a COPY (1M customers: 560/s in batches of 100,
+    743/s in batches of 1,000)."""
+    size = int(run.preset["batch_size"])
+    return max(size, int(settings.SMARTENGAGE_DRY_RUN_BATCH_SIZE)) if run.is_dry_run else size
+
+
 def _eligible_batches(*, walk: _Walk) -> Iterator[_SegmentBatch]:
     """The campaign's eligible customers after the walk's cursor a batch at a time, without anyone who has
     an intent in this cycle; no new batch once the slice's time is up (after its first batch)."""
@@ -216,7 +225,7 @@ def _eligible_batches(*, walk: _Walk) -> Iterator[_SegmentBatch]:
     run = walk.run
     company = run.campaign.company
     batches = customer_segment_batches(
-        company=company, criteria=walk.criteria, batch_size=run.preset["batch_size"], now=walk.now,
+        company=company, criteria=walk.criteria, batch_size=_batch_size(run=run), now=walk.now,
         after_id=walk.cursor, zones=walk.zones,
     )
     has_yielded = False

@@ -132,6 +132,26 @@ def test_a_dry_run_calls_the_model_for_its_sample_only_and_shows_the_fallback_fo
 
 
 @pytest.mark.django_db
+def test_a_dry_run_reads_the_segment_in_its_own_bigger_batches_a_real_run_in_the_presets(
+    campaign, fake_openai, settings
+):
+    # given five due customers, a preset batch of 2, and a model sample of one customer per batch
+    settings.SMARTENGAGE_DRY_RUN_MODEL_SAMPLE = 1
+    settings.SMARTENGAGE_DRY_RUN_BATCH_SIZE = 4
+    fake_openai.reply(AI_TEXT)
+    for _ in range(5):
+        customer_due(campaign.company)
+    dry = campaign_run_trigger(campaign=campaign, is_dry_run=True, overrides={"batch_size": 2})
+
+    assert execute(dry)["rendered"] == 5
+    # batches of 4 and 1: two samples, where the preset's batches of 2 would have made three
+    assert len(fake_openai.requests) == 2
+    real = campaign_run_trigger(campaign=campaign, overrides={"batch_size": 2})
+    assert execute(real)["sent"] == 5
+    assert len(fake_openai.requests) == 2 + 5  # a real run calls the model for everyone
+
+
+@pytest.mark.django_db
 def test_customers_outside_their_send_window_are_skipped_with_the_reason(campaign, fake_openai):
     fake_openai.reply(AI_TEXT)
     local_hour = timezone.now().astimezone(ZoneInfo("Asia/Dhaka")).hour
