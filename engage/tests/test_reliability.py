@@ -30,9 +30,12 @@ BODY = {
 }
 
 
-def test_the_same_webhook_delivered_50_times_concurrently_makes_one_lead_one_message_one_job(company, api_key):
-    # 50 threads, each with its own database connection, through the whole Django/DRF stack
+@pytest.mark.parametrize("key", ["external_id", "same payload"])
+def test_the_same_webhook_delivered_50_times_concurrently_makes_one_lead_one_message_one_job(company, api_key, key):
+    # 50 threads, each with its own database connection, through the whole Django/DRF stack; the
+    # delivery is known by its external_id, or without one by the same payload within the window
     raw_key = api_key[1]
+    body = BODY if key == "external_id" else {name: value for name, value in BODY.items() if name != "external_id"}
     start = threading.Barrier(50)
 
     def deliver(_):
@@ -40,7 +43,7 @@ def test_the_same_webhook_delivered_50_times_concurrently_makes_one_lead_one_mes
         client.credentials(HTTP_X_API_KEY=raw_key)
         start.wait()
         try:
-            return client.post("/inbound-message", BODY, format="json")
+            return client.post("/inbound-message", body, format="json")
         finally:
             connections.close_all()
 
