@@ -27,6 +27,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from django.core.cache import cache
@@ -44,10 +45,10 @@ from django.db.models import (
     When,
     Window,
 )
-from django.db.models.functions import RowNumber
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
-from crm.models import Booking, Channel, Company, Contact, Customer
+from crm.models import Booking, Channel, Company, Contact, Customer, Service
 from engage.models import CampaignRecipient, Message
 from engage.policy import ROLE_CUSTOMER, Preset, policy_for
 from engage.services.consent import CAPPED_AGENT_TYPES, local_day_and_week_start
@@ -178,7 +179,7 @@ def _segment_rules(
         company=company,
         last_booking_at__lte=now - dt.timedelta(days=criteria.cadence_days),
         last_booking_at__gt=now - dt.timedelta(days=criteria.cadence_days + criteria.window_days),
-    ).annotate(day_start=_per_zone(day_starts), week_start=_per_zone(week_starts))
+    ).alias(day_start=_per_zone(day_starts), week_start=_per_zone(week_starts))
     reminded = Exists(
         capped.filter(agent_type=Message.AgentType.SMARTENGAGE, created_at__gt=OuterRef("last_booking_at"))
     )
@@ -267,13 +268,18 @@ def customer_segment_skips(
 
 
 @contextlib.contextmanager
-def custom_plans() -> Iterator[None]:
+def custom_plans(*, nested_loops: bool = False) -> Iterator[None]:
     """Plan the statements inside for their own parameters (a transaction with `SET LOCAL`).
 
     psycopg prepares a statement run five times on a connection (settings: server-side binding), and
     after five more PostgreSQL may keep a generic plan, blind to the keyset position, the clock and
     the zones: the segment's batches then took 30-130 ms instead of ~11 ms, a run's skip records
     1-2 s instead of ~30 ms (bench/segmentation.py's 100k database).
+
+    `nested_loops`: no hash or merge joins either, for a statement over one keyset range of customers
+    (a few thousand), which the planner misjudges: it counts the cost of the per-row rule subqueries
+    against the index lookups, then hashes the whole contact and message tables instead. At 1M
+    customers a run's skip records took 230-285 ms a batch that way, 32 ms in nested loops.
     """
     if connection.vendor != "postgresql":
         yield
@@ -281,7 +287,18 @@ def custom_plans() -> Iterator[None]:
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            if nested_loops:
+                cursor.execute(
+                    "SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin'),"
+                    " set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
+                )
+                previous = cursor.fetchone()[:2]
         yield
+        if nested_loops:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('enable_hashjoin', %s, true), set_config('enable_mergejoin', %s, true)", previous
+                )
 
 
 def customer_segment_batches(
@@ -315,12 +332,24 @@ def customer_segment_batches(
 BOOKING_HISTORY_LENGTH = 3  # bookings in a reminder prompt's `booking_history`
 
 
-def customer_booking_history(*, customer: Customer, limit: int = 10) -> list[Booking]:
+class PastBooking(NamedTuple):
+    """A completed booking as a reminder's prompt and deep link read it: no model instance per row (at
+    1M customers a dry run spent a quarter of its time building the Booking and Service of each row)."""
+
+    pk: int
+    finished_at: dt.datetime  # when it was finished (the scheduled time if no finish was recorded)
+    service: Service  # id, company_id, name and name_bn loaded; one instance per service
+
+
+def customer_booking_history(*, customer: Customer, limit: int = 10) -> list[PastBooking]:
     """The customer's latest completed bookings, newest first, with their service, for the prompt."""
     return customer_booking_histories(customer_ids=[customer.pk], limit=limit).get(customer.pk, [])
 
 
-def customer_booking_histories(*, customer_ids: list[int], limit: int = BOOKING_HISTORY_LENGTH) -> dict[int, list[Booking]]:
+_SERVICE_FIELDS = ["id", "company_id", "name", "name_bn"]
+
+
+def customer_booking_histories(*, customer_ids: list[int], limit: int = BOOKING_HISTORY_LENGTH) -> dict[int, list[PastBooking]]:
     """Each customer's latest `limit` completed bookings, newest first, for a whole batch in one query.
 
     A window function ranks each customer's bookings (on booking_customer_finished); customers
@@ -335,27 +364,29 @@ def customer_booking_histories(*, customer_ids: list[int], limit: int = BOOKING_
                 RowNumber(),
                 partition_by=[F("customer_id")],
                 order_by=[F("finished_at").desc(nulls_last=True), F("id").desc()],
-            )
+            ),
+            when=Coalesce("finished_at", "scheduled_at"),
         )
         .filter(rank__lte=limit)
-        # What the prompt and the deep link read, nothing more: at 1M customers a dry run spent a
-        # quarter of its time building the worker and contact of every history row.
-        .select_related("service")
-        .only("id", "customer_id", "finished_at", "scheduled_at", "service__id", "service__company_id",
-              "service__name", "service__name_bn")
         .order_by("customer_id", "rank")
+        .values_list("id", "customer_id", "when", *(f"service__{name}" for name in _SERVICE_FIELDS))
     )
-    histories: dict[int, list[Booking]] = {}
-    for booking in ranked:
-        histories.setdefault(booking.customer_id, []).append(booking)
+    services: dict[int, Service] = {}
+    histories: dict[int, list[PastBooking]] = {}
+    for pk, customer_id, when, *service_values in ranked:
+        service = services.get(service_values[0])
+        if service is None:
+            # As `.only(...)` would load it: the other fields are deferred, not defaults.
+            service = services[service_values[0]] = Service.from_db(Booking.objects.db, _SERVICE_FIELDS, service_values)
+        histories.setdefault(customer_id, []).append(PastBooking(pk, when, service))
     return histories
 
 
-def booking_history_text(*, bookings: list[Booking], now: dt.datetime) -> str:
+def booking_history_text(*, bookings: list[PastBooking], now: dt.datetime) -> str:
     """The prompt's `booking_history`: one line per booking, newest first: date, service, days ago."""
     lines = []
     for booking in bookings:
-        when = booking.finished_at or booking.scheduled_at
+        when = booking.finished_at
         service = booking.service.name_bn or booking.service.name
         lines.append(f"- {when:%Y-%m-%d} {service} ({(now - when).days} দিন আগে)")
     return "\n".join(lines)

@@ -20,14 +20,18 @@ import collections
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
+from concurrent.futures.thread import BrokenThreadPool
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -35,6 +39,9 @@ from django.utils import timezone
 from crm.models import Company, Customer, User
 from engage.models import Campaign, CampaignRecipient, CampaignRun, Job
 from engage.services.jobs import job_cancel, job_enqueue, job_replay, sql_value
+
+if TYPE_CHECKING:
+    from engage.services.smartengage import RecipientRow
 
 logger = logging.getLogger(__name__)
 
@@ -279,7 +286,7 @@ def _skips_record(*, walk: _Walk, after_id: int, upto_id: int | None) -> dict[st
     # Django keeps a UUIDField as uuid on PostgreSQL and as 32 hex characters elsewhere.
     new_uuid = "lower(hex(randomblob(16)))" if connection.vendor == "sqlite" else "gen_random_uuid()"
     now = sql_value(timezone.now())
-    with custom_plans(), connection.cursor() as cursor:
+    with custom_plans(nested_loops=True), connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (company_id, campaign_id, run_id, customer_id, cycle_started_at, status, reason,"
             " body, error, correlation_id, created_at, updated_at)"
@@ -353,6 +360,59 @@ def _run_finished_at(*, run_id: int) -> dict[str, int]:
     return campaign_run_counts_refresh(run_id=run_id)
 
 
+def _batch_commit(*, walk: _Walk, rows: list[RecipientRow], after_id: int, upto_id: int, total: int) -> None:
+    """A batch's records in one transaction: its recipient rows (a dry run's), the skipped customers of
+    its keyset range, and the run's cursor and total; a retried slice resumes after the last one committed."""
+    from engage.services.smartengage import recipient_rows_insert
+
+    with transaction.atomic():
+        if rows:
+            recipient_rows_insert(run=walk.run, rows=rows, now=timezone.now())
+        _skips_record(walk=walk, after_id=after_id, upto_id=upto_id)
+        CampaignRun.objects.filter(pk=walk.run.pk).update(total_eligible=total, cursor=upto_id)
+
+
+@contextlib.contextmanager
+def _batch_writer(*, run: CampaignRun) -> Iterator[Callable[[Callable[[], None]], None]]:
+    """Where a slice's batch records are written: `write(work)`.
+
+    A dry run on PostgreSQL writes on a thread of its own (its own connection, commits that do not
+    wait for the disk), one batch in flight: the next batch is read and rendered while the database
+    writes this one (at 1M customers the writes were 40% of a dry run's time and rendering the rest).
+    A writer's error is raised by the next `write` or at the end, after which nothing more is
+    written. Elsewhere, or inside a caller's transaction (whose rows another connection could not
+    see), `write` runs the work at once.
+    """
+    if not run.is_dry_run or connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield lambda work: work()
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"run-{run.pk}-writer", initializer=_writer_start)
+    pending: Future | None = None
+
+    def write(work: Callable[[], None]) -> None:
+        nonlocal pending
+        if pending is not None:
+            pending.result()
+        pending = pool.submit(work)
+
+    try:
+        yield write
+        if pending is not None:
+            pending.result()
+    finally:
+        if pending is not None:
+            futures_wait([pending])
+        with contextlib.suppress(BrokenThreadPool):  # a writer that could not even connect has nothing to close
+            pool.submit(connections.close_all).result()  # the writer thread's own connection
+        pool.shutdown()
+
+
+def _writer_start() -> None:
+    """The writer thread's connection: commits that do not wait for the disk (see `_dry_run_commits`)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit = off")
+
+
 @contextlib.contextmanager
 def _dry_run_commits(*, is_dry_run: bool) -> Iterator[None]:
     """A dry run's commits do not wait for the disk (PostgreSQL `synchronous_commit = off`, this session only).
@@ -417,26 +477,34 @@ def campaign_run_execute(*, run_id: int, job: Job | None = None) -> dict[str, An
         campaign, preset = run.campaign, run.preset
         total = run.total_eligible
         walk = _walk_start(run=run)
+        # A dry run's rendered and skipped recipients are written with the batch's skip records and
+        # cursor (one transaction); a real run writes them itself, before it sends.
+        rows: list[RecipientRow] = []
         try:
             with _dry_run_commits(is_dry_run=run.is_dry_run):
-                # One batch's model calls are in flight while the previous batch is written and sent.
-                for customers, _ in smartengage_batches_send(
-                    company=campaign.company,
-                    batches=_eligible_batches(walk=walk),
-                    send_window=(preset["send_window_start_hour"], preset["send_window_end_hour"]),
-                    channel=campaign.channel,
-                    service=campaign.service,
-                    promo_code=run.promo_code,
-                    ttl_hours=campaign.link_ttl_hours,
-                    dry_run=run.is_dry_run,
-                    run=run,
-                    is_cancelled=lambda: _is_cancelled(run.pk),
-                ):
-                    total += len(customers)
-                    with transaction.atomic():
-                        _skips_record(walk=walk, after_id=walk.cursor, upto_id=customers.last_id)
-                        CampaignRun.objects.filter(pk=run.pk).update(total_eligible=total, cursor=customers.last_id)
-                    walk.cursor = customers.last_id
+                with _batch_writer(run=run) as write:
+                    # One batch's model calls are in flight while the previous batch is written and sent.
+                    for customers, _ in smartengage_batches_send(
+                        company=campaign.company,
+                        batches=_eligible_batches(walk=walk),
+                        send_window=(preset["send_window_start_hour"], preset["send_window_end_hour"]),
+                        channel=campaign.channel,
+                        service=campaign.service,
+                        promo_code=run.promo_code,
+                        ttl_hours=campaign.link_ttl_hours,
+                        dry_run=run.is_dry_run,
+                        run=run,
+                        is_cancelled=lambda: _is_cancelled(run.pk),
+                        rows_sink=rows.extend if run.is_dry_run else None,
+                    ):
+                        total += len(customers)
+                        write(functools.partial(
+                            _batch_commit, walk=walk, rows=rows[:], after_id=walk.cursor, upto_id=customers.last_id,
+                            total=total,
+                        ))
+                        rows.clear()
+                        walk.cursor = customers.last_id
+                # Every batch is committed now.
                 is_cancelled = _is_cancelled(run.pk)
                 if walk.is_exhausted and not is_cancelled:
                     with transaction.atomic():  # the tail's skipped customers and the end, or neither

@@ -523,7 +523,7 @@ def _intents_write(
                     template_version_id=plan.version.pk if plan.version else None,
                 )))
         if skipped_rows:
-            _recipient_rows_insert(run=run, rows=skipped_rows, now=now)
+            recipient_rows_insert(run=run, rows=skipped_rows, now=now)
     for reason in skip_reasons:
         _count_skip(reason)
     for item in queued:
@@ -567,7 +567,11 @@ _RECIPIENT_COLUMNS = (
 )
 
 
-def _recipient_rows_insert(*, run: CampaignRun, rows: list[tuple[_Plan, str, str, str]], now: Any) -> None:
+# A recipient row to write: (plan, status, reason, error).
+RecipientRow = tuple["_Plan", str, str, str]
+
+
+def recipient_rows_insert(*, run: CampaignRun, rows: list[RecipientRow], now: Any) -> None:
     """Insert recipient rows (plan, status, reason, error) without model instances: COPY on PostgreSQL.
 
     A dry run writes one row per customer, so this is its biggest write. Measured per row of client
@@ -687,7 +691,11 @@ def _reminders_start(
     )
 
 
-def _reminders_finish(started: _Started) -> list[ReminderOutcome]:
+def _reminders_finish(
+    started: _Started, *, rows_sink: Callable[[list[RecipientRow]], None] | None = None
+) -> list[ReminderOutcome]:
+    """Steps 8-10 for a started batch. A run's skipped and dry-run recipients are written here, or handed
+    to `rows_sink` (a dry run's runner writes them with the batch's other records)."""
     company, plans, dry_run, run = started.company, started.plans, started.dry_run, started.run
     bypass_frequency_caps = started.bypass_frequency_caps
     _generate_finish(started.generation)
@@ -723,8 +731,10 @@ def _reminders_finish(started: _Started) -> list[ReminderOutcome]:
             to_send.append((len(outcomes), plan))
             outcome = None
         outcomes.append(outcome)
-    if skipped_rows:
-        _recipient_rows_insert(run=run, rows=skipped_rows, now=timezone.now())
+    if skipped_rows and rows_sink is not None:
+        rows_sink(skipped_rows)
+    elif skipped_rows:
+        recipient_rows_insert(run=run, rows=skipped_rows, now=timezone.now())
     for index, outcome in _send_all(company=company, to_send=to_send, run=run, bypass=bypass_frequency_caps):
         outcomes[index] = outcome
     return [outcome for outcome in outcomes if outcome is not None]
@@ -839,12 +849,15 @@ def smartengage_batches_send(
     run: CampaignRun | None = None,
     send_window: tuple[int, int] | None = None,
     is_cancelled: Callable[[], bool] | None = None,
+    rows_sink: Callable[[list[RecipientRow]], None] | None = None,
 ) -> Iterator[tuple[Sequence[Customer], list[ReminderOutcome]]]:
     """Process batch after batch, yielding each batch's outcomes; the next batch's model calls are in flight
     while this one's intents are written and its messages sent (the model's latency overlaps our work).
 
     `is_cancelled` is asked before each batch is started and before a started batch is sent: a
     cancelled run sends nothing more (a started batch is dropped, its model calls unrecorded).
+    `rows_sink` gets each batch's skipped and dry-run recipient rows before the batch is yielded
+    (see `_reminders_finish`).
     """
     options = {
         "company": company, "channel": channel, "service": service, "promo_code": promo_code,
@@ -857,10 +870,10 @@ def smartengage_batches_send(
             break
         started = _reminders_start(customers=customers, **options)
         if pending is not None:
-            yield pending.customers, _reminders_finish(pending)
+            yield pending.customers, _reminders_finish(pending, rows_sink=rows_sink)
         pending = started
     if pending is not None and not (is_cancelled is not None and is_cancelled()):
-        yield pending.customers, _reminders_finish(pending)
+        yield pending.customers, _reminders_finish(pending, rows_sink=rows_sink)
 
 
 def smartengage_job_send(*, job: Job) -> dict[str, Any]:

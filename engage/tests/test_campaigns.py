@@ -623,6 +623,55 @@ def test_nothing_is_queued_for_a_company_that_switched_smartengage_off(campaign,
     assert not CampaignRun.objects.exists() and not Job.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_dry_run_writes_on_its_own_thread_and_a_writer_failure_resumes_after_the_last_batch_committed(
+    campaign, fake_openai, settings, monkeypatch
+):
+    # given seven due customers and three without consent, in batches of three (ids interleaved)
+    settings.SMARTENGAGE_DRY_RUN_BATCH_SIZE = 3
+    fake_openai.reply(AI_TEXT)
+    due, refused = [], []
+    for index in range(10):
+        if index % 3 == 1:
+            refused.append(customer_due(campaign.company, is_sms_consented=False))
+        else:
+            due.append(customer_due(campaign.company))
+    run = campaign_run_trigger(campaign=campaign, is_dry_run=True, overrides={"batch_size": 3})
+    # and a writer whose second batch fails (the database refusing it, say)
+    from engage.services import campaigns as campaigns_service
+
+    real_skips_record = campaigns_service._skips_record
+    writers = []
+
+    def failing_second(**kwargs):
+        writers.append(threading.current_thread().name)
+        if len(writers) == 2:
+            raise RuntimeError("the writer's batch failed")
+        return real_skips_record(**kwargs)
+
+    monkeypatch.setattr(campaigns_service, "_skips_record", failing_second)
+
+    # when the slice runs: it fails, having committed its first batch only
+    assert run_job(run.job) == "failed"
+    run.refresh_from_db()
+    assert writers[0].startswith(f"run-{run.pk}-writer") and writers[0] != threading.current_thread().name
+    assert (run.status, run.cursor, run.total_eligible) == ("running", due[2].pk, 3)
+    assert "RuntimeError: the writer's batch failed" in run.error
+    first_range = {customer.pk for customer in due[:3] + refused[:1]}
+    assert {row.customer_id for row in run.recipients.all()} == first_range
+
+    # and its retry resumes after that batch
+    monkeypatch.setattr(campaigns_service, "_skips_record", real_skips_record)
+    assert run_job(run.job) == "completed"
+    run.refresh_from_db()
+    assert (run.status, run.total_eligible, run.rendered, run.skipped, run.sent) == ("completed", 7, 7, 3, 0)
+    rows = {row.customer_id: (row.status, row.reason) for row in run.recipients.all()}
+    assert len(rows) == run.recipients.count() == 10  # one row each: nobody written twice
+    assert {rows[customer.pk] for customer in refused} == {("skipped", "no_consent")}
+    assert {rows[customer.pk][0] for customer in due} == {"dry_run"}
+    assert not Message.objects.exists()
+
+
 @pytest.mark.django_db
 def test_a_dry_run_commits_without_waiting_for_the_disk_and_gives_the_setting_back():
     from engage.services.campaigns import _dry_run_commits
