@@ -233,6 +233,8 @@ def customer_segment(
         .exclude(reminded)
         .filter(*(passes for _, passes in rules))
         .select_related("contact")
+        # Timestamps nobody reads when reminding: four fewer datetimes to parse per customer.
+        .defer("created_at", "contact__created_at", "contact__updated_at", "contact__consent_updated_at")
         .order_by("id")
     )
     return customers[:limit] if limit else customers

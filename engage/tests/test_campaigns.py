@@ -152,6 +152,29 @@ def test_a_dry_run_reads_the_segment_in_its_own_bigger_batches_a_real_run_in_the
 
 
 @pytest.mark.django_db
+def test_a_dry_run_batch_costs_the_same_queries_for_three_customers_as_for_nine(campaign, fake_openai, settings):
+    # no query per customer: not for their booking history, nor for a field the segment left unread
+    from django.test.utils import CaptureQueriesContext
+
+    settings.SMARTENGAGE_DRY_RUN_MODEL_SAMPLE = 0
+    fake_openai.reply(AI_TEXT)
+
+    def queries_of_a_dry_run(*, rendered: int) -> int:
+        run = campaign_run_trigger(campaign=campaign, is_dry_run=True)
+        with CaptureQueriesContext(connection) as queries:
+            assert execute(run)["rendered"] == rendered
+        return len(queries)
+
+    for _ in range(3):
+        customer_due(campaign.company)
+    queries_of_a_dry_run(rendered=3)  # the caches (policy, templates, zones) filled
+    three = queries_of_a_dry_run(rendered=3)
+    for _ in range(6):
+        customer_due(campaign.company)
+    assert queries_of_a_dry_run(rendered=9) == three
+
+
+@pytest.mark.django_db
 def test_customers_outside_their_send_window_are_skipped_with_the_reason(campaign, fake_openai):
     fake_openai.reply(AI_TEXT)
     local_hour = timezone.now().astimezone(ZoneInfo("Asia/Dhaka")).hour
