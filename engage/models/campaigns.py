@@ -108,6 +108,8 @@ class CampaignRun(models.Model):
             models.UniqueConstraint(
                 fields=["campaign"], condition=Q(status__in=["queued", "running"]), name="campaignrun_one_active"
             ),
+            # The key the recipients' composite foreign key refers to (see CampaignRecipient).
+            models.UniqueConstraint(fields=["id", "campaign", "company"], name="campaignrun_id_campaign_company"),
         ]
 
     def __str__(self) -> str:
@@ -146,9 +148,17 @@ class CampaignRecipient(models.Model):
     )
     FALLBACK_REASONS = (Reason.SAFETY_REJECTED, Reason.AI_FAILED_FALLBACK)
 
-    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="campaign_recipients")
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")
-    run = models.ForeignKey(CampaignRun, on_delete=models.CASCADE, related_name="recipients")
+    # On PostgreSQL one composite foreign key, (run, campaign, company) -> the run's (id, campaign,
+    # company), DEFERRABLE INITIALLY DEFERRED (migration 0022), stands for the three: one check a row
+    # at COMMIT instead of three, and a recipient's campaign and company must be its run's. Hence no
+    # constraint of their own for company and campaign (SQLite keeps its three plain ones).
+    company = models.ForeignKey(
+        "crm.Company", on_delete=models.CASCADE, related_name="campaign_recipients", db_constraint=False
+    )
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="recipients", db_constraint=False, db_index=False
+    )
+    run = models.ForeignKey(CampaignRun, on_delete=models.CASCADE, related_name="recipients", db_index=False)
     customer = models.ForeignKey("crm.Customer", on_delete=models.CASCADE, related_name="campaign_recipients")
     cycle_started_at = models.DateTimeField(
         help_text="The cycle key: the customer's last completed booking when the intent was written."
@@ -159,12 +169,17 @@ class CampaignRecipient(models.Model):
         help_text="Why the recipient was skipped, or why the approved fallback text was sent instead of the AI's.",
     )
     body = models.TextField(blank=True, help_text="The rendered message (also kept for dry runs).")
+    # Empty on skipped and dry-run rows (most of them): indexed by partial indexes (Meta).
     message = models.ForeignKey(
-        "engage.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="campaign_recipients"
+        "engage.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="campaign_recipients",
+        db_index=False,
     )
-    job = models.ForeignKey("engage.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    job = models.ForeignKey(
+        "engage.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
     template_version = models.ForeignKey(
-        "engage.PromptTemplateVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "engage.PromptTemplateVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        db_index=False,
     )
     correlation_id = models.UUIDField(default=uuid.uuid4, editable=False)
     error = models.TextField(blank=True)
@@ -173,9 +188,18 @@ class CampaignRecipient(models.Model):
 
     class Meta:
         ordering = ["run", "id"]
+        # No index on campaign alone: its lookups (an intent this cycle) use campaignrecipient_once_per_cycle,
+        # the funnel's go by message. run alone is run_status's prefix. Every lookup by message, job or
+        # template version is by a value (`= x`, `IN (...)`, SET_NULL's too), which a partial index serves.
         indexes = [
             models.Index(fields=["run", "status"], name="campaignrecipient_run_status"),
             models.Index(fields=["correlation_id"], name="campaignrecipient_correlation"),
+            models.Index(fields=["message"], condition=Q(message__isnull=False), name="campaignrecipient_message"),
+            models.Index(fields=["job"], condition=Q(job__isnull=False), name="campaignrecipient_job"),
+            models.Index(
+                fields=["template_version"], condition=Q(template_version__isnull=False),
+                name="campaignrecipient_template",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
