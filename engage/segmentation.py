@@ -343,11 +343,6 @@ class PastBooking(NamedTuple):
     service: Service  # id, company_id, name and name_bn loaded; one instance per service
 
 
-def customer_booking_history(*, customer: Customer, limit: int = 10) -> list[PastBooking]:
-    """The customer's latest completed bookings, newest first, with their service, for the prompt."""
-    return customer_booking_histories(customer_ids=[customer.pk], limit=limit).get(customer.pk, [])
-
-
 _SERVICE_FIELDS = ["id", "company_id", "name", "name_bn"]
 
 

@@ -417,7 +417,8 @@ def _writer_start() -> None:
 def _dry_run_commits(*, is_dry_run: bool) -> Iterator[None]:
     """A dry run's commits do not wait for the disk (PostgreSQL `synchronous_commit = off`, this session only).
 
-    A dry run commits a few times a batch (recipient rows, skip records, AI sessions, the cursor), and
+    A dry run commits a few times a batch (its model sample's AI sessions here; its recipient rows, skip
+    records and cursor on the writer's connection, which `_writer_start` sets the same way), and
     each commit waited for a WAL flush: on a slow disk most of a 1M-customer dry run's time. Without
     the wait a crash can lose the last fraction of a second of commits, in order, so the cursor never
     runs ahead of the rows: the retried slice redoes them. A real run keeps every commit durable: its

@@ -19,7 +19,6 @@ from engage.segmentation import (
     booking_history_text,
     contact_zones,
     customer_booking_histories,
-    customer_booking_history,
     customer_segment,
     customer_segment_batches,
     customer_segment_skips,
@@ -217,8 +216,10 @@ def test_booking_complete_keeps_last_booking_at_and_history_is_newest_first(comp
 
     customer.refresh_from_db()
     assert customer.last_booking_at == NOW - dt.timedelta(days=2)
-    assert [b.pk for b in customer_booking_history(customer=customer, limit=5)] == [newer.pk, older.pk]
-    assert [b.pk for b in customer_booking_history(customer=customer, limit=1)] == [newer.pk]
+    assert [b.pk for b in customer_booking_histories(customer_ids=[customer.pk], limit=5)[customer.pk]] == [
+        newer.pk, older.pk
+    ]
+    assert [b.pk for b in customer_booking_histories(customer_ids=[customer.pk], limit=1)[customer.pk]] == [newer.pk]
 
 
 def test_booking_histories_of_a_batch_in_one_query_newest_first_completed_only(company):
