@@ -16,7 +16,7 @@ from channels_app.models import (
     WhatsAppWebSession,
 )
 from channels_app.selectors import webhook_urls_for
-from shokti.admin import TenantScopedAdmin
+from crm.tenancy.admin import TenantScopedAdmin
 
 SECRET_HELP = {
     "password": "Email: SMTP password.",

@@ -33,7 +33,8 @@ from crm.services import (
     lead_move_to_stage,
     phone_normalize,
 )
-from shokti.admin import TenantScopedAdmin, TenantScopedInline, action_form_response
+from crm.tenancy.admin import TenantScopedAdmin, TenantScopedInline
+from shokti.admin import action_form_response
 
 # How much of a contact's history its page shows (newest first).
 CONTACT_PANEL_LIMIT = 20

@@ -1,6 +1,6 @@
 """The CRM's REST API: contacts and leads of the caller's company.
 
-The company comes from the credentials (shokti.api.scoping.request_company): an API key's own
+The company comes from the credentials (crm.tenancy.api.request_company): an API key's own
 company, or for staff with a JWT the company of their membership (`company_id` / `X-Company-Id`
 chooses among several; one they are not in is 403, whether it exists or not).
 """
@@ -17,9 +17,9 @@ from rest_framework.views import APIView
 from crm.models import Contact, Lead
 from crm.selectors import contact_list, lead_list
 from crm.services import ContactAlreadyExists, contact_create
+from crm.tenancy.api import request_company
 from shokti.api.exceptions import Conflict
 from shokti.api.pagination import NewestFirstCursorPagination, get_paginated_response
-from shokti.api.scoping import request_company
 
 COMPANY_PARAMETER = OpenApiParameter(
     "company_id", int, description="For staff in several companies: which one. Ignored for API keys (must match)."

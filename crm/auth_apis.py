@@ -38,8 +38,8 @@ from crm.auth import (
 )
 from crm.models import Company, User
 from crm.selectors import service_list
+from crm.tenancy.api import request_company
 from shokti.api.exceptions import ApplicationError
-from shokti.api.scoping import request_company
 
 PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

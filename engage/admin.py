@@ -2,12 +2,12 @@
 
 from django.contrib import admin
 
+from crm.tenancy.admin import TenantScopedAdmin
 from engage.ai_admin import AISessionAdmin, LeadAdmin  # noqa: F401  (AI, templates, sequences, lead conversation)
 from engage.campaign_admin import CampaignAdmin, CampaignRecipientAdmin, CampaignRunAdmin  # noqa: F401
 from engage.jobs_admin import JobAdmin, MessageAdmin  # noqa: F401  (job ledger with replay/cancel, messages)
 from engage.models import ShortLink
 from engage.policy_admin import CampaignPresetInline, EngagementPolicyAdmin  # noqa: F401
-from shokti.admin import TenantScopedAdmin
 
 
 @admin.register(ShortLink)

@@ -21,6 +21,7 @@ from crm.admin import ContactAdmin as CrmContactAdmin
 from crm.admin import LeadAdmin as CrmLeadAdmin
 from crm.models import Contact, Lead
 from crm.services import contact_merge
+from crm.tenancy.admin import TenantScopedAdmin, TenantScopedInline
 from engage.admin_studio import TemplateStudioMixin
 from engage.models import (
     AIConfig,
@@ -39,7 +40,7 @@ from engage.services.handoff import lead_hand_back, lead_manual_reply, lead_take
 from engage.services.sequences import enrollment_stop, lead_stage_move, sequence_enroll
 from engage.services.templates import template_version_create
 from engage.studio import template_publish, template_rollback
-from shokti.admin import TenantScopedAdmin, TenantScopedInline, https_formfield
+from shokti.admin import https_formfield
 
 ENROLL_LIMIT = 500
 

@@ -10,10 +10,10 @@ from rest_framework.views import APIView
 
 from crm.models import Channel
 from crm.services import phone_normalize
+from crm.tenancy.api import IsApiKey, IsStaffUser, request_company
 from engage.selectors import queue_stats
 from engage.services import dlq_replay, inbound_message_capture
 from engage.services.inbound import inbound_text_max_length
-from shokti.api.scoping import IsApiKey, IsStaffUser, request_company
 from shokti.api.serializers import ShallowCopiedFieldsMixin
 
 

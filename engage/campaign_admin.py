@@ -13,6 +13,7 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from crm.tenancy.admin import TenantScopedAdmin
 from engage.models import Campaign, CampaignRecipient, CampaignRun
 from engage.services.campaigns import (
     campaign_funnel,
@@ -22,7 +23,6 @@ from engage.services.campaigns import (
     campaign_run_retry_failed,
     campaign_run_trigger,
 )
-from shokti.admin import TenantScopedAdmin
 
 FUNNEL_STEPS = ("sent", "delivered", "opened", "clicked", "booked")
 

@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.models import Channel, Company, Customer, Service
+from crm.tenancy.api import ApiKeyAuthentication, ApiKeyPrincipal, IsStaffUser, request_company
 from engage.deeplinks import MAX_TTL_HOURS, PROMO_CODE_MAX_LENGTH
 from engage.models import CampaignRun
 from engage.services.campaigns import (
@@ -34,9 +35,7 @@ from engage.services.smartengage import (
     smartengage_bulk_send,
     smartengage_reminder_send,
 )
-from shokti.api.authentication import ApiKeyAuthentication, ApiKeyPrincipal
 from shokti.api.exceptions import Conflict
-from shokti.api.scoping import IsStaffUser, request_company
 
 BYPASS_PERMISSION = "engage.bypass_frequency_caps"
 SYNC_MAX_CUSTOMERS = 1000

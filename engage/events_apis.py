@@ -21,10 +21,10 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from crm.auth import app_user_company
 from crm.models import Contact
+from crm.tenancy.api import request_company
 from engage.deeplinks import DeepLinkClaims, DeepLinkInvalid, deeplink_verify, short_link_target
 from engage.events import USER_EVENT_TYPES, deeplink_follow_record, user_event_record
 from shokti.api.exceptions import ApplicationError, error_body
-from shokti.api.scoping import request_company
 
 METADATA_MAX_KEYS = 50
 

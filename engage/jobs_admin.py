@@ -7,10 +7,10 @@ from django.core.exceptions import ValidationError
 from django.utils.html import format_html_join
 from django.utils.text import Truncator
 
+from crm.tenancy.admin import TenantScopedAdmin
 from engage.handlers import handler_names
 from engage.models import Job, Message
 from engage.services import job_cancel, job_replay
-from shokti.admin import TenantScopedAdmin
 
 
 class TaskNameFilter(admin.SimpleListFilter):

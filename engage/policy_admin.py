@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
+from crm.tenancy.admin import TenantScopedAdmin, TenantScopedInline
 from engage.models import CampaignPreset, EngagementPolicy
 from engage.policy import policy_presets_restore
-from shokti.admin import TenantScopedAdmin, TenantScopedInline
 
 
 class CampaignPresetInline(TenantScopedInline):

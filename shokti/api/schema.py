@@ -10,7 +10,7 @@ from rest_framework.generics import GenericAPIView
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "shokti.api.authentication.ApiKeyAuthentication"
+    target_class = "crm.tenancy.api.ApiKeyAuthentication"
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema):

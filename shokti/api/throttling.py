@@ -1,6 +1,8 @@
 """Throttles: anonymous callers by IP, people by user id, server-to-server callers by API key.
 
 Rates are in settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (`anon`, `user`, `api_key`).
+An API-key caller is any `request.user` that carries an `api_key` with a public `prefix`
+(`crm.tenancy.api.ApiKeyPrincipal`); the kernel knows it by that shape, not by importing crm.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from django.core.cache.backends.redis import RedisCache
 from rest_framework import throttling
 from rest_framework.settings import api_settings
 
-from shokti.api.authentication import ApiKeyPrincipal
+
+def api_key_prefix(request) -> str | None:
+    """The public prefix of the API key the request authenticated with, or None for any other caller."""
+    return getattr(getattr(request.user, "api_key", None), "prefix", None)
 
 
 class LiveRatesMixin:
@@ -35,7 +40,7 @@ class UserRateThrottle(LiveRatesMixin, throttling.UserRateThrottle):
     """DRF's per-user throttle, minus API-key callers (they have no user id and would share one bucket)."""
 
     def get_cache_key(self, request, view):
-        if isinstance(request.user, ApiKeyPrincipal):
+        if api_key_prefix(request) is not None:
             return None
         return super().get_cache_key(request, view)
 
@@ -72,9 +77,10 @@ class ApiKeyRateThrottle(LiveRatesMixin, throttling.SimpleRateThrottle):
     scope = "api_key"
 
     def get_cache_key(self, request, view):
-        if not isinstance(request.user, ApiKeyPrincipal):
+        prefix = api_key_prefix(request)
+        if prefix is None:
             return None
-        return self.cache_format % {"scope": self.scope, "ident": request.user.api_key.prefix}
+        return self.cache_format % {"scope": self.scope, "ident": prefix}
 
     def allow_request(self, request, view) -> bool:
         cache = caches[DEFAULT_CACHE_ALIAS]  # DRF's `self.cache` is the proxy in front of it

@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from crm.models import ApiKey, Company
 from crm.services import api_key_revoke
-from shokti.api import authentication
+from crm.tenancy import api as authentication
 from shokti.api.throttling import ApiKeyRateThrottle
 
 pytestmark = pytest.mark.django_db

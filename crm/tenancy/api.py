@@ -1,4 +1,4 @@
-"""Server-to-server authentication with a company's API key."""
+"""API tenancy: server-to-server authentication with a company's API key, and which company a request acts for."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, permissions
 
 from crm.models import ApiKey, Company
+from crm.selectors import companies_for_user
 
 # Per-process cache of API keys by prefix: {prefix: (expires_at monotonic, ApiKey with its company)}.
 # Every request of a server-to-server client would otherwise pay a query for the same row.
@@ -108,3 +109,46 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return self.keyword
+
+
+
+def request_company(request, *, requested_id: object = None) -> Company:
+    """The company of an API key, or of a staff user's membership (chosen by `company_id` when several).
+
+    A `company_id` that the caller cannot act for is 403, whether the company exists or not.
+    """
+    user = request.user
+    if isinstance(user, ApiKeyPrincipal):
+        if requested_id not in (None, "") and str(requested_id) != str(user.company.pk):
+            raise exceptions.PermissionDenied("This API key does not belong to that company.")
+        return user.company
+    if user is None or not user.is_authenticated:
+        raise exceptions.NotAuthenticated()
+    requested_id = requested_id or request.headers.get("X-Company-Id") or request.query_params.get("company_id")
+    companies = companies_for_user(user=user)
+    if requested_id not in (None, ""):
+        try:
+            return companies.get(pk=int(str(requested_id)))
+        except (ValueError, Company.DoesNotExist):
+            raise exceptions.PermissionDenied("You are not a member of that company.") from None
+    found = list(companies[:2])
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise exceptions.PermissionDenied("You are not a member of any company.")
+    raise exceptions.ValidationError({"company_id": ["You belong to several companies: say which one."]})
+
+
+class IsApiKey(permissions.BasePermission):
+    message = "This endpoint needs a company API key."
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.user, ApiKeyPrincipal)
+
+
+class IsStaffUser(permissions.BasePermission):
+    message = "This endpoint is for staff."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and not isinstance(user, ApiKeyPrincipal) and user.is_staff)
