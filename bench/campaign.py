@@ -81,8 +81,8 @@ def _company(slug: str, customers: int):
     from django.db import connection
 
     from crm.models import Company
-    from engage.policy import policy_get_or_create
-    from engage.services.templates import templates_seed_defaults
+    from engage.policy.services import policy_get_or_create
+    from engage.prompts.services import templates_seed_defaults
 
     company = Company.objects.create(name=f"Bench {slug}", slug=slug)
     templates_seed_defaults(company=company)
@@ -114,15 +114,16 @@ def _sdk_warm(*, company) -> None:
     process, not of the run. (Before `_sdk_client` took a lock, the first batch's hundreds of
     threads each built their own: 91 in one profiled run.)
     """
-    from engage.ai import ai_generate
+    from engage.ai.client import ai_generate
 
     ai_generate(company=company, agent_type="smartengage", purpose="warm-up", message_type=None,
                 messages=[{"role": "user", "content": "warm-up"}])
 
 
 def _measure_run(*, company, is_dry_run: bool) -> tuple[float, dict]:
-    from engage.models import Campaign
-    from engage.services.campaigns import campaign_run_execute, campaign_run_trigger
+    from engage.campaigns.models import Campaign
+    from engage.campaigns.runner import campaign_run_execute
+    from engage.campaigns.runs import campaign_run_trigger
 
     _sdk_warm(company=company)
     campaign = Campaign.objects.create(company=company, name="Bench", channel="console")

@@ -112,7 +112,7 @@ def _fill() -> int:
 
     from crm import demo
     from crm.models import Company, Customer
-    from engage.models import Message
+    from engage.messaging.models import Message
 
     company = Company.objects.filter(slug=demo.HOME_SERVICES_SLUG).first()
     if company is None or Customer.objects.filter(company=company).count() < CUSTOMERS:
@@ -139,8 +139,8 @@ def run() -> None:
     from django.db import connection
 
     from crm.models import Company
-    from engage.policy import policy_for
-    from engage.segmentation import SegmentCriteria, custom_plans, customer_segment
+    from engage.campaigns.segmentation import SegmentCriteria, custom_plans, customer_segment
+    from engage.policy.services import policy_for
 
     call_command("migrate", verbosity=0)
     company = Company.objects.get(pk=_fill())
@@ -216,8 +216,9 @@ def _dry_run(*, company) -> tuple[float, dict]:
     from django.conf import settings
     from django.utils import timezone
 
-    from engage.models import Campaign, CampaignRecipient
-    from engage.services.campaigns import campaign_run_execute, campaign_run_trigger
+    from engage.campaigns.models import Campaign, CampaignRecipient
+    from engage.campaigns.runner import campaign_run_execute
+    from engage.campaigns.runs import campaign_run_trigger
 
     settings.OPENAI_API_KEY = ""  # the approved fallback for everyone: no model to wait for
     settings.SMARTENGAGE_RUN_SLICE_SECONDS = 3600  # one slice: no continuation job for a worker to run

@@ -10,6 +10,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
+from channels_app.adapters import whatsapp_web
 from channels_app.base import ChannelError
 from channels_app.models import ChannelAccount, ProviderCallback
 
@@ -19,12 +20,6 @@ logger = logging.getLogger(__name__)
 @shared_task(bind=True, name="channels_app.tasks.whatsapp_web_send", acks_late=True, max_retries=None)
 def whatsapp_web_send(self, *, account_id: int, provider_message_id: str, to_phone: str, body: str) -> str:
     """Type one message in WhatsApp Web; report "sent" or, when it cannot be, "failed"."""
-    from channels_app.adapters.whatsapp_web import (
-        deliver,
-        whatsapp_web_delivery_claim,
-        whatsapp_web_delivery_finish,
-        whatsapp_web_delivery_retry_later,
-    )
 
     account = ChannelAccount.objects.filter(pk=account_id).first()
     if account is None:
@@ -39,7 +34,7 @@ def whatsapp_web_send(self, *, account_id: int, provider_message_id: str, to_pho
     ).exists():
         return "done-before"
     # The outbox row: done, or being typed by another run (a relayed duplicate), means nothing to do.
-    delivery = whatsapp_web_delivery_claim(
+    delivery = whatsapp_web.whatsapp_web_delivery_claim(
         account_id=account_id,
         company_id=account.company_id,
         provider_message_id=provider_message_id,
@@ -49,23 +44,22 @@ def whatsapp_web_send(self, *, account_id: int, provider_message_id: str, to_pho
     if delivery is None:
         return "done-before"
     try:
-        deliver(account_id=account_id, to_phone=delivery.to_phone, body=delivery.body)
+        whatsapp_web.deliver(account_id=account_id, to_phone=delivery.to_phone, body=delivery.body)
     except ChannelError as error:
         # Attempts are counted on the row, so runs the relay published count too.
         if not error.permanent and delivery.attempts <= settings.WHATSAPP_WEB_MAX_RETRIES:
-            whatsapp_web_delivery_retry_later(
+            whatsapp_web.whatsapp_web_delivery_retry_later(
                 delivery=delivery, error=str(error), countdown=settings.WHATSAPP_WEB_RETRY_SECONDS
             )
             raise self.retry(countdown=settings.WHATSAPP_WEB_RETRY_SECONDS, exc=error) from None
-        whatsapp_web_delivery_finish(delivery=delivery, account=account, status="failed", error=str(error))
+        whatsapp_web.whatsapp_web_delivery_finish(delivery=delivery, account=account, status="failed", error=str(error))
         return "failed"
-    whatsapp_web_delivery_finish(delivery=delivery, account=account, status="sent")
+    whatsapp_web.whatsapp_web_delivery_finish(delivery=delivery, account=account, status="sent")
     return "sent"
 
 
 @shared_task(name="channels_app.whatsapp_web_relay", ignore_result=True)
 def whatsapp_web_relay() -> dict:
     """Beat: publish again WhatsApp Web deliveries whose task was lost; give up on very old ones."""
-    from channels_app.adapters.whatsapp_web import whatsapp_web_deliveries_relay
 
-    return whatsapp_web_deliveries_relay()
+    return whatsapp_web.whatsapp_web_deliveries_relay()

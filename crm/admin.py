@@ -6,8 +6,10 @@ import uuid
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
 from django.utils.translation import ngettext
 
 from crm.models import (
@@ -30,11 +32,12 @@ from crm.services import (
     api_key_revoke,
     booking_create,
     company_webhook_secret_set,
+    contact_merge,
     lead_move_to_stage,
     phone_normalize,
 )
 from crm.tenancy.admin import TenantScopedAdmin, TenantScopedInline
-from shokti.admin import action_form_response
+from shokti.admin import action_form_response, validation_error_text
 
 # How much of a contact's history its page shows (newest first).
 CONTACT_PANEL_LIMIT = 20
@@ -246,6 +249,14 @@ class ContactForm(forms.ModelForm):
         return cleaned
 
 
+class MergeForm(forms.Form):
+    keep = forms.ChoiceField(widget=forms.RadioSelect, label="Keep")
+
+    def __init__(self, *args, contacts, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["keep"].choices = [(str(contact.pk), str(contact.pk)) for contact in contacts]
+
+
 @admin.register(Contact)
 class ContactAdmin(TenantScopedAdmin):
     form = ContactForm
@@ -266,11 +277,42 @@ class ContactAdmin(TenantScopedAdmin):
     readonly_fields = ["user", "consent_updated_at", "created_at", "updated_at"]
     ordering = ["-id"]
     change_form_template = "admin/crm/contact/change_form.html"
+    actions = ["merge_contacts"]
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk:
             context.update(_contact_panels(obj))
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.action(description="Merge the two selected contacts…", permissions=["change"])
+    def merge_contacts(self, request, queryset):
+        contacts = list(queryset.select_related("company").order_by("pk")[:3])
+        if len(contacts) != 2:
+            self.message_user(request, "Select exactly two contacts to merge.", messages.ERROR)
+            return None
+        if contacts[0].company_id != contacts[1].company_id:
+            self.message_user(request, "Only contacts of the same company can be merged.", messages.ERROR)
+            return None
+        form = MergeForm(request.POST if "apply" in request.POST else None, contacts=contacts)
+        if form.is_bound and form.is_valid():
+            keep = next(contact for contact in contacts if str(contact.pk) == form.cleaned_data["keep"])
+            merge = next(contact for contact in contacts if contact.pk != keep.pk)
+            try:
+                contact_merge(keep=keep, merge=merge, actor=request.user)
+            except ValidationError as error:
+                self.message_user(request, validation_error_text(error), messages.ERROR)
+                return None
+            self.message_user(request, f"Merged contact #{merge.pk} into {keep} (#{keep.pk}).", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Merge two contacts",
+            "opts": self.opts,
+            "contacts": contacts,
+            "form": form,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/crm/contact/merge.html", context)
 
 
 def _contact_panels(contact: Contact) -> dict:
@@ -346,8 +388,10 @@ class MoveToStageForm(forms.Form):
         self.fields["stage"].queryset = stages
 
 
-@admin.register(Lead)
 class LeadAdmin(TenantScopedAdmin):
+    """The lead list and page. Registered by the app that owns conversations (engage.admin.conversations), which
+    extends it with the thread and hand-off; `lead_stage_move` is the hook its stage moves go through."""
+
     form = LeadForm
     list_display = ["id", "contact", "company", "pipeline", "stage", "status", "channel", "source", "score", "owner",
                     "created_at"]

@@ -1,4 +1,19 @@
+import importlib
+
 from django.apps import AppConfig
+
+# Each feature's job handlers (registered with @job_handler on import) and Celery tasks.
+HANDLER_MODULES = (
+    "engage.messaging.handlers",
+    "engage.webhooks",
+    "engage.conversations.handlers",
+    "engage.campaigns.handlers",
+)
+TASK_MODULES = (
+    "engage.ledger.tasks",
+    "engage.conversations.tasks",
+    "engage.campaigns.tasks",
+)
 
 
 class EngageConfig(AppConfig):
@@ -6,16 +21,19 @@ class EngageConfig(AppConfig):
     verbose_name = "Engagement"
 
     def ready(self) -> None:
-        from engage import receivers  # noqa: F401  (connects channels_app's report-back signals)
-        from engage.handlers import load_handlers
+        from crm.services import contact_merge_hook_register, event_recorded_hook_register
+        from engage import receivers
+        from engage.campaigns.merge import contact_merge_campaign_rows
+        from engage.conversations.merge import contact_merge_messages
+        from engage.messaging.services import channel_settings_cache_connect
+        from engage.webhooks import webhook_events_enqueue
 
-        load_handlers()
 
-        from engage.services import merge
-
-        merge.register()  # crm's contact merge re-points engage's rows (messages, AI sessions, campaign recipients)
-
-        from crm.services import event_recorded_hook_register
-        from engage.handlers.webhook_reminder import webhook_events_enqueue
-
+        for module in (*HANDLER_MODULES, *TASK_MODULES):
+            importlib.import_module(module)
+        receivers.connect()  # channels_app's report-back signals: delivery statuses and inbound messages
+        channel_settings_cache_connect()  # a saved channel account or company clears the send path's cache
+        # crm's contact merge re-points engage's rows (messages, AI sessions, campaign recipients).
+        contact_merge_hook_register(contact_merge_messages)
+        contact_merge_hook_register(contact_merge_campaign_rows)
         event_recorded_hook_register(webhook_events_enqueue)  # recorded events reach the company's webhook

@@ -197,3 +197,8 @@ def action_form_response(model_admin, request, *, template: str, title: str, for
             **context,
         },
     )
+
+
+def validation_error_text(error) -> str:
+    """A Django ValidationError as one line for an admin message."""
+    return "; ".join(error.messages)

@@ -8,7 +8,7 @@ Queues (declared in settings.CELERY_TASK_QUEUES):
 Priorities: on Redis, Celery emulates priorities with one list per step; steps 0-9, **0 is taken
 first**. The job ledger keeps 0-100 with **100 first** (P1 90-100: AI reply, follow-up,
 summary; P2 50-70: sequence step, email sequence, webhook reminder), so
-`celery_priority_for(ledger_priority)` maps 90-100 -> 0, 80-89 -> 1, ..., 50-59 -> 4, ...,
+`engage.ledger.services.job_priority_step(ledger_priority)` maps 90-100 -> 0, 80-89 -> 1, ..., 50-59 -> 4, ...,
 0-9 -> 9. Pass the result as `apply_async(priority=...)`.
 """
 
@@ -59,17 +59,6 @@ class DjangoCelerySettings(Mapping):
 app = Celery("shokti")
 app.config_from_object(DjangoCelerySettings())
 app.autodiscover_tasks()
-
-LEDGER_PRIORITY_MAX = 100
-CELERY_PRIORITY_STEPS = 10
-
-
-def celery_priority_for(ledger_priority: int) -> int:
-    """The Redis priority step (0 first) for a job-ledger priority (0-100, 100 first)."""
-    clamped = max(0, min(LEDGER_PRIORITY_MAX, int(ledger_priority)))
-    step = min(CELERY_PRIORITY_STEPS - 1, clamped * CELERY_PRIORITY_STEPS // LEDGER_PRIORITY_MAX)
-    return CELERY_PRIORITY_STEPS - 1 - step
-
 
 @worker_process_shutdown.connect
 def _mark_metrics_process_dead(pid=None, **kwargs) -> None:

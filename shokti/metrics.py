@@ -6,11 +6,13 @@ that folder and /metrics sums them. `make run` wipes the folder at start; gunico
 shokti/celery.py mark dead processes. Without the variable, the values live in this process.
 
 Usage: `from shokti.metrics import ai_messages_sent_total`, then
-`ai_messages_sent_total.labels(agent_type=..., channel=..., message_type=..., status=...).inc()`.
+`ai_messages_sent_total.labels(agent_type=..., channel=..., message_type=..., status=...).inc()`,
+or `count("ai_messages_sent_total", agent_type=..., ...)` where a metric must never break the caller.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
 import prometheus_client
@@ -18,6 +20,8 @@ from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import Counter, multiprocess
+
+logger = logging.getLogger(__name__)
 
 # prometheus_client adds the `_total` suffix of a counter itself; the Python names carry it
 # so that code reads like the series it writes.
@@ -66,6 +70,16 @@ BUSINESS_COUNTERS = (
     jobs_processed_total,
     campaign_recipients_skipped_total,
 )
+
+
+def count(counter_name: str, **labels: str) -> None:
+    """Increment one of the business counters above by name; a metric never breaks the caller (logged)."""
+    try:
+        counter = globals().get(counter_name)
+        if isinstance(counter, Counter):
+            counter.labels(**labels).inc()
+    except Exception:  # pragma: no cover - metrics are best effort
+        logger.exception("metric %s not counted", counter_name)
 
 
 def is_multiprocess() -> bool:

@@ -180,7 +180,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # `whatsapp_web` is consumed by its own worker with --concurrency 1 (one browser session).
-# Priorities: see shokti/celery.py (`celery_priority_for`: ledger 0-100 -> Redis step 0-9, 0 first).
+# Priorities: see shokti/celery.py (`engage.ledger.services.job_priority_step`: ledger 0-100 -> Redis step 0-9, 0 first).
 CELERY_TASK_QUEUES = (
     Queue("default", routing_key="default", queue_arguments={"x-max-priority": 10}),
     Queue("whatsapp_web", routing_key="whatsapp_web", queue_arguments={"x-max-priority": 10}),

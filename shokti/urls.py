@@ -12,7 +12,8 @@ admin.site.index_title = "Operations console"
 urlpatterns = [
     path("health", health.health, name="health"),
     path("metrics", metrics.export, name="metrics"),
-    # Seed paths of engage (before admin/: /admin/dlq/replay lives there): /inbound-message, /queue/stats.
+    # engage's seed paths (before admin/: /admin/dlq/replay lives there): /inbound-message, /queue/stats,
+    # SmartEngage sends, and the app-facing /events, /book, /l/<code>, /api/deeplinks/verify.
     path("", include("engage.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -21,8 +22,6 @@ urlpatterns = [
     path("api/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     # App-facing: /auth/request-otp, /auth/verify-otp, /auth/refresh, /services.
     path("", include("crm.auth_apis")),
-    # App-facing: /events, /book (deep links), /api/deeplinks/verify.
-    path("", include("engage.events_apis")),
     path("api/", include("crm.urls")),
     # Provider webhooks (Twilio, Meta) and email open/click/unsubscribe links.
     path("channels/", include("channels_app.urls")),

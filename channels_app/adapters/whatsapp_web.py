@@ -20,16 +20,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from channels_app.base import ChannelAdapter, ChannelError, OutboundMessage, SendResult
-from channels_app.models import ChannelAccount, WhatsAppWebDelivery
+from channels_app.models import ChannelAccount, WhatsAppWebDelivery, WhatsAppWebSession
 from channels_app.registry import register
+from channels_app.services import delivery_status_report, whatsapp_web_sent_mark, whatsapp_web_session_update
 
 logger = logging.getLogger(__name__)
+
+# The typing task (channels_app.tasks), published by name: that module imports this one.
+SEND_TASK = "channels_app.tasks.whatsapp_web_send"
 
 
 @register
@@ -68,10 +73,9 @@ def task_kwargs(*, account_id: int, provider_message_id: str, to_phone: str, bod
 
 def whatsapp_web_delivery_dispatch(*, kwargs: dict[str, Any], is_first: bool = False) -> bool:
     """Publish the typing task; False (logged, never raised) when the broker is unreachable: the relay retries."""
-    from channels_app.tasks import whatsapp_web_send
 
     try:
-        whatsapp_web_send.apply_async(kwargs=kwargs)
+        current_app.tasks[SEND_TASK].apply_async(kwargs=kwargs)
     except Exception as error:
         logger.warning(
             "whatsapp web message %s not published (%s); the relay will retry", kwargs["provider_message_id"], error
@@ -137,7 +141,6 @@ def whatsapp_web_delivery_retry_later(*, delivery: WhatsAppWebDelivery, error: s
 
 def whatsapp_web_delivery_finish(*, delivery: WhatsAppWebDelivery, account: ChannelAccount, status: str, error: str = "") -> None:
     """Mark the row sent/failed and report it, in one transaction (a failing receiver keeps it pending)."""
-    from channels_app.services import delivery_status_report
 
     with transaction.atomic():
         WhatsAppWebDelivery.objects.filter(pk=delivery.pk, status=WhatsAppWebDelivery.Status.PENDING).update(
@@ -237,11 +240,6 @@ def deliver(*, account_id: int, to_phone: str, body: str) -> None:
     Raises ChannelError: transient for "login required" (the QR screenshot is saved for ops) and
     timeouts, so the task retries; nothing is reported sent unless it appeared in the chat.
     """
-    from channels_app.models import WhatsAppWebSession
-    from channels_app.services import (
-        whatsapp_web_sent_mark,
-        whatsapp_web_session_update,
-    )
 
     session = WhatsAppWebSession.objects.filter(account_id=account_id).first()
     wait_for_message_gap(session.last_sent_at if session else None)

@@ -152,3 +152,10 @@ class IsStaffUser(permissions.BasePermission):
     def has_permission(self, request, view) -> bool:
         user = request.user
         return bool(user and user.is_authenticated and not isinstance(user, ApiKeyPrincipal) and user.is_staff)
+
+
+class IsApiKeyOrStaffUser(IsApiKey):
+    message = "This endpoint needs a company API key or a staff login."
+
+    def has_permission(self, request, view) -> bool:
+        return super().has_permission(request, view) or IsStaffUser().has_permission(request, view)

@@ -173,7 +173,7 @@ def test_customers_have_bookings_of_varied_ages_and_some_are_due_for_the_campaig
 
 @pytest.mark.django_db
 def test_todays_campaign_finds_the_customers_due_for_it():
-    from engage.segmentation import SegmentCriteria, customer_segment
+    from engage.campaigns.segmentation import SegmentCriteria, customer_segment
 
     # given
     seed("--customers", "120", "--bookings-per-customer", "4")

@@ -33,9 +33,10 @@ from typing import Any
 import httpx2
 import openai
 from django.conf import settings
-from django.db import IntegrityError, transaction
 
 from crm.models import Company, Contact, Lead
+from engage.ai.config import ai_config_for
+from engage.ai.models import AISession
 from engage.ai.safety import (
     SafetyPolicy,
     SafetyVerdict,
@@ -44,27 +45,21 @@ from engage.ai.safety import (
     safety_check,
     safety_policy_for,
 )
-from engage.models import AIConfig, AISession
-from engage.policy import policy_for
+from engage.policy.services import policy_for
 
 logger = logging.getLogger(__name__)
 
+
 NO_API_KEY_REASON = "no API key configured"
+
+
 SAFETY_FILTER_OFF_REASON = "safety filter off by the engagement policy"
+
+
 AI_GENERATION_OFF_REASON = "AI generation off by the engagement policy"
+
+
 FALLBACK_REJECTED_REASON = "Nothing sendable: the approved fallback fails the safety filter too"
-
-
-def ai_config_for(*, company: Company) -> AIConfig:
-    """The company's AIConfig, created with the defaults on first use."""
-    config = AIConfig.objects.filter(company=company).first()
-    if config is not None:
-        return config
-    try:
-        with transaction.atomic():
-            return AIConfig.objects.create(company=company, model=settings.OPENAI_MODEL)
-    except IntegrityError:
-        return AIConfig.objects.get(company=company)
 
 
 _sdk_client_lock = threading.Lock()
@@ -98,6 +93,8 @@ def _max_in_flight() -> int:
 
 
 _bulk_pool_lock = threading.Lock()
+
+
 _bulk_pools: dict[int, ThreadPoolExecutor] = {}
 
 

@@ -9,7 +9,7 @@ from django.db import connection
 from django.db.models import F, Q
 
 from crm.models import Company
-from engage.models import KnowledgeDoc
+from engage.ai.models import KnowledgeDoc
 
 # \w alone splits Indic words at their vowel signs (combining marks): take the Indic blocks whole.
 WORD_PATTERN = re.compile(r"[\w\u0900-\u0dff]+")

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from django.db.models import Q
 
 from crm.models import Channel, Company
+from engage.ai.config import ai_config_for
+from engage.ai.models import BannedPhrase, FallbackText
 
 # GSM 03.38 basic set plus its extension table (extension characters take two septets).
 GSM_BASIC = set(
@@ -66,8 +68,6 @@ class SafetyVerdict:
 
 def safety_policy_for(*, company: Company) -> SafetyPolicy:
     """The company's safety policy: its own and the global banned phrases, plus its AIConfig limits."""
-    from engage.ai.client import ai_config_for
-    from engage.models import BannedPhrase
 
     config = ai_config_for(company=company)
     phrases = BannedPhrase.objects.filter(Q(company=company) | Q(company__isnull=True)).values_list("phrase", flat=True)
@@ -212,7 +212,6 @@ BUILT_IN_FALLBACKS = {
 
 def fallback_text_for(*, company: Company | None, message_type: str, locale: str) -> str:
     """The approved fallback for a message type and locale: the company's own, else the global one."""
-    from engage.models import FallbackText
 
     rows = list(
         FallbackText.objects.filter(Q(company=company) | Q(company__isnull=True))

@@ -4,7 +4,7 @@ import django.contrib.postgres.search
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import engage.models.ai
+import engage.ai.models
 from django.conf import settings
 from django.db import migrations, models
 
@@ -35,7 +35,7 @@ class Migration(migrations.Migration):
                 ('sms_max_segments', models.PositiveSmallIntegerField(default=3, help_text='SMS length limit, in segments (70 UCS-2 / 160 GSM chars).', validators=[django.core.validators.MinValueValidator(1)])),
                 ('allowed_contact_details', models.JSONField(blank=True, default=list, help_text="The company's own phone numbers and emails, which AI messages may mention.")),
                 ('required_link', models.URLField(blank=True, help_text='If set, every AI message must contain this link.')),
-                ('handoff_keywords', models.JSONField(blank=True, default=engage.models.ai.default_handoff_keywords, help_text='Inbound words that ask for a human.')),
+                ('handoff_keywords', models.JSONField(blank=True, default=engage.ai.models.default_handoff_keywords, help_text='Inbound words that ask for a human.')),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('company', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='ai_config', to='crm.company')),
             ],

@@ -3,7 +3,7 @@
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import engage.models.policy
+import engage.policy.models
 from django.db import migrations, models
 
 
@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
                 ('is_ai_generation_enabled', models.BooleanField(default=True, help_text='Off: send the approved fallback texts.', verbose_name='AI generation enabled')),
                 ('is_safety_filter_enabled', models.BooleanField(default=True, verbose_name='safety filter enabled')),
                 ('is_deeplink_enabled', models.BooleanField(default=True, verbose_name='deep links enabled')),
-                ('attribution_window_hours', models.PositiveSmallIntegerField(default=engage.models.policy._default_attribution_window_hours, help_text="A booking this many hours after a click on a message is that message's conversion.", validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(1440)])),
+                ('attribution_window_hours', models.PositiveSmallIntegerField(default=engage.policy.models._default_attribution_window_hours, help_text="A booking this many hours after a click on a message is that message's conversion.", validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(1440)])),
                 ('default_preset', models.CharField(default='default', max_length=40)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('company', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='engagement_policy', to='crm.company')),

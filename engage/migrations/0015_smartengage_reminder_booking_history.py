@@ -3,7 +3,7 @@
 Companies whose approved reminder is still the v1 seeded by 0007, word for word, get the same
 wording plus the history as a new approved version (v1 archived, kept). A company whose marketers
 changed the reminder keeps its own wording: the studio offers the new variable. New companies get
-the new text from `engage.services.smartengage.DEFAULT_TEMPLATES`; this migration keeps its own
+the new text from `engage.prompts.defaults.DEFAULT_TEMPLATES`; this migration keeps its own
 frozen copies.
 """
 

@@ -2,9 +2,9 @@
 
 from django.utils import timezone
 
+from engage.conversations.inbound import inbound_message_capture
+from engage.ledger.services import job_execute
 from engage.models import Job
-from engage.services.inbound import inbound_message_capture
-from engage.services.jobs import job_execute
 
 
 def capture(company, text, *, phone="+8801711000001", channel="console", name="Rahim"):

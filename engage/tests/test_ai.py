@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from crm.tests.factories import ContactFactory, LeadFactory
-from engage.ai import GenerationRequest, ai_generate, ai_generate_many
+from engage.ai.client import GenerationRequest, ai_generate, ai_generate_many
 from engage.models import AIConfig, AISession, BannedPhrase
 from shokti.testing.fake_openai import FakeFailure
 
@@ -138,7 +138,7 @@ def test_an_answer_the_safety_filter_rejects_is_replaced_by_the_fallback(fake_op
 def test_a_company_that_switched_the_safety_filter_off_gets_the_answer_unchecked(fake_openai, company):
     # given a banned phrase, and the company's engagement policy with the filter off
     from engage.ai.client import SAFETY_FILTER_OFF_REASON
-    from engage.policy import policy_get_or_create
+    from engage.policy.services import policy_get_or_create
 
     BannedPhrase.objects.create(company=company, phrase="গ্যারান্টি")
     policy = policy_get_or_create(company=company)
@@ -157,7 +157,7 @@ def test_a_company_that_switched_the_safety_filter_off_gets_the_answer_unchecked
 
 def test_ai_generation_switched_off_calls_no_model_and_records_the_fallback(fake_openai, company):
     from engage.ai.client import AI_GENERATION_OFF_REASON
-    from engage.policy import policy_get_or_create
+    from engage.policy.services import policy_get_or_create
 
     policy = policy_get_or_create(company=company)
     policy.is_ai_generation_enabled = False

@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from channels_app.adapters import console
 from crm.models import Event, Lead
+from engage.conversations.replies import ai_reply_send
 from engage.models import AIConfig, AISession, Job, KnowledgeDoc, Message
-from engage.services.ai_reply import ai_reply_send
 from engage.tests.helpers import capture, jobs, run_job
 
 pytestmark = pytest.mark.django_db

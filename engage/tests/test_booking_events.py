@@ -13,7 +13,7 @@ from crm import services as crm_services
 from crm.models import Booking, Customer, Event
 from crm.services import booking_create
 from crm.tests.factories import CustomerFactory, ServiceFactory, WorkerFactory
-from engage.events import BOOKING_CREATED, booking_attributed_message, funnel_counts, user_event_record
+from engage.campaigns.attribution import BOOKING_CREATED, booking_attributed_message, funnel_counts, user_event_record
 from engage.models import Message
 
 pytestmark = pytest.mark.django_db

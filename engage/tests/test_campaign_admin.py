@@ -15,12 +15,12 @@ from django.utils import timezone
 
 from channels_app.adapters import console
 from crm.models import User
-from engage.events import user_event_record
+from engage.campaigns.attribution import user_event_record
+from engage.campaigns.runs import campaigns_daily_run
+from engage.messaging.services import message_status_update
 from engage.models import Campaign, CampaignRecipient, CampaignRun, Job, Message
-from engage.policy import policy_get_or_create
-from engage.services.campaigns import campaigns_daily_run
-from engage.services.messages import message_status_update
-from engage.services.templates import templates_seed_defaults
+from engage.policy.services import policy_get_or_create
+from engage.prompts.services import templates_seed_defaults
 from engage.tests.campaign_helpers import AI_TEXT, customer_due
 from engage.tests.helpers import run_job
 

@@ -9,8 +9,8 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from crm.tests.factories import ServiceFactory
 from engage.models import Campaign, CampaignRun, Job, Message
-from engage.policy import policy_get_or_create
-from engage.services.templates import templates_seed_defaults
+from engage.policy.services import policy_get_or_create
+from engage.prompts.services import templates_seed_defaults
 from engage.tests.campaign_helpers import AI_TEXT, customer_due
 
 SINGLE = "/admin/smartengage/send-single"

@@ -12,21 +12,23 @@ from django.utils import timezone
 
 from channels_app.adapters.console import ConsoleAdapter
 from channels_app.base import ChannelError
-from engage.events import user_event_record
-from engage.models import AISession, Campaign, CampaignRun, Job, Message
-from engage.policy import policy_get_or_create
-from engage.services import smartengage as smartengage_service
-from engage.services.campaigns import (
+from engage.campaigns.attribution import user_event_record
+from engage.campaigns.runner import campaign_run_execute
+from engage.campaigns.runs import (
     SmartEngageDisabled,
     campaign_funnel,
     campaign_run_cancel,
-    campaign_run_execute,
     campaign_run_retry_failed,
     campaign_run_trigger,
     campaigns_daily_run,
 )
-from engage.services.messages import message_status_update
-from engage.services.templates import templates_seed_defaults
+from engage.campaigns.smartengage import sending as smartengage_service
+from engage.campaigns.smartengage.generation import DRY_RUN_NOT_CALLED
+from engage.campaigns.smartengage.pipeline import smartengage_bulk_send
+from engage.messaging.services import message_status_update
+from engage.models import AISession, Campaign, CampaignRun, Job, Message
+from engage.policy.services import policy_get_or_create
+from engage.prompts.services import templates_seed_defaults
 from engage.tests.campaign_helpers import AI_TEXT, customer_due
 from engage.tests.helpers import run_job
 from shokti.metrics import campaign_recipients_skipped_total
@@ -126,7 +128,7 @@ def test_a_dry_run_calls_the_model_for_its_sample_only_and_shows_the_fallback_fo
     assert rows[0].body.startswith(AI_TEXT.split("[BOOKING_LINK]")[0]) and rows[0].error == ""
     for row in rows[1:]:
         assert row.body.startswith("আপনার প্রিয় সার্ভিসের সময় হয়েছে।") and "token=" in row.body
-        assert row.error == smartengage_service.DRY_RUN_NOT_CALLED and row.reason == ""
+        assert row.error == DRY_RUN_NOT_CALLED and row.reason == ""
     assert AISession.objects.filter(company=campaign.company).count() == 1
     assert not Message.objects.exists()
 
@@ -464,7 +466,7 @@ def test_an_intent_already_written_in_this_cycle_is_never_sent_again(campaign, f
     # when a racing second run reaches the same customer past the segment (caps bypassed)
     second = campaign_run_trigger(campaign=campaign)
     messages_before, jobs_before = Message.objects.count(), Job.objects.count()
-    result = smartengage_service.smartengage_bulk_send(
+    result = smartengage_bulk_send(
         company=campaign.company, customers=[customer], channel="console", run=second, bypass_frequency_caps=True
     )
     # then the unique intent refuses it: skipped, and its job and message were rolled back
@@ -661,7 +663,7 @@ def test_a_dry_run_writes_on_its_own_thread_and_a_writer_failure_resumes_after_t
             due.append(customer_due(campaign.company))
     run = campaign_run_trigger(campaign=campaign, is_dry_run=True, overrides={"batch_size": 3})
     # and a writer whose second batch fails (the database refusing it, say)
-    from engage.services import campaigns as campaigns_service
+    from engage.campaigns import runner as campaigns_service
 
     real_skips_record = campaigns_service._skips_record
     writers = []
@@ -697,7 +699,7 @@ def test_a_dry_run_writes_on_its_own_thread_and_a_writer_failure_resumes_after_t
 
 @pytest.mark.django_db
 def test_a_dry_run_commits_without_waiting_for_the_disk_and_gives_the_setting_back():
-    from engage.services.campaigns import _dry_run_commits
+    from engage.campaigns.runner import _dry_run_commits
 
     def synchronous_commit() -> str:
         with connection.cursor() as cursor:

@@ -12,8 +12,7 @@ from django.db import connection, transaction
 from crm.models import Event
 from crm.tests.factories import CustomerFactory, WorkerFactory
 from engage.models import Message
-from engage.policy import policy_get_or_create
-from engage.services.consent import (
+from engage.policy.consent import (
     can_send,
     contact_opt_out,
     local_day_and_week_start,
@@ -21,6 +20,7 @@ from engage.services.consent import (
     send_slot_reserve,
     send_slots_reserve,
 )
+from engage.policy.services import policy_get_or_create
 from shokti.metrics import opt_outs_total
 
 DHAKA = ZoneInfo("Asia/Dhaka")

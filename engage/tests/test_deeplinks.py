@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from crm.models import Event
 from crm.tests.factories import CustomerFactory, ServiceFactory
-from engage.deeplinks import (
+from engage.campaigns.deeplinks import (
     SALT,
     TYPE_BOOKING,
     TYPE_PROMO,
@@ -127,7 +127,7 @@ def test_expired_tokens_are_rejected(customer):
     token = deeplink_token_create(customer=customer, ttl_hours=1)
     later = timezone.now() + dt.timedelta(hours=1, seconds=1)
 
-    with mock.patch("engage.deeplinks.timezone.now", return_value=later), pytest.raises(DeepLinkInvalid) as error:
+    with mock.patch("engage.campaigns.deeplinks.timezone.now", return_value=later), pytest.raises(DeepLinkInvalid) as error:
         deeplink_verify(token=token)
 
     assert error.value.reason == "expired"
@@ -183,7 +183,7 @@ def test_book_with_a_bad_token_is_400_json_and_records_nothing(customer, reason)
         token = token[:-2] + "zz"
     elif reason == "missing":
         token = ""
-    with mock.patch("engage.deeplinks.timezone.now", return_value=timezone.now() + dt.timedelta(hours=2 if reason == "expired" else 0)):
+    with mock.patch("engage.campaigns.deeplinks.timezone.now", return_value=timezone.now() + dt.timedelta(hours=2 if reason == "expired" else 0)):
         response = APIClient().get("/book", {"token": token})
 
     assert response.status_code == 400

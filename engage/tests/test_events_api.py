@@ -10,7 +10,12 @@ from rest_framework.test import APIClient
 from crm.auth import token_pair_for
 from crm.models import Event, User
 from crm.tests.factories import CustomerFactory
-from engage.events import booking_attributed_message, funnel_counts, messages_with_funnel, user_event_record
+from engage.campaigns.attribution import (
+    booking_attributed_message,
+    funnel_counts,
+    messages_with_funnel,
+    user_event_record,
+)
 from engage.models import EngagementPolicy, Message
 from shokti.metrics import user_events_total
 
@@ -144,7 +149,7 @@ def test_the_window_comes_from_the_company_policy(customer):
     message = outbound(customer)
     record(customer, "message_clicked", at=now - dt.timedelta(hours=80), message=message)
     booking = record(customer, "booking_created", at=now)
-    from engage.policy import policy_get_or_create
+    from engage.policy.services import policy_get_or_create
 
     policy = policy_get_or_create(company=customer.company)
     policy.attribution_window_hours = 96

@@ -6,8 +6,8 @@ import pytest
 from django.utils import timezone
 
 from crm.models import Contact, Lead
+from engage.conversations.replies import summary_schedule
 from engage.models import AIConfig, AISession, Job, Message
-from engage.services.ai_reply import summary_schedule
 from engage.tests.helpers import capture, jobs, run_job
 
 pytestmark = pytest.mark.django_db

@@ -4,13 +4,8 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from crm.models import Contact, Event, Lead
+from engage.conversations.handoff import handoff_is_requested, lead_hand_back, lead_manual_reply, lead_take_over
 from engage.models import AIConfig, Job, Message
-from engage.services.handoff import (
-    handoff_is_requested,
-    lead_hand_back,
-    lead_manual_reply,
-    lead_take_over,
-)
 from engage.tests.helpers import capture, jobs, run_job
 
 KEYWORDS = ["human", "agent", "মানুষ"]

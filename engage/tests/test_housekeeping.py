@@ -6,9 +6,9 @@ import pytest
 from django.utils import timezone
 
 from crm.tests.factories import CustomerFactory
-from engage.deeplinks import short_links_create
+from engage.campaigns.deeplinks import short_links_create
+from engage.campaigns.tasks import housekeeping
 from engage.models import Campaign, CampaignRecipient, CampaignRun, ShortLink
-from engage.tasks import housekeeping
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +48,7 @@ def test_housekeeping_deletes_skip_rows_past_retention_and_long_expired_short_li
 
 
 def test_skip_rows_are_deleted_a_batch_at_a_time(company):
-    from engage.services.campaigns import campaign_skips_purge
+    from engage.campaigns.runs import campaign_skips_purge
 
     campaign = Campaign.objects.create(company=company, name="Reminders")
     run = run_with_rows(campaign, days_ago=40, statuses=["skipped"] * 5)

@@ -5,9 +5,9 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 
 from crm.models import Event, Lead
+from engage.conversations import handoff, inbound
+from engage.conversations.inbound import inbound_message_capture
 from engage.models import AIConfig, Job, Message
-from engage.services import handoff, inbound
-from engage.services.inbound import inbound_message_capture
 
 BODY = {"phone": "+8801712345678", "contact_name": "Rahul Kumar", "channel": "whatsapp_web"}
 

@@ -7,10 +7,19 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from engage.handlers import JobPermanentError, handler_for, job_handler
+from engage.ledger.registry import JobPermanentError, handler_for, job_handler
+from engage.ledger.services import (
+    dlq_replay,
+    job_backoff,
+    job_cancel,
+    job_claim,
+    job_enqueue,
+    job_execute,
+    job_priority_step,
+    job_replay,
+    jobs_relay,
+)
 from engage.models import Job
-from engage.services import dlq_replay, job_cancel, job_claim, job_enqueue, job_execute, job_replay, jobs_relay
-from engage.services.jobs import job_backoff, job_priority_step
 
 CALLS: list[int] = []
 
@@ -321,7 +330,7 @@ def test_relay_redispatches_lost_and_due_jobs_and_reclaims_abandoned_ones(
 
 @pytest.mark.django_db
 def test_a_late_finish_of_a_reclaimed_job_does_not_overwrite_the_new_run(company, settings):
-    from engage.services.jobs import job_complete
+    from engage.ledger.services import job_complete
 
     settings.JOBS_LOCK_TIMEOUT_SECONDS = 1
     job = enqueue(company)

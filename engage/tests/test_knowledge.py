@@ -2,7 +2,7 @@
 
 import pytest
 
-from engage.ai import knowledge_search
+from engage.ai.knowledge import knowledge_search
 from engage.models import KnowledgeDoc
 
 pytestmark = pytest.mark.django_db

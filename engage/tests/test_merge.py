@@ -165,8 +165,8 @@ def campaign(company):
     from django.core.cache import cache
 
     from engage.models import Campaign
-    from engage.policy import policy_get_or_create
-    from engage.services.templates import templates_seed_defaults
+    from engage.policy.services import policy_get_or_create
+    from engage.prompts.services import templates_seed_defaults
 
     templates_seed_defaults(company=company)
     # the default preset's send window: the whole day, so the test does not depend on the clock
@@ -179,7 +179,8 @@ def campaign(company):
 
 
 def campaign_run(campaign) -> dict:
-    from engage.services.campaigns import campaign_run_execute, campaign_run_trigger
+    from engage.campaigns.runner import campaign_run_execute
+    from engage.campaigns.runs import campaign_run_trigger
 
     return campaign_run_execute(run_id=campaign_run_trigger(campaign=campaign).pk)
 
@@ -224,9 +225,9 @@ def test_a_customer_reminded_as_the_merged_one_keeps_that_history_and_is_not_rem
 
 @pytest.mark.parametrize("merged_status", ["sent", "pending"])
 def test_when_both_were_reminded_in_one_cycle_the_kept_customers_row_holds_it(campaign, merged_status):
+    from engage.campaigns.runs import campaign_run_trigger
+    from engage.ledger.services import job_enqueue
     from engage.models import CampaignRecipient, Job
-    from engage.services.campaigns import campaign_run_trigger
-    from engage.services.jobs import job_enqueue
 
     # given both customers with an intent of the same campaign in the same cycle, and the merged one
     # with an older, other-cycle reminder

@@ -11,8 +11,9 @@ from channels_app.base import ChannelAdapter, ChannelError, SendResult
 from channels_app.signals import delivery_status_changed
 from crm.models import Event
 from crm.tests.factories import ContactFactory, LeadFactory
+from engage.ledger.services import job_enqueue
+from engage.messaging.services import message_send, message_status_update
 from engage.models import Job, Message
-from engage.services import job_enqueue, message_send, message_status_update
 
 
 class ScriptedAdapter(ChannelAdapter):
@@ -228,8 +229,8 @@ def test_delivery_status_signal_reaches_the_message(sent, company):
 def queued_reminder(company, key):
     """A claimed smartengage_send job with its queued message and campaign recipient, as a campaign batch writes them."""
     from crm.tests.factories import CustomerFactory
+    from engage.ledger.services import job_claim
     from engage.models import Campaign, CampaignRecipient, CampaignRun
-    from engage.services.jobs import job_claim
 
     number = Job.objects.count()
     customer = CustomerFactory(
@@ -276,8 +277,8 @@ def written_rows(job, message, recipient):
 def test_a_queued_send_writes_the_same_rows_in_one_statement_and_on_the_portable_path(
     company, monkeypatch, django_assert_num_queries
 ):
-    from engage.services import messages
-    from engage.services.messages import message_queued_for_job, message_send_queued
+    from engage.campaigns.smartengage import sending as messages
+    from engage.campaigns.smartengage.sending import message_queued_for_job, message_send_queued
 
     job, message, recipient = queued_reminder(company, "cte")
     queued = message_queued_for_job(job=job)
@@ -307,7 +308,7 @@ def test_a_queued_send_writes_the_same_rows_in_one_statement_and_on_the_portable
 
 @pytest.mark.django_db
 def test_a_queued_send_whose_job_is_no_longer_ours_records_the_send_but_not_the_completion(company):
-    from engage.services.messages import message_queued_for_job, message_send_queued
+    from engage.campaigns.smartengage.sending import message_queued_for_job, message_send_queued
 
     job, message, recipient = queued_reminder(company, "stolen")
     Job.objects.filter(pk=job.pk).update(locked_by="someone-else")
@@ -320,7 +321,7 @@ def test_a_queued_send_whose_job_is_no_longer_ours_records_the_send_but_not_the_
 
 @pytest.mark.django_db
 def test_a_queued_send_already_sent_is_not_sent_again(company):
-    from engage.services.messages import message_queued_for_job, message_send_queued
+    from engage.campaigns.smartengage.sending import message_queued_for_job, message_send_queued
 
     job, message, recipient = queued_reminder(company, "done")
     Message.objects.filter(pk=message.pk).update(status="delivered")
@@ -337,7 +338,7 @@ def test_channel_settings_are_cached_per_process_and_cleared_when_an_account_is_
     company, django_assert_num_queries
 ):
     from channels_app.models import ChannelAccount
-    from engage.services.messages import channel_settings_cache_clear, channel_settings_for
+    from engage.messaging.services import channel_settings_cache_clear, channel_settings_for
 
     channel_settings_cache_clear()
     assert channel_settings_for(company=company, channel="sms") == {}

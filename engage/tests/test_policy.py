@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from crm.models import Membership
 from crm.tests.factories import StaffUserFactory
 from engage.models import CampaignPreset, EngagementPolicy
-from engage.policy import FrequencyCaps, policy_for, policy_get_or_create
+from engage.policy.services import FrequencyCaps, policy_for, policy_get_or_create
 
 
 def test_defaults_follow_the_seed(company):

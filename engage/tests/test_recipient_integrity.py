@@ -8,10 +8,11 @@ from django.utils import timezone
 
 from crm.models import Company
 from crm.tests.factories import CustomerFactory
+from engage.campaigns.runner import campaign_run_execute
+from engage.campaigns.runs import campaign_run_trigger
 from engage.models import Campaign, CampaignRecipient, CampaignRun
-from engage.policy import policy_get_or_create
-from engage.services.campaigns import campaign_run_execute, campaign_run_trigger
-from engage.services.templates import templates_seed_defaults
+from engage.policy.services import policy_get_or_create
+from engage.prompts.services import templates_seed_defaults
 from engage.tests.campaign_helpers import AI_TEXT, customer_due
 
 pytestmark = pytest.mark.skipif(

@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 
 from crm.models import Contact, Event, Lead
 from crm.tests.factories import ContactFactory
+from engage.ledger.services import job_enqueue, job_replay, jobs_relay
 from engage.models import Job, Message
-from engage.services import job_enqueue, job_replay, jobs_relay
 from shokti.testing.celery_worker import broker_for_this_process, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

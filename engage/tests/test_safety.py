@@ -2,14 +2,15 @@
 
 import pytest
 
-from engage.ai import (
+from engage.ai.safety import (
+    LINK_PLACEHOLDER,
     SafetyPolicy,
     fallback_text_for,
+    link_insert,
     safety_check,
     safety_policy_for,
     sms_segments,
 )
-from engage.ai.safety import LINK_PLACEHOLDER, link_insert
 from engage.models import AIConfig, BannedPhrase, FallbackText
 
 RECIPIENT_PHONE = "+8801711000001"

@@ -12,9 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from crm.models import Booking, Customer
 from crm.services import booking_complete
 from crm.tests.factories import BookingFactory, CustomerFactory
-from engage.models import Message
-from engage.policy import policy_for, policy_get_or_create
-from engage.segmentation import (
+from engage.campaigns.segmentation import (
     SegmentCriteria,
     booking_history_text,
     contact_zones,
@@ -24,6 +22,8 @@ from engage.segmentation import (
     customer_segment_skips,
     send_window_parse,
 )
+from engage.models import Message
+from engage.policy.services import policy_for, policy_get_or_create
 
 UTC = dt.UTC
 # 09:00 UTC = 15:00 in Dhaka, on a Wednesday.

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from crm.models import Contact, Lead
 from crm.tests.factories import LeadFactory, PipelineFactory
+from engage.conversations.sequences import lead_stage_move, sequence_enroll, sequences_advance
 from engage.models import (
     Enrollment,
     Job,
@@ -18,12 +19,7 @@ from engage.models import (
     Sequence,
     SequenceStep,
 )
-from engage.services.sequences import (
-    lead_stage_move,
-    sequence_enroll,
-    sequences_advance,
-)
-from engage.services.templates import template_version_approve, template_version_create
+from engage.prompts.services import template_version_approve, template_version_create
 from engage.tests.helpers import jobs, run_job
 
 

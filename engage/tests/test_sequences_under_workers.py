@@ -11,9 +11,9 @@ import pytest
 from django.db import connection
 
 from crm.tests.factories import LeadFactory, PipelineFactory
+from engage.conversations.sequences import sequence_enroll, sequences_advance
+from engage.ledger.services import job_dispatch
 from engage.models import Enrollment, Job, Message, Sequence, SequenceStep
-from engage.services.jobs import job_dispatch
-from engage.services.sequences import sequence_enroll, sequences_advance
 from shokti.testing.celery_worker import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

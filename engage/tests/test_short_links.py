@@ -8,17 +8,18 @@ from django.test import Client
 from django.utils import timezone
 
 from crm.models import Channel, Event
-from engage.ai import ai_config_for, sms_segments
-from engage.deeplinks import (
+from engage.ai.config import ai_config_for
+from engage.ai.safety import sms_segments
+from engage.campaigns.deeplinks import (
     SHORT_CODE_LENGTH,
     deeplink_verify,
     short_links_create,
     short_links_purge,
     short_url,
 )
+from engage.campaigns.smartengage.pipeline import smartengage_bulk_send, smartengage_reminder_send
 from engage.models import FallbackText, ShortLink
-from engage.services.smartengage import smartengage_bulk_send, smartengage_reminder_send
-from engage.services.templates import templates_seed_defaults
+from engage.prompts.services import templates_seed_defaults
 from engage.tests.campaign_helpers import customer_due
 
 DRAFT = "প্রিয় গ্রাহক, আপনার এসি সার্ভিসিংয়ের সময় হয়ে গেছে। এখনই বুক করুন: [BOOKING_LINK]"

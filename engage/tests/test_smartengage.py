@@ -9,17 +9,14 @@ from django.core import mail
 from django.core.exceptions import ValidationError
 
 from crm.tests.factories import ServiceFactory
-from engage.deeplinks import deeplink_verify
+from engage.ai.safety import LINK_PLACEHOLDER
+from engage.campaigns.deeplinks import deeplink_verify
+from engage.campaigns.smartengage.pipeline import smartengage_bulk_send, smartengage_reminder_send
+from engage.campaigns.smartengage.planning import smartengage_templates
 from engage.models import AISession, Job, Message, PromptTemplateVersion
-from engage.policy import policy_get_or_create
-from engage.services.smartengage import (
-    LINK_PLACEHOLDER,
-    USER_TEMPLATE_NAME,
-    smartengage_bulk_send,
-    smartengage_reminder_send,
-    smartengage_templates,
-)
-from engage.services.templates import template_version_create, templates_seed_defaults
+from engage.policy.services import policy_get_or_create
+from engage.prompts.defaults import USER_TEMPLATE_NAME
+from engage.prompts.services import template_version_create, templates_seed_defaults
 from engage.tests.campaign_helpers import AI_TEXT, customer_due
 from shokti.metrics import ai_messages_sent_total, campaign_recipients_skipped_total
 

@@ -15,11 +15,11 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from crm.models import Event
 from crm.tests.factories import CustomerFactory
-from engage.deeplinks import SALT, TYPE_PROMO, deeplink_promo_create, deeplink_token_create
-from engage.events import booking_attributed_message, user_event_record
+from engage.campaigns.attribution import booking_attributed_message, user_event_record
+from engage.campaigns.deeplinks import SALT, TYPE_PROMO, deeplink_promo_create, deeplink_token_create
 from engage.models import CampaignRun, Message
-from engage.policy import policy_get_or_create
-from engage.services.templates import templates_seed_defaults
+from engage.policy.services import policy_get_or_create
+from engage.prompts.services import templates_seed_defaults
 from engage.tests.campaign_helpers import AI_TEXT, customer_due
 from engage.tests.helpers import run_job
 from shokti.metrics import user_events_total

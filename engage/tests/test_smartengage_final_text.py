@@ -13,19 +13,16 @@ import pytest
 from django.core.cache import cache
 
 from crm.models import Channel
-from engage.ai import ai_config_for, sms_segments
 from engage.ai.client import AI_GENERATION_OFF_REASON, FALLBACK_REJECTED_REASON, SAFETY_FILTER_OFF_REASON
-from engage.deeplinks import SHORT_CODE_LENGTH, deeplink_verify, short_url
+from engage.ai.config import ai_config_for
+from engage.ai.safety import LINK_PLACEHOLDER, sms_segments
+from engage.campaigns.deeplinks import SHORT_CODE_LENGTH, deeplink_verify, short_url
+from engage.campaigns.runs import campaign_run_trigger
+from engage.campaigns.smartengage.generation import DRY_RUN_NOT_CALLED
+from engage.campaigns.smartengage.pipeline import smartengage_bulk_send, smartengage_reminder_send
 from engage.models import AISession, Campaign, FallbackText, Job, Message, ShortLink
-from engage.policy import policy_get_or_create
-from engage.services.campaigns import campaign_run_trigger
-from engage.services.smartengage import (
-    DRY_RUN_NOT_CALLED,
-    LINK_PLACEHOLDER,
-    smartengage_bulk_send,
-    smartengage_reminder_send,
-)
-from engage.services.templates import templates_seed_defaults
+from engage.policy.services import policy_get_or_create
+from engage.prompts.services import templates_seed_defaults
 from engage.tests.campaign_helpers import customer_due
 from engage.tests.helpers import run_job
 

@@ -19,12 +19,13 @@ from crm.tests.factories import (
     StaffUserFactory,
     WorkerFactory,
 )
-from engage.deeplinks import SHORT_CODE_LENGTH, short_url
+from engage.campaigns.deeplinks import SHORT_CODE_LENGTH, short_url
+from engage.campaigns.runner import campaign_run_execute
+from engage.campaigns.runs import campaign_run_trigger
 from engage.models import Campaign, Message, PromptTemplate, PromptTemplateVersion
-from engage.policy import policy_get_or_create
-from engage.services.campaigns import campaign_run_execute, campaign_run_trigger
-from engage.services.templates import template_version_create, templates_seed_defaults
-from engage.studio import (
+from engage.policy.services import policy_get_or_create
+from engage.prompts.services import template_version_create, templates_seed_defaults
+from engage.studio.services import (
     EVENT_PUBLISHED,
     EVENT_ROLLED_BACK,
     SAMPLE_SIGNED_LINK,

@@ -19,10 +19,11 @@ from playwright.sync_api import expect
 from crm.models import Event, Membership
 from crm.permissions import MARKETING, OPERATIONS, grant
 from crm.tests.factories import BookingFactory, CustomerFactory, StaffUserFactory
+from engage.campaigns.runner import campaign_run_execute
+from engage.campaigns.runs import campaign_run_trigger
 from engage.models import Campaign, PromptTemplate
-from engage.policy import policy_get_or_create
-from engage.services.campaigns import campaign_run_execute, campaign_run_trigger
-from engage.services.templates import templates_seed_defaults
+from engage.policy.services import policy_get_or_create
+from engage.prompts.services import templates_seed_defaults
 
 PASSWORD = "pass-word-123"  # crm.tests.factories.UserFactory's
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results"

@@ -4,9 +4,9 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from crm.tests.factories import LeadFactory
-from engage.ai import TEMPLATE_VARIABLES, template_latest_approved, template_render
 from engage.models import Message, PromptTemplate, PromptTemplateVersion
-from engage.services.templates import template_version_approve, template_version_create
+from engage.prompts.rendering import TEMPLATE_VARIABLES, template_latest_approved, template_render
+from engage.prompts.services import template_version_approve, template_version_create
 
 
 def test_render_fills_declared_variables():
@@ -194,7 +194,7 @@ def test_the_seed_migration_gives_every_company_an_approved_bengali_smartengage_
 
     from django.apps import apps
 
-    from engage.ai.templates import template_variables_check
+    from engage.prompts.rendering import template_variables_check
 
     migration = importlib.import_module("engage.migrations.0007_smartengage_default_templates")
     # `other_company` already has its own reminder: the migration leaves it alone.

@@ -11,10 +11,10 @@ from django.conf import settings
 
 from crm.models import Lead
 from crm.services import lead_move_to_stage
-from engage.handlers.webhook_reminder import WEBHOOK_EVENT_TYPES
+from engage.conversations.inbound import inbound_message_capture
+from engage.ledger.services import job_execute
 from engage.models import Job
-from engage.services import job_execute
-from engage.services.inbound import inbound_message_capture
+from engage.webhooks import WEBHOOK_EVENT_TYPES
 
 pytestmark = pytest.mark.django_db
 

@@ -14,11 +14,12 @@ from django.urls import reverse
 from crm.models import Event, Lead, Stage
 from crm.services import event_record, lead_move_to_stage
 from crm.tests.factories import ContactFactory, LeadFactory
-from engage.handlers.webhook_reminder import WEBHOOK_EVENT_TYPES, webhook_event_data
+from engage.conversations import inbound
+from engage.conversations.inbound import inbound_message_capture
+from engage.ledger.services import job_execute
 from engage.models import Job
-from engage.services import inbound, job_execute
-from engage.services.consent import contact_opt_out
-from engage.services.inbound import inbound_message_capture
+from engage.policy.consent import contact_opt_out
+from engage.webhooks import WEBHOOK_EVENT_TYPES, webhook_event_data
 from shokti.testing.celery_worker import wait_for
 
 SECRET = "whsec_test_secret_0123456789"

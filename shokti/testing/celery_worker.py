@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import pytest
 
-from engage.handlers import job_handler
+from engage.ledger.registry import job_handler
 
 WORKER_READY_TIMEOUT = 30.0
 # Fast retries and lock expiry, so failures and reclaims happen within a test.
@@ -58,7 +58,7 @@ def reliability_always_fails(job):
 def reliability_send_then_wait(job):
     """Sends one console message, notes its pid, then (first time only) waits to be killed."""
     from crm.models import Contact
-    from engage.services.messages import message_send
+    from engage.messaging.services import message_send
 
     calls = Path(job.payload["calls_file"])
     with calls.open("a") as handle:

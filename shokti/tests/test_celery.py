@@ -2,7 +2,8 @@
 
 import pytest
 
-from shokti.celery import app, celery_priority_for
+from engage.ledger.services import job_priority_step as celery_priority_for
+from shokti.celery import app
 
 
 @pytest.mark.parametrize(
@@ -47,8 +48,8 @@ def test_job_dispatch_publishes_with_the_ledger_priority_and_leaves_long_delays_
 
     from django.utils import timezone
 
-    from engage import tasks
-    from engage.services.jobs import job_dispatch
+    from engage.ledger import tasks
+    from engage.ledger.services import job_dispatch
 
     published = []
     monkeypatch.setattr(tasks.job_run, "apply_async", lambda **options: published.append(options))

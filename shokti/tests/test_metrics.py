@@ -16,12 +16,12 @@ from django.conf import settings
 from django.core.cache import cache
 from django.test import Client
 
-from engage.events import user_event_record
+from engage.campaigns.attribution import user_event_record
+from engage.campaigns.smartengage.pipeline import smartengage_reminder_send
+from engage.messaging.services import message_status_update
 from engage.models import Message
-from engage.services.consent import contact_opt_out
-from engage.services.messages import message_status_update
-from engage.services.smartengage import smartengage_reminder_send
-from engage.services.templates import templates_seed_defaults
+from engage.policy.consent import contact_opt_out
+from engage.prompts.services import templates_seed_defaults
 from engage.tests.campaign_helpers import AI_TEXT, customer_due
 from shokti import metrics
 
@@ -185,8 +185,8 @@ def test_metrics_are_summed_over_gunicorn_workers_and_other_processes(gunicorn_s
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_celery_worker_process_counts_into_the_multiprocess_folder(multiprocess_dir, tmp_path, monkeypatch):
+    from engage.ledger.services import job_enqueue
     from engage.models import Job
-    from engage.services.jobs import job_enqueue
     from shokti.testing import celery_worker  # registers the reliability_* handlers here too
 
     # given: a real prefork worker writing its metrics to the folder

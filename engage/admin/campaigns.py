@@ -1,0 +1,231 @@
+"""Admin of SmartEngage campaigns, their runs and recipients (imported by engage/admin.py).
+
+Actions call the services of engage.services.campaigns and say what they did. A run's page shows
+its counts, its skip reasons (one grouped query) and a link to its recipients; a campaign's page
+shows the attribution funnel sent → delivered → opened → clicked → booked (one aggregate query).
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from crm.tenancy.admin import TenantScopedAdmin
+from engage.campaigns.models import Campaign, CampaignRecipient, CampaignRun, ShortLink
+from engage.campaigns.runs import (
+    campaign_funnel,
+    campaign_pause,
+    campaign_resume,
+    campaign_run_cancel,
+    campaign_run_retry_failed,
+    campaign_run_trigger,
+)
+
+FUNNEL_STEPS = ("sent", "delivered", "opened", "clicked", "booked")
+
+
+def _recipients_url(**filters: object) -> str:
+    query = "&".join(f"{key}={value}" for key, value in filters.items())
+    return f"{reverse('admin:engage_campaignrecipient_changelist')}?{query}"
+
+
+@admin.register(Campaign)
+class CampaignAdmin(TenantScopedAdmin):
+    list_display = ["name", "company", "type", "preset", "channel", "promo_code", "is_paused", "created_at"]
+    list_filter = ["is_paused", "channel", "type", "company"]
+    search_fields = ["name", "promo_code"]
+    list_select_related = ["company"]
+    autocomplete_fields = ["service"]
+    ordering = ["company", "name"]
+    readonly_fields = ["funnel", "recent_runs", "created_at", "updated_at"]
+    fields = [
+        "company", "name", "type", "preset", "channel", "service", "promo_code", "link_ttl_hours", "is_paused",
+        "funnel", "recent_runs", "created_at", "updated_at",
+    ]
+    actions = ["run_now", "dry_run", "pause", "resume"]
+
+    @admin.display(description="Attribution funnel")
+    def funnel(self, obj: Campaign) -> str:
+        if obj.pk is None:
+            return "-"
+        counts = campaign_funnel(campaign=obj)
+        sent = counts["sent"] or 0
+        cells = format_html_join(
+            "",
+            "<td><strong>{}</strong><br>{}{}</td>",
+            (
+                (step, counts[step], f" ({counts[step] * 100 // sent}%)" if sent and step != "sent" else "")
+                for step in FUNNEL_STEPS
+            ),
+        )
+        return format_html('<table class="campaign-funnel"><tr>{}</tr></table>', cells)
+
+    @admin.display(description="Recent runs")
+    def recent_runs(self, obj: Campaign) -> str:
+        if obj.pk is None:
+            return "-"
+        runs = obj.runs.order_by("-created_at", "-id")[:10]
+        rows = format_html_join(
+            "",
+            '<li><a href="{}">#{} {}{}</a>: {} sent, {} failed, {} skipped, {} rendered</li>',
+            (
+                (
+                    reverse("admin:engage_campaignrun_change", args=[run.pk]), run.pk, run.status,
+                    " (dry run)" if run.is_dry_run else "", run.sent, run.failed, run.skipped, run.rendered,
+                )
+                for run in runs
+            ),
+        )
+        return format_html("<ul>{}</ul>", rows) if rows else "No runs yet."
+
+    def _trigger(self, request, queryset, *, is_dry_run: bool) -> None:
+        queued = locked = 0
+        for campaign in queryset.select_related("company"):
+            try:
+                run = campaign_run_trigger(campaign=campaign, is_dry_run=is_dry_run, actor=request.user)
+            except ValidationError as error:
+                self.message_user(request, f"{campaign}: {'; '.join(error.messages)}", messages.ERROR)
+                continue
+            if run.status == CampaignRun.Status.LOCKED:
+                locked += 1
+            else:
+                queued += 1
+        kind = "dry run" if is_dry_run else "run"
+        self.message_user(request, f"{queued} {kind}(s) queued.", messages.SUCCESS if queued else messages.INFO)
+        if locked:
+            self.message_user(
+                request, f"{locked} campaign(s) already had a run queued or running: recorded as locked.", messages.WARNING
+            )
+
+    @admin.action(description="Run now", permissions=["change"])
+    def run_now(self, request, queryset) -> None:
+        self._trigger(request, queryset, is_dry_run=False)
+
+    @admin.action(description="Dry run (render, send nothing)", permissions=["change"])
+    def dry_run(self, request, queryset) -> None:
+        self._trigger(request, queryset, is_dry_run=True)
+
+    @admin.action(description="Pause (the daily run skips it)", permissions=["change"])
+    def pause(self, request, queryset) -> None:
+        for campaign in queryset:
+            campaign_pause(campaign=campaign)
+        self.message_user(request, f"{len(queryset)} campaign(s) paused.", messages.SUCCESS)
+
+    @admin.action(description="Resume", permissions=["change"])
+    def resume(self, request, queryset) -> None:
+        for campaign in queryset:
+            campaign_resume(campaign=campaign)
+        self.message_user(request, f"{len(queryset)} campaign(s) resumed.", messages.SUCCESS)
+
+
+@admin.register(CampaignRun)
+class CampaignRunAdmin(TenantScopedAdmin):
+    list_display = [
+        "id", "campaign", "status", "is_dry_run", "trigger", "total_eligible", "sent", "failed", "skipped",
+        "rendered", "started_at", "duration",
+    ]
+    list_filter = ["status", "is_dry_run", "trigger", "company"]
+    search_fields = ["campaign__name", "=correlation_id"]
+    list_select_related = ["campaign", "company"]
+    ordering = ["-created_at", "-id"]
+    date_hierarchy = None
+    readonly_fields = [
+        "company", "campaign", "status", "is_dry_run", "trigger", "triggered_by", "preset", "promo_code",
+        "total_eligible", "sent", "failed", "skipped", "rendered", "correlation_id", "job", "slices", "cursor", "error",
+        "created_at", "started_at", "finished_at", "duration", "reasons", "recipients_link",
+    ]
+    fields = readonly_fields
+    actions = ["cancel", "retry_failed"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="duration (s)")
+    def duration(self, obj: CampaignRun) -> float | None:
+        return obj.duration_seconds
+
+    @admin.display(description="Skip and fallback reasons")
+    def reasons(self, obj: CampaignRun) -> str:
+        rows = (
+            CampaignRecipient.objects.filter(run_id=obj.pk)
+            .exclude(reason="")
+            .values("reason")
+            .annotate(count=Count("pk"))
+            .order_by("-count")
+        )
+        labels = dict(CampaignRecipient.Reason.choices)
+        items = format_html_join(
+            "",
+            '<li><a href="{}">{}</a>: {}</li>',
+            ((_recipients_url(run__exact=obj.pk, reason=row["reason"]), labels.get(row["reason"], row["reason"]), row["count"]) for row in rows),
+        )
+        return format_html("<ul>{}</ul>", items) if items else "None."
+
+    @admin.display(description="Recipients")
+    def recipients_link(self, obj: CampaignRun) -> str:
+        return format_html(
+            '<a href="{}">All recipients of this run</a> · <a href="{}">failed</a> · <a href="{}">skipped</a>',
+            _recipients_url(run__exact=obj.pk),
+            _recipients_url(run__exact=obj.pk, status__exact="failed"),
+            _recipients_url(run__exact=obj.pk, status__exact="skipped"),
+        )
+
+    @admin.action(description="Cancel", permissions=["change"])
+    def cancel(self, request, queryset) -> None:
+        cancelled = 0
+        for run in queryset:
+            try:
+                campaign_run_cancel(run=run)
+                cancelled += 1
+            except ValidationError as error:
+                self.message_user(request, f"Run #{run.pk}: {'; '.join(error.messages)}", messages.WARNING)
+        self.message_user(request, f"{cancelled} run(s) cancelled.", messages.SUCCESS if cancelled else messages.INFO)
+
+    @admin.action(description="Retry failed recipients", permissions=["change"])
+    def retry_failed(self, request, queryset) -> None:
+        total = sum(campaign_run_retry_failed(run=run) for run in queryset)
+        self.message_user(request, f"{total} failed recipient(s) queued again; sent ones were left alone.", messages.SUCCESS)
+
+
+@admin.register(CampaignRecipient)
+class CampaignRecipientAdmin(TenantScopedAdmin):
+    list_display = ["id", "customer", "run", "status", "reason", "message", "created_at"]
+    list_filter = ["status", "reason"]
+    search_fields = ["customer__contact__name", "customer__contact__email", "=correlation_id"]
+    list_select_related = ["customer__contact", "run__campaign", "message"]
+    raw_id_fields = ["customer", "run", "message", "job", "template_version"]
+    ordering = ["-id"]
+    readonly_fields = [
+        "company", "campaign", "run", "customer", "cycle_started_at", "status", "reason", "body", "message", "job",
+        "template_version", "correlation_id", "error", "created_at", "updated_at",
+    ]
+    fields = readonly_fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def get_queryset(self, request):
+        # The body can be long: not needed by the list.
+        return super().get_queryset(request).defer("body", "error")
+
+
+@admin.register(ShortLink)
+class ShortLinkAdmin(TenantScopedAdmin):
+    """The short links SMS and WhatsApp reminders carried: where each leads, for which message, until when."""
+
+    company_field = "company"
+    list_display = ["code", "company", "correlation_id", "expires_at", "created_at"]
+    list_filter = ["company"]
+    list_select_related = ["company"]
+    search_fields = ["=code", "=correlation_id"]
+    ordering = ["-created_at", "-id"]
+    readonly_fields = ["company", "code", "target_url", "correlation_id", "expires_at", "created_at"]
+
+    def has_add_permission(self, request):
+        return False  # made by the sends
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,57 @@
+"""Admin of every inbound and outbound message with its delivery history."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils.html import format_html_join
+from django.utils.text import Truncator
+
+from crm.tenancy.admin import TenantScopedAdmin
+from engage.messaging.models import Message
+
+
+@admin.register(Message)
+class MessageAdmin(TenantScopedAdmin):
+    company_field = "company"
+    list_display = ["id", "created_at", "company", "contact", "direction", "channel", "agent_type", "message_type",
+                    "status", "body_preview"]
+    list_filter = ["direction", "channel", "status", "agent_type", "company"]
+    list_select_related = ["company", "contact"]
+    search_fields = ["=id", "=provider_message_id", "=correlation_id", "=external_id", "contact__phone"]
+    ordering = ["-created_at", "-id"]
+    show_full_result_count = False
+    readonly_fields = ["company", "contact", "lead", "job", "direction", "channel", "agent_type", "message_type",
+                       "subject", "body", "status", "sent_at", "delivered_at", "read_at", "failed_at",
+                       "provider_message_id", "provider_response", "error", "correlation_id", "external_id",
+                       "created_at", "updated_at", "delivery_history"]
+    fieldsets = [
+        (None, {"fields": ["company", "contact", "lead", "job", "direction", "channel", "agent_type",
+                           "message_type", "subject", "body", "correlation_id", "external_id", "created_at"]}),
+        ("Delivery", {"fields": ["status", "delivery_history", "sent_at", "delivered_at", "read_at", "failed_at",
+                                 "provider_message_id", "error", "provider_response", "updated_at"]}),
+    ]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+            queryset = queryset.defer("provider_response", "error", "subject")
+        return queryset
+
+    def has_add_permission(self, request):
+        return False  # messages are sent and received by the services, not typed here
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="body")
+    def body_preview(self, message):
+        return Truncator(message.body).chars(60)
+
+    @admin.display(description="history")
+    def delivery_history(self, message):
+        steps = [(label, value) for label, value in [("created", message.created_at), ("sent", message.sent_at),
+                 ("delivered", message.delivered_at), ("read", message.read_at), ("failed", message.failed_at)] if value]
+        return format_html_join(" → ", "{} {}", ((label, f"{value:%Y-%m-%d %H:%M:%S}") for label, value in steps))

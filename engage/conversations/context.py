@@ -1,0 +1,69 @@
+"""What the AI needs to speak on a lead's behalf: whether it may, and the conversation so far."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch
+
+from crm.models import Lead
+from engage.ai.knowledge import knowledge_search
+from engage.ai.models import AIConfig, AISession
+from engage.messaging.models import Message
+
+RECENT_MESSAGES = 20
+LOCALE_NAMES = {"bn": "Bengali", "en": "English"}
+
+
+def lead_reply_skip_reason(*, lead: Lead, channel: str, config: AIConfig | None = None) -> str | None:
+    """Why the AI must not message this lead now (closed, opted out, human hand-off), or None."""
+    if lead.status != Lead.Status.OPEN:
+        return f"lead_{lead.status}"
+    if not lead.contact.is_consented(channel):
+        return "opted_out"
+    if lead.is_ai_paused:
+        return "handoff"
+    if config is not None and not config.is_reply_enabled:
+        return "replies_disabled"
+    return None
+
+
+def conversation_messages(*, lead: Lead, limit: int = RECENT_MESSAGES) -> list[dict[str, str]]:
+    """The lead's recent messages as chat turns, oldest first (inbound = user, outbound = assistant)."""
+    rows = list(
+        Message.objects.filter(lead=lead)
+        .exclude(status=Message.Status.FAILED)
+        .order_by("-created_at", "-id")
+        .values_list("direction", "body")[:limit]
+    )
+    return [
+        {"role": "user" if direction == Message.Direction.INBOUND else "assistant", "content": body}
+        for direction, body in reversed(rows)
+    ]
+
+
+def system_prompt_build(*, lead: Lead, config: AIConfig, query_text: str, instruction: str = "") -> str:
+    """The company's system prompt, the best knowledge passages for `query_text`, and an instruction."""
+    parts = [config.system_prompt.strip()]
+    locale = lead.contact.locale
+    parts.append(f"Write in {LOCALE_NAMES.get(locale, locale)}. The customer's name is {lead.contact.name or 'unknown'}.")
+    documents = knowledge_search(company=lead.company, text=query_text, limit=3) if query_text else []
+    if documents:
+        passages = "\n\n".join(f"[{document.title}]\n{document.body.strip()}" for document in documents)
+        parts.append(f"Facts from the company's knowledge base (use only these):\n{passages}")
+    if instruction:
+        parts.append(instruction)
+    return "\n\n".join(part for part in parts if part)
+
+
+THREAD_LIMIT = 100
+
+
+def lead_thread(*, lead: Lead, limit: int = THREAD_LIMIT) -> list[Message]:
+    """The lead's latest messages, oldest first, each with its AI sessions (`message.ai_sessions.all`)."""
+    sessions = AISession.objects.only("id", "message_id", "outcome", "error", "latency_ms", "tokens_in", "tokens_out")
+    messages = (
+        Message.objects.filter(lead=lead)
+        .select_related("template_version__template")
+        .prefetch_related(Prefetch("ai_sessions", queryset=sessions))
+        .order_by("-created_at", "-id")[:limit]
+    )
+    return list(reversed(messages))

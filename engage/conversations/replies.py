@@ -1,0 +1,133 @@
+"""The AI reply to an inbound message (`ai_engage` job), and the follow-up and summary it schedules."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from crm.models import Lead
+from crm.services import event_record
+from engage.ai.client import ai_generate
+from engage.ai.config import ai_config_for
+from engage.ai.models import AISession
+from engage.conversations.context import conversation_messages, lead_reply_skip_reason, system_prompt_build
+from engage.conversations.handoff import lead_flag_handoff
+from engage.ledger.models import Job
+from engage.ledger.services import job_enqueue
+from engage.messaging.models import Message
+from engage.messaging.services import message_send
+
+logger = logging.getLogger(__name__)
+
+NO_SAFE_REPLY = "no_safe_reply"  # neither the model's text nor the fallback passed the safety filter
+SUMMARY_DEBOUNCE_SECONDS = 600
+
+
+def _existing_outbound(*, job: Job) -> Message | None:
+    return Message.objects.filter(job=job, direction=Message.Direction.OUTBOUND).first()
+
+
+def followup_schedule(*, lead: Lead, inbound_message_id: int, number: int, delay: timedelta) -> Job:
+    """Queue bump-up `number` after the inbound message (one per lead, message and number)."""
+    return job_enqueue(
+        company=lead.company,
+        task_name="followup_bumpup",
+        payload={"lead_id": lead.pk, "inbound_message_id": inbound_message_id, "number": number},
+        idempotency_key=f"followup_bumpup:{lead.pk}:{inbound_message_id}:{number}",
+        run_at=timezone.now() + delay,
+    )
+
+
+def summary_schedule(*, lead: Lead) -> Job:
+    """Queue a summary refresh, at most one per lead per 10 minutes, run at the end of that window."""
+    now = timezone.now()
+    bucket = int(now.timestamp()) // SUMMARY_DEBOUNCE_SECONDS
+    run_at = datetime.fromtimestamp((bucket + 1) * SUMMARY_DEBOUNCE_SECONDS, tz=UTC)
+    return job_enqueue(
+        company=lead.company,
+        task_name="ai_summary",
+        payload={"lead_id": lead.pk},
+        idempotency_key=f"ai_summary:{lead.pk}:{bucket}",
+        run_at=run_at,
+    )
+
+
+def ai_reply_send(*, job: Job, lead_id: int, message_id: int) -> dict[str, Any]:
+    """Answer an inbound message: conversation + knowledge → model → safety filter → send → schedule follow-ups."""
+    lead = Lead.objects.select_related("company", "contact", "stage").get(pk=lead_id)
+    inbound = Message.objects.get(pk=message_id, company=lead.company, direction=Message.Direction.INBOUND)
+    config = ai_config_for(company=lead.company)
+    channel = lead.channel
+    existing = _existing_outbound(job=job)
+    if existing is None:
+        skip_reason = lead_reply_skip_reason(lead=lead, channel=channel, config=config)
+        if skip_reason:
+            event_record(
+                company=lead.company, type="ai.reply_skipped", contact=lead.contact, target=lead,
+                payload={"reason": skip_reason, "message_id": message_id, "job_id": job.pk}, source="engage",
+                correlation_id=inbound.correlation_id,
+            )
+            return {"skipped": skip_reason}
+        system = system_prompt_build(lead=lead, config=config, query_text=inbound.body)
+        result = ai_generate(
+            company=lead.company, agent_type="sales", purpose="reply",
+            messages=[{"role": "system", "content": system}, *conversation_messages(lead=lead)],
+            message_type="reply", locale=lead.contact.locale, channel=channel, contact=lead.contact, lead=lead,
+            correlation_id=inbound.correlation_id,
+        )
+        if not result.is_sendable:
+            # Neither the model's text nor the approved fallback passes the safety filter (a fallback
+            # too long for the channel, a banned phrase in it): send nothing, a person answers.
+            lead_flag_handoff(
+                company=lead.company, lead_id=lead.pk,
+                payload={"reason": NO_SAFE_REPLY, "detail": result.reason[:500], "message_id": message_id},
+            )
+            return {"skipped": NO_SAFE_REPLY, "reason": result.reason}
+        body, session = result.text, result.session
+    else:
+        # A retried job: send what was generated the first time, do not ask the model again.
+        body, session = existing.body, None
+    message = message_send(
+        job=job, company=lead.company, contact=lead.contact, lead=lead, channel=channel, body=body,
+        agent_type=Message.AgentType.SALES, message_type="reply", correlation_id=inbound.correlation_id,
+    )
+    with transaction.atomic():
+        if session is not None:
+            AISession.objects.filter(pk=session.pk).update(message=message)
+        followup_schedule(
+            lead=lead, inbound_message_id=message_id, number=1,
+            delay=timedelta(hours=config.followup_after_hours),
+        )
+        summary_schedule(lead=lead)
+    return {"message_id": message.pk, "outcome": session.outcome if session else "resent"}
+
+
+def lead_summary_refresh(*, lead_id: int) -> dict[str, Any]:
+    """Regenerate the lead's summary from its conversation; the old one stays if the model fails."""
+    lead = Lead.objects.select_related("company", "contact").get(pk=lead_id)
+    turns = conversation_messages(lead=lead, limit=40)
+    if not turns:
+        return {"skipped": "no_messages"}
+    transcript = "\n".join(
+        f"{'Customer' if turn['role'] == 'user' else 'Us'}: {turn['content']}" for turn in turns
+    )
+    result = ai_generate(
+        company=lead.company, agent_type="sales", purpose="summary",
+        messages=[
+            {
+                "role": "system",
+                "content": "Summarise this sales conversation for the sales team in at most three short sentences "
+                "in English: what the customer wants, their objections or questions, and the next step.",
+            },
+            {"role": "user", "content": transcript},
+        ],
+        message_type=None, locale="en", contact=lead.contact, lead=lead, max_tokens=200,
+    )
+    if result.outcome != AISession.Outcome.OK:
+        return {"skipped": result.outcome, "reason": result.reason}
+    Lead.objects.filter(pk=lead.pk).update(summary=result.text, updated_at=timezone.now())
+    return {"summary_length": len(result.text)}

@@ -1,0 +1,63 @@
+"""The job ledger over REST: `GET /queue/stats` and `POST /admin/dlq/replay`."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm.tenancy.api import IsApiKeyOrStaffUser, IsStaffUser, request_company
+from engage.ledger.selectors import queue_stats
+from engage.ledger.services import dlq_replay
+
+
+class QueueStatsApi(APIView):
+    """GET /queue/stats: the caller's company's job counts (API key, or staff JWT with `company_id`)."""
+
+    permission_classes = [IsApiKeyOrStaffUser]
+
+    @extend_schema(
+        operation_id="queue_stats",
+        responses={
+            200: inline_serializer(
+                "QueueStats",
+                {
+                    "company_id": serializers.IntegerField(),
+                    "queued": serializers.IntegerField(),
+                    "scheduled": serializers.IntegerField(),
+                    "processing": serializers.IntegerField(),
+                    "completed": serializers.IntegerField(),
+                    "failed": serializers.IntegerField(),
+                    "dlq": serializers.IntegerField(),
+                    "cancelled": serializers.IntegerField(),
+                    "oldest_queued_age_seconds": serializers.FloatField(allow_null=True),
+                },
+            )
+        },
+    )
+    def get(self, request):
+        company = request_company(request)
+        return Response(queue_stats(company=company))
+
+
+class DlqReplayApi(APIView):
+    """POST /admin/dlq/replay: staff replay up to `max_jobs` dead jobs of one of their companies."""
+
+    permission_classes = [IsStaffUser]
+
+    class InputSerializer(serializers.Serializer):
+        max_jobs = serializers.IntegerField(min_value=1, max_value=1000, default=10)
+        company_id = serializers.IntegerField(required=False)
+
+    @extend_schema(
+        request=InputSerializer,
+        operation_id="dlq_replay",
+        responses={200: inline_serializer("DlqReplay", {"replayed": serializers.IntegerField(), "job_ids": serializers.ListField(child=serializers.IntegerField())})},
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        company = request_company(request, requested_id=serializer.validated_data.get("company_id"))
+        job_ids = dlq_replay(company=company, max_jobs=serializer.validated_data["max_jobs"])
+        return Response({"replayed": len(job_ids), "job_ids": job_ids, "company_id": company.pk})

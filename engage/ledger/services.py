@@ -1,0 +1,399 @@
+"""The job ledger: enqueue in the caller's transaction, dispatch on commit, claim, run, retry, replay.
+
+Celery delivers at least once (acks_late, reject_on_worker_lost); the ledger
+row makes it effectively once: a task claims its row with a conditional
+UPDATE, so a duplicate or redelivered message finds nothing to do, and a row
+left `processing` by a dead worker is reclaimed once its lock is older than
+the task time limit. See docs/jobs.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import socket
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from crm.models import Company
+from engage.ledger.models import Job
+from engage.ledger.registry import default_priority, handler_for
+from shokti.metrics import count
+
+logger = logging.getLogger(__name__)
+
+RETRYABLE_STATUSES = (Job.Status.QUEUED, Job.Status.FAILED)
+JOB_MAX_ATTEMPTS = 5
+
+
+def _setting(name: str, default: Any) -> Any:
+    return getattr(settings, name, default)
+
+
+LEDGER_PRIORITY_MAX = 100
+CELERY_PRIORITY_STEPS = 10
+# The one Celery task that runs ledger jobs (engage.ledger.tasks), published by name: the task module
+# imports this one, so this one does not import it back.
+JOB_RUN_TASK = "engage.job_run"
+
+
+def job_priority_step(priority: int) -> int:
+    """The Redis priority step of a 0-100 job priority: 90-100 → 0 (Redis serves 0 first), 0-9 → 9.
+
+    On Redis, Celery emulates priorities with one list per step, steps 0-9, 0 taken first; the ledger
+    keeps 0-100 with 100 first (see shokti/celery.py).
+    """
+    clamped = max(0, min(LEDGER_PRIORITY_MAX, int(priority)))
+    step = min(CELERY_PRIORITY_STEPS - 1, clamped * CELERY_PRIORITY_STEPS // LEDGER_PRIORITY_MAX)
+    return CELERY_PRIORITY_STEPS - 1 - step
+
+
+def job_lock_timeout() -> timedelta:
+    """How long a `processing` row may stay locked before it is presumed abandoned."""
+    seconds = _setting("JOBS_LOCK_TIMEOUT_SECONDS", None)
+    if seconds is None:
+        seconds = int(_setting("CELERY_TASK_TIME_LIMIT", 600)) + 60
+    return timedelta(seconds=seconds)
+
+
+def sql_value(value: Any) -> Any:
+    """A parameter for raw SQL on either database (SQLite has no native datetimes or UUIDs)."""
+    if isinstance(value, datetime):
+        return connection.ops.adapt_datetimefield_value(value)
+    if isinstance(value, uuid.UUID) and not connection.features.has_native_uuid_field:
+        return value.hex
+    return value
+
+
+def _dispatched_at(*, next_run_at: datetime, now: datetime) -> datetime | None:
+    """When the broker message of a run due at `next_run_at` is delivered, or None if the relay must send it."""
+    if (next_run_at - now).total_seconds() > _setting("JOBS_MAX_COUNTDOWN_SECONDS", 60):
+        return None
+    return max(next_run_at, now)
+
+
+def job_enqueue(
+    *,
+    company: Company | None,
+    task_name: str,
+    payload: dict[str, Any],
+    idempotency_key: str,
+    priority: int | None = None,
+    max_attempts: int = JOB_MAX_ATTEMPTS,
+    run_at: datetime | None = None,
+) -> Job:
+    """Insert a job in the caller's transaction (a duplicate key returns the existing job); Celery gets it on commit."""
+    if priority is None:
+        priority = default_priority(task_name)
+    if not 0 <= priority <= 100:
+        raise ValidationError({"priority": "A job priority is 0-100."})
+    if max_attempts < 1:
+        raise ValidationError({"max_attempts": "At least one attempt."})
+    if not idempotency_key or len(idempotency_key) > 200:
+        raise ValidationError({"idempotency_key": "Required, at most 200 characters."})
+    now = timezone.now()
+    next_run_at = run_at or now
+    table = connection.ops.quote_name(Job._meta.db_table)
+    # INSERT ... ON CONFLICT DO NOTHING: concurrent callers with the same key never both insert,
+    # and nobody reads before writing.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (company_id, task_name, priority, payload, idempotency_key, status, attempts,"
+            " max_attempts, next_run_at, dispatched_at, locked_by, last_error, created_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, %s, '', '', %s, %s)"
+            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+            [sql_value(value) for value in [
+                company.pk if company is not None else None,
+                task_name,
+                priority,
+                json.dumps(payload, cls=_JSONEncoder),
+                idempotency_key,
+                Job.Status.QUEUED,
+                max_attempts,
+                next_run_at,
+                _dispatched_at(next_run_at=next_run_at, now=now),
+                now,
+                now,
+            ]],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return Job.objects.get(idempotency_key=idempotency_key)
+    job = Job(
+        pk=row[0],
+        company=company,
+        task_name=task_name,
+        priority=priority,
+        payload=payload,
+        idempotency_key=idempotency_key,
+        status=Job.Status.QUEUED,
+        attempts=0,
+        max_attempts=max_attempts,
+        next_run_at=next_run_at,
+        dispatched_at=_dispatched_at(next_run_at=next_run_at, now=now),
+        created_at=now,
+        updated_at=now,
+    )
+    job._state.adding = False
+    job_dispatch_on_commit(job=job)
+    return job
+
+
+class _JSONEncoder(json.JSONEncoder):
+    def default(self, value):
+        from django.core.serializers.json import DjangoJSONEncoder
+
+        return DjangoJSONEncoder().default(value)
+
+
+def job_dispatch_on_commit(*, job: Job) -> None:
+    """Hand the job to Celery once the surrounding transaction commits (no-op if it rolls back)."""
+    job_id, priority, next_run_at = job.pk, job.priority, job.next_run_at
+    transaction.on_commit(lambda: job_dispatch(job_id=job_id, priority=priority, run_at=next_run_at))
+
+
+def job_dispatch(*, job_id: int, priority: int, run_at: datetime | None = None) -> bool:
+    """Publish one run of the job to the broker; False (logged) if the broker is unreachable: the relay retries."""
+    countdown = 0.0
+    if run_at is not None:
+        countdown = max(0.0, (run_at - timezone.now()).total_seconds())
+    if countdown > _setting("JOBS_MAX_COUNTDOWN_SECONDS", 60):
+        # No long ETAs on the broker: the relay dispatches the row when it is due.
+        return True
+    try:
+        current_app.tasks[JOB_RUN_TASK].apply_async(
+            args=[job_id],
+            priority=job_priority_step(priority),
+            countdown=countdown or None,
+            retry=False,
+            # Given, so Celery does not saferepr() the arguments on every publish.
+            argsrepr=f"[{job_id}]",
+            kwargsrepr="{}",
+        )
+    except Exception as error:
+        logger.warning("job %s not dispatched (%s); the relay will retry", job_id, error)
+        return False
+    return True
+
+
+def job_claim(*, job_id: int, worker: str) -> Job | None:
+    """Take the job for this worker, or None when it is not runnable (done, taken, not due, unknown)."""
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        return _job_claim_returning(job_id=job_id, worker=worker, now=now)
+    runnable = Q(status__in=RETRYABLE_STATUSES, next_run_at__lte=now) | Q(
+        status=Job.Status.PROCESSING, locked_at__lt=now - job_lock_timeout()
+    )
+    # A conditional UPDATE: of two concurrent claims PostgreSQL lets exactly one match.
+    claimed = Job.objects.filter(runnable, pk=job_id).update(
+        status=Job.Status.PROCESSING,
+        locked_at=now,
+        locked_by=worker[:200],
+        attempts=F("attempts") + 1,
+        started_at=now,
+        updated_at=now,
+    )
+    if not claimed:
+        return None
+    return Job.objects.select_related("company").get(pk=job_id)
+
+
+def _job_claim_returning(*, job_id: int, worker: str, now: datetime) -> Job | None:
+    """job_claim on PostgreSQL in one round trip: the same conditional UPDATE, RETURNING the row and its company."""
+    quote = connection.ops.quote_name
+    job_fields, company_fields = list(Job._meta.concrete_fields), list(Company._meta.concrete_fields)
+    table, companies = quote(Job._meta.db_table), quote(Company._meta.db_table)
+    sql = (
+        f"WITH claimed AS (UPDATE {table} SET status = %(processing)s, locked_at = %(now)s, locked_by = %(worker)s,"
+        " attempts = attempts + 1, started_at = %(now)s, updated_at = %(now)s"
+        " WHERE id = %(id)s AND ((status = ANY(%(retryable)s) AND next_run_at <= %(now)s)"
+        " OR (status = %(processing)s AND locked_at < %(abandoned)s))"
+        f" RETURNING {', '.join(quote(field.column) for field in job_fields)})"
+        f" SELECT {', '.join('claimed.' + quote(field.column) for field in job_fields)},"
+        f" {', '.join('c.' + quote(field.column) for field in company_fields)}"
+        f" FROM claimed LEFT JOIN {companies} c ON c.id = claimed.company_id"
+    )
+    params = {
+        "processing": Job.Status.PROCESSING, "now": now, "worker": worker[:200], "id": job_id,
+        "retryable": list(RETRYABLE_STATUSES), "abandoned": now - job_lock_timeout(),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    job = _from_row(Job, job_fields, row[: len(job_fields)])
+    if job.company_id is not None:
+        job.company = _from_row(Company, company_fields, row[len(job_fields):])
+    return job
+
+
+def _from_row(model, fields, values):
+    """A model instance from raw column values, through each field's from_db_value (JSON fields) as the ORM does."""
+    values = [
+        field.from_db_value(value, None, connection) if value is not None and hasattr(field, "from_db_value") else value
+        for field, value in zip(fields, values, strict=True)
+    ]
+    return model.from_db(connection.alias, [field.attname for field in fields], values)
+
+
+def job_backoff(*, attempts: int) -> timedelta:
+    """Exponential backoff with full jitter after the `attempts`-th failure."""
+    base = float(_setting("JOBS_RETRY_BASE_SECONDS", 10))
+    cap = float(_setting("JOBS_RETRY_MAX_SECONDS", 3600))
+    ceiling = min(cap, base * 2 ** max(0, attempts - 1))
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+def _still_ours(job: Job):
+    return Job.objects.filter(pk=job.pk, status=Job.Status.PROCESSING, locked_by=job.locked_by, locked_at=job.locked_at)
+
+
+def job_complete(*, job: Job, result: dict[str, Any] | None = None) -> bool:
+    now = timezone.now()
+    updated = _still_ours(job).update(
+        status=Job.Status.COMPLETED, result=result, finished_at=now, updated_at=now, locked_at=None, locked_by=""
+    )
+    if updated:
+        job.status, job.result, job.finished_at = Job.Status.COMPLETED, result, now
+    return bool(updated)
+
+
+def job_fail(*, job: Job, error: BaseException | str, permanent: bool = False) -> Job.Status | None:
+    """Record a failed attempt: retry later with backoff, or dead after max_attempts (or at once if permanent)."""
+    message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    now = timezone.now()
+    is_dead = permanent or job.attempts >= job.max_attempts
+    status = Job.Status.DEAD if is_dead else Job.Status.FAILED
+    next_run_at = now if is_dead else now + job_backoff(attempts=job.attempts)
+    with transaction.atomic():
+        updated = _still_ours(job).update(
+            status=status,
+            last_error=message[:10000],
+            next_run_at=next_run_at,
+            dispatched_at=None if is_dead else _dispatched_at(next_run_at=next_run_at, now=now),
+            finished_at=now if is_dead else None,
+            locked_at=None,
+            locked_by="",
+            updated_at=now,
+        )
+        if not updated:
+            return None
+        job.status, job.last_error, job.next_run_at = status, message, next_run_at
+        if not is_dead:
+            job_dispatch_on_commit(job=job)
+    if is_dead:
+        logger.error("job %s (%s) is dead after %s attempts: %s", job.pk, job.task_name, job.attempts, message)
+    return status
+
+
+def _count_processed(task_name: str, outcome: str) -> None:
+    count("jobs_processed_total", task=task_name, outcome=outcome)
+
+
+def job_execute(*, job_id: int, worker: str | None = None) -> str:
+    """Claim and run one job; returns what happened: skipped, completed, failed or dead."""
+    job = job_claim(job_id=job_id, worker=worker or f"{socket.gethostname()}")
+    if job is None:
+        return "skipped"
+    try:
+        handler = handler_for(job.task_name)
+        result = handler.function(job)
+    except Exception as error:
+        logger.warning("job %s (%s) attempt %s failed: %s", job.pk, job.task_name, job.attempts, error, exc_info=True)
+        status = job_fail(job=job, error=error, permanent=bool(getattr(error, "permanent", False)))
+        if status is not None:
+            _count_processed(job.task_name, "dead" if status == Job.Status.DEAD else "retried")
+        return str(status or "skipped")
+    if result is not None and not isinstance(result, dict):
+        result = {"value": result}
+    # A handler may complete its job itself in the statement that records its work (message_send_queued):
+    # it says so by leaving the job `completed`.
+    if job.status == Job.Status.COMPLETED or job_complete(job=job, result=result):
+        _count_processed(job.task_name, "succeeded")
+    return "completed"
+
+
+@transaction.atomic
+def job_replay(*, job: Job) -> Job:
+    """Run a dead, failed or cancelled job again from a fresh attempt count (an operator's explicit choice)."""
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if job.status not in (Job.Status.DEAD, Job.Status.FAILED, Job.Status.CANCELLED):
+        raise ValidationError(
+            {"status": f"Only dead, failed or cancelled jobs can be replayed; this one is {job.status}."}
+        )
+    now = timezone.now()
+    job.status = Job.Status.QUEUED
+    job.attempts = 0
+    job.next_run_at = now
+    job.dispatched_at = now
+    job.finished_at = None
+    job.save(update_fields=["status", "attempts", "next_run_at", "dispatched_at", "finished_at", "updated_at"])
+    job_dispatch_on_commit(job=job)
+    return job
+
+
+@transaction.atomic
+def job_cancel(*, job: Job, reason: str = "Cancelled by an operator.") -> Job:
+    """Stop a queued or failed job from running: `cancelled`, out of the dead-letter queue (a DLQ replay
+    never revives it), replayable one by one on purpose."""
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if job.status not in (Job.Status.QUEUED, Job.Status.FAILED):
+        raise ValidationError({"status": f"Only queued or failed jobs can be cancelled; this one is {job.status}."})
+    job.status = Job.Status.CANCELLED
+    job.last_error = reason
+    job.finished_at = timezone.now()
+    job.save(update_fields=["status", "last_error", "finished_at", "updated_at"])
+    return job
+
+
+def dlq_replay(*, company: Company | None = None, max_jobs: int = 10) -> list[int]:
+    """Replay up to `max_jobs` dead jobs (oldest first) of a company, or of all companies when None."""
+    if not 1 <= max_jobs <= 1000:
+        raise ValidationError({"max_jobs": "Between 1 and 1000."})
+    with transaction.atomic():
+        jobs = Job.objects.filter(status=Job.Status.DEAD)
+        if company is not None:
+            jobs = jobs.filter(company=company)
+        job_ids = list(
+            jobs.order_by("updated_at", "id").select_for_update(skip_locked=True).values_list("id", flat=True)[
+                :max_jobs
+            ]
+        )
+        replayed = [job_replay(job=Job(pk=job_id)).pk for job_id in job_ids]
+    return replayed
+
+
+def jobs_relay(*, batch_size: int = 500) -> dict[str, int]:
+    """Re-dispatch jobs whose broker message was lost or is due, and reclaim rows of dead workers."""
+    now = timezone.now()
+    dispatch_timeout = timedelta(seconds=_setting("JOBS_DISPATCH_TIMEOUT_SECONDS", 60))
+    lost_or_due = Q(status__in=RETRYABLE_STATUSES, next_run_at__lte=now) & (
+        Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - dispatch_timeout)
+    )
+    abandoned = Q(status=Job.Status.PROCESSING, locked_at__lt=now - job_lock_timeout())
+    counts = {"redispatched": 0, "reclaimed": 0}
+    with transaction.atomic():
+        rows = list(
+            Job.objects.filter(lost_or_due | abandoned)
+            .order_by("-priority", "next_run_at")
+            .select_for_update(skip_locked=True)
+            .values_list("id", "priority", "status")[:batch_size]
+        )
+        if rows:
+            Job.objects.filter(pk__in=[row[0] for row in rows]).update(dispatched_at=now)
+        for job_id, priority, status in rows:
+            counts["reclaimed" if status == Job.Status.PROCESSING else "redispatched"] += 1
+            transaction.on_commit(lambda job_id=job_id, priority=priority: job_dispatch(job_id=job_id, priority=priority))
+    if rows:
+        logger.info("jobs relay: %s", counts)
+    return counts

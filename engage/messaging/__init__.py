@@ -1,0 +1,7 @@
+"""Messages: every inbound and outbound message (`Message`), sending through a channel, delivery statuses.
+
+- `models`: `Message`, `AgentType`.
+- `services`: `message_send` (at most once per ledger job), `message_status_update` (forward-only),
+  `channel_settings_for` (the company's channel account, cached per process).
+- `handlers`: the ledger's `opt_out_confirmation` and `email_sequence` jobs.
+"""

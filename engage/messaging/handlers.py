@@ -1,0 +1,73 @@
+"""Message-sending handlers owned by the ledger: opt-out confirmation and email_sequence (60)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from crm.models import Channel, Contact, Lead
+from engage.ledger.registry import JobPermanentError, job_handler
+from engage.messaging.models import Message
+from engage.messaging.services import message_send
+
+DEFAULT_OPT_OUT_CONFIRMATION = (
+    "You will not receive more messages from us on this channel. / "
+    "এই চ্যানেলে আপনাকে আর বার্তা পাঠানো হবে না।"
+)
+
+
+def _contact(job) -> Contact:
+    contact = Contact.objects.select_related("company").filter(
+        pk=job.payload.get("contact_id"), company_id=job.company_id
+    ).first()
+    if contact is None:
+        raise JobPermanentError(f"Contact {job.payload.get('contact_id')!r} not found in the job's company.")
+    return contact
+
+
+@job_handler("opt_out_confirmation", priority=95)
+def opt_out_confirmation(job) -> dict[str, Any]:
+    """One confirmation after an opt-out keyword; sent although consent is now withdrawn (it says so)."""
+
+    contact = _contact(job)
+    lead = Lead.objects.filter(pk=job.payload.get("lead_id"), company_id=job.company_id).first()
+    message = message_send(
+        job=job,
+        company=contact.company,
+        contact=contact,
+        lead=lead,
+        channel=job.payload.get("channel") or Channel.CONSOLE,
+        body=getattr(settings, "OPT_OUT_CONFIRMATION_TEXT", DEFAULT_OPT_OUT_CONFIRMATION),
+        agent_type="",
+        message_type="opt_out_confirmation",
+    )
+    return {"message_id": message.pk, "status": message.status}
+
+
+@job_handler("email_sequence", priority=60)
+def email_sequence(job) -> dict[str, Any]:
+    """Send one email of an email campaign/sequence to one consented contact: payload contact_id, subject, body."""
+
+    contact = _contact(job)
+    if not contact.email:
+        raise JobPermanentError("The contact has no email address.")
+    subject, body = job.payload.get("subject", ""), job.payload.get("body", "")
+    if not body:
+        raise JobPermanentError("An email_sequence job needs a body.")
+    if not contact.is_email_consented:
+        return {"skipped": "no_consent"}
+    lead = Lead.objects.filter(pk=job.payload.get("lead_id"), company_id=job.company_id).first()
+    message = message_send(
+        job=job,
+        company=contact.company,
+        contact=contact,
+        lead=lead,
+        channel=Channel.EMAIL,
+        subject=subject,
+        body=body,
+        agent_type=job.payload.get("agent_type", Message.AgentType.SALES),
+        message_type="email_sequence",
+        correlation_id=job.payload.get("correlation_id"),
+    )
+    return {"message_id": message.pk, "status": message.status}

@@ -1,0 +1,94 @@
+"""Every inbound and outbound message on every channel."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils.timezone import now
+
+from crm.models import Channel
+
+
+class AgentType(models.TextChoices):
+    """Who speaks: the products' AI agents. (Message.AgentType adds `manual` for humans.)"""
+
+    SMARTENGAGE = "smartengage", "SmartEngage"
+    COACHNOVA = "coachnova", "CoachNova"
+    SALES = "sales", "Sales"
+
+
+class Message(models.Model):
+    class Direction(models.TextChoices):
+        INBOUND = "inbound", "Inbound"
+        OUTBOUND = "outbound", "Outbound"
+
+    class AgentType(models.TextChoices):
+        SMARTENGAGE = "smartengage", "SmartEngage"
+        COACHNOVA = "coachnova", "CoachNova"
+        SALES = "sales", "Sales"
+        MANUAL = "manual", "Manual"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        READ = "read", "Read"
+        FAILED = "failed", "Failed"
+        RECEIVED = "received", "Received"
+
+    # company, contact, lead: no index of their own; the composite indexes below start with them.
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="messages", db_index=False)
+    contact = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="messages", db_index=False)
+    lead = models.ForeignKey(
+        "crm.Lead", on_delete=models.SET_NULL, null=True, blank=True, related_name="messages", db_index=False
+    )
+    direction = models.CharField(max_length=10, choices=Direction.choices)
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    agent_type = models.CharField(max_length=20, choices=AgentType.choices, blank=True)
+    message_type = models.CharField(max_length=40, blank=True, help_text="reply, followup, reminder, opt_out_confirmation ...")
+    subject = models.CharField(max_length=255, blank=True)
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    provider_message_id = models.CharField(max_length=200, blank=True)
+    provider_response = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    correlation_id = models.UUIDField(null=True, blank=True, db_index=True)
+    job = models.ForeignKey("engage.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="messages")
+    template_version = models.ForeignKey(
+        "engage.PromptTemplateVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="messages"
+    )
+    external_id = models.CharField(
+        max_length=200, blank=True, help_text="The sender's id of an inbound message, or a payload hash: dedupe key."
+    )
+    created_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["provider_message_id"], name="message_provider_id"),
+            models.Index(fields=["company", "-created_at"], name="message_company_created"),
+            models.Index(fields=["contact", "-created_at"], name="message_contact_created"),
+            models.Index(fields=["lead", "-created_at"], name="message_lead_created"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "provider_message_id"],
+                condition=~Q(provider_message_id=""),
+                name="message_unique_provider_id_per_channel",
+            ),
+            # One outbound message per job: a retried or redelivered task never sends twice.
+            models.UniqueConstraint(
+                fields=["job"], condition=Q(direction="outbound", job__isnull=False), name="message_one_outbound_per_job"
+            ),
+            models.UniqueConstraint(
+                fields=["company", "external_id"],
+                condition=Q(direction="inbound") & ~Q(external_id=""),
+                name="message_unique_inbound_external_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.channel} #{self.pk} ({self.status})"

@@ -1,0 +1,72 @@
+"""Prompt templates with immutable, approvable versions (see docs/ai.md)."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils.timezone import now
+
+from engage.messaging.models import AgentType
+
+
+class PromptTemplate(models.Model):
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="prompt_templates")
+    agent_type = models.CharField(max_length=20, choices=AgentType.choices)
+    locale = models.CharField(max_length=10, default="bn")
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["company", "agent_type", "locale", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "agent_type", "locale", "name"], name="prompttemplate_unique_name"
+            )
+        ]
+        # The template studio: who may make a version the one campaigns and replies use.
+        permissions = [("publish_prompttemplate", "Can publish and roll back prompt template versions")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.agent_type}/{self.locale})"
+
+
+class PromptTemplateVersion(models.Model):
+    """One version of a template. The body never changes after create: edit = a new version."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        APPROVED = "approved", "Approved"
+        ARCHIVED = "archived", "Archived"
+
+    template = models.ForeignKey(PromptTemplate, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["template", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "number"], name="prompttemplateversion_unique_number"),
+            models.UniqueConstraint(
+                fields=["template"], condition=Q(status="approved"), name="prompttemplateversion_one_approved"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template} v{self.number} ({self.status})"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding and self.pk:
+            stored_body = type(self).objects.filter(pk=self.pk).values_list("body", flat=True).first()
+            if stored_body is not None and stored_body != self.body:
+                raise ValidationError({"body": "A template version is immutable: create a new version instead."})
+        super().save(*args, **kwargs)

@@ -1,0 +1,54 @@
+"""Prompt template versions: create (immutable body, checked variables) and approve (archives the previous)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from crm.models import User
+from engage.prompts.defaults import DEFAULT_TEMPLATES
+from engage.prompts.models import PromptTemplate, PromptTemplateVersion
+from engage.prompts.rendering import template_variables_check
+
+
+@transaction.atomic
+def template_version_create(*, template: PromptTemplate, body: str, author: User | None = None) -> PromptTemplateVersion:
+    """A new draft version with the next number; ValidationError if the body uses unknown variables."""
+    template_variables_check(agent_type=template.agent_type, body=body)
+    template = PromptTemplate.objects.select_for_update().get(pk=template.pk)
+    number = (template.versions.aggregate(highest=Max("number"))["highest"] or 0) + 1
+    return PromptTemplateVersion.objects.create(template=template, number=number, body=body, author=author)
+
+
+@transaction.atomic
+def template_version_approve(*, version: PromptTemplateVersion, actor: User | None = None) -> PromptTemplateVersion:
+    """Approve a version; the previously approved version of the template is archived."""
+    PromptTemplate.objects.select_for_update().get(pk=version.template_id)
+    version = PromptTemplateVersion.objects.get(pk=version.pk)
+    if version.status == PromptTemplateVersion.Status.APPROVED:
+        return version
+    template_variables_check(agent_type=version.template.agent_type, body=version.body)
+    PromptTemplateVersion.objects.filter(
+        template_id=version.template_id, status=PromptTemplateVersion.Status.APPROVED
+    ).update(status=PromptTemplateVersion.Status.ARCHIVED)
+    version.status = PromptTemplateVersion.Status.APPROVED
+    version.approved_by = actor
+    version.approved_at = timezone.now()
+    version.save(update_fields=["status", "approved_by", "approved_at"])
+    return version
+
+
+@transaction.atomic
+def templates_seed_defaults(*, company) -> list[PromptTemplateVersion]:
+    """Give `company` the approved v1 default templates it lacks (SmartEngage bn reminder); idempotent."""
+
+    created = []
+    for agent_type, name, body, description in DEFAULT_TEMPLATES:
+        template, _ = PromptTemplate.objects.get_or_create(
+            company=company, agent_type=agent_type, locale="bn", name=name, defaults={"description": description}
+        )
+        if not template.versions.exists():
+            version = template_version_create(template=template, body=body)
+            created.append(template_version_approve(version=version))
+    return created
