@@ -59,6 +59,8 @@ bench: venv services
 
 lint: venv
 	$(BIN)/ruff check --quiet .
+	@# The layering and no-import-loop contracts of .importlinter.
+	@out=$$($(BIN)/lint-imports --no-cache 2>&1) || { echo "$$out"; exit 1; }; echo "$$out" | grep '^Contracts:'
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

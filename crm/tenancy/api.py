@@ -15,6 +15,7 @@ from rest_framework import authentication, exceptions, permissions
 
 from crm.models import ApiKey, Company
 from crm.selectors import companies_for_user
+from shokti.api.authentication import Principal
 
 # Per-process cache of API keys by prefix: {prefix: (expires_at monotonic, ApiKey with its company)}.
 # Every request of a server-to-server client would otherwise pay a query for the same row.
@@ -57,17 +58,11 @@ def _api_key_by_prefix(prefix: str) -> ApiKey | None:
 
 
 @dataclass(frozen=True)
-class ApiKeyPrincipal:
+class ApiKeyPrincipal(Principal):
     """`request.user` for an API-key call: the company, not a person."""
 
     company: Company
     api_key: ApiKey
-    is_authenticated: bool = True
-    is_anonymous: bool = False
-    is_active: bool = True
-    is_staff: bool = False
-    is_superuser: bool = False
-    pk: None = None
 
     def __str__(self) -> str:
         return f"api-key:{self.api_key.prefix}"

@@ -8,18 +8,13 @@ Mounted at the site root through engage/urls.py:
 
 from __future__ import annotations
 
-import hmac
-from dataclasses import dataclass
-
-from django.conf import settings
 from drf_spectacular.utils import extend_schema
-from rest_framework import authentication, exceptions, serializers, status
-from rest_framework.permissions import BasePermission
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.models import Channel, Company, Customer, Service
-from crm.tenancy.api import ApiKeyAuthentication, ApiKeyPrincipal, IsStaffUser, request_company
+from crm.tenancy.api import ApiKeyAuthentication, ApiKeyPrincipal, IsApiKey, IsStaffUser, request_company
 from engage.campaigns.deeplinks import MAX_TTL_HOURS, PROMO_CODE_MAX_LENGTH
 from engage.campaigns.models import Campaign, CampaignRun
 from engage.campaigns.runs import (
@@ -32,6 +27,7 @@ from engage.campaigns.runs import (
 )
 from engage.campaigns.smartengage.pipeline import smartengage_bulk_send, smartengage_reminder_send
 from engage.campaigns.smartengage.planning import customers_for_company
+from shokti.api.authentication import InternalTokenAuthentication, IsInternal
 from shokti.api.exceptions import Conflict
 
 BYPASS_PERMISSION = "engage.bypass_frequency_caps"
@@ -165,50 +161,12 @@ class SmartEngageSendBulkApi(APIView):
         return Response(self.OutputSerializer(result.as_dict()).data)
 
 
-@dataclass(frozen=True)
-class InternalPrincipal:
-    """`request.user` of a call with the internal token: the platform's scheduler, for any company."""
-
-    is_authenticated: bool = True
-    is_anonymous: bool = False
-    is_active: bool = True
-    is_staff: bool = False
-    is_superuser: bool = False
-    pk: None = None
-
-    def __str__(self) -> str:
-        return "internal"
-
-
-class InternalTokenAuthentication(authentication.BaseAuthentication):
-    """`Authorization: Bearer <INTERNAL_API_TOKEN>`; off when the setting is empty."""
-
-    def authenticate(self, request):
-        parts = request.headers.get("Authorization", "").split()
-        if len(parts) != 2 or parts[0].lower() != "bearer":
-            return None
-        expected = getattr(settings, "INTERNAL_API_TOKEN", "")
-        if not expected or not hmac.compare_digest(parts[1].encode(), expected.encode()):
-            raise exceptions.AuthenticationFailed("Invalid internal token.")
-        return InternalPrincipal(), None
-
-    def authenticate_header(self, request) -> str:
-        return "Bearer"
-
-
-class IsInternalOrApiKey(BasePermission):
-    message = "This endpoint needs the internal token or a company API key."
-
-    def has_permission(self, request, view) -> bool:
-        return isinstance(request.user, InternalPrincipal | ApiKeyPrincipal)
-
-
 class SmartEngageRunSegmentApi(APIView):
     """POST /internal/ai/smartengage/run-segment: queue a campaign run (202); 409 while one is under way
     (`locked`) or when the company's policy switches SmartEngage off (`smartengage_disabled`)."""
 
     authentication_classes = [InternalTokenAuthentication, ApiKeyAuthentication]
-    permission_classes = [IsInternalOrApiKey]
+    permission_classes = [IsInternal | IsApiKey]
 
     class InputSerializer(serializers.Serializer):
         company_id = serializers.IntegerField(required=False, min_value=1)

@@ -23,7 +23,15 @@ from crm.services import consent_revoke, events_record, phone_normalize, pipelin
 from engage.conversations.handoff import lead_flag_handoff_if_requested
 from engage.ledger.models import Job
 from engage.ledger.registry import default_priority
-from engage.ledger.services import JOB_MAX_ATTEMPTS, job_dispatch_on_commit, job_enqueue, sql_value
+from engage.ledger.services import (
+    JOB_MAX_ATTEMPTS,
+    Sql,
+    job_dispatch_on_commit,
+    job_enqueue,
+    job_insert_sql,
+    queued_job_row,
+    sql_value,
+)
 from engage.messaging.models import Message
 from engage.webhooks import WEBHOOK_EVENT_TYPES, WEBHOOK_KEY_PREFIX, WEBHOOK_TASK, webhook_time
 from shokti.metrics import count as _count
@@ -267,10 +275,14 @@ def _message_job_events_sql(is_new_lead: bool, has_webhook: bool) -> str:
         quote(model._meta.db_table) for model in (Message, Job, Event)
     )
     event_columns = "company_id, type, contact_id, target_type_id, target_id, payload, source, correlation_id, occurred_at"
-    job_columns = (
-        "company_id, task_name, priority, payload, idempotency_key, status, attempts, max_attempts, next_run_at,"
-        " dispatched_at, locked_by, last_error, created_at, updated_at"
-    )
+    now = Sql("%(now)s::timestamptz")
+    # The ai_engage job, as job_enqueue writes it (its id drawn with the message's, its key carrying the message's).
+    job_columns, job_values, _ = job_insert_sql(queued_job_row(
+        company_id=Sql("%(company)s::bigint"), task_name=Sql("%(task)s::text"), priority=Sql("%(priority)s::integer"),
+        payload=Sql("jsonb_build_object('lead_id', %(lead)s::bigint, 'message_id', message.id, 'contact_id', %(contact)s::bigint)"),
+        idempotency_key=Sql("%(task)s::text || ':inbound:' || message.id"), max_attempts=Sql("%(max_attempts)s::integer"),
+        next_run_at=now, dispatched_at=now, now=now,
+    ))
     returning = " RETURNING id, type, payload" if has_webhook else ""
     sql = (
         f"WITH ids AS (SELECT nextval(pg_get_serial_sequence('{Message._meta.db_table}', 'id')) AS message_id,"
@@ -283,11 +295,7 @@ def _message_job_events_sql(is_new_lead: bool, has_webhook: bool) -> str:
         f" FROM ids WHERE NOT EXISTS (SELECT 1 FROM {message_table} previous WHERE"
         f" {_PREVIOUS_WINDOW_SQL.format(alias='previous', company='%(company)s::bigint', key='%(previous_key)s::text', since='%(since)s::timestamptz')})"
         " ON CONFLICT DO NOTHING RETURNING id, job_id),"
-        f" job AS (INSERT INTO {job_table} (id, {job_columns})"
-        " SELECT message.job_id, %(company)s::bigint, %(task)s::text, %(priority)s::integer,"
-        " jsonb_build_object('lead_id', %(lead)s::bigint, 'message_id', message.id, 'contact_id', %(contact)s::bigint),"
-        f" %(task)s::text || ':inbound:' || message.id, '{Job.Status.QUEUED.value}', 0, %(max_attempts)s::integer, %(now)s::timestamptz, %(now)s::timestamptz, '', '', %(now)s::timestamptz,"
-        " %(now)s::timestamptz FROM message RETURNING id),"
+        f" job AS (INSERT INTO {job_table} (id, {job_columns}) SELECT message.job_id, {job_values} FROM message RETURNING id),"
         f" received AS (INSERT INTO {event_table} ({event_columns})"
         " SELECT %(company)s::bigint, 'message.received', %(contact)s::bigint, %(message_type)s::integer, message.id::text,"
         " jsonb_build_object('message_id', message.id, 'lead_id', %(lead)s::bigint, 'channel', %(channel)s::text),"
@@ -307,14 +315,19 @@ def _message_job_events_sql(is_new_lead: bool, has_webhook: bool) -> str:
     )
     if not (has_webhook and delivered):
         return sql + " SELECT message.id, job.id FROM message, job"
-    # The delivery's data is webhook_event_data(): the event's payload, its id, contact and time.
+    # One webhook_reminder job per delivered event, as webhook_events_enqueue writes it: the delivery's
+    # data is webhook_event_data(): the event's payload, its id, contact and time.
+    webhook_columns, webhook_values, _ = job_insert_sql(queued_job_row(
+        company_id=Sql("%(company)s::bigint"), task_name=WEBHOOK_TASK, priority=Sql("%(webhook_priority)s::integer"),
+        payload=Sql(
+            "jsonb_build_object('event', event.type, 'data', event.payload || jsonb_build_object('event_id', event.id,"
+            " 'contact_id', %(contact)s::bigint, 'occurred_at', %(occurred_iso)s::text))"
+        ),
+        idempotency_key=Sql(f"'{WEBHOOK_KEY_PREFIX}' || event.id"), max_attempts=Sql("%(max_attempts)s::integer"),
+        next_run_at=now, dispatched_at=now, now=now,
+    ))
     sql += (
-        f", webhook AS (INSERT INTO {job_table} ({job_columns})"
-        f" SELECT %(company)s::bigint, '{WEBHOOK_TASK}', %(webhook_priority)s::integer,"
-        " jsonb_build_object('event', event.type, 'data', event.payload || jsonb_build_object('event_id', event.id,"
-        " 'contact_id', %(contact)s::bigint, 'occurred_at', %(occurred_iso)s::text)),"
-        f" '{WEBHOOK_KEY_PREFIX}' || event.id, '{Job.Status.QUEUED.value}', 0, %(max_attempts)s::integer, %(now)s::timestamptz,"
-        " %(now)s::timestamptz, '', '', %(now)s::timestamptz, %(now)s::timestamptz"
+        f", webhook AS (INSERT INTO {job_table} ({webhook_columns}) SELECT {webhook_values}"
         f" FROM ({delivered}) event ORDER BY event.id RETURNING id)"
         " SELECT message.id, job.id, ARRAY(SELECT id FROM webhook ORDER BY id) FROM message, job"
     )

@@ -81,6 +81,74 @@ def _dispatched_at(*, next_run_at: datetime, now: datetime) -> datetime | None:
     return max(next_run_at, now)
 
 
+class Sql(str):
+    """A SQL expression standing for a column's value in `job_insert_sql` (the caller's own parameters)."""
+
+
+def queued_job_row(
+    *,
+    company_id: Any,
+    task_name: Any,
+    priority: Any,
+    payload: Any,
+    idempotency_key: Any,
+    max_attempts: Any,
+    next_run_at: Any,
+    dispatched_at: Any,
+    now: Any,
+) -> dict[str, Any]:
+    """Every column of a new, queued ledger row: the one place a job's row is described.
+
+    `job_enqueue` inserts it, the inbound hot path's single statement inserts it with SQL expressions
+    (`Sql`) for values it computes in the statement, and bulk writers build `Job(**row)`. A new
+    column of `Job` gets its value for a queued job here, and every writer follows.
+    """
+    return {
+        "company_id": company_id,
+        "task_name": task_name,
+        "priority": priority,
+        "payload": payload,
+        "idempotency_key": idempotency_key,
+        "status": Job.Status.QUEUED.value,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "next_run_at": next_run_at,
+        "dispatched_at": dispatched_at,
+        "locked_by": "",
+        "last_error": "",
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def job_insert_sql(row: dict[str, Any]) -> tuple[str, str, list[Any]]:
+    """(column list, value list, parameters) of an INSERT of `row`: `Sql` values go in as they are, the
+    others as `%s` parameters (or, when every value is `Sql` or a constant, as SQL literals: a statement
+    with named parameters cannot mix in positional ones)."""
+    quote = connection.ops.quote_name
+    is_literal = any(isinstance(value, Sql) for value in row.values())
+    values, params = [], []
+    for value in row.values():
+        if isinstance(value, Sql):
+            values.append(value)
+        elif is_literal:
+            values.append(_literal(value))
+        else:
+            values.append("%s")
+            params.append(sql_value(json.dumps(value, cls=_JSONEncoder) if isinstance(value, dict) else value))
+    return ", ".join(quote(column) for column in row), ", ".join(values), params
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool | int):
+        return str(int(value))
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    raise TypeError(f"Pass {value!r} as an Sql expression with a parameter of yours.")
+
+
 def job_enqueue(
     *,
     company: Company | None,
@@ -102,47 +170,25 @@ def job_enqueue(
         raise ValidationError({"idempotency_key": "Required, at most 200 characters."})
     now = timezone.now()
     next_run_at = run_at or now
-    table = connection.ops.quote_name(Job._meta.db_table)
+    row = queued_job_row(
+        company_id=company.pk if company is not None else None, task_name=task_name, priority=priority,
+        payload=payload, idempotency_key=idempotency_key, max_attempts=max_attempts, next_run_at=next_run_at,
+        dispatched_at=_dispatched_at(next_run_at=next_run_at, now=now), now=now,
+    )
+    columns, values, params = job_insert_sql(row)
     # INSERT ... ON CONFLICT DO NOTHING: concurrent callers with the same key never both insert,
     # and nobody reads before writing.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (company_id, task_name, priority, payload, idempotency_key, status, attempts,"
-            " max_attempts, next_run_at, dispatched_at, locked_by, last_error, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, %s, '', '', %s, %s)"
+            f"INSERT INTO {connection.ops.quote_name(Job._meta.db_table)} ({columns}) VALUES ({values})"
             " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-            [sql_value(value) for value in [
-                company.pk if company is not None else None,
-                task_name,
-                priority,
-                json.dumps(payload, cls=_JSONEncoder),
-                idempotency_key,
-                Job.Status.QUEUED,
-                max_attempts,
-                next_run_at,
-                _dispatched_at(next_run_at=next_run_at, now=now),
-                now,
-                now,
-            ]],
+            params,
         )
-        row = cursor.fetchone()
-    if row is None:
+        inserted = cursor.fetchone()
+    if inserted is None:
         return Job.objects.get(idempotency_key=idempotency_key)
-    job = Job(
-        pk=row[0],
-        company=company,
-        task_name=task_name,
-        priority=priority,
-        payload=payload,
-        idempotency_key=idempotency_key,
-        status=Job.Status.QUEUED,
-        attempts=0,
-        max_attempts=max_attempts,
-        next_run_at=next_run_at,
-        dispatched_at=_dispatched_at(next_run_at=next_run_at, now=now),
-        created_at=now,
-        updated_at=now,
-    )
+    job = Job(pk=inserted[0], **row)
+    job.company = company
     job._state.adding = False
     job_dispatch_on_commit(job=job)
     return job

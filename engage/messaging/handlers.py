@@ -1,4 +1,4 @@
-"""Message-sending handlers owned by the ledger: opt-out confirmation and email_sequence (60)."""
+"""Message-sending handlers: a queued message (`message_send`, 80), the opt-out confirmation (95), email_sequence (60)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.conf import settings
 from crm.models import Channel, Contact, Lead
 from engage.ledger.registry import JobPermanentError, job_handler
 from engage.messaging.models import Message
-from engage.messaging.services import message_send
+from engage.messaging.services import MESSAGE_SEND_TASK, message_queued_send, message_send
 
 DEFAULT_OPT_OUT_CONFIRMATION = (
     "You will not receive more messages from us on this channel. / "
@@ -71,3 +71,9 @@ def email_sequence(job) -> dict[str, Any]:
         correlation_id=job.payload.get("correlation_id"),
     )
     return {"message_id": message.pk, "status": message.status}
+
+
+@job_handler(MESSAGE_SEND_TASK, priority=80)
+def queued_message_send(job) -> dict[str, Any]:
+    """Send the message queued with the job; at most once (the message is unique per job)."""
+    return message_queued_send(job=job)

@@ -20,6 +20,7 @@ from channels_app.selectors import channel_settings_for as channel_account_setti
 from crm.models import Company, Contact, Lead
 from crm.services import event_record
 from engage.ledger.models import Job
+from engage.ledger.registry import JobPermanentError
 from engage.messaging.models import Message
 from shokti.metrics import count
 
@@ -273,3 +274,23 @@ def message_status_update(
         elif status == Message.Status.FAILED:
             count("ai_messages_failed_total", agent_type=message.agent_type, channel=channel, reason="undelivered")
     return message
+
+
+MESSAGE_SEND_TASK = "message_send"
+
+
+def message_queued_send(*, job: Job) -> dict[str, Any]:
+    """The `message_send` job: send the outbound message queued with it (engage.policy.consent.message_queue)."""
+    message = (
+        Message.objects.select_related("company", "contact", "lead", "template_version")
+        .filter(job=job, company_id=job.company_id, direction=Message.Direction.OUTBOUND)
+        .first()
+    )
+    if message is None:
+        raise JobPermanentError("No message was queued with this job.")
+    sent = message_send(
+        job=job, company=message.company, contact=message.contact, lead=message.lead, channel=message.channel,
+        body=message.body, subject=message.subject, agent_type=message.agent_type, message_type=message.message_type,
+        correlation_id=message.correlation_id, template_version=message.template_version,
+    )
+    return {"message_id": sent.pk, "status": sent.status}

@@ -16,17 +16,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Callable, Sequence
-from typing import NamedTuple, TypeVar
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from crm.models import Channel, Contact
+from crm.models import Channel, Company, Contact, Lead
 from crm.services import consent_revoke
+from engage.ledger.models import Job
+from engage.ledger.services import job_enqueue
 from engage.messaging.models import Message
+from engage.messaging.services import MESSAGE_SEND_TASK
 from engage.policy.services import ROLES, policy_for
 from shokti.metrics import opt_outs_total
 
@@ -230,6 +236,67 @@ def send_intent_create(
         if not decision.allowed:
             return decision, None
         return decision, create_intent()
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """What `message_queue` did: the decision, and the queued message and its ledger job when allowed."""
+
+    decision: SendDecision
+    message: Message | None = None
+    job: Job | None = None
+
+
+def message_queue(
+    *,
+    company: Company,
+    contact: Contact,
+    channel: str,
+    body: str,
+    agent_type: str,
+    message_type: str,
+    idempotency_key: str,
+    role: str | None = None,
+    subject: str = "",
+    lead: Lead | None = None,
+    correlation_id: uuid.UUID | None = None,
+    template_version: Any = None,
+    bypass_caps: bool = False,
+) -> QueuedMessage:
+    """Queue one outbound message through the ledger, under consent and (with a `role`) the frequency caps.
+
+    In one transaction: the send slot is reserved (the contact locked, consent and caps decided), then
+    the queued `Message` (which the caps count from now on) and its `message_send` ledger job are
+    written; the job sends it once, after commit. Without `role` only consent and an address are
+    checked (a reply the person asked for). The same `idempotency_key` queues nothing twice: the
+    first call's message and job are returned.
+    """
+    if contact.company_id != company.pk:
+        raise ValidationError({"contact": "The contact belongs to another company."})
+    key = f"{MESSAGE_SEND_TASK}:{idempotency_key}"
+    with transaction.atomic():
+        existing = Job.objects.filter(idempotency_key=key).first()
+        if existing is not None:
+            return QueuedMessage(ALLOWED, Message.objects.filter(job=existing).first(), existing)
+        if role is None:
+            locked = Contact.objects.select_for_update(of=("self",)).get(pk=contact.pk)
+            decision = (
+                ALLOWED if locked.is_consented(channel) and _has_address(locked, channel)
+                else SendDecision(False, REASON_NO_CONSENT if not locked.is_consented(channel) else REASON_NO_ADDRESS)
+            )
+        else:
+            decision = send_slot_reserve(contact=contact, channel=channel, role=role, bypass_caps=bypass_caps)
+        if not decision.allowed:
+            return QueuedMessage(decision)
+        job = job_enqueue(company=company, task_name=MESSAGE_SEND_TASK, payload={"contact_id": contact.pk},
+                          idempotency_key=key)
+        message = Message.objects.create(
+            company=company, contact=contact, lead=lead, direction=Message.Direction.OUTBOUND, channel=channel,
+            agent_type=agent_type, message_type=message_type, subject=subject, body=body,
+            status=Message.Status.QUEUED, correlation_id=correlation_id or uuid.uuid4(), job=job,
+            template_version=template_version,
+        )
+    return QueuedMessage(decision, message, job)
 
 
 def contact_opt_out(*, contact: Contact, channel: str, reason: str = "request", source: str = "") -> bool:

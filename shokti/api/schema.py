@@ -1,4 +1,4 @@
-"""OpenAPI schema: the API-key security scheme, and the AutoSchema for our API style.
+"""OpenAPI schema: the API-key and internal-token security schemes, and the AutoSchema for our API style.
 
 Imported from ShoktiConfig.ready() so the extension is registered before any schema is built;
 settings.REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] points at AutoSchema.
@@ -20,6 +20,18 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "name": "X-Api-Key",
             "description": "A company API key `sk_...` (shown once when created in the admin). "
             "`Authorization: Api-Key sk_...` works too.",
+        }
+
+
+class InternalTokenAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "shokti.api.authentication.InternalTokenAuthentication"
+    name = "InternalToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The platform's own callers (schedulers): `Authorization: Bearer <INTERNAL_API_TOKEN>`.",
         }
 
 

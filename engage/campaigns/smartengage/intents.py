@@ -28,7 +28,7 @@ from engage.campaigns.smartengage.outcomes import (
 )
 from engage.ledger.models import Job
 from engage.ledger.registry import default_priority
-from engage.ledger.services import job_dispatch_on_commit, sql_value
+from engage.ledger.services import JOB_MAX_ATTEMPTS, job_dispatch_on_commit, queued_job_row, sql_value
 from engage.messaging.models import Message
 from engage.policy.consent import send_slots_reserve
 from engage.policy.services import ROLE_CUSTOMER
@@ -107,12 +107,12 @@ def intents_write(
         if allowed:
             priority = default_priority(SEND_TASK)
             jobs = Job.objects.bulk_create([
-                Job(
-                    company=company, task_name=SEND_TASK, priority=priority, status=Job.Status.QUEUED,
+                Job(**queued_job_row(
+                    company_id=company.pk, task_name=SEND_TASK, priority=priority,
                     payload=_send_payload(plan=plan, run_id=run.pk if run else None, subject=subject_for(plan)),
-                    idempotency_key=f"{SEND_TASK}:{plan.correlation_id}", next_run_at=now, dispatched_at=now,
-                    created_at=now,
-                )
+                    idempotency_key=f"{SEND_TASK}:{plan.correlation_id}", max_attempts=JOB_MAX_ATTEMPTS,
+                    next_run_at=now, dispatched_at=now, now=now,
+                ))
                 for _, plan in allowed
             ])
             # The queued messages are the reservations the caps count; message_send(job=...) sends these rows.

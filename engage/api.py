@@ -1,0 +1,61 @@
+"""engage's public surface: what the other apps (coaching, reports) may call. Everything else is private to
+its feature package and may change without notice.
+
+Background work through the ledger:
+    `job_enqueue(company=..., task_name=..., payload=..., idempotency_key=...)` in your transaction; handle it
+    with `@job_handler("task_name", priority=...)` (idempotent; raise `JobPermanentError` for the dead letters).
+
+Send a message under consent and the frequency caps:
+    `message_queue(company=..., contact=..., channel=..., body=..., agent_type="coachnova",
+    message_type="coaching", idempotency_key=..., role=ROLE_WORKER)` reserves the slot, writes the queued
+    message and its ledger job in one transaction; the job sends it once. `can_send(...)` asks without
+    reserving; `contact_opt_out(...)` withdraws consent. Inside a handler of your own, `message_send(job=...)`
+    sends at most once per job.
+
+Generate with the safety filter and the approved fallback:
+    `ai_generate(company=..., agent_type=..., purpose=..., messages=[...], message_type=..., locale=...,
+    channel=..., contact=...)` returns a `GenerationResult`: `.text` (the model's if it passed the filter,
+    else the fallback), `.outcome`, `.session` (the AISession), `.is_sendable` (False: send nothing).
+
+Render a published template:
+    `template_latest_approved(company=..., agent_type=..., locale=..., name=...)`, then
+    `template_render(body=version.body, agent_type=..., context={...})`; `templates_seed_defaults(company=...)`.
+
+The company's engagement policy: `policy_for(company=...)` (caps per role, flags, send window, presets).
+"""
+
+from engage.ai.client import GenerationRequest, GenerationResult, ai_generate, ai_generate_many
+from engage.ledger.models import Job
+from engage.ledger.registry import JobPermanentError, job_handler
+from engage.ledger.services import job_enqueue
+from engage.messaging.models import AgentType, Message
+from engage.messaging.services import message_send
+from engage.policy.consent import QueuedMessage, SendDecision, can_send, contact_opt_out, message_queue
+from engage.policy.services import ROLE_CUSTOMER, ROLE_WORKER, policy_for
+from engage.prompts.rendering import template_latest_approved, template_render
+from engage.prompts.services import templates_seed_defaults
+
+__all__ = [
+    "ROLE_CUSTOMER",
+    "ROLE_WORKER",
+    "AgentType",
+    "GenerationRequest",
+    "GenerationResult",
+    "Job",
+    "JobPermanentError",
+    "Message",
+    "QueuedMessage",
+    "SendDecision",
+    "ai_generate",
+    "ai_generate_many",
+    "can_send",
+    "contact_opt_out",
+    "job_enqueue",
+    "job_handler",
+    "message_queue",
+    "message_send",
+    "policy_for",
+    "template_latest_approved",
+    "template_render",
+    "templates_seed_defaults",
+]
