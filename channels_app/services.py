@@ -20,7 +20,7 @@ from channels_app.models import (
 )
 from crm.models import Channel, Company, Contact
 from crm.services import consent_revoke, event_record
-from shokti.metrics import opt_outs_total, user_events_total
+from shokti.metrics import count
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def email_engagement_record(
         source="email",
         correlation_id=_uuid_or_none(correlation_id),
     )
-    user_events_total.labels(event_type=type, agent_type=agent_type, channel=Channel.EMAIL, source="email").inc()
+    count("user_events_total", event_type=type, agent_type=agent_type, channel=Channel.EMAIL, source="email")
 
 
 @transaction.atomic
@@ -211,7 +211,7 @@ def email_unsubscribe(
     if contact is None:
         return None
     if consent_revoke(contact=contact, channel=Channel.EMAIL, reason="unsubscribe_link", source="email"):
-        opt_outs_total.labels(channel=Channel.EMAIL, reason="unsubscribe_link").inc()
+        count("opt_outs_total", channel=Channel.EMAIL, reason="unsubscribe_link")
     return contact
 
 

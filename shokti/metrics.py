@@ -72,12 +72,12 @@ BUSINESS_COUNTERS = (
 )
 
 
-def count(counter_name: str, **labels: str) -> None:
+def count(counter_name: str, amount: float = 1, **labels: str) -> None:
     """Increment one of the business counters above by name; a metric never breaks the caller (logged)."""
     try:
         counter = globals().get(counter_name)
         if isinstance(counter, Counter):
-            counter.labels(**labels).inc()
+            counter.labels(**labels).inc(amount)
     except Exception:  # pragma: no cover - metrics are best effort
         logger.exception("metric %s not counted", counter_name)
 

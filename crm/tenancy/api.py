@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
@@ -36,12 +35,18 @@ def api_key_cache_clear() -> None:
         _key_cache.clear()
 
 
-@receiver(post_save, sender=ApiKey, dispatch_uid="api_key_cache_clear_on_key_save")
-@receiver(post_delete, sender=ApiKey, dispatch_uid="api_key_cache_clear_on_key_delete")
-@receiver(post_save, sender=Company, dispatch_uid="api_key_cache_clear_on_company_save")
-@receiver(post_delete, sender=Company, dispatch_uid="api_key_cache_clear_on_company_delete")
 def _api_key_cache_clear_on_change(**kwargs) -> None:
     api_key_cache_clear()
+
+
+def api_key_cache_connect() -> None:
+    """A key or company saved or deleted in this process clears the cache at once (CrmConfig.ready)."""
+    for signal in (post_save, post_delete):
+        for sender in (ApiKey, Company):
+            signal.connect(
+                _api_key_cache_clear_on_change, sender=sender,
+                dispatch_uid=f"api_key_cache_clear_{signal is post_save}_{sender.__name__}",
+            )
 
 
 def _api_key_by_prefix(prefix: str) -> ApiKey | None:

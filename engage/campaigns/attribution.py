@@ -14,7 +14,6 @@ on another message in between makes that one the touch; a click after the bookin
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import uuid
 from typing import Any
 
@@ -28,9 +27,7 @@ from crm.services import event_record
 from engage.campaigns.deeplinks import DeepLinkClaims
 from engage.messaging.models import Message
 from engage.policy.services import policy_for
-from shokti.metrics import user_events_total
-
-logger = logging.getLogger(__name__)
+from shokti.metrics import count
 
 NOTIFICATION_OPENED = "notification_opened"
 MESSAGE_CLICKED = "message_clicked"
@@ -43,15 +40,10 @@ TYPES_NEEDING_MESSAGE = (NOTIFICATION_OPENED, MESSAGE_CLICKED, DEEPLINK_FOLLOWED
 
 
 def _count_user_event(*, event_type: str, message: Message | None, source: str) -> None:
-    try:
-        user_events_total.labels(
-            event_type=event_type,
-            agent_type=(message.agent_type if message else "") or "none",
-            channel=(message.channel if message else "") or "none",
-            source=source or "unknown",
-        ).inc()
-    except Exception:  # metrics are best effort: never lose the event over a counter
-        logger.exception("user_events_total not counted")
+    count(
+        "user_events_total", event_type=event_type, agent_type=(message.agent_type if message else "") or "none",
+        channel=(message.channel if message else "") or "none", source=source or "unknown",
+    )
 
 
 def message_for_correlation(

@@ -48,7 +48,7 @@ from engage.campaigns.smartengage.intents import recipient_rows_insert
 from engage.campaigns.smartengage.pipeline import smartengage_batches_send
 from engage.ledger.models import Job
 from engage.ledger.services import job_enqueue, sql_value
-from shokti.metrics import campaign_recipients_skipped_total
+from shokti import metrics
 
 if TYPE_CHECKING:
     from engage.campaigns.smartengage.outcomes import RecipientRow
@@ -172,7 +172,7 @@ def _skips_record(*, walk: _Walk, after_id: int, upto_id: int | None) -> dict[st
         )
         counts = collections.Counter(reason for (reason,) in cursor.fetchall())
     for reason, count in counts.items():
-        campaign_recipients_skipped_total.labels(reason=reason).inc(count)
+        metrics.count("campaign_recipients_skipped_total", count, reason=reason)
     return dict(counts)
 
 

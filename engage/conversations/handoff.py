@@ -11,7 +11,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
 from django.utils import timezone
 
 from crm.models import Company, Lead, User
@@ -45,10 +44,16 @@ def _keywords_pattern(keywords: tuple[str, ...]) -> re.Pattern | None:
 _keywords_cache: dict[int, tuple[float, list[str]]] = {}
 
 
-@receiver(post_save, sender=AIConfig, dispatch_uid="handoff_keywords_cache_clear_on_save")
-@receiver(post_delete, sender=AIConfig, dispatch_uid="handoff_keywords_cache_clear_on_delete")
 def _handoff_keywords_cache_clear(**kwargs) -> None:
     _keywords_cache.clear()
+
+
+def handoff_keywords_cache_connect() -> None:
+    """An AIConfig saved or deleted in this process clears the cache at once (EngageConfig.ready)."""
+    post_save.connect(_handoff_keywords_cache_clear, sender=AIConfig, dispatch_uid="handoff_keywords_cache_clear_save")
+    post_delete.connect(
+        _handoff_keywords_cache_clear, sender=AIConfig, dispatch_uid="handoff_keywords_cache_clear_delete"
+    )
 
 
 def handoff_keywords_for(*, company_id: int) -> list[str]:

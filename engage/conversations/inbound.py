@@ -34,7 +34,7 @@ from engage.ledger.services import (
 )
 from engage.messaging.models import Message
 from engage.webhooks import WEBHOOK_EVENT_TYPES, WEBHOOK_KEY_PREFIX, WEBHOOK_TASK, webhook_time
-from shokti.metrics import count as _count
+from shokti.metrics import count
 
 logger = logging.getLogger(__name__)
 
@@ -530,7 +530,7 @@ def _capture(
     if is_opt_out:
         contact = Contact(pk=contact_id, company=company)
         if consent_revoke(contact=contact, channel=channel, reason="keyword", source=channel, text=text):
-            _count("opt_outs_total", channel=channel, reason="keyword")
+            count("opt_outs_total", channel=channel, reason="keyword")
         job = job_enqueue(
             company=company, task_name="opt_out_confirmation", payload={**payload, "channel": channel},
             idempotency_key=f"opt_out_confirmation:{message_id}",

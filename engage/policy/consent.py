@@ -15,7 +15,6 @@ serialised on the lock and the second one counts the first one's intent, so no c
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,9 +33,7 @@ from engage.ledger.services import job_enqueue
 from engage.messaging.models import Message
 from engage.messaging.services import MESSAGE_SEND_TASK
 from engage.policy.services import ROLES, policy_for
-from shokti.metrics import opt_outs_total
-
-logger = logging.getLogger(__name__)
+from shokti.metrics import count
 
 # Proactive agents whose messages count against the caps (replies to a person who wrote first do not).
 CAPPED_AGENT_TYPES = (Message.AgentType.SMARTENGAGE, Message.AgentType.COACHNOVA)
@@ -303,8 +300,5 @@ def contact_opt_out(*, contact: Contact, channel: str, reason: str = "request", 
     """Withdraw consent (an `opt_out` event, through crm's consent_revoke) and count it; False if already out."""
     changed = consent_revoke(contact=contact, channel=channel, reason=reason, source=source)
     if changed:
-        try:
-            opt_outs_total.labels(channel=channel, reason=reason).inc()
-        except Exception:  # the opt-out is recorded; a counter never undoes it
-            logger.exception("opt_outs_total not counted")
+        count("opt_outs_total", channel=channel, reason=reason)  # the opt-out is recorded; a counter never undoes it
     return changed

@@ -24,7 +24,6 @@ from engage.campaigns.smartengage.outcomes import (
     Reason,
     RecipientRow,
     ReminderOutcome,
-    skip_count,
 )
 from engage.ledger.models import Job
 from engage.ledger.registry import default_priority
@@ -32,6 +31,7 @@ from engage.ledger.services import JOB_MAX_ATTEMPTS, job_dispatch_on_commit, que
 from engage.messaging.models import Message
 from engage.policy.consent import send_slots_reserve
 from engage.policy.services import ROLE_CUSTOMER
+from shokti.metrics import count
 
 
 def _send_payload(*, plan: Plan, run_id: int | None, subject: str) -> dict[str, Any]:
@@ -146,10 +146,10 @@ def intents_write(
         if skipped_rows:
             recipient_rows_insert(run=run, rows=skipped_rows, now=now)
     for reason in skip_reasons:
-        skip_count(reason)
+        count("campaign_recipients_skipped_total", reason=reason)
     for item in queued:
         if item.plan.reason:
-            skip_count(item.plan.reason)
+            count("campaign_recipients_skipped_total", reason=item.plan.reason)
     return skipped, queued
 
 

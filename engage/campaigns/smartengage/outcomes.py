@@ -3,7 +3,6 @@ that carries one customer through the steps (`Plan`)."""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,10 +14,6 @@ from engage.ai.client import (
 from engage.ai.models import AISession
 from engage.campaigns.models import CampaignRecipient
 from engage.prompts.models import PromptTemplateVersion
-from shokti.metrics import campaign_recipients_skipped_total
-
-logger = logging.getLogger(__name__)
-
 
 AGENT_TYPE = "smartengage"
 
@@ -116,13 +111,6 @@ class Plan:
     note: str = ""
     # Neither the model's text nor the approved fallback (with the link) passed the safety filter.
     is_blocked: bool = False
-
-
-def skip_count(reason: str) -> None:
-    try:
-        campaign_recipients_skipped_total.labels(reason=reason).inc()
-    except Exception:  # pragma: no cover - metrics never break a send
-        logger.exception("campaign_recipients_skipped_total not counted")
 
 
 # A recipient row to write: (plan, status, reason, error).

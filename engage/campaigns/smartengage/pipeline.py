@@ -24,10 +24,10 @@ from engage.campaigns.smartengage.outcomes import (
     Plan,
     RecipientRow,
     ReminderOutcome,
-    skip_count,
 )
 from engage.campaigns.smartengage.planning import SHORT_LINK_CHANNELS, links_shorten, plans_make
 from engage.campaigns.smartengage.sending import reminder_send_queued
+from shokti.metrics import count
 
 
 def smartengage_reminders_process(
@@ -109,7 +109,7 @@ def reminders_finish(
         # in a dry run either: the outcome keeps the text and both verdicts; the next run tries again.
         is_skip = plan.is_blocked or plan.reason in CampaignRecipient.SKIP_REASONS
         if is_skip:
-            skip_count(plan.reason)
+            count("campaign_recipients_skipped_total", reason=plan.reason)
             outcome = ReminderOutcome(
                 customer_id=plan.customer.pk, status=SKIPPED, reason=plan.reason, correlation_id=str(plan.correlation_id),
                 body=plan.text if plan.is_blocked else "", error=plan.note if plan.is_blocked else "",
