@@ -11,8 +11,8 @@ then `VACUUM ANALYZE`. The clock of the measurement is 2026-11-23 09:00 UTC (the
 hour; 15:00 in Dhaka), default preset (21 days, +7 day window, 9-18), email channel.
 
 Figures (warm: one unmeasured run first, then RUNS timed runs through Django's connection, each
-planned for its own parameters as a run's batches are: `engage.segmentation.custom_plans`):
-- one keyset batch of 100 eligible customers (`engage.segmentation.customer_segment`), p50/p95;
+planned for its own parameters as a run's batches are: `engage.campaigns.segmentation.custom_plans`):
+- one keyset batch of 100 eligible customers (`engage.campaigns.segmentation.customer_segment`), p50/p95;
 - the same batch as a hand-written lower bound: only the cadence range, consent and address, no
   caps, no cycle, no time-zone window (what reading the candidates costs at all);
 - counting the whole eligible set, and the lower bound's count;

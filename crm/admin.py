@@ -1,4 +1,4 @@
-"""The operations console for the CRM graph. Every admin here is tenant-scoped (see shokti/admin.py)."""
+"""The operations console for the CRM graph. Every admin here is tenant-scoped (see crm/tenancy/admin.py)."""
 
 from __future__ import annotations
 

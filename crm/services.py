@@ -66,7 +66,7 @@ def event_recorded_hook_register(hook) -> None:
         EVENT_RECORDED_HOOKS.append(hook)
 
 
-# The same string as engage.events.BOOKING_CREATED (crm cannot import engage; a test holds them equal).
+# The same string as engage.campaigns.attribution.BOOKING_CREATED (crm cannot import engage; a test holds them equal).
 BOOKING_CREATED = "booking_created"
 
 

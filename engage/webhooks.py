@@ -4,7 +4,7 @@ A company with a `webhook_url` receives WEBHOOK_EVENT_TYPES as they are recorded
 `event_record`/`events_record` call `webhook_events_enqueue` (registered in EngageConfig.ready)
 inside the recording transaction, so each event gets exactly one ledger job, keyed `webhook:<event id>`,
 retried with backoff by the ledger. The inbound hot path writes its events in one SQL statement
-and queues the same jobs in it (engage.services.inbound); the data is `webhook_event_data`'s either way.
+and queues the same jobs in it (engage.conversations.inbound); the data is `webhook_event_data`'s either way.
 """
 
 from __future__ import annotations

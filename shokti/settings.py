@@ -167,7 +167,7 @@ else:
         "sep": ":",
         "queue_order_strategy": "priority",
         # A publisher facing a dead broker fails at once instead of sleeping through retries: the web
-        # request answers anyway and the job ledger's relay re-dispatches (engage/services/jobs.py).
+        # request answers anyway and the job ledger's relay re-dispatches (engage/ledger/services.py).
         "max_retries": env.int("CELERY_BROKER_PUBLISH_MAX_RETRIES", default=0),
     }
 if CELERY_BROKER_URL.startswith("redis://"):
@@ -276,7 +276,7 @@ DEEP_LINK_BASE_URL = env.str("DEEP_LINK_BASE_URL", default="https://app.sheba.xy
 DEEP_LINK_APP_URL = env.str("DEEP_LINK_APP_URL", default="https://app.sheba.xyz/booking")
 DEEP_LINK_TTL_HOURS = env.int("DEEP_LINK_TTL_HOURS", default=48)
 # SMS and WhatsApp reminders carry <SHORT_LINK_BASE_URL><code>, which redirects to the signed link
-# (engage.models.links); by default the deep links' own host, path /l/.
+# (engage.campaigns.models); by default the deep links' own host, path /l/.
 SHORT_LINK_BASE_URL = env.str(
     "SHORT_LINK_BASE_URL",
     default="{0.scheme}://{0.netloc}/l/".format(urlsplit(DEEP_LINK_BASE_URL)),

@@ -1,6 +1,6 @@
-"""Admin of SmartEngage campaigns, their runs and recipients (imported by engage/admin.py).
+"""Admin of SmartEngage campaigns, their runs and recipients (imported by engage/admin/).
 
-Actions call the services of engage.services.campaigns and say what they did. A run's page shows
+Actions call the services of engage.campaigns.runs and say what they did. A run's page shows
 its counts, its skip reasons (one grouped query) and a link to its recipients; a campaign's page
 shows the attribution funnel sent → delivered → opened → clicked → booked (one aggregate query).
 """

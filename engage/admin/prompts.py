@@ -33,7 +33,7 @@ class PromptTemplateVersionInline(TenantScopedInline):
 
 @admin.register(PromptTemplate)
 class PromptTemplateAdmin(TemplateStudioMixin, TenantScopedAdmin):
-    """Templates; their wording is edited, previewed, versioned and published in the studio (engage.admin_studio)."""
+    """Templates; their wording is edited, previewed, versioned and published in the studio (engage.studio.views)."""
 
     change_form_template = "admin/engage/prompttemplate/change_form.html"
     list_display = ["name", "company", "agent_type", "locale", "description", "studio_link", "created_at"]

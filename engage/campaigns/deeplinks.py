@@ -25,7 +25,7 @@ from django.utils import timezone
 from crm.models import Company, Customer, Service
 from engage.campaigns.models import ShortLink
 
-SALT = "engage.deeplinks.v1"
+SALT = "engage.campaigns.deeplinks.v1"
 TYPE_BOOKING = "booking"
 TYPE_PROMO = "promo"
 TYPES = (TYPE_BOOKING, TYPE_PROMO)
@@ -195,7 +195,7 @@ def deeplink_verify(*, token: str, allowed_types: tuple[str, ...] = TYPES) -> De
     return claims
 
 
-# --- Short links (engage.models.links) --------------------------------------------------------------
+# --- Short links (engage.campaigns.models) --------------------------------------------------------------
 
 SHORT_CODE_LENGTH = 9  # 62**9 codes: guessing one that exists is hopeless, and it grants nothing anyway
 _CODE_ALPHABET = string.ascii_letters + string.digits

@@ -15,7 +15,7 @@ from engage.ledger.models import Job
 from engage.ledger.services import job_cancel
 from engage.messaging.models import Message
 
-# The statuses the campaign's "once per cycle" constraint covers (engage.services.campaigns.INTENT_STATUSES).
+# The statuses the campaign's "once per cycle" constraint covers (engage.campaigns.runs.INTENT_STATUSES).
 _INTENTS = (CampaignRecipient.Status.PENDING, CampaignRecipient.Status.SENT, CampaignRecipient.Status.FAILED)
 
 

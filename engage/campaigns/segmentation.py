@@ -13,7 +13,7 @@ All of it is `EXISTS`/`NOT EXISTS` subqueries over `engage_message (contact, cre
 come by keyset (`id > after_id`). The zone arithmetic happens in Python once per zone name present on
 the company's contacts (`contact_zones`, cached ten minutes, refreshed at the start of every walk):
 the send window becomes `timezone IN (...)`, the day and week starts constants.
-The caps here only select: the send still reserves its slot atomically (engage.services.consent).
+The caps here only select: the send still reserves its slot atomically (engage.policy.consent).
 Each rule is defined once (`_segment_rules`): `customer_segment` keeps the customers passing them
 all, `customer_segment_skips` names the first rule each other candidate fails (no_consent,
 no_address, too_soon, daily_cap, weekly_cap), so a campaign run records why it left them out.

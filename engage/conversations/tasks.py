@@ -9,6 +9,6 @@ from engage.conversations.sequences import sequences_advance as advance
 
 @shared_task(name="engage.sequences_advance", ignore_result=True)
 def sequences_advance() -> dict:
-    """Beat: queue one `sequence_step` job per due sequence enrollment (see engage.services.sequences)."""
+    """Beat: queue one `sequence_step` job per due sequence enrollment (see engage.conversations.sequences)."""
 
     return advance()

@@ -4,7 +4,7 @@ A handler is a function `handler(job) -> dict | None` registered with
 `@job_handler("task_name", priority=...)`. It runs outside any transaction
 (it opens its own), may run more than once for the same job (a redelivered
 or replayed task), and must therefore be idempotent: outbound messages go
-through `engage.services.message_send(job=...)`, which sends at most once per job.
+through `engage.messaging.services.message_send(job=...)`, which sends at most once per job.
 Raise an exception to fail (retried with backoff); one with `permanent = True`
 (e.g. `ChannelError(..., permanent=True)` or `JobPermanentError`) goes straight
 to the dead-letter queue.

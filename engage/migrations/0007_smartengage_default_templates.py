@@ -1,7 +1,7 @@
 """Seed the approved SmartEngage Bengali reminder templates (v1) for every existing company.
 
-New companies get them from `engage.services.templates.templates_seed_defaults(company=...)`, which
-seeds the same texts (kept in `engage.services.smartengage`); this migration keeps its own frozen copy.
+New companies get them from `engage.prompts.services.templates_seed_defaults(company=...)`, which
+seeds the same texts (kept in `engage.campaigns.smartengage`); this migration keeps its own frozen copy.
 """
 
 from django.db import migrations

@@ -1,6 +1,6 @@
 """Per-company engagement policy: frequency caps, feature flags, attribution window, campaign presets.
 
-Edited in the admin; read through `engage.policy.policy_for(company=...)`, which caches a snapshot
+Edited in the admin; read through `engage.policy.services.policy_for(company=...)`, which caches a snapshot
 and is invalidated whenever a policy or preset is saved or deleted, so a change holds from the next send.
 """
 

@@ -3,7 +3,7 @@
 A template may use only the variables declared for its agent type in `TEMPLATE_VARIABLES`;
 an unknown one is an error that names it, and a declared one missing from the context is an
 error at render time. Bodies are checked when a version is created, so a bad template never
-reaches approval. Writes (new version, approve) live in `engage.services.templates`.
+reaches approval. Writes (new version, approve) live in `engage.prompts.services`.
 """
 
 from __future__ import annotations

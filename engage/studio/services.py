@@ -1,6 +1,6 @@
 """The template studio's services and selectors: preview, save, publish, rollback, diff.
 
-The admin views in `engage.admin_studio` parse the request and call these. Versions stay
+The admin views in `engage.studio.views` parse the request and call these. Versions stay
 immutable: a save is a new draft (`template_version_create`); publish approves a draft; rollback
 re-approves an earlier, previously published (now archived) version, so the version that goes out
 again is byte for byte the one that went out before. Both are recorded in the crm Event timeline.

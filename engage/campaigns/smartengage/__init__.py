@@ -11,7 +11,7 @@ safety_rejected with both verdicts, a configuration problem to fix), 8 the send 
 job and `message_send` on the channel, 9 the `engage.Message` with correlation id and template
 version, 10 metrics.
 
-In a campaign run each person also gets a `CampaignRecipient` row (see engage.models.campaigns).
+In a campaign run each person also gets a `CampaignRecipient` row (see engage.campaigns.models).
 A dry run does everything up to the send and records what it would have sent.
 
 The package follows those steps: `outcomes` (what happened to each person), `planning` (1-4 and the

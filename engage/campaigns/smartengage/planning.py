@@ -72,7 +72,7 @@ def link_for(*, plan: Plan, promo_code: str, ttl_hours: int | None, is_deeplink_
 
 
 # A signed link is 250-310 characters: an SMS (70 Bengali characters a segment) or a WhatsApp text
-# carries a short link to it instead (engage.models.links); email keeps the signed link.
+# carries a short link to it instead (engage.campaigns.models); email keeps the signed link.
 SHORT_LINK_CHANNELS = frozenset({Channel.SMS, Channel.WHATSAPP_CLOUD, Channel.WHATSAPP_WEB})
 
 
