@@ -1,4 +1,6 @@
-"""The Celery app. Tasks live in each app's tasks.py; schedules in django-celery-beat's tables.
+"""The Celery app. Tasks live in each app's tasks.py, found by autodiscovery, except engage's: each of its features
+has its own tasks.py, imported by EngageConfig.ready() (engage.apps.TASK_MODULES). Schedules live in
+django-celery-beat's tables (defaults: shokti/schedules.py).
 
 Queues (declared in settings.CELERY_TASK_QUEUES):
 - `default`: everything, run by the ordinary worker (`-Q default`).

@@ -7,6 +7,11 @@ Nothing is lost on the way (transactional outbox): `send()` writes a `WhatsAppWe
 the caller's transaction and publishes the task after commit; a failed publish is only logged.
 The task claims the row before typing and marks it sent/failed when it reports; the beat task
 `channels_app.whatsapp_web_relay` publishes pending rows again and gives up on very old ones.
+
+Why a second outbox beside engage's job ledger: channels_app may not import engage, and this
+transport is one browser session typing on its own concurrency-1 queue. The ledger job that sent
+the message completes at the hand-over (status queued); this outbox keeps the typing promise and
+reports back through delivery_status_changed, like a mail relay's queue (docs/jobs.md, "Two outboxes").
 """
 
 from __future__ import annotations

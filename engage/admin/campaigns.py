@@ -1,4 +1,4 @@
-"""Admin of SmartEngage campaigns, their runs and recipients (imported by engage/admin/).
+"""Admin of SmartEngage campaigns, their runs and recipients (imported by engage/admin/__init__.py).
 
 Actions call the services of engage.campaigns.runs and say what they did. A run's page shows
 its counts, its skip reasons (one grouped query) and a link to its recipients; a campaign's page

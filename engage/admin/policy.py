@@ -1,4 +1,4 @@
-"""Admin of the engagement policy (imported by engage/admin/): one per company, presets inline."""
+"""Admin of the engagement policy (imported by engage/admin/__init__.py): one per company, presets inline."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reads of engage, always scoped to a company."""
+"""Reads of the job ledger, always scoped to a company."""
 
 from __future__ import annotations
 

@@ -362,8 +362,8 @@ def job_execute(*, job_id: int, worker: str | None = None) -> str:
         return str(status or "skipped")
     if result is not None and not isinstance(result, dict):
         result = {"value": result}
-    # A handler may complete its job itself in the statement that records its work (message_send_queued):
-    # it says so by leaving the job `completed`.
+    # A handler may complete its job itself in the statement that records its work (SmartEngage's
+    # engage.campaigns.smartengage.sending.message_send_queued): it says so by leaving the job `completed`.
     if job.status == Job.Status.COMPLETED or job_complete(job=job, result=result):
         _count_processed(job.task_name, "succeeded")
     return "completed"

@@ -14,7 +14,7 @@
 Every object is looked up through the tenant-scoped queryset (another company's template is a
 404); editing and previewing need `engage.add_prompttemplateversion`, publishing and rollback
 `engage.publish_prompttemplate` (403 otherwise). The views only parse and shape: the work is in
-`engage.studio`.
+`engage.studio.services`.
 """
 
 from __future__ import annotations

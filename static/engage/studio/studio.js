@@ -1,6 +1,6 @@
 /* The template studio (templates/admin/engage/prompttemplate/studio.html).
  * CodeMirror 5 with the Jinja2 mode; unknown variables flagged as you type; a debounced live
- * preview; save / publish / rollback / diff through the JSON admin endpoints (engage/admin_studio.py). */
+ * preview; save / publish / rollback / diff through the JSON admin endpoints (engage/studio/views.py). */
 (function () {
   "use strict";
   var PREVIEW_DELAY_MS = 400;
