@@ -47,8 +47,16 @@ run: venv
 	@# The demo has no SMS/WhatsApp accounts: their messages go to the console log (docs/channels.md).
 	CHANNELS_CONSOLE_FALLBACK=$(CHANNELS_CONSOLE_FALLBACK) PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
+# The whole suite on PostgreSQL and Redis; then (for the whole suite only) the headline flows again on the
+# embedded default, SQLite with no Redis (tests marked `embedded`), as `make run` runs on a bare machine.
+EMBEDDED_TEST_DIR := $(CURDIR)/var/test-embedded
 test: venv services lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+ifeq ($(strip $(PYTEST_ARGS)),)
+	rm -rf $(EMBEDDED_TEST_DIR)
+	SHOKTI_VAR_DIR=$(EMBEDDED_TEST_DIR) DATABASE_URL=sqlite:///$(EMBEDDED_TEST_DIR)/test.sqlite3 REDIS_URL= \
+	  CELERY_BROKER_URL=filesystem:// $(BIN)/pytest -m embedded -q
+endif
 
 bench: venv services
 	@# bench/webhook.py drives the server with wrk (Debian package).

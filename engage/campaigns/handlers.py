@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engage.campaigns.runner import campaign_run_execute
+from engage.campaigns.runs import campaign_run_replay_prepare
 from engage.campaigns.smartengage.sending import smartengage_job_send
 from engage.ledger.registry import job_handler
 
@@ -16,7 +17,7 @@ def smartengage_send(job) -> dict[str, Any]:
     return smartengage_job_send(job=job)
 
 
-@job_handler("smartengage_campaign_run", priority=50)
+@job_handler("smartengage_campaign_run", priority=50, on_replay=campaign_run_replay_prepare)
 def smartengage_campaign_run(job) -> dict[str, Any]:
     """Execute one queued campaign run (the campaign's lock decides whether it may)."""
 

@@ -21,7 +21,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -36,10 +36,6 @@ from engage.ledger.models import Job
 from engage.ledger.services import job_cancel, job_enqueue, job_replay
 from engage.messaging.models import Message
 from engage.policy.services import policy_for
-
-if TYPE_CHECKING:
-    pass
-
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +214,32 @@ def campaign_run_cancel(*, run: CampaignRun) -> CampaignRun:
     if is_idle and run.job_id and Job.objects.filter(pk=run.job_id, status__in=[Job.Status.QUEUED, Job.Status.FAILED]).exists():
         job_cancel(job=run.job, reason="Campaign run cancelled.")
     return run
+
+
+def campaign_run_replay_prepare(job: Job) -> None:
+    """A replayed run job resumes its run: a failed run is queued again and goes on after its cursor
+    (nobody reminded twice: intents are unique per cycle). A finished run refuses, saying why."""
+    run = CampaignRun.objects.select_for_update().filter(
+        pk=job.payload.get("run_id"), company_id=job.company_id
+    ).first()
+    if run is None:
+        raise ValidationError({"run": "This job's campaign run no longer exists."})
+    if run.status in CampaignRun.ACTIVE_STATUSES:
+        return
+    if run.status != CampaignRun.Status.FAILED:
+        raise ValidationError({
+            "run": f"Run #{run.pk} is {run.get_status_display().lower()}: there is nothing to resume. "
+            "Start a new run from the campaign."
+        })
+    try:
+        with transaction.atomic():
+            CampaignRun.objects.filter(pk=run.pk).update(
+                status=CampaignRun.Status.QUEUED, error="", finished_at=None
+            )
+    except IntegrityError:
+        raise ValidationError({
+            "run": f"Another run of this campaign is queued or running: run #{run.pk} can resume once it ends."
+        }) from None
 
 
 @transaction.atomic

@@ -53,11 +53,21 @@ class DlqReplayApi(APIView):
     @extend_schema(
         request=InputSerializer,
         operation_id="dlq_replay",
-        responses={200: inline_serializer("DlqReplay", {"replayed": serializers.IntegerField(), "job_ids": serializers.ListField(child=serializers.IntegerField())})},
+        responses={200: inline_serializer("DlqReplay", {
+            "replayed": serializers.IntegerField(),
+            "job_ids": serializers.ListField(child=serializers.IntegerField()),
+            "refused": inline_serializer("DlqReplayRefused", {
+                "job_id": serializers.IntegerField(), "reason": serializers.CharField(),
+            }, many=True),
+            "company_id": serializers.IntegerField(),
+        })},
     )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         company = request_company(request, requested_id=serializer.validated_data.get("company_id"))
-        job_ids = dlq_replay(company=company, max_jobs=serializer.validated_data["max_jobs"])
-        return Response({"replayed": len(job_ids), "job_ids": job_ids, "company_id": company.pk})
+        result = dlq_replay(company=company, max_jobs=serializer.validated_data["max_jobs"])
+        return Response({
+            "replayed": len(result.replayed), "job_ids": result.replayed, "company_id": company.pk,
+            "refused": [{"job_id": job_id, "reason": reason} for job_id, reason in result.refused],
+        })

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from engage.ledger.models import Job
 
 HandlerFunction = Callable[["Job"], "dict[str, Any] | None"]
+ReplayFunction = Callable[["Job"], None]
 
 
 class JobPermanentError(Exception):
@@ -36,13 +37,22 @@ class JobHandler:
     task_name: str
     priority: int
     function: HandlerFunction
+    # Called in job_replay's transaction before a dead/failed/cancelled job is queued again: it puts the
+    # job's own records back in a state where running it does its work (a failed campaign run goes back
+    # to queued), or raises ValidationError saying why this job cannot be replayed.
+    on_replay: ReplayFunction | None = None
 
 
 _HANDLERS: dict[str, JobHandler] = {}
 
 
-def job_handler(task_name: str, *, priority: int) -> Callable[[HandlerFunction], HandlerFunction]:
-    """Register `function` as the handler of `task_name` (importing its module again is harmless)."""
+def job_handler(
+    task_name: str, *, priority: int, on_replay: ReplayFunction | None = None
+) -> Callable[[HandlerFunction], HandlerFunction]:
+    """Register `function` as the handler of `task_name` (importing its module again is harmless).
+
+    `on_replay(job)`, when the job's work depends on records the job's failure left behind (see JobHandler).
+    """
     if not 0 <= priority <= 100:
         raise ValueError("A job priority is 0-100.")
 
@@ -53,7 +63,7 @@ def job_handler(task_name: str, *, priority: int) -> Callable[[HandlerFunction],
             function.__qualname__,
         ):
             raise ValueError(f"Two handlers for job task {task_name!r}.")
-        _HANDLERS[task_name] = JobHandler(task_name, priority, function)
+        _HANDLERS[task_name] = JobHandler(task_name, priority, function, on_replay)
         return function
 
     return register

@@ -14,6 +14,7 @@ import logging
 import random
 import socket
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +27,7 @@ from django.utils import timezone
 
 from crm.models import Company
 from engage.ledger.models import Job
-from engage.ledger.registry import default_priority, handler_for
+from engage.ledger.registry import JobPermanentError, default_priority, handler_for
 from shokti.metrics import count
 
 logger = logging.getLogger(__name__)
@@ -371,12 +372,22 @@ def job_execute(*, job_id: int, worker: str | None = None) -> str:
 
 @transaction.atomic
 def job_replay(*, job: Job) -> Job:
-    """Run a dead, failed or cancelled job again from a fresh attempt count (an operator's explicit choice)."""
+    """Run a dead, failed or cancelled job again from a fresh attempt count (an operator's explicit choice).
+
+    The handler's `on_replay` first puts the job's records back where running it does its work (or
+    refuses with a ValidationError that says why): a replay never "completes" having done nothing.
+    """
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status not in (Job.Status.DEAD, Job.Status.FAILED, Job.Status.CANCELLED):
         raise ValidationError(
             {"status": f"Only dead, failed or cancelled jobs can be replayed; this one is {job.status}."}
         )
+    try:
+        handler = handler_for(job.task_name)
+    except JobPermanentError as error:
+        raise ValidationError({"task_name": str(error)}) from None
+    if handler.on_replay is not None:
+        handler.on_replay(job)
     now = timezone.now()
     job.status = Job.Status.QUEUED
     job.attempts = 0
@@ -402,10 +413,22 @@ def job_cancel(*, job: Job, reason: str = "Cancelled by an operator.") -> Job:
     return job
 
 
-def dlq_replay(*, company: Company | None = None, max_jobs: int = 10) -> list[int]:
-    """Replay up to `max_jobs` dead jobs (oldest first) of a company, or of all companies when None."""
+@dataclass(frozen=True)
+class DlqReplay:
+    """What `dlq_replay` did: the jobs queued again, and those refused with the reason."""
+
+    replayed: list[int]
+    refused: list[tuple[int, str]]
+
+
+def dlq_replay(*, company: Company | None = None, max_jobs: int = 10) -> DlqReplay:
+    """Replay up to `max_jobs` dead jobs (oldest first) of a company, or of all companies when None.
+
+    A job its handler refuses to replay (see `job_replay`) is reported with the reason and left dead.
+    """
     if not 1 <= max_jobs <= 1000:
         raise ValidationError({"max_jobs": "Between 1 and 1000."})
+    replayed, refused = [], []
     with transaction.atomic():
         jobs = Job.objects.filter(status=Job.Status.DEAD)
         if company is not None:
@@ -415,14 +438,19 @@ def dlq_replay(*, company: Company | None = None, max_jobs: int = 10) -> list[in
                 :max_jobs
             ]
         )
-        replayed = [job_replay(job=Job(pk=job_id)).pk for job_id in job_ids]
-    return replayed
+        for job_id in job_ids:
+            try:
+                with transaction.atomic():
+                    replayed.append(job_replay(job=Job(pk=job_id)).pk)
+            except ValidationError as error:
+                refused.append((job_id, "; ".join(error.messages)))
+    return DlqReplay(replayed=replayed, refused=refused)
 
 
 def jobs_relay(*, batch_size: int = 500) -> dict[str, int]:
     """Re-dispatch jobs whose broker message was lost or is due, and reclaim rows of dead workers."""
     now = timezone.now()
-    dispatch_timeout = timedelta(seconds=_setting("JOBS_DISPATCH_TIMEOUT_SECONDS", 60))
+    dispatch_timeout = timedelta(seconds=settings.JOBS_DISPATCH_TIMEOUT_SECONDS)
     lost_or_due = Q(status__in=RETRYABLE_STATUSES, next_run_at__lte=now) & (
         Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - dispatch_timeout)
     )

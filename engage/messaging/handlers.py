@@ -9,7 +9,7 @@ from django.conf import settings
 from crm.models import Channel, Contact, Lead
 from engage.ledger.registry import JobPermanentError, job_handler
 from engage.messaging.models import Message
-from engage.messaging.services import MESSAGE_SEND_TASK, message_queued_send, message_send
+from engage.messaging.services import MESSAGE_SEND_TASK, message_send, message_send_for_job
 
 DEFAULT_OPT_OUT_CONFIRMATION = (
     "You will not receive more messages from us on this channel. / "
@@ -76,4 +76,4 @@ def email_sequence(job) -> dict[str, Any]:
 @job_handler(MESSAGE_SEND_TASK, priority=80)
 def queued_message_send(job) -> dict[str, Any]:
     """Send the message queued with the job; at most once (the message is unique per job)."""
-    return message_queued_send(job=job)
+    return message_send_for_job(job=job)

@@ -279,7 +279,7 @@ def message_status_update(
 MESSAGE_SEND_TASK = "message_send"
 
 
-def message_queued_send(*, job: Job) -> dict[str, Any]:
+def message_send_for_job(*, job: Job) -> dict[str, Any]:
     """The `message_send` job: send the outbound message queued with it (engage.policy.consent.message_queue)."""
     message = (
         Message.objects.select_related("company", "contact", "lead", "template_version")

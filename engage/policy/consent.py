@@ -272,11 +272,12 @@ def message_queue(
         raise ValidationError({"contact": "The contact belongs to another company."})
     key = f"{MESSAGE_SEND_TASK}:{idempotency_key}"
     with transaction.atomic():
+        # The contact's lock first: two calls with one key are serialised here, and the second finds the first's job.
+        locked = Contact.objects.select_for_update(of=("self",)).get(pk=contact.pk)
         existing = Job.objects.filter(idempotency_key=key).first()
         if existing is not None:
             return QueuedMessage(ALLOWED, Message.objects.filter(job=existing).first(), existing)
         if role is None:
-            locked = Contact.objects.select_for_update(of=("self",)).get(pk=contact.pk)
             decision = (
                 ALLOWED if locked.is_consented(channel) and _has_address(locked, channel)
                 else SendDecision(False, REASON_NO_CONSENT if not locked.is_consented(channel) else REASON_NO_ADDRESS)

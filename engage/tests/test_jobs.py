@@ -269,7 +269,7 @@ def test_a_cancelled_job_stays_out_of_the_dead_letter_replay_but_can_be_replayed
     cancelled = enqueue(company, key="cancelled")
     job_cancel(job=cancelled)
 
-    assert dlq_replay(company=company, max_jobs=10) == [dead.pk]
+    assert dlq_replay(company=company, max_jobs=10).replayed == [dead.pk]
     cancelled.refresh_from_db()
     assert cancelled.status == "cancelled"
 
@@ -288,7 +288,7 @@ def test_dlq_replay_takes_the_oldest_dead_jobs_of_one_company_only(company, othe
 
     replayed = dlq_replay(company=company, max_jobs=2)
 
-    assert replayed == [mine[0].pk, mine[1].pk]
+    assert replayed.replayed == [mine[0].pk, mine[1].pk] and replayed.refused == []
     statuses = dict(Job.objects.values_list("pk", "status"))
     assert [statuses[j.pk] for j in mine] == ["queued", "queued", "dead"]
     assert statuses[theirs.pk] == "dead"

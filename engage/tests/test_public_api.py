@@ -75,3 +75,31 @@ def test_another_companys_contact_is_refused(worker):
             message_type="coaching", idempotency_key="x",
         )
     assert not Message.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_calls_with_one_key_queue_one_message(worker):
+    import threading
+
+    from django.db import connection
+
+    results, errors = [], []
+
+    def call():
+        try:
+            results.append(queue(worker.contact, "coaching:race", role=api.ROLE_WORKER))
+        except Exception as error:  # pragma: no cover - the assertion below shows it
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert {result.job.pk for result in results} == {Job.objects.get(task_name="message_send").pk}
+    assert all(result.decision.allowed for result in results)
+    assert Message.objects.filter(contact=worker.contact).count() == 1

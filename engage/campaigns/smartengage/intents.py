@@ -154,13 +154,20 @@ def intents_write(
 
 
 def _rows_link(*, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """UPDATE table SET columns FROM (VALUES (id, ...), ...): one statement for a batch's links."""
-    table = connection.ops.quote_name(table)
-    names = ", ".join(connection.ops.quote_name(column) for column in columns)
-    assignments = ", ".join(f"{connection.ops.quote_name(column)} = v.{connection.ops.quote_name(column)}"
-                            for column in columns)
-    values = ", ".join(["(" + ", ".join(["%s::bigint"] * (len(columns) + 1)) + ")"] * len(rows))
+    """Set `columns` of each row (id, *values): on PostgreSQL one UPDATE ... FROM (VALUES ...) for the batch,
+    elsewhere one UPDATE per row (executemany)."""
+    quote = connection.ops.quote_name
+    table = quote(table)
     with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
+            cursor.executemany(
+                f"UPDATE {table} SET {assignments} WHERE id = %s", [(*row[1:], row[0]) for row in rows]
+            )
+            return
+        names = ", ".join(quote(column) for column in columns)
+        assignments = ", ".join(f"{quote(column)} = v.{quote(column)}" for column in columns)
+        values = ", ".join(["(" + ", ".join(["%s::bigint"] * (len(columns) + 1)) + ")"] * len(rows))
         cursor.execute(
             f"UPDATE {table} SET {assignments} FROM (VALUES {values}) AS v(id, {names}) WHERE {table}.id = v.id",
             [value for row in rows for value in row],
