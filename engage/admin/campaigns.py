@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -23,6 +24,7 @@ from engage.campaigns.runs import (
     campaign_run_retry_failed,
     campaign_run_trigger,
 )
+from engage.campaigns.selectors import campaign_run_summary
 
 FUNNEL_STEPS = ("sent", "delivered", "opened", "clicked", "booked")
 
@@ -45,7 +47,7 @@ class CampaignAdmin(TenantScopedAdmin):
         "company", "name", "type", "preset", "channel", "service", "promo_code", "link_ttl_hours", "is_paused",
         "funnel", "recent_runs", "created_at", "updated_at",
     ]
-    actions = ["run_now", "dry_run", "pause", "resume"]
+    actions = ["run_now", "dry_run", "dry_run_ignoring_window", "pause", "resume"]
 
     @admin.display(description="Attribution funnel")
     def funnel(self, obj: Campaign) -> str:
@@ -81,20 +83,30 @@ class CampaignAdmin(TenantScopedAdmin):
         )
         return format_html("<ul>{}</ul>", rows) if rows else "No runs yet."
 
-    def _trigger(self, request, queryset, *, is_dry_run: bool) -> None:
-        queued = locked = 0
+    def _trigger(self, request, queryset, *, is_dry_run: bool, ignores_send_window: bool = False) -> None:
+        queued: list[CampaignRun] = []
+        locked = 0
         for campaign in queryset.select_related("company"):
             try:
-                run = campaign_run_trigger(campaign=campaign, is_dry_run=is_dry_run, actor=request.user)
+                run = campaign_run_trigger(
+                    campaign=campaign, is_dry_run=is_dry_run, actor=request.user,
+                    ignores_send_window=ignores_send_window,
+                )
             except ValidationError as error:
                 self.message_user(request, f"{campaign}: {'; '.join(error.messages)}", messages.ERROR)
                 continue
             if run.status == CampaignRun.Status.LOCKED:
                 locked += 1
             else:
-                queued += 1
+                queued.append(run)
         kind = "dry run" if is_dry_run else "run"
-        self.message_user(request, f"{queued} {kind}(s) queued.", messages.SUCCESS if queued else messages.INFO)
+        links = format_html_join(", ", '<a href="{}">{} #{}</a>', (
+            (reverse("admin:engage_campaignrun_change", args=[run.pk]), run.campaign.name, run.pk) for run in queued
+        ))
+        if queued:
+            self.message_user(request, format_html("{} {}(s) queued: {}.", len(queued), kind, links), messages.SUCCESS)
+        else:
+            self.message_user(request, f"No {kind} queued.", messages.INFO)
         if locked:
             self.message_user(
                 request, f"{locked} campaign(s) already had a run queued or running: recorded as locked.", messages.WARNING
@@ -107,6 +119,10 @@ class CampaignAdmin(TenantScopedAdmin):
     @admin.action(description="Dry run (render, send nothing)", permissions=["change"])
     def dry_run(self, request, queryset) -> None:
         self._trigger(request, queryset, is_dry_run=True)
+
+    @admin.action(description="Dry run ignoring the send window (a preview of everyone eligible)", permissions=["change"])
+    def dry_run_ignoring_window(self, request, queryset) -> None:
+        self._trigger(request, queryset, is_dry_run=True, ignores_send_window=True)
 
     @admin.action(description="Pause (the daily run skips it)", permissions=["change"])
     def pause(self, request, queryset) -> None:
@@ -133,7 +149,7 @@ class CampaignRunAdmin(TenantScopedAdmin):
     ordering = ["-created_at", "-id"]
     date_hierarchy = None
     readonly_fields = [
-        "company", "campaign", "status", "is_dry_run", "trigger", "triggered_by", "preset", "promo_code",
+        "company", "campaign", "status", "is_dry_run", "trigger", "triggered_by", "summary", "preset", "promo_code",
         "total_eligible", "sent", "failed", "skipped", "rendered", "correlation_id", "job", "slices", "cursor", "error",
         "created_at", "started_at", "finished_at", "duration", "reasons", "recipients_link",
     ]
@@ -146,6 +162,20 @@ class CampaignRunAdmin(TenantScopedAdmin):
     @admin.display(description="duration (s)")
     def duration(self, obj: CampaignRun) -> float | None:
         return obj.duration_seconds
+
+    @admin.display(description="What happened")
+    def summary(self, obj: CampaignRun) -> str:
+        summary = campaign_run_summary(run=obj)
+        labels = dict(CampaignRecipient.Reason.choices)
+
+        def labelled(counts: dict[str, int]) -> list[tuple[str, int]]:
+            return [(labels.get(reason, reason), count) for reason, count in sorted(counts.items(), key=lambda i: -i[1])]
+
+        return render_to_string("admin/engage/campaignrun/summary.html", {
+            "run": obj, "summary": summary, "left_out": labelled(summary.left_out),
+            "skipped_at_send": labelled(summary.skipped_at_send), "fallbacks": labelled(summary.fallbacks),
+            "recipients_url": _recipients_url(run__exact=obj.pk),
+        })
 
     @admin.display(description="Skip and fallback reasons")
     def reasons(self, obj: CampaignRun) -> str:

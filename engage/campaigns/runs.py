@@ -125,13 +125,21 @@ def campaign_run_trigger(
     preset_name: str | None = None,
     promo_code: str | None = None,
     overrides: dict[str, Any] | None = None,
+    ignores_send_window: bool = False,
 ) -> CampaignRun:
     """Queue a run (its ledger job runs it); while another run is queued or running, the new one is `locked`.
 
+    `ignores_send_window` (dry runs only) previews every eligible customer whatever their local hour: the
+    run's preset then says so (`ignores_send_window`) and keeps the window it set aside (`send_window_set_aside`).
     SmartEngageDisabled (a ValidationError) when the company's policy switches SmartEngage off.
     """
     campaign_smartengage_check(company=campaign.company)
     preset = {**_preset_snapshot(campaign=campaign, preset_name=preset_name), **(overrides or {})}
+    if ignores_send_window:
+        if not is_dry_run:
+            raise ValidationError({"ignores_send_window": "Only a dry run may ignore the send window."})
+        preset["send_window_set_aside"] = [preset["send_window_start_hour"], preset["send_window_end_hour"]]
+        preset.update(send_window_start_hour=0, send_window_end_hour=24, ignores_send_window=True)
     fields = {
         "company_id": campaign.company_id,
         "campaign": campaign,

@@ -95,7 +95,7 @@ def test_run_now_queues_a_run_whose_job_reminds_the_eligible_customers(client, a
     response = act(client, CAMPAIGNS, "run_now", campaign)
 
     # then a run is queued with its job, and nothing is sent until the job runs
-    assert response.status_code == 200 and "1 run(s) queued." in shown(response)
+    assert response.status_code == 200 and "1 run(s) queued: " in shown(response)
     run = CampaignRun.objects.get(campaign=campaign)
     assert (run.status, run.is_dry_run, run.triggered_by, run.trigger) == ("queued", False, alice, "admin")
     assert run.job.status == "queued" and not Message.objects.exists()
@@ -114,7 +114,7 @@ def test_dry_run_renders_every_reminder_and_sends_nothing(client, alice, campaig
 
     response = act(client, CAMPAIGNS, "dry_run", campaign)
 
-    assert "1 dry run(s) queued." in shown(response)
+    assert "1 dry run(s) queued: " in shown(response)
     run = run_to_end(CampaignRun.objects.get(campaign=campaign))
     assert (run.status, run.is_dry_run, run.rendered, run.sent) == ("completed", True, 3, 0)
     rows = list(run.recipients.all())
@@ -372,7 +372,7 @@ def test_a_superuser_sees_and_acts_on_every_company(client, campaign, other_comp
     response = act(client, CAMPAIGNS, "run_now", campaign, other)
 
     # then both are queued and each run reminds its own company's customer
-    assert "2 run(s) queued." in shown(response)
+    assert "2 run(s) queued: " in shown(response)
     listing = shown(client.get(CAMPAIGNS))
     assert "Daily reminders" in listing and "Beta reminders" in listing
     for run in CampaignRun.objects.all():

@@ -434,7 +434,7 @@ def test_admin_actions_pages_and_tenant_scoping(campaign, client, staff_user, ot
     changelist = reverse("admin:engage_campaign_changelist")
     # when: dry run, then pause
     response = client.post(changelist, {"action": "dry_run", "_selected_action": [campaign.pk]}, follow=True)
-    assert response.status_code == 200 and "1 dry run(s) queued." in response.content.decode()
+    assert response.status_code == 200 and "1 dry run(s) queued: " in response.content.decode()
     run = CampaignRun.objects.get()
     assert run.is_dry_run and run.triggered_by == alice
     execute(run)
@@ -644,7 +644,7 @@ def test_nothing_is_queued_for_a_company_that_switched_smartengage_off(campaign,
     )
     page = response.content.decode()
     assert "SmartEngage is switched off in this company&#x27;s engagement policy." in page
-    assert "0 run(s) queued." in page
+    assert "No run queued." in page
     assert not CampaignRun.objects.exists() and not Job.objects.exists()
 
 
