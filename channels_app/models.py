@@ -67,6 +67,32 @@ class ChannelAccount(models.Model):
         return sorted(self.secrets)
 
 
+class ChannelNumber(models.Model):
+    """A provider number an account owns: where the provider's webhooks for that number are filed.
+
+    WhatsApp Cloud: the `phone_number_id` Meta names in `metadata.phone_number_id`; SMS: the E.164
+    number Twilio names in `To`. A number belongs to one account at most (unique), so a payload for
+    it can never land in another company. An account's own `settings` number (phone_number_id,
+    from_number) counts as registered too; rows here add the company's further numbers.
+    """
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="channel_numbers")
+    account = models.ForeignKey(ChannelAccount, on_delete=models.CASCADE, related_name="numbers")
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    number = models.CharField(max_length=64, help_text="WhatsApp phone_number_id, or the E.164 SMS number.")
+    label = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["account_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "number"], name="channels_number_one_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} ({self.get_channel_display()})"
+
+
 class ProviderCallback(models.Model):
     """Every provider callback as received: the raw delivery history, and the replay guard."""
 

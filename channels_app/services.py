@@ -18,6 +18,7 @@ from channels_app.models import (
     WhatsAppWebSession,
     webhook_token_new,
 )
+from channels_app.payloads import IGNORED_KINDS
 from crm.models import Channel, Company, Contact
 from crm.services import consent_revoke, event_record
 from shokti.metrics import opt_outs_total, user_events_total
@@ -25,7 +26,8 @@ from shokti.metrics import opt_outs_total, user_events_total
 logger = logging.getLogger(__name__)
 
 # The statuses `engage` understands; anything else a provider says is only logged.
-DELIVERY_STATUSES = ("sent", "delivered", "read", "failed")
+# "played": a voice note of ours was played; "complained": the recipient reported an email as spam.
+DELIVERY_STATUSES = ("sent", "delivered", "read", "failed", "played", "complained")
 
 
 @transaction.atomic
@@ -82,11 +84,13 @@ def delivery_status_report(
     error: str = "",
     raw: dict[str, Any] | None = None,
     occurred_at: dt.datetime | None = None,
+    details: dict[str, Any] | None = None,
 ) -> bool:
     """Log a provider status callback and, the first time it is seen, tell `engage`. True if new.
 
     The log row and the receivers' writes share one transaction: if a receiver fails, nothing is
-    kept and the provider's retry is processed afresh.
+    kept and the provider's retry is processed afresh. `details` carries what the provider adds
+    (pricing, conversation, every error with its message and details), `occurred_at` its own time.
     """
     with transaction.atomic():
         callback, created = _callback_record(
@@ -106,6 +110,7 @@ def delivery_status_report(
                 error=error,
                 raw=raw or {},
                 occurred_at=occurred_at or timezone.now(),
+                details=details or {},
             )
     return True
 
@@ -120,8 +125,21 @@ def inbound_message_report(
     from_name: str = "",
     raw: dict[str, Any] | None = None,
     occurred_at: dt.datetime | None = None,
+    kind: str = "text",
+    caption: str = "",
+    media: dict[str, Any] | None = None,
+    reply: dict[str, Any] | None = None,
+    context_message_id: str = "",
+    referral: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    to_address: str = "",
 ) -> bool:
-    """Log an inbound message and, the first time it is seen, hand it to `engage`. True if new."""
+    """Log an inbound message and, the first time it is seen, hand it to `engage`. True if new.
+
+    Every kind a customer can send is handed over (see channels_app.payloads); only the provider's
+    own notices (unsupported, unknown types) stay in the log. `media` names the file to fetch
+    later with `channels_app.media.media_fetch` (its `account_id` is this account's).
+    """
     with transaction.atomic():
         callback, created = _callback_record(
             account=account, provider_message_id=provider_message_id, status=ProviderCallback.INBOUND, raw=raw
@@ -129,9 +147,8 @@ def inbound_message_report(
         if not created:
             logger.info("replayed %s inbound %s ignored", account.channel, provider_message_id)
             return False
-        if not text.strip():
-            # Images, voice notes, reactions: kept in the log, not a conversation turn.
-            logger.info("%s inbound %s without text only logged", account.channel, provider_message_id)
+        if kind in IGNORED_KINDS or (kind == "text" and not text.strip()):
+            logger.info("%s inbound %s of kind %s only logged", account.channel, provider_message_id, kind)
             return True
         _emit(
             callback,
@@ -145,6 +162,14 @@ def inbound_message_report(
             provider_message_id=provider_message_id,
             raw=raw or {},
             occurred_at=occurred_at or timezone.now(),
+            kind=kind,
+            caption=caption,
+            media={**media, "account_id": account.pk} if media else None,
+            reply=reply,
+            context_message_id=context_message_id,
+            referral=referral,
+            extra=extra or {},
+            to_address=to_address,
         )
     return True
 

@@ -340,6 +340,24 @@ CHANNELS_HTTP_TIMEOUT_SECONDS = env.float("CHANNELS_HTTP_TIMEOUT_SECONDS", defau
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com")
 WHATSAPP_GRAPH_API_BASE_URL = env.str("WHATSAPP_GRAPH_API_BASE_URL", default="https://graph.facebook.com")
 WHATSAPP_GRAPH_API_VERSION = env.str("WHATSAPP_GRAPH_API_VERSION", default="v21.0")
+# The base URL providers call and sign (Twilio signs the exact URL): behind a proxy, the public one.
+CHANNELS_PUBLIC_BASE_URL = env.str("CHANNELS_PUBLIC_BASE_URL", default="")  # empty: SITE_URL
+# The verify token of the callback URL shared by every number of a Meta app (/channels/whatsapp).
+WHATSAPP_WEBHOOK_VERIFY_TOKEN = secret("WHATSAPP_WEBHOOK_VERIFY_TOKEN", "")
+# Hosts the Graph API may send us to for a media file (besides its own).
+WHATSAPP_MEDIA_HOSTS = env.list("WHATSAPP_MEDIA_HOSTS", default=["lookaside.fbsbx.com"])
+# What customers send: stored through this STORAGES alias (file system under MEDIA_ROOT by default),
+# at most this many bytes, of these media types (compared without parameters such as codecs).
+INBOUND_MEDIA_STORAGE = env.str("INBOUND_MEDIA_STORAGE", default="default")
+INBOUND_MEDIA_MAX_BYTES = env.int("INBOUND_MEDIA_MAX_BYTES", default=16 * 1024 * 1024)
+INBOUND_MEDIA_ALLOWED_TYPES = env.list("INBOUND_MEDIA_ALLOWED_TYPES", default=[
+    "image/jpeg", "image/png", "image/webp", "image/gif",
+    "audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/amr",
+    "video/mp4", "video/3gpp",
+    "application/pdf", "text/plain", "text/vcard",
+    "application/msword", "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.ms-excel", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+])
 # Chromium for Playwright (Debian's; Playwright cannot download its own browser here).
 CHROMIUM_EXECUTABLE_PATH = env.str("CHROMIUM_EXECUTABLE_PATH", default="/usr/bin/chromium")
 CHROMIUM_LAUNCH_ARGS = env.list(
@@ -390,8 +408,12 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles"))
+# Uploaded and received files (customers' media): never served publicly; the admin streams them
+# to staff who may see the conversation.
+MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
+MEDIA_URL = "/media/"
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {"BACKEND": env.str("DEFAULT_FILE_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage")},
     # Compressed copies after `collectstatic`, served by WhiteNoise. Not the manifest (hashed
     # names) storage by default: with it, any page rendered before `collectstatic` (tests, a
     # fresh checkout) fails. Set STATICFILES_STORAGE to
