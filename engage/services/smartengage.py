@@ -98,6 +98,7 @@ DEFAULT_TEMPLATES: tuple[tuple[str, str, str], ...] = (
 
 Reason = CampaignRecipient.Reason
 SENT, FAILED, SKIPPED, DRY_RUN = "sent", "failed", "skipped", "dry_run"
+QUEUED = "queued"  # sent by another process that had not finished when the bulk send returned
 
 
 @dataclass
@@ -134,6 +135,7 @@ class BulkResult:
     failed: int = 0
     skipped: int = 0
     rendered: int = 0
+    queued: int = 0
     duration_seconds: float = 0.0
     outcomes: list[ReminderOutcome] = field(default_factory=list)
 
@@ -147,6 +149,8 @@ class BulkResult:
             self.skipped += 1
         elif outcome.status == DRY_RUN:
             self.rendered += 1
+        elif outcome.status == QUEUED:
+            self.queued += 1
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -155,6 +159,7 @@ class BulkResult:
             "failed": self.failed,
             "skipped": self.skipped,
             "rendered": self.rendered,
+            "queued": self.queued,
             "duration_seconds": round(self.duration_seconds, 3),
         }
 
@@ -552,13 +557,32 @@ def _send_queued(*, item: _Queued) -> ReminderOutcome:
     outcome = item.outcome
     ran = job_execute(job_id=item.job_id, worker=f"smartengage:{item.plan.correlation_id}")
     outcome.message_id = item.message.pk
+    if ran == "skipped":
+        # A worker claimed the job first: its send is this message's one send. Count what it did,
+        # once it is done, not the queued state it was in (that was counted failed before).
+        _wait_for_other_sender(job_id=item.job_id)
     if ran != "completed":
-        # Failed (the ledger retries it), dead, or taken by a worker first: ask the message.
+        # Failed (the ledger retries it), dead, or sent by the worker that took it: ask the message.
         item.message.refresh_from_db(fields=["status", "error"])
-        if item.message.status in (Message.Status.QUEUED, Message.Status.FAILED):
+        if item.message.status == Message.Status.FAILED or (
+            item.message.status == Message.Status.QUEUED and ran != "skipped"
+        ):
             outcome.status = FAILED
             outcome.error = item.message.error or "The send did not complete; the job retries it."
+        elif item.message.status == Message.Status.QUEUED:
+            # Still with the other process after the wait: neither sent nor failed yet.
+            outcome.status = QUEUED
+            outcome.error = "Another process is sending it."
     return outcome
+
+
+def _wait_for_other_sender(*, job_id: int) -> None:
+    """Wait (SMARTENGAGE_SEND_WAIT_SECONDS at most) until no process holds the job any more."""
+    deadline = time.monotonic() + float(getattr(settings, "SMARTENGAGE_SEND_WAIT_SECONDS", 30))
+    pause = 0.05
+    while Job.objects.filter(pk=job_id, status=Job.Status.PROCESSING).exists() and time.monotonic() < deadline:
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
 
 
 _RECIPIENT_COLUMNS = (
