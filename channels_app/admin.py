@@ -12,6 +12,7 @@ from channels_app import services
 from channels_app.models import (
     ChannelAccount,
     ChannelNumber,
+    EmailDelivery,
     ProviderCallback,
     WhatsAppWebDelivery,
     WhatsAppWebSession,
@@ -254,6 +255,37 @@ class WhatsAppWebDeliveryAdmin(TenantScopedAdmin):
     def get_queryset(self, request):
         # The message text is only shown on the row's page.
         return super().get_queryset(request).defer("body")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(EmailDelivery)
+class EmailDeliveryAdmin(TenantScopedAdmin):
+    """What came back from each email: first open and click (prefetchers flagged), bounces, complaints."""
+
+    list_display = ["created_at", "company", "to_email", "message_id", "opened_at", "clicked_at", "bounce_type",
+                    "complained_at"]
+    list_filter = ["bounce_type", ("complained_at", admin.EmptyFieldListFilter), "company"]
+    list_select_related = ["company"]
+    search_fields = ["=to_email", "=provider_message_id", "=message_id"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at"]
+    fields = [
+        "company", "account", "message_id", "contact", "to_email", "provider_message_id", "agent_type", "links",
+        "opened_at", "open_is_prefetch", "clicked_at", "clicked_url", "click_is_prefetch", "bounced_at",
+        "bounce_type", "bounce_detail", "complained_at", "created_at",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("links")
 
     def has_add_permission(self, request):
         return False

@@ -287,39 +287,68 @@ def _claims_or_404(token: str, salt: str) -> dict[str, Any]:
         raise ApplicationError("Unknown link.", code="not_found", status_code=status.HTTP_404_NOT_FOUND) from None
 
 
+def _unknown_link() -> ApplicationError:
+    return ApplicationError("Unknown link.", code="not_found", status_code=status.HTTP_404_NOT_FOUND)
+
+
+def _pixel() -> HttpResponse:
+    response = HttpResponse(PIXEL_GIF, content_type="image/gif")
+    response["Cache-Control"] = "no-store, private"
+    return response
+
+
 class EmailOpenApi(WebhookApi):
+    """The open pixel: the first GET per email is recorded (a prefetcher's flagged); HEAD records nothing."""
+
     def get(self, request, token: str):
         claims = _claims_or_404(token, tracking.OPEN_SALT)
-        services.email_engagement_record(
-            company_id=claims["c"],
-            type="notification_opened",
-            message_id=claims.get("m"),
-            correlation_id=claims.get("r"),
-            contact_id=claims.get("k"),
-            email=claims.get("e") or "",
-            agent_type=claims.get("a") or "",
-        )
-        response = HttpResponse(PIXEL_GIF, content_type="image/gif")
-        response["Cache-Control"] = "no-store, private"
-        return response
+        is_prefetch = tracking.is_prefetch(request.headers.get("User-Agent", ""))
+        if "d" in claims:
+            services.email_open_record(company_id=claims["c"], delivery_id=claims["d"], is_prefetch=is_prefetch)
+        else:  # a token of an email sent before delivery rows existed
+            services.email_engagement_record(
+                company_id=claims["c"], type="notification_opened", message_id=claims.get("m"),
+                correlation_id=claims.get("r"), contact_id=claims.get("k"), email=claims.get("e") or "",
+                agent_type=claims.get("a") or "", is_prefetch=is_prefetch,
+            )
+        return _pixel()
+
+    def head(self, request, token: str):
+        _claims_or_404(token, tracking.OPEN_SALT)
+        return _pixel()
 
 
 class EmailClickApi(WebhookApi):
-    def get(self, request, token: str):
+    """A link of an email: redirects to the URL stored for it, only on an allowed host; the first click is
+    recorded (a scanner's flagged), HEAD records nothing."""
+
+    def _target(self, token: str) -> tuple[Any, str]:
         claims = _claims_or_404(token, tracking.CLICK_SALT)
-        url = claims.get("u") or ""
-        if not tracking.is_trackable_url(url):
-            raise ApplicationError("Unknown link.", code="not_found", status_code=status.HTTP_404_NOT_FOUND)
-        services.email_engagement_record(
-            company_id=claims["c"],
-            type="message_clicked",
-            message_id=claims.get("m"),
-            correlation_id=claims.get("r"),
-            contact_id=claims.get("k"),
-            email=claims.get("e") or "",
-            url=url,
-            agent_type=claims.get("a") or "",
-        )
+        if "d" in claims:
+            found = services.email_click_target(company_id=claims["c"], delivery_id=claims["d"], index=claims.get("l"))
+            if found is None:
+                raise _unknown_link()
+            return found
+        url = claims.get("u") or ""  # a token of an email sent before delivery rows existed
+        if not tracking.is_allowed_link(url, tracking.click_allowed_hosts()):
+            raise _unknown_link()
+        return claims, url
+
+    def get(self, request, token: str):
+        target, url = self._target(token)
+        is_prefetch = tracking.is_prefetch(request.headers.get("User-Agent", ""))
+        if isinstance(target, dict):
+            services.email_engagement_record(
+                company_id=target["c"], type="message_clicked", message_id=target.get("m"),
+                correlation_id=target.get("r"), contact_id=target.get("k"), email=target.get("e") or "", url=url,
+                agent_type=target.get("a") or "", is_prefetch=is_prefetch,
+            )
+        else:
+            services.email_click_record(delivery=target, url=url, is_prefetch=is_prefetch)
+        return HttpResponseRedirect(url)
+
+    def head(self, request, token: str):
+        _, url = self._target(token)
         return HttpResponseRedirect(url)
 
 
@@ -327,16 +356,25 @@ class EmailUnsubscribeApi(WebhookApi):
     """GET shows a confirmation (link scanners must not unsubscribe anyone); POST is RFC 8058 one-click."""
 
     def get(self, request, token: str):
-        claims = _claims_or_404(token, tracking.UNSUBSCRIBE_SALT)
-        return self._page(request, claims, is_done=False)
+        return self._page(request, self._who(token), is_done=False)
 
     def post(self, request, token: str):
-        claims = _claims_or_404(token, tracking.UNSUBSCRIBE_SALT)
-        services.email_unsubscribe(company_id=claims["c"], contact_id=claims.get("k"), email=claims.get("e") or "")
-        return self._page(request, claims, is_done=True)
+        who = self._who(token)
+        services.email_unsubscribe(company_id=who["c"], contact_id=who.get("k"), email=who.get("e") or "")
+        return self._page(request, who, is_done=True)
 
     @staticmethod
-    def _page(request, claims: dict[str, Any], *, is_done: bool) -> HttpResponse:
-        company = Company.objects.filter(pk=claims["c"]).only("name").first()
-        context = {"done": is_done, "email": claims.get("e") or "", "company_name": company.name if company else ""}
+    def _who(token: str) -> dict[str, Any]:
+        claims = _claims_or_404(token, tracking.UNSUBSCRIBE_SALT)
+        if "d" not in claims:
+            return claims
+        delivery = services.email_delivery_for(company_id=claims["c"], delivery_id=claims["d"])
+        if delivery is None:
+            raise _unknown_link()
+        return {"c": delivery.company_id, "k": delivery.contact_id, "e": delivery.to_email}
+
+    @staticmethod
+    def _page(request, who: dict[str, Any], *, is_done: bool) -> HttpResponse:
+        company = Company.objects.filter(pk=who["c"]).only("name").first()
+        context = {"done": is_done, "email": who.get("e") or "", "company_name": company.name if company else ""}
         return render(request, "channels_app/email/unsubscribe.html", context)

@@ -9,11 +9,13 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from channels_app import signals
 from channels_app.models import (
     ChannelAccount,
+    EmailDelivery,
     ProviderCallback,
     WhatsAppWebSession,
     webhook_token_new,
@@ -207,15 +209,17 @@ def email_engagement_record(
     email: str = "",
     url: str = "",
     agent_type: str = "",
+    is_prefetch: bool = False,
 ) -> None:
     """Record `notification_opened` / `message_clicked` from an email's pixel or link."""
-
     company = Company.objects.filter(pk=company_id).first()
     if company is None:
         return
     payload: dict[str, Any] = {"channel": Channel.EMAIL, "message_id": message_id}
     if url:
         payload["url"] = url
+    if is_prefetch:
+        payload["is_prefetch"] = True
     event_record(
         company=company,
         type=type,
@@ -224,19 +228,82 @@ def email_engagement_record(
         source="email",
         correlation_id=_uuid_or_none(correlation_id),
     )
-    user_events_total.labels(event_type=type, agent_type=agent_type, channel=Channel.EMAIL, source="email").inc()
+    if not is_prefetch:
+        user_events_total.labels(event_type=type, agent_type=agent_type, channel=Channel.EMAIL, source="email").inc()
+
+
+def email_delivery_for(*, company_id: int, delivery_id: int) -> EmailDelivery | None:
+    return EmailDelivery.objects.filter(pk=delivery_id, company_id=company_id).first()
+
+
+def _first_hit(*, company_id: int, delivery_id: int, at_field: str, prefetch_field: str, is_prefetch: bool,
+               extra: dict[str, Any] | None = None) -> bool:
+    """Record the first open (or click) of an email: True if this hit is the one kept.
+
+    A prefetcher's hit counts only while nothing is recorded; a person's replaces a prefetcher's.
+    """
+    first = Q(**{f"{at_field}__isnull": True})
+    if not is_prefetch:
+        first |= Q(**{prefetch_field: True})
+    return bool(
+        EmailDelivery.objects.filter(first, pk=delivery_id, company_id=company_id).update(
+            **{at_field: timezone.now(), prefetch_field: is_prefetch}, **(extra or {})
+        )
+    )
+
+
+def email_open_record(*, company_id: int, delivery_id: int, is_prefetch: bool, correlation_id: str | None = None) -> bool:
+    """The first open of an email (its pixel): records `notification_opened` once. True if recorded."""
+    delivery = email_delivery_for(company_id=company_id, delivery_id=delivery_id)
+    if delivery is None:
+        return False
+    with transaction.atomic():
+        if not _first_hit(company_id=company_id, delivery_id=delivery_id, at_field="opened_at",
+                          prefetch_field="open_is_prefetch", is_prefetch=is_prefetch):
+            return False
+        email_engagement_record(
+            company_id=company_id, type="notification_opened", message_id=delivery.message_id,
+            correlation_id=correlation_id, contact_id=delivery.contact_id, email=delivery.to_email,
+            agent_type=delivery.agent_type, is_prefetch=is_prefetch,
+        )
+    return True
+
+
+def email_click_target(*, company_id: int, delivery_id: int, index: int) -> tuple[EmailDelivery, str] | None:
+    """The delivery and the URL its link number `index` leads to, if that URL is (still) allowed."""
+    from channels_app.tracking import click_allowed_hosts, is_allowed_link
+
+    delivery = email_delivery_for(company_id=company_id, delivery_id=delivery_id)
+    if delivery is None or not isinstance(index, int) or not 0 <= index < len(delivery.links or []):
+        return None
+    url = str(delivery.links[index])
+    return (delivery, url) if is_allowed_link(url, click_allowed_hosts()) else None
+
+
+def email_click_record(*, delivery: EmailDelivery, url: str, is_prefetch: bool, correlation_id: str | None = None) -> bool:
+    """The first click of an email: records `message_clicked` once. True if recorded."""
+    with transaction.atomic():
+        if not _first_hit(company_id=delivery.company_id, delivery_id=delivery.pk, at_field="clicked_at",
+                          prefetch_field="click_is_prefetch", is_prefetch=is_prefetch, extra={"clicked_url": url[:2000]}):
+            return False
+        email_engagement_record(
+            company_id=delivery.company_id, type="message_clicked", message_id=delivery.message_id,
+            correlation_id=correlation_id, contact_id=delivery.contact_id, email=delivery.to_email, url=url,
+            agent_type=delivery.agent_type, is_prefetch=is_prefetch,
+        )
+    return True
 
 
 @transaction.atomic
 def email_unsubscribe(
-    *, company_id: int, contact_id: int | None, email: str
+    *, company_id: int, contact_id: int | None = None, email: str = "", reason: str = "unsubscribe_link"
 ) -> Contact | None:
-    """Revoke the contact's email consent from an unsubscribe link (records `opt_out` once)."""
+    """Revoke the contact's email consent (an unsubscribe link, a hard bounce, a complaint); records `opt_out` once."""
     contact = _contact_for(company_id=company_id, contact_id=contact_id, email=email)
     if contact is None:
         return None
-    if consent_revoke(contact=contact, channel=Channel.EMAIL, reason="unsubscribe_link", source="email"):
-        opt_outs_total.labels(channel=Channel.EMAIL, reason="unsubscribe_link").inc()
+    if consent_revoke(contact=contact, channel=Channel.EMAIL, reason=reason, source="email"):
+        opt_outs_total.labels(channel=Channel.EMAIL, reason=reason).inc()
     return contact
 
 

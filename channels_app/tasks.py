@@ -69,3 +69,11 @@ def whatsapp_web_relay() -> dict:
     from channels_app.adapters.whatsapp_web import whatsapp_web_deliveries_relay
 
     return whatsapp_web_deliveries_relay()
+
+
+@shared_task(name="channels_app.email_bounces_poll", ignore_result=True)
+def email_bounces_poll() -> dict:
+    """Beat: read the bounce mailbox (EMAIL_BOUNCE_MAILBOX_URL) and record bounces and complaints."""
+    from channels_app.bounces import email_bounces_poll as poll
+
+    return poll()

@@ -26,6 +26,14 @@ class Company(models.Model):
     is_active = models.BooleanField(default=True)
     webhook_url = models.URLField(blank=True, help_text="Where webhook_reminder jobs POST signed events.")
     webhook_secret = models.CharField(max_length=128, blank=True)
+    # Every marketing email carries the sender's name and postal address (CAN-SPAM; Gmail and Yahoo's
+    # bulk-sender rules): a company without an address sends no marketing email.
+    postal_address = models.TextField(blank=True, help_text="The postal address printed in every marketing email.")
+    is_email_open_tracking_enabled = models.BooleanField(
+        "track email opens",
+        default=False,
+        help_text="Add an open-tracking image to emails. Off by default: a lone image in a short mail costs spam score.",
+    )
     created_at = models.DateTimeField(default=now, editable=False)
 
     class Meta:

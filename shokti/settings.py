@@ -329,6 +329,20 @@ EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Shokti <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Marketing email (these agent types) needs the company's postal address; Feedback-ID's sender part.
+EMAIL_MARKETING_AGENT_TYPES = env.list("EMAIL_MARKETING_AGENT_TYPES", default=["smartengage", "sales"])
+EMAIL_FEEDBACK_ID_SENDER = env.str("EMAIL_FEEDBACK_ID_SENDER", default="shokti")
+# Hosts an email's links may lead to, besides SITE_URL's, the deep-link and short-link hosts.
+EMAIL_LINK_ALLOWED_HOSTS = env.list("EMAIL_LINK_ALLOWED_HOSTS", default=[])
+# User-agent fragments of link scanners and prefetchers, besides the built-in list (channels_app.tracking).
+EMAIL_PREFETCH_USER_AGENTS = env.list("EMAIL_PREFETCH_USER_AGENTS", default=[])
+# VERP: bounces go to <local>+<token>@<domain> of this address; the mailbox that receives them.
+EMAIL_BOUNCE_ADDRESS = env.str("EMAIL_BOUNCE_ADDRESS", default="")
+EMAIL_BOUNCE_MAILBOX_URL = secret("EMAIL_BOUNCE_MAILBOX_URL", "")
+# DKIM signing (channels_app.mail); leave empty when the relay signs.
+EMAIL_DKIM_DOMAIN = env.str("EMAIL_DKIM_DOMAIN", default="")
+EMAIL_DKIM_SELECTOR = env.str("EMAIL_DKIM_SELECTOR", default="")
+EMAIL_DKIM_PRIVATE_KEY = secret("EMAIL_DKIM_PRIVATE_KEY", "")
 
 # --- Channels (channels_app; see docs/channels.md) -------------------------------
 # Demo only (`make run` turns it on): SMS/WhatsApp without a ChannelAccount go to the console log.

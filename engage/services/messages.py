@@ -172,7 +172,8 @@ def message_send(
         to_email=contact.email,
         to_name=contact.name,
         subject=message.subject,
-        options=options or {},
+        # The channel decides with them too (email: marketing needs a postal address; Feedback-ID).
+        options={"agent_type": agent_type, "message_type": message_type, **(options or {})},
     )
     is_ai = agent_type in AI_AGENT_TYPES
     try:
@@ -315,7 +316,7 @@ def message_send_queued(
         to_email=queued.to_email,
         to_name=queued.to_name,
         subject=queued.subject,
-        options={},
+        options={"agent_type": agent_type, "message_type": message_type},
     )
     is_ai = agent_type in AI_AGENT_TYPES
     try:

@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from crm.models import Company, Contact, Lead
-from crm.services import consent_revoke, event_record, phone_normalize
+from crm.services import event_record, phone_normalize
 from engage.models import Message
 from engage.services.jobs import job_enqueue
 
@@ -211,7 +211,7 @@ def message_delivery_details_record(
     details: dict[str, Any] | None = None, occurred_at: datetime | None = None,
 ) -> Message | None:
     """What a status adds to the message: pricing, the provider's full errors, a voice note played,
-    an email bounced or reported as spam (which revokes the contact's email consent)."""
+    an email bounced or reported as spam (channels_app revoked the contact's email consent already)."""
     details = details or {}
     if not provider_message_id or not (details or status in ("played", "complained")):
         return None
@@ -250,9 +250,6 @@ def message_delivery_details_record(
                 payload={"message_id": message.pk, "channel": channel, **({"error": error} if error else {})},
                 source=channel, correlation_id=message.correlation_id, occurred_at=occurred_at,
             )
-        if status == "complained" or details.get("bounce", {}).get("is_permanent"):
-            reason = "complaint" if status == "complained" else "bounce"
-            consent_revoke(contact=message.contact, channel=channel, reason=reason, source=channel)
     return message
 
 
