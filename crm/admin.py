@@ -117,6 +117,10 @@ class CompanyAdmin(TenantScopedAdmin):
     prepopulated_fields = {"slug": ["name"]}
     fieldsets = (
         (None, {"fields": ("name", "slug", "default_region", "timezone", "is_active", "created_at")}),
+        ("Email sender", {
+            "description": "Printed in every email; marketing email is not sent without a postal address.",
+            "fields": ("postal_address", "is_email_open_tracking_enabled"),
+        }),
         ("Outbound webhook", {
             "description": "Leads, stage moves, inbound messages and opt-outs are POSTed to this URL, signed with "
             "HMAC-SHA256 of the timestamp and body.",

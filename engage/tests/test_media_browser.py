@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib.auth.models import Group
 from django.urls import reverse
 from playwright.sync_api import expect
 
@@ -26,7 +27,9 @@ def test_a_photo_and_a_voice_note_show_in_the_leads_conversation(
     page, live_server, client, company, staff_user, fake_graph_api, settings, tmp_path
 ):
     # given: the customer sent a photo with a caption and a voice note; the ledger fetched both
-    grant(OPERATIONS, "crm", CRM_GRANTS[OPERATIONS]["crm"])  # a transactional test's flush empties the groups
+    # a transactional test's flush empties the groups (the migrations' grants are gone): grant again
+    grant(OPERATIONS, "crm", CRM_GRANTS[OPERATIONS]["crm"])
+    staff_user.groups.add(Group.objects.get(name=OPERATIONS))
     settings.MEDIA_ROOT = str(tmp_path / "media")
     account = account_create(
         company=company, channel=Channel.WHATSAPP_CLOUD, settings={"phone_number_id": META_NUMBER},
