@@ -175,3 +175,72 @@ def test_the_command_reads_the_configured_mailbox(sent, tmp_path, settings, caps
 
     assert "hard: 1" in capsys.readouterr().out
     assert email_bounces_poll() == {}
+
+
+class FakeImapServer:
+    """Just enough IMAP4rev1 (LOGIN, SELECT, SEARCH UNSEEN, FETCH BODY.PEEK[], STORE +FLAGS, LOGOUT) on 127.0.0.1."""
+
+    def __init__(self, messages: list[bytes]):
+        import socketserver
+        import threading
+
+        self.messages, self.seen, self.logins = list(messages), set(), []
+        server = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def reply(self, text: str) -> None:
+                self.wfile.write(text.encode() + b"\r\n")
+
+            def handle(self):
+                self.reply("* OK fake IMAP ready")
+                for line in self.rfile:
+                    tag, command, *rest = [*line.decode().strip().split(" ", 2), ""]
+                    command, argument = command.upper(), rest[0]
+                    if command == "CAPABILITY":
+                        self.reply("* CAPABILITY IMAP4rev1 AUTH=PLAIN")
+                    elif command == "LOGIN":
+                        server.logins.append(argument)
+                    elif command == "SELECT":
+                        self.reply(f"* {len(server.messages)} EXISTS")
+                    elif command == "SEARCH":
+                        unseen = [str(number) for number in range(1, len(server.messages) + 1) if number not in server.seen]
+                        self.reply("* SEARCH " + " ".join(unseen))
+                    elif command == "FETCH":
+                        number = int(argument.split(" ")[0])
+                        body = server.messages[number - 1]
+                        self.wfile.write(f"* {number} FETCH (BODY[] {{{len(body)}}}\r\n".encode() + body + b")\r\n")
+                    elif command == "STORE":
+                        server.seen.add(int(argument.split(" ")[0]))
+                    elif command == "LOGOUT":
+                        self.reply("* BYE")
+                        self.reply(f"{tag} OK LOGOUT completed")
+                        return
+                    self.reply(f"{tag} OK {command} completed")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_bounces_are_read_from_an_imap_mailbox_and_marked_seen(sent):
+    report = dsn(to=f"bounces+{sent['delivery'].token}@mail.alpha.test", original=sent["original"]).as_bytes()
+    imap = FakeImapServer([report])
+    try:
+        url = f"imap://bounce%40alpha.test:s3cret@127.0.0.1:{imap.port}/INBOX"
+        first = email_bounces_poll(url=url)
+        again = email_bounces_poll(url=url)
+    finally:
+        imap.stop()
+
+    assert (first, again) == ({"hard": 1}, {})
+    assert imap.seen == {1}
+    assert imap.logins[0].split(" ")[0].strip('"') == "bounce@alpha.test"
+    assert Message.objects.get(pk=sent["message"].pk).status == "failed"
