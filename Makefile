@@ -63,6 +63,10 @@ bench: venv services
 	@command -v wrk >/dev/null || { echo "installing wrk from Debian packages"; \
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq wrk >/dev/null; }
+	@# bench/email_spam.py scores our email with SpamAssassin's local rules (Debian package).
+	@command -v spamassassin >/dev/null || { echo "installing spamassassin from Debian packages"; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq spamassassin >/dev/null; }
 	DATABASE_URL=$(TEST_DATABASE_URL)_bench REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/run_all.py
 
 lint: venv

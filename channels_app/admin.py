@@ -11,11 +11,13 @@ from django.utils.html import format_html, format_html_join
 from channels_app import services
 from channels_app.models import (
     ChannelAccount,
+    ChannelNumber,
+    EmailDelivery,
     ProviderCallback,
     WhatsAppWebDelivery,
     WhatsAppWebSession,
 )
-from channels_app.selectors import webhook_urls_for
+from channels_app.selectors import NUMBER_SETTING, AmbiguousNumber, channel_account_for_number, webhook_urls_for
 from crm.tenancy.admin import TenantScopedAdmin
 
 SECRET_HELP = {
@@ -94,6 +96,45 @@ def qr_image(session: WhatsAppWebSession):
     )
 
 
+class ChannelNumberForm(forms.ModelForm):
+    class Meta:
+        model = ChannelNumber
+        fields = ["number", "label"]
+
+    def clean_number(self):
+        number = (self.cleaned_data.get("number") or "").strip()
+        account = self.instance.account if self.instance.account_id else getattr(self, "parent_account", None)
+        if account is not None and number:
+            try:
+                owner = channel_account_for_number(channel=account.channel, number=number)
+            except AmbiguousNumber:
+                raise forms.ValidationError("Two accounts already claim this number.") from None
+            if owner is not None and owner.pk != account.pk:
+                raise forms.ValidationError(f"This number belongs to another account ({owner.company}).")
+            taken = ChannelNumber.objects.filter(channel=account.channel, number=number).exclude(pk=self.instance.pk)
+            if taken.exists():
+                raise forms.ValidationError("This number is already registered.")
+        return number
+
+
+class ChannelNumberFormSet(forms.BaseInlineFormSet):
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        form.parent_account = self.instance
+        return form
+
+
+class ChannelNumberInline(admin.TabularInline):
+    """The account's further numbers: webhooks for them are filed under this account's company."""
+
+    model = ChannelNumber
+    form = ChannelNumberForm
+    formset = ChannelNumberFormSet
+    extra = 0
+    fields = ["number", "label", "created_at"]
+    readonly_fields = ["created_at"]
+
+
 @admin.register(ChannelAccount)
 class ChannelAccountAdmin(TenantScopedAdmin):
     form = ChannelAccountForm
@@ -116,7 +157,19 @@ class ChannelAccountAdmin(TenantScopedAdmin):
     def get_inlines(self, request, obj):
         if obj is not None and obj.channel == "whatsapp_web":
             return [WhatsAppWebSessionInline]
+        if obj is not None and obj.channel in NUMBER_SETTING:
+            return [ChannelNumberInline]
         return []
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is ChannelNumber:
+            for number in formset.save(commit=False):
+                number.company_id, number.channel = form.instance.company_id, form.instance.channel
+                number.save()
+            for number in formset.deleted_objects:
+                number.delete()
+            return
+        super().save_formset(request, form, formset, change)
 
     @admin.display(description="Secrets set")
     def secrets_status(self, account: ChannelAccount) -> str:
@@ -202,6 +255,37 @@ class WhatsAppWebDeliveryAdmin(TenantScopedAdmin):
     def get_queryset(self, request):
         # The message text is only shown on the row's page.
         return super().get_queryset(request).defer("body")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(EmailDelivery)
+class EmailDeliveryAdmin(TenantScopedAdmin):
+    """What came back from each email: first open and click (prefetchers flagged), bounces, complaints."""
+
+    list_display = ["created_at", "company", "to_email", "message_id", "opened_at", "clicked_at", "bounce_type",
+                    "complained_at"]
+    list_filter = ["bounce_type", ("complained_at", admin.EmptyFieldListFilter), "company"]
+    list_select_related = ["company"]
+    search_fields = ["=to_email", "=provider_message_id", "=message_id"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at"]
+    fields = [
+        "company", "account", "message_id", "contact", "to_email", "provider_message_id", "agent_type", "links",
+        "opened_at", "open_is_prefetch", "clicked_at", "clicked_url", "click_is_prefetch", "bounced_at",
+        "bounce_type", "bounce_detail", "complained_at", "created_at",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("links")
 
     def has_add_permission(self, request):
         return False

@@ -8,15 +8,15 @@ A status for a message we never sent: 200, logged. A replay: 200, nothing change
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import json
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core import signing
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -24,9 +24,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from twilio.request_validator import RequestValidator
 
-from channels_app import services, tracking
+from channels_app import payloads, services, tracking
 from channels_app.models import ChannelAccount
-from channels_app.selectors import channel_account_by_webhook_token
+from channels_app.payloads import media_type_base
+from channels_app.selectors import (
+    AmbiguousNumber,
+    channel_account_by_webhook_token,
+    channel_account_for_number,
+    public_base_url,
+)
 from crm.models import Channel, Company
 from shokti.api.exceptions import ApplicationError
 
@@ -35,11 +41,6 @@ logger = logging.getLogger(__name__)
 # A 1x1 transparent GIF.
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
-
-# Twilio's message states, mapped to ours; the rest (queued, sending, accepted ...) are only logged.
-TWILIO_STATUSES = {"sent": "sent", "delivered": "delivered", "read": "read", "undelivered": "failed", "failed": "failed"}
-WHATSAPP_STATUSES = {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed"}
-
 
 def forbidden(message: str) -> ApplicationError:
     return ApplicationError(message, code="permission_denied", status_code=status.HTTP_403_FORBIDDEN)
@@ -80,36 +81,71 @@ class WebhookApi(APIView):
 # --- Twilio SMS --------------------------------------------------------------------
 
 
-def twilio_verify(request, account: ChannelAccount) -> dict[str, str]:
+def twilio_urls(request) -> list[str]:
+    """The URLs Twilio may have signed: the public one (CHANNELS_PUBLIC_BASE_URL, behind a proxy) and this request's."""
+    path = request.get_full_path()
+    urls = [public_base_url() + path]
+    own = request.build_absolute_uri()
+    if own not in urls:
+        urls.append(own)
+    return urls
+
+
+def twilio_verify(request, account: ChannelAccount) -> QueryDict:
+    """The signed form parameters (every value of a repeated key kept), or 403."""
     auth_token = account.secrets.get("auth_token", "")
     signature = request.headers.get("X-Twilio-Signature", "")
     if not auth_token or not signature:
         raise forbidden("Missing Twilio signature.")
-    if request.content_type != "application/x-www-form-urlencoded":
+    # Twilio sends `application/x-www-form-urlencoded; charset=utf-8`: compared without parameters.
+    if media_type_base(request.META.get("CONTENT_TYPE", "")) != "application/x-www-form-urlencoded":
         # Twilio signs form posts; anything else cannot be verified the same way.
         raise forbidden("Unsigned Twilio callback.")
-    params = {key: request.POST.get(key) for key in request.POST}
-    if not RequestValidator(auth_token).validate(request.build_absolute_uri(), params, signature):
+    params = request._request.POST if hasattr(request, "_request") else request.POST
+    validator = RequestValidator(auth_token)
+    if not any(validator.validate(url, params, signature) for url in twilio_urls(request)):
         raise forbidden("Wrong Twilio signature.")
     return params
+
+
+def _same_twilio_account(account: ChannelAccount, other: ChannelAccount) -> bool:
+    """Whether `other` is verified by the same Twilio credentials that verified this request."""
+    if other.pk == account.pk:
+        return True
+    token, other_token = account.secrets.get("auth_token", ""), other.secrets.get("auth_token", "")
+    return bool(other_token) and hmac.compare_digest(token.encode(), other_token.encode())
+
+
+def twilio_route(account: ChannelAccount, params: QueryDict) -> ChannelAccount | None:
+    """The account owning the number written to (`To`), under the `AccountSid` that signed; None if nobody's."""
+    to, account_sid = params.get("To", ""), params.get("AccountSid", "")
+    try:
+        target = channel_account_for_number(channel=Channel.SMS, number=to)
+    except AmbiguousNumber as error:
+        logger.error("twilio inbound %s not filed: %s", params.get("MessageSid"), error)
+        return None
+    if target is None:
+        logger.warning("twilio inbound %s to %s: no account owns this number; not filed", params.get("MessageSid"), to)
+        return None
+    expected_sid = target.settings.get("account_sid", "")
+    if (expected_sid and account_sid != expected_sid) or not _same_twilio_account(account, target):
+        logger.warning(
+            "twilio inbound %s to %s: signed for another Twilio account than the number's; not filed",
+            params.get("MessageSid"), to,
+        )
+        return None
+    return target
 
 
 class SmsStatusCallbackApi(WebhookApi):
     def post(self, request, token: str):
         account = account_or_404(token, Channel.SMS)
         params = twilio_verify(request, account)
-        sid, provider_status = params.get("MessageSid", ""), params.get("MessageStatus", "")
-        if not sid or not provider_status:
-            raise malformed("MessageSid and MessageStatus are required.")
-        error_code = params.get("ErrorCode") or ""
-        report(
-            services.delivery_status_report,
-            account=account,
-            provider_message_id=sid,
-            status=TWILIO_STATUSES.get(provider_status, provider_status),
-            error=f"Twilio error {error_code}" if error_code else "",
-            raw=params,
-        )
+        try:
+            item = payloads.twilio_status(params.dict())
+        except payloads.PayloadError as error:
+            raise malformed(str(error)) from None
+        report(services.delivery_status_report, account=account, **item)
         return HttpResponse(status=204)
 
 
@@ -117,43 +153,67 @@ class SmsInboundApi(WebhookApi):
     def post(self, request, token: str):
         account = account_or_404(token, Channel.SMS)
         params = twilio_verify(request, account)
-        sid, from_phone = params.get("MessageSid", ""), params.get("From", "")
-        if not sid or not from_phone or "Body" not in params:
-            raise malformed("MessageSid, From and Body are required.")
-        report(
-            services.inbound_message_report,
-            account=account,
-            provider_message_id=sid,
-            from_phone=from_phone,
-            text=params["Body"],
-            raw=params,
-        )
+        try:
+            item = payloads.twilio_inbound(params.dict())
+        except payloads.PayloadError as error:
+            raise malformed(str(error)) from None
+        target = twilio_route(account, params)
+        if target is not None:
+            report(services.inbound_message_report, account=target, **item)
         return HttpResponse(EMPTY_TWIML, content_type="text/xml")
 
 
 # --- WhatsApp Cloud API -------------------------------------------------------------
 
 
-def _timestamp(value: Any) -> dt.datetime | None:
+def meta_signature_valid(app_secret: str, raw_body: bytes, signature: str) -> bool:
+    if not app_secret or not signature.startswith("sha256="):
+        return False
+    expected = "sha256=" + hmac.new(app_secret.encode(), raw_body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), signature.encode())
+
+
+def _whatsapp_payload(raw_body: bytes) -> list[dict[str, Any]]:
     try:
-        return dt.datetime.fromtimestamp(int(value), tz=dt.UTC)
-    except (TypeError, ValueError, OverflowError):
+        return payloads.whatsapp_changes(json.loads(raw_body))
+    except (ValueError, payloads.PayloadError):
+        raise malformed("Not a WhatsApp Business webhook payload.") from None
+
+
+def _whatsapp_owner(phone_number_id: str) -> ChannelAccount | None:
+    try:
+        account = channel_account_for_number(channel=Channel.WHATSAPP_CLOUD, number=phone_number_id)
+    except AmbiguousNumber as error:
+        logger.error("whatsapp webhook for %s not filed: %s", phone_number_id, error)
         return None
+    if account is None:
+        logger.warning("whatsapp webhook for phone_number_id %r: no account owns it; not filed", phone_number_id)
+    return account
+
+
+def whatsapp_file(routed: list[tuple[ChannelAccount, dict[str, Any]]]) -> None:
+    """Validate every change, then report its statuses and messages under the account owning its number."""
+    parsed = []
+    for account, value in routed:
+        try:
+            parsed.append((account, *payloads.whatsapp_value_items(value)))
+        except payloads.PayloadError as error:
+            raise malformed(str(error)) from None
+    for account, statuses, inbound in parsed:
+        for item in statuses:
+            report(services.delivery_status_report, account=account, **item)
+        for item in inbound:
+            report(services.inbound_message_report, account=account, **item)
 
 
 class WhatsAppCloudWebhookApi(WebhookApi):
+    """One account's URL. Its app secret verifies the body; each change is filed under the account owning
+    its `metadata.phone_number_id` (this one, or another company's number on the same Meta app)."""
+
     def get(self, request, token: str):
         """Meta's subscription handshake: echo hub.challenge when the verify token matches."""
         account = account_or_404(token, Channel.WHATSAPP_CLOUD)
-        verify_token = account.secrets.get("verify_token", "")
-        given = request.GET.get("hub.verify_token", "")
-        if (
-            request.GET.get("hub.mode") != "subscribe"
-            or not verify_token
-            or not hmac.compare_digest(given.encode(), verify_token.encode())
-        ):
-            raise forbidden("Verification failed.")
-        return HttpResponse(request.GET.get("hub.challenge", ""), content_type="text/plain")
+        return whatsapp_handshake(request, account.secrets.get("verify_token", ""))
 
     def post(self, request, token: str):
         account = account_or_404(token, Channel.WHATSAPP_CLOUD)
@@ -162,69 +222,59 @@ class WhatsAppCloudWebhookApi(WebhookApi):
         signature = request.headers.get("X-Hub-Signature-256", "")
         if not app_secret or not signature.startswith("sha256="):
             raise forbidden("Missing X-Hub-Signature-256.")
-        expected = "sha256=" + hmac.new(app_secret.encode(), raw_body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected.encode(), signature.encode()):
+        if not meta_signature_valid(app_secret, raw_body, signature):
             raise forbidden("Wrong X-Hub-Signature-256.")
-        try:
-            payload = json.loads(raw_body)
-            changes = [change["value"] for entry in payload["entry"] for change in entry["changes"]]
-            if not all(isinstance(value, dict) for value in changes):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            raise malformed("Not a WhatsApp Business webhook payload.") from None
-
-        statuses, inbound = self._parse(changes)
-        for item in statuses:
-            report(services.delivery_status_report, account=account, **item)
-        for item in inbound:
-            report(services.inbound_message_report, account=account, **item)
+        routed = []
+        for value in _whatsapp_payload(raw_body):
+            owner = _whatsapp_owner(payloads.whatsapp_phone_number_id(value))
+            if owner is None:
+                continue
+            if owner.pk != account.pk and not meta_signature_valid(owner.secrets.get("app_secret", ""), raw_body, signature):
+                # Signed by this account's app, for a number of an account on another app: not ours to file.
+                logger.warning("whatsapp webhook: number of account %s signed by another app; not filed", owner.pk)
+                continue
+            routed.append((owner, value))
+        whatsapp_file(routed)
         return Response({"status": "ok"})
 
-    @staticmethod
-    def _parse(changes: list[dict]) -> tuple[list[dict], list[dict]]:
-        """Statuses and inbound messages of a webhook; everything is validated before anything is written."""
-        statuses, inbound = [], []
-        try:
-            for value in changes:
-                for item in value.get("statuses", []):
-                    provider_status = str(item["status"])
-                    errors = item.get("errors") or []
-                    statuses.append(
-                        {
-                            "provider_message_id": str(item["id"]),
-                            "status": WHATSAPP_STATUSES.get(provider_status, provider_status),
-                            "error": "; ".join(
-                                f"{error.get('code')}: {error.get('title', '')}" for error in errors
-                            ),
-                            "raw": item,
-                            "occurred_at": _timestamp(item.get("timestamp")),
-                        }
-                    )
-                names = {
-                    contact.get("wa_id"): contact.get("profile", {}).get("name", "")
-                    for contact in value.get("contacts", [])
-                }
-                for item in value.get("messages", []):
-                    sender = str(item["from"])
-                    text = item["text"]["body"] if item.get("type") == "text" else ""
-                    if item.get("type") == "button":
-                        text = item["button"].get("text", "")
-                    elif item.get("type") == "interactive":
-                        reply = item["interactive"].get("button_reply") or item["interactive"].get("list_reply") or {}
-                        text = reply.get("title", "")
-                    inbound.append(
-                        {
-                            "provider_message_id": str(item["id"]),
-                            "from_phone": sender if sender.startswith("+") else f"+{sender}",
-                            "from_name": names.get(sender, ""),
-                            "text": str(text),
-                            "raw": item,
-                            "occurred_at": _timestamp(item.get("timestamp")),
-                        }
-                    )
-        except (KeyError, TypeError, AttributeError):
-            raise malformed("Not a WhatsApp Business webhook payload.") from None
-        return statuses, inbound
+
+class WhatsAppCloudAppWebhookApi(WebhookApi):
+    """The URL shared by every number of a Meta app (a Meta app has one callback URL): each change is
+    filed under the account owning its number, and that account's app secret must have signed the body."""
+
+    def get(self, request):
+        return whatsapp_handshake(request, getattr(settings, "WHATSAPP_WEBHOOK_VERIFY_TOKEN", ""))
+
+    def post(self, request):
+        raw_body = request.body
+        signature = request.headers.get("X-Hub-Signature-256", "")
+        if not signature.startswith("sha256="):
+            raise forbidden("Missing X-Hub-Signature-256.")
+        changes = _whatsapp_payload(raw_body)
+        routed, refused = [], 0
+        for value in changes:
+            owner = _whatsapp_owner(payloads.whatsapp_phone_number_id(value))
+            if owner is None:
+                continue
+            if not meta_signature_valid(owner.secrets.get("app_secret", ""), raw_body, signature):
+                refused += 1
+                continue
+            routed.append((owner, value))
+        if refused and not routed:
+            raise forbidden("Wrong X-Hub-Signature-256.")
+        whatsapp_file(routed)
+        return Response({"status": "ok"})
+
+
+def whatsapp_handshake(request, verify_token: str) -> HttpResponse:
+    given = request.GET.get("hub.verify_token", "")
+    if (
+        request.GET.get("hub.mode") != "subscribe"
+        or not verify_token
+        or not hmac.compare_digest(given.encode(), verify_token.encode())
+    ):
+        raise forbidden("Verification failed.")
+    return HttpResponse(request.GET.get("hub.challenge", ""), content_type="text/plain")
 
 
 # --- Email tracking -------------------------------------------------------------------
@@ -237,39 +287,68 @@ def _claims_or_404(token: str, salt: str) -> dict[str, Any]:
         raise ApplicationError("Unknown link.", code="not_found", status_code=status.HTTP_404_NOT_FOUND) from None
 
 
+def _unknown_link() -> ApplicationError:
+    return ApplicationError("Unknown link.", code="not_found", status_code=status.HTTP_404_NOT_FOUND)
+
+
+def _pixel() -> HttpResponse:
+    response = HttpResponse(PIXEL_GIF, content_type="image/gif")
+    response["Cache-Control"] = "no-store, private"
+    return response
+
+
 class EmailOpenApi(WebhookApi):
+    """The open pixel: the first GET per email is recorded (a prefetcher's flagged); HEAD records nothing."""
+
     def get(self, request, token: str):
         claims = _claims_or_404(token, tracking.OPEN_SALT)
-        services.email_engagement_record(
-            company_id=claims["c"],
-            type="notification_opened",
-            message_id=claims.get("m"),
-            correlation_id=claims.get("r"),
-            contact_id=claims.get("k"),
-            email=claims.get("e") or "",
-            agent_type=claims.get("a") or "",
-        )
-        response = HttpResponse(PIXEL_GIF, content_type="image/gif")
-        response["Cache-Control"] = "no-store, private"
-        return response
+        is_prefetch = tracking.is_prefetch(request.headers.get("User-Agent", ""))
+        if "d" in claims:
+            services.email_open_record(company_id=claims["c"], delivery_id=claims["d"], is_prefetch=is_prefetch)
+        else:  # a token of an email sent before delivery rows existed
+            services.email_engagement_record(
+                company_id=claims["c"], type="notification_opened", message_id=claims.get("m"),
+                correlation_id=claims.get("r"), contact_id=claims.get("k"), email=claims.get("e") or "",
+                agent_type=claims.get("a") or "", is_prefetch=is_prefetch,
+            )
+        return _pixel()
+
+    def head(self, request, token: str):
+        _claims_or_404(token, tracking.OPEN_SALT)
+        return _pixel()
 
 
 class EmailClickApi(WebhookApi):
-    def get(self, request, token: str):
+    """A link of an email: redirects to the URL stored for it, only on an allowed host; the first click is
+    recorded (a scanner's flagged), HEAD records nothing."""
+
+    def _target(self, token: str) -> tuple[Any, str]:
         claims = _claims_or_404(token, tracking.CLICK_SALT)
-        url = claims.get("u") or ""
-        if not tracking.is_trackable_url(url):
-            raise ApplicationError("Unknown link.", code="not_found", status_code=status.HTTP_404_NOT_FOUND)
-        services.email_engagement_record(
-            company_id=claims["c"],
-            type="message_clicked",
-            message_id=claims.get("m"),
-            correlation_id=claims.get("r"),
-            contact_id=claims.get("k"),
-            email=claims.get("e") or "",
-            url=url,
-            agent_type=claims.get("a") or "",
-        )
+        if "d" in claims:
+            found = services.email_click_target(company_id=claims["c"], delivery_id=claims["d"], index=claims.get("l"))
+            if found is None:
+                raise _unknown_link()
+            return found
+        url = claims.get("u") or ""  # a token of an email sent before delivery rows existed
+        if not tracking.is_allowed_link(url, tracking.click_allowed_hosts()):
+            raise _unknown_link()
+        return claims, url
+
+    def get(self, request, token: str):
+        target, url = self._target(token)
+        is_prefetch = tracking.is_prefetch(request.headers.get("User-Agent", ""))
+        if isinstance(target, dict):
+            services.email_engagement_record(
+                company_id=target["c"], type="message_clicked", message_id=target.get("m"),
+                correlation_id=target.get("r"), contact_id=target.get("k"), email=target.get("e") or "", url=url,
+                agent_type=target.get("a") or "", is_prefetch=is_prefetch,
+            )
+        else:
+            services.email_click_record(delivery=target, url=url, is_prefetch=is_prefetch)
+        return HttpResponseRedirect(url)
+
+    def head(self, request, token: str):
+        _, url = self._target(token)
         return HttpResponseRedirect(url)
 
 
@@ -277,16 +356,25 @@ class EmailUnsubscribeApi(WebhookApi):
     """GET shows a confirmation (link scanners must not unsubscribe anyone); POST is RFC 8058 one-click."""
 
     def get(self, request, token: str):
-        claims = _claims_or_404(token, tracking.UNSUBSCRIBE_SALT)
-        return self._page(request, claims, is_done=False)
+        return self._page(request, self._who(token), is_done=False)
 
     def post(self, request, token: str):
-        claims = _claims_or_404(token, tracking.UNSUBSCRIBE_SALT)
-        services.email_unsubscribe(company_id=claims["c"], contact_id=claims.get("k"), email=claims.get("e") or "")
-        return self._page(request, claims, is_done=True)
+        who = self._who(token)
+        services.email_unsubscribe(company_id=who["c"], contact_id=who.get("k"), email=who.get("e") or "")
+        return self._page(request, who, is_done=True)
 
     @staticmethod
-    def _page(request, claims: dict[str, Any], *, is_done: bool) -> HttpResponse:
-        company = Company.objects.filter(pk=claims["c"]).only("name").first()
-        context = {"done": is_done, "email": claims.get("e") or "", "company_name": company.name if company else ""}
+    def _who(token: str) -> dict[str, Any]:
+        claims = _claims_or_404(token, tracking.UNSUBSCRIBE_SALT)
+        if "d" not in claims:
+            return claims
+        delivery = services.email_delivery_for(company_id=claims["c"], delivery_id=claims["d"])
+        if delivery is None:
+            raise _unknown_link()
+        return {"c": delivery.company_id, "k": delivery.contact_id, "e": delivery.to_email}
+
+    @staticmethod
+    def _page(request, who: dict[str, Any], *, is_done: bool) -> HttpResponse:
+        company = Company.objects.filter(pk=who["c"]).only("name").first()
+        context = {"done": is_done, "email": who.get("e") or "", "company_name": company.name if company else ""}
         return render(request, "channels_app/email/unsubscribe.html", context)

@@ -6,4 +6,4 @@ class ChannelsAppConfig(AppConfig):
     verbose_name = "Channels"
 
     def ready(self) -> None:
-        from channels_app import adapters  # noqa: F401  (registers the adapters)
+        from channels_app import adapters, checks  # noqa: F401  (registers the adapters and the deploy checks)

@@ -67,6 +67,32 @@ class ChannelAccount(models.Model):
         return sorted(self.secrets)
 
 
+class ChannelNumber(models.Model):
+    """A provider number an account owns: where the provider's webhooks for that number are filed.
+
+    WhatsApp Cloud: the `phone_number_id` Meta names in `metadata.phone_number_id`; SMS: the E.164
+    number Twilio names in `To`. A number belongs to one account at most (unique), so a payload for
+    it can never land in another company. An account's own `settings` number (phone_number_id,
+    from_number) counts as registered too; rows here add the company's further numbers.
+    """
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="channel_numbers")
+    account = models.ForeignKey(ChannelAccount, on_delete=models.CASCADE, related_name="numbers")
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    number = models.CharField(max_length=64, help_text="WhatsApp phone_number_id, or the E.164 SMS number.")
+    label = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["account_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "number"], name="channels_number_one_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} ({self.get_channel_display()})"
+
+
 class ProviderCallback(models.Model):
     """Every provider callback as received: the raw delivery history, and the replay guard."""
 
@@ -165,3 +191,64 @@ class WhatsAppWebDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider_message_id} {self.status}"
+
+
+def email_delivery_token_new() -> str:
+    # Lower-case hex: survives the local part of a VERP address (case-folded by some relays).
+    return pysecrets.token_hex(12)
+
+
+class EmailDelivery(models.Model):
+    """One email we sent: what its tracking links and its bounce address point at, and what came back.
+
+    Tracking tokens carry only this row's id (signed), never the recipient's address; the click
+    redirect reads the URL from `links`. `token` is the VERP part of the return path
+    (bounces+<token>@...), so a bounce names the email it is about. Opens and clicks keep the
+    first one only (a prefetcher's hit is replaced by a person's).
+    """
+
+    class BounceType(models.TextChoices):
+        HARD = "hard", "Hard (permanent)"
+        SOFT = "soft", "Soft (temporary)"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="email_deliveries", db_index=False)
+    account = models.ForeignKey(
+        ChannelAccount, on_delete=models.SET_NULL, null=True, blank=True, related_name="email_deliveries"
+    )
+    # The sender's (engage's) message id: an integer, not a foreign key (channels_app never imports engage).
+    message_id = models.BigIntegerField(null=True, blank=True)
+    contact = models.ForeignKey(
+        "crm.Contact", on_delete=models.SET_NULL, null=True, blank=True, related_name="email_deliveries", db_index=False
+    )
+    to_email = models.EmailField(max_length=254)
+    token = models.CharField(max_length=32, unique=True, default=email_delivery_token_new, editable=False)
+    provider_message_id = models.CharField(max_length=255, blank=True, help_text="The Message-ID header.")
+    agent_type = models.CharField(max_length=20, blank=True)
+    links = models.JSONField(default=list, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    open_is_prefetch = models.BooleanField(default=False)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    clicked_url = models.CharField(max_length=2000, blank=True)
+    click_is_prefetch = models.BooleanField(default=False)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    bounce_type = models.CharField(max_length=10, choices=BounceType.choices, blank=True)
+    bounce_detail = models.CharField(max_length=500, blank=True)
+    complained_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "email deliveries"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "message_id"], condition=Q(message_id__isnull=False), name="channels_email_one_per_message"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["company", "-created_at"], name="channels_email_company_recent"),
+            models.Index(fields=["provider_message_id"], name="channels_email_message_id_hdr"),
+            models.Index(fields=["contact"], condition=Q(contact__isnull=False), name="channels_email_contact"),
+        ]
+
+    def __str__(self) -> str:
+        return f"email #{self.pk} to {self.to_email}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Q
 from django.urls import reverse
 
 from channels_app.models import ChannelAccount
@@ -24,6 +25,38 @@ def channel_account_by_webhook_token(*, token: str, channel: str) -> ChannelAcco
         .filter(webhook_token=token, channel=channel, is_active=True)
         .first()
     )
+
+
+# The settings key naming an account's own number, per channel (see ChannelNumber).
+NUMBER_SETTING = {Channel.WHATSAPP_CLOUD: "phone_number_id", Channel.SMS: "from_number"}
+
+
+class AmbiguousNumber(Exception):
+    """Two active accounts claim one number: nothing may be filed until ops fix it."""
+
+
+def channel_account_for_number(*, channel: str, number: str) -> ChannelAccount | None:
+    """The active account owning `number` on `channel` (a ChannelNumber row or its settings number), or None.
+
+    Raises AmbiguousNumber when two accounts claim it (one in a row, another in its settings).
+    """
+    if not number or channel not in NUMBER_SETTING:
+        return None
+    owns = Q(numbers__number=number, numbers__channel=channel) | Q(**{f"settings__{NUMBER_SETTING[channel]}": number})
+    accounts = list(
+        ChannelAccount.objects.select_related("company")
+        .filter(owns, channel=channel, is_active=True, company__is_active=True)
+        .distinct()
+        .order_by("pk")[:2]
+    )
+    if len(accounts) > 1:
+        raise AmbiguousNumber(f"{channel} number {number} is claimed by accounts {accounts[0].pk} and {accounts[1].pk}.")
+    return accounts[0] if accounts else None
+
+
+def public_base_url() -> str:
+    """The base URL providers call (behind a proxy, the public one): CHANNELS_PUBLIC_BASE_URL or SITE_URL."""
+    return (getattr(settings, "CHANNELS_PUBLIC_BASE_URL", "") or settings.SITE_URL).rstrip("/")
 
 
 def channel_settings_for(*, company_id: int, channel: str) -> dict[str, Any]:
@@ -46,5 +79,9 @@ def webhook_urls_for(*, account: ChannelAccount) -> dict[str, str]:
         Channel.SMS: {"Status callback URL": "channels:sms-status", "Incoming message webhook": "channels:sms-inbound"},
         Channel.WHATSAPP_CLOUD: {"Callback URL (webhook)": "channels:whatsapp-cloud-webhook"},
     }.get(account.channel, {})
-    site = settings.SITE_URL.rstrip("/")
-    return {label: site + reverse(name, kwargs={"token": account.webhook_token}) for label, name in names.items()}
+    site = public_base_url()
+    urls = {label: site + reverse(name, kwargs={"token": account.webhook_token}) for label, name in names.items()}
+    if account.channel == Channel.WHATSAPP_CLOUD:
+        # Several companies' numbers on one Meta app share the app's single callback URL.
+        urls["Callback URL shared by every number of a Meta app"] = site + reverse("channels:whatsapp-cloud-app-webhook")
+    return urls

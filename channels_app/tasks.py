@@ -10,6 +10,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
+from channels_app import bounces
 from channels_app.adapters import whatsapp_web
 from channels_app.base import ChannelError
 from channels_app.models import ChannelAccount, ProviderCallback
@@ -61,5 +62,10 @@ def whatsapp_web_send(self, *, account_id: int, provider_message_id: str, to_pho
 @shared_task(name="channels_app.whatsapp_web_relay", ignore_result=True)
 def whatsapp_web_relay() -> dict:
     """Beat: publish again WhatsApp Web deliveries whose task was lost; give up on very old ones."""
-
     return whatsapp_web.whatsapp_web_deliveries_relay()
+
+
+@shared_task(name="channels_app.email_bounces_poll", ignore_result=True)
+def email_bounces_poll() -> dict:
+    """Beat: read the bounce mailbox (EMAIL_BOUNCE_MAILBOX_URL) and record bounces and complaints."""
+    return bounces.email_bounces_poll()

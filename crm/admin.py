@@ -121,6 +121,10 @@ class CompanyAdmin(TenantScopedAdmin):
     prepopulated_fields = {"slug": ["name"]}
     fieldsets = (
         (None, {"fields": ("name", "slug", "default_region", "timezone", "is_active", "created_at")}),
+        ("Email sender", {
+            "description": "Printed in every email; marketing email is not sent without a postal address.",
+            "fields": ("postal_address", "is_email_open_tracking_enabled"),
+        }),
         ("Outbound webhook", {
             "description": "Leads, stage moves, inbound messages and opt-outs are POSTed to this URL, signed with "
             "HMAC-SHA256 of the timestamp and body.",
@@ -388,6 +392,23 @@ class MoveToStageForm(forms.Form):
         self.fields["stage"].queryset = stages
 
 
+class AdSourceFilter(admin.SimpleListFilter):
+    """Leads that started from a click-to-WhatsApp ad (source `ad`; the ad's id, headline and URL on the lead)."""
+
+    title = "came from"
+    parameter_name = "came_from"
+
+    def lookups(self, request, model_admin):
+        return [("ad", "A click-to-WhatsApp ad"), ("other", "Anything else")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "ad":
+            return queryset.filter(source="ad")
+        if self.value() == "other":
+            return queryset.exclude(source="ad")
+        return queryset
+
+
 class LeadAdmin(TenantScopedAdmin):
     """The lead list and page. Registered by the app that owns conversations (engage.admin.conversations), which
     extends it with the thread and hand-off; `lead_stage_move` is the hook its stage moves go through."""
@@ -396,15 +417,16 @@ class LeadAdmin(TenantScopedAdmin):
     list_display = ["id", "contact", "company", "pipeline", "stage", "status", "channel", "source", "score", "owner",
                     "created_at"]
     list_display_links = ["id", "contact"]
-    list_filter = ["status", "channel", "stage", "pipeline", "company"]
+    list_filter = ["status", "channel", AdSourceFilter, "stage", "pipeline", "company"]
     list_select_related = ["contact", "company", "pipeline__company", "stage__pipeline", "owner"]
-    search_fields = ["contact__name", "contact__phone", "contact__email", "source"]
+    search_fields = ["contact__name", "contact__phone", "contact__email", "source", "=ad_source_id"]
     autocomplete_fields = ["contact", "pipeline"]
     actions = ["move_to_stage"]
     ordering = ["-id"]
 
     def get_readonly_fields(self, request, obj=None):
-        fields = ["created_at", "updated_at"]
+        # The ad is what Meta said when the lead wrote in: a record, not something to edit.
+        fields = ["created_at", "updated_at", "ad_source_id", "ad_headline", "ad_url", "ad_click_id", "ad_referral"]
         if obj is not None:
             # A stage change goes through the "move to stage" action, which records it.
             fields += ["stage", "status"]

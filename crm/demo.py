@@ -170,7 +170,11 @@ def demo_seed(
 def _company_get_or_create(*, slug: str, name: str, result: DemoResult) -> Company:
     company, created = Company.objects.get_or_create(
         slug=slug,
-        defaults={"name": name, "default_region": "BD", "timezone": "Asia/Dhaka", "created_at": result.base_time},
+        defaults={
+            "name": name, "default_region": "BD", "timezone": "Asia/Dhaka", "created_at": result.base_time,
+            # Marketing email needs the sender's postal address (channels_app's email adapter).
+            "postal_address": "House 12, Road 5, Dhanmondi, Dhaka 1205, Bangladesh",
+        },
     )
     if created:
         result.count("companies")

@@ -26,6 +26,14 @@ class Company(models.Model):
     is_active = models.BooleanField(default=True)
     webhook_url = models.URLField(blank=True, help_text="Where webhook_reminder jobs POST signed events.")
     webhook_secret = models.CharField(max_length=128, blank=True)
+    # Every marketing email carries the sender's name and postal address (CAN-SPAM; Gmail and Yahoo's
+    # bulk-sender rules): a company without an address sends no marketing email.
+    postal_address = models.TextField(blank=True, help_text="The postal address printed in every marketing email.")
+    is_email_open_tracking_enabled = models.BooleanField(
+        "track email opens",
+        default=False,
+        help_text="Add an open-tracking image to emails. Off by default: a lone image in a short mail costs spam score.",
+    )
     created_at = models.DateTimeField(default=now, editable=False)
 
     class Meta:
@@ -258,6 +266,15 @@ class Lead(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     channel = models.CharField(max_length=20, choices=Channel.choices, default=Channel.CONSOLE)
     source = models.CharField(max_length=100, blank=True)
+    # The click-to-WhatsApp ad the lead came from (source "ad"), as Meta's referral names it.
+    # Database defaults too: the inbound hot path inserts leads with plain SQL naming older columns.
+    ad_source_id = models.CharField("ad id", max_length=100, blank=True, default="", db_default="")
+    ad_headline = models.CharField(max_length=300, blank=True, default="", db_default="")
+    ad_url = models.CharField("ad URL", max_length=1000, blank=True, default="", db_default="")
+    ad_click_id = models.CharField("ad click id (ctwa_clid)", max_length=500, blank=True, default="", db_default="")
+    ad_referral = models.JSONField(
+        "ad referral", default=dict, blank=True, db_default=models.Value({}, output_field=models.JSONField())
+    )
     owner = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="owned_leads")
     summary = models.TextField(blank=True)
     score = models.SmallIntegerField(default=0, validators=[MinValueValidator(0), MaxValueValidator(100)])
@@ -273,6 +290,7 @@ class Lead(models.Model):
         indexes = [
             models.Index(fields=["company", "stage"], name="lead_company_stage"),
             models.Index(fields=["company", "status", "-id"], name="lead_company_status"),
+            models.Index(fields=["company", "ad_source_id"], condition=~Q(ad_source_id=""), name="lead_company_ad"),
         ]
 
     def __str__(self) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from datetime import datetime
 
-from crm.models import Company, Membership, User
+from django.db.models import Count, QuerySet
+
+from crm.models import Company, Lead, Membership, User
 
 
 def company_ids_for_user(*, user: User) -> list[int] | None:
@@ -79,3 +81,12 @@ def service_list(*, company: Company, category: str | None = None, include_inact
     if category:
         services = services.filter(category=category)
     return services.order_by("name", "id")
+
+
+def lead_counts_by_source(*, company: Company, since: datetime | None = None) -> dict[str, int]:
+    """How many leads the company got from each source (`ad`, a channel, an integration's name), since a time."""
+    leads = Lead.objects.filter(company=company)
+    if since is not None:
+        leads = leads.filter(created_at__gte=since)
+    rows = leads.values_list("source").annotate(count=Count("id")).order_by("source")
+    return {source or "": count for source, count in rows}

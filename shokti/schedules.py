@@ -52,6 +52,13 @@ DEFAULT_SCHEDULES: list[dict[str, Any]] = [
         "priority": 5,
         "description": "03:30 UTC: deletes short links 30 days past their expiry and campaign skip rows past SMARTENGAGE_SKIPPED_RETENTION_DAYS.",
     },
+    {
+        "name": "channels: read email bounces and complaints",
+        "task": "channels_app.email_bounces_poll",
+        "interval": {"every": 5, "period": "minutes"},
+        "priority": 4,
+        "description": "Reads EMAIL_BOUNCE_MAILBOX_URL (VERP bounces, ARF complaints): a hard bounce or a complaint revokes email consent and shows on the message. Does nothing when unset.",
+    },
 ]
 
 

@@ -309,6 +309,8 @@ AI_MAX_CONCURRENCY = env.int("AI_MAX_CONCURRENCY", default=8)
 AI_BULK_MAX_CONCURRENCY = env.int("AI_BULK_MAX_CONCURRENCY", default=200)
 # SmartEngage sends of one batch in flight at once (threads, each with its own database connection).
 SMARTENGAGE_SEND_CONCURRENCY = env.int("SMARTENGAGE_SEND_CONCURRENCY", default=4)
+# A bulk send whose job a worker claimed first waits this long for that worker to count its result.
+SMARTENGAGE_SEND_WAIT_SECONDS = env.float("SMARTENGAGE_SEND_WAIT_SECONDS", default=30.0)
 # A dry run calls the model for this many customers of each batch (a preview); the rest get the fallback.
 SMARTENGAGE_DRY_RUN_MODEL_SAMPLE = env.int("SMARTENGAGE_DRY_RUN_MODEL_SAMPLE", default=20)
 # A dry run reads the segment at least this many customers a batch (the preset's batch size is for sends).
@@ -329,6 +331,20 @@ EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Shokti <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Marketing email (these agent types) needs the company's postal address; Feedback-ID's sender part.
+EMAIL_MARKETING_AGENT_TYPES = env.list("EMAIL_MARKETING_AGENT_TYPES", default=["smartengage", "sales"])
+EMAIL_FEEDBACK_ID_SENDER = env.str("EMAIL_FEEDBACK_ID_SENDER", default="shokti")
+# Hosts an email's links may lead to, besides SITE_URL's, the deep-link and short-link hosts.
+EMAIL_LINK_ALLOWED_HOSTS = env.list("EMAIL_LINK_ALLOWED_HOSTS", default=[])
+# User-agent fragments of link scanners and prefetchers, besides the built-in list (channels_app.tracking).
+EMAIL_PREFETCH_USER_AGENTS = env.list("EMAIL_PREFETCH_USER_AGENTS", default=[])
+# VERP: bounces go to <local>+<token>@<domain> of this address; the mailbox that receives them.
+EMAIL_BOUNCE_ADDRESS = env.str("EMAIL_BOUNCE_ADDRESS", default="")
+EMAIL_BOUNCE_MAILBOX_URL = secret("EMAIL_BOUNCE_MAILBOX_URL", "")
+# DKIM signing (channels_app.mail); leave empty when the relay signs.
+EMAIL_DKIM_DOMAIN = env.str("EMAIL_DKIM_DOMAIN", default="")
+EMAIL_DKIM_SELECTOR = env.str("EMAIL_DKIM_SELECTOR", default="")
+EMAIL_DKIM_PRIVATE_KEY = secret("EMAIL_DKIM_PRIVATE_KEY", "")
 
 # --- Channels (channels_app; see docs/channels.md) -------------------------------
 # Demo only (`make run` turns it on): SMS/WhatsApp without a ChannelAccount go to the console log.
@@ -340,6 +356,24 @@ CHANNELS_HTTP_TIMEOUT_SECONDS = env.float("CHANNELS_HTTP_TIMEOUT_SECONDS", defau
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com")
 WHATSAPP_GRAPH_API_BASE_URL = env.str("WHATSAPP_GRAPH_API_BASE_URL", default="https://graph.facebook.com")
 WHATSAPP_GRAPH_API_VERSION = env.str("WHATSAPP_GRAPH_API_VERSION", default="v21.0")
+# The base URL providers call and sign (Twilio signs the exact URL): behind a proxy, the public one.
+CHANNELS_PUBLIC_BASE_URL = env.str("CHANNELS_PUBLIC_BASE_URL", default="")  # empty: SITE_URL
+# The verify token of the callback URL shared by every number of a Meta app (/channels/whatsapp).
+WHATSAPP_WEBHOOK_VERIFY_TOKEN = secret("WHATSAPP_WEBHOOK_VERIFY_TOKEN", "")
+# Hosts the Graph API may send us to for a media file (besides its own).
+WHATSAPP_MEDIA_HOSTS = env.list("WHATSAPP_MEDIA_HOSTS", default=["lookaside.fbsbx.com"])
+# What customers send: stored through this STORAGES alias (file system under MEDIA_ROOT by default),
+# at most this many bytes, of these media types (compared without parameters such as codecs).
+INBOUND_MEDIA_STORAGE = env.str("INBOUND_MEDIA_STORAGE", default="default")
+INBOUND_MEDIA_MAX_BYTES = env.int("INBOUND_MEDIA_MAX_BYTES", default=16 * 1024 * 1024)
+INBOUND_MEDIA_ALLOWED_TYPES = env.list("INBOUND_MEDIA_ALLOWED_TYPES", default=[
+    "image/jpeg", "image/png", "image/webp", "image/gif",
+    "audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/amr",
+    "video/mp4", "video/3gpp",
+    "application/pdf", "text/plain", "text/vcard",
+    "application/msword", "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.ms-excel", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+])
 # Chromium for Playwright (Debian's; Playwright cannot download its own browser here).
 CHROMIUM_EXECUTABLE_PATH = env.str("CHROMIUM_EXECUTABLE_PATH", default="/usr/bin/chromium")
 CHROMIUM_LAUNCH_ARGS = env.list(
@@ -390,8 +424,12 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles"))
+# Uploaded and received files (customers' media): never served publicly; the admin streams them
+# to staff who may see the conversation.
+MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
+MEDIA_URL = "/media/"
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {"BACKEND": env.str("DEFAULT_FILE_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage")},
     # Compressed copies after `collectstatic`, served by WhiteNoise. Not the manifest (hashed
     # names) storage by default: with it, any page rendered before `collectstatic` (tests, a
     # fresh checkout) fails. Set STATICFILES_STORAGE to

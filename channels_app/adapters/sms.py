@@ -43,7 +43,9 @@ def twilio_client(channel_settings: dict) -> Client:
 
 
 def status_callback_url(webhook_token: str) -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("channels:sms-status", kwargs={"token": webhook_token})
+    from channels_app.selectors import public_base_url
+
+    return public_base_url() + reverse("channels:sms-status", kwargs={"token": webhook_token})
 
 
 @register

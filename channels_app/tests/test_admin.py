@@ -30,6 +30,9 @@ def form_data(account, **overrides):
         "secret_app_secret": "",
         "secret_verify_token": "",
     }
+    if account.channel in ("sms", "whatsapp_cloud"):
+        # The numbers inline's management form (no numbers added).
+        data.update({"numbers-TOTAL_FORMS": "0", "numbers-INITIAL_FORMS": "0"})
     data.update(overrides)
     return {key: value for key, value in data.items() if value != "" or key.startswith("secret_")}
 

@@ -15,7 +15,7 @@ from channels_app.tests.test_whatsapp_cloud import (
 )
 from crm.models import Channel, Lead
 from crm.tests.factories import ContactFactory
-from engage.models import Message
+from engage.models import Job, Message
 
 pytestmark = pytest.mark.django_db
 
@@ -70,15 +70,19 @@ def test_inbound_whatsapp_text_enters_a_lead_conversation_once(client, whatsapp_
     assert Lead.objects.filter(company=company, contact=message.contact).count() == 1
 
 
-def test_inbound_without_text_is_logged_not_a_conversation_turn(client, whatsapp_account):
+def test_inbound_image_without_caption_is_a_conversation_turn_with_its_media_queued(client, whatsapp_account):
     payload = inbound_payload()
     item = payload["entry"][0]["changes"][0]["value"]["messages"][0]
     item.pop("text")
     item["type"] = "image"
-    item["image"] = {"id": "media-1", "mime_type": "image/jpeg"}
+    item["image"] = {"id": "media-1", "mime_type": "image/jpeg", "sha256": "abc"}
 
     response = meta_post(client, webhook_url(whatsapp_account), payload)
 
     assert response.status_code == 200
-    assert Message.objects.count() == 0
-    assert ProviderCallback.objects.filter(provider_message_id="wamid.IN1", status="inbound").exists()
+    message = Message.objects.get()
+    assert (message.body, message.media_type, message.media_status) == ("[photo]", "image", "pending")
+    assert message.metadata["media"]["id"] == "media-1"
+    assert Job.objects.filter(task_name="media_download", payload__message_id=message.pk).count() == 1
+
+

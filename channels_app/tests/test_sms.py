@@ -97,7 +97,9 @@ def test_undelivered_is_reported_failed_with_the_error_code(client, sms_account,
     twilio_post(client, status_url(sms_account), params)
 
     [status] = signal_log.statuses
-    assert (status["status"], status["error"]) == ("failed", "Twilio error 30003")
+    assert (status["status"], status["error"]) == (
+        "failed", "Twilio error 30003 https://www.twilio.com/docs/api/errors/30003"
+    )
 
 
 @pytest.mark.parametrize(
@@ -160,7 +162,9 @@ def test_inactive_account_webhook_is_404(client, sms_account, signal_log):
 
 def test_inbound_sms_is_reported_and_answered_with_empty_twiml(client, sms_account, signal_log):
     url = reverse("channels:sms-inbound", kwargs={"token": sms_account.webhook_token})
-    params = {"MessageSid": "SM200", "From": "+8801711000009", "To": "+15005550006", "Body": "STOP"}
+    params = {
+        "MessageSid": "SM200", "AccountSid": "AC" + "1" * 32, "From": "+8801711000009", "To": "+15005550006", "Body": "STOP",
+    }
 
     response = twilio_post(client, url, params)
     replay = twilio_post(client, url, params)

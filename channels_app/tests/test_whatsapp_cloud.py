@@ -151,7 +151,7 @@ def a_status(wamid, status, **extra):
     return {"id": wamid, "status": status, "timestamp": "1763683200", "recipient_id": "8801711000001", **extra}
 
 
-def inbound_payload(text="Ji, ashbo", wamid="wamid.IN1"):
+def inbound_payload(text="Ji, ashbo", wamid="wamid.IN1", phone_number_id="1098765"):
     return {
         "object": "whatsapp_business_account",
         "entry": [{
@@ -160,7 +160,7 @@ def inbound_payload(text="Ji, ashbo", wamid="wamid.IN1"):
                 "field": "messages",
                 "value": {
                     "messaging_product": "whatsapp",
-                    "metadata": {"display_phone_number": "15550001111", "phone_number_id": "1098765"},
+                    "metadata": {"display_phone_number": "15550001111", "phone_number_id": phone_number_id},
                     "contacts": [{"profile": {"name": "Karim"}, "wa_id": "8801711000002"}],
                     "messages": [{"from": "8801711000002", "id": wamid, "timestamp": "1763683200", "type": "text",
                                   "text": {"body": text}}],
@@ -269,23 +269,34 @@ def test_inbound_text_is_reported_once(client, whatsapp_account, signal_log):
 def test_webhook_of_another_companys_account_only_reports_for_that_company(client, whatsapp_account, other_company, signal_log):
     from channels_app.tests.conftest import account_create
 
-    other = account_create(company=other_company, channel=Channel.WHATSAPP_CLOUD, secrets={"app_secret": "beta-secret"})
+    other = account_create(
+        company=other_company, channel=Channel.WHATSAPP_CLOUD, settings={"phone_number_id": "2220001"},
+        secrets={"app_secret": "beta-secret"},
+    )
 
     # Alpha's payload, signed with Alpha's secret, sent to Beta's URL: refused.
     refused = meta_post(client, webhook_url(other), inbound_payload())
-    accepted = meta_post(client, webhook_url(other), inbound_payload(wamid="wamid.B1"), app_secret="beta-secret")
+    # Beta's app signs a payload naming Alpha's number: not Beta's to file, and not Alpha's app's.
+    not_filed = meta_post(client, webhook_url(other), inbound_payload(wamid="wamid.B0"), app_secret="beta-secret")
+    accepted = meta_post(
+        client, webhook_url(other), inbound_payload(wamid="wamid.B1", phone_number_id="2220001"), app_secret="beta-secret"
+    )
 
-    assert (refused.status_code, accepted.status_code) == (403, 200)
+    assert (refused.status_code, not_filed.status_code, accepted.status_code) == (403, 200, 200)
     assert [item["company_id"] for item in signal_log.inbound] == [other_company.pk]
+    assert not ProviderCallback.objects.filter(provider_message_id="wamid.B0").exists()
 
 
 def test_another_tenants_callback_for_the_same_id_does_not_swallow_this_ones(client, whatsapp_account, other_company, signal_log):
     from channels_app.tests.conftest import account_create
 
-    other = account_create(company=other_company, channel=Channel.WHATSAPP_CLOUD, secrets={"app_secret": "beta-secret"})
-    payload = status_payload(a_status("wamid.SHARED", "delivered"))
+    other = account_create(
+        company=other_company, channel=Channel.WHATSAPP_CLOUD, settings={"phone_number_id": "2220001"},
+        secrets={"app_secret": "beta-secret"},
+    )
 
-    meta_post(client, webhook_url(other), payload, app_secret="beta-secret")
-    meta_post(client, webhook_url(whatsapp_account), payload)
+    meta_post(client, webhook_url(other), status_payload(a_status("wamid.SHARED", "delivered"), phone_number_id="2220001"),
+              app_secret="beta-secret")
+    meta_post(client, webhook_url(whatsapp_account), status_payload(a_status("wamid.SHARED", "delivered")))
 
     assert [item["company_id"] for item in signal_log.statuses] == [other_company.pk, whatsapp_account.company_id]

@@ -15,6 +15,7 @@ class CompanyFactory(factory.django.DjangoModelFactory):
 
     name = factory.Sequence(lambda n: f"Company {n}")
     slug = factory.Sequence(lambda n: f"company-{n}")
+    postal_address = "House 12, Road 5, Dhanmondi, Dhaka 1205, Bangladesh"
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -20,6 +20,7 @@ from crm.models import Lead
 from crm.tenancy.admin import TenantScopedAdmin, TenantScopedInline
 from engage.conversations.context import lead_thread
 from engage.conversations.handoff import lead_hand_back, lead_manual_reply, lead_take_over
+from engage.conversations.media import lead_media_response
 from engage.conversations.models import Enrollment, Sequence, SequenceStep
 from engage.conversations.sequences import enrollment_stop, lead_stage_move, sequence_enroll
 from shokti.admin import validation_error_text
@@ -119,6 +120,8 @@ class LeadAdmin(CrmLeadAdmin):
         return [
             path("<path:object_id>/handoff/<str:operation>/", self.admin_site.admin_view(self.handoff_view),
                  name="{}_{}_handoff".format(*info)),
+            path("<path:object_id>/media/<int:message_id>/", self.admin_site.admin_view(self.media_view),
+                 name="{}_{}_media".format(*info)),
             *super().get_urls(),
         ]
 
@@ -130,6 +133,13 @@ class LeadAdmin(CrmLeadAdmin):
                 can_hand_off=self.has_change_permission(request, obj),
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def media_view(self, request, object_id, message_id):
+        """A photo, voice note or file a customer sent on this lead (the lead must be in the user's companies)."""
+        lead = self.get_object(request, unquote(object_id))
+        if lead is None or not self.has_view_permission(request, lead):
+            raise Http404("No lead with this id.")
+        return lead_media_response(lead=lead, message_id=message_id)
 
     def handoff_view(self, request, object_id, operation):
         """POST take_over / hand_back / reply for one lead; the lead must be in the user's companies."""

@@ -130,6 +130,7 @@ class SmartEngageSendBulkApi(APIView):
         failed = serializers.IntegerField()
         skipped = serializers.IntegerField()
         rendered = serializers.IntegerField()
+        queued = serializers.IntegerField(help_text="Sent by another process (a worker) that had not finished yet.")
         duration_seconds = serializers.FloatField()
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, operation_id="smartengage_send_bulk")

@@ -7,6 +7,7 @@ from django.db.models import Prefetch
 from crm.models import Lead
 from engage.ai.knowledge import knowledge_search
 from engage.ai.models import AIConfig, AISession
+from engage.conversations.rich_inbound import media_describe
 from engage.messaging.models import Message
 
 RECENT_MESSAGES = 20
@@ -27,17 +28,32 @@ def lead_reply_skip_reason(*, lead: Lead, channel: str, config: AIConfig | None 
 
 
 def conversation_messages(*, lead: Lead, limit: int = RECENT_MESSAGES) -> list[dict[str, str]]:
-    """The lead's recent messages as chat turns, oldest first (inbound = user, outbound = assistant)."""
+    """The lead's recent messages as chat turns, oldest first (inbound = user, outbound = assistant).
+
+    A photo, voice note or location reaches the model as a description of it ("The customer sent a
+    photo: 'is this the leak?'"); a tapped button as its title and id.
+    """
     rows = list(
         Message.objects.filter(lead=lead)
         .exclude(status=Message.Status.FAILED)
         .order_by("-created_at", "-id")
-        .values_list("direction", "body")[:limit]
+        .values_list("direction", "body", "media_type", "button_payload", "metadata")[:limit]
     )
     return [
-        {"role": "user" if direction == Message.Direction.INBOUND else "assistant", "content": body}
-        for direction, body in reversed(rows)
+        {
+            "role": "user" if direction == Message.Direction.INBOUND else "assistant",
+            "content": _turn_text(body=body, media_type=media_type, button_payload=button_payload, metadata=metadata),
+        }
+        for direction, body, media_type, button_payload, metadata in reversed(rows)
     ]
+
+
+def _turn_text(*, body: str, media_type: str, button_payload: str, metadata: dict | None) -> str:
+    if media_type:
+        return media_describe(media_type=media_type, caption=(metadata or {}).get("caption", ""), metadata=metadata)
+    if button_payload:
+        return f"{body} (the customer tapped this button; its id is {button_payload})"
+    return body
 
 
 def system_prompt_build(*, lead: Lead, config: AIConfig, query_text: str, instruction: str = "") -> str:

@@ -1,7 +1,8 @@
 """The ledger's handlers of conversations: `ai_engage` (100) the AI reply to an inbound message (and a new lead's
 stage rules), `manual_reply` (100) a reply typed by a person, `followup_bumpup` (95) a nudge after silence,
 `ai_summary` (90) the lead's summary after a turn (debounced), `sequence_step` (70) one due step of an enrollment
-(email steps are handed on to the `email_sequence` job of engage.messaging.handlers)."""
+(email steps are handed on to the `email_sequence` job of engage.messaging.handlers), `media_download` (60) the
+photo, voice note or file a customer sent, stored (engage.conversations.media)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from crm.models import Lead
 from engage.conversations.followups import followup_send
+from engage.conversations.media import message_media_store
 from engage.conversations.replies import ai_reply_send, lead_summary_refresh, summary_schedule
 from engage.conversations.sequences import inbound_lead_enroll, sequence_step_run
 from engage.ledger.registry import JobPermanentError, job_handler
@@ -63,3 +65,8 @@ def ai_summary(job) -> dict[str, Any]:
 @job_handler("sequence_step", priority=70)
 def sequence_step(job) -> dict[str, Any]:
     return sequence_step_run(job=job, enrollment_id=job.payload["enrollment_id"], step_id=job.payload["step_id"])
+
+
+@job_handler("media_download", priority=60)
+def media_download(job) -> dict[str, Any]:
+    return message_media_store(company_id=job.company_id, message_id=job.payload["message_id"])

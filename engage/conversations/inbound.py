@@ -337,6 +337,7 @@ def _message_job_events_sql(is_new_lead: bool, has_webhook: bool) -> str:
 def _message_job_events_insert(
     *, company: Company, contact_id: int, lead_id: int, is_new_lead: bool, channel: str, text: str, dedupe: _DedupeKeys,
     source: str, now: datetime, occurred_at: datetime, correlation_id: uuid.UUID, raw: dict | None,
+    lead_details: dict[str, Any] | None = None,
 ) -> tuple[int, int, list[int]] | None:
     """Insert the inbound message, its `ai_engage` job, its events (and their webhook jobs when the company
     has a webhook URL) in one round trip: (message id, job id, webhook job ids).
@@ -355,7 +356,7 @@ def _message_job_events_insert(
         "previous_key": dedupe.previous, "since": dedupe.since, "now": now,
         "task": AI_ENGAGE, "priority": default_priority(AI_ENGAGE),
         "max_attempts": JOB_MAX_ATTEMPTS, "message_type": message_type.pk, "lead_type": lead_type.pk,
-        "lead_payload": json.dumps({"lead_id": lead_id, "channel": channel, "source": source}),
+        "lead_payload": json.dumps({"lead_id": lead_id, "channel": channel, "source": source, **(lead_details or {})}),
         "occurred": occurred_at,
     }
     if has_webhook:
@@ -423,8 +424,11 @@ def inbound_message_capture(
     external_id: str = "",
     occurred_at: datetime | None = None,
     raw: dict[str, Any] | None = None,
+    lead_details: dict[str, Any] | None = None,
 ) -> InboundResult:
     """Upsert contact and open lead, store the message, record events and enqueue the reply, in one transaction.
+
+    `lead_details` join a new lead's `lead.created` payload (a click-to-WhatsApp ad's referral).
 
     The same delivery twice (same `external_id`, or the same payload within the dedupe window)
     creates nothing and returns the first ids. An opt-out keyword revokes the channel's consent
@@ -459,6 +463,7 @@ def inbound_message_capture(
             return _capture(
                 company=company, channel=channel, text=text, phone=phone, email=email, contact_name=contact_name,
                 source=source, dedupe=dedupe, now=now, occurred_at=occurred_at or now, raw=raw,
+                lead_details=lead_details,
             )
         except _Duplicate:
             break
@@ -476,7 +481,7 @@ def inbound_message_capture(
 def _capture(
     *, company: Company, channel: str, text: str, phone: str, email: str, contact_name: str, source: str,
     dedupe: _DedupeKeys,
-    now: datetime, occurred_at: datetime, raw: dict[str, Any] | None,
+    now: datetime, occurred_at: datetime, raw: dict[str, Any] | None, lead_details: dict[str, Any] | None = None,
 ) -> InboundResult:
     contact_id = _contact_upsert(company=company, phone=phone, email=email, name=contact_name[:200], channel=channel, now=now)
     lead_id, is_new_lead = _open_lead(company=company, contact_id=contact_id, channel=channel, source=source, now=now)
@@ -487,7 +492,7 @@ def _capture(
         ids = _message_job_events_insert(
             company=company, contact_id=contact_id, lead_id=lead_id, is_new_lead=is_new_lead, channel=channel,
             text=text, dedupe=dedupe, source=source, now=now, occurred_at=occurred_at, correlation_id=correlation_id,
-            raw=raw,
+            raw=raw, lead_details=lead_details,
         )
         if ids is None:
             raise _Duplicate()  # rolls back whatever this delivery wrote
@@ -513,7 +518,8 @@ def _capture(
         events.append(
             Event(
                 company=company, type="lead.created", contact_id=contact_id, target_type=lead_type,
-                target_id=str(lead_id), payload={"lead_id": lead_id, "channel": channel, "source": source},
+                target_id=str(lead_id),
+                payload={"lead_id": lead_id, "channel": channel, "source": source, **(lead_details or {})},
                 source=channel, correlation_id=correlation_id, occurred_at=occurred_at,
             )
         )

@@ -1,5 +1,7 @@
 """Every inbound and outbound message on every channel."""
 
+from django.conf import settings
+from django.core.files.storage import storages
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
@@ -13,6 +15,9 @@ class AgentType(models.TextChoices):
     SMARTENGAGE = "smartengage", "SmartEngage"
     COACHNOVA = "coachnova", "CoachNova"
     SALES = "sales", "Sales"
+def inbound_media_storage():
+    """The storage of customers' media (INBOUND_MEDIA_STORAGE names an alias of STORAGES; file system by default)."""
+    return storages[getattr(settings, "INBOUND_MEDIA_STORAGE", "default")]
 
 
 class Message(models.Model):
@@ -25,6 +30,21 @@ class Message(models.Model):
         COACHNOVA = "coachnova", "CoachNova"
         SALES = "sales", "Sales"
         MANUAL = "manual", "Manual"
+
+    class MediaType(models.TextChoices):
+        IMAGE = "image", "Photo"
+        AUDIO = "audio", "Audio"
+        VOICE = "voice", "Voice note"
+        VIDEO = "video", "Video"
+        DOCUMENT = "document", "Document"
+        STICKER = "sticker", "Sticker"
+        LOCATION = "location", "Location"
+        CONTACTS = "contacts", "Contact card"
+
+    class MediaStatus(models.TextChoices):
+        PENDING = "pending", "Downloading"
+        STORED = "stored", "Stored"
+        REJECTED = "rejected", "Refused (size or type)"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -51,6 +71,7 @@ class Message(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
+    played_at = models.DateTimeField(null=True, blank=True, help_text="When the recipient played our voice note.")
     provider_message_id = models.CharField(max_length=200, blank=True)
     provider_response = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
@@ -62,6 +83,26 @@ class Message(models.Model):
     external_id = models.CharField(
         max_length=200, blank=True, help_text="The sender's id of an inbound message, or a payload hash: dedupe key."
     )
+    # What a customer sent besides text (channels_app.payloads): the media, the button tapped, the
+    # message answered. Details that are only shown (location, contacts, reactions, referral,
+    # pricing, the full provider error) live in `metadata`.
+    # Database defaults too: the hot paths insert messages with plain SQL that names only older columns.
+    media_type = models.CharField(max_length=10, choices=MediaType.choices, blank=True, default="", db_default="")
+    media_status = models.CharField(max_length=10, choices=MediaStatus.choices, blank=True, default="", db_default="")
+    media_file = models.FileField(
+        storage=inbound_media_storage, upload_to="inbound", max_length=300, blank=True, default="", db_default=""
+    )
+    media_content_type = models.CharField(max_length=100, blank=True, default="", db_default="")
+    media_size = models.PositiveIntegerField(null=True, blank=True)
+    button_payload = models.CharField(
+        max_length=256, blank=True, default="", db_default="",
+        help_text="The stable id of the button or list row tapped (or a template button's payload).",
+    )
+    reply_to = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replies", db_index=False,
+        help_text="Our message the customer answered (WhatsApp's reply context).",
+    )
+    metadata = models.JSONField(default=dict, blank=True, db_default=models.Value({}, output_field=models.JSONField()))
     created_at = models.DateTimeField(default=now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -72,6 +113,11 @@ class Message(models.Model):
             models.Index(fields=["company", "-created_at"], name="message_company_created"),
             models.Index(fields=["contact", "-created_at"], name="message_contact_created"),
             models.Index(fields=["lead", "-created_at"], name="message_lead_created"),
+            # Sequences and AI routing branch on the button a customer tapped.
+            models.Index(
+                fields=["company", "button_payload"], condition=~Q(button_payload=""), name="message_button_payload"
+            ),
+            models.Index(fields=["reply_to"], condition=Q(reply_to__isnull=False), name="message_reply_to"),
         ]
         constraints = [
             models.UniqueConstraint(

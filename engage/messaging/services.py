@@ -163,7 +163,8 @@ def message_send(
         to_email=contact.email,
         to_name=contact.name,
         subject=message.subject,
-        options=options or {},
+        # The channel decides with them too (email: marketing needs a postal address; Feedback-ID).
+        options={"agent_type": agent_type, "message_type": message_type, **(options or {})},
     )
     is_ai = agent_type in AI_AGENT_TYPES
     try:

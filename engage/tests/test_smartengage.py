@@ -208,7 +208,7 @@ def test_bulk_calls_the_model_concurrently_and_counts(seeded, fake_openai, setti
     # then the three calls were in flight together, and the counts add up
     assert in_flight["most"] == 3
     assert result.as_dict() | {"duration_seconds": 0} == {
-        "total_eligible": 4, "sent": 3, "failed": 0, "skipped": 1, "rendered": 0, "duration_seconds": 0
+        "total_eligible": 4, "sent": 3, "failed": 0, "skipped": 1, "rendered": 0, "queued": 0, "duration_seconds": 0
     }
     assert len(fake_openai.requests) == 3
     assert Message.objects.filter(status="sent").count() == 3

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
 import json
 import threading
 import uuid
@@ -99,6 +100,8 @@ class FakeHttpProvider:
         self._lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
         self.failures: deque[tuple[int, dict[str, Any]]] = deque()
+        # Files the provider holds: media id (Graph API) or media path (Twilio) -> (content type, bytes).
+        self.media: dict[str, tuple[str, bytes]] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"fake-{self.name}", daemon=True)
@@ -119,6 +122,7 @@ class FakeHttpProvider:
         with self._lock:
             self.requests.clear()
             self.failures.clear()
+            self.media.clear()
 
     def fail(self, *, status: int = 503, times: int = 1, body: dict[str, Any] | None = None) -> None:
         with self._lock:
@@ -139,13 +143,17 @@ class FakeHttpProvider:
                 body = self.rfile.read(length) if length else b""
                 with provider._lock:
                     failure = provider.failures.popleft() if provider.failures else None
+                content_type = "application/json"
                 if failure is not None:
                     status, payload = failure
                 else:
-                    status, payload = provider.answer(self.command, self.path, dict(self.headers), body)
+                    answer = provider.answer(self.command, self.path, dict(self.headers), body)
+                    status, payload = answer[0], answer[1]
+                    if len(answer) > 2:  # a file: (status, bytes, content type)
+                        content_type = answer[2]
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -156,9 +164,20 @@ class FakeHttpProvider:
 
 
 class FakeTwilio(FakeHttpProvider):
+    """Messages.create, and GET of an MMS's MediaUrl (`.media[path] = (content type, bytes)`, basic auth)."""
+
     name = "twilio"
 
     def answer(self, method, path, headers, body):
+        if method == "GET" and "/Media/" in path:
+            with self._lock:
+                self.requests.append({"method": method, "path": path, "authorization": headers.get("Authorization", "")})
+                media = self.media.get(path)
+            if not headers.get("Authorization", "").startswith("Basic "):
+                return 401, {"code": 20003, "message": "Authenticate"}
+            if media is None:
+                return 404, {"code": 20404, "message": "Not found"}
+            return 200, media[1], media[0]
         form = {key: values[0] for key, values in parse_qs(body.decode()).items()}
         sid = f"SM{uuid.uuid4().hex}"
         with self._lock:
@@ -181,9 +200,14 @@ class FakeTwilio(FakeHttpProvider):
 
 
 class FakeGraphApi(FakeHttpProvider):
+    """POST /{version}/{phone_number_id}/messages; GET /{version}/{media id} (the media's description and a
+    download URL on this server) and GET /download/{media id} (the bytes), for `.media[id] = (type, bytes)`."""
+
     name = "graph-api"
 
     def answer(self, method, path, headers, body):
+        if method == "GET":
+            return self._media_answer(path, headers)
         try:
             payload = json.loads(body or b"{}")
         except ValueError:
@@ -194,6 +218,31 @@ class FakeGraphApi(FakeHttpProvider):
             "messaging_product": "whatsapp",
             "contacts": [{"input": payload.get("to"), "wa_id": payload.get("to")}],
             "messages": [{"id": f"wamid.{uuid.uuid4().hex}"}],
+        }
+
+    def _media_answer(self, path: str, headers: dict[str, str]):
+        with self._lock:
+            self.requests.append({"method": "GET", "path": path, "authorization": headers.get("Authorization", "")})
+        if not headers.get("Authorization", "").startswith("Bearer "):
+            return 401, {"error": {"message": "Invalid OAuth access token", "code": 190}}
+        parts = urlsplit(path).path.strip("/").split("/")
+        if parts[0] == "download":
+            media = self.media.get(parts[1]) if len(parts) > 1 else None
+            if media is None:
+                return 404, {"error": {"message": "gone", "code": 100}}
+            return 200, media[1], media[0]
+        media_id = parts[-1]
+        media = self.media.get(media_id)
+        if media is None:
+            return 400, {"error": {"message": "Unsupported get request.", "code": 100, "error_subcode": 33}}
+        content_type, content = media
+        return 200, {
+            "messaging_product": "whatsapp",
+            "url": f"{self.url}/download/{media_id}",
+            "mime_type": content_type,
+            "sha256": hashlib.sha256(content).hexdigest(),
+            "file_size": len(content),
+            "id": media_id,
         }
 
 

@@ -17,7 +17,11 @@ pytestmark = pytest.mark.django_db
 
 DAILY = "smartengage: daily campaigns"
 MIGRATION = importlib.import_module("engage.migrations.0018_default_periodic_tasks")
-MIGRATIONS = [MIGRATION, importlib.import_module("engage.migrations.0020_housekeeping_schedule")]
+MIGRATIONS = [
+    MIGRATION,
+    importlib.import_module("engage.migrations.0020_housekeeping_schedule"),
+    importlib.import_module("channels_app.migrations.0007_email_bounces_schedule"),
+]
 
 
 def migration_forward() -> None:

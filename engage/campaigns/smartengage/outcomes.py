@@ -34,6 +34,7 @@ Reason = CampaignRecipient.Reason
 
 
 SENT, FAILED, SKIPPED, DRY_RUN = "sent", "failed", "skipped", "dry_run"
+QUEUED = "queued"  # sent by another process that had not finished when the bulk send returned
 
 
 @dataclass
@@ -70,6 +71,7 @@ class BulkResult:
     failed: int = 0
     skipped: int = 0
     rendered: int = 0
+    queued: int = 0
     duration_seconds: float = 0.0
     outcomes: list[ReminderOutcome] = field(default_factory=list)
 
@@ -83,6 +85,8 @@ class BulkResult:
             self.skipped += 1
         elif outcome.status == DRY_RUN:
             self.rendered += 1
+        elif outcome.status == QUEUED:
+            self.queued += 1
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +95,7 @@ class BulkResult:
             "failed": self.failed,
             "skipped": self.skipped,
             "rendered": self.rendered,
+            "queued": self.queued,
             "duration_seconds": round(self.duration_seconds, 3),
         }
 

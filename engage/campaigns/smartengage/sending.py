@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.utils import timezone
@@ -20,7 +22,7 @@ from crm.models import Contact, Event
 from engage.campaigns.models import CampaignRecipient, CampaignRun
 from engage.campaigns.runs import campaign_run_counts_refresh
 from engage.campaigns.smartengage.intents import QueuedReminder
-from engage.campaigns.smartengage.outcomes import AGENT_TYPE, FAILED, MESSAGE_TYPE, ReminderOutcome
+from engage.campaigns.smartengage.outcomes import AGENT_TYPE, FAILED, MESSAGE_TYPE, QUEUED, ReminderOutcome
 from engage.ledger.models import Job
 from engage.ledger.registry import JobPermanentError
 from engage.ledger.services import job_execute
@@ -119,7 +121,7 @@ def message_send_queued(
         to_email=queued.to_email,
         to_name=queued.to_name,
         subject=queued.subject,
-        options={},
+        options={"agent_type": agent_type, "message_type": message_type},
     )
     is_ai = agent_type in AI_AGENT_TYPES
     try:
@@ -262,13 +264,32 @@ def reminder_send_queued(*, item: QueuedReminder) -> ReminderOutcome:
     outcome = item.outcome
     ran = job_execute(job_id=item.job_id, worker=f"smartengage:{item.plan.correlation_id}")
     outcome.message_id = item.message.pk
+    if ran == "skipped":
+        # A worker claimed the job first: its send is this message's one send. Count what it did,
+        # once it is done, not the queued state it was in.
+        _wait_for_other_sender(job_id=item.job_id)
     if ran != "completed":
-        # Failed (the ledger retries it), dead, or taken by a worker first: ask the message.
+        # Failed (the ledger retries it), dead, or sent by the worker that took it: ask the message.
         item.message.refresh_from_db(fields=["status", "error"])
-        if item.message.status in (Message.Status.QUEUED, Message.Status.FAILED):
+        if item.message.status == Message.Status.FAILED or (
+            item.message.status == Message.Status.QUEUED and ran != "skipped"
+        ):
             outcome.status = FAILED
             outcome.error = item.message.error or "The send did not complete; the job retries it."
+        elif item.message.status == Message.Status.QUEUED:
+            # Still with the other process after the wait: neither sent nor failed yet.
+            outcome.status = QUEUED
+            outcome.error = "Another process is sending it."
     return outcome
+
+
+def _wait_for_other_sender(*, job_id: int) -> None:
+    """Wait (SMARTENGAGE_SEND_WAIT_SECONDS at most) until no process holds the job any more."""
+    deadline = time.monotonic() + float(settings.SMARTENGAGE_SEND_WAIT_SECONDS)
+    pause = 0.05
+    while Job.objects.filter(pk=job_id, status=Job.Status.PROCESSING).exists() and time.monotonic() < deadline:
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
 
 
 def smartengage_job_send(*, job: Job) -> dict[str, Any]:
