@@ -130,9 +130,12 @@ def test_an_answer_the_safety_filter_rejects_is_replaced_by_the_fallback(fake_op
 
     assert result.outcome == AISession.Outcome.REJECTED
     assert result.text == BENGALI_FALLBACK
-    assert result.reason == "Contains banned phrase: গ্যারান্টি"
+    # every reason is reported, not the first only: the banned phrase and the made-up guarantee
+    assert result.reason.startswith("Contains banned phrase: গ্যারান্টি; A guarantee or refund promise")
     session = AISession.objects.get()
     assert (session.response_text, session.final_text) == (rejected, BENGALI_FALLBACK)
+    assert [reason["code"] for reason in session.safety["reasons"]] == ["banned_phrase", "unapproved_guarantee"]
+    assert session.safety["moderation"]["is_called"] and not session.safety["moderation"]["flagged"]
 
 
 def test_a_company_that_switched_the_safety_filter_off_gets_the_answer_unchecked(fake_openai, company):
