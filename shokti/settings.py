@@ -294,6 +294,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # /api/safety/check takes four of the channels: its own enum name beside crm's Channel.
+    "ENUM_NAME_OVERRIDES": {"ChannelEnum": "crm.models.Channel", "SafetyCheckChannelEnum": "engage.ai.services.CHECK_CHANNELS"},
 }
 
 # --- AI ---------------------------------------------------------------------

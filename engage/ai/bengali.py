@@ -7,7 +7,6 @@ writes them back the same way, never ISO dates or Latin digits inside Bengali te
 from __future__ import annotations
 
 import datetime as dt
-import re
 from decimal import Decimal
 
 from engage.ai.normalize import bengali_digits

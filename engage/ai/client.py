@@ -294,7 +294,7 @@ def _backoff(error: openai.OpenAIError, attempt: int) -> float:
             continue
         if 0 <= value <= 60:
             return value
-    return min(8.0, 0.5 * 2**attempt) * (0.75 + random.random() / 2)  # noqa: S311 (jitter, not security)
+    return min(8.0, 0.5 * 2**attempt) * (0.75 + random.random() / 2)
 
 
 def _call(prepared: _Prepared) -> _CallOutcome:
@@ -539,3 +539,33 @@ def ai_generate_start(*, requests: Sequence[GenerationRequest]) -> GenerationBat
     prepared = [_prepare(request, memo) for request in requests]
     pool = _bulk_pool()
     return GenerationBatch(prepared, [pool.submit(_call, item) for item in prepared])
+
+
+def ai_text_judge(*, company: Company, text: str, message_type: str) -> tuple[list, dict[str, Any]]:
+    """The model-side checks of a text that is not the model's (the safety API): the moderation endpoint
+    and the tone judge as a send would run them on a model's text, within the company's time budget.
+    Returns (reasons, the records as AISession.safety keeps them); nothing without a key."""
+    config = ai_config_for(company=company)
+    api_key = config.api_key or settings.OPENAI_API_KEY or ""
+    if not api_key:
+        return [], {}
+    prepared = _Prepared(
+        request=GenerationRequest(company=company, agent_type="sales", purpose="safety_check", messages=[],
+                                  message_type=message_type),
+        model=config.model or settings.OPENAI_MODEL, temperature=config.temperature, max_tokens=config.max_tokens,
+        api_key=api_key, base_url=config.api_base_url or settings.OPENAI_BASE_URL or None, policy=None, fallback="",
+        time_budget=float(config.time_budget_seconds or getattr(settings, "AI_TIME_BUDGET_SECONDS", 15.0)),
+        is_moderation_enabled=config.is_moderation_enabled,
+        is_tone_judge_enabled=config.is_tone_judge_enabled and message_type in TONE_JUDGE_TYPES,
+    )
+    client = _sdk_client(prepared.base_url, api_key, float(settings.OPENAI_TIMEOUT_SECONDS), 0, _max_in_flight())
+    outcome = _CallOutcome(text=text)
+    _judge_by_model(prepared, client, outcome, time.monotonic() + prepared.time_budget)
+    reasons = [*(outcome.moderation.reasons() if outcome.moderation else []),
+               *(outcome.tone.reasons() if outcome.tone else [])]
+    records: dict[str, Any] = {}
+    if outcome.moderation is not None:
+        records["moderation"] = outcome.moderation.as_dict()
+    if outcome.tone is not None:
+        records["tone"] = outcome.tone.as_dict()
+    return reasons, records

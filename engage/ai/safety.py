@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.db.models import Q
 from jinja2 import TemplateError
@@ -191,6 +191,52 @@ def _form_reasons(text: str, *, policy: SafetyPolicy, channel: str, locale: str,
     return reasons
 
 
+NAME_STAND_IN = "গ্রাহক"
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_pattern(name: str) -> re.Pattern | None:
+    words = sorted({word for word in re.split(r"[\s,.;]+", name) if len(word) >= 2}, key=len, reverse=True)
+    if not words:
+        return None
+    return re.compile("|".join(re.escape(word) for word in words), re.IGNORECASE)
+
+
+def _without_recipient_name(text: str, name: str) -> str:
+    """`text` with the recipient's own name replaced by a neutral word: their name is never a violation
+    (a customer called "Allah Rakha" is greeted by name), and texts that differ only by it judge alike."""
+    pattern = _name_pattern(name) if name else None
+    return pattern.sub(NAME_STAND_IN, text) if pattern is not None else text
+
+
+@functools.lru_cache(maxsize=4096)
+def _content_reasons(
+    masked: str, policy: SafetyPolicy, context: SafetyContext, draft: str | None, link_present: bool
+) -> tuple[SafetyReason, ...]:
+    """The checks that depend only on the text (recipient's name masked), the policy and the claims context:
+    cached, so the same approved fallback for a whole campaign is judged once (its link and name aside)."""
+    folded = fold(masked)
+    reasons: list[SafetyReason] = []
+    reasons += moderation.moderation_offline(masked, folded=folded)
+    reasons += checks.check_credentials(masked)
+    reasons += checks.check_self_talk(masked, folded=folded)
+    reasons += checks.check_prompt_leak(masked, folded=folded, instructions=context.instructions)
+    reasons += checks.check_recipient(masked, context=context)
+    reasons += checks.check_placeholders(masked)
+    reasons += checks.check_markup(masked)
+    reasons += checks.check_invisible(masked)
+    hosts = _link_hosts(policy)
+    reasons += links.links_judge(text=masked, allowed_hosts=hosts)
+    if draft is not None:
+        reasons += links.links_judge(text=draft.replace(LINK_PLACEHOLDER, " "), allowed_hosts=hosts)
+    reasons += claims.check_claims(masked, context=context)
+    reasons += checks.check_shouting(masked, promo_codes=context.promo_codes)
+    reasons += tone.tone_offline(masked, folded=folded, message_type=context.message_type)
+    if context.message_type == "coaching":
+        reasons += checks.check_customer_details(masked)
+    return tuple(reasons)
+
+
 def safety_check(
     *,
     text: str,
@@ -218,8 +264,8 @@ def safety_check(
         return SafetyVerdict.of([SafetyReason("empty", "Empty message.")])
     context = (context or SafetyContext()).with_recipient(phone=recipient_phone, email=recipient_email)
     unlinked = text.replace(link, " ") if link else text
-    folded = fold(unlinked)
-    reasons = _form_reasons(text, policy=policy, channel=channel, locale=locale, unlinked=unlinked)
+    masked = _without_recipient_name(unlinked, context.recipient_name)
+    reasons = _form_reasons(text, policy=policy, channel=channel, locale=locale, unlinked=masked)
     details: dict = {}
     if channel == Channel.SMS:
         details["segments"] = sms_segments(text)
@@ -231,23 +277,8 @@ def safety_check(
             reasons.append(SafetyReason("missing_required_link", f"Missing the required link {policy.required_link}"))
     elif link and link not in text:
         reasons.append(SafetyReason("missing_link", "Missing the message's booking link."))
-    reasons += moderation.moderation_offline(unlinked, folded=folded)
-    reasons += checks.check_credentials(unlinked)
-    reasons += checks.check_self_talk(unlinked, folded=folded)
-    reasons += checks.check_prompt_leak(unlinked, folded=folded, instructions=context.instructions)
-    reasons += checks.check_recipient(unlinked, context=context)
-    reasons += checks.check_placeholders(unlinked)
-    reasons += checks.check_markup(unlinked)
-    reasons += checks.check_invisible(text)
-    hosts = _link_hosts(policy)
-    reasons += links.links_judge(text=text, allowed_hosts=hosts, own_links=[link] if link else [])
-    if draft is not None:
-        reasons += links.links_judge(text=draft.replace(LINK_PLACEHOLDER, " "), allowed_hosts=hosts)
-    reasons += claims.check_claims(unlinked, context=context)
-    reasons += checks.check_shouting(unlinked, promo_codes=context.promo_codes)
-    reasons += tone.tone_offline(unlinked, folded=folded, message_type=context.message_type)
-    if context.message_type == "coaching":
-        reasons += checks.check_customer_details(unlinked)
+    content_context = replace(context, recipient_phone="", recipient_email="")
+    reasons += _content_reasons(masked, policy, content_context, draft, bool(link))
     return SafetyVerdict.of(reasons, details)
 
 

@@ -14,7 +14,7 @@ from engage.services.ai_reply import followup_schedule
 from engage.services.conversation import (
     conversation_messages,
     lead_reply_skip_reason,
-    system_prompt_build,
+    system_prompt_parts,
 )
 from engage.services.messages import message_send
 
@@ -41,11 +41,14 @@ def followup_send(*, job: Job, lead_id: int, inbound_message_id: int, number: in
         if number > config.followup_max:
             return {"stopped": "max_reached"}
         inbound_text = Message.objects.filter(pk=inbound_message_id).values_list("body", flat=True).first() or ""
-        system = system_prompt_build(lead=lead, config=config, query_text=inbound_text, instruction=FOLLOWUP_INSTRUCTION)
+        system = system_prompt_parts(
+            lead=lead, config=config, query_text=inbound_text, instruction=FOLLOWUP_INSTRUCTION
+        )
         result = ai_generate(
             company=lead.company, agent_type="sales", purpose="followup",
-            messages=[{"role": "system", "content": system}, *conversation_messages(lead=lead)],
+            messages=[{"role": "system", "content": system.text}, *conversation_messages(lead=lead)],
             message_type="followup", locale=lead.contact.locale, channel=channel, contact=lead.contact, lead=lead,
+            safety_context=system.safety_context(),
         )
         if not result.is_sendable:
             # Not even the approved fallback passes the filter: the chain stops (the reason is on the AISession).

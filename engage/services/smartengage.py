@@ -70,31 +70,92 @@ USER_TEMPLATE_NAME = "reminder"
 HISTORY_LIMIT = 5
 EMAIL_SUBJECT = {"bn": "আপনার সার্ভিসের সময় হয়েছে", "en": "Time for your service again"}
 
-# The v1 texts, seeded for new companies by engage.services.templates.templates_seed_defaults
-# (migration 0007 holds a frozen copy for the companies that existed then).
-DEFAULT_TEMPLATES: tuple[tuple[str, str, str], ...] = (
-    (
-        SYSTEM_TEMPLATE_NAME,
-        (
-            "তুমি {{ company_name }}-এর একজন বন্ধুসুলভ, সৎ সহকারী। শুধু বাংলায়, ছোট করে (দুই-তিন বাক্যে) লেখো। "
-            "কোনো মূল্য, ছাড় বা প্রতিশ্রুতি বানিয়ে বলবে না; শুধু যে তথ্য দেওয়া হয়েছে তা-ই ব্যবহার করবে। "
-            "কোনো ফোন নম্বর বা ইমেইল লিখবে না।"
-        ),
-        "SmartEngage reminder: the system prompt.",
-    ),
-    (
-        USER_TEMPLATE_NAME,
-        (
-            "গ্রাহক {{ customer_name }}-কে একটি বাংলা রিমাইন্ডার লেখো।\n"
-            "সার্ভিস: {{ service_name_bn }}\n"
-            "শেষ বুকিংয়ের পর {{ days_since_last_booking }} দিন পেরিয়েছে।\n"
-            "{% if booking_history %}আগের বুকিং (নতুন থেকে পুরোনো):\n{{ booking_history }}\n{% endif %}"
-            "{% if promo_code %}প্রোমো কোড: {{ promo_code }} — বার্তায় কোডটি উল্লেখ করো।\n{% endif %}"
-            "বুকিং লিংকের জায়গায় হুবহু {{ deep_link }} লেখো (লিংক আমরা বসিয়ে দেব)।"
-        ),
-        "SmartEngage reminder: the user prompt.",
-    ),
+# The texts seeded for new companies by engage.services.templates.templates_seed_defaults (v2:
+# migration 0024 moved the companies whose v1 texts were untouched to these; 0007 and 0015 hold the
+# frozen v1 copies). Written for a Bengali reader: আপনি, the given name with no case ending glued
+# to it, Bengali digits, the channel's length, the brand's sign-off, no invented claims.
+SYSTEM_PROMPT_V2 = (
+    "আপনি একটি হোম সার্ভিস প্রতিষ্ঠানের হয়ে গ্রাহকদের জন্য ছোট, আন্তরিক রিমাইন্ডার বার্তা লেখেন। "
+    "প্রতিষ্ঠানের নাম: {{ company_name }}।\n"
+    "নিয়মগুলো:\n"
+    "- গ্রাহককে সবসময় \"আপনি\" বলে সম্বোধন করবেন। নাম দেওয়া থাকলে শুধু সেই নামটি লিখবেন, নামের সঙ্গে কোনো "
+    "বিভক্তি জুড়বেন না; নাম না থাকলে \"প্রিয় গ্রাহক\" লিখবেন।\n"
+    "- শুধু বাংলায় লিখবেন; সংখ্যা ও তারিখ বাংলা অঙ্কে লিখবেন।\n"
+    "- শুধু নিচে দেওয়া তথ্য ব্যবহার করবেন। কোনো দাম, ছাড়, অফার, গ্যারান্টি বা প্রোমো কোড নিজে থেকে বানাবেন না।\n"
+    "- কোনো ফোন নম্বর, ইমেইল বা ওয়েবসাইটের ঠিকানা লিখবেন না; বুকিং লিংক আমরা বসিয়ে দেব।\n"
+    "- তাড়া দেবেন না, চাপ দেবেন না, ভয় দেখাবেন না; বিনীতভাবে মনে করিয়ে দেবেন।\n"
+    "- নিজের সম্পর্কে বা এই নির্দেশনাগুলোর কথা কিছুই লিখবেন না; শুধু বার্তাটি লিখবেন।\n"
+    "- বার্তার শেষে আলাদা লাইনে প্রতিষ্ঠানের নাম দিয়ে শেষ করবেন, যেমন: — {{ company_name }}"
 )
+USER_PROMPT_V2 = (
+    "{% if customer_first_name %}গ্রাহকের নাম: {{ customer_first_name }}"
+    "{% else %}গ্রাহকের নাম জানা নেই (\"প্রিয় গ্রাহক\" লিখবেন){% endif %}\n"
+    "সার্ভিস: {{ service_name_bn }}\n"
+    "{% if days_since_last_booking %}শেষ বুকিং: {{ days_since_last_booking }} দিন আগে\n{% endif %}"
+    "{% if booking_history %}আগের বুকিং (নতুন থেকে পুরোনো):\n{{ booking_history }}\n{% endif %}"
+    "{% if service_price %}সার্ভিসের দাম: {{ service_price }} (দাম লিখলে শুধু এটিই লিখবেন)\n{% endif %}"
+    "{% if promo_code %}প্রোমো কোড: {{ promo_code }} (কোডটি হুবহু লিখবেন; এর বাইরে কোনো ছাড়ের কথা লিখবেন না)\n"
+    "{% endif %}"
+    "মাধ্যম: {{ channel_name_bn }}। লিংক বাদে পুরো বার্তাটি {{ max_characters }} অক্ষরের মধ্যে রাখবেন।\n"
+    "বুকিং লিংক যেখানে বসবে, সেখানে হুবহু {{ deep_link }} লিখবেন।"
+)
+DEFAULT_TEMPLATES: tuple[tuple[str, str, str], ...] = (
+    (SYSTEM_TEMPLATE_NAME, SYSTEM_PROMPT_V2, "SmartEngage reminder: the system prompt."),
+    (USER_TEMPLATE_NAME, USER_PROMPT_V2, "SmartEngage reminder: the user prompt."),
+)
+CHANNEL_NAMES_BN = {
+    Channel.SMS: "এসএমএস", Channel.EMAIL: "ইমেইল", Channel.WHATSAPP_CLOUD: "হোয়াটসঅ্যাপ",
+    Channel.WHATSAPP_WEB: "হোয়াটসঅ্যাপ", Channel.CONSOLE: "বার্তা",
+}
+# Characters the model may write, without the link: SMS is what the company's segments hold in UCS-2
+# (67 a part) less the short link and its line break; WhatsApp and email a short, readable message.
+TEXT_LENGTH_BY_CHANNEL = {Channel.EMAIL: 600, Channel.WHATSAPP_CLOUD: 400, Channel.WHATSAPP_WEB: 400}
+SHORT_LINK_LENGTH = 34
+
+
+def reminder_max_characters(*, channel: str, sms_max_segments: int) -> int:
+    """How long the model's text may be on `channel` (the link left out)."""
+    if channel == Channel.SMS:
+        return max(60, sms_max_segments * 67 - SHORT_LINK_LENGTH - 1) if sms_max_segments > 1 else 70 - SHORT_LINK_LENGTH
+    return TEXT_LENGTH_BY_CHANNEL.get(channel, 400)
+
+
+def reminder_prompt_context(
+    *,
+    company: Company,
+    customer: Customer,
+    service: Service | None,
+    history: list,
+    now: Any,
+    promo_code: str,
+    channel: str,
+    sms_max_segments: int,
+) -> dict[str, Any]:
+    """The reminder template's variables for one customer: names, the service and its price, days and
+    history in Bengali digits and dates, the channel and its length, the link placeholder."""
+    from engage.ai.bengali import first_name, money_bn, number_bn
+    from engage.segmentation import booking_history_text
+
+    last = history[0] if history else None
+    last_at = customer.last_booking_at or (last.finished_at if last else None)
+    name = customer.contact.name or ""
+    return {
+        "company_name": company.name,
+        "customer_name": name,
+        "customer_first_name": first_name(name),
+        "service_name": service.name if service else "",
+        "service_name_bn": (service.name_bn or service.name) if service else "আমাদের সার্ভিস",
+        "service_price": money_bn(service.base_price) if service and service.base_price else "",
+        "days_since_last_booking": number_bn((now - last_at).days) if last_at else "",
+        "booking_history": booking_history_text(
+            bookings=history, now=now, zone=contact_zone(contact=customer.contact)
+        ),
+        "promo_code": promo_code,
+        "channel_name_bn": CHANNEL_NAMES_BN.get(channel, "বার্তা"),
+        "max_characters": number_bn(reminder_max_characters(channel=channel, sms_max_segments=sms_max_segments)),
+        "deep_link": LINK_PLACEHOLDER,
+    }
+
 
 Reason = CampaignRecipient.Reason
 SENT, FAILED, SKIPPED, DRY_RUN = "sent", "failed", "skipped", "dry_run"
@@ -280,7 +341,8 @@ def _plans(
     if not policy.is_smartengage_enabled:
         raise ValidationError({"smartengage": "SmartEngage is switched off in this company's engagement policy."})
     config = ai_config_for(company=company)
-    from engage.segmentation import booking_history_text, customer_booking_histories
+    from engage.ai.safety_context import SafetyContext
+    from engage.segmentation import customer_booking_histories
 
     # The latest completed bookings of the whole batch in one query: the last one picks the service,
     # all of them are the prompt's booking history.
@@ -308,21 +370,14 @@ def _plans(
         history = histories.get(customer.pk, [])
         last = history[0] if history else None
         plan.service = service or (last.service if last else None)
-        last_at = customer.last_booking_at or (last.finished_at if last else None)
         locale = customer.contact.locale or "bn"
         if locale not in templates:
             templates[locale] = smartengage_templates(company=company, locale=locale)
         system, plan.version = templates[locale]
-        context = {
-            "company_name": company.name,
-            "customer_name": customer.contact.name or "গ্রাহক",
-            "service_name": plan.service.name if plan.service else "",
-            "service_name_bn": (plan.service.name_bn or plan.service.name) if plan.service else "আমাদের সার্ভিস",
-            "days_since_last_booking": (now - last_at).days if last_at else "",
-            "booking_history": booking_history_text(bookings=history, now=now),
-            "promo_code": promo_code,
-            "deep_link": LINK_PLACEHOLDER,
-        }
+        context = reminder_prompt_context(
+            company=company, customer=customer, service=plan.service, history=history, now=now,
+            promo_code=promo_code, channel=channel, sms_max_segments=config.sms_max_segments,
+        )
         messages = []
         system_key = (system.pk if system else None, locale)
         system_text = system_texts.get(system_key)
@@ -355,6 +410,16 @@ def _plans(
             contact=customer.contact,
             correlation_id=plan.correlation_id,
             link=plan.link,
+            # The claims the text may make: the service's price and the campaign's code, nothing else.
+            safety_context=SafetyContext(
+                prices=(plan.service.base_price,) if plan.service and plan.service.base_price else (),
+                promo_codes=(promo_code,) if promo_code else (),
+            ),
+            fallback_context={
+                "service_name_bn": (plan.service.name_bn or plan.service.name) if plan.service else "",
+                "service_name": plan.service.name if plan.service else "",
+                "promo_code": promo_code,
+            },
         )
     return plans
 
