@@ -19,6 +19,14 @@ from channels_app.base import ChannelAdapter, ChannelError, OutboundMessage, Sen
 from channels_app.registry import register
 
 HREF = re.compile(r'href="(https?://[^"]+)"', re.IGNORECASE)
+URL = re.compile(r"https?://\S+")
+
+
+def _is_mostly_bengali(text: str) -> bool:
+    """At least half the letters (links left out) are Bengali."""
+    letters = [character for character in URL.sub(" ", text) if character.isalpha()]
+    bengali = sum(1 for character in letters if "\u0980" <= character <= "\u09ff")
+    return bool(letters) and bengali * 2 >= len(letters)
 
 
 @register
@@ -57,6 +65,8 @@ class EmailAdapter(ChannelAdapter):
             "unsubscribe_url": unsubscribe_link,
             "open_pixel_url": tracking.open_url(**claims),
             "to_name": message.to_name,
+            # Bengali mail gets a Bengali unsubscribe line.
+            "is_bengali": _is_mostly_bengali(message.body),
         }
         email = EmailMultiAlternatives(
             subject=message.subject or self.settings.get("default_subject", ""),

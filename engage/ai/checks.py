@@ -98,6 +98,7 @@ GREETING = re.compile(
     r"[ \t]+((?:[^\s,।!?:;.()\-–—]+[ \t]*){1,4}?)[ \t]*(?:[,!:\n—–]|-\s|$)",
     re.IGNORECASE,
 )
+TITLE_DOT = re.compile(r"\b(Mr|Mrs|Ms|Dr|Md|Engr)\.\s*", re.IGNORECASE)
 HONORIFIC_NAME = re.compile(r"^\s*([^\s,।!?]{2,30})\s+(?:ভাই|আপা|আপু|সাহেব|ভাইয়া|bhai|apa|vai|bhaiya)\b", re.IGNORECASE)
 NON_NAMES = frozenset(fold_phrase(word) for word in (
     "from", "and", "to", "the", "we", "it", "this", "our", "your", "you", "a", "an", "of", "for", "with", "at",
@@ -151,6 +152,8 @@ def check_recipient(text: str, *, context: SafetyContext) -> list[SafetyReason]:
     """A greeting that names someone other than the recipient ("Dear Karim" to Rumana)."""
     recipient_words = [word for word in re.split(r"[\s.,]+", context.recipient_name) if len(word) > 1]
     brand_words = {fold_phrase(word) for word in context.brand.split()}
+    # "Mr. Hasan": the abbreviation's dot is not the end of the greeting.
+    text = TITLE_DOT.sub(r"\1 ", text)
     candidates = [match.group(1) for match in GREETING.finditer(text)]
     honorific = HONORIFIC_NAME.match(text)
     if honorific:

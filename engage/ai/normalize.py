@@ -74,6 +74,13 @@ def is_invisible(character: str) -> bool:
     return unicodedata.category(character) == "Cf"
 
 
+@functools.cache
+def _format_characters() -> re.Pattern:
+    """Every format (Cf) character, as one character class: scanning a text is one regex search."""
+    characters = "".join(chr(code) for code in range(0x110000) if unicodedata.category(chr(code)) == "Cf")
+    return re.compile("[" + re.escape(characters) + "]")
+
+
 def invisible_characters(text: str) -> list[tuple[int, str]]:
     """(position, character) of each invisible character that is not a legitimate joiner.
 
@@ -81,9 +88,8 @@ def invisible_characters(text: str) -> list[tuple[int, str]]:
     are written; anywhere else, and every bidi control, is something a reader cannot see.
     """
     found = []
-    for index, character in enumerate(text):
-        if not is_invisible(character):
-            continue
+    for match in _format_characters().finditer(text):
+        index, character = match.start(), match.group(0)
         if character in (ZWJ, ZWNJ) and 0 < index < len(text) - 1:
             before, after = text[index - 1], text[index + 1]
             if (_is_bengali(before) and _is_bengali(after)) or (
@@ -96,7 +102,7 @@ def invisible_characters(text: str) -> list[tuple[int, str]]:
 
 
 def strip_invisible(text: str) -> str:
-    return "".join(character for character in text if not is_invisible(character))
+    return _format_characters().sub("", text)
 
 
 def _fold_characters(text: str) -> str:

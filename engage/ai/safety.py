@@ -221,7 +221,6 @@ def _content_reasons(
     reasons += checks.check_credentials(masked)
     reasons += checks.check_self_talk(masked, folded=folded)
     reasons += checks.check_prompt_leak(masked, folded=folded, instructions=context.instructions)
-    reasons += checks.check_recipient(masked, context=context)
     reasons += checks.check_placeholders(masked)
     reasons += checks.check_markup(masked)
     reasons += checks.check_invisible(masked)
@@ -277,9 +276,21 @@ def safety_check(
             reasons.append(SafetyReason("missing_required_link", f"Missing the required link {policy.required_link}"))
     elif link and link not in text:
         reasons.append(SafetyReason("missing_link", "Missing the message's booking link."))
-    content_context = replace(context, recipient_phone="", recipient_email="")
-    reasons += _content_reasons(masked, policy, content_context, draft, bool(link))
-    return SafetyVerdict.of(reasons, details)
+    # The content checks do not depend on who the recipient is (their name is masked): cached per text.
+    content_context = replace(context, recipient_name="", recipient_phone="", recipient_email="")
+    content = _content_reasons(masked, policy, content_context, draft, bool(link))
+    recipient = checks.check_recipient(masked, context=context)
+    return SafetyVerdict.of([*reasons, *_in_check_order(content, recipient)], details)
+
+
+def _in_check_order(content: tuple[SafetyReason, ...], recipient: list[SafetyReason]) -> list[SafetyReason]:
+    """The content reasons with the recipient's in its place (after prompt leaks, before placeholders)."""
+    if not recipient:
+        return list(content)
+    early = {"profanity", "insult", "threat", "sexual", "political", "religious", "credential_request",
+             "ai_self_talk", "prompt_leak"}
+    split = next((index for index, reason in enumerate(content) if reason.code not in early), len(content))
+    return [*content[:split], *recipient, *content[split:]]
 
 
 def reason_codes() -> dict[str, tuple[str, str]]:
