@@ -6,8 +6,9 @@ Every text of engage/ai/corpus/*.jsonl is judged offline exactly as a send would
 (`engage.ai.corpus.corpus_judge`: the draft before our link, the final text after). Per unsafe
 category: recall (share of its texts rejected for a reason of that category) and precision (of
 the texts rejected for a reason of that category, the share that are unsafe); over the safe texts:
-the false-alarm rate. Speed: milliseconds per text with every cache emptied before each pass (each
-text judged cold), mean and p95 over PASSES passes; and a campaign's approved fallback judged for
+the false-alarm rate. Speed: milliseconds per text with the text caches emptied before each pass (each
+text judged cold; the prompt's instructions stay cached, as one system prompt serves every message),
+mean and p95 over PASSES passes; and a campaign's approved fallback judged for
 1,000 customers with different names (the content checks are cached with the name masked).
 No database and no network: the module needs Django's settings only.
 """
@@ -34,10 +35,11 @@ CEILING_FALSE_ALARM_PERCENT = 2.0
 
 
 def _caches_clear() -> None:
-    from engage.ai import checks, claims, normalize, safety
+    """Forget every judged text (the prompt's instructions stay: one system prompt serves every message)."""
+    from engage.ai import claims, normalize, safety
 
-    for function in (normalize.fold, safety._content_reasons, safety.bengali_share, claims.claims_extract,
-                     checks._instruction_ngrams):
+    for function in (normalize.fold, normalize.fold_phrase, safety._content_reasons, safety.bengali_share,
+                     claims.claims_extract):
         function.cache_clear()
 
 
@@ -46,7 +48,6 @@ def measure() -> dict:
 
     django.setup()
     from engage.ai.corpus import CATEGORY_CODES, corpus_judge, corpus_load, is_caught
-
     from engage.ai.links import _extractor
 
     entries = corpus_load()

@@ -32,8 +32,10 @@ def _quote(value: str, limit: int = 60) -> str:
 # --- credentials, self-talk, prompt leaks ------------------------------------------------------------
 
 
-def check_credentials(text: str) -> list[SafetyReason]:
+def check_credentials(text: str, *, folded: str | None = None) -> list[SafetyReason]:
     """A sentence that asks for a PIN, OTP, password or card number, and does not warn against sharing one."""
+    if folded is not None and not lexicon("secrets").find(text, folded=folded):
+        return []  # no secret named anywhere: no sentence to look at
     for sentence in SENTENCE_SPLIT.split(text):
         folded = fold(sentence)
         secrets = lexicon("secrets").find(sentence, folded=folded)
@@ -148,10 +150,15 @@ def _salutation_words() -> frozenset[str]:
     return frozenset(fold_phrase(word) for word in lexicon_entries("salutations")) | NON_NAMES
 
 
+@functools.lru_cache(maxsize=256)
+def _brand_words(brand: str) -> frozenset[str]:
+    return frozenset(fold_phrase(word) for word in brand.split())
+
+
 def check_recipient(text: str, *, context: SafetyContext) -> list[SafetyReason]:
     """A greeting that names someone other than the recipient ("Dear Karim" to Rumana)."""
     recipient_words = [word for word in re.split(r"[\s.,]+", context.recipient_name) if len(word) > 1]
-    brand_words = {fold_phrase(word) for word in context.brand.split()}
+    brand_words = _brand_words(context.brand)
     # "Mr. Hasan": the abbreviation's dot is not the end of the greeting.
     text = TITLE_DOT.sub(r"\1 ", text)
     candidates = [match.group(1) for match in GREETING.finditer(text)]

@@ -163,6 +163,7 @@ def fold(text: str) -> str:
     return " " + " ".join(tokens + extra) + " "
 
 
+@functools.lru_cache(maxsize=8192)
 def fold_phrase(phrase: str) -> str:
     """A lexicon entry folded like a text, without the surrounding spaces."""
     folded = _fold_characters(phrase)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from django.db.models import Q
 from jinja2 import TemplateError
@@ -168,14 +168,16 @@ def _link_hosts(policy: SafetyPolicy) -> tuple[str, ...]:
     return (*hosts, required) if required and required not in hosts else hosts
 
 
-def _form_reasons(text: str, *, policy: SafetyPolicy, channel: str, locale: str, unlinked: str) -> list[SafetyReason]:
+def _form_reasons(
+    text: str, *, policy: SafetyPolicy, channel: str, locale: str, unlinked: str, details: dict
+) -> list[SafetyReason]:
     reasons = []
     folded_text = unlinked.casefold()
     for phrase in policy.banned_phrases:
         if phrase and phrase.casefold() in folded_text:
             reasons.append(SafetyReason("banned_phrase", f"Contains banned phrase: {phrase}"))
     if channel == Channel.SMS:
-        segments = sms_segments(text)
+        segments = details["segments"] = sms_segments(text)
         if segments > policy.sms_max_segments:
             reasons.append(SafetyReason(
                 "too_long", f"Too long for SMS: {segments} segments, at most {policy.sms_max_segments} allowed."
@@ -194,31 +196,32 @@ def _form_reasons(text: str, *, policy: SafetyPolicy, channel: str, locale: str,
 NAME_STAND_IN = "গ্রাহক"
 
 
-@functools.lru_cache(maxsize=4096)
-def _name_pattern(name: str) -> re.Pattern | None:
-    words = sorted({word for word in re.split(r"[\s,.;]+", name) if len(word) >= 2}, key=len, reverse=True)
-    if not words:
-        return None
-    return re.compile("|".join(re.escape(word) for word in words), re.IGNORECASE)
+NAME_SPLIT = re.compile(r"[\s,.;]+")
 
 
 def _without_recipient_name(text: str, name: str) -> str:
     """`text` with the recipient's own name replaced by a neutral word: their name is never a violation
     (a customer called "Allah Rakha" is greeted by name), and texts that differ only by it judge alike."""
-    pattern = _name_pattern(name) if name else None
-    return pattern.sub(NAME_STAND_IN, text) if pattern is not None else text
+    if not name:
+        return text
+    for word in sorted((word for word in NAME_SPLIT.split(name) if len(word) >= 2), key=len, reverse=True):
+        text = text.replace(word, NAME_STAND_IN)
+    return text
 
 
 @functools.lru_cache(maxsize=4096)
 def _content_reasons(
-    masked: str, policy: SafetyPolicy, context: SafetyContext, draft: str | None, link_present: bool
+    masked: str, policy: SafetyPolicy, message_type: str, prices: tuple, promo_codes: tuple, facts: str,
+    instructions: str, draft: str | None,
 ) -> tuple[SafetyReason, ...]:
     """The checks that depend only on the text (recipient's name masked), the policy and the claims context:
     cached, so the same approved fallback for a whole campaign is judged once (its link and name aside)."""
+    context = SafetyContext(message_type=message_type, prices=prices, promo_codes=promo_codes, facts=facts,
+                            instructions=instructions)
     folded = fold(masked)
     reasons: list[SafetyReason] = []
     reasons += moderation.moderation_offline(masked, folded=folded)
-    reasons += checks.check_credentials(masked)
+    reasons += checks.check_credentials(masked, folded=folded)
     reasons += checks.check_self_talk(masked, folded=folded)
     reasons += checks.check_prompt_leak(masked, folded=folded, instructions=context.instructions)
     reasons += checks.check_placeholders(masked)
@@ -264,10 +267,8 @@ def safety_check(
     context = (context or SafetyContext()).with_recipient(phone=recipient_phone, email=recipient_email)
     unlinked = text.replace(link, " ") if link else text
     masked = _without_recipient_name(unlinked, context.recipient_name)
-    reasons = _form_reasons(text, policy=policy, channel=channel, locale=locale, unlinked=masked)
     details: dict = {}
-    if channel == Channel.SMS:
-        details["segments"] = sms_segments(text)
+    reasons = _form_reasons(text, policy=policy, channel=channel, locale=locale, unlinked=masked, details=details)
     reasons += checks.check_contacts(
         unlinked, context=context, allowed_contact_details=policy.allowed_contact_details, region=policy.region
     )
@@ -277,8 +278,8 @@ def safety_check(
     elif link and link not in text:
         reasons.append(SafetyReason("missing_link", "Missing the message's booking link."))
     # The content checks do not depend on who the recipient is (their name is masked): cached per text.
-    content_context = replace(context, recipient_name="", recipient_phone="", recipient_email="")
-    content = _content_reasons(masked, policy, content_context, draft, bool(link))
+    content = _content_reasons(masked, policy, context.message_type, context.prices, context.promo_codes,
+                               context.facts, context.instructions, draft)
     recipient = checks.check_recipient(masked, context=context)
     return SafetyVerdict.of([*reasons, *_in_check_order(content, recipient)], details)
 

@@ -32,6 +32,8 @@ class SafetyContext:
 
     def with_recipient(self, *, phone: str = "", email: str = "") -> SafetyContext:
         """This context with the recipient's phone and email filled where they are empty."""
+        if (self.recipient_phone or not phone) and (self.recipient_email or not email):
+            return self
         return replace(self, recipient_phone=self.recipient_phone or phone, recipient_email=self.recipient_email or email)
 
 

@@ -5,16 +5,15 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
-from engage.ai.bengali import date_bn
-from engage.services.consent import contact_zone
 from django.core import mail
 from django.core.exceptions import ValidationError
 
 from crm.tests.factories import ServiceFactory
+from engage.ai.bengali import date_bn
 from engage.deeplinks import deeplink_verify
 from engage.models import AISession, Job, Message, PromptTemplateVersion
 from engage.policy import policy_get_or_create
+from engage.services.consent import contact_zone
 from engage.services.smartengage import (
     LINK_PLACEHOLDER,
     USER_TEMPLATE_NAME,
