@@ -205,7 +205,11 @@ def _without_recipient_name(text: str, name: str) -> str:
     if not name:
         return text
     for word in sorted((word for word in NAME_SPLIT.split(name) if len(word) >= 2), key=len, reverse=True):
-        text = text.replace(word, NAME_STAND_IN)
+        if word.isascii():
+            # A Latin name as a whole word only ("Ali" is not masked inside "Alive" or a link).
+            text = re.sub(rf"(?<![\w.\-/]){re.escape(word)}(?![\w.\-/])", NAME_STAND_IN, text, flags=re.IGNORECASE)
+        else:
+            text = text.replace(word, NAME_STAND_IN)  # a Bengali name keeps its case ending: রুমানাকে
     return text
 
 
