@@ -6,7 +6,7 @@ Every text of engage/ai/corpus/*.jsonl is judged offline exactly as a send would
 (`engage.ai.corpus.corpus_judge`: the draft before our link, the final text after). Per unsafe
 category: recall (share of its texts rejected for a reason of that category) and precision (of
 the texts rejected for a reason of that category, the share that are unsafe); over the safe texts:
-the false-alarm rate. Speed: milliseconds per text with the text caches emptied before each pass (each
+the false-alarm rate. Speed: milliseconds of CPU time per text (the wall clock mean beside it) with the text caches emptied before each pass (each
 text judged cold; the prompt's instructions stay cached, as one system prompt serves every message),
 mean and p95 over PASSES passes; and a campaign's approved fallback judged for
 1,000 customers with different names (the content checks are cached with the name masked).
@@ -56,12 +56,16 @@ def measure() -> dict:
     _extractor()("example.com")
     verdicts = {}
     timings: list[float] = []
+    walls: list[float] = []
     for _ in range(PASSES):
         _caches_clear()
         for index, entry in enumerate(entries):
-            started = time.perf_counter()
+            # CPU time of this thread: on 2 CPUs shared with other test suites, wall time mostly measures
+            # the wait for a CPU (the wall-clock mean is reported beside it).
+            started, wall = time.thread_time(), time.perf_counter()
             verdicts[index] = corpus_judge(entry)
-            timings.append((time.perf_counter() - started) * 1000)
+            timings.append((time.thread_time() - started) * 1000)
+            walls.append((time.perf_counter() - wall) * 1000)
     rows = []
     for category, codes in sorted(CATEGORY_CODES.items()):
         texts = [(entry, verdicts[index]) for index, entry in enumerate(entries)
@@ -82,6 +86,7 @@ def measure() -> dict:
         "rows": rows, "texts": len(entries), "safe": len(safe), "unsafe": len(unsafe),
         "false_alarms": len(alarms), "through": len(through),
         "ms_mean": statistics.fmean(timings), "ms_p95": statistics.quantiles(timings, n=20)[18],
+        "wall_ms_mean": statistics.fmean(walls),
         "fallback_ms": _fallback_ms(),
     }
 
@@ -95,7 +100,7 @@ def _fallback_ms() -> float:
     body = ("প্রিয় {name}, আপনার এসি সার্ভিসিং আবার করিয়ে নেওয়ার সময় হয়ে এসেছে। সুবিধামতো সময়ে বুক করতে পারেন: "
             "[BOOKING_LINK]\n— " + BRAND)
     _caches_clear()
-    started = time.perf_counter()
+    started = time.thread_time()
     for number in range(1000):
         name = f"গ্রাহক{number}"
         link = f"https://app.sheba.xyz/l/Ab{number:06d}"
@@ -103,7 +108,7 @@ def _fallback_ms() -> float:
         verdict = safety_check(text=text, policy=POLICY, channel="sms", locale="bn", link=link,
                                context=SafetyContext(recipient_name=name, message_type="reminder", brand=BRAND))
         assert verdict.is_ok, verdict.reason
-    return (time.perf_counter() - started)  # seconds for 1,000 = ms per customer
+    return time.thread_time() - started  # CPU seconds for 1,000 = ms per customer
 
 
 def _table(result: dict) -> list[str]:
@@ -120,12 +125,14 @@ def figures(result: dict) -> list[dict]:
          "value": 100 * result["through"] / result["unsafe"], "unit": "%", "ceiling": CEILING_THROUGH_PERCENT},
         {"figure": f"false alarms ({result['false_alarms']} of {result['safe']} safe texts, near-misses included)",
          "value": 100 * result["false_alarms"] / result["safe"], "unit": "%", "ceiling": CEILING_FALSE_ALARM_PERCENT},
-        {"figure": "offline filter, one text cold, mean", "value": result["ms_mean"], "unit": "ms",
+        {"figure": "offline filter, one text cold, mean (CPU time)", "value": result["ms_mean"], "unit": "ms",
          "ceiling": CEILING_MS_PER_TEXT},
-        {"figure": "offline filter, one text cold, p95", "value": result["ms_p95"], "unit": "ms",
+        {"figure": "offline filter, one text cold, p95 (CPU time)", "value": result["ms_p95"], "unit": "ms",
          "ceiling": CEILING_MS_PER_TEXT},
-        {"figure": "a campaign's fallback for 1,000 named customers, per customer", "value": result["fallback_ms"],
-         "unit": "ms", "ceiling": CEILING_FALLBACK_MS},
+        {"figure": "offline filter, one text cold, mean (wall clock, shared CPUs)", "value": result["wall_ms_mean"],
+         "unit": "ms", "ceiling": CEILING_MS_PER_TEXT},
+        {"figure": "a campaign's fallback for 1,000 named customers, per customer (CPU time)",
+         "value": result["fallback_ms"], "unit": "ms", "ceiling": CEILING_FALLBACK_MS},
     ]
 
 

@@ -155,20 +155,21 @@ def _brand_words(brand: str) -> frozenset[str]:
     return frozenset(fold_phrase(word) for word in brand.split())
 
 
-def check_recipient(text: str, *, context: SafetyContext) -> list[SafetyReason]:
-    """A greeting that names someone other than the recipient ("Dear Karim" to Rumana)."""
-    recipient_words = [word for word in re.split(r"[\s.,]+", context.recipient_name) if len(word) > 1]
-    brand_words = _brand_words(context.brand)
+@functools.lru_cache(maxsize=4096)
+def _greeted_names(text: str, brand: str) -> tuple[tuple[str, ...], ...]:
+    """The words each greeting of `text` addresses (greeting words, the brand and numbers left out): pure,
+    so cached per text (a campaign's fallback, its recipient's name masked, is the same text throughout)."""
     # "Mr. Hasan": the abbreviation's dot is not the end of the greeting.
     text = TITLE_DOT.sub(r"\1 ", text)
     candidates = [match.group(1) for match in GREETING.finditer(text)]
     honorific = HONORIFIC_NAME.match(text)
     if honorific:
         candidates.append(honorific.group(1))
+    brand_words = _brand_words(brand)
+    greeted = []
     for candidate in candidates:
-        words = [word for word in re.findall(r"[\w\u0980-\u09ff]+", candidate)[:3]]
-        names = []
-        for word in words:
+        names: list[str] = []
+        for word in re.findall(r"[\w\u0980-\u09ff]+", candidate)[:3]:
             folded = fold_phrase(word)
             if not folded or folded in _salutation_words() or folded in brand_words or DIGIT.search(word):
                 # A greeting word, the brand, a number: the name (if any) has ended.
@@ -176,8 +177,18 @@ def check_recipient(text: str, *, context: SafetyContext) -> list[SafetyReason]:
                     break
                 continue
             names.append(word)
-        if not names:
-            continue
+        if names:
+            greeted.append(tuple(names))
+    return tuple(greeted)
+
+
+def check_recipient(text: str, *, context: SafetyContext) -> list[SafetyReason]:
+    """A greeting that names someone other than the recipient ("Dear Karim" to Rumana)."""
+    greeted = _greeted_names(text, context.brand)
+    if not greeted:
+        return []
+    recipient_words = [word for word in re.split(r"[\s.,]+", context.recipient_name) if len(word) > 1]
+    for names in greeted:
         if not any(_names_match(name, recipient_words) for name in names):
             who = context.recipient_name or "a recipient whose name we do not know"
             return [SafetyReason(

@@ -48,6 +48,8 @@ TOKEN = re.compile(r"[\w\u0980-\u09ff*@$]+")
 SPLIT_SEPARATORS = re.compile(r"[\s.\-_*·•]+")
 LATIN_LETTER = re.compile(r"[a-z]")
 MASKED_I = re.compile(r"(?<=[a-z])[!|](?=[a-z])")
+# Combining diacritical marks (the blocks Latin, Greek and Cyrillic letters use), not Bengali signs.
+LATIN_DIACRITICS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
 
 
 def _is_bengali(character: str) -> bool:
@@ -110,17 +112,10 @@ def _fold_characters(text: str) -> str:
     text = strip_invisible(text).casefold()
     text = text.translate(_homoglyph_table())
     decomposed = unicodedata.normalize("NFKD", text)
-    kept = []
-    previous = ""
-    for character in decomposed:
-        # Drop combining marks on Latin letters (diacritics); Bengali vowel signs are kept.
-        if unicodedata.combining(character) and previous and not _is_bengali(previous):
-            continue
-        kept.append(character)
-        if not unicodedata.combining(character):
-            previous = character
+    # Drop the diacritics of Latin letters ("fück"); Bengali vowel signs are in the Bengali block and stay.
+    kept = LATIN_DIACRITICS.sub("", decomposed)
     # "b!tch", "sh|t": a ! or | between two Latin letters stands for an i.
-    return MASKED_I.sub("i", "".join(kept).translate(BENGALI_FOLD))
+    return MASKED_I.sub("i", kept.translate(BENGALI_FOLD))
 
 
 def _fold_token(token: str) -> str:

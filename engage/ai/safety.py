@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db.models import Q
 from jinja2 import TemplateError
@@ -337,23 +338,41 @@ def _fallback_template(body: str):
     return _fallback_environment.from_string(body)
 
 
+_NAME_SLOT, _FULL_NAME_SLOT = "\x00first\x00", "\x00full\x00"
+
+
+@functools.lru_cache(maxsize=1024)
+def _fallback_rendered(body: str, values: tuple[tuple[str, Any], ...]) -> str:
+    return _fallback_template(body).render(**dict(values)).strip()
+
+
 def fallback_render(*, body: str, company: Company | None, contact=None, context: dict | None = None) -> str:
     """An approved fallback with its variables filled: {{ company_name }}, {{ customer_name }},
     {{ customer_first_name }} (the contact's), plus `context` ({{ service_name_bn }} ...). A missing
     variable renders empty (write `{% if x %}...{% endif %}` around it); a body that does not render
-    is returned as it is, and the filter then rejects its placeholders."""
+    is returned as it is, and the filter then rejects its placeholders.
+
+    The template is rendered once per company, service and kind of name (none, or one), with slots
+    for the names that are then filled in: a campaign does not run Jinja for every customer."""
     if "{" not in body:
         return body
     name = contact.name if contact is not None else ""
+    given = first_name(name)
     values = {
         "company_name": company.name if company is not None else "",
-        "customer_name": name,
-        "customer_first_name": first_name(name),
-        "contact_name": name,
-        "worker_name": name,
+        "customer_name": _FULL_NAME_SLOT if name else "",
+        "customer_first_name": _NAME_SLOT if given else "",
+        "contact_name": _FULL_NAME_SLOT if name else "",
+        "worker_name": _FULL_NAME_SLOT if name else "",
         **(context or {}),
     }
     try:
-        return _fallback_template(body).render(**values).strip()
-    except TemplateError:
+        rendered = _fallback_rendered(body, tuple(sorted(values.items())))
+        rendered = rendered.replace(_NAME_SLOT, given).replace(_FULL_NAME_SLOT, name)
+        if "\x00" in rendered:  # a filter changed a slot ({{ customer_first_name|upper }}): render it for real
+            real = {**values, "customer_name": name, "customer_first_name": given, "contact_name": name,
+                    "worker_name": name}
+            rendered = _fallback_template(body).render(**real).strip()
+    except (TemplateError, TypeError):
         return body
+    return rendered

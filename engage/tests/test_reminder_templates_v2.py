@@ -122,3 +122,20 @@ def test_a_bengali_reminder_email_has_one_greeting_and_a_bengali_unsubscribe_lin
 def test_an_english_email_keeps_the_english_unsubscribe_line(settings):
     text, html = send("Dear Rumana, your AC service is due.", settings, name="Rumana Sarkar")
     assert text.startswith("Dear Rumana,") and "Unsubscribe:" in text and ">Unsubscribe<" in html
+
+
+@pytest.mark.django_db
+def test_a_fallback_renders_names_once_per_kind_and_filters_still_work(company):
+    from crm.tests.factories import ContactFactory
+    from engage.ai.safety import fallback_render
+
+    body = "{% if customer_first_name %}প্রিয় {{ customer_first_name }}{% else %}প্রিয় গ্রাহক{% endif %}, {{ service_name_bn }}"
+    for name, expected in (("রুমানা সরকার", "প্রিয় রুমানা, এসি"), ("মোঃ রফিকুল ইসলাম", "প্রিয় রফিকুল, এসি"),
+                           ("", "প্রিয় গ্রাহক, এসি")):
+        contact = ContactFactory(company=company, name=name)
+        assert fallback_render(body=body, company=company, contact=contact,
+                               context={"service_name_bn": "এসি"}) == expected
+    shouted = fallback_render(body="Dear {{ customer_first_name|upper }}", company=company,
+                              contact=ContactFactory(company=company, name="Rumana Sarkar"))
+    assert shouted == "Dear RUMANA"
+    assert fallback_render(body="{{ broken", company=company) == "{{ broken"
