@@ -225,6 +225,11 @@ class EmailDelivery(models.Model):
     provider_message_id = models.CharField(max_length=255, blank=True, help_text="The Message-ID header.")
     agent_type = models.CharField(max_length=20, blank=True)
     links = models.JSONField(default=list, blank=True)
+    link_hosts = models.JSONField(
+        default=list, blank=True,
+        help_text="The company's own link hosts the send allowed besides ours (its allowed link domains): a click on"
+        " one of `links` redirects while its host is still ours or one of these.",
+    )
     opened_at = models.DateTimeField(null=True, blank=True)
     open_is_prefetch = models.BooleanField(default=False)
     clicked_at = models.DateTimeField(null=True, blank=True)

@@ -277,7 +277,7 @@ def email_click_target(*, company_id: int, delivery_id: int, index: int) -> tupl
     if delivery is None or not isinstance(index, int) or not 0 <= index < len(delivery.links or []):
         return None
     url = str(delivery.links[index])
-    return (delivery, url) if is_allowed_link(url, click_allowed_hosts()) else None
+    return (delivery, url) if is_allowed_link(url, click_allowed_hosts(extra=delivery.link_hosts or ())) else None
 
 
 def email_click_record(*, delivery: EmailDelivery, url: str, is_prefetch: bool, correlation_id: str | None = None) -> bool:

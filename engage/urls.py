@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from engage.ai.apis import SafetyCheckApi
 from engage.campaigns.apis import SmartEngageRunSegmentApi, SmartEngageSendBulkApi, SmartEngageSendSingleApi
 from engage.campaigns.event_apis import DeepLinkVerifyApi, EventCreateApi, book_redirect, short_link_redirect
 from engage.conversations.apis import InboundMessageApi
@@ -11,6 +12,7 @@ urlpatterns = [
     path("inbound-message", InboundMessageApi.as_view(), name="inbound-message"),
     path("queue/stats", QueueStatsApi.as_view(), name="queue-stats"),
     path("admin/dlq/replay", DlqReplayApi.as_view(), name="dlq-replay"),
+    path("api/safety/check", SafetyCheckApi.as_view(), name="safety-check"),
     # SmartEngage, for staff and internal callers.
     path("admin/smartengage/send-single", SmartEngageSendSingleApi.as_view(), name="smartengage-send-single"),
     path("admin/smartengage/send-bulk", SmartEngageSendBulkApi.as_view(), name="smartengage-send-bulk"),

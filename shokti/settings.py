@@ -294,6 +294,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # /api/safety/check takes four of the channels: its own enum name beside crm's Channel.
+    "ENUM_NAME_OVERRIDES": {"ChannelEnum": "crm.models.Channel", "SafetyCheckChannelEnum": "engage.ai.services.CHECK_CHANNELS"},
 }
 
 # --- AI ---------------------------------------------------------------------
@@ -302,6 +304,11 @@ OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="") or None
 OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4o-mini")
 OPENAI_TIMEOUT_SECONDS = env.float("OPENAI_TIMEOUT_SECONDS", default=20.0)
 OPENAI_MAX_RETRIES = env.int("OPENAI_MAX_RETRIES", default=2)
+# One deadline for a message's model work (the call with its retries, moderation, tone judge); a
+# company's AIConfig.time_budget_seconds overrides it. On expiry the approved fallback goes out.
+AI_TIME_BUDGET_SECONDS = env.float("AI_TIME_BUDGET_SECONDS", default=15.0)
+# The endpoint's moderation model (POST /v1/moderations), used when a key is configured.
+OPENAI_MODERATION_MODEL = env.str("OPENAI_MODERATION_MODEL", default="omni-moderation-latest")
 # Model calls in flight at once when bulk work (campaigns) generates many messages.
 AI_MAX_CONCURRENCY = env.int("AI_MAX_CONCURRENCY", default=8)
 # Campaign generation (SmartEngage bulk): one process-wide pool of this many model calls in flight;

@@ -107,6 +107,13 @@ def html_links_track(body_html: str, links: _Links) -> str:
     return HREF.sub(replace, body_html)
 
 
+def _is_mostly_bengali(text: str) -> bool:
+    """At least half the letters (links left out) are Bengali."""
+    letters = [character for character in URL.sub(" ", text) if character.isalpha()]
+    bengali = sum(1 for character in letters if "\u0980" <= character <= "\u09ff")
+    return bool(letters) and bengali * 2 >= len(letters)
+
+
 @register
 class EmailAdapter(ChannelAdapter):
     """Settings (ChannelAccount): host, port, username, password (secret), use_tls, use_ssl,
@@ -157,6 +164,8 @@ class EmailAdapter(ChannelAdapter):
             "to_name": message.to_name,
             "company_name": company.name,
             "postal_address": company.postal_address.strip(),
+            # Bengali mail gets a Bengali unsubscribe line.
+            "is_bengali": _is_mostly_bengali(message.body),
         }
         headers = {
             "Message-ID": message_id_header,
@@ -183,7 +192,8 @@ class EmailAdapter(ChannelAdapter):
         )
         email.attach_alternative(render_to_string("channels_app/email/message.html", context), "text/html")
         EmailDelivery.objects.filter(pk=delivery.pk).update(
-            links=links.urls, provider_message_id=message_id_header.strip("<>")
+            links=links.urls, link_hosts=sorted(set(options.get("allowed_link_hosts") or ())),
+            provider_message_id=message_id_header.strip("<>"),
         )
         try:
             email.send(fail_silently=False)

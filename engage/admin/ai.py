@@ -43,7 +43,8 @@ class AIConfigAdmin(TenantScopedAdmin):
         ("Endpoint (optional)", {"fields": ["api_base_url", "api_key"]}),
         ("Follow-ups and hand-off", {"fields": ["followup_after_hours", "followup_cadence_hours", "followup_max",
                                                 "handoff_keywords"]}),
-        ("Safety", {"fields": ["sms_max_segments", "required_link", "allowed_contact_details"]}),
+        ("Safety", {"fields": ["sms_max_segments", "required_link", "allowed_contact_details", "allowed_link_domains",
+                               "is_moderation_enabled", "is_tone_judge_enabled", "time_budget_seconds"]}),
     ]
 
     @admin.display(boolean=True, description="own key")
@@ -64,7 +65,7 @@ class AISessionAdmin(TenantScopedAdmin):
 
     def get_queryset(self, request):
         # The prompt and texts are big: the list never loads them.
-        return super().get_queryset(request).defer("prompt_messages", "response_text", "final_text")
+        return super().get_queryset(request).defer("prompt_messages", "response_text", "final_text", "safety")
 
     def has_add_permission(self, request):
         return False

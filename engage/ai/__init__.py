@@ -9,7 +9,10 @@ filter and fallbacks (`safety`), the knowledge base (`knowledge`). Prompt templa
     result.is_sendable  # False when not even the approved fallback passes the filter: send nothing
 
 A message with its own link passes `link=` (SmartEngage's signed booking link): the filter judges
-the text with the link in (`link_insert`), as it is sent.
+the text with the link in (`link_insert`), as it is sent. `safety_context=SafetyContext(...)` says
+what the text may claim (the service's price, the campaign's code, knowledge passages); every
+reason the filter finds is on `result.safety["reasons"]` and `AISession.safety`.
+`engage.ai.config.allowed_link_hosts(company=...)` is the one list of hosts a company's messages may link to.
 
 See docs/ai.md.
 """

@@ -9,6 +9,12 @@ bounded thread pool, so worker threads never touch the database. Campaign genera
 batches (no thread starts per batch), larger than the interactive bound AI_MAX_CONCURRENCY; the
 HTTP client keeps as many connections open so every call in flight has one.
 
+Time budget: one deadline (AIConfig.time_budget_seconds, else AI_TIME_BUDGET_SECONDS) covers all
+the model work of a message: the call and its retries (ours, so the deadline holds: each attempt's
+timeout is the time left, retries wait their back-off only when it fits), then the moderation
+endpoint and the tone judge. A model that hangs holds a worker no longer than the budget; on expiry
+the approved fallback goes out and the AISession says why (`safety.budget`).
+
 The safety filter judges the text that is sent. A request that carries its own link (`link`:
 SmartEngage's signed booking link) gets it put in first (`link_insert`), and the filter judges
 the model's text with the link; when that is rejected (or the model failed), the approved fallback
@@ -22,12 +28,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
 import threading
 import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx2
@@ -37,14 +44,19 @@ from django.conf import settings
 from crm.models import Company, Contact, Lead
 from engage.ai.config import ai_config_for
 from engage.ai.models import AISession
+from engage.ai.moderation import ModerationResult, moderation_call
 from engage.ai.safety import (
+    LINK_PLACEHOLDER,
     SafetyPolicy,
     SafetyVerdict,
+    fallback_render,
     fallback_text_for,
     link_insert,
     safety_check,
     safety_policy_for,
 )
+from engage.ai.safety_context import SafetyContext
+from engage.ai.tone import TONE_JUDGE_TYPES, ToneVerdict, tone_judge_call
 from engage.policy.services import policy_for
 
 logger = logging.getLogger(__name__)
@@ -60,6 +72,7 @@ AI_GENERATION_OFF_REASON = "AI generation off by the engagement policy"
 
 
 FALLBACK_REJECTED_REASON = "Nothing sendable: the approved fallback fails the safety filter too"
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
 
 _sdk_client_lock = threading.Lock()
@@ -128,6 +141,14 @@ class GenerationRequest:
     # "" = a message that could carry one but does not this time (deep links off: the placeholder is
     # removed, no link required); None = a message without one (AIConfig.required_link applies).
     link: str | None = None
+    # What the text may claim and must not repeat (engage.ai.safety_context): the service's price, the
+    # campaign's promo code, the facts given (knowledge passages), the prompt's instructions. The
+    # recipient (from `contact`), the message type and the brand are filled in by the client; without
+    # `instructions`, the request's system messages are the instructions.
+    safety_context: SafetyContext | None = None
+    # Variables the approved fallback may use ({{ customer_first_name }}, {{ service_name_bn }} ...),
+    # besides company_name and the contact's names, which are always there.
+    fallback_context: dict[str, Any] | None = None
 
 
 @dataclass
@@ -144,6 +165,10 @@ class _Prepared:
     is_filter_off: bool = False
     # ... or AI generation off: the model is not called, the approved fallback is used.
     is_generation_off: bool = False
+    context: SafetyContext = field(default_factory=SafetyContext)
+    time_budget: float = 15.0
+    is_moderation_enabled: bool = False
+    is_tone_judge_enabled: bool = False
 
 
 @dataclass
@@ -154,6 +179,10 @@ class _CallOutcome:
     latency_ms: int = 0
     error: str = ""
     is_called: bool = True
+    attempts: int = 0
+    is_budget_spent: bool = False
+    moderation: ModerationResult | None = None
+    tone: ToneVerdict | None = None
 
 
 @dataclass
@@ -167,10 +196,32 @@ class GenerationResult:
     # False when neither the model's text nor the approved fallback passes the safety filter: `text`
     # (the fallback) must not be sent, `reason` says why (both verdicts).
     is_sendable: bool = True
+    # Every reason (code, message) behind the outcome, and the moderation / tone / budget records
+    # (the same dict as AISession.safety).
+    safety: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_fallback(self) -> bool:
         return self.outcome != AISession.Outcome.OK
+
+
+def _safety_context(request: GenerationRequest) -> SafetyContext:
+    """The request's safety context with the recipient, message type, brand and instructions filled in."""
+    context = request.safety_context or SafetyContext()
+    contact = request.contact
+    instructions = context.instructions
+    if not instructions:
+        instructions = "\n".join(str(message.get("content", "")) for message in request.messages
+                                 if message.get("role") == "system")
+    return replace(
+        context,
+        recipient_name=context.recipient_name or (contact.name if contact else ""),
+        recipient_phone=context.recipient_phone or (contact.phone if contact else ""),
+        recipient_email=context.recipient_email or (contact.email if contact else ""),
+        message_type=context.message_type or (request.message_type or ""),
+        brand=context.brand or request.company.name,
+        instructions=instructions,
+    )
 
 
 def _prepare(request: GenerationRequest, memo: dict | None = None) -> _Prepared:
@@ -197,56 +248,133 @@ def _prepare(request: GenerationRequest, memo: dict | None = None) -> _Prepared:
             fallback = memo[key] = fallback_text_for(
                 company=request.company, message_type=request.message_type, locale=request.locale
             )
+        fallback = fallback_render(
+            body=fallback, company=request.company, contact=request.contact, context=request.fallback_context
+        )
+    api_key = config.api_key or settings.OPENAI_API_KEY or ""
     return _Prepared(
         request=request,
         model=config.model or settings.OPENAI_MODEL,
         temperature=config.temperature,
         max_tokens=request.max_tokens or config.max_tokens,
-        api_key=config.api_key or settings.OPENAI_API_KEY or "",
+        api_key=api_key,
         base_url=config.api_base_url or settings.OPENAI_BASE_URL or None,
         policy=policy,
         fallback=fallback or "",
         is_filter_off=not internal and not is_filtered,
         is_generation_off=not engagement.is_ai_generation_enabled,
+        context=_safety_context(request) if not internal else SafetyContext(),
+        time_budget=float(config.time_budget_seconds or getattr(settings, "AI_TIME_BUDGET_SECONDS", 15.0)),
+        is_moderation_enabled=bool(policy is not None and api_key and config.is_moderation_enabled),
+        is_tone_judge_enabled=bool(
+            policy is not None and api_key and config.is_tone_judge_enabled
+            and request.message_type in TONE_JUDGE_TYPES
+        ),
     )
 
 
+def _is_retryable(error: openai.OpenAIError) -> bool:
+    if isinstance(error, openai.APIConnectionError):  # the connection failed or timed out
+        return True
+    status = getattr(error, "status_code", None)
+    return isinstance(status, int) and (status in RETRYABLE_STATUSES or status >= 500)
+
+
+def _backoff(error: openai.OpenAIError, attempt: int) -> float:
+    """Seconds before the next attempt: what the server asks (retry-after-ms / retry-after), else 0.5 s doubling."""
+    response = getattr(error, "response", None)
+    headers = response.headers if response is not None else {}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            value = float(headers.get(name, "")) * scale
+        except (TypeError, ValueError):
+            continue
+        if 0 <= value <= 60:
+            return value
+    return min(8.0, 0.5 * 2**attempt) * (0.75 + random.random() / 2)
+
+
 def _call(prepared: _Prepared) -> _CallOutcome:
-    """The HTTP part: no database access here (it runs in pool threads)."""
+    """The HTTP part: no database access here (it runs in pool threads). Everything within one deadline."""
     if prepared.is_generation_off:
         return _CallOutcome(is_called=False, error=AI_GENERATION_OFF_REASON)
     if not prepared.api_key:
         # The SDK would raise "Missing credentials": no key is the offline mode, not an error.
         return _CallOutcome(is_called=False, error=NO_API_KEY_REASON)
     client = _sdk_client(
-        prepared.base_url, prepared.api_key, float(settings.OPENAI_TIMEOUT_SECONDS), int(settings.OPENAI_MAX_RETRIES),
-        _max_in_flight(),
+        prepared.base_url, prepared.api_key, float(settings.OPENAI_TIMEOUT_SECONDS), 0, _max_in_flight(),
     )
     started = time.monotonic()
-    try:
-        completion = client.chat.completions.create(
-            model=prepared.model,
-            messages=prepared.request.messages,
-            temperature=prepared.temperature,
-            max_tokens=prepared.max_tokens,
-        )
-    except openai.OpenAIError as error:
-        latency_ms = int((time.monotonic() - started) * 1000)
-        logger.warning("AI call failed after %s ms: %s", latency_ms, error)
-        return _CallOutcome(latency_ms=latency_ms, error=f"{type(error).__name__}: {error}")
-    latency_ms = int((time.monotonic() - started) * 1000)
+    deadline = started + prepared.time_budget
+    attempts_allowed = 1 + max(0, int(settings.OPENAI_MAX_RETRIES))
+    outcome = _CallOutcome()
+    completion = None
+    for attempt in range(attempts_allowed):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0.05:
+            outcome.is_budget_spent = True
+            break
+        outcome.attempts = attempt + 1
+        try:
+            completion = client.chat.completions.create(
+                model=prepared.model,
+                messages=prepared.request.messages,
+                temperature=prepared.temperature,
+                max_tokens=prepared.max_tokens,
+                timeout=min(float(settings.OPENAI_TIMEOUT_SECONDS), remaining),
+                extra_headers={"x-stainless-retry-count": str(attempt)},
+            )
+            break
+        except openai.OpenAIError as error:
+            outcome.error = f"{type(error).__name__}: {error}"
+            if not _is_retryable(error) or attempt + 1 >= attempts_allowed:
+                break
+            pause = _backoff(error, attempt)
+            if time.monotonic() + pause >= deadline:
+                outcome.is_budget_spent = True
+                break
+            time.sleep(pause)
+    outcome.latency_ms = int((time.monotonic() - started) * 1000)
+    if completion is None:
+        if outcome.is_budget_spent or time.monotonic() >= deadline - 0.05:
+            outcome.is_budget_spent = True
+            last = f" (last: {outcome.error})" if outcome.error else ""
+            outcome.error = (f"Time budget of {prepared.time_budget:g} s spent after {outcome.attempts} attempt(s)"
+                             f"{last}: the approved fallback was sent.")
+        logger.warning("AI call failed after %s ms: %s", outcome.latency_ms, outcome.error)
+        return outcome
     usage = completion.usage
-    text = (completion.choices[0].message.content or "").strip() if completion.choices else ""
-    return _CallOutcome(
-        text=text,
-        tokens_in=usage.prompt_tokens if usage else 0,
-        tokens_out=usage.completion_tokens if usage else 0,
-        latency_ms=latency_ms,
-        error="" if text else "The model returned an empty answer.",
-    )
+    outcome.text = (completion.choices[0].message.content or "").strip() if completion.choices else ""
+    outcome.tokens_in = usage.prompt_tokens if usage else 0
+    outcome.tokens_out = usage.completion_tokens if usage else 0
+    outcome.error = "" if outcome.text else "The model returned an empty answer."
+    if outcome.text:
+        _judge_by_model(prepared, client, outcome, deadline)
+    return outcome
 
 
-def _verdict(prepared: _Prepared, text: str) -> SafetyVerdict | None:
+def _judge_by_model(prepared: _Prepared, client: openai.OpenAI, outcome: _CallOutcome, deadline: float) -> None:
+    """The moderation endpoint and the tone judge on the model's text, in what is left of the budget."""
+    draft = outcome.text.replace(LINK_PLACEHOLDER, " ")
+    if prepared.is_moderation_enabled:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0.05:
+            outcome.moderation = ModerationResult(is_called=False, error="the time budget was spent")
+            outcome.is_budget_spent = True
+        else:
+            outcome.moderation = moderation_call(
+                client=client, model=settings.OPENAI_MODERATION_MODEL, text=draft, timeout=remaining
+            )
+    if prepared.is_tone_judge_enabled:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0.05:
+            outcome.tone = ToneVerdict(error="the time budget was spent")
+        else:
+            outcome.tone = tone_judge_call(client=client, model=prepared.model, text=draft,
+                                           message_type=prepared.request.message_type or "", timeout=remaining)
+
+
+def _verdict(prepared: _Prepared, text: str, *, draft: str | None = None) -> SafetyVerdict | None:
     """The safety filter's verdict on a final text; None when the filter does not apply."""
     if prepared.policy is None:
         return None
@@ -256,9 +384,9 @@ def _verdict(prepared: _Prepared, text: str) -> SafetyVerdict | None:
         policy=prepared.policy,
         channel=request.channel,
         locale=request.locale,
-        recipient_phone=request.contact.phone if request.contact else "",
-        recipient_email=request.contact.email if request.contact else "",
         link=request.link,
+        context=prepared.context,
+        draft=draft,
     )
 
 
@@ -266,33 +394,64 @@ def _final(request: GenerationRequest, text: str) -> str:
     return text if request.link is None else link_insert(text=text, link=request.link)
 
 
-def _judge(prepared: _Prepared, call: _CallOutcome) -> tuple[str, str, str, bool]:
-    """(outcome, reason, final text, is sendable): the model's final text if the filter passes it, else the
-    approved fallback's, which is judged too (no database access)."""
+@dataclass
+class _Judgement:
+    outcome: str
+    reason: str
+    text: str
+    is_sendable: bool
+    # What AISession.safety records: every reason of the model's text and the fallback, the
+    # moderation endpoint's and the tone judge's answers, the time budget spent.
+    safety: dict[str, Any] = field(default_factory=dict)
+
+
+def _model_verdict(prepared: _Prepared, call: _CallOutcome, text: str) -> SafetyVerdict | None:
+    """The offline filter on the final text plus the moderation endpoint and the tone judge's reasons."""
+    verdict = _verdict(prepared, text, draft=call.text if prepared.request.link is not None else None)
+    if verdict is None:
+        return None
+    extra = [*(call.moderation.reasons() if call.moderation else []), *(call.tone.reasons() if call.tone else [])]
+    return SafetyVerdict.of([*verdict.reasons, *extra], verdict.details) if extra else verdict
+
+
+def _judge(prepared: _Prepared, call: _CallOutcome) -> _Judgement:
+    """The model's final text if the filter passes it, else the approved fallback's, which is judged too
+    (no database access)."""
     request = prepared.request
+    safety: dict[str, Any] = {}
+    if call.is_called:
+        safety["budget"] = {"seconds": prepared.time_budget, "attempts": call.attempts,
+                            "spent_ms": call.latency_ms, "is_spent": call.is_budget_spent}
+    if call.moderation is not None:
+        safety["moderation"] = call.moderation.as_dict()
+    if call.tone is not None:
+        safety["tone"] = call.tone.as_dict()
     if not call.is_called:
         outcome, reason = AISession.Outcome.FALLBACK, call.error
     elif call.error:
         outcome, reason = AISession.Outcome.ERROR, call.error
     else:
         text = _final(request, call.text)
-        verdict = _verdict(prepared, text)
+        verdict = _model_verdict(prepared, call, text)
         if verdict is None or verdict.is_ok:
-            return AISession.Outcome.OK, SAFETY_FILTER_OFF_REASON if prepared.is_filter_off else "", text, True
+            reason = SAFETY_FILTER_OFF_REASON if prepared.is_filter_off else ""
+            return _Judgement(AISession.Outcome.OK, reason, text, True, {**safety, "reasons": []})
         outcome, reason = AISession.Outcome.REJECTED, verdict.reason or ""
+        safety["reasons"] = [item.as_dict() for item in verdict.reasons]
     if request.message_type is None:  # internal text: no fallback, nothing to judge
-        return outcome, reason, "", True
+        return _Judgement(outcome, reason, "", True, safety)
     fallback = _final(request, prepared.fallback)
     verdict = _verdict(prepared, fallback)
     if verdict is not None and not verdict.is_ok:
-        return outcome, f"{reason} | {FALLBACK_REJECTED_REASON}: {verdict.reason}", fallback, False
-    return outcome, reason, fallback, True
+        safety["fallback_reasons"] = [item.as_dict() for item in verdict.reasons]
+        return _Judgement(outcome, f"{reason} | {FALLBACK_REJECTED_REASON}: {verdict.reason}", fallback, False, safety)
+    return _Judgement(outcome, reason, fallback, True, safety)
 
 
 def _finish(prepared: _Prepared, call: _CallOutcome, *, save: bool = True) -> GenerationResult:
     """Filter, fall back and record; with save=False the AISession is built unsaved (the caller bulk-inserts)."""
     request = prepared.request
-    outcome, reason, final_text, is_sendable = _judge(prepared, call)
+    judgement = _judge(prepared, call)
     session = AISession(
         company=request.company,
         agent_type=request.agent_type,
@@ -300,19 +459,21 @@ def _finish(prepared: _Prepared, call: _CallOutcome, *, save: bool = True) -> Ge
         prompt_messages=request.messages,
         model=prepared.model,
         response_text=call.text,
-        final_text=final_text,
+        final_text=judgement.text,
         tokens_in=call.tokens_in,
         tokens_out=call.tokens_out,
         latency_ms=call.latency_ms,
-        outcome=outcome,
-        error=reason,
+        outcome=judgement.outcome,
+        error=judgement.reason,
+        safety=judgement.safety,
         lead=request.lead,
         contact=request.contact,
         correlation_id=request.correlation_id,
     )
     if save:
         session.save(force_insert=True)
-    return GenerationResult(text=final_text, outcome=outcome, session=session, reason=reason, is_sendable=is_sendable)
+    return GenerationResult(text=judgement.text, outcome=judgement.outcome, session=session, reason=judgement.reason,
+                            is_sendable=judgement.is_sendable, safety=judgement.safety)
 
 
 def ai_fallbacks(*, requests: Sequence[GenerationRequest], reason: str) -> list[GenerationResult]:
@@ -321,8 +482,10 @@ def ai_fallbacks(*, requests: Sequence[GenerationRequest], reason: str) -> list[
     memo: dict = {}
     results = []
     for request in requests:
-        outcome, why, text, is_sendable = _judge(_prepare(request, memo), _CallOutcome(is_called=False, error=reason))
-        results.append(GenerationResult(text=text, outcome=outcome, session=None, reason=why, is_sendable=is_sendable))
+        judgement = _judge(_prepare(request, memo), _CallOutcome(is_called=False, error=reason))
+        results.append(GenerationResult(text=judgement.text, outcome=judgement.outcome, session=None,
+                                        reason=judgement.reason, is_sendable=judgement.is_sendable,
+                                        safety=judgement.safety))
     return results
 
 
@@ -373,3 +536,33 @@ def ai_generate_start(*, requests: Sequence[GenerationRequest]) -> GenerationBat
     prepared = [_prepare(request, memo) for request in requests]
     pool = _bulk_pool()
     return GenerationBatch(prepared, [pool.submit(_call, item) for item in prepared])
+
+
+def ai_text_judge(*, company: Company, text: str, message_type: str) -> tuple[list, dict[str, Any]]:
+    """The model-side checks of a text that is not the model's (the safety API): the moderation endpoint
+    and the tone judge as a send would run them on a model's text, within the company's time budget.
+    Returns (reasons, the records as AISession.safety keeps them); nothing without a key."""
+    config = ai_config_for(company=company)
+    api_key = config.api_key or settings.OPENAI_API_KEY or ""
+    if not api_key:
+        return [], {}
+    prepared = _Prepared(
+        request=GenerationRequest(company=company, agent_type="sales", purpose="safety_check", messages=[],
+                                  message_type=message_type),
+        model=config.model or settings.OPENAI_MODEL, temperature=config.temperature, max_tokens=config.max_tokens,
+        api_key=api_key, base_url=config.api_base_url or settings.OPENAI_BASE_URL or None, policy=None, fallback="",
+        time_budget=float(config.time_budget_seconds or getattr(settings, "AI_TIME_BUDGET_SECONDS", 15.0)),
+        is_moderation_enabled=config.is_moderation_enabled,
+        is_tone_judge_enabled=config.is_tone_judge_enabled and message_type in TONE_JUDGE_TYPES,
+    )
+    client = _sdk_client(prepared.base_url, api_key, float(settings.OPENAI_TIMEOUT_SECONDS), 0, _max_in_flight())
+    outcome = _CallOutcome(text=text)
+    _judge_by_model(prepared, client, outcome, time.monotonic() + prepared.time_budget)
+    reasons = [*(outcome.moderation.reasons() if outcome.moderation else []),
+               *(outcome.tone.reasons() if outcome.tone else [])]
+    records: dict[str, Any] = {}
+    if outcome.moderation is not None:
+        records["moderation"] = outcome.moderation.as_dict()
+    if outcome.tone is not None:
+        records["tone"] = outcome.tone.as_dict()
+    return reasons, records

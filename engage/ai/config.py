@@ -1,4 +1,4 @@
-"""A company's AI settings (`AIConfig`), created with the defaults on first use."""
+"""A company's AI settings (`AIConfig`), created with the defaults on first use, and what follows from them."""
 
 from __future__ import annotations
 
@@ -6,16 +6,26 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from crm.models import Company
+from engage.ai.links import default_link_hosts, link_domain_normalize
 from engage.ai.models import AIConfig
 
 
-def ai_config_for(*, company: Company) -> AIConfig:
-    """The company's AIConfig, created with the defaults on first use."""
-    config = AIConfig.objects.filter(company=company).first()
+def ai_config_for(*, company: Company | int) -> AIConfig:
+    """The company's AIConfig (given the company or its id), created with the defaults on first use."""
+    company_id = company if isinstance(company, int) else company.pk
+    config = AIConfig.objects.filter(company_id=company_id).first()
     if config is not None:
         return config
     try:
         with transaction.atomic():
-            return AIConfig.objects.create(company=company, model=settings.OPENAI_MODEL)
+            return AIConfig.objects.create(company_id=company_id, model=settings.OPENAI_MODEL)
     except IntegrityError:
-        return AIConfig.objects.get(company=company)
+        return AIConfig.objects.get(company_id=company_id)
+
+
+def allowed_link_hosts(*, company: Company | int) -> tuple[str, ...]:
+    """The hosts messages of `company` may link to: our own link hosts and the company's allowed link domains."""
+
+    config = ai_config_for(company=company)
+    extra = [link_domain_normalize(str(item)) for item in (config.allowed_link_domains or [])]
+    return tuple(dict.fromkeys([*default_link_hosts(), *[host for host in extra if host]]))

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
 
+from engage.ai.links import link_domains_clean
 from engage.messaging.models import AgentType
 
 DEFAULT_HANDOFF_KEYWORDS = ["human", "agent", "real person", "representative", "মানুষ", "এজেন্ট", "প্রতিনিধি"]
@@ -43,6 +44,26 @@ class AIConfig(models.Model):
         default=list, blank=True, help_text="The company's own phone numbers and emails, which AI messages may mention."
     )
     required_link = models.URLField(blank=True, help_text="If set, every AI message must contain this link.")
+    allowed_link_domains = models.JSONField(
+        default=list, blank=True,
+        help_text='Domains AI messages may link to besides our own link hosts, e.g. ["sheba.xyz"] (subdomains '
+        "included). Every other link is rejected.",
+    )
+    time_budget_seconds = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(120)],
+        help_text="One deadline for a model call with its retries, moderation and tone judge; then the fallback "
+        "goes out. Empty: AI_TIME_BUDGET_SECONDS (15 s).",
+    )
+    is_moderation_enabled = models.BooleanField(
+        default=True,
+        help_text="With an API key, the model's text also goes through the endpoint's moderation (POST "
+        "/v1/moderations); switch off for endpoints without one. The offline word lists always run.",
+    )
+    is_tone_judge_enabled = models.BooleanField(
+        default=False,
+        help_text="Reminders and coaching: the model also grades its text's tone (polite, respectful address, no "
+        "pressure, no blame); a failed grade sends the fallback.",
+    )
     handoff_keywords = models.JSONField(
         default=default_handoff_keywords, blank=True, help_text="Inbound words that ask for a human."
     )
@@ -53,6 +74,10 @@ class AIConfig(models.Model):
 
     def __str__(self) -> str:
         return f"AI configuration of {self.company}"
+
+    def clean(self) -> None:
+
+        self.allowed_link_domains = link_domains_clean(self.allowed_link_domains)
 
 
 class AISession(models.Model):
@@ -76,6 +101,11 @@ class AISession(models.Model):
     latency_ms = models.PositiveIntegerField(default=0)
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
     error = models.TextField(blank=True, help_text="The error or the reason for the fallback/rejection.")
+    safety = models.JSONField(
+        default=dict, blank=True,
+        help_text="The safety filter's findings: every reason (code, message) for the model's text and for the "
+        "fallback, the moderation endpoint's and the tone judge's answers, the time budget spent.",
+    )
     lead = models.ForeignKey("crm.Lead", on_delete=models.SET_NULL, null=True, blank=True, related_name="ai_sessions")
     contact = models.ForeignKey(
         "crm.Contact", on_delete=models.SET_NULL, null=True, blank=True, related_name="ai_sessions"

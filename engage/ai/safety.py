@@ -1,12 +1,24 @@
 """The safety filter every AI message passes before it is sent, and the approved fallbacks.
 
-`safety_check(text=..., policy=..., channel=..., locale=..., recipient_phone=..., recipient_email=..., link=...)`
-returns `(True, None)` or `(False, reason)`. The policy (banned phrases, SMS segments, allowed
-contact details, required link) is loaded once per company with `safety_policy_for(company=...)`,
-so the check itself touches no database and can run anywhere.
+`safety_check(text=..., policy=..., channel=..., locale=..., recipient_phone=..., recipient_email=...,
+link=..., context=..., draft=...)` returns a `SafetyVerdict`: `is_ok`, and every reason found
+(`reasons`: code + message, see engage.ai.reasons.REASON_CODES; `reason`: the messages joined). It
+unpacks as `(ok, reason)`. The policy (banned phrases, SMS segments, allowed contact details and
+link hosts, the company's region) is loaded once per company with `safety_policy_for(company=...)`,
+so the check itself touches no database and no network and can run anywhere.
 
-The filter judges the text as it is sent: a message that carries its own link (SmartEngage's signed
-booking link) is judged after `link_insert` has put the link where the model left LINK_PLACEHOLDER.
+The checks (all run, all reported): length per channel, the script of a Bengali text, banned
+phrases, other people's phone numbers (parsed with `phonenumbers`) and emails, the message's own
+link, offline moderation (engage.ai.moderation: profanity, insults, threats, sexual, political and
+religious content), credential requests, AI self-talk and prompt leaks, a greeting naming someone
+other than the recipient, unfilled placeholders, HTML/script/markdown, invisible and bidi
+characters, links (engage.ai.links), promises (engage.ai.claims), shouting, and for proactive
+messages pressure and, for coaching, the coaching rules (engage.ai.tone). The moderation endpoint
+and the tone judge need the model's API and run in the client (engage.ai.client).
+
+The filter judges the text as it is sent: a message that carries its own link (SmartEngage's
+signed booking link) is judged after `link_insert` has put the link where the model left
+LINK_PLACEHOLDER, and the model's own text (`draft`) is judged for links before it.
 """
 
 from __future__ import annotations
@@ -14,12 +26,20 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db.models import Q
+from jinja2 import TemplateError
+from jinja2.sandbox import SandboxedEnvironment
 
 from crm.models import Channel, Company
-from engage.ai.config import ai_config_for
+from engage.ai import checks, claims, links, moderation, tone
+from engage.ai.bengali import first_name
+from engage.ai.config import ai_config_for, allowed_link_hosts
 from engage.ai.models import BannedPhrase, FallbackText
+from engage.ai.normalize import fold
+from engage.ai.reasons import REASON_CODES, SafetyReason
+from engage.ai.safety_context import SafetyContext
 
 # GSM 03.38 basic set plus its extension table (extension characters take two septets).
 GSM_BASIC = set(
@@ -40,9 +60,6 @@ BENGALI_MINIMUM_SHARE = 0.6
 
 URL_PATTERN = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 EMAIL_PATTERN = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# Seven or more digits, allowing +, spaces, dots, dashes and brackets between them (Latin or Bengali digits).
-PHONE_PATTERN = re.compile(r"\+?[\d০-৯][\d০-৯\s().\-]{5,}[\d০-৯]")
-BENGALI_DIGITS = str.maketrans("০১২৩৪৫৬৭৮৯", "0123456789")
 # Where a prompt asks the model to leave the message's link (the model never sees the signed link).
 LINK_PLACEHOLDER = "[BOOKING_LINK]"
 _PLACEHOLDER_PATTERN = re.compile(r"[ \t]*" + re.escape(LINK_PLACEHOLDER))
@@ -54,6 +71,10 @@ class SafetyPolicy:
     sms_max_segments: int = 3
     allowed_contact_details: tuple[str, ...] = ()
     required_link: str = ""
+    # The hosts links may point to (engage.ai.config.allowed_link_hosts); None: our own link hosts.
+    allowed_link_hosts: tuple[str, ...] | None = None
+    # The company's phone region: numbers without a country code are read as this country's.
+    region: str = "BD"
 
 
 @dataclass(frozen=True)
@@ -61,9 +82,26 @@ class SafetyVerdict:
     is_ok: bool
     reason: str | None = None
     details: dict = field(default_factory=dict)
+    # Every reason found, in the order of the checks (`reason` joins their messages).
+    reasons: tuple[SafetyReason, ...] = ()
 
     def __iter__(self):  # (ok, reason) unpacking, as the seed's SafetyFilter.check_message
         return iter((self.is_ok, self.reason))
+
+    @property
+    def codes(self) -> list[str]:
+        return [reason.code for reason in self.reasons]
+
+    def as_dict(self) -> dict:
+        return {"safe": self.is_ok, "reasons": [reason.as_dict() for reason in self.reasons]}
+
+    @classmethod
+    def of(cls, reasons: list[SafetyReason], details: dict | None = None) -> SafetyVerdict:
+        unique = tuple(dict.fromkeys(reasons))
+        return cls(not unique, REASON_SEPARATOR.join(reason.message for reason in unique) or None, details or {}, unique)
+
+
+REASON_SEPARATOR = "; "
 
 
 def safety_policy_for(*, company: Company) -> SafetyPolicy:
@@ -76,6 +114,8 @@ def safety_policy_for(*, company: Company) -> SafetyPolicy:
         sms_max_segments=config.sms_max_segments,
         allowed_contact_details=tuple(str(item) for item in (config.allowed_contact_details or [])),
         required_link=config.required_link,
+        allowed_link_hosts=allowed_link_hosts(company=company),
+        region=company.default_region or "BD",
     )
 
 
@@ -123,17 +163,85 @@ def bengali_share(text: str) -> float:
     return bengali / total if total else 0.0
 
 
-def _digits(value: str) -> str:
-    return re.sub(r"\D", "", value.translate(BENGALI_DIGITS))
+def _link_hosts(policy: SafetyPolicy) -> tuple[str, ...]:
+    hosts = policy.allowed_link_hosts if policy.allowed_link_hosts is not None else links.default_link_hosts()
+    required = links.settings_host(policy.required_link) if policy.required_link else ""
+    return (*hosts, required) if required and required not in hosts else hosts
 
 
-def _same_phone(left: str, right: str) -> bool:
-    left_digits, right_digits = _digits(left), _digits(right)
-    if not left_digits or not right_digits:
-        return False
-    # Local and international forms of one number share their last ten digits.
-    tail = min(10, len(left_digits), len(right_digits))
-    return left_digits[-tail:] == right_digits[-tail:]
+def _form_reasons(
+    text: str, *, policy: SafetyPolicy, channel: str, locale: str, unlinked: str, details: dict
+) -> list[SafetyReason]:
+    reasons = []
+    folded_text = unlinked.casefold()
+    for phrase in policy.banned_phrases:
+        if phrase and phrase.casefold() in folded_text:
+            reasons.append(SafetyReason("banned_phrase", f"Contains banned phrase: {phrase}"))
+    if channel == Channel.SMS:
+        segments = details["segments"] = sms_segments(text)
+        if segments > policy.sms_max_segments:
+            reasons.append(SafetyReason(
+                "too_long", f"Too long for SMS: {segments} segments, at most {policy.sms_max_segments} allowed."
+            ))
+    else:
+        limit = MAX_LENGTH_BY_CHANNEL.get(channel, 4096)
+        if len(text) > limit:
+            reasons.append(SafetyReason("too_long", f"Too long for {channel}: {len(text)} characters, at most {limit}."))
+    if locale == "bn":
+        share = bengali_share(unlinked)
+        if share < BENGALI_MINIMUM_SHARE:
+            reasons.append(SafetyReason("not_bengali", f"Not mostly Bengali: {share:.0%} of letters are Bengali."))
+    return reasons
+
+
+NAME_STAND_IN = "গ্রাহক"
+
+
+NAME_SPLIT = re.compile(r"[\s,.;]+")
+
+
+def _without_recipient_name(text: str, name: str) -> str:
+    """`text` with the recipient's own name replaced by a neutral word: their name is never a violation
+    (a customer called "Allah Rakha" is greeted by name), and texts that differ only by it judge alike."""
+    if not name:
+        return text
+    for word in sorted((word for word in NAME_SPLIT.split(name) if len(word) >= 2), key=len, reverse=True):
+        if word.isascii():
+            # A Latin name as a whole word only ("Ali" is not masked inside "Alive" or a link).
+            text = re.sub(rf"(?<![\w.\-/]){re.escape(word)}(?![\w.\-/])", NAME_STAND_IN, text, flags=re.IGNORECASE)
+        else:
+            text = text.replace(word, NAME_STAND_IN)  # a Bengali name keeps its case ending: রুমানাকে
+    return text
+
+
+@functools.lru_cache(maxsize=4096)
+def _content_reasons(
+    masked: str, policy: SafetyPolicy, message_type: str, prices: tuple, promo_codes: tuple, facts: str,
+    instructions: str, draft: str | None,
+) -> tuple[SafetyReason, ...]:
+    """The checks that depend only on the text (recipient's name masked), the policy and the claims context:
+    cached, so the same approved fallback for a whole campaign is judged once (its link and name aside)."""
+    context = SafetyContext(message_type=message_type, prices=prices, promo_codes=promo_codes, facts=facts,
+                            instructions=instructions)
+    folded = fold(masked)
+    reasons: list[SafetyReason] = []
+    reasons += moderation.moderation_offline(masked, folded=folded)
+    reasons += checks.check_credentials(masked, folded=folded)
+    reasons += checks.check_self_talk(masked, folded=folded)
+    reasons += checks.check_prompt_leak(masked, folded=folded, instructions=context.instructions)
+    reasons += checks.check_placeholders(masked)
+    reasons += checks.check_markup(masked)
+    reasons += checks.check_invisible(masked)
+    hosts = _link_hosts(policy)
+    reasons += links.links_judge(text=masked, allowed_hosts=hosts)
+    if draft is not None:
+        reasons += links.links_judge(text=draft.replace(LINK_PLACEHOLDER, " "), allowed_hosts=hosts)
+    reasons += claims.check_claims(masked, context=context)
+    reasons += checks.check_shouting(masked, promo_codes=context.promo_codes)
+    reasons += tone.tone_offline(masked, folded=folded, message_type=context.message_type)
+    if context.message_type == "coaching":
+        reasons += checks.check_customer_details(masked)
+    return tuple(reasons)
 
 
 def safety_check(
@@ -145,62 +253,55 @@ def safety_check(
     recipient_phone: str = "",
     recipient_email: str = "",
     link: str | None = None,
+    context: SafetyContext | None = None,
+    draft: str | None = None,
 ) -> SafetyVerdict:
-    """Whether `text` (the final text, link included) may be sent to this recipient on this channel, and if not, why.
+    """Whether `text` (the final text, link included) may be sent to this recipient on this channel, and every
+    reason why not.
 
     `link` is the message's own link when it carries one: it must be in the text (the "required link"
     rule) and the policy's fixed `required_link` does not apply; `""` is a message that could carry
     one but does not this time (deep links off: no link required). `None` (replies and the like): the
-    policy's `required_link`, when set, must be in the text. Banned phrases are looked for outside the
-    message's own link (its random token could contain a short phrase by chance); the length counts it.
+    policy's `required_link`, when set, must be in the text. Content is judged outside the message's
+    own link (its random token could contain a short word by chance); the length counts it.
+    `context` says who the recipient is and what the text may claim (engage.ai.safety_context);
+    `draft` is the model's text before our link was put in, judged for links as well.
     """
     if not text or not text.strip():
-        return SafetyVerdict(False, "Empty message.")
-    folded = (text.replace(link, " ") if link else text).casefold()
-    for phrase in policy.banned_phrases:
-        if phrase and phrase.casefold() in folded:
-            return SafetyVerdict(False, f"Contains banned phrase: {phrase}")
-
-    if channel == Channel.SMS:
-        segments = sms_segments(text)
-        if segments > policy.sms_max_segments:
-            return SafetyVerdict(
-                False,
-                f"Too long for SMS: {segments} segments, at most {policy.sms_max_segments} allowed.",
-                {"segments": segments},
-            )
-    else:
-        limit = MAX_LENGTH_BY_CHANNEL.get(channel, 4096)
-        if len(text) > limit:
-            return SafetyVerdict(False, f"Too long for {channel}: {len(text)} characters, at most {limit}.")
-
-    if locale == "bn":
-        share = bengali_share(text.replace(link, " ") if link else text)
-        if share < BENGALI_MINIMUM_SHARE:
-            return SafetyVerdict(
-                False, f"Not mostly Bengali: {share:.0%} of letters are Bengali.", {"bengali_share": share}
-            )
-
-    allowed_emails = {recipient_email.lower()} | {
-        item.lower() for item in policy.allowed_contact_details if "@" in item
-    }
-    unlinked = URL_PATTERN.sub(" ", text)
-    for email in EMAIL_PATTERN.findall(unlinked):
-        if email.lower() not in allowed_emails:
-            return SafetyVerdict(False, f"Mentions another person's email: {email}")
-    allowed_phones = [recipient_phone, *[item for item in policy.allowed_contact_details if "@" not in item]]
-    for match in PHONE_PATTERN.findall(unlinked):
-        if len(_digits(match)) < 7:
-            continue
-        if not any(_same_phone(match, allowed) for allowed in allowed_phones if allowed):
-            return SafetyVerdict(False, f"Mentions another person's phone number: {match.strip()}")
-
+        return SafetyVerdict.of([SafetyReason("empty", "Empty message.")])
+    context = (context or SafetyContext()).with_recipient(phone=recipient_phone, email=recipient_email)
+    unlinked = text.replace(link, " ") if link else text
+    masked = _without_recipient_name(unlinked, context.recipient_name)
+    details: dict = {}
+    reasons = _form_reasons(text, policy=policy, channel=channel, locale=locale, unlinked=masked, details=details)
+    reasons += checks.check_contacts(
+        unlinked, context=context, allowed_contact_details=policy.allowed_contact_details, region=policy.region
+    )
     if link is None:
         if policy.required_link and policy.required_link not in text:
-            return SafetyVerdict(False, f"Missing the required link {policy.required_link}")
+            reasons.append(SafetyReason("missing_required_link", f"Missing the required link {policy.required_link}"))
     elif link and link not in text:
-        return SafetyVerdict(False, "Missing the message's booking link.")
-    return SafetyVerdict(True, None)
+        reasons.append(SafetyReason("missing_link", "Missing the message's booking link."))
+    # The content checks do not depend on who the recipient is (their name is masked): cached per text.
+    content = _content_reasons(masked, policy, context.message_type, context.prices, context.promo_codes,
+                               context.facts, context.instructions, draft)
+    recipient = checks.check_recipient(masked, context=context)
+    return SafetyVerdict.of([*reasons, *_in_check_order(content, recipient)], details)
+
+
+def _in_check_order(content: tuple[SafetyReason, ...], recipient: list[SafetyReason]) -> list[SafetyReason]:
+    """The content reasons with the recipient's in its place (after prompt leaks, before placeholders)."""
+    if not recipient:
+        return list(content)
+    early = {"profanity", "insult", "threat", "sexual", "political", "religious", "credential_request",
+             "ai_self_talk", "prompt_leak"}
+    split = next((index for index, reason in enumerate(content) if reason.code not in early), len(content))
+    return [*content[:split], *recipient, *content[split:]]
+
+
+def reason_codes() -> dict[str, tuple[str, str]]:
+    """Every reason code with its group and advice (engage.ai.reasons.REASON_CODES)."""
+    return dict(REASON_CODES)
 
 
 # The last resort when the database holds no approved text at all (it is seeded by a migration).
@@ -226,3 +327,51 @@ def fallback_text_for(*, company: Company | None, message_type: str, locale: str
     if rows:
         return min(rows, key=preference)[3]
     return BUILT_IN_FALLBACKS.get(locale, BUILT_IN_FALLBACKS["en"])
+
+
+_fallback_environment = SandboxedEnvironment(autoescape=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _fallback_template(body: str):
+    return _fallback_environment.from_string(body)
+
+
+_NAME_SLOT, _FULL_NAME_SLOT = "\x00first\x00", "\x00full\x00"
+
+
+@functools.lru_cache(maxsize=1024)
+def _fallback_rendered(body: str, values: tuple[tuple[str, Any], ...]) -> str:
+    return _fallback_template(body).render(**dict(values)).strip()
+
+
+def fallback_render(*, body: str, company: Company | None, contact=None, context: dict | None = None) -> str:
+    """An approved fallback with its variables filled: {{ company_name }}, {{ customer_name }},
+    {{ customer_first_name }} (the contact's), plus `context` ({{ service_name_bn }} ...). A missing
+    variable renders empty (write `{% if x %}...{% endif %}` around it); a body that does not render
+    is returned as it is, and the filter then rejects its placeholders.
+
+    The template is rendered once per company, service and kind of name (none, or one), with slots
+    for the names that are then filled in: a campaign does not run Jinja for every customer."""
+    if "{" not in body:
+        return body
+    name = contact.name if contact is not None else ""
+    given = first_name(name)
+    values = {
+        "company_name": company.name if company is not None else "",
+        "customer_name": _FULL_NAME_SLOT if name else "",
+        "customer_first_name": _NAME_SLOT if given else "",
+        "contact_name": _FULL_NAME_SLOT if name else "",
+        "worker_name": _FULL_NAME_SLOT if name else "",
+        **(context or {}),
+    }
+    try:
+        rendered = _fallback_rendered(body, tuple(sorted(values.items())))
+        rendered = rendered.replace(_NAME_SLOT, given).replace(_FULL_NAME_SLOT, name)
+        if "\x00" in rendered:  # a filter changed a slot ({{ customer_first_name|upper }}): render it for real
+            real = {**values, "customer_name": name, "customer_first_name": given, "contact_name": name,
+                    "worker_name": name}
+            rendered = _fallback_template(body).render(**real).strip()
+    except (TemplateError, TypeError):
+        return body
+    return rendered

@@ -49,6 +49,7 @@ from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from crm.models import Booking, Channel, Company, Contact, Customer, Service
+from engage.ai.bengali import date_bn, number_bn
 from engage.campaigns.models import CampaignRecipient
 from engage.messaging.models import Message
 from engage.policy.consent import CAPPED_AGENT_TYPES, local_day_and_week_start
@@ -344,7 +345,7 @@ class PastBooking(NamedTuple):
     service: Service  # id, company_id, name and name_bn loaded; one instance per service
 
 
-_SERVICE_FIELDS = ["id", "company_id", "name", "name_bn"]
+_SERVICE_FIELDS = ["id", "company_id", "name", "name_bn", "base_price"]
 
 
 def customer_booking_histories(*, customer_ids: list[int], limit: int = BOOKING_HISTORY_LENGTH) -> dict[int, list[PastBooking]]:
@@ -380,11 +381,14 @@ def customer_booking_histories(*, customer_ids: list[int], limit: int = BOOKING_
     return histories
 
 
-def booking_history_text(*, bookings: list[PastBooking], now: dt.datetime) -> str:
-    """The prompt's `booking_history`: one line per booking, newest first: date, service, days ago."""
+def booking_history_text(*, bookings: list[PastBooking], now: dt.datetime, zone: dt.tzinfo | None = None) -> str:
+    """The prompt's `booking_history`: one line per booking, newest first: the date as a Bengali reader
+    writes it (in `zone`, the customer's), service, days ago ("- ১৫ নভেম্বর ২০২৬: এসি সার্ভিসিং (৪৫ দিন আগে)")."""
+
     lines = []
     for booking in bookings:
         when = booking.finished_at
         service = booking.service.name_bn or booking.service.name
-        lines.append(f"- {when:%Y-%m-%d} {service} ({(now - when).days} দিন আগে)")
+        local = when.astimezone(zone) if zone is not None else when
+        lines.append(f"- {date_bn(local)}: {service} ({number_bn((now - when).days)} দিন আগে)")
     return "\n".join(lines)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Prefetch
 
 from crm.models import Lead
 from engage.ai.knowledge import knowledge_search
 from engage.ai.models import AIConfig, AISession
+from engage.ai.safety_context import SafetyContext
 from engage.conversations.rich_inbound import media_describe
 from engage.messaging.models import Message
 
@@ -56,18 +59,41 @@ def _turn_text(*, body: str, media_type: str, button_payload: str, metadata: dic
     return body
 
 
-def system_prompt_build(*, lead: Lead, config: AIConfig, query_text: str, instruction: str = "") -> str:
+@dataclass(frozen=True)
+class SystemPrompt:
+    """The system message, and its parts the safety filter needs: the instructions (repeating them is a
+    prompt leak) and the knowledge passages (the facts whose prices and promises the answer may repeat)."""
+
+    text: str
+    instructions: str
+    facts: str
+
+    def safety_context(self) -> SafetyContext:
+        return SafetyContext(instructions=self.instructions, facts=self.facts)
+
+
+def system_prompt_parts(*, lead: Lead, config: AIConfig, query_text: str, instruction: str = "") -> SystemPrompt:
     """The company's system prompt, the best knowledge passages for `query_text`, and an instruction."""
     parts = [config.system_prompt.strip()]
     locale = lead.contact.locale
     parts.append(f"Write in {LOCALE_NAMES.get(locale, locale)}. The customer's name is {lead.contact.name or 'unknown'}.")
     documents = knowledge_search(company=lead.company, text=query_text, limit=3) if query_text else []
+    passages = "\n\n".join(f"[{document.title}]\n{document.body.strip()}" for document in documents)
+    instructions = [*parts, instruction]
     if documents:
-        passages = "\n\n".join(f"[{document.title}]\n{document.body.strip()}" for document in documents)
         parts.append(f"Facts from the company's knowledge base (use only these):\n{passages}")
     if instruction:
         parts.append(instruction)
-    return "\n\n".join(part for part in parts if part)
+    return SystemPrompt(
+        text="\n\n".join(part for part in parts if part),
+        instructions="\n\n".join(part for part in instructions if part),
+        facts=passages,
+    )
+
+
+def system_prompt_build(*, lead: Lead, config: AIConfig, query_text: str, instruction: str = "") -> str:
+    """The company's system prompt, the best knowledge passages for `query_text`, and an instruction."""
+    return system_prompt_parts(lead=lead, config=config, query_text=query_text, instruction=instruction).text
 
 
 THREAD_LIMIT = 100

@@ -11,7 +11,7 @@ from crm.models import Lead
 from engage.ai.client import ai_generate
 from engage.ai.config import ai_config_for
 from engage.ai.models import AISession
-from engage.conversations.context import conversation_messages, lead_reply_skip_reason, system_prompt_build
+from engage.conversations.context import conversation_messages, lead_reply_skip_reason, system_prompt_parts
 from engage.conversations.replies import followup_schedule
 from engage.ledger.models import Job
 from engage.messaging.models import Message
@@ -40,11 +40,14 @@ def followup_send(*, job: Job, lead_id: int, inbound_message_id: int, number: in
         if number > config.followup_max:
             return {"stopped": "max_reached"}
         inbound_text = Message.objects.filter(pk=inbound_message_id).values_list("body", flat=True).first() or ""
-        system = system_prompt_build(lead=lead, config=config, query_text=inbound_text, instruction=FOLLOWUP_INSTRUCTION)
+        system = system_prompt_parts(
+            lead=lead, config=config, query_text=inbound_text, instruction=FOLLOWUP_INSTRUCTION
+        )
         result = ai_generate(
             company=lead.company, agent_type="sales", purpose="followup",
-            messages=[{"role": "system", "content": system}, *conversation_messages(lead=lead)],
+            messages=[{"role": "system", "content": system.text}, *conversation_messages(lead=lead)],
             message_type="followup", locale=lead.contact.locale, channel=channel, contact=lead.contact, lead=lead,
+            safety_context=system.safety_context(),
         )
         if not result.is_sendable:
             # Not even the approved fallback passes the filter: the chain stops (the reason is on the AISession).

@@ -14,7 +14,7 @@ from crm.services import event_record
 from engage.ai.client import ai_generate
 from engage.ai.config import ai_config_for
 from engage.ai.models import AISession
-from engage.conversations.context import conversation_messages, lead_reply_skip_reason, system_prompt_build
+from engage.conversations.context import conversation_messages, lead_reply_skip_reason, system_prompt_parts
 from engage.conversations.handoff import lead_flag_handoff
 from engage.ledger.models import Job
 from engage.ledger.services import job_enqueue
@@ -72,12 +72,12 @@ def ai_reply_send(*, job: Job, lead_id: int, message_id: int) -> dict[str, Any]:
                 correlation_id=inbound.correlation_id,
             )
             return {"skipped": skip_reason}
-        system = system_prompt_build(lead=lead, config=config, query_text=inbound.body)
+        system = system_prompt_parts(lead=lead, config=config, query_text=inbound.body)
         result = ai_generate(
             company=lead.company, agent_type="sales", purpose="reply",
-            messages=[{"role": "system", "content": system}, *conversation_messages(lead=lead)],
+            messages=[{"role": "system", "content": system.text}, *conversation_messages(lead=lead)],
             message_type="reply", locale=lead.contact.locale, channel=channel, contact=lead.contact, lead=lead,
-            correlation_id=inbound.correlation_id,
+            correlation_id=inbound.correlation_id, safety_context=system.safety_context(),
         )
         if not result.is_sendable:
             # Neither the model's text nor the approved fallback passes the safety filter (a fallback

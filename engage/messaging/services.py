@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from channels_app import registry
 from channels_app.base import ChannelError, OutboundMessage
 from channels_app.models import ChannelAccount
 from channels_app.selectors import channel_settings_for as channel_account_settings
-from crm.models import Company, Contact, Lead
+from crm.models import Channel, Company, Contact, Lead
 from crm.services import event_record
 from engage.ledger.models import Job
 from engage.ledger.registry import JobPermanentError
@@ -93,6 +94,25 @@ def channel_settings_for(*, company: Company | int, channel: str) -> dict[str, A
     return found
 
 
+# The hosts a company's messages may link to (engage.ai.config.allowed_link_hosts, registered by
+# EngageConfig.ready(): the AI settings sit above this module). Email turns those links into tracked
+# buttons and its click redirect follows only them.
+_link_hosts_provider: Callable[..., tuple[str, ...]] | None = None
+
+
+def link_hosts_provider_register(provider: Callable[..., tuple[str, ...]]) -> None:
+    global _link_hosts_provider
+    _link_hosts_provider = provider
+
+
+def channel_options(*, company: Company | int, channel: str, agent_type: str, message_type: str) -> dict[str, Any]:
+    """What a send tells its channel besides the message: who speaks, what kind, and (email) the link hosts."""
+    options: dict[str, Any] = {"agent_type": agent_type, "message_type": message_type}
+    if channel == Channel.EMAIL and _link_hosts_provider is not None:
+        options["allowed_link_hosts"] = _link_hosts_provider(company=company)
+    return options
+
+
 def _outbound_for_job(*, job: Job | None, **fields: Any) -> Message:
     """The job's outbound message, created queued on first call (one per job, by a unique constraint)."""
     if job is None:
@@ -163,8 +183,11 @@ def message_send(
         to_email=contact.email,
         to_name=contact.name,
         subject=message.subject,
-        # The channel decides with them too (email: marketing needs a postal address; Feedback-ID).
-        options={"agent_type": agent_type, "message_type": message_type, **(options or {})},
+        # The channel decides with them too (email: marketing needs a postal address; Feedback-ID; link hosts).
+        options={
+            **channel_options(company=company, channel=channel, agent_type=agent_type, message_type=message_type),
+            **(options or {}),
+        },
     )
     is_ai = agent_type in AI_AGENT_TYPES
     try:

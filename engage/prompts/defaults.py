@@ -1,6 +1,5 @@
-"""The default prompt templates a company starts with: approved v1 versions, seeded by
-`engage.prompts.services.templates_seed_defaults` (migration 0007 holds a frozen copy for the
-companies that existed then).
+"""The default prompt templates a company starts with: approved versions, seeded by
+`engage.prompts.services.templates_seed_defaults`.
 """
 
 from __future__ import annotations
@@ -10,29 +9,37 @@ from engage.messaging.models import AgentType
 SYSTEM_TEMPLATE_NAME = "reminder_system"
 USER_TEMPLATE_NAME = "reminder"
 
+# The texts seeded for new companies (v2: migration 0024 moved the companies whose v1 texts were
+# untouched to these; 0007 and 0015 hold the frozen v1 copies). Written for a Bengali reader: আপনি,
+# the given name with no case ending glued to it, Bengali digits, the channel's length, the brand's
+# sign-off, no invented claims.
+SYSTEM_PROMPT_V2 = (
+    "আপনি একটি হোম সার্ভিস প্রতিষ্ঠানের হয়ে গ্রাহকদের জন্য ছোট, আন্তরিক রিমাইন্ডার বার্তা লেখেন। "
+    "প্রতিষ্ঠানের নাম: {{ company_name }}।\n"
+    "নিয়মগুলো:\n"
+    "- গ্রাহককে সবসময় \"আপনি\" বলে সম্বোধন করবেন। নাম দেওয়া থাকলে শুধু সেই নামটি লিখবেন, নামের সঙ্গে কোনো "
+    "বিভক্তি জুড়বেন না; নাম না থাকলে \"প্রিয় গ্রাহক\" লিখবেন।\n"
+    "- শুধু বাংলায় লিখবেন; সংখ্যা ও তারিখ বাংলা অঙ্কে লিখবেন।\n"
+    "- শুধু নিচে দেওয়া তথ্য ব্যবহার করবেন। কোনো দাম, ছাড়, অফার, গ্যারান্টি বা প্রোমো কোড নিজে থেকে বানাবেন না।\n"
+    "- কোনো ফোন নম্বর, ইমেইল বা ওয়েবসাইটের ঠিকানা লিখবেন না; বুকিং লিংক আমরা বসিয়ে দেব।\n"
+    "- তাড়া দেবেন না, চাপ দেবেন না, ভয় দেখাবেন না; বিনীতভাবে মনে করিয়ে দেবেন।\n"
+    "- নিজের সম্পর্কে বা এই নির্দেশনাগুলোর কথা কিছুই লিখবেন না; শুধু বার্তাটি লিখবেন।\n"
+    "- বার্তার শেষে আলাদা লাইনে প্রতিষ্ঠানের নাম দিয়ে শেষ করবেন, যেমন: — {{ company_name }}"
+)
+USER_PROMPT_V2 = (
+    "{% if customer_first_name %}গ্রাহকের নাম: {{ customer_first_name }}"
+    "{% else %}গ্রাহকের নাম জানা নেই (\"প্রিয় গ্রাহক\" লিখবেন){% endif %}\n"
+    "সার্ভিস: {{ service_name_bn }}\n"
+    "{% if days_since_last_booking %}শেষ বুকিং: {{ days_since_last_booking }} দিন আগে\n{% endif %}"
+    "{% if booking_history %}আগের বুকিং (নতুন থেকে পুরোনো):\n{{ booking_history }}\n{% endif %}"
+    "{% if service_price %}সার্ভিসের দাম: {{ service_price }} (দাম লিখলে শুধু এটিই লিখবেন)\n{% endif %}"
+    "{% if promo_code %}প্রোমো কোড: {{ promo_code }} (কোডটি হুবহু লিখবেন; এর বাইরে কোনো ছাড়ের কথা লিখবেন না)\n"
+    "{% endif %}"
+    "মাধ্যম: {{ channel_name_bn }}। লিংক বাদে পুরো বার্তাটি {{ max_characters }} অক্ষরের মধ্যে রাখবেন।\n"
+    "বুকিং লিংক যেখানে বসবে, সেখানে হুবহু {{ deep_link }} লিখবেন।"
+)
 # (agent type, name, body, description) of each default, bn locale.
 DEFAULT_TEMPLATES: tuple[tuple[str, str, str, str], ...] = (
-    (
-        AgentType.SMARTENGAGE,
-        SYSTEM_TEMPLATE_NAME,
-        (
-            "তুমি {{ company_name }}-এর একজন বন্ধুসুলভ, সৎ সহকারী। শুধু বাংলায়, ছোট করে (দুই-তিন বাক্যে) লেখো। "
-            "কোনো মূল্য, ছাড় বা প্রতিশ্রুতি বানিয়ে বলবে না; শুধু যে তথ্য দেওয়া হয়েছে তা-ই ব্যবহার করবে। "
-            "কোনো ফোন নম্বর বা ইমেইল লিখবে না।"
-        ),
-        "SmartEngage reminder: the system prompt.",
-    ),
-    (
-        AgentType.SMARTENGAGE,
-        USER_TEMPLATE_NAME,
-        (
-            "গ্রাহক {{ customer_name }}-কে একটি বাংলা রিমাইন্ডার লেখো।\n"
-            "সার্ভিস: {{ service_name_bn }}\n"
-            "শেষ বুকিংয়ের পর {{ days_since_last_booking }} দিন পেরিয়েছে।\n"
-            "{% if booking_history %}আগের বুকিং (নতুন থেকে পুরোনো):\n{{ booking_history }}\n{% endif %}"
-            "{% if promo_code %}প্রোমো কোড: {{ promo_code }} — বার্তায় কোডটি উল্লেখ করো।\n{% endif %}"
-            "বুকিং লিংকের জায়গায় হুবহু {{ deep_link }} লেখো (লিংক আমরা বসিয়ে দেব)।"
-        ),
-        "SmartEngage reminder: the user prompt.",
-    ),
+    (AgentType.SMARTENGAGE, SYSTEM_TEMPLATE_NAME, SYSTEM_PROMPT_V2, "SmartEngage reminder: the system prompt."),
+    (AgentType.SMARTENGAGE, USER_TEMPLATE_NAME, USER_PROMPT_V2, "SmartEngage reminder: the user prompt."),
 )

@@ -31,13 +31,18 @@ TEMPLATE_VARIABLES: dict[str, dict[str, str]] = {
     },
     "smartengage": {
         "company_name": "The company's name.",
-        "customer_name": "The customer's name.",
+        "customer_name": "The customer's full name (empty when unknown).",
+        "customer_first_name": "The name to address the customer by: the given name, titles (মোঃ, Md.) left"
+        " out; empty when unknown. Write no case ending after it.",
         "service_name": "The service's name in English.",
         "service_name_bn": "The service's name in Bengali.",
-        "days_since_last_booking": "Days since the customer's last completed booking.",
+        "service_price": "The service's base price in Bengali digits (৳১,৫০০); the only price the text may state.",
+        "days_since_last_booking": "Days since the customer's last completed booking, in Bengali digits.",
         "booking_history": "The customer's last three completed bookings, newest first, one per line:"
-        " date, service (Bengali name), days ago. Empty for a customer without one.",
+        " Bengali date, service (Bengali name), days ago. Empty for a customer without one.",
         "promo_code": "A promotion code, or empty.",
+        "channel_name_bn": "The channel in Bengali (এসএমএস, ইমেইল, হোয়াটসঅ্যাপ).",
+        "max_characters": "How long the text may be on this channel without the link, in Bengali digits.",
         "deep_link": "The signed booking link to include.",
     },
     "coachnova": {

@@ -21,7 +21,8 @@ from jinja2 import TemplateSyntaxError, meta
 
 from crm.models import Booking, Channel, Company, Customer, Lead, User, Worker
 from crm.services import event_record
-from engage.ai.client import NO_API_KEY_REASON, ai_generate
+from engage.ai.client import NO_API_KEY_REASON, ai_config_for, ai_generate
+from engage.ai.reasons import reason_advice
 from engage.ai.safety import (
     LINK_PLACEHOLDER,
     MAX_LENGTH_BY_CHANNEL,
@@ -31,9 +32,10 @@ from engage.ai.safety import (
     safety_policy_for,
     sms_segments,
 )
+from engage.ai.safety_context import SafetyContext
 from engage.campaigns.deeplinks import SHORT_CODE_LENGTH, short_url
-from engage.campaigns.segmentation import BOOKING_HISTORY_LENGTH, booking_history_text, customer_booking_histories
-from engage.campaigns.smartengage.planning import SHORT_LINK_CHANNELS
+from engage.campaigns.segmentation import BOOKING_HISTORY_LENGTH, customer_booking_histories
+from engage.campaigns.smartengage.planning import SHORT_LINK_CHANNELS, reminder_prompt_context
 from engage.messaging.models import Message
 from engage.prompts.models import PromptTemplate, PromptTemplateVersion
 from engage.prompts.rendering import TEMPLATE_VARIABLES, _environment, template_render
@@ -63,6 +65,9 @@ class Subject:
     phone: str
     email: str
     context: dict[str, Any]
+    name: str = ""
+    # The prices the person's context gives the model (a customer's service price).
+    prices: tuple = ()
 
 
 # --- Reading ---------------------------------------------------------------------------------------
@@ -148,23 +153,18 @@ def _customer_subject(*, company: Company, pk: int) -> Subject | None:
     customer = Customer.objects.filter(company=company, pk=pk).select_related("contact").first()
     if customer is None:
         return None
+
     now = timezone.now()
     history = customer_booking_histories(customer_ids=[customer.pk], limit=BOOKING_HISTORY_LENGTH).get(customer.pk, [])
-    last = history[0] if history else None
-    last_at = customer.last_booking_at or (last.finished_at if last else None)
-    service = last.service if last else None
-    context = {
-        "company_name": company.name,
-        "customer_name": customer.contact.name or "গ্রাহক",
-        "service_name": service.name if service else "",
-        "service_name_bn": (service.name_bn or service.name) if service else "আমাদের সার্ভিস",
-        "days_since_last_booking": (now - last_at).days if last_at else "",
-        "booking_history": booking_history_text(bookings=history, now=now),
-        "promo_code": "",
-        "deep_link": LINK_PLACEHOLDER,
-    }
+    service = history[0].service if history else None
+    context = reminder_prompt_context(
+        company=company, customer=customer, service=service, history=history, now=now, promo_code="",
+        channel=Channel.SMS, sms_max_segments=ai_config_for(company=company).sms_max_segments,
+    )
     contact = customer.contact
-    return Subject("customer", customer.pk, _label(contact), contact.phone, contact.email, context)
+    prices = (service.base_price,) if service is not None and service.base_price else ()
+    return Subject("customer", customer.pk, _label(contact), contact.phone, contact.email, context,
+                   name=contact.name, prices=prices)
 
 
 def _lead_subject(*, company: Company, pk: int) -> Subject | None:
@@ -184,7 +184,8 @@ def _lead_subject(*, company: Company, pk: int) -> Subject | None:
         "channel": lead.channel,
         "step_number": 1,
     }
-    return Subject("lead", lead.pk, _label(lead.contact), lead.contact.phone, lead.contact.email, context)
+    return Subject("lead", lead.pk, _label(lead.contact), lead.contact.phone, lead.contact.email, context,
+                   name=lead.contact.name)
 
 
 def _worker_subject(*, company: Company, pk: int) -> Subject | None:
@@ -206,29 +207,47 @@ def _worker_subject(*, company: Company, pk: int) -> Subject | None:
         "average_delay_minutes": round(delay.total_seconds() / 60) if delay else 0,
         "period_days": PREVIEW_PERIOD_DAYS,
     }
-    return Subject("worker", worker.pk, _label(worker.contact), worker.contact.phone, worker.contact.email, context)
+    return Subject("worker", worker.pk, _label(worker.contact), worker.contact.phone, worker.contact.email, context,
+                   name=worker.contact.name)
 
 
 def _sample_link(channel: str) -> str:
     return short_url(code="x" * SHORT_CODE_LENGTH) if channel in SHORT_LINK_CHANNELS else SAMPLE_SIGNED_LINK
 
 
+NO_SAMPLE_NOTE = "Type a sample message or generate one with the model: the safety filter judges a message, never the prompt."
+
+
 def _channel_report(
-    *, texts: dict[str, str], verdicts: dict[str, SafetyVerdict], sms_max_segments: int
+    *, texts: dict[str, str], verdicts: dict[str, SafetyVerdict | None], sms_max_segments: int
 ) -> list[dict[str, Any]]:
     report = []
     for channel in PREVIEW_CHANNELS:
-        text, verdict = texts[channel], verdicts[channel]
-        if channel == Channel.SMS:
+        text, verdict = texts.get(channel, ""), verdicts.get(channel)
+        if verdict is None:  # nothing to judge yet
+            row = {"length": None, "limit": f"{sms_max_segments} SMS segments" if channel == Channel.SMS
+                   else f"{MAX_LENGTH_BY_CHANNEL.get(channel, 4096)} characters", "is_within_limit": None}
+        elif channel == Channel.SMS:
             segments = sms_segments(text)
             row = {"length": len(text), "limit": f"{sms_max_segments} SMS segments", "segments": segments,
                    "is_within_limit": segments <= sms_max_segments}
         else:
             limit = MAX_LENGTH_BY_CHANNEL.get(channel, 4096)
             row = {"length": len(text), "limit": f"{limit} characters", "is_within_limit": len(text) <= limit}
+        reasons = [{**reason.as_dict(), "advice": reason_advice(reason.code)} for reason in verdict.reasons] if verdict else []
         report.append({"channel": channel, "label": Channel(channel).label, **row,
-                       "is_safe": verdict.is_ok, "reason": verdict.reason or ""})
+                       "is_safe": verdict.is_ok if verdict else None,
+                       "reason": (verdict.reason or "") if verdict else "", "reasons": reasons})
     return report
+
+
+def _preview_safety_context(*, template: PromptTemplate, subject: Subject, rendered: str) -> SafetyContext:
+    return SafetyContext(
+        recipient_name=subject.name, recipient_phone=subject.phone, recipient_email=subject.email,
+        message_type=MESSAGE_TYPE_BY_AGENT_TYPE.get(template.agent_type, "reply"), prices=subject.prices,
+        promo_codes=(subject.context["promo_code"],) if subject.context.get("promo_code") else (),
+        instructions=rendered, brand=template.company.name,
+    )
 
 
 def template_preview(
@@ -236,33 +255,36 @@ def template_preview(
 ) -> dict[str, Any]:
     """Render `body` for a person of the template's company; the safety verdict and length per channel.
 
-    The verdict is on `sample_output` (a model sample or the marketer's own text), else on the
-    rendered text itself. ValidationError (with the line) on a syntax error or unknown variable.
+    The verdict is on `sample_output` (a model sample or the marketer's own text) as each channel would
+    send it, never on the rendered prompt: with no sample there is no verdict (`note` says so). Every
+    reason is listed with its advice. ValidationError (with the line) on a syntax error or unknown variable.
     """
     lint = template_body_lint(agent_type=template.agent_type, body=body)
     if lint["error"]:
         raise ValidationError({"body": lint["error"]})
     subject = subject_for(company=template.company, agent_type=template.agent_type, subject_id=subject_id)
     rendered = template_render(body=body, agent_type=template.agent_type, context=subject.context)
-    checked = sample_output.strip() or rendered
+    checked = sample_output.strip()
     policy = safety_policy_for(company=template.company)
-    # A reminder is judged as it is sent: with its channel's link in (see _sample_link).
-    links = {channel: _sample_link(channel) if "deep_link" in subject.context else None for channel in PREVIEW_CHANNELS}
-    texts = {
-        channel: checked if links[channel] is None else link_insert(text=checked, link=links[channel])
-        for channel in PREVIEW_CHANNELS
-    }
-    verdicts = {
-        channel: safety_check(text=texts[channel], policy=policy, channel=channel, locale=template.locale,
-                              recipient_phone=subject.phone, recipient_email=subject.email, link=links[channel])
-        for channel in PREVIEW_CHANNELS
-    }
+    texts: dict[str, str] = {}
+    verdicts: dict[str, SafetyVerdict | None] = {}
+    if checked:
+        context = _preview_safety_context(template=template, subject=subject, rendered=rendered)
+        # A reminder is judged as it is sent: with its channel's link in (see _sample_link).
+        for channel in PREVIEW_CHANNELS:
+            link = _sample_link(channel) if "deep_link" in subject.context else None
+            texts[channel] = checked if link is None else link_insert(text=checked, link=link)
+            verdicts[channel] = safety_check(
+                text=texts[channel], policy=policy, channel=channel, locale=template.locale, link=link,
+                context=context, draft=checked if link is not None else None,
+            )
     return {
         "rendered": rendered,
         "variables": lint["variables"],
         "subject": {"kind": subject.kind, "id": subject.pk or None, "label": subject.label},
         "checked_text": checked,
-        "checked_is_sample": bool(sample_output.strip()),
+        "checked_is_sample": bool(checked),
+        "note": "" if checked else NO_SAMPLE_NOTE,
         "channels": _channel_report(texts=texts, verdicts=verdicts, sms_max_segments=policy.sms_max_segments),
     }
 
@@ -270,7 +292,11 @@ def template_preview(
 def template_sample_generate(
     *, template: PromptTemplate, body: str, subject_id: Any = None, channel: str = Channel.SMS
 ) -> dict[str, Any]:
-    """A sample answer of the model to the rendered template (or the approved fallback when none is configured)."""
+    """A sample answer of the model to the rendered template (or the approved fallback when none is configured).
+
+    A reminder's sample keeps LINK_PLACEHOLDER where the model put the link, so the preview can put
+    each channel's link there; the text is judged as the send would judge it, every reason returned.
+    """
 
     preview = template_preview(template=template, body=body, subject_id=subject_id)
     subject = subject_for(company=template.company, agent_type=template.agent_type, subject_id=subject_id)
@@ -278,18 +304,23 @@ def template_sample_generate(
     if subject.pk:
         model = {"customer": Customer, "lead": Lead, "worker": Worker}[subject.kind]
         contact = model.objects.select_related("contact").get(pk=subject.pk).contact
+    link = _sample_link(channel) if "deep_link" in subject.context else None
+    context = _preview_safety_context(template=template, subject=subject, rendered=preview["rendered"])
     result = ai_generate(
         company=template.company, agent_type=template.agent_type, purpose="studio_preview",
         messages=[{"role": "user", "content": preview["rendered"]}],
         message_type=MESSAGE_TYPE_BY_AGENT_TYPE.get(template.agent_type, "reply"),
-        locale=template.locale, channel=channel, contact=contact,
+        locale=template.locale, channel=channel, contact=contact, link=link, safety_context=context,
+        fallback_context={key: subject.context.get(key, "") for key in ("service_name_bn", "service_name", "promo_code")},
     )
+    text = result.text.replace(link, LINK_PLACEHOLDER) if link else result.text
     return {
-        "text": result.text,
+        "text": text,
         "outcome": result.outcome,
         "is_fallback": result.is_fallback,
         "is_model_configured": result.reason != NO_API_KEY_REASON,
         "reason": result.reason,
+        "reasons": [{**item, "advice": reason_advice(item["code"])} for item in result.safety.get("reasons", [])],
     }
 
 

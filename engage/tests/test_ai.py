@@ -1,6 +1,7 @@
 """The AI client against the local fake OpenAI server, through the real openai SDK."""
 
 import threading
+import time
 
 import pytest
 
@@ -130,9 +131,12 @@ def test_an_answer_the_safety_filter_rejects_is_replaced_by_the_fallback(fake_op
 
     assert result.outcome == AISession.Outcome.REJECTED
     assert result.text == BENGALI_FALLBACK
-    assert result.reason == "Contains banned phrase: গ্যারান্টি"
+    # every reason is reported, not the first only: the banned phrase and the made-up guarantee
+    assert result.reason.startswith("Contains banned phrase: গ্যারান্টি; A guarantee or refund promise")
     session = AISession.objects.get()
     assert (session.response_text, session.final_text) == (rejected, BENGALI_FALLBACK)
+    assert [reason["code"] for reason in session.safety["reasons"]] == ["banned_phrase", "unapproved_guarantee"]
+    assert session.safety["moderation"]["is_called"] and not session.safety["moderation"]["flagged"]
 
 
 def test_a_company_that_switched_the_safety_filter_off_gets_the_answer_unchecked(fake_openai, company):
@@ -389,3 +393,118 @@ def test_threads_starting_together_share_one_sdk_client():
     for thread in threads:
         thread.join()
     assert len(clients) == 32 and len({id(client) for client in clients}) == 1
+
+
+# --- moderation endpoint, tone judge, time budget (issue 15) ------------------------------------------
+
+
+def test_the_moderation_endpoint_judges_the_models_text_and_a_flag_sends_the_fallback(fake_openai, company):
+    fake_openai.reply(BENGALI_ANSWER)
+    fake_openai.flag("harassment", "violence")
+
+    result = generate(company)
+
+    assert (result.outcome, result.text) == (AISession.Outcome.REJECTED, BENGALI_FALLBACK)
+    assert fake_openai.moderation_requests[0]["input"] == BENGALI_ANSWER
+    assert fake_openai.moderation_requests[0]["model"] == "omni-moderation-latest"
+    session = AISession.objects.get()
+    assert [reason["code"] for reason in session.safety["reasons"]] == ["moderation_flagged"]
+    assert session.safety["moderation"]["categories"] == ["harassment", "violence"]
+    assert "harassment" in session.error
+
+
+def test_a_moderation_endpoint_that_fails_sends_the_fallback_and_says_why(fake_openai, company):
+    fake_openai.reply(BENGALI_ANSWER)
+    fake_openai.moderation_failure = FakeFailure(500)
+
+    result = generate(company)
+
+    assert (result.outcome, result.text) == (AISession.Outcome.REJECTED, BENGALI_FALLBACK)
+    assert AISession.objects.get().safety["reasons"][0]["code"] == "moderation_unavailable"
+
+
+def test_moderation_off_in_the_config_is_not_called(fake_openai, company):
+    AIConfig.objects.create(company=company, is_moderation_enabled=False)
+    fake_openai.reply(BENGALI_ANSWER)
+
+    assert generate(company).outcome == AISession.Outcome.OK
+    assert fake_openai.moderation_requests == []
+
+
+def test_the_tone_judge_grades_reminders_and_a_failed_grade_sends_the_fallback(fake_openai, company):
+    AIConfig.objects.create(company=company, is_tone_judge_enabled=True)
+    fake_openai.reply(BENGALI_ANSWER)
+    fake_openai.tone_verdict = {"polite": True, "respectful_address": False, "no_pressure": True, "no_blame": True,
+                                "explanation": "Uses তুমি."}
+
+    result = generate(company, message_type="reminder", purpose="reminder", agent_type="smartengage")
+
+    assert result.outcome == AISession.Outcome.REJECTED
+    (judged,) = fake_openai.judge_requests
+    assert judged["messages"][1]["content"] == BENGALI_ANSWER and judged["response_format"] == {"type": "json_object"}
+    session = AISession.objects.get()
+    assert session.safety["tone"]["grades"]["respectful_address"] is False
+    assert session.safety["reasons"] == [{"code": "tone_judge",
+                                          "message": "The tone judge found the text not respectful address (Uses তুমি.)."}]
+    # replies are not judged for tone
+    generate(company)
+    assert len(fake_openai.judge_requests) == 1
+
+
+def test_a_tone_judge_that_fails_is_recorded_and_does_not_reject(fake_openai, company):
+    AIConfig.objects.create(company=company, is_tone_judge_enabled=True)
+    fake_openai.reply(BENGALI_ANSWER)
+    fake_openai.tone_verdict = FakeFailure(500)
+
+    result = generate(company, message_type="coaching", purpose="coaching", agent_type="coachnova")
+
+    assert result.outcome == AISession.Outcome.OK
+    assert "InternalServerError" in AISession.objects.get().safety["tone"]["error"]
+
+
+def test_a_hanging_model_holds_a_worker_no_longer_than_the_time_budget(fake_openai, company, settings):
+    # given retries that would each wait their full timeout (3 x 2 s), and a budget of 1 s
+    settings.OPENAI_TIMEOUT_SECONDS = 2.0
+    settings.OPENAI_MAX_RETRIES = 2
+    AIConfig.objects.create(company=company, time_budget_seconds=1)
+    fake_openai.delay = 5
+    started = time.monotonic()
+
+    result = generate(company)
+
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.9, elapsed
+    assert (result.outcome, result.text) == (AISession.Outcome.ERROR, BENGALI_FALLBACK)
+    assert result.reason.startswith("Time budget of 1 s spent after 1 attempt(s)")
+    budget = AISession.objects.get().safety["budget"]
+    assert budget["is_spent"] is True and budget["seconds"] == 1.0 and 900 <= budget["spent_ms"] < 1900
+
+
+def test_the_default_budget_is_the_setting(fake_openai, company, settings):
+    settings.AI_TIME_BUDGET_SECONDS = 0.6
+    settings.OPENAI_MAX_RETRIES = 5
+    fake_openai.delay = 3
+    started = time.monotonic()
+
+    result = generate(company)
+
+    assert time.monotonic() - started < 1.4
+    assert "Time budget of 0.6 s spent" in result.reason
+
+
+def test_retries_still_happen_inside_the_budget(fake_openai, company):
+    fake_openai.fail(status=503, times=2)
+    fake_openai.reply(BENGALI_ANSWER)
+
+    result = generate(company)
+
+    assert result.outcome == AISession.Outcome.OK
+    assert AISession.objects.get().safety["budget"]["attempts"] == 3
+
+
+def test_a_400_is_not_retried(fake_openai, company):
+    fake_openai.queue(FakeFailure(400, "bad request"), BENGALI_ANSWER)
+
+    result = generate(company)
+
+    assert result.outcome == AISession.Outcome.ERROR and len(fake_openai.requests) == 1

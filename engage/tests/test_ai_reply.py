@@ -148,7 +148,9 @@ def test_a_job_pointing_at_another_companys_lead_is_dead_at_once(fake_openai, co
 def test_a_real_worker_answers_an_inbound_message_through_the_sdk(fake_openai, celery_worker_factory, company):
     from shokti.testing.celery_worker import wait_for
 
-    # given: a prefork worker whose AI settings point at the fake model server of this test
+    # given: a prefork worker whose AI settings point at the fake model server of this test, and the
+    # knowledge passage the answer's price comes from (the safety filter rejects a price nobody gave)
+    KnowledgeDoc.objects.create(company=company, title="কোর্সের দাম", body="ডিজিটাল মার্কেটিং কোর্সের দাম ৫০০০ টাকা।")
     fake_openai.reply(ANSWER)
     worker = celery_worker_factory(OPENAI_BASE_URL=fake_openai.base_url, OPENAI_API_KEY="test")
 

@@ -264,7 +264,8 @@ def test_the_run_page_lists_the_skip_and_fallback_reasons_with_counts(client, al
         customer_due(campaign.company, name=name, timezone=inside)
     english = "This is an English reply with 100% guaranteed results"
     fake_openai.respond_with(
-        lambda request: english if "Karim Unsafe" in json.dumps(request, ensure_ascii=False) else AI_TEXT
+        # the prompt names the customer by the given name
+        lambda request: english if "Karim" in json.dumps(request, ensure_ascii=False) else AI_TEXT
     )
     act(client, CAMPAIGNS, "run_now", campaign)
     run = run_to_end(CampaignRun.objects.get())

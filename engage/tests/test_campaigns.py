@@ -127,7 +127,7 @@ def test_a_dry_run_calls_the_model_for_its_sample_only_and_shows_the_fallback_fo
     rows = list(run.recipients.order_by("customer_id"))
     assert rows[0].body.startswith(AI_TEXT.split("[BOOKING_LINK]")[0]) and rows[0].error == ""
     for row in rows[1:]:
-        assert row.body.startswith("আপনার প্রিয় সার্ভিসের সময় হয়েছে।") and "token=" in row.body
+        assert row.body.startswith("প্রিয় ") and "আবার করিয়ে নেওয়ার সময় হয়ে এসেছে" in row.body and "token=" in row.body
         assert row.error == DRY_RUN_NOT_CALLED and row.reason == ""
     assert AISession.objects.filter(company=campaign.company).count() == 1
     assert not Message.objects.exists()

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from crm.models import Booking, Customer
 from crm.services import booking_complete
 from crm.tests.factories import BookingFactory, CustomerFactory
+from engage.ai.bengali import date_bn
 from engage.campaigns.segmentation import (
     SegmentCriteria,
     booking_history_text,
@@ -244,5 +245,6 @@ def test_booking_histories_of_a_batch_in_one_query_newest_first_completed_only(c
     assert none.pk not in histories
     lines = text.splitlines()
     service = done[1].service.name_bn or done[1].service.name
-    assert lines[0] == f"- {(NOW - dt.timedelta(days=10)):%Y-%m-%d} {service} (10 দিন আগে)"
-    assert len(lines) == 3 and lines[2].endswith("(30 দিন আগে)")
+    # Bengali dates and digits, never ISO dates: the model writes back what it is fed
+    assert lines[0] == f"- {date_bn(NOW - dt.timedelta(days=10))}: {service} (১০ দিন আগে)"
+    assert len(lines) == 3 and lines[2].endswith("(৩০ দিন আগে)")

@@ -9,18 +9,21 @@ from django.core import mail
 from django.core.exceptions import ValidationError
 
 from crm.tests.factories import ServiceFactory
+from engage.ai.bengali import date_bn
 from engage.ai.safety import LINK_PLACEHOLDER
 from engage.campaigns.deeplinks import deeplink_verify
 from engage.campaigns.smartengage.pipeline import smartengage_bulk_send, smartengage_reminder_send
 from engage.campaigns.smartengage.planning import smartengage_templates
 from engage.models import AISession, Job, Message, PromptTemplateVersion
+from engage.policy.consent import contact_zone
 from engage.policy.services import policy_get_or_create
 from engage.prompts.defaults import USER_TEMPLATE_NAME
 from engage.prompts.services import template_version_create, templates_seed_defaults
 from engage.tests.campaign_helpers import AI_TEXT, customer_due
 from shokti.metrics import ai_messages_sent_total, campaign_recipients_skipped_total
 
-FALLBACK_START = "আপনার প্রিয় সার্ভিসের সময় হয়েছে।"
+# The seeded reminder fallback (v2, migration 0024) names the customer, the service and the brand.
+FALLBACK_START = "প্রিয় "
 
 
 def counter(metric, **labels) -> float:
@@ -64,11 +67,12 @@ def test_one_reminder_goes_through_all_ten_steps(seeded, fake_openai):
     # the prompt came from the approved template, with the customer's context
     prompt = fake_openai.last_request["messages"]
     assert prompt[0]["role"] == "system" and seeded.name in prompt[0]["content"]
-    assert "ফাতিমা" in prompt[1]["content"] and "22 দিন" in prompt[1]["content"]
+    assert "ফাতিমা" in prompt[1]["content"] and "২২ দিন" in prompt[1]["content"]
     assert "SAVE20" in prompt[1]["content"] and LINK_PLACEHOLDER in prompt[1]["content"]
-    booking = customer.bookings.get()  # the booking history, as the seeded template shows it
-    assert f"আগের বুকিং (নতুন থেকে পুরোনো):\n- {booking.finished_at:%Y-%m-%d} " in prompt[1]["content"]
-    assert "(22 দিন আগে)" in prompt[1]["content"]
+    booking = customer.bookings.get()  # the booking history, as the seeded template shows it: Bengali dates
+    local = booking.finished_at.astimezone(contact_zone(contact=customer.contact))
+    assert f"আগের বুকিং (নতুন থেকে পুরোনো):\n- {date_bn(local)}: " in prompt[1]["content"]
+    assert "(২২ দিন আগে)" in prompt[1]["content"]
     session = AISession.objects.get(correlation_id=message.correlation_id)
     assert (session.outcome, session.message_id) == ("ok", message.pk)
     assert len(mail.outbox) == 1 and customer.contact.email in mail.outbox[0].to[0]

@@ -19,10 +19,12 @@ from crm.tests.factories import (
     StaffUserFactory,
     WorkerFactory,
 )
+from engage.ai.bengali import date_bn, number_bn
 from engage.campaigns.deeplinks import SHORT_CODE_LENGTH, short_url
 from engage.campaigns.runner import campaign_run_execute
 from engage.campaigns.runs import campaign_run_trigger
 from engage.models import Campaign, Message, PromptTemplate, PromptTemplateVersion
+from engage.policy.consent import contact_zone
 from engage.policy.services import policy_get_or_create
 from engage.prompts.services import template_version_create, templates_seed_defaults
 from engage.studio.services import (
@@ -102,7 +104,8 @@ def test_lint_names_unknown_variables_and_syntax_errors_with_their_line():
 
 @pytest.mark.django_db
 def test_preview_renders_for_a_real_customer_with_verdicts_and_lengths(reminder, customer):
-    result = template_preview(template=reminder, body=NEW_WORDING, subject_id=customer.pk)
+    sample = "প্রিয় ফাতিমা, আপনার সার্ভিস আবার করার সময় হয়েছে। [BOOKING_LINK]"
+    result = template_preview(template=reminder, body=NEW_WORDING, subject_id=customer.pk, sample_output=sample)
 
     service = customer.bookings.get().service
     assert result["rendered"] == (
@@ -111,12 +114,12 @@ def test_preview_renders_for_a_real_customer_with_verdicts_and_lengths(reminder,
     assert result["subject"] == {"kind": "customer", "id": customer.pk, "label": f"ফাতিমা ({customer.contact.phone})"}
     channels = {row["channel"]: row for row in result["channels"]}
     assert set(channels) == {"sms", "whatsapp_cloud", "email"}
-    # each channel is judged with its link in: the signed link in email, the 33-character short link on SMS
-    without_link = len(result["rendered"]) - len("[BOOKING_LINK]")
+    # each channel judges the sample with its link in: the signed link in email, the 33-character short link on SMS
+    without_link = len(sample) - len("[BOOKING_LINK]")
     assert channels["email"]["length"] == without_link + len(SAMPLE_SIGNED_LINK) and channels["email"]["is_safe"]
-    assert channels["sms"]["length"] == without_link + len(short_url(code="x" * SHORT_CODE_LENGTH)) == 89
+    assert channels["sms"]["length"] == without_link + len(short_url(code="x" * SHORT_CODE_LENGTH)) == 85
     assert channels["sms"]["segments"] == 2 and channels["sms"]["limit"] == "3 SMS segments"
-    assert channels["sms"]["is_within_limit"] and channels["sms"]["is_safe"]
+    assert channels["sms"]["is_within_limit"] and channels["sms"]["is_safe"] and channels["sms"]["reasons"] == []
 
 
 @pytest.mark.django_db
@@ -126,7 +129,8 @@ def test_preview_shows_the_customers_booking_history(reminder, customer):
     booking = customer.bookings.get()
     service = booking.service.name_bn or booking.service.name
     days = (timezone.now() - booking.finished_at).days
-    assert result["rendered"] == f"আগের বুকিং:\n- {booking.finished_at:%Y-%m-%d} {service} ({days} দিন আগে)"
+    local = booking.finished_at.astimezone(contact_zone(contact=customer.contact))
+    assert result["rendered"] == f"আগের বুকিং:\n- {date_bn(local)}: {service} ({number_bn(days)} দিন আগে)"
 
 
 @pytest.mark.django_db
@@ -187,8 +191,9 @@ def test_sample_without_a_model_is_the_fallback_and_says_so(reminder, customer, 
 def test_sample_with_the_model_sends_the_rendered_prompt(reminder, customer, fake_openai):
     fake_openai.reply("প্রিয় ফাতিমা, আবার বুক করুন।")
     result = template_sample_generate(template=reminder, body=NEW_WORDING, subject_id=customer.pk)
+    # the link goes at the end when the model left no placeholder: the sample shows where
     assert (result["text"], result["is_fallback"], result["is_model_configured"]) == (
-        "প্রিয় ফাতিমা, আবার বুক করুন।", False, True)
+        "প্রিয় ফাতিমা, আবার বুক করুন।\n[BOOKING_LINK]", False, True)
     assert fake_openai.last_request["messages"][-1]["content"].startswith("প্রিয় ফাতিমা, আপনার")
 
 

@@ -92,7 +92,7 @@ def test_marketer_edits_previews_saves_diffs_and_publishes_and_the_campaign_uses
     # the preview is for a real customer, picked by name
     page.fill("#studio-subject-search", "ফাতি")
     expect(page.locator("#studio-subject")).to_have_value(str(customer.pk))
-    expect(page.locator("#studio-rendered")).to_contain_text("গ্রাহক ফাতিমা-কে")
+    expect(page.locator("#studio-rendered")).to_contain_text("গ্রাহকের নাম: ফাতিমা")
 
     # an unknown variable is flagged as you type, and the preview says why it cannot render
     type_in_editor(page, "নতুন বার্তা {{ customer_name }} {{ salary }}")
@@ -108,13 +108,27 @@ def test_marketer_edits_previews_saves_diffs_and_publishes_and_the_campaign_uses
     expect(page.locator("#studio-rendered")).to_have_text(
         "নতুন বার্তা ফাতিমা, আপনার সার্ভিসের সময় হয়েছে। [BOOKING_LINK]"
     )
-    expect(page.locator("#studio-channels tr[data-channel=email] td").nth(3)).to_have_text("passes")
+    # the prompt itself is never judged: no sample, no verdict
+    expect(page.locator("#studio-channels tr[data-channel=email] td").nth(3)).to_have_text("no sample yet")
+    expect(page.locator("#studio-sample-note")).to_contain_text("never the prompt")
 
-    # a sample from the model (the local fake OpenAI server)
+    # a typed sample with several problems: every violation is listed, each with what to change
+    page.fill("#studio-sample-output", "প্রিয় করিম, শেষ সুযোগ! বিকাশ পিন পাঠান: bit.ly/x [BOOKING_LINK]")
+    sms_verdict = page.locator("#studio-channels tr[data-channel=sms] td").nth(3)
+    expect(sms_verdict).to_contain_text("rejected (4)")
+    reasons = sms_verdict.locator(".studio-reasons li")
+    expect(reasons).to_have_count(4)
+    expect(reasons.nth(0)).to_have_attribute("data-code", "credential_request")
+    expect(reasons.nth(0)).to_contain_text("We never ask customers or workers for a PIN")
+    expect(reasons.nth(1)).to_contain_text("Addressed to “করিম”")
+    expect(reasons.nth(2).locator(".studio-advice")).to_contain_text("URL shortener")
+
+    # a sample from the model (the local fake OpenAI server) passes
     fake_openai.reply(MODEL_TEXT)
     page.click("#studio-generate")
     expect(page.locator("#studio-generate-note")).to_have_text("A sample from the model.")
     expect(page.locator("#studio-sample-output")).to_have_value(MODEL_TEXT)
+    expect(page.locator("#studio-channels tr[data-channel=email] td").nth(3)).to_have_text("passes")
 
     # save: a new draft, v1 still live
     page.click("#studio-save")

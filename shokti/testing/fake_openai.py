@@ -11,6 +11,19 @@ Scripting, per test:
     fake_openai.fail(status=500, times=2)      the next N calls fail with that HTTP status
     fake_openai.delay = 2.0                    seconds to wait before answering
     fake_openai.requests                       the JSON bodies received (with a "_headers" key)
+
+Moderation (`POST /v1/moderations`, OpenAI's documented moderation object: `id`, `model`,
+`results[]` with `flagged`, `categories`, `category_scores`, `category_applied_input_types`;
+see the API reference, "Moderations > The moderation object"):
+    fake_openai.flag("harassment", "violence")  every input is flagged in these categories
+    fake_openai.moderate = lambda text: [...]   the flagged categories computed from the input
+    fake_openai.moderation_failure = FakeFailure(500)   the endpoint fails
+    fake_openai.moderation_delay = 2.0
+    fake_openai.moderation_requests            the JSON bodies received
+
+Tone judge (chat completions sent with the header `X-Shokti-Purpose: tone_judge`):
+    fake_openai.tone_verdict = {"polite": True, ...}   the JSON the judge answers (default: all true)
+    fake_openai.judge_requests                 the judge's requests (not in `requests`)
 """
 
 from __future__ import annotations
@@ -28,6 +41,12 @@ from typing import Any
 import pytest
 
 DEFAULT_ANSWER = "Hello from the fake model."
+MODERATION_CATEGORIES = (
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent", "self-harm",
+    "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors", "violence", "violence/graphic",
+)
+DEFAULT_TONE_VERDICT = {"polite": True, "respectful_address": True, "no_pressure": True, "no_blame": True,
+                        "explanation": "Polite and calm."}
 
 
 @dataclass(frozen=True)
@@ -53,6 +72,12 @@ class FakeOpenAI:
         self.default: Answer = DEFAULT_ANSWER
         self.answers: deque[Answer] = deque()
         self.delay = 0.0
+        self.moderation_requests: list[dict[str, Any]] = []
+        self.judge_requests: list[dict[str, Any]] = []
+        self.moderate: Callable[[str], list[str]] = lambda text: []
+        self.moderation_failure: FakeFailure | None = None
+        self.moderation_delay = 0.0
+        self.tone_verdict: dict[str, Any] | FakeFailure = dict(DEFAULT_TONE_VERDICT)
         self._generation = 0  # bumped by reset(): a request from an earlier test is never answered later
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -66,6 +91,12 @@ class FakeOpenAI:
             self.answers.clear()
             self.default = DEFAULT_ANSWER
             self.delay = 0.0
+            self.moderation_requests.clear()
+            self.judge_requests.clear()
+            self.moderate = lambda text: []
+            self.moderation_failure = None
+            self.moderation_delay = 0.0
+            self.tone_verdict = dict(DEFAULT_TONE_VERDICT)
 
     def reply(self, text: str) -> None:
         self.default = text
@@ -76,6 +107,9 @@ class FakeOpenAI:
 
     def respond_with(self, function: Callable[[dict[str, Any]], str | FakeFailure]) -> None:
         self.default = function
+
+    def flag(self, *categories: str) -> None:
+        self.moderate = lambda text: list(categories)
 
     def fail(self, *, status: int = 500, times: int = 1) -> None:
         self.queue(*[FakeFailure(status=status)] * times)
@@ -135,10 +169,17 @@ class FakeOpenAI:
                     return
                 request["_headers"] = {key.lower(): value for key, value in self.headers.items()}
                 request["_path"] = self.path
+                path = self.path.rstrip("/")
+                if path == "/v1/moderations":
+                    self._moderation(request)
+                    return
+                if request["_headers"].get("x-shokti-purpose") == "tone_judge":
+                    self._judge(request)
+                    return
                 with fake._lock:
                     fake.requests.append(request)
                     generation = fake._generation
-                if self.path.rstrip("/") != "/v1/chat/completions":
+                if path != "/v1/chat/completions":
                     self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                     return
                 if fake.delay:
@@ -153,6 +194,50 @@ class FakeOpenAI:
                         {"error": {"message": answer.message, "type": "server_error", "code": str(answer.status)}},
                     )
                     return
+                self._completion(request, answer)
+
+            def _failure(self, failure: FakeFailure) -> None:
+                self._send_json(
+                    failure.status,
+                    {"error": {"message": failure.message, "type": "server_error", "code": str(failure.status)}},
+                )
+
+            def _moderation(self, request: dict[str, Any]) -> None:
+                with fake._lock:
+                    fake.moderation_requests.append(request)
+                    generation = fake._generation
+                if fake.moderation_delay:
+                    time.sleep(fake.moderation_delay)
+                    if generation != fake._generation:
+                        self.close_connection = True
+                        return
+                if fake.moderation_failure is not None:
+                    self._failure(fake.moderation_failure)
+                    return
+                inputs = request.get("input", "")
+                texts = inputs if isinstance(inputs, list) else [inputs]
+                results = []
+                for text in texts:
+                    flagged = set(fake.moderate(str(text)))
+                    results.append({
+                        "flagged": bool(flagged),
+                        "categories": {name: name in flagged for name in MODERATION_CATEGORIES},
+                        "category_scores": {name: 0.97 if name in flagged else 0.0001 for name in MODERATION_CATEGORIES},
+                        "category_applied_input_types": {name: ["text"] for name in MODERATION_CATEGORIES},
+                    })
+                self._send_json(200, {"id": f"modr-{uuid.uuid4().hex}",
+                                      "model": request.get("model", "omni-moderation-latest"), "results": results})
+
+            def _judge(self, request: dict[str, Any]) -> None:
+                with fake._lock:
+                    fake.judge_requests.append(request)
+                verdict = fake.tone_verdict
+                if isinstance(verdict, FakeFailure):
+                    self._failure(verdict)
+                    return
+                self._completion(request, json.dumps(verdict, ensure_ascii=False))
+
+            def _completion(self, request: dict[str, Any], answer: str) -> None:
                 prompt_tokens = sum(count_tokens(str(m.get("content", ""))) for m in request.get("messages", []))
                 completion_tokens = count_tokens(answer)
                 self._send_json(

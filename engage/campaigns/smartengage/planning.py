@@ -11,11 +11,13 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from crm.models import Channel, Company, Customer, Service
+from engage.ai.bengali import first_name, money_bn, number_bn
 from engage.ai.client import (
     GenerationRequest,
 )
 from engage.ai.config import ai_config_for
 from engage.ai.safety import LINK_PLACEHOLDER
+from engage.ai.safety_context import SafetyContext
 from engage.campaigns.deeplinks import deeplink_booking_create, deeplink_promo_create, short_links_create
 from engage.campaigns.segmentation import booking_history_text, customer_booking_histories
 from engage.campaigns.smartengage.outcomes import AGENT_TYPE, MESSAGE_TYPE, Plan, Reason
@@ -89,6 +91,57 @@ def links_shorten(*, company: Company, plans: list[Plan], ttl_hours: int | None,
             plan.request.link = url
 
 
+CHANNEL_NAMES_BN = {
+    Channel.SMS: "এসএমএস", Channel.EMAIL: "ইমেইল", Channel.WHATSAPP_CLOUD: "হোয়াটসঅ্যাপ",
+    Channel.WHATSAPP_WEB: "হোয়াটসঅ্যাপ", Channel.CONSOLE: "বার্তা",
+}
+# Characters the model may write, without the link: SMS is what the company's segments hold in UCS-2
+# (67 a part) less the short link and its line break; WhatsApp and email a short, readable message.
+TEXT_LENGTH_BY_CHANNEL = {Channel.EMAIL: 600, Channel.WHATSAPP_CLOUD: 400, Channel.WHATSAPP_WEB: 400}
+SHORT_LINK_LENGTH = 34
+
+
+def reminder_max_characters(*, channel: str, sms_max_segments: int) -> int:
+    """How long the model's text may be on `channel` (the link left out)."""
+    if channel == Channel.SMS:
+        return max(60, sms_max_segments * 67 - SHORT_LINK_LENGTH - 1) if sms_max_segments > 1 else 70 - SHORT_LINK_LENGTH
+    return TEXT_LENGTH_BY_CHANNEL.get(channel, 400)
+
+
+def reminder_prompt_context(
+    *,
+    company: Company,
+    customer: Customer,
+    service: Service | None,
+    history: list,
+    now: Any,
+    promo_code: str,
+    channel: str,
+    sms_max_segments: int,
+) -> dict[str, Any]:
+    """The reminder template's variables for one customer: names, the service and its price, days and
+    history in Bengali digits and dates, the channel and its length, the link placeholder."""
+    last = history[0] if history else None
+    last_at = customer.last_booking_at or (last.finished_at if last else None)
+    name = customer.contact.name or ""
+    return {
+        "company_name": company.name,
+        "customer_name": name,
+        "customer_first_name": first_name(name),
+        "service_name": service.name if service else "",
+        "service_name_bn": (service.name_bn or service.name) if service else "আমাদের সার্ভিস",
+        "service_price": money_bn(service.base_price) if service and service.base_price else "",
+        "days_since_last_booking": number_bn((now - last_at).days) if last_at else "",
+        "booking_history": booking_history_text(
+            bookings=history, now=now, zone=contact_zone(contact=customer.contact)
+        ),
+        "promo_code": promo_code,
+        "channel_name_bn": CHANNEL_NAMES_BN.get(channel, "বার্তা"),
+        "max_characters": number_bn(reminder_max_characters(channel=channel, sms_max_segments=sms_max_segments)),
+        "deep_link": LINK_PLACEHOLDER,
+    }
+
+
 def plans_make(
     *,
     company: Company,
@@ -134,21 +187,14 @@ def plans_make(
         history = histories.get(customer.pk, [])
         last = history[0] if history else None
         plan.service = service or (last.service if last else None)
-        last_at = customer.last_booking_at or (last.finished_at if last else None)
         locale = customer.contact.locale or "bn"
         if locale not in templates:
             templates[locale] = smartengage_templates(company=company, locale=locale)
         system, plan.version = templates[locale]
-        context = {
-            "company_name": company.name,
-            "customer_name": customer.contact.name or "গ্রাহক",
-            "service_name": plan.service.name if plan.service else "",
-            "service_name_bn": (plan.service.name_bn or plan.service.name) if plan.service else "আমাদের সার্ভিস",
-            "days_since_last_booking": (now - last_at).days if last_at else "",
-            "booking_history": booking_history_text(bookings=history, now=now),
-            "promo_code": promo_code,
-            "deep_link": LINK_PLACEHOLDER,
-        }
+        context = reminder_prompt_context(
+            company=company, customer=customer, service=plan.service, history=history, now=now,
+            promo_code=promo_code, channel=channel, sms_max_segments=config.sms_max_segments,
+        )
         messages = []
         system_key = (system.pk if system else None, locale)
         system_text = system_texts.get(system_key)
@@ -181,6 +227,16 @@ def plans_make(
             contact=customer.contact,
             correlation_id=plan.correlation_id,
             link=plan.link,
+            # The claims the text may make: the service's price and the campaign's code, nothing else.
+            safety_context=SafetyContext(
+                prices=(plan.service.base_price,) if plan.service and plan.service.base_price else (),
+                promo_codes=(promo_code,) if promo_code else (),
+            ),
+            fallback_context={
+                "service_name_bn": (plan.service.name_bn or plan.service.name) if plan.service else "",
+                "service_name": plan.service.name if plan.service else "",
+                "promo_code": promo_code,
+            },
         )
     return plans
 

@@ -27,7 +27,7 @@ from engage.ledger.models import Job
 from engage.ledger.registry import JobPermanentError
 from engage.ledger.services import job_execute
 from engage.messaging.models import Message
-from engage.messaging.services import AI_AGENT_TYPES, DONE_STATUSES, channel_settings_for
+from engage.messaging.services import AI_AGENT_TYPES, DONE_STATUSES, channel_options, channel_settings_for
 from shokti.metrics import count
 
 logger = logging.getLogger(__name__)
@@ -121,7 +121,9 @@ def message_send_queued(
         to_email=queued.to_email,
         to_name=queued.to_name,
         subject=queued.subject,
-        options={"agent_type": agent_type, "message_type": message_type},
+        options=channel_options(
+            company=queued.company_id, channel=queued.channel, agent_type=agent_type, message_type=message_type
+        ),
     )
     is_ai = agent_type in AI_AGENT_TYPES
     try:

@@ -103,23 +103,53 @@
       }
       problem.hidden = true;
       $("studio-rendered").textContent = result.data.rendered;
+      $("studio-sample-note").textContent = result.data.note || "";
       var rows = $("studio-channels").querySelector("tbody");
       rows.innerHTML = "";
       result.data.channels.forEach(function (channel) {
         var row = document.createElement("tr");
         row.dataset.channel = channel.channel;
-        var cells = [
-          channel.label,
-          channel.segments !== undefined ? channel.length + " characters, " + channel.segments + " segment(s)" : channel.length + " characters",
-          channel.limit + (channel.is_within_limit ? " ✓" : " ✗ too long"),
-          channel.is_safe ? "passes" : "rejected: " + channel.reason
-        ];
-        cells.forEach(function (text, index) {
+        var judged = channel.is_safe !== null && channel.is_safe !== undefined;
+        var length = !judged ? "—" : channel.segments !== undefined
+          ? channel.length + " characters, " + channel.segments + " segment(s)" : channel.length + " characters";
+        var limit = channel.limit + (!judged ? "" : channel.is_within_limit ? " ✓" : " ✗ too long");
+        [channel.label, length, limit].forEach(function (text) {
           var cell = document.createElement("td");
           cell.textContent = text;
-          if (index === 3) { cell.className = channel.is_safe ? "studio-ok" : "studio-bad"; }
           row.appendChild(cell);
         });
+        var verdict = document.createElement("td");
+        if (!judged) {
+          verdict.textContent = "no sample yet";
+          verdict.className = "quiet";
+        } else if (channel.is_safe) {
+          verdict.textContent = "passes";
+          verdict.className = "studio-ok";
+        } else {
+          // Every reason, each with what to change (textContent only: the texts are never HTML).
+          verdict.className = "studio-bad";
+          var title = document.createElement("strong");
+          title.textContent = "rejected (" + channel.reasons.length + ")";
+          verdict.appendChild(title);
+          var list = document.createElement("ul");
+          list.className = "studio-reasons";
+          channel.reasons.forEach(function (reason) {
+            var item = document.createElement("li");
+            item.dataset.code = reason.code;
+            var message = document.createElement("span");
+            message.textContent = reason.message;
+            item.appendChild(message);
+            if (reason.advice) {
+              var advice = document.createElement("span");
+              advice.className = "quiet studio-advice";
+              advice.textContent = " " + reason.advice;
+              item.appendChild(advice);
+            }
+            list.appendChild(item);
+          });
+          verdict.appendChild(list);
+        }
+        row.appendChild(verdict);
         rows.appendChild(row);
       });
       document.body.dataset.previewCount = String(Number(document.body.dataset.previewCount || 0) + 1);
@@ -180,14 +210,16 @@
     $("studio-generate").addEventListener("click", function () {
       var note = $("studio-generate-note");
       note.textContent = "Asking the model…";
-      request("POST", config.urls.studio_sample, {body: editor.getValue(), subject_id: $("studio-subject").value || null})
+      request("POST", config.urls.studio_sample, {body: editor.getValue(), subject_id: $("studio-subject").value || null,
+                                                   channel: $("studio-sample-channel").value})
         .then(function (result) {
           if (!result.ok) { note.textContent = errorText(result.data); return; }
           $("studio-sample-output").value = result.data.text;
           if (!result.data.is_model_configured) {
             note.textContent = "No model is configured: this is the approved fallback text.";
           } else if (result.data.is_fallback) {
-            note.textContent = "The model's answer was not usable (" + result.data.reason + "): this is the fallback text.";
+            var why = (result.data.reasons || []).map(function (reason) { return reason.message; }).join(" · ");
+            note.textContent = "The model's answer was not usable (" + (why || result.data.reason) + "): this is the fallback text.";
           } else {
             note.textContent = "A sample from the model.";
           }
