@@ -62,7 +62,7 @@ from engage.conversations.inbound import inbound_message_capture
 from engage.conversations.models import Enrollment, Sequence, SequenceStep
 from engage.conversations.sequences import sequence_enroll, sequences_advance
 from engage.ledger.models import Job
-from engage.ledger.services import job_execute
+from engage.ledger.services import job_dispatch_held, job_execute
 from engage.messaging.models import Message
 from engage.messaging.services import message_status_update
 from engage.policy.models import CampaignPreset
@@ -167,9 +167,10 @@ def engage_demo_seed(*, now: dt.datetime | dt.date | None = None, seed: int, res
 
 @contextlib.contextmanager
 def _seeding() -> Iterator[None]:
-    """Offline AI, console delivery for SMS and WhatsApp, email to memory, quiet loggers."""
+    """Offline AI, console delivery for SMS and WhatsApp, email to memory, quiet loggers; jobs run here, not
+    handed to Celery (a worker would only find them done)."""
     quiet = [(logging.getLogger(name), logging.getLogger(name).level) for name in QUIET_LOGGERS]
-    with override_settings(
+    with job_dispatch_held(), override_settings(
         OPENAI_API_KEY="", CHANNELS_CONSOLE_FALLBACK=True, EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"
     ):
         for logger_, _ in quiet:
