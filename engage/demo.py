@@ -52,7 +52,7 @@ from crm.demo import (
 )
 from crm.models import Booking, Channel, Company, Contact, Event, Lead, Stage, User
 from crm.services import booking_create, pipeline_get_or_create_default
-from engage.ai.models import AIConfig, AISession
+from engage.ai.models import AIConfig, AISession, KnowledgeDoc
 from engage.campaigns.attribution import NOTIFICATION_OPENED, deeplink_follow_record, user_event_record
 from engage.campaigns.deeplinks import deeplink_verify, short_link_target
 from engage.campaigns.models import Campaign, CampaignRecipient, CampaignRun, ShortLink
@@ -70,6 +70,32 @@ from engage.policy.services import policy_for, policy_get_or_create
 from engage.prompts.defaults import SEQUENCE_WELCOME_TEMPLATE_NAME
 from engage.prompts.models import PromptTemplate, PromptTemplateVersion
 from engage.prompts.services import templates_seed_defaults
+
+# What each company's AI may quote (engage.ai.knowledge): the facts a lead or customer asks about.
+KNOWLEDGE = {
+    HOME_SERVICES_SLUG: (
+        ("Service prices", ["price", "service", "দাম"],
+         "Home Cleaning 1,500 BDT (3 hours), AC Servicing 1,200 BDT, Plumbing from 800 BDT, Electrical from"
+         " 700 BDT, Pest Control 2,500 BDT, Sofa Cleaning 1,800 BDT. Prices include the visit; parts are extra."),
+        ("Booking, moving and cancelling", ["booking", "cancel", "বুকিং"],
+         "Book in the app or through the link in our messages. A booking can be moved or cancelled free of"
+         " charge up to 3 hours before the visit. Our workers come between 9 am and 6 pm, Saturday to Thursday."),
+    ),
+    COURSES_SLUG: (
+        ("কোর্স ফি ও কিস্তি", ["fee", "price", "installment", "ফি", "কিস্তি"],
+         "IELTS Preparation: ১২,০০০ টাকা (৮ সপ্তাহ)। Spoken English: ৬,৫০০ টাকা (৬ সপ্তাহ)। Python for"
+         " Beginners: ৯,০০০ টাকা (১০ সপ্তাহ)। Graphic Design ও Digital Marketing: ১০,০০০ টাকা করে (৮ সপ্তাহ)।"
+         " সব কোর্সের ফি দুই কিস্তিতে দেওয়া যায়: ভর্তির সময় অর্ধেক, চতুর্থ সপ্তাহে বাকি অর্ধেক।"),
+        ("Batches and class times", ["batch", "schedule", "online", "recording", "ব্যাচ"],
+         "New batches start on the 1st and the 15th of every month. Every course has an evening batch (7-9 pm,"
+         " Sunday to Thursday) and a weekend batch (Friday and Saturday, 10 am-1 pm). Classes are online and"
+         " recorded; recordings stay available for 6 months. At most 25 students in a batch."),
+        ("সার্টিফিকেট, ডেমো ক্লাস ও চাকরি সহায়তা", ["certificate", "demo", "job", "mock test", "সার্টিফিকেট"],
+         "প্রতিটি কোর্স শেষে সার্টিফিকেট দেওয়া হয় (৮০% উপস্থিতি ও ফাইনাল প্রজেক্ট লাগবে)। ভর্তির আগে একটি ফ্রি"
+         " ডেমো ক্লাস করা যায়। IELTS কোর্সে ৪টি ফুল মক টেস্ট আছে। Python, Graphic Design ও Digital Marketing"
+         " কোর্স শেষে সিভি রিভিউ ও ইন্টারভিউ প্রস্তুতির সেশন আছে; চাকরির নিশ্চয়তা দেওয়া হয় না।"),
+    ),
+}
 
 # The story runs a real campaign over the home company's customers: demo volumes only.
 STORY_MAX_CUSTOMERS = 5_000
@@ -157,6 +183,7 @@ def engage_demo_seed(*, now: dt.datetime | dt.date | None = None, seed: int, res
     with _seeding():
         for company in (home, courses):
             _templates_seed(company=company, clock=clock, result=result)
+            _knowledge_seed(company=company, clock=clock, result=result)
         _home_story(company=home, admin=users[ADMIN_EMAIL], clock=clock, seed=seed, result=result)
         _courses_story(
             company=courses, operations=users[OPERATIONS_EMAIL], marketing=users[MARKETING_EMAIL], clock=clock,
@@ -274,6 +301,16 @@ def _templates_seed(*, company: Company, clock: _Clock, result: DemoResult) -> N
             template__company=company, number=1, author__isnull=True, created_at__gt=published_at
         ).update(created_at=published_at, approved_at=published_at)
         result.count("templates published", aged)
+
+
+def _knowledge_seed(*, company: Company, clock: _Clock, result: DemoResult) -> None:
+    """What the company's AI may quote (with an API key, replies and reminders use it)."""
+    written_at = clock.local(days_ago=TEMPLATES_PUBLISHED_DAYS_AGO, hour=10)
+    for title, tags, body in KNOWLEDGE[company.slug]:
+        _, created = KnowledgeDoc.objects.get_or_create(
+            company=company, title=title, defaults={"body": body, "tags": tags, "created_at": written_at}
+        )
+        result.count("knowledge documents", int(created))
 
 
 # --- home services: campaigns -------------------------------------------------------------------------

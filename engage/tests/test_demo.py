@@ -21,6 +21,7 @@ from django.utils import timezone
 from crm import demo
 from crm.models import Company, Lead, User
 from engage import demo as story
+from engage.ai.models import KnowledgeDoc
 from engage.campaigns.models import Campaign, CampaignRecipient, CampaignRun
 from engage.campaigns.runs import campaign_funnel
 from engage.conversations.models import Enrollment
@@ -86,6 +87,8 @@ def test_the_demo_tells_the_story_and_a_rerun_writes_nothing(settings):
             template__company=company, status=PromptTemplateVersion.Status.APPROVED
         ).values_list("template__agent_type", "template__name"))
         assert {("smartengage", "reminder"), ("smartengage", "reminder_system"), ("sales", "sequence_welcome")} <= published
+        # and the facts its AI may quote
+        assert KnowledgeDoc.objects.filter(company=company, is_active=True).count() == len(story.KNOWLEDGE[company.slug])
     now = timezone.now()
 
     # the win-back campaign: a real run two days ago at 10:00 in Dhaka, under the preset's own window
