@@ -140,7 +140,6 @@ WELCOME_ENROLLMENTS = 5
 # Hours ago each welcome enrollment was made: all under two days, so their step 2 is still due.
 WELCOME_HOURS_AGO = (4, 10, 18, 27, 38)
 
-logger = logging.getLogger(__name__)
 # Quiet while seeding: the console channel prints every message, a dead job logs its traceback.
 QUIET_LOGGERS = ("shokti.console_channel", "channels_app.registry", "engage.ledger.services", "engage.ai.client")
 
@@ -171,8 +170,9 @@ class StorySeedError(RuntimeError):
     """A piece of the story did not come out as the real services should make it."""
 
 
-def engage_demo_seed(*, now: dt.datetime | dt.date | None = None, seed: int, result: DemoResult) -> StoryResult:
-    """Seed whatever part of the story is missing on the demo companies (made by `crm.demo.demo_seed`)."""
+def engage_demo_seed(*, seed: int, result: DemoResult) -> StoryResult:
+    """Seed whatever part of the story is missing on the demo companies (made by `crm.demo.demo_seed`, whose
+    result gives the day: `result.base_time`)."""
     today = timezone.now().astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     clock = _Clock(shift=result.base_time - today)
     if clock.shift > dt.timedelta(0):

@@ -68,7 +68,7 @@ class Command(BaseCommand):
                 story_note = f"Story not seeded: more than {STORY_MAX_CUSTOMERS:,} customers (pass --story with fewer)."
         story_result = None
         if story:
-            story_result = engage_demo_seed(now=options["now"], seed=options["seed"], result=result)
+            story_result = engage_demo_seed(seed=options["seed"], result=result)
         elapsed = time.perf_counter() - started
         write = self.stdout.write
         if result.created:
