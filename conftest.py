@@ -15,6 +15,7 @@ pytest_plugins = [
     "shokti.testing.browser",
     "shokti.testing.celery_worker",
     "shokti.testing.webhook_receiver",
+    "shokti.testing.embedded",
 ]
 
 

@@ -1,6 +1,8 @@
 """Demo data: a home-services company and a course-selling company, deterministic and idempotent.
 
-`demo_seed` is what `manage.py seed_demo` runs. Every value comes from
+`demo_seed` is the CRM half of `manage.py seed_demo` (shokti/management/commands/): companies, staff,
+customers, workers, bookings and leads. The engagement story told on them (campaigns, conversations,
+jobs) is `engage.demo`, which the command runs next: crm does not know engage. Every value comes from
 `random.Random` seeded with the seed and a row's index, and every date from a
 fixed base time, so a rerun (or a run that adds more customers) produces the same
 rows. Each piece is created only when it is missing: a second run writes nothing.
@@ -49,6 +51,8 @@ ADMIN_EMAIL = "admin@shokti.local"
 OPERATIONS_EMAIL = "ops@shokti.local"
 MARKETING_EMAIL = "marketing@shokti.local"
 API_KEY_NAME = "demo"
+STAFF_NAMES = {ADMIN_EMAIL: "Farhana Rahman", OPERATIONS_EMAIL: "Rahima Akter", MARKETING_EMAIL: "Tanvir Hasan"}
+OLD_STAFF_NAMES = ("Demo Admin", "Demo Operations", "Demo Marketing")
 DEFAULT_SEED = 2026
 DEFAULT_CUSTOMERS = 120
 DEFAULT_BOOKINGS_PER_CUSTOMER = 4
@@ -57,7 +61,7 @@ CAMPAIGN_CADENCE_DAYS = 21
 # An arrival more than this many minutes after the scheduled time is late (CoachNova's view).
 LATE_AFTER_MINUTES = 10
 WORKER_COUNT = 10
-LEADS_PER_STAGE = 6
+LEADS_PER_STAGE = 8
 COPY_CHUNK_CUSTOMERS = 20_000
 # From this many new customers on, PostgreSQL loads with foreign keys and plain indexes put back at the end.
 FAST_LOAD_MIN_CUSTOMERS = 20_000
@@ -89,9 +93,9 @@ COURSES = ("IELTS Preparation", "Spoken English", "Python for Beginners", "Graph
 # What the last completed booking of a customer looks like, by share of customers.
 RECENCY_PROFILES = (
     ("campaign_due", 0.25),  # exactly CAMPAIGN_CADENCE_DAYS ago: today's campaign finds them
-    ("recent", 0.30),  # 1-14 days ago, some with an upcoming booking
-    ("lapsing", 0.20),  # 22-60 days ago
-    ("dormant", 0.20),  # 61-365 days ago
+    ("recent", 0.27),  # 1-14 days ago, some with an upcoming booking
+    ("lapsing", 0.28),  # 22-60 days ago: the demo's win-back campaign (28-58 days) reminds most of them
+    ("dormant", 0.15),  # 61-365 days ago
     ("new", 0.05),  # only an upcoming booking, never completed one
 )
 
@@ -193,12 +197,17 @@ def _staff_seed(*, companies: Sequence[Company], admin_password: str | None, res
     """The admin (superuser), an Operations and a Marketing staff user; all three share the demo password."""
     password = admin_password or _stored_password()
     people = (
-        ("admin", ADMIN_EMAIL, "Demo Admin", None, None),
-        ("operations", OPERATIONS_EMAIL, "Demo Operations", "Operations", Membership.Role.OPERATIONS),
-        ("marketing", MARKETING_EMAIL, "Demo Marketing", "Marketing", Membership.Role.MARKETING),
+        ("admin", ADMIN_EMAIL, STAFF_NAMES[ADMIN_EMAIL], None, None),
+        ("operations", OPERATIONS_EMAIL, STAFF_NAMES[OPERATIONS_EMAIL], "Operations", Membership.Role.OPERATIONS),
+        ("marketing", MARKETING_EMAIL, STAFF_NAMES[MARKETING_EMAIL], "Marketing", Membership.Role.MARKETING),
     )
     for label, email, full_name, group_name, role in people:
         user = User.objects.filter(email=email).first()
+        if user is not None and user.full_name in OLD_STAFF_NAMES:
+            # Demo data of an earlier version greeted everyone as "Demo ...".
+            user.full_name = full_name
+            user.save(update_fields=["full_name"])
+            result.count("users renamed")
         if user is None:
             password = password or _generated_password()
             extra = {"full_name": full_name, "date_joined": result.base_time}

@@ -28,6 +28,7 @@ class EngageConfig(AppConfig):
         from engage.conversations.handoff import handoff_keywords_cache_connect
         from engage.conversations.merge import contact_merge_messages
         from engage.messaging.services import channel_settings_cache_connect, link_hosts_provider_register
+        from engage.prompts.services import company_templates_seed_connect
         from engage.webhooks import webhook_events_enqueue
 
         for module in (*HANDLER_MODULES, *TASK_MODULES):
@@ -40,3 +41,4 @@ class EngageConfig(AppConfig):
         contact_merge_hook_register(contact_merge_messages)
         contact_merge_hook_register(contact_merge_campaign_rows)
         event_recorded_hook_register(webhook_events_enqueue)  # recorded events reach the company's webhook
+        company_templates_seed_connect()  # a new company starts with the default prompt templates

@@ -430,6 +430,8 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Files browsers ask for at the site's root (/favicon.ico), served by WhiteNoise from here.
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles"))
 # Uploaded and received files (customers' media): never served publicly; the admin streams them
 # to staff who may see the conversation.

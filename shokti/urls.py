@@ -3,13 +3,15 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from shokti import health, metrics
+from shokti import health, home, metrics
 
 admin.site.site_header = "Shokti operations"
 admin.site.site_title = "Shokti"
 admin.site.index_title = "Operations console"
+admin.site.site_url = "/"  # "View site": the landing page (shokti/home.py)
 
 urlpatterns = [
+    path("", home.home, name="home"),
     path("health", health.health, name="health"),
     path("metrics", metrics.export, name="metrics"),
     # engage's seed paths (before admin/: /admin/dlq/replay lives there): /inbound-message, /queue/stats,

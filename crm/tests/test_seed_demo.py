@@ -44,8 +44,9 @@ def fast_demo(settings, tmp_path, monkeypatch):
 
 
 def seed(*arguments: str) -> str:
+    """The CRM half of seed_demo (the engagement story on it is engage/tests/test_demo.py's)."""
     out = io.StringIO()
-    call_command("seed_demo", "--now", TODAY, *arguments, stdout=out)
+    call_command("seed_demo", "--now", TODAY, "--no-story", *arguments, stdout=out)
     return out.getvalue()
 
 
@@ -105,6 +106,23 @@ def test_both_companies_logins_and_keys():
         key = ApiKey.objects.get(company=company)
         printed = [line.split(": ")[1] for line in output.splitlines() if f"API key of {company.slug}" in line]
         assert len(printed) == 1 and ApiKey.hash(printed[0]) == key.hashed_key
+
+
+@pytest.mark.django_db
+def test_staff_have_real_names_and_older_demo_names_are_replaced():
+    # given: a demo seeded by an earlier version, which greeted everyone as "Demo ..."
+    seed("--customers", "0")
+    User.objects.filter(email=demo.OPERATIONS_EMAIL).update(full_name="Demo Operations")
+
+    # when
+    output = seed("--customers", "0")
+
+    # then
+    assert dict(User.objects.values_list("email", "full_name")) == {
+        demo.ADMIN_EMAIL: "Farhana Rahman", demo.OPERATIONS_EMAIL: "Rahima Akter", demo.MARKETING_EMAIL: "Tanvir Hasan",
+    }
+    assert "1 users renamed" in output
+    assert "nothing created" in seed("--customers", "0")
 
 
 @pytest.mark.django_db

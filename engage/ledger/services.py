@@ -9,11 +9,14 @@ the task time limit. See docs/jobs.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
 import socket
 import uuid
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -202,8 +205,25 @@ class _JSONEncoder(json.JSONEncoder):
         return DjangoJSONEncoder().default(value)
 
 
+_dispatch_held: ContextVar[bool] = ContextVar("job_dispatch_held", default=False)
+
+
+@contextlib.contextmanager
+def job_dispatch_held() -> Iterator[None]:
+    """Queue jobs without handing them to Celery: for a process that runs them itself as they are queued
+    (seed_demo executes its jobs with `job_execute`; a worker would only find them done). A job left
+    queued is published by the relay once it is due."""
+    token = _dispatch_held.set(True)
+    try:
+        yield
+    finally:
+        _dispatch_held.reset(token)
+
+
 def job_dispatch_on_commit(*, job: Job) -> None:
     """Hand the job to Celery once the surrounding transaction commits (no-op if it rolls back)."""
+    if _dispatch_held.get():
+        return
     job_id, priority, next_run_at = job.pk, job.priority, job.next_run_at
     transaction.on_commit(lambda: job_dispatch(job_id=job_id, priority=priority, run_at=next_run_at))
 

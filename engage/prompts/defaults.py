@@ -1,5 +1,6 @@
 """The default prompt templates a company starts with: approved versions, seeded by
-`engage.prompts.services.templates_seed_defaults`.
+`engage.prompts.services.templates_seed_defaults` for every new company (engage.apps connects it to
+the company's creation). Migrations hold frozen copies for the companies that existed then.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from engage.messaging.models import AgentType
 
 SYSTEM_TEMPLATE_NAME = "reminder_system"
 USER_TEMPLATE_NAME = "reminder"
+SEQUENCE_WELCOME_TEMPLATE_NAME = "sequence_welcome"
 
 # The texts seeded for new companies (v2: migration 0024 moved the companies whose v1 texts were
 # untouched to these; 0007 and 0015 hold the frozen v1 copies). Written for a Bengali reader: আপনি,
@@ -42,4 +44,19 @@ USER_PROMPT_V2 = (
 DEFAULT_TEMPLATES: tuple[tuple[str, str, str, str], ...] = (
     (AgentType.SMARTENGAGE, SYSTEM_TEMPLATE_NAME, SYSTEM_PROMPT_V2, "SmartEngage reminder: the system prompt."),
     (AgentType.SMARTENGAGE, USER_TEMPLATE_NAME, USER_PROMPT_V2, "SmartEngage reminder: the user prompt."),
+    (
+        AgentType.SALES,
+        SEQUENCE_WELCOME_TEMPLATE_NAME,
+        (
+            "প্রতিষ্ঠান: {{ company_name }}\n"
+            "{% if contact_name %}যাঁকে লিখছেন: {{ contact_name }}\n{% endif %}"
+            "এটি নতুন লিডের স্বাগত সিকোয়েন্সের {{ step_number }} নম্বর বার্তা।\n"
+            "{% if summary %}এ পর্যন্ত কথোপকথন: {{ summary }}\n{% endif %}"
+            "{% if last_message %}তাঁর শেষ বার্তা: {{ last_message }}\n{% endif %}"
+            "তাঁকে \"আপনি\" বলে সম্বোধন করে দুই-তিন বাক্যের একটি ছোট, আন্তরিক বাংলা বার্তা লিখবেন এবং আমাদের কোর্স বা"
+            " সেবা নিয়ে কোনো প্রশ্ন আছে কি না বিনীতভাবে জিজ্ঞেস করবেন। কোনো দাম, ছাড়, তারিখ বা প্রতিশ্রুতি নিজে থেকে"
+            " বানাবেন না; নিজের সম্পর্কে কিছু লিখবেন না।"
+        ),
+        "Sales sequences: a step that welcomes a new lead (the demo's \"New lead welcome\", step 2).",
+    ),
 )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.db.models import Max
+from django.db.models.signals import post_save
 from django.utils import timezone
 
-from crm.models import User
+from crm.models import Company, User
 from engage.prompts.defaults import DEFAULT_TEMPLATES
 from engage.prompts.models import PromptTemplate, PromptTemplateVersion
 from engage.prompts.rendering import template_variables_check
@@ -41,7 +42,7 @@ def template_version_approve(*, version: PromptTemplateVersion, actor: User | No
 
 @transaction.atomic
 def templates_seed_defaults(*, company) -> list[PromptTemplateVersion]:
-    """Give `company` the approved v1 default templates it lacks (SmartEngage bn reminder); idempotent."""
+    """Give `company` the approved v1 default templates it lacks (engage.prompts.defaults); idempotent."""
 
     created = []
     for agent_type, name, body, description in DEFAULT_TEMPLATES:
@@ -52,3 +53,14 @@ def templates_seed_defaults(*, company) -> list[PromptTemplateVersion]:
             version = template_version_create(template=template, body=body)
             created.append(template_version_approve(version=version))
     return created
+
+
+def _company_created_templates_seed(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
+    if created and not raw:
+        templates_seed_defaults(company=instance)
+
+
+def company_templates_seed_connect() -> None:
+    """A new company starts with the default templates, in the transaction that creates it (EngageConfig.ready:
+    crm cannot call engage, so engage listens for the company's creation)."""
+    post_save.connect(_company_created_templates_seed, sender=Company, dispatch_uid="company_templates_seed")

@@ -13,6 +13,7 @@ from engage.ledger.services import (
     job_backoff,
     job_cancel,
     job_claim,
+    job_dispatch_held,
     job_enqueue,
     job_execute,
     job_priority_step,
@@ -57,6 +58,30 @@ def test_enqueue_inserts_a_queued_job_with_the_handler_priority_and_dispatches_o
         company, "test_ok", 70, "queued", 0, 5
     )
     assert job.payload == {"value": 1}
+    assert len(callbacks) == 1
+
+
+@pytest.mark.django_db
+def test_jobs_queued_while_dispatch_is_held_go_to_the_relay_not_to_celery(
+    company, settings, django_capture_on_commit_callbacks
+):
+    # given: a process that runs its jobs itself (seed_demo) holds the dispatch
+    settings.JOBS_DISPATCH_TIMEOUT_SECONDS = 60
+    with django_capture_on_commit_callbacks(execute=False) as callbacks, job_dispatch_held():
+        ran = enqueue(company, key="ran")
+        left = enqueue(company, key="left")
+        assert job_execute(job_id=ran.pk, worker="here") == "completed"
+    assert callbacks == []
+
+    # when: the one it left queued is still due after the dispatch timeout
+    Job.objects.filter(pk=left.pk).update(dispatched_at=timezone.now() - timedelta(minutes=5))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        counts = jobs_relay()
+
+    # then: the relay publishes it (and only it); outside the hold, dispatch works as before
+    assert counts == {"redispatched": 1, "reclaimed": 0} and len(callbacks) == 1
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        enqueue(company, key="after")
     assert len(callbacks) == 1
 
 

@@ -14,10 +14,10 @@ from engage.ai.safety import LINK_PLACEHOLDER
 from engage.campaigns.deeplinks import deeplink_verify
 from engage.campaigns.smartengage.pipeline import smartengage_bulk_send, smartengage_reminder_send
 from engage.campaigns.smartengage.planning import smartengage_templates
-from engage.models import AISession, Job, Message, PromptTemplateVersion
+from engage.models import AISession, Job, Message, PromptTemplate, PromptTemplateVersion
 from engage.policy.consent import contact_zone
 from engage.policy.services import policy_get_or_create
-from engage.prompts.defaults import USER_TEMPLATE_NAME
+from engage.prompts.defaults import DEFAULT_TEMPLATES, USER_TEMPLATE_NAME
 from engage.prompts.services import template_version_create, templates_seed_defaults
 from engage.tests.campaign_helpers import AI_TEXT, customer_due
 from shokti.metrics import ai_messages_sent_total, campaign_recipients_skipped_total
@@ -164,10 +164,13 @@ def test_a_draft_version_never_goes_out(seeded, fake_openai, staff_user):
 
 @pytest.mark.django_db
 def test_a_company_without_templates_gets_the_defaults_on_first_use(company, fake_openai):
+    PromptTemplate.objects.filter(company=company).delete()  # a company from before they were seeded on creation
     fake_openai.reply(AI_TEXT)
     outcome = smartengage_reminder_send(company=company, customer=customer_due(company))
     assert outcome.status == "sent"
-    assert PromptTemplateVersion.objects.filter(template__company=company, status="approved").count() == 2
+    assert PromptTemplateVersion.objects.filter(template__company=company, status="approved").count() == len(
+        DEFAULT_TEMPLATES
+    )
 
 
 @pytest.mark.django_db
@@ -251,7 +254,8 @@ def test_another_companys_service_is_refused(seeded, other_company, fake_openai)
 
 @pytest.mark.django_db
 def test_seeding_default_templates_is_idempotent(company):
+    PromptTemplate.objects.filter(company=company).delete()  # a company from before they were seeded on creation
     first = templates_seed_defaults(company=company)
     second = templates_seed_defaults(company=company)
-    assert len(first) == 2 and second == []
+    assert len(first) == len(DEFAULT_TEMPLATES) and second == []
     assert {version.status for version in first} == {"approved"}

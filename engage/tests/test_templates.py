@@ -1,10 +1,14 @@
-"""Prompt templates: sandboxed strict rendering, immutable versions, approval."""
+"""Prompt templates: sandboxed strict rendering, immutable versions, approval, the defaults a new company gets."""
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db.models.signals import post_save
+from django.urls import reverse
 
+from crm.models import Company, User
 from crm.tests.factories import LeadFactory
 from engage.models import Message, PromptTemplate, PromptTemplateVersion
+from engage.prompts.defaults import DEFAULT_TEMPLATES
 from engage.prompts.rendering import TEMPLATE_VARIABLES, template_latest_approved, template_render
 from engage.prompts.services import template_version_approve, template_version_create
 
@@ -46,6 +50,12 @@ def test_a_syntax_error_is_a_validation_error():
 def test_every_agent_type_documents_its_variables():
     assert set(TEMPLATE_VARIABLES) == {"sales", "smartengage", "coachnova"}
     assert all(description for variables in TEMPLATE_VARIABLES.values() for description in variables.values())
+
+
+def without_defaults(*companies) -> None:
+    """Remove the default templates a company gets when it is created (as a company from before that had none)."""
+    names = [name for _, name, _, _ in DEFAULT_TEMPLATES]
+    PromptTemplate.objects.filter(company__in=companies, name__in=names).delete()
 
 
 @pytest.fixture
@@ -90,6 +100,7 @@ def test_a_version_body_is_immutable(template):
 
 @pytest.mark.django_db
 def test_latest_approved_is_scoped_to_company_agent_and_locale(template, company, other_company):
+    without_defaults(company, other_company)
     assert template_latest_approved(company=company, agent_type="sales", locale="bn") is None
     version = template_version_approve(version=template_version_create(template=template, body="{{ stage }}"))
     template_version_create(template=template, body="draft {{ stage }}")
@@ -171,6 +182,7 @@ def test_the_history_migration_upgrades_only_an_untouched_seeded_reminder_and_re
         PromptTemplateVersion.objects.create(template=template, number=1, body=body, status="approved")
         return template
 
+    without_defaults(company, other_company)  # companies from before the reminder was seeded
     seeded = reminder(company, migration.V1_BODY)
     edited = reminder(other_company, "প্রিয় {{ customer_name }}, {{ deep_link }}")
 
@@ -197,6 +209,7 @@ def test_the_seed_migration_gives_every_company_an_approved_bengali_smartengage_
     from engage.prompts.rendering import template_variables_check
 
     migration = importlib.import_module("engage.migrations.0007_smartengage_default_templates")
+    without_defaults(company, other_company)  # companies that existed when the migration ran
     # `other_company` already has its own reminder: the migration leaves it alone.
     own = PromptTemplate.objects.create(company=other_company, agent_type="smartengage", locale="bn", name="reminder")
     PromptTemplateVersion.objects.create(template=own, number=1, body="{{ deep_link }}", status="approved")
@@ -213,3 +226,39 @@ def test_the_seed_migration_gives_every_company_an_approved_bengali_smartengage_
     assert list(own.versions.values_list("number", "body")) == [(1, "{{ deep_link }}")]
     seeded = template_latest_approved(company=other_company, agent_type="smartengage", locale="bn", name="reminder_system")
     assert seeded is not None and seeded.number == 1
+
+
+@pytest.mark.django_db
+def test_a_company_created_later_starts_with_every_default_template(client):
+    # given: a superuser adding a company in the admin
+    admin_user = User.objects.create_superuser(email="root@shokti.test", password="pass-word-123")
+    client.force_login(admin_user)
+
+    # when
+    response = client.post(reverse("admin:crm_company_add"), {
+        "name": "Gamma Tutors", "slug": "gamma", "default_region": "BD", "timezone": "Asia/Dhaka", "is_active": "on",
+        "webhook_url": "", "new_webhook_secret": "",
+    })
+
+    # then: every default, approved v1, ready for its campaigns and sequences
+    assert response.status_code == 302
+    gamma = Company.objects.get(slug="gamma")
+    published = {
+        (version.template.agent_type, version.template.name, version.body)
+        for version in PromptTemplateVersion.objects.filter(template__company=gamma, number=1, status="approved")
+        .select_related("template")
+    }
+    assert published == {(agent_type, name, body) for agent_type, name, body, _ in DEFAULT_TEMPLATES}
+    assert {"smartengage", "sales"} <= {agent_type for agent_type, *_ in published}
+
+
+@pytest.mark.django_db
+def test_a_company_saved_again_or_loaded_raw_gets_nothing_more(company):
+    company.name = "Alpha Home Services Ltd"
+    company.save()
+    assert PromptTemplateVersion.objects.filter(template__company=company).count() == len(DEFAULT_TEMPLATES)
+
+    # a fixture load (raw save) writes the rows it holds, and nothing else
+    loaded = Company(name="Loaded", slug="loaded")
+    post_save.send(sender=Company, instance=loaded, created=True, raw=True)
+    assert not PromptTemplate.objects.filter(company__slug="loaded").exists()
