@@ -29,6 +29,7 @@ from crm.services import (
     api_key_create,
     api_key_revoke,
     booking_create,
+    booking_update,
     company_webhook_secret_set,
     lead_move_to_stage,
     phone_normalize,
@@ -463,7 +464,16 @@ class BookingAdmin(TenantScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            super().save_model(request, obj, form, change)
+            # Through the service: a booking saved as completed moves its customer's last booking and
+            # records `booking.completed`, as the API and imports do.
+            changes = {
+                f"{name}_id" if name in ("customer", "worker", "service") else name: getattr(
+                    obj, f"{name}_id" if name in ("customer", "worker", "service") else name
+                )
+                for name in form.changed_data
+            }
+            if changes:
+                booking_update(booking=obj, changes=changes, actor=request.user, source="admin")
             return
         # A new booking goes through the service: it records `booking_created` (the campaign funnel counts it).
         created = booking_create(

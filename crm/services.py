@@ -13,7 +13,7 @@ import phonenumbers
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Model, Q
+from django.db.models import Case, Model, Q, Value, When
 from django.utils import timezone
 
 from crm.models import (
@@ -374,7 +374,6 @@ def booking_created_payload(*, booking_id: int, service_id: int, scheduled_at: d
     return {"booking_id": booking_id, "service_id": service_id, "scheduled_at": scheduled_at.isoformat(), "status": status}
 
 
-@transaction.atomic
 def booking_create(
     *,
     company: Company,
@@ -389,68 +388,78 @@ def booking_create(
     rating: int | None = None,
     actor: User | None = None,
     source: str = "admin",
+    **fields: Any,
 ) -> Booking:
     """Create a booking and record `booking_created` (the customer's contact, at the booking's creation).
 
     The attribution funnel counts that event: a booking made in the CRM converts for the message the
     customer clicked before, as one the customer app reports does (both reports of one booking are
     one event, see `event_record`). A booking created completed moves the customer's `last_booking_at`.
+    The feed's booking writer does the work (crm.feed.services), so the console, the API and imports
+    follow one set of rules. `fields`: the booking's other fields (started_at, zone, external_id, ...).
     """
     for name, row in (("customer", customer), ("service", service), ("worker", worker)):
         if row is not None and row.company_id != company.pk:
             raise ValidationError({name: f"The {name} belongs to another company."})
-    booking = Booking(
-        company=company, customer=customer, worker=worker, service=service, status=status, scheduled_at=scheduled_at,
-        arrived_at=arrived_at, finished_at=finished_at, rating=rating, price=price,
+    row = {
+        "customer_id": customer.pk, "service_id": service.pk, "worker_id": worker.pk if worker else None,
+        "status": status, "scheduled_at": scheduled_at, "price": price, "arrived_at": arrived_at,
+        "finished_at": finished_at, "rating": rating, **fields,
+    }
+    return _booking_write(company=company, row=row, mode="create", actor=actor, source=source)
+
+
+def booking_update(
+    *, booking: Booking, changes: dict[str, Any], actor: User | None = None, source: str = "admin"
+) -> Booking:
+    """Change a booking's fields (`customer_id`, `status`, `finished_at`, ...) the one way: a booking that
+    becomes completed moves its customer's `last_booking_at` forward and records `booking.completed`."""
+    return _booking_write(
+        company=booking.company, row={**changes, "id": booking.pk}, mode="update", actor=actor, source=source
     )
-    booking.full_clean(exclude=["company", "customer", "worker", "service"], validate_constraints=False)
-    booking.save()
-    if status == Booking.Status.COMPLETED and finished_at is not None:
-        _customer_last_booking_advance(customer_id=customer.pk, finished_at=finished_at)
-    event_record(
-        company=company,
-        type=BOOKING_CREATED,
-        contact=customer.contact,
-        target=booking,
-        payload=booking_created_payload(
-            booking_id=booking.pk, service_id=service.pk, scheduled_at=scheduled_at, status=status
-        ),
-        source=source,
-        actor=actor,
-        occurred_at=booking.created_at,
-    )
-    return booking
 
 
-def _customer_last_booking_advance(*, customer_id: int, finished_at: datetime) -> None:
-    # Only ever moves forward: a late report of an older booking keeps the newer date.
-    Customer.objects.filter(pk=customer_id).filter(
-        Q(last_booking_at__isnull=True) | Q(last_booking_at__lt=finished_at)
-    ).update(last_booking_at=finished_at)
-
-
-@transaction.atomic
 def booking_complete(
     *, booking: Booking, finished_at: datetime | None = None, actor: User | None = None, source: str = "admin"
 ) -> Booking:
     """Mark a booking completed and keep its customer's denormalised `last_booking_at` (segmentation reads it)."""
-    booking = Booking.objects.select_for_update().get(pk=booking.pk)
-    if booking.status == Booking.Status.CANCELLED:
+    status = Booking.objects.filter(pk=booking.pk).values_list("status", flat=True).first()
+    if status == Booking.Status.CANCELLED:
         raise ValidationError({"status": "A cancelled booking cannot be completed."})
-    if booking.status == Booking.Status.COMPLETED:
-        return booking
-    finished_at = finished_at or booking.finished_at or timezone.now()
-    booking.status = Booking.Status.COMPLETED
-    booking.finished_at = finished_at
-    booking.save(update_fields=["status", "finished_at"])
-    _customer_last_booking_advance(customer_id=booking.customer_id, finished_at=finished_at)
-    event_record(
-        company=booking.company,
-        type="booking.completed",
-        contact=booking.customer.contact,
-        target=booking,
-        payload={"service_id": booking.service_id, "finished_at": finished_at.isoformat()},
-        source=source,
-        actor=actor,
+    if status == Booking.Status.COMPLETED:
+        return Booking.objects.get(pk=booking.pk)
+    changes: dict[str, Any] = {"status": Booking.Status.COMPLETED}
+    if finished_at is not None:
+        changes["finished_at"] = finished_at
+    return booking_update(booking=booking, changes=changes, actor=actor, source=source)
+
+
+def _booking_write(*, company: Company, row: dict[str, Any], mode: str, actor: User | None, source: str) -> Booking:
+    # crm.feed builds on this module: imported here, where it is used, not at the top.
+    from crm.feed.services import booking_rows_write
+
+    result = booking_rows_write(company=company, rows=[row], mode=mode, actor=actor, source=source)[0]
+    if result.errors:
+        raise ValidationError(result.errors)
+    return Booking.objects.select_related("company", "customer__contact").get(pk=result.id)
+
+
+def _customer_last_booking_advance(*, customer_id: int, finished_at: datetime) -> None:
+    customers_last_booking_advance(finished_by_customer={customer_id: finished_at})
+
+
+def customers_last_booking_advance(*, finished_by_customer: dict[int, datetime]) -> int:
+    """Move each customer's `last_booking_at` forward to the given finish time, never back; one UPDATE.
+
+    Only ever forward: a late report of an older booking keeps the newer date.
+    """
+    if not finished_by_customer:
+        return 0
+    latest = Case(
+        *(When(pk=pk, then=Value(finished_at)) for pk, finished_at in finished_by_customer.items()), default=None
     )
-    return booking
+    return (
+        Customer.objects.filter(pk__in=list(finished_by_customer))
+        .filter(Q(last_booking_at__isnull=True) | Q(last_booking_at__lt=latest))
+        .update(last_booking_at=latest)
+    )
