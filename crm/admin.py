@@ -10,6 +10,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 from django.utils.translation import ngettext
 
+from crm.feed.admin import FeedImportExportMixin
 from crm.models import (
     ApiKey,
     Booking,
@@ -248,7 +249,8 @@ class ContactForm(forms.ModelForm):
 
 
 @admin.register(Contact)
-class ContactAdmin(TenantScopedAdmin):
+class ContactAdmin(FeedImportExportMixin, TenantScopedAdmin):
+    feed_kind = "contacts"
     form = ContactForm
     list_display = [
         "name",
@@ -348,7 +350,8 @@ class MoveToStageForm(forms.Form):
 
 
 @admin.register(Lead)
-class LeadAdmin(TenantScopedAdmin):
+class LeadAdmin(FeedImportExportMixin, TenantScopedAdmin):
+    feed_kind = "leads"
     form = LeadForm
     list_display = ["id", "contact", "company", "pipeline", "stage", "status", "channel", "source", "score", "owner",
                     "created_at"]
@@ -419,43 +422,49 @@ class LeadAdmin(TenantScopedAdmin):
 
 
 @admin.register(Service)
-class ServiceAdmin(TenantScopedAdmin):
-    list_display = ["name", "name_bn", "category", "base_price", "duration_minutes", "is_active", "company"]
+class ServiceAdmin(FeedImportExportMixin, TenantScopedAdmin):
+    feed_kind = "services"
+    list_display = ["name", "name_bn", "external_id", "category", "base_price", "duration_minutes", "is_active",
+                    "company"]
     list_filter = ["is_active", "category", "company"]
     list_select_related = ["company"]
-    search_fields = ["name", "name_bn", "category"]
+    search_fields = ["name", "name_bn", "category", "=external_id"]
     ordering = ["company", "name"]
 
 
 @admin.register(Customer)
-class CustomerAdmin(TenantScopedAdmin):
-    list_display = ["contact", "company", "last_booking_at", "created_at"]
-    list_filter = ["company"]
+class CustomerAdmin(FeedImportExportMixin, TenantScopedAdmin):
+    feed_kind = "customers"
+    list_display = ["contact", "external_id", "company", "is_active", "last_booking_at", "created_at"]
+    list_filter = ["is_active", "company"]
     list_select_related = ["contact", "company"]
-    search_fields = ["contact__name", "contact__phone", "contact__email"]
+    search_fields = ["contact__name", "contact__phone", "contact__email", "=external_id"]
     autocomplete_fields = ["contact", "typical_services"]
     readonly_fields = ["last_booking_at", "created_at"]
     ordering = ["-id"]
 
 
 @admin.register(Worker)
-class WorkerAdmin(TenantScopedAdmin):
-    list_display = ["contact", "company", "is_active", "ratings_avg", "created_at"]
+class WorkerAdmin(FeedImportExportMixin, TenantScopedAdmin):
+    feed_kind = "workers"
+    list_display = ["contact", "external_id", "company", "is_active", "ratings_avg", "created_at"]
     list_filter = ["is_active", "company"]
     list_select_related = ["contact", "company"]
-    search_fields = ["contact__name", "contact__phone", "contact__email"]
+    search_fields = ["contact__name", "contact__phone", "contact__email", "=external_id"]
     autocomplete_fields = ["contact"]
     readonly_fields = ["created_at"]
     ordering = ["-id"]
 
 
 @admin.register(Booking)
-class BookingAdmin(TenantScopedAdmin):
-    list_display = ["id", "scheduled_at", "customer", "worker", "service", "status", "rating", "price", "company"]
+class BookingAdmin(FeedImportExportMixin, TenantScopedAdmin):
+    feed_kind = "bookings"
+    list_display = ["id", "scheduled_at", "external_id", "customer", "worker", "service", "status", "rating", "price",
+                    "zone", "company"]
     list_display_links = ["id", "scheduled_at"]
-    list_filter = ["status", ("scheduled_at", admin.DateFieldListFilter), "service", "company"]
+    list_filter = ["status", ("scheduled_at", admin.DateFieldListFilter), "cancelled_by", "service", "company"]
     list_select_related = ["customer__contact", "worker__contact", "service", "company"]
-    search_fields = ["customer__contact__name", "customer__contact__phone"]
+    search_fields = ["customer__contact__name", "customer__contact__phone", "=external_id"]
     autocomplete_fields = ["customer", "worker", "service"]
     readonly_fields = ["created_at"]
     date_hierarchy = "scheduled_at"

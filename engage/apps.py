@@ -19,3 +19,8 @@ class EngageConfig(AppConfig):
         from engage.handlers.webhook_reminder import webhook_events_enqueue
 
         event_recorded_hook_register(webhook_events_enqueue)  # recorded events reach the company's webhook
+
+        from crm.feed.imports import import_enqueue_hook_register
+        from engage.handlers.imports import import_job_enqueue
+
+        import_enqueue_hook_register(import_job_enqueue)  # large console imports run on the ledger

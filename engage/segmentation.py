@@ -177,6 +177,7 @@ def _segment_rules(
 
     candidates = Customer.objects.filter(
         company=company,
+        is_active=True,  # a customer the marketplace deleted is never reminded
         last_booking_at__lte=now - dt.timedelta(days=criteria.cadence_days),
         last_booking_at__gt=now - dt.timedelta(days=criteria.cadence_days + criteria.window_days),
     ).alias(day_start=_per_zone(day_starts), week_start=_per_zone(week_starts))

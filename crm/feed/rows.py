@@ -105,12 +105,19 @@ class Row(serializers.Serializer):
         return values
 
 
+class RowProblem(str):
+    """A row a file could not even split into fields (a broken CSV line, a line that is not JSON)."""
+
+
 def rows_validate(row_class: type[Row], rows: list[Any], *, text: bool = False) -> tuple[list[dict], dict[int, dict]]:
     """Parse `rows` with `row_class`: (valid rows with their index under "_row", {index: field errors})."""
     valid: list[dict] = []
     errors: dict[int, dict] = {}
     serializer = row_class(context={"text": text})
     for index, data in enumerate(rows):
+        if isinstance(data, RowProblem):
+            errors[index] = {"non_field_errors": [str(data)]}
+            continue
         if text and isinstance(data, Mapping):
             data = {key: value for key, value in data.items() if value not in ("", None)}
         try:
@@ -225,14 +232,6 @@ class BookingRow(Row):
                                      help_text="The correlation id of the message that led to the booking.")
     created_at = LocalDateTimeField(required=False, help_text="When the booking was made in your system.")
 
-    def validate(self, attrs: dict) -> dict:
-        errors = {}
-        for name in ("customer", "worker", "service"):
-            if attrs.get(f"{name}_id") is not None and attrs.get(f"{name}_external_id"):
-                errors[f"{name}_id"] = [f"Give {name}_id or {name}_external_id, not both."]
-        if errors:
-            raise ValidationError(errors)
-        return attrs
 
 
 class StageRow(Row):

@@ -592,7 +592,7 @@ BOOKING_UPDATE_FIELDS = (*BOOKING_FIELDS, "customer_id", "worker_id", "service_i
 
 
 def _references(*, model: type[Model], company: Company, rows: list[dict], name: str) -> dict[tuple[str, Any], tuple]:
-    """{("id", pk) or ("external_id", value): (pk, contact_id or None)} of the rows `name` references."""
+    """{("id", pk) or ("external_id", value): (pk, contact_id or None, external_id)} of the rows `name` references."""
     ids = {row[f"{name}_id"] for row in rows if row.get(f"{name}_id")}
     external_ids = {row[f"{name}_external_id"] for row in rows if row.get(f"{name}_external_id")}
     if not ids and not external_ids:
@@ -601,7 +601,7 @@ def _references(*, model: type[Model], company: Company, rows: list[dict], name:
     found: dict[tuple[str, Any], tuple] = {}
     for values in model.objects.filter(company=company).filter(Q(pk__in=ids) | Q(external_id__in=external_ids)) \
             .values_list(*columns):
-        reference = (values[0], values[2] if len(values) > 2 else None)
+        reference = (values[0], values[2] if len(values) > 2 else None, values[1])
         found[("id", values[0])] = reference
         if values[1]:
             found[("external_id", values[1])] = reference
@@ -609,7 +609,7 @@ def _references(*, model: type[Model], company: Company, rows: list[dict], name:
 
 
 def _reference(row: dict, name: str, found: dict, *, required: bool) -> tuple | bool | None:
-    """The (pk, contact_id) a row names for `name`; None to clear it; False when the row does not say."""
+    """The (pk, contact_id, external_id) a row names for `name`; None to clear it; False when the row does not say."""
     cleared = (f"{name}_id" in row and row[f"{name}_id"] is None) or (
         f"{name}_external_id" in row and row[f"{name}_external_id"] is None
     )
@@ -619,6 +619,10 @@ def _reference(row: dict, name: str, found: dict, *, required: bool) -> tuple | 
         return None
     if row.get(f"{name}_id"):
         key, label = ("id", row[f"{name}_id"]), f"{name}_id"
+        given = row.get(f"{name}_external_id")
+        if key in found and given and found[key][2] != given:
+            # Both given (an exported file carries both): they must name the same row.
+            raise RowErrors({f"{name}_external_id": f"Names another {name} than {name}_id."})
     elif row.get(f"{name}_external_id"):
         key, label = ("external_id", row[f"{name}_external_id"]), f"{name}_external_id"
     else:
@@ -634,7 +638,7 @@ def _write_bookings(*, company: Company, rows: list[dict], mode: str, actor, sou
     customers = _references(model=Customer, company=company, rows=rows, name="customer")
     workers = _references(model=Worker, company=company, rows=rows, name="worker")
     services = _references(model=Service, company=company, rows=rows, name="service")
-    contact_of_customer = {pk: contact_id for pk, contact_id in customers.values()}
+    contact_of_customer = {reference[0]: reference[1] for reference in customers.values()}
     contact_of_customer.update(
         Customer.objects.filter(pk__in={booking.customer_id for booking in matches.values()} - set(contact_of_customer))
         .values_list("pk", "contact_id")

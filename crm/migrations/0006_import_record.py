@@ -5,6 +5,8 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
+from crm.permissions import OPERATIONS, grant_operation
+
 
 class Migration(migrations.Migration):
 
@@ -54,4 +56,5 @@ class Migration(migrations.Migration):
             model_name='importrecord',
             index=models.Index(fields=['company', '-created_at'], name='import_company_created'),
         ),
+        grant_operation(OPERATIONS, "crm", ["view_importrecord"]),
     ]

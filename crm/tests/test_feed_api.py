@@ -320,6 +320,7 @@ def test_customers_and_workers_bulk(key_client, company):
     ("bookings", {"correlation_id": "not-a-uuid"}, "correlation_id"),
     ("bookings", {"cancelled_by": "aliens"}, "cancelled_by"),
     ("bookings", {"customer_id": 1, "customer_external_id": "x"}, "customer_id"),
+    ("bookings", {"customer_id": "cus-1"}, "customer_id"),
     ("customers", {"name": 12}, "name"),
     ("customers", {"phone": "12"}, "phone"),
     ("customers", {"is_sms_consented": "yes"}, "is_sms_consented"),
