@@ -11,6 +11,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils.timezone import now
 
 
@@ -174,7 +175,8 @@ class Contact(models.Model):
     locale = models.CharField(max_length=10, default="bn")
     timezone = models.CharField(max_length=64, default="Asia/Dhaka")
     external_id = models.CharField(
-        max_length=100, blank=True, help_text="The caller's own id (unique per company): what upserts match on."
+        max_length=100, blank=True, default="", db_default="",
+        help_text="The caller's own id (unique per company): what upserts match on.",
     )
     is_email_consented = models.BooleanField(default=False)
     is_sms_consented = models.BooleanField(default=False)
@@ -211,7 +213,8 @@ class Pipeline(models.Model):
     name = models.CharField(max_length=100)
     is_default = models.BooleanField(default=False)
     external_id = models.CharField(
-        max_length=100, blank=True, help_text="The caller's own id (unique per company): what upserts match on."
+        max_length=100, blank=True, default="", db_default="",
+        help_text="The caller's own id (unique per company): what upserts match on.",
     )
     created_at = models.DateTimeField(default=now, editable=False)
 
@@ -245,7 +248,7 @@ class Stage(models.Model):
     order = models.PositiveSmallIntegerField()
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.OPEN)
     external_id = models.CharField(
-        max_length=100, blank=True, help_text="The caller's own id (unique per pipeline)."
+        max_length=100, blank=True, default="", db_default="", help_text="The caller's own id (unique per pipeline)."
     )
 
     class Meta:
@@ -287,7 +290,8 @@ class Lead(models.Model):
         null=True, blank=True, help_text="When the contact asked for a human (cleared on hand-back)."
     )
     external_id = models.CharField(
-        max_length=100, blank=True, help_text="The caller's own id (unique per company): what upserts match on."
+        max_length=100, blank=True, default="", db_default="",
+        help_text="The caller's own id (unique per company): what upserts match on.",
     )
     created_at = models.DateTimeField(default=now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -318,9 +322,10 @@ class Service(models.Model):
     duration_minutes = models.PositiveIntegerField(default=60)
     is_active = models.BooleanField(default=True)
     external_id = models.CharField(
-        max_length=100, blank=True, help_text="The caller's own id (unique per company): what upserts match on."
+        max_length=100, blank=True, default="", db_default="",
+        help_text="The caller's own id (unique per company): what upserts match on.",
     )
-    updated_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
 
     class Meta:
         ordering = ["company", "name"]
@@ -341,12 +346,15 @@ class Customer(models.Model):
     contact = models.OneToOneField(Contact, on_delete=models.CASCADE, related_name="customer")
     typical_services = models.ManyToManyField(Service, blank=True, related_name="typical_customers")
     last_booking_at = models.DateTimeField(null=True, blank=True, help_text="Finish time of the last completed booking.")
-    is_active = models.BooleanField(default=True, help_text="Off: deleted by the marketplace; never reminded.")
+    is_active = models.BooleanField(
+        default=True, db_default=True, help_text="Off: deleted by the marketplace; never reminded."
+    )
     external_id = models.CharField(
-        max_length=100, blank=True, help_text="The caller's own id (unique per company): what upserts match on."
+        max_length=100, blank=True, default="", db_default="",
+        help_text="The caller's own id (unique per company): what upserts match on.",
     )
     created_at = models.DateTimeField(default=now, editable=False)
-    updated_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
 
     class Meta:
         ordering = ["-id"]
@@ -370,10 +378,11 @@ class Worker(models.Model):
     ratings_avg = models.DecimalField(max_digits=3, decimal_places=2, null=True, blank=True)
     is_active = models.BooleanField(default=True)
     external_id = models.CharField(
-        max_length=100, blank=True, help_text="The caller's own id (unique per company): what upserts match on."
+        max_length=100, blank=True, default="", db_default="",
+        help_text="The caller's own id (unique per company): what upserts match on.",
     )
     created_at = models.DateTimeField(default=now, editable=False)
-    updated_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
 
     class Meta:
         ordering = ["-id"]
@@ -411,21 +420,24 @@ class Booking(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
-    cancelled_by = models.CharField(max_length=20, choices=CancelledBy.choices, blank=True)
-    cancellation_reason = models.CharField(max_length=200, blank=True)
+    cancelled_by = models.CharField(max_length=20, choices=CancelledBy.choices, blank=True, default="", db_default="")
+    cancellation_reason = models.CharField(max_length=200, blank=True, default="", db_default="")
     rating = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
     )
     price = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
-    zone = models.CharField(max_length=100, blank=True, help_text="Where the job was (area, thana).")
+    zone = models.CharField(
+        max_length=100, blank=True, default="", db_default="", help_text="Where the job was (area, thana)."
+    )
     correlation_id = models.UUIDField(
         null=True, blank=True, help_text="The correlation id of the message that led to this booking."
     )
     external_id = models.CharField(
-        max_length=100, blank=True, help_text="The caller's own id (unique per company): what upserts match on."
+        max_length=100, blank=True, default="", db_default="",
+        help_text="The caller's own id (unique per company): what upserts match on.",
     )
     created_at = models.DateTimeField(default=now, help_text="When the booking was made (the source's time).")
-    updated_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
 
     class Meta:
         ordering = ["-id"]

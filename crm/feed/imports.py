@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -75,17 +75,22 @@ def file_rows(*, data: bytes, file_format: str, kind: str, skip: int = 0) -> Ite
 
     Streams: a large file is never held as rows in memory. Cells of read-only columns are dropped.
     """
+    yield from stream_rows(stream=io.BytesIO(data), file_format=file_format, kind=kind, skip=skip)
+
+
+def stream_rows(*, stream: BinaryIO, file_format: str, kind: str, skip: int = 0) -> Iterator[dict[str, Any]]:
+    """`file_rows` of an open binary file (the command reads from disk)."""
     ignored = READ_ONLY_COLUMNS_BY_KIND.get(kind, READ_ONLY_COLUMNS)
-    for index, row in enumerate(_raw_rows(data=data, file_format=file_format)):
+    for index, row in enumerate(_raw_rows(stream=stream, file_format=file_format)):
         if index < skip:
             continue
         yield {key: value for key, value in row.items() if key not in ignored} if isinstance(row, dict) else row
 
 
-def _raw_rows(*, data: bytes, file_format: str) -> Iterator[Any]:
+def _raw_rows(*, stream: BinaryIO, file_format: str) -> Iterator[Any]:
     if file_format == "csv":
         try:
-            text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
+            text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
             reader = csv.DictReader(text)
             for row in reader:
                 if None in row:
@@ -97,9 +102,9 @@ def _raw_rows(*, data: bytes, file_format: str) -> Iterator[Any]:
         except csv.Error as error:
             raise ValidationError({"file": f"Not a readable CSV file: {error}"}) from None
     elif file_format == "xlsx":
-        yield from _xlsx_rows(data)
+        yield from _xlsx_rows(stream)
     elif file_format == "jsonl":
-        for number, line in enumerate(io.BytesIO(data), start=1):
+        for number, line in enumerate(stream, start=1):
             if not line.strip():
                 continue
             try:
@@ -123,11 +128,11 @@ def _jsonl_text(value: Any) -> Any:
     return value
 
 
-def _xlsx_rows(data: bytes) -> Iterator[dict[str, str]]:
+def _xlsx_rows(stream: BinaryIO) -> Iterator[dict[str, str]]:
     import openpyxl
 
     try:
-        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        workbook = openpyxl.load_workbook(stream, read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises several kinds for a file that is not a workbook
         raise ValidationError({"file": f"Not a readable XLSX file: {error}"}) from None
     try:
@@ -155,7 +160,7 @@ def _cell_text(value: Any) -> str:
 
 
 def file_rows_count(*, data: bytes, file_format: str) -> int:
-    return sum(1 for _ in _raw_rows(data=data, file_format=file_format))
+    return sum(1 for _ in _raw_rows(stream=io.BytesIO(data), file_format=file_format))
 
 
 # --- the record -------------------------------------------------------------------------------------
@@ -217,13 +222,18 @@ def _error_entry(index: int, result: RowResult) -> dict[str, Any]:
     return {"line": _line(index), "external_id": result.external_id, "errors": result.errors}
 
 
-def _batches(import_record: ImportRecord, *, skip: int, limit: int | None = None) -> Iterator[tuple[int, list]]:
-    size = import_batch_rows()
+def _batches(
+    import_record: ImportRecord, *, skip: int, limit: int | None = None, rows: Iterator | None = None,
+    size: int | None = None,
+) -> Iterator[tuple[int, list]]:
+    size = size or import_batch_rows()
     batch: list = []
     offset = skip
     taken = 0
-    for row in file_rows(data=bytes(import_record.data), file_format=import_record.file_format,
-                         kind=import_record.kind, skip=skip):
+    if rows is None:
+        rows = file_rows(data=bytes(import_record.data), file_format=import_record.file_format,
+                         kind=import_record.kind, skip=skip)
+    for row in rows:
         batch.append(row)
         taken += 1
         if len(batch) == size or (limit is not None and taken == limit):
@@ -263,12 +273,21 @@ def import_record_cancel(*, import_record: ImportRecord) -> bool:
     return bool(cancelled)
 
 
-def import_record_run(*, import_record_id: int, deadline: float | None = None) -> bool:
+def import_record_run(
+    *,
+    import_record_id: int,
+    deadline: float | None = None,
+    rows_from: Callable[[int], Iterator] | None = None,
+    batch_rows: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> bool:
     """Import the record's rows from its checkpoint on, a batch per transaction; True when it is done.
 
     Stops after the batch that passes `deadline` (time.monotonic()) and returns False: call it again
     (the ledger queues the next slice). Safe to run twice: a batch and its checkpoint commit together,
     and every row is an upsert, so a batch repeated after a crash changes nothing.
+    `rows_from(skip)`: where the rows come from when the file is not kept in the record (the command
+    reads its file from disk); `on_batch(rows)` is told after each committed batch (a progress bar).
     """
     record = ImportRecord.objects.select_related("company", "created_by").get(pk=import_record_id)
     if record.status in (ImportRecord.Status.COMPLETED, ImportRecord.Status.CANCELLED, ImportRecord.Status.FAILED):
@@ -278,7 +297,9 @@ def import_record_run(*, import_record_id: int, deadline: float | None = None) -
         status=ImportRecord.Status.RUNNING)
     kept_errors = _setting("IMPORT_MAX_REPORTED_ERRORS", 5000)
     try:
-        for offset, batch in _batches(record, skip=record.processed_rows):
+        skip = record.processed_rows
+        rows = rows_from(skip) if rows_from is not None else None
+        for offset, batch in _batches(record, skip=skip, rows=rows, size=batch_rows):
             with transaction.atomic():
                 current = ImportRecord.objects.select_for_update().only("status", "processed_rows", "errors") \
                     .get(pk=record.pk)
@@ -302,6 +323,8 @@ def import_record_run(*, import_record_id: int, deadline: float | None = None) -
                     error_count=F("error_count") + counts[ERROR],
                     errors=current.errors + new_errors,
                 )
+            if on_batch is not None:
+                on_batch(len(batch))
             if deadline is not None and time.monotonic() > deadline:
                 return False
     except ValidationError as error:

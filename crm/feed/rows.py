@@ -16,8 +16,10 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
+from rest_framework.fields import get_error_detail
 
 from crm.models import Booking, Channel, Stage
 
@@ -85,21 +87,45 @@ class TextListField(serializers.ListField):
 
 
 class Row(serializers.Serializer):
-    """A strict row: unknown fields are errors (a misspelt column must not be ignored silently)."""
+    """A strict row: unknown fields are errors (a misspelt column must not be ignored silently).
+
+    Only the fields a row gives are read: every field of a row is optional with no default (a row
+    changes what it names), so the fields it leaves out have nothing to do. A quarter of DRF's time
+    per row went to visiting the absent ones; rows arrive by the thousand.
+    """
+
+    def _row_fields(self) -> dict[str, serializers.Field]:
+        fields = getattr(self, "_row_fields_cache", None)
+        if fields is None:
+            fields = {name: field for name, field in self.fields.items() if not field.read_only}
+            self._row_fields_cache = fields
+        return fields
 
     def to_internal_value(self, data: Any) -> dict:
         if not isinstance(data, Mapping):
             raise ValidationError({"non_field_errors": ["Expected an object of fields."]})
-        errors: dict[str, Any] = {}
+        fields = self._row_fields()
         values: dict[str, Any] = {}
-        try:
-            values = super().to_internal_value(data)
-        except ValidationError as error:
-            errors = dict(error.detail) if isinstance(error.detail, Mapping) else {"non_field_errors": error.detail}
-        writable = {name for name, field in self.fields.items() if not field.read_only}
-        for key in data:
-            if key not in writable and key not in errors:
+        errors: dict[str, Any] = {}
+        for key, raw in data.items():
+            field = fields.get(key)
+            if field is None:
                 errors[str(key)] = ["Unknown field."]
+                continue
+            try:
+                value = field.run_validation(raw)
+                validate_method = getattr(self, f"validate_{key}", None)
+                if validate_method is not None:
+                    value = validate_method(value)
+            except ValidationError as error:
+                errors[key] = error.detail
+            except DjangoValidationError as error:
+                errors[key] = get_error_detail(error)
+            else:
+                values[field.source] = value
+        for name, field in fields.items():
+            if field.required and name not in data:
+                errors[name] = [field.error_messages["required"]]
         if errors:
             raise ValidationError(errors)
         return values

@@ -37,6 +37,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model, Q
 from django.utils import timezone
 
+from crm.feed.copy import objects_insert
 from crm.feed.rows import ROW_CLASSES, rows_validate
 from crm.models import (
     Booking,
@@ -171,6 +172,16 @@ def _retrying(write: Callable[[], list[RowResult]], *, dry_run: bool) -> list[Ro
 # --- matching ---------------------------------------------------------------------------------
 
 
+def by_keys(*, ids: Iterable[int], external_ids: Iterable[str]) -> Q:
+    """Rows with one of `ids` or one of `external_ids`.
+
+    `external_id <> ''` is spelt out: it is the predicate of the partial unique index on
+    (company, external_id), and PostgreSQL proves an `IN` list implies it only for lists of up to
+    100 values; a batch of 1,000 would otherwise scan the table.
+    """
+    return Q(pk__in=list(ids)) | (Q(external_id__in=list(external_ids)) & ~Q(external_id=""))
+
+
 def _match(
     *,
     rows: list[dict],
@@ -190,9 +201,10 @@ def _match(
     naturals: set = set()
     if natural_key:
         naturals = {row_natural(row) for row in rows if not row.get("id") and row_natural(row)}
-    condition = Q(pk__in=ids) | Q(external_id__in=external_ids)
+    condition = by_keys(ids=ids, external_ids=external_ids)
     if naturals:
-        condition |= Q(**{f"{natural_lookup}__in": naturals})
+        # Spelt out for the partial unique index on phones (see by_keys).
+        condition |= Q(**{f"{natural_lookup}__in": list(naturals)}) & ~Q(**{natural_lookup: ""})
     found = []
     if ids or external_ids or naturals:
         found = list(queryset.filter(condition).select_for_update(of=("self",)).order_by("pk"))
@@ -322,7 +334,8 @@ def _write_people(*, kind: str, company: Company, rows: list[dict], mode: str, a
     }
     contacts_by_phone = {
         contact.phone: contact
-        for contact in Contact.objects.filter(company=company, phone__in=new_phones | changed_phones)
+        for contact in Contact.objects.filter(company=company, phone__in=list(new_phones | changed_phones))
+        .exclude(phone="")
         .select_related(*([kind[:-1]] if profile.model is not None else []))
     }
     service_ids = _typical_services(company=company, rows=judged) if kind == "customers" else {}
@@ -492,7 +505,7 @@ def _typical_services(*, company: Company, rows: list[dict]) -> dict[tuple[str, 
     external_ids = {value for row in rows for value in row.get("typical_service_external_ids", [])}
     if not ids and not external_ids:
         return {}
-    found = Service.objects.filter(company=company).filter(Q(pk__in=ids) | Q(external_id__in=external_ids))
+    found = Service.objects.filter(company=company).filter(by_keys(ids=ids, external_ids=external_ids))
     mapping: dict[tuple[str, Any], int] = {}
     for pk, external_id in found.values_list("pk", "external_id"):
         mapping[("id", pk)] = pk
@@ -599,7 +612,7 @@ def _references(*, model: type[Model], company: Company, rows: list[dict], name:
         return {}
     columns = ["pk", "external_id", "contact_id"] if name in ("customer", "worker") else ["pk", "external_id"]
     found: dict[tuple[str, Any], tuple] = {}
-    for values in model.objects.filter(company=company).filter(Q(pk__in=ids) | Q(external_id__in=external_ids)) \
+    for values in model.objects.filter(company=company).filter(by_keys(ids=ids, external_ids=external_ids)) \
             .values_list(*columns):
         reference = (values[0], values[2] if len(values) > 2 else None, values[1])
         found[("id", values[0])] = reference
@@ -696,7 +709,7 @@ def _write_bookings(*, company: Company, rows: list[dict], mode: str, actor, sou
         except RowErrors as error:
             results.append(_error(index, error, row))
 
-    Booking.objects.bulk_create([booking for _, booking in new])
+    objects_insert([booking for _, booking in new])
     if changed_rows:
         Booking.objects.bulk_update([booking for _, booking, _, _ in changed_rows], BOOKING_UPDATE_FIELDS)
     finished: dict[int, dt.datetime] = {}

@@ -1,0 +1,74 @@
+"""Inserting many new rows at once: binary COPY on PostgreSQL, bulk_create on any other database.
+
+The bookings feed decides every row in Python (crm.feed.services); only how the new rows reach the
+table differs. On PostgreSQL, ids are drawn from the table's sequence first (so the callers know
+them, as after bulk_create) and the rows go in by binary COPY: no SQL text to build and parse, a
+tenth of an INSERT's cost for a thousand rows. A unique violation (a concurrent writer inserted one
+of the keys first) raises IntegrityError like an INSERT would, and the caller's batch is retried.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
+from django.db.models import JSONField, Model
+from psycopg.types.json import Jsonb
+
+_column_types: dict[str, dict[str, str]] = {}
+
+
+def _json_dumps(value) -> str:
+    return json.dumps(value, cls=DjangoJSONEncoder)
+
+
+def objects_insert(objects: list[Model]) -> list[Model]:
+    """Insert unsaved instances of one model and set their primary keys."""
+    if not objects:
+        return objects
+    model = type(objects[0])
+    if connection.vendor != "postgresql":
+        return model._default_manager.bulk_create(objects)
+    table = model._meta.db_table
+    quote = connection.ops.quote_name
+    fields = list(model._meta.concrete_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(objects)]
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    for instance, pk in zip(objects, ids, strict=True):
+        instance.pk = pk
+    types = _types(table)
+    statement = f"COPY {quote(table)} ({', '.join(quote(field.column) for field in fields)}) FROM STDIN (FORMAT BINARY)"
+    connection.ensure_connection()
+    # Values as they are (psycopg's binary dumpers take datetimes, decimals, UUIDs); JSON wrapped as such.
+    # Django's get_db_prep_save per value cost as much as the rest of the insert.
+    attnames = [field.attname for field in fields]
+    json_columns = [index for index, field in enumerate(fields) if isinstance(field, JSONField)]
+    with connection.connection.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.set_types([types[field.column] for field in fields])
+        for instance in objects:
+            values = [getattr(instance, attname) for attname in attnames]
+            for index in json_columns:
+                values[index] = Jsonb(values[index], dumps=_json_dumps)
+            copy.write_row(values)
+    for instance in objects:
+        instance._state.adding = False
+        instance._state.db = connection.alias
+    return objects
+
+
+def _types(table: str) -> dict[str, str]:
+    types = _column_types.get(table)
+    if types is None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT attname, atttypid::regtype::text FROM pg_attribute WHERE attrelid = %s::regclass"
+                " AND attnum > 0 AND NOT attisdropped",
+                [table],
+            )
+            types = dict(cursor.fetchall())
+        _column_types[table] = types
+    return types
