@@ -26,11 +26,11 @@ from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from crm.feed.rows import RowProblem
+from crm.feed.rows import ROW_CLASSES, RowProblem
 from crm.feed.services import CREATED, ERROR, UNCHANGED, UPDATED, RowResult, rows_write
 from crm.models import Company, ImportRecord, User
 
@@ -280,6 +280,8 @@ def import_record_run(
     rows_from: Callable[[int], Iterator] | None = None,
     batch_rows: int | None = None,
     on_batch: Callable[[int], None] | None = None,
+    batches_from: Callable[[int], Iterator[tuple[int, list, tuple]]] | None = None,
+    is_commit_relaxed: bool = False,
 ) -> bool:
     """Import the record's rows from its checkpoint on, a batch per transaction; True when it is done.
 
@@ -287,7 +289,11 @@ def import_record_run(
     (the ledger queues the next slice). Safe to run twice: a batch and its checkpoint commit together,
     and every row is an upsert, so a batch repeated after a crash changes nothing.
     `rows_from(skip)`: where the rows come from when the file is not kept in the record (the command
-    reads its file from disk); `on_batch(rows)` is told after each committed batch (a progress bar).
+    reads its file from disk); `batches_from(skip)`: batches already parsed, as (offset, rows,
+    (valid, errors)) (the command parses in another process, `parsed_batches`); `on_batch(rows)` is
+    told after each committed batch (a progress bar). `is_commit_relaxed`: on PostgreSQL, commits do
+    not wait for the disk (a batch and its checkpoint commit together, so a crash loses at most the
+    last batches, which the next run does again): the command's first load.
     """
     record = ImportRecord.objects.select_related("company", "created_by").get(pk=import_record_id)
     if record.status in (ImportRecord.Status.COMPLETED, ImportRecord.Status.CANCELLED, ImportRecord.Status.FAILED):
@@ -298,9 +304,17 @@ def import_record_run(
     kept_errors = _setting("IMPORT_MAX_REPORTED_ERRORS", 5000)
     try:
         skip = record.processed_rows
-        rows = rows_from(skip) if rows_from is not None else None
-        for offset, batch in _batches(record, skip=skip, rows=rows, size=batch_rows):
+        if batches_from is not None:
+            batches = batches_from(skip)
+        else:
+            rows = rows_from(skip) if rows_from is not None else None
+            batches = ((offset, batch, None) for offset, batch in _batches(record, skip=skip, rows=rows,
+                                                                           size=batch_rows))
+        for offset, batch, parsed in batches:
             with transaction.atomic():
+                if is_commit_relaxed and connection.vendor == "postgresql":
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL synchronous_commit = off")
                 current = ImportRecord.objects.select_for_update().only("status", "processed_rows", "errors") \
                     .get(pk=record.pk)
                 if current.status == ImportRecord.Status.CANCELLED:
@@ -308,7 +322,7 @@ def import_record_run(
                 if current.processed_rows != offset:
                     return False  # another run got ahead of this one: it carries on
                 results = rows_write(company=record.company, kind=record.kind, rows=batch, text=True,
-                                     actor=record.created_by, source="import")
+                                     actor=record.created_by, source="import", parsed=parsed)
                 counts = {CREATED: 0, UPDATED: 0, UNCHANGED: 0, ERROR: 0}
                 new_errors = []
                 for result in results:
@@ -334,6 +348,53 @@ def import_record_run(
         status=ImportRecord.Status.COMPLETED, finished_at=timezone.now(), data=b""
     )
     return True
+
+
+def parsed_batches(
+    *, path: str, file_format: str, kind: str, skip: int, size: int
+) -> Iterator[tuple[int, list[dict], tuple[list[dict], dict[int, dict]]]]:
+    """The file's batches from row `skip` on, parsed (`rows_validate`) in a child process a few batches
+    ahead of the caller, so parsing one batch and writing the one before run on two CPUs at once.
+
+    The child only reads the file and parses: it never touches the database (the parent's
+    connections are closed before the fork and reopen on first use). A batch's rows come along, so
+    the writer can name failing rows by their external id.
+    """
+    import multiprocessing
+
+    from django.db import connections
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue(maxsize=3)
+    connections.close_all()
+    process = context.Process(target=_parse_worker, args=(queue, path, file_format, kind, skip, size), daemon=True)
+    process.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is None:
+                return
+            if isinstance(item, str):
+                raise ValidationError({"file": item})
+            yield item
+    finally:
+        if process.is_alive():
+            process.terminate()
+        process.join()
+
+
+def _parse_worker(queue, path: str, file_format: str, kind: str, skip: int, size: int) -> None:
+    from crm.feed.rows import rows_validate
+
+    try:
+        with open(path, "rb") as handle:
+            rows = stream_rows(stream=handle, file_format=file_format, kind=kind, skip=skip)
+            for offset, batch in _batches(None, skip=skip, rows=rows, size=size):
+                queue.put((offset, batch, rows_validate(ROW_CLASSES[kind], batch, text=True)))
+    except ValidationError as error:
+        queue.put("; ".join(error.messages))
+        return
+    queue.put(None)
 
 
 def _import_record_fail(record: ImportRecord, message: str) -> None:

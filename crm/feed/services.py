@@ -33,11 +33,11 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Model, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Field, Lookup, Model, Q
 from django.utils import timezone
 
-from crm.feed.copy import objects_insert
+from crm.feed.copy import model_new, objects_insert
 from crm.feed.rows import ROW_CLASSES, rows_validate
 from crm.models import (
     Booking,
@@ -125,16 +125,18 @@ def rows_write(
     actor: User | None = None,
     source: str = "api",
     dry_run: bool = False,
+    parsed: tuple[list[dict], dict[int, dict]] | None = None,
 ) -> list[RowResult]:
     """Parse and write a batch of `kind` rows for `company` in one transaction; one RowResult per row, in order.
 
     `mode`: upsert (match or create), create (a match is a conflict) or update (no match is not found).
     `text`: the rows come from a file (every value a string, empty means not given).
     `dry_run`: do everything, then roll back: what the import preview shows.
+    `parsed`: what `rows_validate` made of `rows`, when it was done already (in another process).
     """
     if kind not in WRITERS:
         raise ValidationError({"kind": f"Unknown kind {kind!r}."})
-    valid, parse_errors = rows_validate(ROW_CLASSES[kind], rows, text=text)
+    valid, parse_errors = parsed if parsed is not None else rows_validate(ROW_CLASSES[kind], rows, text=text)
     results: dict[int, RowResult] = {
         index: RowResult(row=index, status=ERROR, errors=errors, code="invalid",
                          external_id=str(_get(rows[index], "external_id") or ""))
@@ -172,6 +174,28 @@ def _retrying(write: Callable[[], list[RowResult]], *, dry_run: bool) -> list[Ro
 # --- matching ---------------------------------------------------------------------------------
 
 
+@Field.register_lookup
+class AnyOf(Lookup):
+    """`field = ANY(%s)` with the values as one array parameter (PostgreSQL): a batch's lookup of a thousand
+    keys is one short statement psycopg need not split into a thousand placeholders, and prepares once."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False  # the values one by one below, not the list as one value
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        field = self.lhs.output_field
+        return f"{lhs} = ANY(%s)", [*lhs_params, [field.get_prep_value(value) for value in self.rhs]]
+
+
+def among(field: str, values: Iterable) -> Q:
+    """`field` is one of `values`: `= ANY(array)` on PostgreSQL, `IN (...)` elsewhere."""
+    values = list(values)
+    if connection.vendor == "postgresql" and values:
+        return Q(**{f"{field}__any_of": values})
+    return Q(**{f"{field}__in": values})
+
+
 def by_keys(*, ids: Iterable[int], external_ids: Iterable[str]) -> Q:
     """Rows with one of `ids` or one of `external_ids`.
 
@@ -179,7 +203,7 @@ def by_keys(*, ids: Iterable[int], external_ids: Iterable[str]) -> Q:
     (company, external_id), and PostgreSQL proves an `IN` list implies it only for lists of up to
     100 values; a batch of 1,000 would otherwise scan the table.
     """
-    return Q(pk__in=list(ids)) | (Q(external_id__in=list(external_ids)) & ~Q(external_id=""))
+    return among("pk", ids) | (among("external_id", external_ids) & ~Q(external_id=""))
 
 
 def _match(
@@ -204,7 +228,7 @@ def _match(
     condition = by_keys(ids=ids, external_ids=external_ids)
     if naturals:
         # Spelt out for the partial unique index on phones (see by_keys).
-        condition |= Q(**{f"{natural_lookup}__in": list(naturals)}) & ~Q(**{natural_lookup: ""})
+        condition |= among(natural_lookup, naturals) & ~Q(**{natural_lookup: ""})
     found = []
     if ids or external_ids or naturals:
         found = list(queryset.filter(condition).select_for_update(of=("self",)).order_by("pk"))
@@ -334,7 +358,7 @@ def _write_people(*, kind: str, company: Company, rows: list[dict], mode: str, a
     }
     contacts_by_phone = {
         contact.phone: contact
-        for contact in Contact.objects.filter(company=company, phone__in=list(new_phones | changed_phones))
+        for contact in Contact.objects.filter(among("phone", new_phones | changed_phones), company=company)
         .exclude(phone="")
         .select_related(*([kind[:-1]] if profile.model is not None else []))
     }
@@ -653,7 +677,8 @@ def _write_bookings(*, company: Company, rows: list[dict], mode: str, actor, sou
     services = _references(model=Service, company=company, rows=rows, name="service")
     contact_of_customer = {reference[0]: reference[1] for reference in customers.values()}
     contact_of_customer.update(
-        Customer.objects.filter(pk__in={booking.customer_id for booking in matches.values()} - set(contact_of_customer))
+        Customer.objects.filter(among("pk", {booking.customer_id for booking in matches.values()}
+                                      - set(contact_of_customer)))
         .values_list("pk", "contact_id")
     )
     results: list[RowResult] = []
@@ -691,7 +716,7 @@ def _write_bookings(*, company: Company, rows: list[dict], mode: str, actor, sou
                                                      ("scheduled_at", "scheduled_at")) if values.get(name) is None]
                 if missing:
                     raise RowErrors({name: "Required for a new booking." for name in missing})
-                booking = Booking(company=company, updated_at=now, **values)
+                booking = model_new(Booking, {"company_id": company.pk, "updated_at": now, **values})
                 _booking_status_defaults(booking, now=now)
                 if "created_at" not in values:
                     booking.created_at = min(now, booking.scheduled_at)
@@ -722,14 +747,13 @@ def _write_bookings(*, company: Company, rows: list[dict], mode: str, actor, sou
         _finished_note(finished, booking)
         if booking.pk in reported:
             continue
-        event = Event(
-            company=company, type=BOOKING_CREATED, contact_id=contact_of_customer.get(booking.customer_id),
-            payload=booking_created_payload(booking_id=booking.pk, service_id=booking.service_id,
-                                            scheduled_at=booking.scheduled_at, status=booking.status),
-            source=source, actor=actor, correlation_id=booking.correlation_id, occurred_at=booking.created_at,
-            target_type=booking_type, target_id=str(booking.pk),
-        )
-        events.append(event)
+        events.append(model_new(Event, {
+            "company_id": company.pk, "type": BOOKING_CREATED, "contact_id": contact_of_customer.get(booking.customer_id),
+            "payload": booking_created_payload(booking_id=booking.pk, service_id=booking.service_id,
+                                               scheduled_at=booking.scheduled_at, status=booking.status),
+            "source": source, "actor_id": actor.pk if actor else None, "correlation_id": booking.correlation_id,
+            "occurred_at": booking.created_at, "target_type_id": booking_type.pk, "target_id": str(booking.pk),
+        }, related={"company": company}))
     for row, booking, changed, previous_status in changed_rows:
         results.append(RowResult(row=row["_row"], status=UPDATED, id=booking.pk, external_id=booking.external_id))
         if booking.status == Booking.Status.COMPLETED and previous_status != Booking.Status.COMPLETED:
@@ -752,12 +776,14 @@ def _bookings_reported_by_app(*, company: Company, bookings: list[Booking], cont
     contacts = {contact_of_customer.get(booking.customer_id) for booking in bookings} - {None}
     if not contacts:
         return set()
-    ids = [booking.pk for booking in bookings]
+    # The app's reports are the booking_created events not about a booking row (the CRM's own are):
+    # a few per contact, read by the contact index, and matched here.
     reported = Event.objects.filter(
-        Q(payload__booking_id__in=ids) | Q(payload__booking_id__in=[str(pk) for pk in ids]),
-        company=company, type=BOOKING_CREATED, contact_id__in=contacts,
-    ).values_list("payload__booking_id", flat=True)
-    return {int(value) for value in reported if str(value).isdigit()}
+        among("contact__id", contacts), company=company, type=BOOKING_CREATED,
+    ).exclude(target_type=ContentType.objects.get_for_model(Booking)).values_list("payload", flat=True)
+    ids = {booking.pk for booking in bookings}
+    booking_ids = (str(payload.get("booking_id", "")) for payload in reported if isinstance(payload, dict))
+    return {int(value) for value in booking_ids if value.isdigit() and int(value) in ids}
 
 
 def booking_rows_write(

@@ -13,10 +13,9 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
 from tqdm import tqdm
 
-from crm.feed.imports import file_format_of, import_record_run, stream_rows
+from crm.feed.imports import file_format_of, import_record_run, parsed_batches, stream_rows
 from crm.models import Company, ImportRecord
 
 UNFINISHED = (ImportRecord.Status.QUEUED, ImportRecord.Status.RUNNING)
@@ -51,21 +50,16 @@ class Command(BaseCommand):
         record = self._record(company=target, file=file, file_format=file_format, restart=restart)
         if record.processed_rows:
             self.stdout.write(f"Resuming import #{record.pk} after row {record.processed_rows:,}.")
-        if connection.vendor == "postgresql":
-            # Commits need not wait for the disk: a batch and its checkpoint commit together, so a crash
-            # loses at most the last batches, which the next run does again. For this session only.
-            with connection.cursor() as cursor:
-                cursor.execute("SET synchronous_commit = off")
-
-        def rows_from(skip: int):
-            with file.open("rb") as handle:
-                yield from stream_rows(stream=handle, file_format=file_format, kind="bookings", skip=skip)
+        def batches_from(skip: int):
+            # Parsed in a child process while this one writes (two CPUs at work).
+            return parsed_batches(path=str(file), file_format=file_format, kind="bookings", skip=skip,
+                                  size=batch_rows)
 
         bar = tqdm(total=record.total_rows, initial=record.processed_rows, unit="rows", disable=no_progress,
                    file=self.stderr._out, smoothing=0.1)
         try:
-            import_record_run(import_record_id=record.pk, rows_from=rows_from, batch_rows=batch_rows,
-                              on_batch=bar.update)
+            import_record_run(import_record_id=record.pk, batches_from=batches_from, on_batch=bar.update,
+                              is_commit_relaxed=True)
         except KeyboardInterrupt:
             record.refresh_from_db()
             raise CommandError(
