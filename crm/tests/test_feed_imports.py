@@ -11,8 +11,15 @@ import pytest
 from django.urls import reverse
 
 from crm.feed.imports import import_preview, import_record_create, import_record_run
-from crm.models import Booking, Customer, Event, ImportRecord, Membership, Service, Worker
-from crm.tests.factories import BookingFactory, CustomerFactory, ServiceFactory, StaffUserFactory, WorkerFactory
+from crm.models import Booking, Contact, Customer, Event, ImportRecord, Lead, Membership, Service, Worker
+from crm.tests.factories import (
+    BookingFactory,
+    CustomerFactory,
+    LeadFactory,
+    ServiceFactory,
+    StaffUserFactory,
+    WorkerFactory,
+)
 from engage.models import Job
 from engage.services.jobs import job_execute
 
@@ -38,7 +45,7 @@ def upload(client, model: str, name: str, data: bytes, **extra):
 
 def snapshot(company) -> list:
     return [list(model.objects.filter(company=company).order_by("pk").values()) for model in
-            (Booking, Customer, Worker, Service)]
+            (Booking, Customer, Worker, Service, Contact, Lead)]
 
 
 @pytest.fixture
@@ -175,7 +182,7 @@ def test_unreadable_files_are_refused_with_a_clear_error(client, staff_user, com
 
 @pytest.mark.parametrize("file_format", ["csv", "xlsx"])
 @pytest.mark.parametrize("model, kind", [("booking", "bookings"), ("customer", "customers"), ("worker", "workers"),
-                                         ("service", "services")])
+                                         ("service", "services"), ("contact", "contacts"), ("lead", "leads")])
 def test_export_then_import_changes_nothing(client, staff_user, company, world, file_format, model, kind):
     # given: data made through the API's rules, Bengali included
     for index in range(3):
@@ -183,6 +190,7 @@ def test_export_then_import_changes_nothing(client, staff_user, company, world, 
                        external_id=f"bk-{index}", zone="মিরপুর", worker=WorkerFactory(company=company,
                        external_id=f"w-{index}", zones=["মিরপুর", "Gulshan"], contact__name=f"কর্মী {index}"))
     world["customers"][0].typical_services.add(world["service"])
+    LeadFactory(company=company, external_id="lead-1", contact=world["customers"][1].contact, summary="চায় এসি সার্ভিস")
     client.force_login(staff_user)
     before = snapshot(company)
     events = Event.objects.count()
