@@ -81,7 +81,8 @@ class CompanyForm(forms.ModelForm):
 
     webhook_url = forms.URLField(
         label="Webhook URL", required=False, max_length=200, assume_scheme="https",
-        help_text="Where leads, stage moves, inbound messages and opt-outs are POSTed as signed events.",
+        help_text="Where leads, stage moves, inbound messages, opt-outs, completed bookings and customer changes are "
+        "POSTed as signed events.",
     )
     new_webhook_secret = forms.CharField(
         label="New webhook secret",
@@ -121,7 +122,8 @@ class CompanyAdmin(TenantScopedAdmin):
     fieldsets = (
         (None, {"fields": ("name", "slug", "default_region", "timezone", "is_active", "created_at")}),
         ("Outbound webhook", {
-            "description": "Leads, stage moves, inbound messages and opt-outs are POSTed to this URL, signed with "
+            "description": "Leads, stage moves, inbound messages, opt-outs, completed bookings and customer changes "
+            "are POSTed to this URL, signed with "
             "HMAC-SHA256 of the timestamp and body.",
             "fields": ("webhook_url", "webhook_secret_state", "new_webhook_secret", "generate_webhook_secret"),
         }),
