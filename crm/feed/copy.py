@@ -48,7 +48,8 @@ def objects_insert(objects: list[Model]) -> list[Model]:
     # Django's get_db_prep_save per value cost as much as the rest of the insert.
     attnames = [field.attname for field in fields]
     json_columns = [index for index, field in enumerate(fields) if isinstance(field, JSONField)]
-    with connection.connection.cursor() as cursor, cursor.copy(statement) as copy:
+    # wrap_database_errors: a unique violation is Django's IntegrityError, as after an INSERT.
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor, cursor.copy(statement) as copy:
         copy.set_types([types[field.column] for field in fields])
         for instance in objects:
             values = [getattr(instance, attname) for attname in attnames]

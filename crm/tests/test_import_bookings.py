@@ -158,6 +158,36 @@ def test_the_copy_path_writes_what_the_portable_path_writes(world, monkeypatch):
     assert Customer.objects.filter(company=world, last_booking_at__isnull=True).count() == 0
 
 
+def test_two_writers_racing_on_the_same_bookings_create_each_once(world):
+    # given two bulk writers sending the same 200 new bookings at the same moment
+    import threading
+
+    from django.db import connections
+
+    rows = [row(index) for index in range(200)]
+    barrier = threading.Barrier(2)
+    results: list = []
+
+    def write():
+        barrier.wait()
+        try:
+            results.append(rows_write(company=world, kind="bookings", rows=rows, text=True))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # then each booking exists once; one writer created them, the other found them
+    assert Booking.objects.count() == 200
+    assert Event.objects.filter(type="booking_created").count() == 200
+    statuses = sorted({result.status for result in batch} for batch in results)
+    assert statuses == [{"created"}, {"unchanged"}]
+
+
 @pytest.mark.slow
 def test_the_command_on_sqlite(tmp_path):
     """The embedded default: the portable path on a real SQLite file, in a subprocess."""

@@ -56,6 +56,14 @@ def test_cadence_window(company):
     assert ids(customer_segment(company=company, criteria=CRITERIA, now=NOW)) == sorted(c.pk for c in inside)
 
 
+def test_a_customer_the_marketplace_deleted_is_never_reminded(company):
+    kept = due(company)
+    deleted = due(company)
+    Customer.objects.filter(pk=deleted.pk).update(is_active=False)  # DELETE /api/customers/<id>/ (crm.feed)
+
+    assert ids(customer_segment(company=company, criteria=CRITERIA, now=NOW)) == [kept.pk]
+
+
 def test_consent_and_address_on_the_channel(company):
     ok = due(company, is_sms_consented=False)
     due(company, is_email_consented=False, is_sms_consented=False)
