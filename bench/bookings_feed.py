@@ -82,8 +82,10 @@ def _bulk(client, key: dict, prefix: str) -> float:
 
 def _load(path: Path) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "manage.py", "import_bookings", str(path), "--company", SLUG, "--no-progress"],
-                   cwd=ROOT, check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "manage.py", "import_bookings", str(path), "--company", SLUG,
+                           "--no-progress"], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"import_bookings failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     return time.perf_counter() - started
 
 

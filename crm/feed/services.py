@@ -33,7 +33,7 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Field, Lookup, Model, Q
 from django.utils import timezone
 
@@ -168,6 +168,10 @@ def _retrying(write: Callable[[], list[RowResult]], *, dry_run: bool) -> list[Ro
         except IntegrityError:
             if attempt == 2:
                 raise
+        except OperationalError as error:
+            # Two batches locking the same rows in another order: PostgreSQL stops one; it goes again.
+            if attempt == 2 or getattr(error.__cause__, "sqlstate", None) != "40P01":
+                raise
     raise AssertionError("unreachable")
 
 
@@ -196,14 +200,30 @@ def among(field: str, values: Iterable) -> Q:
     return Q(**{f"{field}__in": values})
 
 
-def by_keys(*, ids: Iterable[int], external_ids: Iterable[str]) -> Q:
-    """Rows with one of `ids` or one of `external_ids`.
+def by_keys(queryset, *, ids: Iterable = (), external_ids: Iterable = (), natural_lookup: str = "",
+            naturals: Iterable = ()) -> list:
+    """Rows of `queryset` with one of `ids`, `external_ids` or natural keys, each once.
 
-    `external_id <> ''` is spelt out: it is the predicate of the partial unique index on
-    (company, external_id), and PostgreSQL proves an `IN` list implies it only for lists of up to
-    100 values; a batch of 1,000 would otherwise scan the table.
+    One indexed query per kind of key, never one query with OR: the company condition stays outside
+    an OR, and PostgreSQL then cannot use the (company, external_id) index for its arm (a batch on a
+    table of a million bookings scanned it). `external_id <> ''` is spelt out: it is the predicate of
+    the partial unique index, which the planner does not infer from a list of values.
     """
-    return among("pk", ids) | (among("external_id", external_ids) & ~Q(external_id=""))
+    parts = []
+    if ids:
+        parts.append(among("pk", ids))
+    if external_ids:
+        parts.append(among("external_id", external_ids) & ~Q(external_id=""))
+    if naturals:
+        parts.append(among(natural_lookup, naturals) & ~Q(**{natural_lookup: ""}))
+    found, seen = [], set()
+    for part in parts:
+        for row in queryset.filter(part):
+            key = row[0] if isinstance(row, tuple) else row.pk
+            if key not in seen:
+                seen.add(key)
+                found.append(row)
+    return found
 
 
 def _match(
@@ -225,13 +245,8 @@ def _match(
     naturals: set = set()
     if natural_key:
         naturals = {row_natural(row) for row in rows if not row.get("id") and row_natural(row)}
-    condition = by_keys(ids=ids, external_ids=external_ids)
-    if naturals:
-        # Spelt out for the partial unique index on phones (see by_keys).
-        condition |= among(natural_lookup, naturals) & ~Q(**{natural_lookup: ""})
-    found = []
-    if ids or external_ids or naturals:
-        found = list(queryset.filter(condition).select_for_update(of=("self",)).order_by("pk"))
+    found = by_keys(queryset.select_for_update(of=("self",)).order_by("pk"), ids=ids, external_ids=external_ids,
+                    natural_lookup=natural_lookup or "", naturals=naturals)
     by_id = {row.pk: row for row in found}
     by_external = {row.external_id: row for row in found if row.external_id}
     by_natural: dict = {}
@@ -529,9 +544,10 @@ def _typical_services(*, company: Company, rows: list[dict]) -> dict[tuple[str, 
     external_ids = {value for row in rows for value in row.get("typical_service_external_ids", [])}
     if not ids and not external_ids:
         return {}
-    found = Service.objects.filter(company=company).filter(by_keys(ids=ids, external_ids=external_ids))
+    found = by_keys(Service.objects.filter(company=company).values_list("pk", "external_id"), ids=ids,
+                    external_ids=external_ids)
     mapping: dict[tuple[str, Any], int] = {}
-    for pk, external_id in found.values_list("pk", "external_id"):
+    for pk, external_id in found:
         mapping[("id", pk)] = pk
         if external_id:
             mapping[("external_id", external_id)] = pk
@@ -636,8 +652,8 @@ def _references(*, model: type[Model], company: Company, rows: list[dict], name:
         return {}
     columns = ["pk", "external_id", "contact_id"] if name in ("customer", "worker") else ["pk", "external_id"]
     found: dict[tuple[str, Any], tuple] = {}
-    for values in model.objects.filter(company=company).filter(by_keys(ids=ids, external_ids=external_ids)) \
-            .values_list(*columns):
+    for values in by_keys(model.objects.filter(company=company).values_list(*columns), ids=ids,
+                          external_ids=external_ids):
         reference = (values[0], values[2] if len(values) > 2 else None, values[1])
         found[("id", values[0])] = reference
         if values[1]:
@@ -770,11 +786,17 @@ def _write_bookings(*, company: Company, rows: list[dict], mode: str, actor, sou
     return results
 
 
+# The app can only report a booking id it was shown, so an early report concerns a booking made one at a
+# time (the console, the API); a bulk load makes ids nobody has seen. Checking every contact of a large
+# batch read all their booking events (a customer's history grows with each booking).
+APP_REPORT_CHECK_MAX = 50
+
+
 def _bookings_reported_by_app(*, company: Company, bookings: list[Booking], contact_of_customer: dict) -> set[int]:
     """Ids of new bookings whose `booking_created` the customer app reported first (see crm.services.event_record):
     one event per booking, whoever reports it first."""
     contacts = {contact_of_customer.get(booking.customer_id) for booking in bookings} - {None}
-    if not contacts:
+    if not contacts or len(bookings) > APP_REPORT_CHECK_MAX:
         return set()
     # The app's reports are the booking_created events not about a booking row (the CRM's own are):
     # a few per contact, read by the contact index, and matched here.
@@ -919,7 +941,7 @@ def _lead_contact(*, company: Company, row: dict) -> Contact:
     if row.get("phone"):
         _phone(company=company, row=row)
         contact, _ = Contact.objects.get_or_create(
-            company=company, phone=row["phone"], defaults={"name": row.get("name", "")}
+            company=company, phone=row["phone"], defaults={"name": row.get("name", ""), "timezone": company.timezone}
         )
         return contact
     raise RowErrors({"contact_id": "A new lead needs contact_id, contact_external_id or phone."})
