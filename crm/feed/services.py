@@ -386,6 +386,7 @@ def _write_people(*, kind: str, company: Company, rows: list[dict], mode: str, a
     unchanged: list[tuple[dict, Model]] = []
     revocations: list[tuple[Contact, str]] = []
     claimed_contacts: dict[int, int] = {}
+    phones_claimed: dict[str, int] = {}
     contacts_created: list[tuple[dict, Contact]] = []
     for row in judged:
         index = row["_row"]
@@ -410,6 +411,7 @@ def _write_people(*, kind: str, company: Company, rows: list[dict], mode: str, a
                         raise RowErrors({"phone": f"This phone belongs to another {kind[:-1]}."}, code="conflict")
                     if contact is not None and profile.model is None:
                         raise RowErrors({"phone": "Another contact has this phone."}, code="conflict")
+                _phone_claim(phones_claimed, row, index)
                 if contact is None:
                     if not row.get("phone") and not row.get("email"):
                         raise RowErrors({"phone": "A new row needs a phone or an email."})
@@ -418,14 +420,13 @@ def _write_people(*, kind: str, company: Company, rows: list[dict], mode: str, a
                     })
                     contact.consent_updated_at = None
                     contacts_new.append(contact)
-                else:
+                elif contact.pk in claimed_contacts:
+                    raise RowErrors({"phone": f"Also in row {claimed_contacts[contact.pk] + 1} of this batch."})
+                if contact.pk is not None:
+                    claimed_contacts[contact.pk] = index
                     changed = _contact_changes(contact, contact_values, revocations, now)
                     if changed:
                         contacts_changed[contact.pk] = (contact, changed)
-                if contact.pk is not None:
-                    if contact.pk in claimed_contacts:
-                        raise RowErrors({"phone": f"Also in row {claimed_contacts[contact.pk] + 1} of this batch."})
-                    claimed_contacts[contact.pk] = index
                 for name, value in contact_values.items():
                     if name in CONSENT_CHANNEL and contact.pk is None:
                         setattr(contact, name, value)
@@ -443,6 +444,7 @@ def _write_people(*, kind: str, company: Company, rows: list[dict], mode: str, a
                 other = contacts_by_phone.get(row["phone"])
                 if other is not None and other.pk != contact.pk:
                     raise RowErrors({"phone": "Another contact has this phone."}, code="conflict")
+                _phone_claim(phones_claimed, row, index)
             changed_contact = _contact_changes(contact, contact_values, revocations, now)
             if changed_contact:
                 contacts_changed[contact.pk] = (contact, changed_contact)
@@ -503,6 +505,16 @@ def _write_people(*, kind: str, company: Company, rows: list[dict], mode: str, a
     if events:
         events_record(events=events)
     return results
+
+
+def _phone_claim(claimed: dict[str, int], row: dict, index: int) -> None:
+    """Two rows of one batch giving one phone to two people: the second is refused (one phone, one contact)."""
+    phone = row.get("phone")
+    if not phone:
+        return
+    if phone in claimed and claimed[phone] != index:
+        raise RowErrors({"phone": f"Also in row {claimed[phone] + 1} of this batch."})
+    claimed[phone] = index
 
 
 def _contact_of(matched: Model) -> Contact:
@@ -596,6 +608,7 @@ def _write_services(*, company: Company, rows: list[dict], mode: str, actor, sou
         .values_list("name", "pk")
     )
     results, new, changed_rows = [], [], []
+    names_in_batch: dict[str, int] = {}
     for row in rows:
         index = row["_row"]
         try:
@@ -606,6 +619,10 @@ def _write_services(*, company: Company, rows: list[dict], mode: str, actor, sou
             if problem is not None:
                 raise problem
             values = {name: row[name] for name in SERVICE_FIELDS if name in row}
+            if row.get("name"):
+                if row["name"] in names_in_batch:
+                    raise RowErrors({"name": f"Also in row {names_in_batch[row['name']] + 1} of this batch."})
+                names_in_batch[row["name"]] = index
             if matched is None:
                 missing = [name for name in ("name", "category", "base_price") if name not in row]
                 if missing:

@@ -529,3 +529,21 @@ def test_outbound_webhook_jobs_for_booking_completed_and_customer_updated(key_cl
     assert jobs["booking.completed"]["external_id"] == "b"
     assert (jobs["customer.updated"]["external_id"], jobs["customer.updated"]["fields"]) == ("cus-1", ["name"])
     assert Decimal(jobs["booking.completed"]["price"]) == Decimal("1500.00")
+
+
+def test_two_rows_of_a_batch_with_one_phone_or_one_service_name(key_client, company):
+    from crm.feed.services import rows_write
+
+    customers = key_client.post("/api/customers/bulk", {"rows": [
+        {"external_id": "a", "phone": "01712000001"}, {"external_id": "b", "phone": "+8801712000001"},
+    ]}, format="json").json()
+    services = rows_write(company=company, kind="services", rows=[
+        {"external_id": "s1", "name": "Wash", "category": "c", "base_price": "1"},
+        {"external_id": "s2", "name": "Wash", "category": "c", "base_price": "2"},
+    ])
+
+    assert [result["status"] for result in customers["results"]] == ["created", "error"]
+    assert customers["results"][1]["errors"] == {"phone": ["Also in row 1 of this batch."]}
+    assert [result.status for result in services] == ["created", "error"]
+    assert services[1].errors == {"name": ["Also in row 1 of this batch."]}
+    assert Customer.objects.count() == 1 and Service.objects.filter(name="Wash").count() == 1
