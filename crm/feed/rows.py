@@ -24,6 +24,8 @@ from rest_framework.fields import get_error_detail
 from crm.models import Booking, Channel, Stage
 
 LIST_SEPARATOR = ","
+# Ids are 64-bit: a larger number is a field error, not a database one.
+ID_MAX = 2**63 - 1
 
 
 def _is_text(field: serializers.Field) -> bool:
@@ -180,13 +182,13 @@ def _field_errors(detail: Any) -> dict[str, list[str]]:
 
 
 class ContactFieldsRow(Row):
-    id = StrictIntegerField(required=False, min_value=1, help_text="Our id: matches an existing row.")
+    id = StrictIntegerField(required=False, min_value=1, max_value=ID_MAX, help_text="Our id: matches an existing row.")
     external_id = StrictCharField(required=False, max_length=100, allow_blank=False,
                                   help_text="Your id, unique in your company: what upserts match on.")
     name = StrictCharField(required=False, allow_blank=True, max_length=200)
     phone = StrictCharField(required=False, allow_blank=True, max_length=32,
                             help_text="E.164, or local to the company's region.")
-    email = serializers.EmailField(required=False, allow_blank=True)
+    email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
     locale = StrictCharField(required=False, max_length=10)
     timezone = StrictCharField(required=False, max_length=64)
     is_email_consented = StrictBooleanField(required=False)
@@ -210,7 +212,7 @@ class ContactRow(ContactFieldsRow):
 
 class CustomerRow(ContactFieldsRow):
     is_active = StrictBooleanField(required=False)
-    typical_service_ids = TextListField(child=StrictIntegerField(min_value=1), required=False, max_length=100)
+    typical_service_ids = TextListField(child=StrictIntegerField(min_value=1, max_value=ID_MAX), required=False, max_length=100)
     typical_service_external_ids = TextListField(child=StrictCharField(max_length=100), required=False, max_length=100)
 
 
@@ -223,7 +225,7 @@ class WorkerRow(ContactFieldsRow):
 
 
 class ServiceRow(Row):
-    id = StrictIntegerField(required=False, min_value=1)
+    id = StrictIntegerField(required=False, min_value=1, max_value=ID_MAX)
     external_id = StrictCharField(required=False, max_length=100)
     name = StrictCharField(required=False, max_length=200)
     name_bn = StrictCharField(required=False, allow_blank=True, max_length=200)
@@ -234,13 +236,13 @@ class ServiceRow(Row):
 
 
 class BookingRow(Row):
-    id = StrictIntegerField(required=False, min_value=1)
+    id = StrictIntegerField(required=False, min_value=1, max_value=ID_MAX)
     external_id = StrictCharField(required=False, max_length=100)
-    customer_id = StrictIntegerField(required=False, min_value=1)
+    customer_id = StrictIntegerField(required=False, min_value=1, max_value=ID_MAX)
     customer_external_id = StrictCharField(required=False, max_length=100)
-    worker_id = StrictIntegerField(required=False, min_value=1, allow_null=True)
+    worker_id = StrictIntegerField(required=False, min_value=1, max_value=ID_MAX, allow_null=True)
     worker_external_id = StrictCharField(required=False, max_length=100, allow_null=True)
-    service_id = StrictIntegerField(required=False, min_value=1)
+    service_id = StrictIntegerField(required=False, min_value=1, max_value=ID_MAX)
     service_external_id = StrictCharField(required=False, max_length=100)
     status = serializers.ChoiceField(choices=Booking.Status.choices, required=False)
     scheduled_at = LocalDateTimeField(required=False)
@@ -267,7 +269,7 @@ class StageRow(Row):
 
 
 class PipelineRow(Row):
-    id = StrictIntegerField(required=False, min_value=1)
+    id = StrictIntegerField(required=False, min_value=1, max_value=ID_MAX)
     external_id = StrictCharField(required=False, max_length=100)
     name = StrictCharField(required=False, max_length=100)
     is_default = StrictBooleanField(required=False)
@@ -275,16 +277,16 @@ class PipelineRow(Row):
 
 
 class LeadRow(Row):
-    id = StrictIntegerField(required=False, min_value=1)
+    id = StrictIntegerField(required=False, min_value=1, max_value=ID_MAX)
     external_id = StrictCharField(required=False, max_length=100)
-    contact_id = StrictIntegerField(required=False, min_value=1)
+    contact_id = StrictIntegerField(required=False, min_value=1, max_value=ID_MAX)
     contact_external_id = StrictCharField(required=False, max_length=100)
     phone = StrictCharField(required=False, max_length=32, help_text="The contact by phone (created if missing).")
     name = StrictCharField(required=False, allow_blank=True, max_length=200,
                            help_text="A new contact's name.")
-    pipeline_id = StrictIntegerField(required=False, min_value=1)
+    pipeline_id = StrictIntegerField(required=False, min_value=1, max_value=ID_MAX)
     pipeline_external_id = StrictCharField(required=False, max_length=100)
-    stage_id = StrictIntegerField(required=False, min_value=1)
+    stage_id = StrictIntegerField(required=False, min_value=1, max_value=ID_MAX)
     stage = StrictCharField(required=False, max_length=100, help_text="The stage by name, in the lead's pipeline.")
     channel = serializers.ChoiceField(choices=Channel.choices, required=False)
     source = StrictCharField(required=False, allow_blank=True, max_length=100)

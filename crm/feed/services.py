@@ -192,6 +192,20 @@ class AnyOf(Lookup):
         return f"{lhs} = ANY(%s)", [*lhs_params, [field.get_prep_value(value) for value in self.rhs]]
 
 
+@Field.register_lookup
+class NotBlank(Lookup):
+    """`field <> ''` with the empty string written into the SQL, not passed as a parameter: a partial
+    index `WHERE field <> ''` serves a query only when the planner can see the same condition, and a
+    prepared statement's generic plan cannot see through a parameter (it scanned the table instead)."""
+
+    lookup_name = "not_blank"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} <> ''", list(lhs_params)
+
+
 def among(field: str, values: Iterable) -> Q:
     """`field` is one of `values`: `= ANY(array)` on PostgreSQL, `IN (...)` elsewhere."""
     values = list(values)
@@ -207,16 +221,20 @@ def by_keys(queryset, *, ids: Iterable = (), external_ids: Iterable = (), natura
     One indexed query per kind of key, never one query with OR: the company condition stays outside
     an OR, and PostgreSQL then cannot use the (company, external_id) index for its arm (a batch on a
     table of a million bookings scanned it). `external_id <> ''` is spelt out: it is the predicate of
-    the partial unique index, which the planner does not infer from a list of values.
+    the partial unique index, which the planner does not infer from a list of values (and written as
+    SQL, not a parameter: `NotBlank`).
     """
     parts = []
     if ids:
         parts.append(among("pk", ids))
     if external_ids:
-        parts.append(among("external_id", external_ids) & ~Q(external_id=""))
+        parts.append(among("external_id", external_ids) & Q(external_id__not_blank=True))
     if naturals:
-        parts.append(among(natural_lookup, naturals) & ~Q(**{natural_lookup: ""}))
+        parts.append(among(natural_lookup, naturals) & Q(**{f"{natural_lookup}__not_blank": True}))
     found, seen = [], set()
+    # No ORDER BY (the models order by -id): with one, a prepared statement's generic plan walked the
+    # primary key of a million bookings to keep the order instead of looking the keys up.
+    queryset = queryset.order_by()
     for part in parts:
         for row in queryset.filter(part):
             key = row[0] if isinstance(row, tuple) else row.pk
@@ -236,7 +254,8 @@ def _match(
 ) -> tuple[dict[int, Model], dict[int, RowErrors]]:
     """Existing rows for each row (by id, external_id, then natural key) and rows with matching errors.
 
-    The matches are locked (SELECT ... FOR UPDATE on PostgreSQL) until the batch commits.
+    The matches are locked (SELECT ... FOR UPDATE on PostgreSQL) until the batch commits. Two batches
+    locking common rows in another order may deadlock: PostgreSQL stops one, `_retrying` runs it again.
     """
     matches: dict[int, Model] = {}
     errors: dict[int, RowErrors] = {}
@@ -245,7 +264,7 @@ def _match(
     naturals: set = set()
     if natural_key:
         naturals = {row_natural(row) for row in rows if not row.get("id") and row_natural(row)}
-    found = by_keys(queryset.select_for_update(of=("self",)).order_by("pk"), ids=ids, external_ids=external_ids,
+    found = by_keys(queryset.select_for_update(of=("self",)), ids=ids, external_ids=external_ids,
                     natural_lookup=natural_lookup or "", naturals=naturals)
     by_id = {row.pk: row for row in found}
     by_external = {row.external_id: row for row in found if row.external_id}
@@ -373,8 +392,8 @@ def _write_people(*, kind: str, company: Company, rows: list[dict], mode: str, a
     }
     contacts_by_phone = {
         contact.phone: contact
-        for contact in Contact.objects.filter(among("phone", new_phones | changed_phones), company=company)
-        .exclude(phone="")
+        for contact in Contact.objects.filter(among("phone", new_phones | changed_phones), company=company,
+                                              phone__not_blank=True).order_by()
         .select_related(*([kind[:-1]] if profile.model is not None else []))
     }
     service_ids = _typical_services(company=company, rows=judged) if kind == "customers" else {}
@@ -711,7 +730,7 @@ def _write_bookings(*, company: Company, rows: list[dict], mode: str, actor, sou
     contact_of_customer = {reference[0]: reference[1] for reference in customers.values()}
     contact_of_customer.update(
         Customer.objects.filter(among("pk", {booking.customer_id for booking in matches.values()}
-                                      - set(contact_of_customer)))
+                                      - set(contact_of_customer))).order_by()
         .values_list("pk", "contact_id")
     )
     results: list[RowResult] = []
@@ -819,7 +838,7 @@ def _bookings_reported_by_app(*, company: Company, bookings: list[Booking], cont
     # a few per contact, read by the contact index, and matched here.
     reported = Event.objects.filter(
         among("contact__id", contacts), company=company, type=BOOKING_CREATED,
-    ).exclude(target_type=ContentType.objects.get_for_model(Booking)).values_list("payload", flat=True)
+    ).exclude(target_type=ContentType.objects.get_for_model(Booking)).order_by().values_list("payload", flat=True)
     ids = {booking.pk for booking in bookings}
     booking_ids = (str(payload.get("booking_id", "")) for payload in reported if isinstance(payload, dict))
     return {int(value) for value in booking_ids if value.isdigit() and int(value) in ids}

@@ -321,6 +321,8 @@ def test_customers_and_workers_bulk(key_client, company):
     ("bookings", {"cancelled_by": "aliens"}, "cancelled_by"),
     ("bookings", {"customer_id": 1, "customer_external_id": "x"}, "customer_id"),
     ("bookings", {"customer_id": "cus-1"}, "customer_id"),
+    ("bookings", {"customer_id": 10**20}, "customer_id"),
+    ("customers", {"email": "a" * 250 + "@example.com"}, "email"),
     ("customers", {"name": 12}, "name"),
     ("customers", {"phone": "12"}, "phone"),
     ("customers", {"is_sms_consented": "yes"}, "is_sms_consented"),
