@@ -271,7 +271,9 @@ class _DeactivateApi(_FeedApi):
 
 class _BulkApi(_FeedApi):
     class InputSerializer(serializers.Serializer):
-        rows = serializers.ListField(child=serializers.JSONField(), min_length=1, max_length=BULK_MAX_ROWS)
+        # Each row is an object the kind's row reads (rows_write answers for each); not validated twice here.
+        rows = serializers.ListField(min_length=1, max_length=BULK_MAX_ROWS,
+                                     help_text="Up to 1,000 objects, each as the kind's upsert takes it.")
         dry_run = serializers.BooleanField(required=False, default=False,
                                            help_text="Check and report, write nothing.")
 
