@@ -11,10 +11,12 @@ import re
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import Group
 from django.urls import reverse
 from playwright.sync_api import expect
 
 from crm.models import Booking, ImportRecord
+from crm.permissions import CRM_GRANTS, OPERATIONS, grant
 from crm.tests.factories import CustomerFactory, ServiceFactory
 from engage.models import Job
 from shokti.testing.celery_worker import wait_for
@@ -44,7 +46,10 @@ def bookings_file() -> bytes:
 def test_an_operator_previews_then_imports_a_large_file_in_the_background(
     page, live_server, company, staff_user, celery_worker_factory, tmp_path
 ):
-    # given a company with customers and a service, and a worker that imports 500 rows a batch, a batch a slice
+    # given operations staff (a transactional test's flush empties the groups the migrations grant),
+    # a company with customers and a service, and a worker that imports 500 rows a batch, a batch a slice
+    grant(OPERATIONS, "crm", [*CRM_GRANTS[OPERATIONS]["crm"], "view_importrecord"])
+    staff_user.groups.add(Group.objects.get(name=OPERATIONS))
     worker = celery_worker_factory(IMPORT_BATCH_ROWS="500", IMPORT_SLICE_SECONDS="0")
     ServiceFactory(company=company, external_id="svc-1", name="Cleaning")
     for index in range(4):
