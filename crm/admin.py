@@ -12,6 +12,8 @@ from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 from django.utils.translation import ngettext
 
+from crm.feed.admin import FeedImportExportMixin
+from crm.feed.services import booking_create, booking_update
 from crm.models import (
     ApiKey,
     Booking,
@@ -30,7 +32,6 @@ from crm.models import (
 from crm.services import (
     api_key_create,
     api_key_revoke,
-    booking_create,
     company_webhook_secret_set,
     contact_merge,
     lead_move_to_stage,
@@ -82,7 +83,8 @@ class CompanyForm(forms.ModelForm):
 
     webhook_url = forms.URLField(
         label="Webhook URL", required=False, max_length=200, assume_scheme="https",
-        help_text="Where leads, stage moves, inbound messages and opt-outs are POSTed as signed events.",
+        help_text="Where leads, stage moves, inbound messages, opt-outs, completed bookings and customer changes are "
+        "POSTed as signed events.",
     )
     new_webhook_secret = forms.CharField(
         label="New webhook secret",
@@ -126,7 +128,8 @@ class CompanyAdmin(TenantScopedAdmin):
             "fields": ("postal_address", "is_email_open_tracking_enabled"),
         }),
         ("Outbound webhook", {
-            "description": "Leads, stage moves, inbound messages and opt-outs are POSTed to this URL, signed with "
+            "description": "Leads, stage moves, inbound messages, opt-outs, completed bookings and customer changes "
+            "are POSTed to this URL, signed with "
             "HMAC-SHA256 of the timestamp and body.",
             "fields": ("webhook_url", "webhook_secret_state", "new_webhook_secret", "generate_webhook_secret"),
         }),
@@ -262,7 +265,8 @@ class MergeForm(forms.Form):
 
 
 @admin.register(Contact)
-class ContactAdmin(TenantScopedAdmin):
+class ContactAdmin(FeedImportExportMixin, TenantScopedAdmin):
+    feed_kind = "contacts"
     form = ContactForm
     list_display = [
         "name",
@@ -409,10 +413,11 @@ class AdSourceFilter(admin.SimpleListFilter):
         return queryset
 
 
-class LeadAdmin(TenantScopedAdmin):
+class LeadAdmin(FeedImportExportMixin, TenantScopedAdmin):
     """The lead list and page. Registered by the app that owns conversations (engage.admin.conversations), which
     extends it with the thread and hand-off; `lead_stage_move` is the hook its stage moves go through."""
 
+    feed_kind = "leads"
     form = LeadForm
     list_display = ["id", "contact", "company", "pipeline", "stage", "status", "channel", "source", "score", "owner",
                     "created_at"]
@@ -484,43 +489,49 @@ class LeadAdmin(TenantScopedAdmin):
 
 
 @admin.register(Service)
-class ServiceAdmin(TenantScopedAdmin):
-    list_display = ["name", "name_bn", "category", "base_price", "duration_minutes", "is_active", "company"]
+class ServiceAdmin(FeedImportExportMixin, TenantScopedAdmin):
+    feed_kind = "services"
+    list_display = ["name", "name_bn", "external_id", "category", "base_price", "duration_minutes", "is_active",
+                    "company"]
     list_filter = ["is_active", "category", "company"]
     list_select_related = ["company"]
-    search_fields = ["name", "name_bn", "category"]
+    search_fields = ["name", "name_bn", "category", "=external_id"]
     ordering = ["company", "name"]
 
 
 @admin.register(Customer)
-class CustomerAdmin(TenantScopedAdmin):
-    list_display = ["contact", "company", "last_booking_at", "created_at"]
-    list_filter = ["company"]
+class CustomerAdmin(FeedImportExportMixin, TenantScopedAdmin):
+    feed_kind = "customers"
+    list_display = ["contact", "external_id", "company", "is_active", "last_booking_at", "created_at"]
+    list_filter = ["is_active", "company"]
     list_select_related = ["contact", "company"]
-    search_fields = ["contact__name", "contact__phone", "contact__email"]
+    search_fields = ["contact__name", "contact__phone", "contact__email", "=external_id"]
     autocomplete_fields = ["contact", "typical_services"]
     readonly_fields = ["last_booking_at", "created_at"]
     ordering = ["-id"]
 
 
 @admin.register(Worker)
-class WorkerAdmin(TenantScopedAdmin):
-    list_display = ["contact", "company", "is_active", "ratings_avg", "created_at"]
+class WorkerAdmin(FeedImportExportMixin, TenantScopedAdmin):
+    feed_kind = "workers"
+    list_display = ["contact", "external_id", "company", "is_active", "ratings_avg", "created_at"]
     list_filter = ["is_active", "company"]
     list_select_related = ["contact", "company"]
-    search_fields = ["contact__name", "contact__phone", "contact__email"]
+    search_fields = ["contact__name", "contact__phone", "contact__email", "=external_id"]
     autocomplete_fields = ["contact"]
     readonly_fields = ["created_at"]
     ordering = ["-id"]
 
 
 @admin.register(Booking)
-class BookingAdmin(TenantScopedAdmin):
-    list_display = ["id", "scheduled_at", "customer", "worker", "service", "status", "rating", "price", "company"]
+class BookingAdmin(FeedImportExportMixin, TenantScopedAdmin):
+    feed_kind = "bookings"
+    list_display = ["id", "scheduled_at", "external_id", "customer", "worker", "service", "status", "rating", "price",
+                    "zone", "company"]
     list_display_links = ["id", "scheduled_at"]
-    list_filter = ["status", ("scheduled_at", admin.DateFieldListFilter), "service", "company"]
+    list_filter = ["status", ("scheduled_at", admin.DateFieldListFilter), "cancelled_by", "service", "company"]
     list_select_related = ["customer__contact", "worker__contact", "service", "company"]
-    search_fields = ["customer__contact__name", "customer__contact__phone"]
+    search_fields = ["customer__contact__name", "customer__contact__phone", "=external_id"]
     autocomplete_fields = ["customer", "worker", "service"]
     readonly_fields = ["created_at"]
     date_hierarchy = "scheduled_at"
@@ -529,7 +540,16 @@ class BookingAdmin(TenantScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            super().save_model(request, obj, form, change)
+            # Through the service: a booking saved as completed moves its customer's last booking and
+            # records `booking.completed`, as the API and imports do.
+            changes = {
+                f"{name}_id" if name in ("customer", "worker", "service") else name: getattr(
+                    obj, f"{name}_id" if name in ("customer", "worker", "service") else name
+                )
+                for name in form.changed_data
+            }
+            if changes:
+                booking_update(booking=obj, changes=changes, actor=request.user, source="admin")
             return
         # A new booking goes through the service: it records `booking_created` (the campaign funnel counts it).
         created = booking_create(

@@ -31,6 +31,7 @@ class ContactOutputSerializer(serializers.ModelSerializer):
         model = Contact
         fields = [
             "id",
+            "external_id",
             "name",
             "phone",
             "email",
@@ -40,6 +41,7 @@ class ContactOutputSerializer(serializers.ModelSerializer):
             "is_sms_consented",
             "is_whatsapp_consented",
             "created_at",
+            "updated_at",
         ]
 
 
@@ -124,12 +126,14 @@ class LeadListApi(APIView):
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
+        external_id = serializers.CharField()
         status = serializers.CharField()
         channel = serializers.CharField()
         source = serializers.CharField()
         score = serializers.IntegerField()
         summary = serializers.CharField()
         pipeline = serializers.CharField(source="pipeline.name")
+        pipeline_id = serializers.IntegerField()
         stage = serializers.CharField(source="stage.name")
         stage_id = serializers.IntegerField()
         contact = ContactOutputSerializer()

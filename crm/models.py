@@ -11,6 +11,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils.timezone import now
 
 
@@ -181,6 +182,10 @@ class Contact(models.Model):
     email = models.EmailField(blank=True)
     locale = models.CharField(max_length=10, default="bn")
     timezone = models.CharField(max_length=64, default="Asia/Dhaka")
+    external_id = models.CharField(
+        max_length=100, blank=True, default="", db_default="",
+        help_text="The caller's own id (unique per company): what upserts match on.",
+    )
     is_email_consented = models.BooleanField(default=False)
     is_sms_consented = models.BooleanField(default=False)
     is_whatsapp_consented = models.BooleanField(default=False)
@@ -197,6 +202,10 @@ class Contact(models.Model):
             models.UniqueConstraint(
                 fields=["company", "phone"], condition=~Q(phone=""), name="contact_unique_phone_per_company"
             ),
+            models.UniqueConstraint(
+                fields=["company", "external_id"], condition=~Q(external_id=""),
+                name="contact_unique_external_id_per_company",
+            ),
         ]
         indexes = [models.Index(fields=["company", "email"], name="contact_company_email")]
 
@@ -211,6 +220,10 @@ class Pipeline(models.Model):
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="pipelines")
     name = models.CharField(max_length=100)
     is_default = models.BooleanField(default=False)
+    external_id = models.CharField(
+        max_length=100, blank=True, default="", db_default="",
+        help_text="The caller's own id (unique per company): what upserts match on.",
+    )
     created_at = models.DateTimeField(default=now, editable=False)
 
     DEFAULT_STAGES = (("New", "open"), ("Contacted", "open"), ("Qualified", "open"), ("Won", "won"), ("Lost", "lost"))
@@ -221,6 +234,10 @@ class Pipeline(models.Model):
             models.UniqueConstraint(fields=["company", "name"], name="pipeline_unique_name_per_company"),
             models.UniqueConstraint(
                 fields=["company"], condition=Q(is_default=True), name="pipeline_one_default_per_company"
+            ),
+            models.UniqueConstraint(
+                fields=["company", "external_id"], condition=~Q(external_id=""),
+                name="pipeline_unique_external_id_per_company",
             ),
         ]
 
@@ -238,12 +255,19 @@ class Stage(models.Model):
     name = models.CharField(max_length=100)
     order = models.PositiveSmallIntegerField()
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.OPEN)
+    external_id = models.CharField(
+        max_length=100, blank=True, default="", db_default="", help_text="The caller's own id (unique per pipeline)."
+    )
 
     class Meta:
         ordering = ["pipeline", "order"]
         constraints = [
             models.UniqueConstraint(fields=["pipeline", "order"], name="stage_unique_order_per_pipeline"),
             models.UniqueConstraint(fields=["pipeline", "name"], name="stage_unique_name_per_pipeline"),
+            models.UniqueConstraint(
+                fields=["pipeline", "external_id"], condition=~Q(external_id=""),
+                name="stage_unique_external_id_per_pipeline",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -282,6 +306,10 @@ class Lead(models.Model):
     handoff_requested_at = models.DateTimeField(
         null=True, blank=True, help_text="When the contact asked for a human (cleared on hand-back)."
     )
+    external_id = models.CharField(
+        max_length=100, blank=True, default="", db_default="",
+        help_text="The caller's own id (unique per company): what upserts match on.",
+    )
     created_at = models.DateTimeField(default=now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -291,6 +319,12 @@ class Lead(models.Model):
             models.Index(fields=["company", "stage"], name="lead_company_stage"),
             models.Index(fields=["company", "status", "-id"], name="lead_company_status"),
             models.Index(fields=["company", "ad_source_id"], condition=~Q(ad_source_id=""), name="lead_company_ad"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "external_id"], condition=~Q(external_id=""),
+                name="lead_unique_external_id_per_company",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -305,10 +339,21 @@ class Service(models.Model):
     base_price = models.DecimalField(max_digits=10, decimal_places=2, validators=[MinValueValidator(0)])
     duration_minutes = models.PositiveIntegerField(default=60)
     is_active = models.BooleanField(default=True)
+    external_id = models.CharField(
+        max_length=100, blank=True, default="", db_default="",
+        help_text="The caller's own id (unique per company): what upserts match on.",
+    )
+    updated_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
 
     class Meta:
         ordering = ["company", "name"]
-        constraints = [models.UniqueConstraint(fields=["company", "name"], name="service_unique_name_per_company")]
+        constraints = [
+            models.UniqueConstraint(fields=["company", "name"], name="service_unique_name_per_company"),
+            models.UniqueConstraint(
+                fields=["company", "external_id"], condition=~Q(external_id=""),
+                name="service_unique_external_id_per_company",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -319,11 +364,25 @@ class Customer(models.Model):
     contact = models.OneToOneField(Contact, on_delete=models.CASCADE, related_name="customer")
     typical_services = models.ManyToManyField(Service, blank=True, related_name="typical_customers")
     last_booking_at = models.DateTimeField(null=True, blank=True, help_text="Finish time of the last completed booking.")
+    is_active = models.BooleanField(
+        default=True, db_default=True, help_text="Off: deleted by the marketplace; never reminded."
+    )
+    external_id = models.CharField(
+        max_length=100, blank=True, default="", db_default="",
+        help_text="The caller's own id (unique per company): what upserts match on.",
+    )
     created_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
 
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["company", "last_booking_at"], name="customer_company_last_booking")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "external_id"], condition=~Q(external_id=""),
+                name="customer_unique_external_id_per_company",
+            ),
+        ]
 
     def __str__(self) -> str:
         return str(self.contact)
@@ -336,10 +395,21 @@ class Worker(models.Model):
     zones = models.JSONField(default=list, blank=True)
     ratings_avg = models.DecimalField(max_digits=3, decimal_places=2, null=True, blank=True)
     is_active = models.BooleanField(default=True)
+    external_id = models.CharField(
+        max_length=100, blank=True, default="", db_default="",
+        help_text="The caller's own id (unique per company): what upserts match on.",
+    )
     created_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
 
     class Meta:
         ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "external_id"], condition=~Q(external_id=""),
+                name="worker_unique_external_id_per_company",
+            ),
+        ]
 
     def __str__(self) -> str:
         return str(self.contact)
@@ -352,6 +422,12 @@ class Booking(models.Model):
         COMPLETED = "completed", "Completed"
         CANCELLED = "cancelled", "Cancelled"
 
+    class CancelledBy(models.TextChoices):
+        CUSTOMER = "customer", "Customer"
+        WORKER = "worker", "Worker"
+        COMPANY = "company", "Company (operations)"
+        SYSTEM = "system", "System (no-show, timeout)"
+
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="bookings")
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="bookings")
     worker = models.ForeignKey(Worker, on_delete=models.SET_NULL, null=True, blank=True, related_name="bookings")
@@ -359,12 +435,27 @@ class Booking(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.SCHEDULED)
     scheduled_at = models.DateTimeField()
     arrived_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.CharField(max_length=20, choices=CancelledBy.choices, blank=True, default="", db_default="")
+    cancellation_reason = models.CharField(max_length=200, blank=True, default="", db_default="")
     rating = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
     )
     price = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
-    created_at = models.DateTimeField(default=now, editable=False)
+    zone = models.CharField(
+        max_length=100, blank=True, default="", db_default="", help_text="Where the job was (area, thana)."
+    )
+    correlation_id = models.UUIDField(
+        null=True, blank=True, help_text="The correlation id of the message that led to this booking."
+    )
+    external_id = models.CharField(
+        max_length=100, blank=True, default="", db_default="",
+        help_text="The caller's own id (unique per company): what upserts match on.",
+    )
+    created_at = models.DateTimeField(default=now, help_text="When the booking was made (the source's time).")
+    updated_at = models.DateTimeField(default=now, db_default=Now(), editable=False)
 
     class Meta:
         ordering = ["-id"]
@@ -376,6 +467,10 @@ class Booking(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(rating__isnull=True) | Q(rating__gte=1, rating__lte=5), name="booking_rating_1_to_5"
+            ),
+            models.UniqueConstraint(
+                fields=["company", "external_id"], condition=~Q(external_id=""),
+                name="booking_unique_external_id_per_company",
             ),
         ]
 
@@ -414,3 +509,63 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class ImportRecord(models.Model):
+    """One file imported into a company (console upload or `manage.py import_bookings`): who, when, what, counts.
+
+    Holds the uploaded file until it has been imported (web and worker may be different machines:
+    the database is what they share), the progress, and the rows that failed with their errors.
+    """
+
+    class Kind(models.TextChoices):
+        CUSTOMERS = "customers", "Customers"
+        WORKERS = "workers", "Workers"
+        SERVICES = "services", "Services"
+        BOOKINGS = "bookings", "Bookings"
+        CONTACTS = "contacts", "Contacts"
+        LEADS = "leads", "Leads"
+
+    class Status(models.TextChoices):
+        PREVIEWED = "previewed", "Previewed (waiting for confirmation)"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="imports", db_index=False)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    source = models.CharField(max_length=20, default="console", help_text="console or command.")
+    file_name = models.CharField(max_length=255)
+    file_format = models.CharField(max_length=10, help_text="csv, xlsx or jsonl.")
+    file_sha256 = models.CharField(max_length=64, blank=True)
+    data = models.BinaryField(blank=True, default=b"", editable=False, help_text="The file, until it is imported.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PREVIEWED)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0, help_text="Rows done: where a resumed run goes on.")
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    unchanged_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="The failed rows: [{row, errors}], the first few thousand.")
+    last_error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=now, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["company", "-created_at"], name="import_company_created")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} from {self.file_name} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        if not self.total_rows:
+            return 100 if self.status == self.Status.COMPLETED else 0
+        return min(100, int(100 * self.processed_rows / self.total_rows))

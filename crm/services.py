@@ -6,7 +6,6 @@ import functools
 import secrets
 import uuid
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import phonenumbers
@@ -25,11 +24,11 @@ from crm.models import (
     Event,
     Lead,
     Pipeline,
-    Service,
     Stage,
     User,
     Worker,
 )
+from shokti.db.copy import objects_insert
 
 
 class ContactAlreadyExists(ValidationError):
@@ -134,10 +133,17 @@ def _booking_event_existing(*, company: Company, contact: Contact | None, bookin
 BOOKING_EVENT_LOCK = 0x5B00C
 
 
+# From this many events on, events_record inserts them by COPY (shokti.db.copy) rather than INSERT.
+EVENTS_COPY_MIN = 100
+
+
 def events_record(*, events: list[Event]) -> list[Event]:
     """Append prepared events in one INSERT and run the EVENT_RECORDED_HOOKS, in one transaction."""
     with transaction.atomic(savepoint=False):
-        Event.objects.bulk_create(events)
+        if len(events) >= EVENTS_COPY_MIN:
+            objects_insert(events)  # a batch of the bookings feed: binary COPY on PostgreSQL
+        else:
+            Event.objects.bulk_create(events)
         for hook in EVENT_RECORDED_HOOKS:
             hook(events=events)
     return events
@@ -374,83 +380,32 @@ def booking_created_payload(*, booking_id: int, service_id: int, scheduled_at: d
     return {"booking_id": booking_id, "service_id": service_id, "scheduled_at": scheduled_at.isoformat(), "status": status}
 
 
-@transaction.atomic
-def booking_create(
-    *,
-    company: Company,
-    customer: Customer,
-    service: Service,
-    scheduled_at: datetime,
-    worker: Worker | None = None,
-    status: str = Booking.Status.SCHEDULED,
-    price: Decimal | None = None,
-    arrived_at: datetime | None = None,
-    finished_at: datetime | None = None,
-    rating: int | None = None,
-    actor: User | None = None,
-    source: str = "admin",
-) -> Booking:
-    """Create a booking and record `booking_created` (the customer's contact, at the booking's creation).
-
-    The attribution funnel counts that event: a booking made in the CRM converts for the message the
-    customer clicked before, as one the customer app reports does (both reports of one booking are
-    one event, see `event_record`). A booking created completed moves the customer's `last_booking_at`.
-    """
-    for name, row in (("customer", customer), ("service", service), ("worker", worker)):
-        if row is not None and row.company_id != company.pk:
-            raise ValidationError({name: f"The {name} belongs to another company."})
-    booking = Booking(
-        company=company, customer=customer, worker=worker, service=service, status=status, scheduled_at=scheduled_at,
-        arrived_at=arrived_at, finished_at=finished_at, rating=rating, price=price,
-    )
-    booking.full_clean(exclude=["company", "customer", "worker", "service"], validate_constraints=False)
-    booking.save()
-    if status == Booking.Status.COMPLETED and finished_at is not None:
-        _customer_last_booking_advance(customer_id=customer.pk, finished_at=finished_at)
-    event_record(
-        company=company,
-        type=BOOKING_CREATED,
-        contact=customer.contact,
-        target=booking,
-        payload=booking_created_payload(
-            booking_id=booking.pk, service_id=service.pk, scheduled_at=scheduled_at, status=status
-        ),
-        source=source,
-        actor=actor,
-        occurred_at=booking.created_at,
-    )
-    return booking
-
-
 def _customer_last_booking_advance(*, customer_id: int, finished_at: datetime) -> None:
-    # Only ever moves forward: a late report of an older booking keeps the newer date.
-    Customer.objects.filter(pk=customer_id).filter(
-        Q(last_booking_at__isnull=True) | Q(last_booking_at__lt=finished_at)
-    ).update(last_booking_at=finished_at)
+    customers_last_booking_advance(finished_by_customer={customer_id: finished_at})
 
 
-@transaction.atomic
-def booking_complete(
-    *, booking: Booking, finished_at: datetime | None = None, actor: User | None = None, source: str = "admin"
-) -> Booking:
-    """Mark a booking completed and keep its customer's denormalised `last_booking_at` (segmentation reads it)."""
-    booking = Booking.objects.select_for_update().get(pk=booking.pk)
-    if booking.status == Booking.Status.CANCELLED:
-        raise ValidationError({"status": "A cancelled booking cannot be completed."})
-    if booking.status == Booking.Status.COMPLETED:
-        return booking
-    finished_at = finished_at or booking.finished_at or timezone.now()
-    booking.status = Booking.Status.COMPLETED
-    booking.finished_at = finished_at
-    booking.save(update_fields=["status", "finished_at"])
-    _customer_last_booking_advance(customer_id=booking.customer_id, finished_at=finished_at)
-    event_record(
-        company=booking.company,
-        type="booking.completed",
-        contact=booking.customer.contact,
-        target=booking,
-        payload={"service_id": booking.service_id, "finished_at": finished_at.isoformat()},
-        source=source,
-        actor=actor,
-    )
-    return booking
+def customers_last_booking_advance(*, finished_by_customer: dict[int, datetime]) -> int:
+    """Move each customer's `last_booking_at` forward to the given finish time, never back.
+
+    Only ever forward: a late report of an older booking keeps the newer date. One statement on
+    PostgreSQL (the pairs as two arrays); a conditional UPDATE per customer elsewhere.
+    """
+    if not finished_by_customer:
+        return 0
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Customer._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS customer SET last_booking_at = latest.finished_at"
+                " FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::timestamptz[]) AS finished_at) AS latest"
+                " WHERE customer.id = latest.id"
+                " AND (customer.last_booking_at IS NULL OR customer.last_booking_at < latest.finished_at)",
+                [list(finished_by_customer), list(finished_by_customer.values())],
+            )
+            return cursor.rowcount
+    moved = 0
+    for customer_id, finished_at in finished_by_customer.items():
+        moved += Customer.objects.filter(pk=customer_id).filter(
+            Q(last_booking_at__isnull=True) | Q(last_booking_at__lt=finished_at)
+        ).update(last_booking_at=finished_at)
+    return moved

@@ -6,6 +6,7 @@ from django.apps import AppConfig
 HANDLER_MODULES = (
     "engage.messaging.handlers",
     "engage.webhooks",
+    "engage.imports",
     "engage.conversations.handlers",
     "engage.campaigns.handlers",
 )
@@ -21,12 +22,14 @@ class EngageConfig(AppConfig):
     verbose_name = "Engagement"
 
     def ready(self) -> None:
+        from crm.feed.imports import import_enqueue_hook_register
         from crm.services import contact_merge_hook_register, event_recorded_hook_register
         from engage import receivers
         from engage.ai.config import allowed_link_hosts
         from engage.campaigns.merge import contact_merge_campaign_rows
         from engage.conversations.handoff import handoff_keywords_cache_connect
         from engage.conversations.merge import contact_merge_messages
+        from engage.imports import import_job_enqueue
         from engage.messaging.services import channel_settings_cache_connect, link_hosts_provider_register
         from engage.prompts.services import company_templates_seed_connect
         from engage.webhooks import webhook_events_enqueue
@@ -42,3 +45,4 @@ class EngageConfig(AppConfig):
         contact_merge_hook_register(contact_merge_campaign_rows)
         event_recorded_hook_register(webhook_events_enqueue)  # recorded events reach the company's webhook
         company_templates_seed_connect()  # a new company starts with the default prompt templates
+        import_enqueue_hook_register(import_job_enqueue)  # large console imports run on the ledger

@@ -50,8 +50,9 @@ from crm.demo import (
     OPERATIONS_EMAIL,
     DemoResult,
 )
+from crm.feed.services import booking_create
 from crm.models import Booking, Channel, Company, Contact, Event, Lead, Stage, User
-from crm.services import booking_create, pipeline_get_or_create_default
+from crm.services import pipeline_get_or_create_default
 from engage.ai.models import AIConfig, AISession, KnowledgeDoc
 from engage.campaigns.attribution import NOTIFICATION_OPENED, deeplink_follow_record, user_event_record
 from engage.campaigns.deeplinks import deeplink_verify, short_link_target

@@ -25,8 +25,11 @@ from engage.ledger.services import job_enqueue
 WEBHOOK_TASK = "webhook_reminder"
 # What a company's webhook receives: new leads, stage moves (won and lost included: the payload's
 # `status`), every inbound message (integrators mirror conversations; the seed feeds its CRM from
-# them), and opt-outs (an integrator must stop messaging the person too).
-WEBHOOK_EVENT_TYPES = frozenset({"lead.created", "stage.changed", "message.received", "opt_out"})
+# them), opt-outs (an integrator must stop messaging the person too), and the bookings feed's
+# changes made here (a booking completed, a customer created or changed: crm.feed.services).
+WEBHOOK_EVENT_TYPES = frozenset(
+    {"lead.created", "stage.changed", "message.received", "opt_out", "booking.completed", "customer.updated"}
+)
 
 
 WEBHOOK_KEY_PREFIX = "webhook:"

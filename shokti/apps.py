@@ -9,3 +9,6 @@ class ShoktiConfig(AppConfig):
 
     def ready(self) -> None:
         from shokti.api import schema  # noqa: F401  (registers the OpenAPI security scheme)
+        from shokti.db.lookups import lookups_register
+
+        lookups_register()  # `__any_of` and `__not_blank` on every field (bulk readers)

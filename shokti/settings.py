@@ -218,6 +218,19 @@ INBOUND_DEDUPE_WINDOW_SECONDS = env.int("INBOUND_DEDUPE_WINDOW_SECONDS", default
 OPT_OUT_KEYWORDS = env.list("OPT_OUT_KEYWORDS", default=["STOP", "STOP ALL", "UNSUBSCRIBE", "CANCEL", "বন্ধ"])
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 
+# --- Bookings feed: imports (crm/feed; see docs/data-api.md) -----------------------
+# Rows written per transaction (and per progress step) by console imports and import_bookings' portable path.
+IMPORT_BATCH_ROWS = env.int("IMPORT_BATCH_ROWS", default=1000)
+# The preview checks this many rows of a file (all of them, rolled back); the rest are checked as imported.
+IMPORT_PREVIEW_ROWS = env.int("IMPORT_PREVIEW_ROWS", default=10000)
+# A confirmed import of at most this many rows runs in the request; a larger one on the job ledger.
+IMPORT_INLINE_MAX_ROWS = env.int("IMPORT_INLINE_MAX_ROWS", default=2000)
+# A background import works this long per ledger job, then queues its next slice.
+IMPORT_SLICE_SECONDS = env.int("IMPORT_SLICE_SECONDS", default=240)
+IMPORT_MAX_FILE_BYTES = env.int("IMPORT_MAX_FILE_BYTES", default=200 * 1024 * 1024)
+# An import keeps the first this many failing rows with their errors (all are counted).
+IMPORT_MAX_REPORTED_ERRORS = env.int("IMPORT_MAX_REPORTED_ERRORS", default=5000)
+
 # --- Auth, API ------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -247,9 +247,13 @@ def test_leads_list_bad_filter_is_400(staff_user):
     assert list(error(response)["fields"]) == ["status"]
 
 
-def test_leads_list_is_read_only(key_client):
+def test_leads_list_creates_with_post_and_takes_no_put(key_client):
+    # POST creates a lead (crm/feed, docs/data-api.md): an empty one names what it lacks
     response = key_client.post("/api/leads/", {}, format="json")
+    assert response.status_code == 400
+    assert error(response)["fields"] == {"contact_id": ["A new lead needs contact_id, contact_external_id or phone."]}
 
+    response = key_client.put("/api/leads/", {}, format="json")
     assert response.status_code == 405
     assert error(response)["code"] == "method_not_allowed"
 

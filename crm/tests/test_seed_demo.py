@@ -363,7 +363,7 @@ def test_every_demo_booking_has_the_booking_created_event_booking_create_records
 
 
 def demo_booking_create(customer):
-    from crm.services import booking_create
+    from crm.feed.services import booking_create
 
     return booking_create(
         company=customer.company, customer=customer, service=Service.objects.filter(company=customer.company).first(),

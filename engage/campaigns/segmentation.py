@@ -1,7 +1,7 @@
 """SmartEngage segmentation: which customers are due a reminder now. One indexed query per batch.
 
 A customer is eligible when, at `now`:
-- their last completed booking (`Customer.last_booking_at`, kept by `crm.services.booking_complete`)
+- their last completed booking (`Customer.last_booking_at`, kept by `crm.feed.services.booking_complete`)
   is in `[cadence_days, cadence_days + window_days)` days old;
 - their contact consented to the channel and has an address on it;
 - they were not reminded in this cycle: no SmartEngage message (that did not fail) since that booking;
@@ -179,6 +179,7 @@ def _segment_rules(
 
     candidates = Customer.objects.filter(
         company=company,
+        is_active=True,  # a customer the marketplace deleted is never reminded
         last_booking_at__lte=now - dt.timedelta(days=criteria.cadence_days),
         last_booking_at__gt=now - dt.timedelta(days=criteria.cadence_days + criteria.window_days),
     ).alias(day_start=_per_zone(day_starts), week_start=_per_zone(week_starts))

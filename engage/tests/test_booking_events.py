@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm import services as crm_services
+from crm.feed.services import booking_create
 from crm.models import Booking, Customer, Event
-from crm.services import booking_create
 from crm.tests.factories import CustomerFactory, ServiceFactory, WorkerFactory
 from engage.campaigns.attribution import BOOKING_CREATED, booking_attributed_message, funnel_counts, user_event_record
 from engage.models import Message

@@ -9,8 +9,8 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from crm.feed.services import booking_complete
 from crm.models import Booking, Customer
-from crm.services import booking_complete
 from crm.tests.factories import BookingFactory, CustomerFactory
 from engage.ai.bengali import date_bn
 from engage.campaigns.segmentation import (
@@ -55,6 +55,14 @@ def test_cadence_window(company):
     CustomerFactory(company=company, last_booking_at=None)
 
     assert ids(customer_segment(company=company, criteria=CRITERIA, now=NOW)) == sorted(c.pk for c in inside)
+
+
+def test_a_customer_the_marketplace_deleted_is_never_reminded(company):
+    kept = due(company)
+    deleted = due(company)
+    Customer.objects.filter(pk=deleted.pk).update(is_active=False)  # DELETE /api/customers/<id>/ (crm.feed)
+
+    assert ids(customer_segment(company=company, criteria=CRITERIA, now=NOW)) == [kept.pk]
 
 
 def test_consent_and_address_on_the_channel(company):

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from crm.feed.services import row_write
 from crm.models import Lead
 from crm.services import lead_move_to_stage
+from crm.tests.factories import ServiceFactory
 from engage.conversations.inbound import inbound_message_capture
 from engage.ledger.services import job_execute
 from engage.models import Job
@@ -28,6 +30,9 @@ DOCUMENTED_DATA = {
     "stage.changed": {"lead_id", "from", "to", "from_id", "to_id", "status"},
     "message.received": {"message_id", "lead_id", "channel"},
     "opt_out": {"channel", "consent", "reason", "text"},
+    "booking.completed": {"booking_id", "external_id", "customer_id", "worker_id", "service_id", "finished_at",
+                          "rating", "price"},
+    "customer.updated": {"customer_id", "external_id", "created", "fields", "is_active"},
 }
 
 
@@ -58,6 +63,12 @@ def test_deliveries_have_the_documented_shape_and_the_documented_check_verifies_
     inbound_message_capture(**capture, text="STOP")
     lead = Lead.objects.get(pk=first.lead_id)
     lead_move_to_stage(lead=lead, stage=lead.pipeline.stages.get(name="Won"))
+    # the bookings feed: a customer created, a booking scheduled then completed (docs/data-api.md)
+    ServiceFactory(company=company, external_id="svc-1")
+    assert row_write(company=company, kind="customers", data={"external_id": "c-1", "phone": "01712000001"}).id
+    booking = {"customer_external_id": "c-1", "service_external_id": "svc-1", "scheduled_at": "2026-12-01T10:00:00"}
+    row_write(company=company, kind="bookings", data={**booking, "external_id": "b-1"})
+    row_write(company=company, kind="bookings", data={"external_id": "b-1", "status": "completed", "price": "900"})
 
     # when the ledger runs the deliveries
     for job in Job.objects.filter(task_name="webhook_reminder").order_by("id"):
@@ -84,6 +95,7 @@ def test_deliveries_have_the_documented_shape_and_the_documented_check_verifies_
         assert verify(secret=SECRET, headers=headers, body=body, tolerance_seconds=-1) is False
         old = {**headers, "X-Shokti-Timestamp": str(int(time.time()) - 3600)}
         assert verify(secret=SECRET, headers=old, body=body) is False
-    assert sorted(types) == sorted(["lead.created", "message.received", "stage.changed", "message.received", "opt_out"])
+    assert sorted(types) == sorted(["lead.created", "message.received", "stage.changed", "message.received", "opt_out",
+                                    "customer.updated", "booking.completed"])
     stage_changed = next(delivery.payload for delivery in receiver.received if delivery.payload["type"] == "stage.changed")
     assert (stage_changed["data"]["to"], stage_changed["data"]["status"]) == ("Won", "won")

@@ -14,8 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from channels_app.tests.conftest import TWILIO_AUTH_TOKEN, account_create, twilio_post
+from crm.feed.services import booking_create
 from crm.models import Channel, Event, Lead
-from crm.services import booking_create
 from crm.tests.factories import ServiceFactory, StaffUserFactory
 from engage.campaigns import runner
 from engage.campaigns.attribution import user_event_record
