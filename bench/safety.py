@@ -50,7 +50,7 @@ def measure() -> dict:
     from engage.ai.links import _extractor
     from engage.tests.safety_corpus import CATEGORY_CODES, corpus_judge, corpus_load, is_caught
 
-    entries = corpus_load()
+    entries = corpus_load("lexicon")
     # Load the word lists, the suffix list and the format characters once, outside the timing.
     corpus_judge(entries[0])
     _extractor()("example.com")

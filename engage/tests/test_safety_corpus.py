@@ -11,7 +11,7 @@ import pytest
 
 from engage.tests.safety_corpus import CATEGORY_CODES, corpus_judge, corpus_load, is_caught
 
-ENTRIES = corpus_load()
+ENTRIES = corpus_load("lexicon")
 UNSAFE = [entry for entry in ENTRIES if entry.is_unsafe]
 SAFE = [entry for entry in ENTRIES if not entry.is_unsafe]
 
