@@ -17,7 +17,9 @@ One JSON object a line in `*.jsonl` beside this file:
     note          (optional) what the entry tests, for a reader
 
 Two groups, judged and reported apart:
-    lexicon       the *.jsonl beside this file, written by the filter's author alongside its word lists;
+    lexicon       the *.jsonl beside this file, written by the filter's author alongside its word lists
+                  (regressions.jsonl: the near-misses and variants added with the changes the independent set
+                  prompted, written knowing the lists);
     independent   independent/*.jsonl, written blind (without reading the word lists, the checks' patterns or
                   the first group) for two companies of its own: a home-services marketplace and a course
                   company (see independent/README.md).
