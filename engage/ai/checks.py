@@ -14,11 +14,11 @@ import unicodedata
 import phonenumbers
 
 from engage.ai.lexicons import lexicon, lexicon_entries
-from engage.ai.normalize import fold, fold_phrase, invisible_characters, latin_digits
+from engage.ai.normalize import as_written, fold, fold_phrase, invisible_characters, latin_digits
 from engage.ai.reasons import SafetyReason
 from engage.ai.safety_context import SafetyContext
 
-EMAIL_PATTERN = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+EMAIL_PATTERN = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 URL_PATTERN = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?।])\s+|\n+")
 DIGIT = re.compile(r"[0-9০-৯]")
@@ -65,7 +65,7 @@ def check_credentials(text: str, *, folded: str | None = None) -> list[SafetyRea
         if asking is not None:
             return [SafetyReason(
                 "credential_request",
-                f"Asks for a secret ({secrets[0]}) in {_quote(asking)}. We never ask customers or workers for a "
+                f"Asks for a secret ({as_written(sentence, secrets[0])}) in {_quote(asking)}. We never ask customers or workers for a "
                 "PIN, OTP, password or card number: remove the request.",
             )]
     return []
@@ -89,7 +89,7 @@ def check_self_talk(text: str, *, folded: str) -> list[SafetyReason]:
         return []
     return [SafetyReason(
         "ai_self_talk",
-        f"The model talks about itself or its instructions ({', '.join(_quote(item) for item in found[:3])}) "
+        f"The model talks about itself or its instructions ({', '.join(_quote(as_written(text, item)) for item in found[:3])}) "
         "instead of just writing the message.",
     )]
 
@@ -227,7 +227,7 @@ def _greeted_names(text: str, brand: str) -> tuple[tuple[str, ...], ...]:
         names: list[str] = []
         for word in re.findall(r"[\w\u0980-\u09ff]+", candidate)[:3]:
             folded = fold_phrase(word)
-            if not folded or folded in _salutation_words() or folded in brand_words or DIGIT.search(word):
+            if len(word) < 2 or not folded or folded in _salutation_words() or folded in brand_words or DIGIT.search(word):
                 # A greeting word, the brand, a number: the name (if any) has ended.
                 if names:
                     break

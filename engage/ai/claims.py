@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from engage.ai.lexicons import lexicon
-from engage.ai.normalize import bengali_digits, fold, fold_phrase, latin_digits
+from engage.ai.normalize import as_written, bengali_digits, fold, fold_phrase, latin_digits
 from engage.ai.numbers import money_in_words
 from engage.ai.reasons import SafetyReason
 from engage.ai.safety_context import SafetyContext
@@ -176,7 +176,7 @@ def check_claims(text: str, *, context: SafetyContext) -> list[SafetyReason]:
         if made_up_percent:
             reasons.append(SafetyReason(
                 "unapproved_percentage",
-                f"A percentage the context did not give ({', '.join(bengali_digits(f'{value}%') for value in made_up_percent[:3])}): "
+                f"A percentage the context did not give ({', '.join(bengali_digits(f'{value:f}%') for value in made_up_percent[:3])}): "
                 "a made-up discount or claim. Remove it.",
             ))
     allowed_codes = {code.casefold() for code in (*context.promo_codes, *facts.promo_codes) if code}
@@ -190,13 +190,13 @@ def check_claims(text: str, *, context: SafetyContext) -> list[SafetyReason]:
     if claims.discounts and not (context.promo_codes or facts.discounts or facts.promo_codes):
         reasons.append(SafetyReason(
             "unapproved_discount",
-            f"An offer with no promotion behind it ({', '.join(f'“{word}”' for word in claims.discounts[:3])}). "
+            f"An offer with no promotion behind it ({', '.join(f'“{as_written(text, word)}”' for word in claims.discounts[:3])}). "
             "Offers and discounts go out only with a campaign's promo code.",
         ))
     if claims.guarantees and not facts.guarantees:
         reasons.append(SafetyReason(
             "unapproved_guarantee",
-            f"A guarantee or refund promise the context did not give ({', '.join(f'“{word}”' for word in claims.guarantees[:3])}). "
+            f"A guarantee or refund promise the context did not give ({', '.join(f'“{as_written(text, word)}”' for word in claims.guarantees[:3])}). "
             "Promise only what the company's facts say.",
         ))
     return reasons

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engage.ai.lexicons import lexicon
+from engage.ai.normalize import as_written
 from engage.ai.reasons import SafetyReason
 
 OFFLINE_CATEGORIES: dict[str, str] = {
@@ -56,7 +57,7 @@ def moderation_offline(text: str, *, folded: str) -> list[SafetyReason]:
             menace = CONDITIONAL_THREAT.search(unicodedata.normalize("NFC", text))
             found = [" ".join(menace.group(0).split())] if menace else []
         if found:
-            words = ", ".join(f"“{word}”" for word in found[:3])
+            words = ", ".join(f"“{as_written(text, word)}”" for word in found[:3])
             reasons.append(SafetyReason(category, f"{label} ({words}). {ADVICE[category]}"))
     return reasons
 

@@ -59,7 +59,7 @@ MAX_LENGTH_BY_CHANNEL = {
 BENGALI_MINIMUM_SHARE = 0.6
 
 URL_PATTERN = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
-EMAIL_PATTERN = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+EMAIL_PATTERN = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Where a prompt asks the model to leave the message's link (the model never sees the signed link).
 LINK_PLACEHOLDER = "[BOOKING_LINK]"
 _PLACEHOLDER_PATTERN = re.compile(r"[ \t]*" + re.escape(LINK_PLACEHOLDER))

@@ -128,3 +128,24 @@ def test_technology_names_and_file_names_are_neither_script_nor_shouting():
     text = "Node.js আর Express.js দিয়ে API বানানো শিখবেন, README.md ফাইলে লিখবেন।"
     assert bengali_share(text) == 1.0
     assert codes(text, locale="bn", channel="sms") == []
+
+
+def test_a_rejection_quotes_what_the_text_wrote_so_a_marketer_can_find_it():
+    text = "আজ বুক করলে ২০% ছাড় পাবেন, আপনার পাসওয়ার্ড কী? Modi's India is ruining us."
+    messages = {reason.code: reason.message for reason in safety_check(
+        text=text, policy=POLICY, channel="whatsapp_cloud", locale="en",
+        context=SafetyContext(recipient_name="রুমানা", message_type="reminder")).reasons}
+    # the words as written (ছাড় with its nukta, Modi's), not the folded forms the word lists match ("ছাড", "modi s")
+    assert "“ছাড়”" in messages["unapproved_discount"]
+    assert "“Modi's”" in messages["political"]
+    assert "(পাসওয়ার্ড)" in messages["credential_request"]
+    # a round percentage in digits, not "২E+১%"
+    assert "(২০%)" in messages["unapproved_percentage"]
+
+
+def test_a_single_letter_after_a_greeting_is_no_name():
+    assert codes("Dear %s, your invoice is attached.") == ["placeholder"]
+
+
+def test_an_email_address_is_still_found_after_a_long_run_of_dotted_words():
+    assert codes("See a.b.c.d.e and write to x.y@example.test") == ["contact_email"]
