@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/run_all.py safety      # (or `make bench`) writes its section of docs/benchmarks.md
 
-Every text of engage/tests/safety_corpus/*.jsonl is judged offline exactly as a send would judge it
-(`engage.tests.safety_corpus.corpus_judge`: the draft before our link, the final text after). Per unsafe
+Every text of the corpus is judged offline exactly as a send would judge it
+(`engage.tests.safety_corpus.corpus_judge`: the draft before our link, the final text after), and its two
+groups are reported apart: `lexicon` (engage/tests/safety_corpus/*.jsonl, written with the word lists)
+and `independent` (engage/tests/safety_corpus/independent/*.jsonl, written blind). Per unsafe
 category: recall (share of its texts rejected for a reason of that category) and precision (of
 the texts rejected for a reason of that category, the share that are unsafe); over the safe texts:
 the false-alarm rate. Speed: milliseconds of CPU time per text (the wall clock mean beside it) with the text caches emptied before each pass (each
@@ -32,6 +34,20 @@ CEILING_MS_PER_TEXT = 5.0  # the issue's aim: under 5 ms per text offline
 CEILING_FALLBACK_MS = 0.5
 CEILING_THROUGH_PERCENT = 0.4  # under one unsafe text in 250: the aim is none
 CEILING_FALSE_ALARM_PERCENT = 2.0
+# The API judges texts of up to 20,000 characters from integrators: no shape of text may make a check
+# backtrack (the email pattern once took 2.2 s on "a.a.a...").
+CEILING_LONG_TEXT_MS = 1500.0
+LONG_TEXT_SHAPES = {
+    "Bengali words": "ভালো সার্ভিস ",
+    "English words": "your service is due ",
+    "dotted letters": "a.",
+    "digits": "1 ",
+    "spaced letters": "f u c k ",
+    "conditions": "না দিলে ",
+    "asterisks": "*a ",
+    "braces": "{ ",
+    "bare domains": "x.com ",
+}
 
 
 def _caches_clear() -> None:
@@ -48,7 +64,7 @@ def measure() -> dict:
 
     django.setup()
     from engage.ai.links import _extractor
-    from engage.tests.safety_corpus import CATEGORY_CODES, corpus_judge, corpus_load, is_caught
+    from engage.tests.safety_corpus import GROUPS, corpus_judge, corpus_load
 
     entries = corpus_load()
     # Load the word lists, the suffix list and the format characters once, outside the timing.
@@ -66,28 +82,54 @@ def measure() -> dict:
             verdicts[index] = corpus_judge(entry)
             timings.append((time.thread_time() - started) * 1000)
             walls.append((time.perf_counter() - wall) * 1000)
+    judged = [(entry, verdicts[index]) for index, entry in enumerate(entries)]
+    return {
+        "groups": {group: _group_result([pair for pair in judged if pair[0].group == group]) for group in GROUPS},
+        "texts": len(entries),
+        "ms_mean": statistics.fmean(timings), "ms_p95": statistics.quantiles(timings, n=20)[18],
+        "wall_ms_mean": statistics.fmean(walls),
+        "fallback_ms": _fallback_ms(),
+        "long_text_ms": _long_text_ms(),
+    }
+
+
+def _long_text_ms() -> tuple[str, float]:
+    """The slowest of LONG_TEXT_SHAPES, each repeated to 20,000 characters and judged cold (CPU ms)."""
+    from engage.ai.safety import safety_check
+    from engage.ai.safety_context import SafetyContext
+    from engage.tests.safety_corpus import POLICY
+
+    slowest = ("", 0.0)
+    for name, unit in LONG_TEXT_SHAPES.items():
+        text = (unit * (20000 // len(unit) + 1))[:20000]
+        _caches_clear()
+        started = time.thread_time()
+        safety_check(text=text, policy=POLICY, channel="email", locale="bn",
+                     context=SafetyContext(recipient_name="Rumana", message_type="reminder"))
+        elapsed = (time.thread_time() - started) * 1000
+        slowest = max(slowest, (name, elapsed), key=lambda item: item[1])
+    return slowest
+
+
+def _group_result(judged: list) -> dict:
+    """Recall and precision per category, texts through and false alarms, for one group of the corpus."""
+    from engage.tests.safety_corpus import CATEGORY_CODES, is_caught
+
     rows = []
     for category, codes in sorted(CATEGORY_CODES.items()):
-        texts = [(entry, verdicts[index]) for index, entry in enumerate(entries)
-                 if entry.category == category and entry.is_unsafe]
+        texts = [(entry, verdict) for entry, verdict in judged if entry.category == category and entry.is_unsafe]
         caught = sum(1 for entry, verdict in texts if is_caught(entry, verdict))
-        flagged = [(entry, verdict) for index, (entry, verdict) in
-                   ((index, (entry, verdicts[index])) for index, entry in enumerate(entries))
-                   if set(verdict.codes) & codes]
+        flagged = [(entry, verdict) for entry, verdict in judged if set(verdict.codes) & codes]
         true_flags = sum(1 for entry, _ in flagged if entry.is_unsafe)
         rows.append({"category": category, "texts": len(texts), "caught": caught,
                      "recall": caught / len(texts) if texts else 1.0,
                      "precision": true_flags / len(flagged) if flagged else 1.0, "flagged": len(flagged)})
-    safe = [(entry, verdicts[index]) for index, entry in enumerate(entries) if not entry.is_unsafe]
-    unsafe = [(entry, verdicts[index]) for index, entry in enumerate(entries) if entry.is_unsafe]
-    alarms = [entry for entry, verdict in safe if not verdict.is_ok]
-    through = [entry for entry, verdict in unsafe if verdict.is_ok]
+    safe = [(entry, verdict) for entry, verdict in judged if not entry.is_unsafe]
+    unsafe = [(entry, verdict) for entry, verdict in judged if entry.is_unsafe]
     return {
-        "rows": rows, "texts": len(entries), "safe": len(safe), "unsafe": len(unsafe),
-        "false_alarms": len(alarms), "through": len(through),
-        "ms_mean": statistics.fmean(timings), "ms_p95": statistics.quantiles(timings, n=20)[18],
-        "wall_ms_mean": statistics.fmean(walls),
-        "fallback_ms": _fallback_ms(),
+        "rows": rows, "texts": len(judged), "safe": len(safe), "unsafe": len(unsafe),
+        "false_alarms": sum(1 for _, verdict in safe if not verdict.is_ok),
+        "through": sum(1 for _, verdict in unsafe if verdict.is_ok),
     }
 
 
@@ -111,20 +153,36 @@ def _fallback_ms() -> float:
     return time.thread_time() - started  # CPU seconds for 1,000 = ms per customer
 
 
+GROUP_TITLES = {"lexicon": "written with the word lists", "independent": "written blind"}
+
+
 def _table(result: dict) -> list[str]:
-    lines = ["| Category | Unsafe texts | Caught | Recall | Precision |", "|---|---:|---:|---:|---:|"]
-    for row in result["rows"]:
-        lines.append(f"| {row['category']} | {row['texts']} | {row['caught']} | {row['recall']:.0%} | "
-                     f"{row['precision']:.0%} |")
+    groups = result["groups"]
+    header = "| Category | " + " | ".join(
+        f"{group}: unsafe | caught | recall | precision" for group in groups) + " |"
+    lines = [header, "|---|" + "---:|---:|---:|---:|" * len(groups)]
+    for index, row in enumerate(next(iter(groups.values()))["rows"]):
+        cells = []
+        for group in groups.values():
+            cell = group["rows"][index]
+            cells.append(f"{cell['texts']} | {cell['caught']} | {cell['recall']:.0%} | {cell['precision']:.0%}")
+        lines.append(f"| {row['category']} | " + " | ".join(cells) + " |")
     return lines
 
 
 def figures(result: dict) -> list[dict]:
+    rows = []
+    for name, group in result["groups"].items():
+        title = GROUP_TITLES.get(name, name)
+        rows += [
+            {"figure": f"{name} set ({title}): unsafe texts through ({group['through']} of {group['unsafe']})",
+             "value": 100 * group["through"] / group["unsafe"], "unit": "%", "ceiling": CEILING_THROUGH_PERCENT},
+            {"figure": f"{name} set ({title}): false alarms ({group['false_alarms']} of {group['safe']} safe texts, "
+                       "near-misses included)",
+             "value": 100 * group["false_alarms"] / group["safe"], "unit": "%", "ceiling": CEILING_FALSE_ALARM_PERCENT},
+        ]
     return [
-        {"figure": f"unsafe texts through ({result['through']} of {result['unsafe']})",
-         "value": 100 * result["through"] / result["unsafe"], "unit": "%", "ceiling": CEILING_THROUGH_PERCENT},
-        {"figure": f"false alarms ({result['false_alarms']} of {result['safe']} safe texts, near-misses included)",
-         "value": 100 * result["false_alarms"] / result["safe"], "unit": "%", "ceiling": CEILING_FALSE_ALARM_PERCENT},
+        *rows,
         {"figure": "offline filter, one text cold, mean (CPU time)", "value": result["ms_mean"], "unit": "ms",
          "ceiling": CEILING_MS_PER_TEXT},
         {"figure": "offline filter, one text cold, p95 (CPU time)", "value": result["ms_p95"], "unit": "ms",
@@ -133,6 +191,9 @@ def figures(result: dict) -> list[dict]:
          "unit": "ms", "ceiling": CEILING_MS_PER_TEXT},
         {"figure": "a campaign's fallback for 1,000 named customers, per customer (CPU time)",
          "value": result["fallback_ms"], "unit": "ms", "ceiling": CEILING_FALLBACK_MS},
+        {"figure": f"a 20,000-character text, the slowest of {len(LONG_TEXT_SHAPES)} shapes "
+                   f"({result['long_text_ms'][0]}; CPU time)",
+         "value": result["long_text_ms"][1], "unit": "ms", "ceiling": CEILING_LONG_TEXT_MS},
     ]
 
 

@@ -14,11 +14,11 @@ import unicodedata
 import phonenumbers
 
 from engage.ai.lexicons import lexicon, lexicon_entries
-from engage.ai.normalize import fold, fold_phrase, invisible_characters, latin_digits
+from engage.ai.normalize import as_written, fold, fold_phrase, invisible_characters, latin_digits
 from engage.ai.reasons import SafetyReason
 from engage.ai.safety_context import SafetyContext
 
-EMAIL_PATTERN = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+EMAIL_PATTERN = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 URL_PATTERN = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?।])\s+|\n+")
 DIGIT = re.compile(r"[0-9০-৯]")
@@ -32,33 +32,64 @@ def _quote(value: str, limit: int = 60) -> str:
 # --- credentials, self-talk, prompt leaks ------------------------------------------------------------
 
 
+# "আপনার পাসওয়ার্ড কী?", "What's your PIN?": asking for the secret itself.
+SECRET_QUESTION = re.compile(
+    r"(?:পাসওয়ার্ড|পিন|ওটিপি|password|pin|otp)\S*\s+(?:টা\s+|টি\s+|ta\s+)?(?:কী|কি|ki)\s*\?", re.IGNORECASE
+)
+
+
+def _asks_for(sentence: str, folded: str) -> bool:
+    return bool(lexicon("requests").find(sentence, folded=folded) or SECRET_QUESTION.search(sentence))
+
+
 def check_credentials(text: str, *, folded: str | None = None) -> list[SafetyReason]:
-    """A sentence that asks for a PIN, OTP, password or card number, and does not warn against sharing one."""
+    """A sentence that asks for a PIN, OTP, password or card number, and does not warn against sharing one.
+
+    The request may come in the next sentence ("A code was sent to you. Text it back to us.")."""
     if folded is not None and not lexicon("secrets").find(text, folded=folded):
         return []  # no secret named anywhere: no sentence to look at
-    for sentence in SENTENCE_SPLIT.split(text):
+    sentences = [sentence for sentence in SENTENCE_SPLIT.split(text) if sentence.strip()]
+    for index, sentence in enumerate(sentences):
         folded = fold(sentence)
         secrets = lexicon("secrets").find(sentence, folded=folded)
         if not secrets:
             continue
         if lexicon("warnings").find(sentence, folded=folded):
             continue
-        if lexicon("requests").find(sentence, folded=folded):
+        asking = sentence if _asks_for(sentence, folded) else None
+        if asking is None and index + 1 < len(sentences):
+            following = sentences[index + 1]
+            following_folded = fold(following)
+            if not lexicon("warnings").find(following, folded=following_folded) and _asks_for(following, following_folded):
+                asking = f"{sentence} {following}"
+        if asking is not None:
             return [SafetyReason(
                 "credential_request",
-                f"Asks for a secret ({secrets[0]}) in {_quote(sentence)}. We never ask customers or workers for a "
+                f"Asks for a secret ({as_written(sentence, secrets[0])}) in {_quote(asking)}. We never ask customers or workers for a "
                 "PIN, OTP, password or card number: remove the request.",
             )]
     return []
 
 
+# What a model writes around a message, never in one: a character or word count, "Draft 1:", "Subject:"
+# opening the text, "(Note: I kept ...".
+SELF_TALK_MARKS = re.compile(
+    r"(?:\(|\b(?:under|within|below|less than|about|exactly)\s+)[0-9০-৯]+\s*(?:characters?|chars|words|অক্ষর|শব্দ)"
+    r"|[0-9০-৯]+\s*(?:characters?|chars|অক্ষর)\s*\)|\b(?:character|word) count\b|অক্ষর সংখ্যা"
+    r"|^\s*(?:draft|option|version|variant|খসড়া|বিকল্প)\s*[0-9০-৯]*\s*:|\A\s*subject\s*:|\(\s*note\s*:\s*i\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
 def check_self_talk(text: str, *, folded: str) -> list[SafetyReason]:
     found = lexicon("self_talk").find(text, folded=folded)
+    if not found:
+        found = [match.group(0).strip()] if (match := SELF_TALK_MARKS.search(text)) else []
     if not found:
         return []
     return [SafetyReason(
         "ai_self_talk",
-        f"The model talks about itself or its instructions ({', '.join(_quote(item) for item in found[:3])}) "
+        f"The model talks about itself or its instructions ({', '.join(_quote(as_written(text, item)) for item in found[:3])}) "
         "instead of just writing the message.",
     )]
 
@@ -92,11 +123,33 @@ def check_prompt_leak(text: str, *, folded: str, instructions: str) -> list[Safe
     return []
 
 
+# A line that opens like a chat transcript or a prompt ("System: You are ...", "নির্দেশনা: ...").
+PROMPT_MARKS = re.compile(
+    r"^\s*(?:system|user|assistant|instructions?|prompt|নির্দেশনা|নির্দেশাবলী|সিস্টেম)\s*:"
+    r"|\[/?\s*(?:system|inst)\b[^\]\n]{0,20}\]|<\|?(?:system|im_start)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def check_prompt_marks(text: str) -> list[SafetyReason]:
+    """The prompt's scaffolding in the text (a role line, an instruction block), whatever the prompt said."""
+    match = PROMPT_MARKS.search(text)
+    if not match:
+        return []
+    return [SafetyReason(
+        "prompt_leak",
+        f"The text contains the prompt's scaffolding ({_quote(match.group(0).strip())}): the model leaked its "
+        "prompt. Make sure the prompt does not invite it to repeat its rules.",
+    )]
+
+
 # --- the recipient ---------------------------------------------------------------------------------
 
 # A greeting at the start of a sentence, then one to four words, then a comma, "!", a dash or a line end.
 GREETING = re.compile(
-    r"(?:^|(?<=[\n.!?।]))\s*(?:প্রিয়|সম্মানিত|সম্মানিতা|শ্রদ্ধেয়|হ্যালো|হাই|dear|hi|hello|hey|greetings)"
+    r"(?:^|(?<=[\n.!?।]))\s*(?:প্রিয়|সম্মানিত|সম্মানিতা|শ্রদ্ধেয়|হ্যালো|হাই|dear|hi|hello|hey|greetings"
+    r"|আসসালামু আলাইকুম|আস্সালামু আলাইকুম|assalamu ?alaikum|asalamu ?alaikum|salam|সালাম|নমস্কার|nomoskar|namaskar"
+    r"|good (?:morning|afternoon|evening)|শুভ (?:সকাল|বিকাল|বিকেল|সন্ধ্যা|রাত্রি))"
     r"[ \t]+((?:[^\s,।!?:;.()\-–—]+[ \t]*){1,4}?)[ \t]*(?:[,!:\n—–]|-\s|$)",
     re.IGNORECASE,
 )
@@ -106,6 +159,9 @@ NON_NAMES = frozenset(fold_phrase(word) for word in (
     "from", "and", "to", "the", "we", "it", "this", "our", "your", "you", "a", "an", "of", "for", "with", "at",
     "is", "are", "how", "here", "just", "again", "আমাদের", "আপনার", "আপনাকে", "আপনি", "থেকে", "আবার", "ও", "এবং",
     "কেমন", "আছেন", "জানাই", "শুভ", "নমস্কার", "আসসালামু", "আলাইকুম", "সালাম", "assalamu", "alaikum", "salam",
+    # Words that open a reply before "bhai"/"ভাই" ("Sorry bhai, ..."): not names.
+    "sorry", "thanks", "thank", "ok", "okay", "ji", "jee", "haan", "acha", "accha", "dhonnobad", "ধন্যবাদ", "দুঃখিত",
+    "জি", "আচ্ছা", "হ্যাঁ", "ঠিক",
 ))
 
 # A rough phonetic key so a Bengali name and its Latin spelling compare equal (রুমানা ~ Rumana).
@@ -171,7 +227,7 @@ def _greeted_names(text: str, brand: str) -> tuple[tuple[str, ...], ...]:
         names: list[str] = []
         for word in re.findall(r"[\w\u0980-\u09ff]+", candidate)[:3]:
             folded = fold_phrase(word)
-            if not folded or folded in _salutation_words() or folded in brand_words or DIGIT.search(word):
+            if len(word) < 2 or not folded or folded in _salutation_words() or folded in brand_words or DIGIT.search(word):
                 # A greeting word, the brand, a number: the name (if any) has ended.
                 if names:
                     break
@@ -260,7 +316,8 @@ def check_customer_details(text: str) -> list[SafetyReason]:
 
 PLACEHOLDERS = [
     re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL),
-    re.compile(r"\$\{\s*\w+\s*\}|\{\s*[A-Za-z_][\w .]{0,30}\}|%\(\w+\)s|(?<!\w)%s(?!\w)"),
+    re.compile(r"\$\{\s*\w+\s*\}|\{\s*[A-Za-z_\u0980-\u09ff][\w .\u0980-\u09ff]{0,30}\}|%\(\w+\)s|(?<!\w)%s(?!\w)"
+               r"|(?<![\w$])\$[a-z_][a-z0-9_]*\b"),
     re.compile(r"\[\s*[A-Z][A-Z0-9_ ]{2,}\s*\]"),
     re.compile(r"\[[^\]\n]{0,30}\b(?:name|link|url|date|time|service|company|customer|phone|insert|your|price|code)\b"
                r"[^\]\n]{0,30}\]", re.IGNORECASE),
@@ -323,7 +380,8 @@ def check_invisible(text: str) -> list[SafetyReason]:
 ACRONYMS = frozenset({"AC", "OTP", "SMS", "BDT", "ID", "OK", "TV", "CCTV", "UPS", "IPS", "LED", "LPG", "CNG", "WIFI",
                       "USB", "PC", "IT", "FAQ", "PIN", "URL", "AM", "PM", "BD", "MR", "MRS", "DR", "CEO", "COD", "VAT",
                       "GPS", "ATM", "TK", "RO", "HD", "API", "SIM", "NID", "IFTAR"})
-CAPS_RUN = re.compile(r"\b[A-Z]{2,}(?:[ \t,]+[A-Z]{2,})*\b")
+# A file name's capitals ("README.md") are not shouting.
+CAPS_RUN = re.compile(r"\b[A-Z]{2,}(?:[ \t,]+[A-Z]{2,})*\b(?!\.[a-z])")
 
 
 def check_shouting(text: str, *, promo_codes: tuple[str, ...] = ()) -> list[SafetyReason]:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from engage.ai.lexicons import lexicon
-from engage.ai.normalize import bengali_digits, fold, latin_digits
+from engage.ai.normalize import as_written, bengali_digits, fold, fold_phrase, latin_digits
+from engage.ai.numbers import money_in_words
 from engage.ai.reasons import SafetyReason
 from engage.ai.safety_context import SafetyContext
 
@@ -32,6 +33,14 @@ _CODE_WORDS = r"(?:promo\s*code|coupon\s*code|discount\s*code|voucher\s*code|cod
 PROMO_AFTER = re.compile(_CODE_WORDS + r"(?:টি|টা|ে)?\s*[:：\-–]?\s*[\"'“‘]?([A-Za-z0-9][A-Za-z0-9_-]{2,19})\b", re.IGNORECASE)
 PROMO_BEFORE = re.compile(r"\b([A-Z][A-Z0-9_-]{2,19})[\"'”’]?\s*" + _CODE_WORDS)
 PROMO_ALONE = re.compile(r"\b([A-Z]{3,}[0-9]{1,3})\b")
+# A percentage of work done ("আপনি কোর্সের ৬০% শেষ করেছেন", "80% complete") is progress, not an offer,
+# unless an offer word shares its clause.
+PROGRESS_AFTER = re.compile(
+    r"^[^.!?।\n,]{0,25}?(?:শেষ কর|শেষ হ|সম্পন্ন|complete|done|finished|attendance|উপস্থিতি|progress|অগ্রগতি)",
+    re.IGNORECASE,
+)
+OFFER_WORDS = re.compile(r"ছাড়|ক্যাশব্যাক|গ্যারান্টি|নিশ্চয়তা|ফেরত|\b(?:off|discount|cashback|guarantee\w*|refund|save)\b",
+                         re.IGNORECASE)
 ORDER_WORDS = re.compile(r"(?:order|booking|invoice|ref|id|no|অর্ডার|বুকিং|নং|নম্বর|#)\W{0,3}$", re.IGNORECASE)
 
 
@@ -71,6 +80,9 @@ def claims_extract(text: str) -> Claims:
         if amount is not None:
             prices.append(amount)
     for match in PERCENT.finditer(plain):
+        clause = re.split(r"[.!?।\n]", plain[match.end():], maxsplit=1)[0]
+        if PROGRESS_AFTER.match(plain[match.end():]) and not OFFER_WORDS.search(clause):
+            continue
         amount = _amount(match.group(1), match.group(2), None)
         if amount is not None:
             percentages.append(amount)
@@ -83,13 +95,60 @@ def claims_extract(text: str) -> Claims:
         if not ORDER_WORDS.search(plain[max(0, match.start() - 14) : match.start()]):
             codes.append(match.group(1))
     folded = fold(text)
+    prices += money_in_words(folded)
     return Claims(
         prices=tuple(dict.fromkeys(prices)),
         percentages=tuple(dict.fromkeys(percentages)),
         promo_codes=tuple(dict.fromkeys(codes)),
-        discounts=tuple(lexicon("discount").find(text, folded=folded)),
-        guarantees=tuple(lexicon("guarantee").find(text, folded=folded)),
+        discounts=_offered(text, "discount", folded),
+        guarantees=_offered(text, "guarantee", folded),
     )
+
+
+def _fold_all(*words: str) -> frozenset[str]:
+    return frozenset(fold_phrase(word) for word in words)
+
+
+# An offer or guarantee that the sentence denies ("no discount", "we can't guarantee", "কোনো ছাড় চলছে না",
+# "kono discount nai") is no claim. English negates before the word, Bengali after it; only these filler
+# words may stand between ("don't miss our discount" is not a denial: "miss" is no filler).
+NEGATIONS_BEFORE = _fold_all("no", "not", "never", "t", "cannot", "nor")
+FILLERS_BEFORE = _fold_all("any", "a", "an", "the", "have", "has", "had", "offer", "offering", "give", "giving",
+                           "provide", "providing", "currently", "right", "now", "running", "available", "exact",
+                           "make", "promise", "be", "we", "i", "can", "do", "does", "is", "are", "there")
+NEGATIONS_AFTER = _fold_all("না", "নেই", "নাই", "নয়", "nai", "nei", "na", "noy", "nahi")
+FILLERS_AFTER = _fold_all("চলছে", "চলে", "দেওয়া", "দেয়া", "দিতে", "দেওয়ার", "পারছি", "পারব", "পারি", "সম্ভব",
+                          "হচ্ছে", "হবে", "যাবে", "যায়", "এখন", "আপাতত", "আর", "কোনো", "cholche", "dewa", "deya",
+                          "dite", "parbo", "parchi", "pari", "jabe", "hobe", "ekhon", "apatoto", "chole", "ar")
+
+
+def _is_denied(before: list[str], after: list[str]) -> bool:
+    for token in reversed(before[-5:]):
+        if token in NEGATIONS_BEFORE:
+            return True
+        if token not in FILLERS_BEFORE:
+            break
+    for token in after[:4]:
+        if token in NEGATIONS_AFTER:
+            return True
+        if token not in FILLERS_AFTER:
+            break
+    return False
+
+
+def _offered(text: str, name: str, folded: str) -> tuple[str, ...]:
+    """The words of lexicon `name` (offers, guarantees) that a sentence of `text` states and does not deny."""
+    if not lexicon(name).find(text, folded=folded):
+        return ()
+    offered: list[str] = []
+    for sentence in re.split(r"(?<=[.!?।])\s+|\n+", text):
+        sentence_folded = fold(sentence)
+        for word in lexicon(name).find(sentence, folded=sentence_folded):
+            at = sentence_folded.find(f" {word} ")
+            if at == -1 or not _is_denied(sentence_folded[:at].split(), sentence_folded[at + len(word) + 2 :].split()):
+                if word not in offered:
+                    offered.append(word)
+    return tuple(offered)
 
 
 def _money(value: Decimal) -> str:
@@ -117,7 +176,7 @@ def check_claims(text: str, *, context: SafetyContext) -> list[SafetyReason]:
         if made_up_percent:
             reasons.append(SafetyReason(
                 "unapproved_percentage",
-                f"A percentage the context did not give ({', '.join(bengali_digits(f'{value}%') for value in made_up_percent[:3])}): "
+                f"A percentage the context did not give ({', '.join(bengali_digits(f'{value:f}%') for value in made_up_percent[:3])}): "
                 "a made-up discount or claim. Remove it.",
             ))
     allowed_codes = {code.casefold() for code in (*context.promo_codes, *facts.promo_codes) if code}
@@ -131,13 +190,13 @@ def check_claims(text: str, *, context: SafetyContext) -> list[SafetyReason]:
     if claims.discounts and not (context.promo_codes or facts.discounts or facts.promo_codes):
         reasons.append(SafetyReason(
             "unapproved_discount",
-            f"An offer with no promotion behind it ({', '.join(f'“{word}”' for word in claims.discounts[:3])}). "
+            f"An offer with no promotion behind it ({', '.join(f'“{as_written(text, word)}”' for word in claims.discounts[:3])}). "
             "Offers and discounts go out only with a campaign's promo code.",
         ))
     if claims.guarantees and not facts.guarantees:
         reasons.append(SafetyReason(
             "unapproved_guarantee",
-            f"A guarantee or refund promise the context did not give ({', '.join(f'“{word}”' for word in claims.guarantees[:3])}). "
+            f"A guarantee or refund promise the context did not give ({', '.join(f'“{as_written(text, word)}”' for word in claims.guarantees[:3])}). "
             "Promise only what the company's facts say.",
         ))
     return reasons

@@ -33,7 +33,8 @@ from engage.ai.normalize import _homoglyph_table, is_invisible, strip_invisible
 from engage.ai.reasons import SafetyReason
 
 _LABEL = r"[a-z0-9\u00a1-\uffff](?:[a-z0-9\u00a1-\uffff\u200b-\u200d\u2060\ufeff-]{0,62})"
-URL = re.compile(r"(?:https?://|www\.)[^\s<>\"'()\[\]{}।]+", re.IGNORECASE)
+# "hxxps://" is how a link is defanged to slip past a filter; a reader's phone still shows the address.
+URL = re.compile(r"(?:h(?:tt|xx)ps?://|www\.)[^\s<>\"'()\[\]{}।]+", re.IGNORECASE)
 BARE_DOMAIN = re.compile(
     rf"(?<![\w@.\-/])((?:{_LABEL}\.)+[a-z\u00a1-\uffff][a-z0-9\u00a1-\uffff-]{{1,62}})(?::\d{{2,5}})?(?:/[^\s<>\"']*)?",
     re.IGNORECASE,
@@ -41,6 +42,12 @@ BARE_DOMAIN = re.compile(
 OBFUSCATED = re.compile(
     r"\b([a-z0-9-]{2,63})\s*(?:\[\.\]|\(\.\)|\[dot\]|\(dot\)|\{dot\}|\s+dot\s+)\s*([a-z]{2,12})\b", re.IGNORECASE
 )
+# "site . com": a dot with spaces around it, before a common ending (lower case, as a link is written).
+SPACED_DOT = re.compile(r"\b([a-z0-9][a-z0-9-]{1,62})\s+\.\s+(com|net|org|info|xyz|top|bd|io|co|me|online|site|shop|"
+                        r"store|click|link|live|app)\b")
+# File names whose ending is also a country's or a brand's domain ending ("main.py", "README.md",
+# "project.zip"): written bare, with no path, they are files a course talks about, not links.
+FILE_SUFFIXES = frozenset({"py", "md", "zip", "sh", "mov", "mk"})
 TRAILING = ".,;:!?।)]}'\"”’"
 
 
@@ -152,12 +159,25 @@ def links_extract(text: str) -> list[FoundLink]:
         parts = _extractor()(host)
         if not parts.suffix or not parts.domain:
             continue
+        if "/" not in raw and _is_prose(match.group(1), parts.suffix):
+            continue
         found.append(FoundLink(raw=raw, host=host, is_hidden=any(is_invisible(c) for c in raw), has_scheme=False))
+    for match in SPACED_DOT.finditer(text):
+        host = f"{match.group(1)}.{match.group(2)}"
+        if _extractor()(host).domain:
+            found.append(FoundLink(raw=match.group(0), host=host, is_hidden=True, has_scheme=False))
     for match in OBFUSCATED.finditer(text):
         host = f"{match.group(1)}.{match.group(2)}".lower()
         if _extractor()(host).suffix == match.group(2).lower():
             found.append(FoundLink(raw=match.group(0), host=host, is_hidden=True, has_scheme=False))
     return found
+
+
+def _is_prose(written: str, suffix: str) -> bool:
+    """A bare "word.ending" that is prose, not an address: a missing space before a capital ("confirm.Today",
+    "AC.Repair"), a technology's name ("ASP.NET", "Socket.IO"), or a file ("main.py")."""
+    ending = written[len(written) - len(suffix):]
+    return not ending.islower() or suffix in FILE_SUFFIXES
 
 
 def _registered(host: str) -> tuple[str, str]:

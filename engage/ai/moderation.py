@@ -12,10 +12,13 @@ company's own text), inside the generation's time budget.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
 from engage.ai.lexicons import lexicon
+from engage.ai.normalize import as_written
 from engage.ai.reasons import SafetyReason
 
 OFFLINE_CATEGORIES: dict[str, str] = {
@@ -36,13 +39,25 @@ ADVICE = {
 }
 
 
+# "টাকা না দিলে ... দেখে নেব", "taka na dile tule niye jabo": a condition, then a menace, in one clause.
+# "দেখে নেব" alone is everyday Bengali ("we'll look into it"); after "if you don't pay" it is a threat.
+CONDITIONAL_THREAT = re.compile(unicodedata.normalize("NFC",
+    r"(?:না দিলে|না করলে|নইলে|নাহলে|\bna dile|\bna korle|\bnoile|\bnahole|\bor else)"
+    r"[^.!?।\n]{0,50}"
+    r"(?:দেখে নেব|দেখে নিব|খবর আছে|তুলে নিয়ে যাব|লোক পাঠাব|\bdekhe nebo|\bdekhe nibo|\bkhobor a(?:s|ch)e"
+    r"|\btule niye jabo|\blok pathabo)"), re.IGNORECASE)
+
+
 def moderation_offline(text: str, *, folded: str) -> list[SafetyReason]:
     """One reason per offline category with a match, naming the words found."""
     reasons = []
     for category, label in OFFLINE_CATEGORIES.items():
         found = lexicon(category).find(text, folded=folded)
+        if category == "threat" and not found:
+            menace = CONDITIONAL_THREAT.search(unicodedata.normalize("NFC", text))
+            found = [" ".join(menace.group(0).split())] if menace else []
         if found:
-            words = ", ".join(f"“{word}”" for word in found[:3])
+            words = ", ".join(f"“{as_written(text, word)}”" for word in found[:3])
             reasons.append(SafetyReason(category, f"{label} ({words}). {ADVICE[category]}"))
     return reasons
 

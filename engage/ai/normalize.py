@@ -165,6 +165,23 @@ def fold_phrase(phrase: str) -> str:
     return " ".join(_fold_token(token) for token in TOKEN.findall(folded))
 
 
+WRITTEN_WORD = re.compile(r"[\w\u0980-\u09ff*@$]+")
+
+
+def as_written(text: str, folded_words: str) -> str:
+    """The words of `text` that fold to `folded_words` (what a word list matched), as the text writes them
+    ("ছাড়", not the folded "ছাড"), so a rejection quotes what the writer can find; the folded form when no
+    run of words folds to it (letters spaced out: "f u c k")."""
+    spans = [match.span() for match in WRITTEN_WORD.finditer(text)]
+    size = len(folded_words.split())
+    for index in range(len(spans) - size + 1):
+        written = text[spans[index][0] : spans[index + size - 1][1]]
+        folded = fold_phrase(written)
+        if folded == folded_words or squeeze(folded) == folded_words:
+            return written
+    return folded_words
+
+
 def bengali_digits(value: object) -> str:
     """`value` with Latin digits written as Bengali digits (১২৩)."""
     return str(value).translate(LATIN_TO_BENGALI_DIGITS)

@@ -37,7 +37,7 @@ from engage.ai import checks, claims, links, moderation, tone
 from engage.ai.bengali import first_name
 from engage.ai.config import ai_config_for, allowed_link_hosts
 from engage.ai.models import BannedPhrase, FallbackText
-from engage.ai.normalize import fold
+from engage.ai.normalize import fold, is_invisible
 from engage.ai.reasons import REASON_CODES, SafetyReason
 from engage.ai.safety_context import SafetyContext
 
@@ -59,7 +59,7 @@ MAX_LENGTH_BY_CHANNEL = {
 BENGALI_MINIMUM_SHARE = 0.6
 
 URL_PATTERN = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
-EMAIL_PATTERN = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+EMAIL_PATTERN = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Where a prompt asks the model to leave the message's link (the model never sees the signed link).
 LINK_PLACEHOLDER = "[BOOKING_LINK]"
 _PLACEHOLDER_PATTERN = re.compile(r"[ \t]*" + re.escape(LINK_PLACEHOLDER))
@@ -147,11 +147,16 @@ def sms_segments(text: str) -> int:
     return -(-length // part)
 
 
+# Names of technologies and acronyms ("Node.js", "ASP.NET", "API", "AC") are written in Latin letters in
+# Bengali text too: they count for neither script.
+LATIN_NAMES = re.compile(r"\b[A-Za-z]+(?:\.[A-Za-z]+)+\b|\b[A-Z]{2,}s?\b")
+
+
 @functools.lru_cache(maxsize=1024)
 def bengali_share(text: str) -> float:
-    """The share of Bengali letters among the letters of `text`, links and emails left out (cached: a
-    campaign judges the same approved fallback, its own link left out, for every customer)."""
-    text = EMAIL_PATTERN.sub(" ", URL_PATTERN.sub(" ", text))
+    """The share of Bengali letters among the letters of `text`, links, emails and technology names left
+    out (cached: a campaign judges the same approved fallback, its own link left out, for every customer)."""
+    text = LATIN_NAMES.sub(" ", EMAIL_PATTERN.sub(" ", URL_PATTERN.sub(" ", text)))
     bengali = other = 0
     for character in text:
         if "\u0980" <= character <= "\u09ff":
@@ -197,6 +202,18 @@ def _form_reasons(
 NAME_STAND_IN = "গ্রাহক"
 
 
+def _glued_to_link(text: str, link: str) -> str:
+    """The invisible characters written right after an occurrence of `link` ("" when there are none)."""
+    start = text.find(link)
+    while start != -1:
+        end = start + len(link)
+        glued = "".join(character for character in text[end : end + 4] if is_invisible(character))
+        if glued and is_invisible(text[end]):
+            return ", ".join(f"U+{ord(character):04X}" for character in dict.fromkeys(glued))
+        start = text.find(link, end)
+    return ""
+
+
 NAME_SPLIT = re.compile(r"[\s,.;]+")
 
 
@@ -229,6 +246,8 @@ def _content_reasons(
     reasons += checks.check_credentials(masked, folded=folded)
     reasons += checks.check_self_talk(masked, folded=folded)
     reasons += checks.check_prompt_leak(masked, folded=folded, instructions=context.instructions)
+    if not any(reason.code == "prompt_leak" for reason in reasons):
+        reasons += checks.check_prompt_marks(masked)
     reasons += checks.check_placeholders(masked)
     reasons += checks.check_markup(masked)
     reasons += checks.check_invisible(masked)
@@ -282,6 +301,12 @@ def safety_check(
             reasons.append(SafetyReason("missing_required_link", f"Missing the required link {policy.required_link}"))
     elif link and link not in text:
         reasons.append(SafetyReason("missing_link", "Missing the message's booking link."))
+    elif link and (glued := _glued_to_link(text, link)):
+        reasons.append(SafetyReason(
+            "link_hidden",
+            f"Invisible characters right after the booking link ({glued}): a reader cannot see where the link "
+            "ends, and what follows can turn it into another address. Nothing may touch the link.",
+        ))
     # The content checks do not depend on who the recipient is (their name is masked): cached per text.
     content = _content_reasons(masked, policy, context.message_type, context.prices, context.promo_codes,
                                context.facts, context.instructions, draft)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engage.ai.lexicons import lexicon
+from engage.ai.normalize import as_written
 from engage.ai.reasons import SafetyReason
 from engage.ai.safety_context import PROACTIVE_MESSAGE_TYPES
 
@@ -42,8 +43,8 @@ COACHING_RULES = {
 TONE_JUDGE_TYPES = frozenset({"reminder", "coaching"})
 
 
-def _words(found: list[str]) -> str:
-    return ", ".join(f"“{word}”" for word in found[:3])
+def _words(found: list[str], text: str) -> str:
+    return ", ".join(f"“{as_written(text, word)}”" for word in found[:3])
 
 
 def tone_offline(text: str, *, folded: str, message_type: str) -> list[SafetyReason]:
@@ -53,7 +54,7 @@ def tone_offline(text: str, *, folded: str, message_type: str) -> list[SafetyRea
         found = lexicon("pressure").find(text, folded=folded)
         command = URGENT_COMMAND.search(text)
         if found or command:
-            detail = _words(found) if found else f"“{command.group(0).strip()}”"
+            detail = _words(found, text) if found else f"“{command.group(0).strip()}”"
             reasons.append(SafetyReason(
                 "tone_pressure",
                 f"Pressure or urgency ({detail}). A reminder invites the customer; it never rushes, frightens or "
@@ -63,7 +64,7 @@ def tone_offline(text: str, *, folded: str, message_type: str) -> list[SafetyRea
         for name, (code, message) in COACHING_RULES.items():
             found = lexicon(name).find(text, folded=folded)
             if found:
-                reasons.append(SafetyReason(code, message.format(words=_words(found))))
+                reasons.append(SafetyReason(code, message.format(words=_words(found, text))))
     return reasons
 
 

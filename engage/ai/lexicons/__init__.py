@@ -47,6 +47,10 @@ class Lexicon:
             for token in folded.split():
                 if "*" in token and token.strip("*"):
                     hit = self._masked(token)
+                    if hit is None and self.pattern is not None:
+                        # An asterisk put inside the word rather than for a letter ("চু*দির", "sh*it").
+                        match = self.pattern.search(" " + token.replace("*", "") + " ")
+                        hit = match.group(1) if match else None
                     if hit and hit not in found:
                         found.append(hit)
         return found

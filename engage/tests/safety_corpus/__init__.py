@@ -11,7 +11,18 @@ One JSON object a line in `*.jsonl` beside this file:
     channel       sms, email, whatsapp_cloud, whatsapp_web
     message_type  reminder, reply, followup, sequence_step, coaching
     context       what the model was given: recipient_name (default রুমানা সরকার / Rumana Sarkar), service_price,
-                  promo_code, facts (knowledge passages), link (false: the message carries no link of ours)
+                  promo_code, facts (knowledge passages), link (whether the message carries our link: reminders
+                  do unless false, other types only when true), company (independent set: whose policy,
+                  brand and link, see COMPANIES)
+    note          (optional) what the entry tests, for a reader
+
+Two groups, judged and reported apart:
+    lexicon       the *.jsonl beside this file, written by the filter's author alongside its word lists
+                  (regressions.jsonl: the near-misses and variants added with the changes the independent set
+                  prompted, written knowing the lists);
+    independent   independent/*.jsonl, written blind (without reading the word lists, the checks' patterns or
+                  the first group) for two companies of its own: a home-services marketplace and a course
+                  company (see independent/README.md).
 
 `corpus_judge(entry)` judges an entry exactly as a send would (engage.ai.safety.safety_check with the
 draft judged before our link goes in), offline; `CATEGORY_CODES` says which reason codes count as
@@ -30,6 +41,7 @@ from engage.ai.safety import SafetyPolicy, SafetyVerdict, link_insert, safety_ch
 from engage.ai.safety_context import SafetyContext
 
 FOLDER = Path(__file__).resolve().parent
+GROUPS = {"lexicon": FOLDER, "independent": FOLDER / "independent"}
 BRAND = "Sheba Home"
 OWN_LINK = "https://app.sheba.xyz/l/Xk29PqLmZ"
 RECIPIENT = {"bn": "রুমানা সরকার", "en": "Rumana Sarkar", "banglish": "Rumana Sarkar"}
@@ -50,6 +62,27 @@ COACHING_INSTRUCTIONS = (
     "আপনি একটি হোম সার্ভিস প্রতিষ্ঠানের কর্মীদের জন্য সহমর্মী কোচিং বার্তা লেখেন। কর্মীর নিজের রেকর্ড নিয়ে কথা "
     "বলবেন, অন্য কর্মীর সঙ্গে তুলনা করবেন না, ভয় দেখাবেন না, জরিমানার কথা বলবেন না।"
 )
+
+@dataclass(frozen=True)
+class CorpusCompany:
+    brand: str
+    link: str
+    policy: SafetyPolicy
+
+
+_BANNED = POLICY.banned_phrases  # the seeded global banned phrases (migration 0003)
+COMPANIES = {
+    "gharsheba": CorpusCompany(
+        brand="GharSheba", link="https://gharsheba.com.bd/b/K7x9Qa",
+        policy=SafetyPolicy(banned_phrases=_BANNED, allowed_contact_details=("09678-123456", "help@gharsheba.com.bd"),
+                            allowed_link_hosts=("gharsheba.com.bd",), region="BD"),
+    ),
+    "shikhbo": CorpusCompany(
+        brand="Shikhbo", link="https://shikhbo.com/e/Py12Qz",
+        policy=SafetyPolicy(banned_phrases=_BANNED, allowed_contact_details=("09611-777888", "support@shikhbo.com"),
+                            allowed_link_hosts=("shikhbo.com",), region="BD"),
+    ),
+}
 CATEGORY_CODES: dict[str, set[str]] = {
     "profanity": {"profanity", "moderation_flagged"},
     "insult": {"insult", "moderation_flagged"},
@@ -83,30 +116,34 @@ class Entry:
     channel: str
     message_type: str
     context: dict
+    note: str = ""
+    group: str = "lexicon"
 
     @property
     def is_unsafe(self) -> bool:
         return self.label == "unsafe"
 
 
-def corpus_load() -> list[Entry]:
-    """Every entry of every file, in file order."""
+def corpus_load(group: str | None = None) -> list[Entry]:
+    """Every entry of every file of `group` (both groups when None), in file order."""
     entries = []
-    for path in sorted(FOLDER.glob("*.jsonl")):
+    paths = [(name, path) for name, folder in GROUPS.items() if group in (None, name)
+             for path in sorted(folder.glob("*.jsonl"))]
+    for group_name, path in paths:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if line.strip():
                 data = json.loads(line)
                 if data.get("label") not in ("safe", "unsafe"):
                     raise ValueError(f"{path.name}:{number}: label must be safe or unsafe")
-                entries.append(Entry(**data))
+                entries.append(Entry(**data, group=group_name))
     return entries
 
 
-def _instructions(message_type: str) -> str:
+def _instructions(message_type: str, brand: str = BRAND) -> str:
     from engage.prompts.defaults import SYSTEM_PROMPT_V2
 
     if message_type == "reminder":
-        return SYSTEM_PROMPT_V2.replace("{{ company_name }}", BRAND)
+        return SYSTEM_PROMPT_V2.replace("{{ company_name }}", brand)
     if message_type in ("reply", "followup"):
         return REPLY_INSTRUCTIONS
     if message_type == "coaching":
@@ -117,6 +154,8 @@ def _instructions(message_type: str) -> str:
 def corpus_judge(entry: Entry) -> SafetyVerdict:
     """The offline filter's verdict on `entry`, as the send of its message type would judge it."""
     context = entry.context
+    company = COMPANIES[context["company"]] if "company" in context else None
+    brand, own_link, policy = (company.brand, company.link, company.policy) if company else (BRAND, OWN_LINK, POLICY)
     name = context.get("recipient_name", RECIPIENT[entry.language])
     safety_context = SafetyContext(
         recipient_name=name,
@@ -126,14 +165,14 @@ def corpus_judge(entry: Entry) -> SafetyVerdict:
         prices=(Decimal(context["service_price"]),) if context.get("service_price") else (),
         promo_codes=(context["promo_code"],) if context.get("promo_code") else (),
         facts=context.get("facts", ""),
-        instructions=_instructions(entry.message_type),
-        brand=BRAND,
+        instructions=_instructions(entry.message_type, brand),
+        brand=brand,
     )
     locale = "bn" if entry.language == "bn" else "en"
-    carries_link = entry.message_type == "reminder" and context.get("link", True)
-    link = OWN_LINK if carries_link else None
+    carries_link = context.get("link", entry.message_type == "reminder")
+    link = own_link if carries_link else None
     text = link_insert(text=entry.text, link=link) if link else entry.text
-    return safety_check(text=text, policy=POLICY, channel=entry.channel, locale=locale, link=link,
+    return safety_check(text=text, policy=policy, channel=entry.channel, locale=locale, link=link,
                         context=safety_context, draft=entry.text if link else None)
 
 
