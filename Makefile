@@ -7,6 +7,8 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/shokti
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PORT ?= 8000
 CHANNELS_CONSOLE_FALLBACK ?= true
+# Threads of the io worker (Procfile): many on PostgreSQL; a few on the embedded SQLite file.
+CELERY_IO_CONCURRENCY ?= $(if $(DATABASE_URL),64,8)
 # Embedded mode's SQLite file, filesystem broker, static files (settings read SHOKTI_VAR_DIR too).
 VAR_DIR := $(or $(SHOKTI_VAR_DIR),$(CURDIR)/var)
 # Prometheus multiprocess mode: gunicorn workers and Celery processes write here, /metrics sums it.
@@ -45,7 +47,7 @@ run: venv
 	@# Files of a previous run's processes would be summed in again: start empty.
 	rm -rf $(PROMETHEUS_MULTIPROC_DIR) && mkdir -p $(PROMETHEUS_MULTIPROC_DIR)
 	@# The demo has no SMS/WhatsApp accounts: their messages go to the console log (docs/channels.md).
-	CHANNELS_CONSOLE_FALLBACK=$(CHANNELS_CONSOLE_FALLBACK) PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	CHANNELS_CONSOLE_FALLBACK=$(CHANNELS_CONSOLE_FALLBACK) CELERY_IO_CONCURRENCY=$(CELERY_IO_CONCURRENCY) PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
 # The whole suite on PostgreSQL and Redis; then (for the whole suite only) the headline flows again on the
 # embedded default, SQLite with no Redis (tests marked `embedded`), as `make run` runs on a bare machine.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import logging
 from typing import Any
 
@@ -18,7 +17,10 @@ from django.conf import settings
 from django.core import signing
 from django.http import HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
-from rest_framework import status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import ParseError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,6 +37,7 @@ from channels_app.selectors import (
 )
 from crm.models import Channel, Company
 from shokti.api.exceptions import ApplicationError
+from shokti.api.parsers import form_storable, json_loads
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +79,35 @@ class WebhookApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes: list = []
+    error_responses = {403: "Missing or wrong provider signature."}
+
+
+class LinkApi(WebhookApi):
+    """Email tracking links: a signed token in the URL, no signature header."""
+
+    error_responses: dict = {}
+
+
+TWILIO_FORM = inline_serializer(
+    "TwilioCallback",
+    {
+        "MessageSid": serializers.CharField(),
+        "MessageStatus": serializers.CharField(required=False),
+        "ErrorCode": serializers.CharField(required=False),
+        "From": serializers.CharField(required=False),
+        "To": serializers.CharField(required=False),
+        "Body": serializers.CharField(required=False),
+        "NumMedia": serializers.CharField(required=False),
+    },
+)
+WEBHOOK_ACCEPTED = inline_serializer("WebhookAccepted", {"status": serializers.CharField()})
+WHATSAPP_VERIFY = {
+    "parameters": [
+        OpenApiParameter("hub.mode", str), OpenApiParameter("hub.verify_token", str),
+        OpenApiParameter("hub.challenge", str),
+    ],
+    "responses": {(200, "text/plain"): OpenApiResponse(response=OpenApiTypes.STR, description="hub.challenge")},
+}
 
 
 # --- Twilio SMS --------------------------------------------------------------------
@@ -101,7 +133,7 @@ def twilio_verify(request, account: ChannelAccount) -> QueryDict:
     if media_type_base(request.META.get("CONTENT_TYPE", "")) != "application/x-www-form-urlencoded":
         # Twilio signs form posts; anything else cannot be verified the same way.
         raise forbidden("Unsigned Twilio callback.")
-    params = request._request.POST if hasattr(request, "_request") else request.POST
+    params = form_storable(request._request.POST if hasattr(request, "_request") else request.POST)
     validator = RequestValidator(auth_token)
     if not any(validator.validate(url, params, signature) for url in twilio_urls(request)):
         raise forbidden("Wrong Twilio signature.")
@@ -138,6 +170,10 @@ def twilio_route(account: ChannelAccount, params: QueryDict) -> ChannelAccount |
 
 
 class SmsStatusCallbackApi(WebhookApi):
+    @extend_schema(
+        operation_id="channels_sms_status", request={"application/x-www-form-urlencoded": TWILIO_FORM},
+        responses={204: OpenApiResponse(description="Recorded (or a status for a message we never sent).")},
+    )
     def post(self, request, token: str):
         account = account_or_404(token, Channel.SMS)
         params = twilio_verify(request, account)
@@ -150,6 +186,10 @@ class SmsStatusCallbackApi(WebhookApi):
 
 
 class SmsInboundApi(WebhookApi):
+    @extend_schema(
+        operation_id="channels_sms_inbound", request={"application/x-www-form-urlencoded": TWILIO_FORM},
+        responses={(200, "text/xml"): OpenApiResponse(response=OpenApiTypes.STR, description="Empty TwiML.")},
+    )
     def post(self, request, token: str):
         account = account_or_404(token, Channel.SMS)
         params = twilio_verify(request, account)
@@ -175,8 +215,9 @@ def meta_signature_valid(app_secret: str, raw_body: bytes, signature: str) -> bo
 
 def _whatsapp_payload(raw_body: bytes) -> list[dict[str, Any]]:
     try:
-        return payloads.whatsapp_changes(json.loads(raw_body))
-    except (ValueError, payloads.PayloadError):
+        # json_loads: depth, size and text limits, a 400 (or 413), never a 500.
+        return payloads.whatsapp_changes(json_loads(raw_body))
+    except (ParseError, ValueError, payloads.PayloadError):
         raise malformed("Not a WhatsApp Business webhook payload.") from None
 
 
@@ -210,11 +251,16 @@ class WhatsAppCloudWebhookApi(WebhookApi):
     """One account's URL. Its app secret verifies the body; each change is filed under the account owning
     its `metadata.phone_number_id` (this one, or another company's number on the same Meta app)."""
 
+    @extend_schema(operation_id="channels_whatsapp_verify", **WHATSAPP_VERIFY)
     def get(self, request, token: str):
         """Meta's subscription handshake: echo hub.challenge when the verify token matches."""
         account = account_or_404(token, Channel.WHATSAPP_CLOUD)
         return whatsapp_handshake(request, account.secrets.get("verify_token", ""))
 
+    @extend_schema(
+        operation_id="channels_whatsapp_webhook", request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: WEBHOOK_ACCEPTED},
+    )
     def post(self, request, token: str):
         account = account_or_404(token, Channel.WHATSAPP_CLOUD)
         raw_body = request.body
@@ -242,9 +288,14 @@ class WhatsAppCloudAppWebhookApi(WebhookApi):
     """The URL shared by every number of a Meta app (a Meta app has one callback URL): each change is
     filed under the account owning its number, and that account's app secret must have signed the body."""
 
+    @extend_schema(operation_id="channels_whatsapp_app_verify", **WHATSAPP_VERIFY)
     def get(self, request):
         return whatsapp_handshake(request, getattr(settings, "WHATSAPP_WEBHOOK_VERIFY_TOKEN", ""))
 
+    @extend_schema(
+        operation_id="channels_whatsapp_app_webhook", request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: WEBHOOK_ACCEPTED},
+    )
     def post(self, request):
         raw_body = request.body
         signature = request.headers.get("X-Hub-Signature-256", "")
@@ -297,9 +348,13 @@ def _pixel() -> HttpResponse:
     return response
 
 
-class EmailOpenApi(WebhookApi):
+class EmailOpenApi(LinkApi):
     """The open pixel: the first GET per email is recorded (a prefetcher's flagged); HEAD records nothing."""
 
+    @extend_schema(
+        operation_id="channels_email_open",
+        responses={(200, "image/gif"): OpenApiResponse(response=OpenApiTypes.BINARY, description="A 1x1 pixel.")},
+    )
     def get(self, request, token: str):
         claims = _claims_or_404(token, tracking.OPEN_SALT)
         is_prefetch = tracking.is_prefetch(request.headers.get("User-Agent", ""))
@@ -318,7 +373,7 @@ class EmailOpenApi(WebhookApi):
         return _pixel()
 
 
-class EmailClickApi(WebhookApi):
+class EmailClickApi(LinkApi):
     """A link of an email: redirects to the URL stored for it, only on an allowed host; the first click is
     recorded (a scanner's flagged), HEAD records nothing."""
 
@@ -334,6 +389,9 @@ class EmailClickApi(WebhookApi):
             raise _unknown_link()
         return claims, url
 
+    @extend_schema(
+        operation_id="channels_email_click", responses={302: OpenApiResponse(description="On to the link's target.")}
+    )
     def get(self, request, token: str):
         target, url = self._target(token)
         is_prefetch = tracking.is_prefetch(request.headers.get("User-Agent", ""))
@@ -352,12 +410,20 @@ class EmailClickApi(WebhookApi):
         return HttpResponseRedirect(url)
 
 
-class EmailUnsubscribeApi(WebhookApi):
+UNSUBSCRIBE_PAGE = {(200, "text/html"): OpenApiResponse(response=OpenApiTypes.STR, description="The page.")}
+
+
+class EmailUnsubscribeApi(LinkApi):
     """GET shows a confirmation (link scanners must not unsubscribe anyone); POST is RFC 8058 one-click."""
 
+    @extend_schema(operation_id="channels_email_unsubscribe_page", responses=UNSUBSCRIBE_PAGE)
     def get(self, request, token: str):
         return self._page(request, self._who(token), is_done=False)
 
+    @extend_schema(
+        operation_id="channels_email_unsubscribe", request={"application/x-www-form-urlencoded": OpenApiTypes.OBJECT},
+        responses=UNSUBSCRIBE_PAGE,
+    )
     def post(self, request, token: str):
         who = self._who(token)
         services.email_unsubscribe(company_id=who["c"], contact_id=who.get("k"), email=who.get("e") or "")

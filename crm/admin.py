@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -14,6 +15,7 @@ from django.utils.translation import ngettext
 
 from crm.feed.admin import FeedImportExportMixin
 from crm.feed.services import booking_create, booking_update
+from crm.lockouts import lockouts_clear
 from crm.models import (
     ApiKey,
     Booking,
@@ -607,3 +609,85 @@ class EventAdmin(TenantScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- Login lockouts (django-axes; crm/lockouts.py) ---------------------------------------------------
+# Failed logins are not a company's rows: only superusers see and clear them.
+
+
+class LockoutStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "locked"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Locked now"), ("no", "Not locked")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(_locked_q())
+        if self.value() == "no":
+            return queryset.exclude(_locked_q())
+        return queryset
+
+
+def _locked_q():
+    """Attempts whose account or address has reached the failure limit within the lockout period."""
+    from django.conf import settings
+    from django.db.models import OuterRef, Q, Subquery, Sum
+    from django.utils import timezone
+
+    recent = AccessAttempt.objects.filter(attempt_time__gte=timezone.now() - settings.AXES_COOLOFF_TIME)
+
+    def total(field: str):
+        return Subquery(
+            recent.filter(**{field: OuterRef(field)}).order_by().values(field)
+            .annotate(total=Sum("failures_since_start")).values("total")[:1]
+        )
+
+    limit = settings.AXES_FAILURE_LIMIT
+    return Q(pk__in=AccessAttempt.objects.alias(by_user=total("username"), by_ip=total("ip_address")).filter(
+        Q(by_user__gte=limit) | Q(by_ip__gte=limit)
+    ).values("pk"))
+
+
+@admin.register(AccessAttempt)
+class LoginLockoutAdmin(admin.ModelAdmin):
+    """System → Login lockouts: failed logins per account and address, and an action to unlock them."""
+
+    list_display = ["username", "ip_address", "failures_since_start", "attempt_time", "path_info", "user_agent"]
+    list_filter = [LockoutStatusFilter, "path_info"]
+    search_fields = ["username", "ip_address"]
+    ordering = ["-attempt_time"]
+    actions = ["unlock"]
+    fields = ["username", "ip_address", "failures_since_start", "attempt_time", "path_info", "user_agent", "http_accept"]
+    readonly_fields = fields
+
+    def has_module_permission(self, request) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # unlocking is the action below, which clears the whole account and address
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_actions(self, request):
+        # Django offers actions only to those with a matching permission; this one is superusers'.
+        actions = super().get_actions(request)
+        return actions if request.user.is_superuser else {}
+
+    @admin.action(description="Unlock the selected accounts and addresses")
+    def unlock(self, request, queryset):
+        removed = lockouts_clear(attempts=list(queryset.only("username", "ip_address")))
+        self.message_user(
+            request,
+            ngettext("Unlocked: %d failed-login record cleared.", "Unlocked: %d failed-login records cleared.", removed)
+            % removed,
+            messages.SUCCESS,
+        )

@@ -20,6 +20,7 @@ from crm.services import ContactAlreadyExists, contact_create
 from crm.tenancy.api import request_company
 from shokti.api.exceptions import Conflict
 from shokti.api.pagination import NewestFirstCursorPagination, get_paginated_response
+from shokti.api.serializers import StrictInputMixin
 
 COMPANY_PARAMETER = OpenApiParameter(
     "company_id", int, description="For staff in several companies: which one. Ignored for API keys (must match)."
@@ -50,7 +51,7 @@ class ContactListApi(APIView):
 
     pagination_class = NewestFirstCursorPagination
 
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(StrictInputMixin, serializers.Serializer):
         phone = serializers.CharField(required=False, max_length=32)
         email = serializers.CharField(required=False, max_length=254)
 
@@ -80,8 +81,8 @@ class ContactListApi(APIView):
 class ContactCreateApi(APIView):
     """POST: create a contact; the phone is normalised to E.164 (409 if the company has it already)."""
 
-    class InputSerializer(serializers.Serializer):
-        company_id = serializers.IntegerField(required=False)
+    class InputSerializer(StrictInputMixin, serializers.Serializer):
+        company_id = serializers.IntegerField(required=False, min_value=1)
         name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
         phone = serializers.CharField(max_length=32)
         email = serializers.EmailField(required=False, allow_blank=True, default="")
@@ -95,6 +96,8 @@ class ContactCreateApi(APIView):
             if value not in zoneinfo.available_timezones():
                 raise serializers.ValidationError(f"Unknown time zone {value!r}.")
             return value
+
+    error_responses = {"POST": {409: "The company already has a contact with this phone."}}
 
     @extend_schema(operation_id="contacts_create", request=InputSerializer, responses={201: ContactOutputSerializer})
     def post(self, request):
@@ -118,7 +121,7 @@ class LeadListApi(APIView):
 
     pagination_class = NewestFirstCursorPagination
 
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(StrictInputMixin, serializers.Serializer):
         status = serializers.ChoiceField(choices=Lead.Status.choices, required=False)
         stage = serializers.IntegerField(required=False)
         pipeline = serializers.IntegerField(required=False)

@@ -44,10 +44,21 @@ OTP_LENGTH = 6
 DEVICE_NAME = "otp-login"
 EVENT_OTP_REQUESTED = "otp.requested"
 EVENT_LOGIN = "auth.login"
-INVALID_CODE_MESSAGE = (
-    "The code is wrong or has expired. A code works once, for 10 minutes, and stops working after "
-    "5 wrong tries: request a new one."
-)
+
+
+def duration_text(seconds: int) -> str:
+    """A validity for people: "45 seconds", "1 minute", "10 minutes", "90 seconds" (never "0 minutes")."""
+    if seconds >= 60 and seconds % 60 == 0:
+        minutes = seconds // 60
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def invalid_code_message() -> str:
+    return (
+        f"The code is wrong or has expired. A code works once, for {duration_text(settings.OTP_EMAIL_TOKEN_VALIDITY)},"
+        f" and stops working after {settings.OTP_MAX_ATTEMPTS} wrong tries: request a new one."
+    )
 
 
 class OtpRateLimited(Exception):
@@ -158,7 +169,7 @@ def otp_request(*, email: str, user_type: str = USER_TYPE_CUSTOMER, source: str 
                 subject="Your Shokti login code",
                 message=(
                     f"আপনার লগইন কোড: {code}\n"
-                    f"Your login code is {code}. It works once, for {validity_seconds // 60} minutes.\n"
+                    f"Your login code is {code}. It works once, for {duration_text(validity_seconds)}.\n"
                     "If you did not ask for it, ignore this email."
                 ),
                 from_email=None,
@@ -191,7 +202,7 @@ def otp_verify(*, email: str, code: str, user_type: str = USER_TYPE_CUSTOMER, so
     if contact is not None and contact.user_id is not None:
         device = EmailDevice.objects.filter(user_id=contact.user_id, name=DEVICE_NAME).only("pk").first()
     if device is None or not _code_check(device_pk=device.pk, code=code):
-        raise ValidationError({"code": INVALID_CODE_MESSAGE})
+        raise ValidationError({"code": invalid_code_message()})
     assert contact is not None
     user = User.objects.get(pk=contact.user_id)
     refresh = token_pair_for(user=user, user_type=user_type, contact=contact)

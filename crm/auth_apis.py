@@ -14,16 +14,17 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.urls import path
 from rest_framework import exceptions, serializers, status
+from rest_framework.exceptions import APIException
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from crm.auth import (
     USER_TYPE_CUSTOMER,
@@ -36,10 +37,13 @@ from crm.auth import (
     otp_request,
     otp_verify,
 )
+from crm.lockouts import LockedOut
 from crm.models import Company, User
 from crm.selectors import service_list
 from crm.tenancy.api import request_company
 from shokti.api.exceptions import ApplicationError
+from shokti.api.serializers import StrictInputMixin
+from shokti.api.throttling import SimpleRateThrottle
 
 PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -69,12 +73,29 @@ class EmailThrottle(WindowRateThrottle):
     """Keyed on the submitted email (hashed), known or not: the same limits for every address."""
 
     def get_cache_key(self, request, view) -> str | None:
-        data = request.data
+        try:
+            data = request.data
+        except APIException as error:
+            # A body that cannot be read has no email to count: the IP throttle still counted it, and
+            # the view raises this error once every throttle has had its say (a 429 wins).
+            request.unreadable_body_error = error
+            return None
         email = data.get("email") if hasattr(data, "get") else None
         if not isinstance(email, str) or not email.strip():
             return None
         ident = hashlib.sha256(email_normalize(email=email).encode()).hexdigest()
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class ThrottledBeforeBodyMixin:
+    """For views whose throttles read the body: every throttle counts the request first, then a body
+    that could not be read is answered (400/413) as it would have been without them."""
+
+    def check_throttles(self, request):
+        super().check_throttles(request)
+        error = getattr(request, "unreadable_body_error", None)
+        if error is not None:
+            raise error
 
 
 class OtpRequestIpThrottle(IpThrottle):
@@ -100,12 +121,17 @@ class AuthRefreshIpThrottle(IpThrottle):
 SENT_MESSAGE = "If this email belongs to an account, a login code is on its way."
 
 
-class OtpRequestApi(APIView):
+class OtpRequestApi(ThrottledBeforeBodyMixin, APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [OtpRequestIpThrottle, OtpRequestEmailThrottle]
+    error_responses = {503: "`email_unavailable`: the code could not be emailed."}
 
-    class InputSerializer(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer):
+        status = serializers.CharField()
+        message = serializers.CharField()
+
+    class InputSerializer(StrictInputMixin, serializers.Serializer):
         email = serializers.EmailField(max_length=254)
         user_type = serializers.ChoiceField(choices=USER_TYPES, default=USER_TYPE_CUSTOMER)
 
@@ -135,12 +161,35 @@ def _token_answer(*, access: str, refresh: str) -> dict:
     }
 
 
-class OtpVerifyApi(APIView):
+class TokenPairSerializer(serializers.Serializer):
+    access_token = serializers.CharField()
+    refresh_token = serializers.CharField()
+    token_type = serializers.CharField()
+    expires_in = serializers.IntegerField()
+
+
+class LoginUserSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    email = serializers.EmailField()
+    name = serializers.CharField()
+    user_type = serializers.CharField()
+    contact_id = serializers.IntegerField()
+    company_id = serializers.IntegerField()
+    customer_id = serializers.IntegerField(required=False, allow_null=True)
+    worker_id = serializers.IntegerField(required=False, allow_null=True)
+    locale = serializers.CharField()
+    timezone = serializers.CharField()
+
+
+class OtpVerifyApi(ThrottledBeforeBodyMixin, APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [OtpVerifyIpThrottle, OtpVerifyEmailThrottle]
 
-    class InputSerializer(serializers.Serializer):
+    class OutputSerializer(TokenPairSerializer):
+        user = LoginUserSerializer()
+
+    class InputSerializer(StrictInputMixin, serializers.Serializer):
         email = serializers.EmailField(max_length=254)
         code = serializers.RegexField(r"^\d{6}$", error_messages={"invalid": "The code is 6 digits."})
         user_type = serializers.ChoiceField(choices=USER_TYPES, default=USER_TYPE_CUSTOMER)
@@ -167,8 +216,12 @@ class AuthRefreshApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [AuthRefreshIpThrottle]
+    error_responses = {401: "The refresh token is invalid, expired or already used."}
 
-    class InputSerializer(serializers.Serializer):
+    class OutputSerializer(TokenPairSerializer):
+        pass
+
+    class InputSerializer(StrictInputMixin, serializers.Serializer):
         refresh_token = serializers.CharField(max_length=4000)
 
     def post(self, request):
@@ -191,13 +244,49 @@ class AuthRefreshApi(APIView):
         return Response(_token_answer(access=refresh.validated_data["access"], refresh=refresh.validated_data["refresh"]))
 
 
+class StrictTokenObtainPairSerializer(StrictInputMixin, TokenObtainPairSerializer):
+    """simplejwt's email + password serializer, refusing non-text values instead of coercing them."""
+
+
+class StrictTokenRefreshSerializer(StrictInputMixin, TokenRefreshSerializer):
+    pass
+
+
+class TokenObtainApi(TokenObtainPairView):
+    """POST /api/token/: staff email + password → {"access", "refresh"}.
+
+    Failed passwords are counted by django-axes per account and per client IP (crm/lockouts.py): the
+    LOGIN_FAILURE_LIMIT-th failure (6) and every attempt after it, right password or not, is a 429
+    `locked_out` with Retry-After until the lockout ends or an operator unlocks it.
+    """
+
+    serializer_class = StrictTokenObtainPairSerializer
+    error_responses = {401: "`no_active_account`: wrong email or password.", 429: "Or `locked_out`: too many failed logins."}
+
+    def post(self, request, *args, **kwargs):
+        try:
+            return super().post(request, *args, **kwargs)
+        except exceptions.AuthenticationFailed:
+            # axes flags the request it refused (locked), or whose failure reached the limit.
+            if getattr(request, "axes_locked_out", False):
+                raise LockedOut() from None
+            raise
+
+
+class TokenRefreshApi(TokenRefreshView):
+    """POST /api/token/refresh/: a refresh token → a new pair (the old refresh token is blacklisted)."""
+
+    serializer_class = StrictTokenRefreshSerializer
+    error_responses = {401: "The refresh token is invalid, expired or blacklisted."}
+
+
 class ServiceListApi(APIView):
     """The service catalogue of the caller's company (a customer's or worker's, through their contact; or staff's)."""
 
     authentication_classes = [JWTAuthentication]
     permission_classes = [IsAuthenticated]
 
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(StrictInputMixin, serializers.Serializer):
         category = serializers.CharField(max_length=100, required=False)
         include_inactive = serializers.BooleanField(required=False, default=False)
 

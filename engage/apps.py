@@ -31,6 +31,7 @@ class EngageConfig(AppConfig):
         from engage.conversations.merge import contact_merge_messages
         from engage.imports import import_job_enqueue
         from engage.messaging.services import channel_settings_cache_connect, link_hosts_provider_register
+        from engage.metrics_seed import engage_counters_seed
         from engage.prompts.services import company_templates_seed_connect
         from engage.webhooks import webhook_events_enqueue
 
@@ -46,3 +47,4 @@ class EngageConfig(AppConfig):
         event_recorded_hook_register(webhook_events_enqueue)  # recorded events reach the company's webhook
         company_templates_seed_connect()  # a new company starts with the default prompt templates
         import_enqueue_hook_register(import_job_enqueue)  # large console imports run on the ledger
+        engage_counters_seed()  # every known series on /metrics at 0 from start-up, not "no data"

@@ -19,7 +19,7 @@ from typing import Any
 import requests
 from django.conf import settings
 
-from engage.ledger.registry import JobPermanentError, job_handler
+from engage.ledger.registry import IO_QUEUE, JobPermanentError, job_handler
 from engage.ledger.services import job_enqueue
 
 WEBHOOK_TASK = "webhook_reminder"
@@ -76,7 +76,7 @@ def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
     return f"sha256={digest}"
 
 
-@job_handler(WEBHOOK_TASK, priority=50)
+@job_handler(WEBHOOK_TASK, priority=50, queue=IO_QUEUE)
 def webhook_reminder(job) -> dict[str, Any]:
     company = job.company
     if company is None or not company.webhook_url:

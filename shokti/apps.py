@@ -12,3 +12,6 @@ class ShoktiConfig(AppConfig):
         from shokti.db.lookups import lookups_register
 
         lookups_register()  # `__any_of` and `__not_blank` on every field (bulk readers)
+        from shokti.metrics import kernel_counters_seed
+
+        kernel_counters_seed()  # the kernel's degraded-operation counters exist at 0 from start-up

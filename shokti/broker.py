@@ -11,12 +11,18 @@ Selected by `CELERY_BROKER_TRANSPORT` in settings for `redis://` broker URLs.
 from __future__ import annotations
 
 from kombu.transport import redis as kombu_redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 
 class Channel(kombu_redis.Channel):
     _shared_client = None
 
     def _create_client(self, asynchronous: bool = False):
+        if getattr(self.connection, "client", None) is None:
+            # The broker connection was torn down (Redis went away) while this channel closes: kombu's
+            # pool would fail with AttributeError, which the worker treats as unrecoverable and exits
+            # on. A connection error is what it is, and the worker ignores it and reconnects.
+            raise RedisConnectionError("the broker connection is closed")
         if asynchronous:
             return super()._create_client(asynchronous=True)
         pool = self.pool

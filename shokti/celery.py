@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_shutdown
+from celery.signals import beat_init, before_task_publish, worker_process_shutdown, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shokti.settings")
 
@@ -70,3 +70,39 @@ def _mark_metrics_process_dead(pid=None, **kwargs) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid or os.getpid())
+
+
+# --- liveness for /health?deep=1 (shokti/liveness.py) ---------------------------------------------------
+
+
+@worker_ready.connect
+def _worker_heartbeat_start(sender=None, **kwargs) -> None:
+    from shokti.liveness import worker_heartbeat_start
+
+    queues = sorted(sender.app.amqp.queues.consume_from) if sender is not None else []
+    worker_heartbeat_start(name=getattr(sender, "hostname", None) or f"worker-{os.getpid()}", queues=queues)
+
+
+@worker_shutdown.connect
+def _worker_forget(sender=None, **kwargs) -> None:
+    from shokti.liveness import worker_forget
+
+    try:
+        worker_forget(name=getattr(sender, "hostname", None) or f"worker-{os.getpid()}")
+    except Exception:  # shutting down: a lost delete only lets the key expire by itself
+        pass
+
+
+def _beat_published(**kwargs) -> None:
+    from shokti.liveness import beat_tick_note
+
+    try:
+        beat_tick_note()
+    except Exception:  # never let liveness bookkeeping stop beat from publishing
+        pass
+
+
+@beat_init.connect
+def _beat_liveness(**kwargs) -> None:
+    # Only the beat process connects this: its publishes are beat's ticks.
+    before_task_publish.connect(_beat_published, weak=False)

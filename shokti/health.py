@@ -1,4 +1,11 @@
-"""GET /health: the process answers, and so do the database and Redis (or the embedded broker)."""
+"""GET /health: the process answers, and so do the database and Redis (or the embedded broker).
+
+GET /health?deep=1 also says whether the background side works: Celery workers alive for every
+required queue (HEALTH_REQUIRED_QUEUES), beat ticking (within HEALTH_BEAT_MAX_AGE_SECONDS), and the
+age of the oldest due queued job (degraded past HEALTH_MAX_QUEUE_AGE_SECONDS). For monitoring and
+on-call dashboards; a load balancer's check stays the plain /health (a stuck worker is no reason to
+take web servers out).
+"""
 
 from __future__ import annotations
 
@@ -56,13 +63,54 @@ def run_checks() -> dict[str, str]:
     return results
 
 
+def deep_checks(*, cache_ok: bool) -> tuple[dict[str, str], dict]:
+    """Workers, beat and the queue: ({name: "ok" | "error" | "unknown"}, details)."""
+    from engage.ledger.selectors import jobs_oldest_due_age_seconds
+    from shokti.liveness import beat_last_tick_age, workers_alive
+
+    checks: dict[str, str] = {}
+    details: dict = {}
+    if cache_ok:
+        alive = workers_alive()
+        per_queue = {queue: 0 for queue in settings.HEALTH_REQUIRED_QUEUES}
+        for worker in alive:
+            for queue in worker["queues"]:
+                per_queue[queue] = per_queue.get(queue, 0) + 1
+        missing = [queue for queue in settings.HEALTH_REQUIRED_QUEUES if not per_queue.get(queue)]
+        checks["workers"] = "error" if missing else "ok"
+        details["workers"] = {"alive": [worker["name"] for worker in alive], "per_queue": per_queue}
+        if missing:
+            details["workers"]["queues_without_worker"] = missing
+        age = beat_last_tick_age()
+        checks["beat"] = "ok" if age is not None and age <= settings.HEALTH_BEAT_MAX_AGE_SECONDS else "error"
+        details["beat"] = {"last_tick_seconds_ago": None if age is None else round(age, 1)}
+    else:
+        # Liveness lives in the cache: with Redis away nobody can tell (redis is failing already).
+        checks["workers"] = checks["beat"] = "unknown"
+    try:
+        oldest = jobs_oldest_due_age_seconds()
+    except Exception:  # reported like any failing check; the details go to the log
+        logger.exception("health check jobs failed")
+        checks["jobs"] = "error"
+    else:
+        too_old = oldest is not None and oldest > settings.HEALTH_MAX_QUEUE_AGE_SECONDS
+        checks["jobs"] = "error" if too_old else "ok"
+        details["jobs"] = {"oldest_queued_age_seconds": oldest}
+    return checks, details
+
+
 @never_cache
 @require_safe
 def health(request):
-    """200 {"status": "ok", "checks": {...}}; 503 {"status": "degraded", "checks": {...}, "failing": [...]}."""
+    """200 {"status": "ok", "checks": {...}}; 503 {"status": "degraded", "checks": {...}, "failing": [...]}.
+    With `?deep=1`: workers, beat and jobs too, and their details."""
     checks = run_checks()
-    failing = sorted(name for name, result in checks.items() if result != "ok")
-    body: dict = {"status": "degraded" if failing else "ok", "checks": checks}
+    details: dict = {}
+    if request.GET.get("deep") in ("1", "true", "yes"):
+        deep, details = deep_checks(cache_ok=checks.get("redis", "ok") == "ok")
+        checks.update(deep)
+    failing = sorted(name for name, result in checks.items() if result == "error")
+    body: dict = {"status": "degraded" if failing else "ok", "checks": checks, **details}
     if failing:
         body["failing"] = failing
     return JsonResponse(body, status=503 if failing else 200)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Mapping
 
 import prometheus_client
 from django.http import HttpResponse
@@ -61,6 +62,18 @@ campaign_recipients_skipped_total = Counter(
     ["reason"],
 )
 
+# Degraded operation: what the project did instead of failing (see docs/api-and-observability.md).
+cache_unavailable_total = Counter(
+    "cache_unavailable",
+    "Cache operations answered as a miss because Redis was unreachable (shokti.cache).",
+    ["operation"],
+)
+throttle_fail_open_total = Counter(
+    "throttle_fail_open",
+    "Requests let through unthrottled because the throttle could not reach Redis.",
+    ["scope"],
+)
+
 BUSINESS_COUNTERS = (
     ai_messages_sent_total,
     ai_messages_delivered_total,
@@ -80,6 +93,25 @@ def count(counter_name: str, amount: float = 1, **labels: str) -> None:
             counter.labels(**labels).inc(amount)
     except Exception:  # pragma: no cover - metrics are best effort
         logger.exception("metric %s not counted", counter_name)
+def counter_seed(counter: Counter, label_sets: Iterable[Mapping[str, str]]) -> int:
+    """Make each labelled series exist at 0 (no increment), so /metrics shows it from start-up.
+
+    A labelled counter has no series until its first `inc()`, and a dashboard or alert on it says
+    "no data" instead of 0. Apps call this from their AppConfig.ready() with the label values they
+    know (channels, agent types, task names ...). Returns how many series were seeded.
+    """
+    seeded = 0
+    for labels in label_sets:
+        counter.labels(**labels)
+        seeded += 1
+    return seeded
+
+
+def kernel_counters_seed() -> None:
+    """The kernel's own degraded-operation counters (ShoktiConfig.ready)."""
+    operations = ("get", "set", "add", "touch", "delete", "get_many", "has_key", "set_many", "delete_many")
+    counter_seed(cache_unavailable_total, ({"operation": operation} for operation in operations))
+    counter_seed(throttle_fail_open_total, ({"scope": scope} for scope in ("anon", "user", "api_key")))
 
 
 def is_multiprocess() -> bool:

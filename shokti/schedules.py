@@ -59,6 +59,13 @@ DEFAULT_SCHEDULES: list[dict[str, Any]] = [
         "priority": 4,
         "description": "Reads EMAIL_BOUNCE_MAILBOX_URL (VERP bounces, ARF complaints): a hard bounce or a complaint revokes email consent and shows on the message. Does nothing when unset.",
     },
+    {
+        "name": "jobs: reclaim expired leases",
+        "task": "engage.jobs_reclaim",
+        "interval": {"every": 10, "period": "seconds"},
+        "priority": 0,
+        "description": "Hands out again jobs whose worker stopped renewing their lease (killed, lost) and due jobs whose publish failed.",
+    },
 ]
 
 

@@ -18,6 +18,10 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 # Embedded mode's SQLite file, broker folder and cache; movable so a test can use a tmp dir.
 VAR_DIR = Path(env.str("SHOKTI_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Prometheus multiprocess mode writes a file per process into this folder from the first metric on:
+# make it here (settings load before any metric exists) so a configured but missing folder works.
+if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
+    Path(env.str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
 
 
 def secret(name: str, default: str = "") -> str:
@@ -52,6 +56,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_email",
     "django_celery_beat",
     "django_prometheus",
+    "axes",
     "shokti",
     "crm",
     "engage",
@@ -61,6 +66,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Before anything reads the request: URL and declared body size limits (414/413, JSON).
+    "shokti.middleware.RequestLimitsMiddleware",
+    # A database connection lost mid-request: run it again when safe, else a JSON 503 (never a 500).
+    "shokti.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (Swagger UI, admin) served by the app itself when DEBUG=False.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -71,6 +80,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as django-axes asks: turns a locked-out admin login into its 429 page (crm/lockouts.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "shokti.urls"
@@ -117,6 +128,15 @@ if IS_POSTGRES:
     DATABASES["default"]["OPTIONS"].setdefault(
         "prepare_threshold", env.int("DATABASE_PREPARE_THRESHOLD", default=5) if SERVER_SIDE_BINDING else None
     )
+    # A pool of at most this many connections per process (psycopg_pool) instead of a persistent one per
+    # thread: for the io worker's many threads (the Procfile sets it), which hold one only while they
+    # query; the AI client gives it back while it waits on the model (shokti.db.connection_release).
+    DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=0)
+    if DATABASE_POOL_MAX_SIZE > 0:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # pooled connections go back to the pool, not stay open
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": min(2, DATABASE_POOL_MAX_SIZE), "max_size": DATABASE_POOL_MAX_SIZE, "timeout": 30,
+        }
 else:
     DATABASES["default"].setdefault("OPTIONS", {})
     # WAL lets the web process, worker and beat share the SQLite file.
@@ -130,11 +150,18 @@ AUTH_USER_MODEL = "crm.User"
 # --- Redis, cache, Celery ---------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
+    # Fails soft (shokti/cache.py): with Redis unreachable, reads miss and writes are dropped for
+    # CACHE_RETRY_SECONDS at a time, and requests go on; sockets give up after REDIS_CACHE_TIMEOUT_SECONDS.
+    REDIS_CACHE_TIMEOUT_SECONDS = env.float("REDIS_CACHE_TIMEOUT_SECONDS", default=1.0)
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "shokti.cache.FailSoftRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="shokti"),
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_CACHE_TIMEOUT_SECONDS,
+                "socket_timeout": REDIS_CACHE_TIMEOUT_SECONDS,
+            },
         }
     }
 else:
@@ -144,6 +171,8 @@ else:
             "LOCATION": str(VAR_DIR / "cache"),
         }
     }
+
+CACHE_RETRY_SECONDS = env.float("CACHE_RETRY_SECONDS", default=5.0)
 
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
@@ -181,8 +210,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # `whatsapp_web` is consumed by its own worker with --concurrency 1 (one browser session).
 # Priorities: see shokti/celery.py (`engage.ledger.services.job_priority_step`: ledger 0-100 -> Redis step 0-9, 0 first).
+# `io`: job-ledger handlers that mostly wait (the model, providers, webhooks; `queue=IO_QUEUE` in
+# engage/handlers), consumed by a thread-pool worker (`--pool threads`, CELERY_IO_CONCURRENCY threads).
 CELERY_TASK_QUEUES = (
     Queue("default", routing_key="default", queue_arguments={"x-max-priority": 10}),
+    Queue("io", routing_key="io", queue_arguments={"x-max-priority": 10}),
     Queue("whatsapp_web", routing_key="whatsapp_web", queue_arguments={"x-max-priority": 10}),
 )
 CELERY_TASK_QUEUE_MAX_PRIORITY = 10
@@ -198,6 +230,12 @@ CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# --- Liveness (/health?deep=1; shokti/liveness.py) --------------------------------
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=10.0)
+HEALTH_REQUIRED_QUEUES = env.list("HEALTH_REQUIRED_QUEUES", default=["default", "io"])
+HEALTH_BEAT_MAX_AGE_SECONDS = env.int("HEALTH_BEAT_MAX_AGE_SECONDS", default=60)
+HEALTH_MAX_QUEUE_AGE_SECONDS = env.int("HEALTH_MAX_QUEUE_AGE_SECONDS", default=300)
+
 # --- Job ledger and inbound webhook (engage; see docs/jobs.md) -------------------
 # Retry backoff: full jitter between half and all of base * 2**(attempt-1), capped.
 JOBS_RETRY_BASE_SECONDS = env.float("JOBS_RETRY_BASE_SECONDS", default=10.0)
@@ -206,8 +244,12 @@ JOBS_RETRY_MAX_SECONDS = env.float("JOBS_RETRY_MAX_SECONDS", default=3600.0)
 JOBS_MAX_COUNTDOWN_SECONDS = env.int("JOBS_MAX_COUNTDOWN_SECONDS", default=60)
 # A queued job whose broker message has not run after this long is dispatched again by the relay.
 JOBS_DISPATCH_TIMEOUT_SECONDS = env.int("JOBS_DISPATCH_TIMEOUT_SECONDS", default=120)
-# A processing job locked longer than this (default: task time limit + 60 s) is presumed abandoned.
+# A run holds its job at most this long (default: task time limit + 60 s): its lease is not renewed past it.
 JOBS_LOCK_TIMEOUT_SECONDS = env.int("JOBS_LOCK_TIMEOUT_SECONDS", default=CELERY_TASK_TIME_LIMIT + 60)
+# A running job's lease: renewed every JOBS_HEARTBEAT_SECONDS (default a third of it) by its worker; a job
+# whose worker died is claimable once its lease expires, and the 10-second reclaim (beat) hands it out.
+JOBS_LEASE_SECONDS = env.int("JOBS_LEASE_SECONDS", default=30)
+JOBS_HEARTBEAT_SECONDS = env.float("JOBS_HEARTBEAT_SECONDS", default=JOBS_LEASE_SECONDS / 3)
 JOBS_RELAY_INTERVAL_SECONDS = env.int("JOBS_RELAY_INTERVAL_SECONDS", default=30)
 INBOUND_MAX_TEXT_LENGTH = env.int("INBOUND_MAX_TEXT_LENGTH", default=4096)
 # Per-process caches on the inbound hot path: a revoked API key or an edited hand-off keyword list
@@ -239,7 +281,43 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Request bodies: larger ones are refused with a 413 before they are read (JSON, forms; Django's own
+# parsing too). JSON nested deeper than API_JSON_MAX_DEPTH is a 400, checked before parsing.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32)
+# Longer URLs are a 414 (gunicorn.conf.py lets request lines this long reach Django).
+HTTP_MAX_URL_LENGTH = env.int("HTTP_MAX_URL_LENGTH", default=8190)
+# A 503 because the database is away tells clients to retry after this many seconds.
+SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int("SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS", default=5)
+
+# Trusted proxies in front of gunicorn that append the client's address to X-Forwarded-For (a load
+# balancer: 1). 0: clients connect directly and X-Forwarded-For is ignored. Every client-IP use
+# (throttles, login lockouts) reads it through shokti.api.client_ip.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+
+# Login lockouts (django-axes, crm/lockouts.py) on /admin/login/ and POST /api/token/: failed passwords
+# count per account and per client IP; the LOGIN_FAILURE_LIMIT-th locks it for LOGIN_LOCKOUT_MINUTES.
+# The backend must come first: it refuses a locked login before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=6)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "shokti.api.client_ip.client_ip"
+AXES_USERNAME_CALLABLE = "crm.lockouts.login_username"
+AXES_LOCKOUT_CALLABLE = "crm.lockouts.lockout_response"
+# A success does not wipe the count: it would also wipe the failures of every account tried from that IP.
+AXES_RESET_ON_SUCCESS = False
+# Successful logins are not logged in a table of their own; crm's admin shows lockouts to superusers.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False
+
 REST_FRAMEWORK = {
+    "NUM_PROXIES": NUM_PROXIES,
+    # JSON through shokti.api.parsers.json_loads (size, depth, storable text); forms for provider webhooks.
+    "DEFAULT_PARSER_CLASSES": ["shokti.api.parsers.JSONParser", "shokti.api.parsers.FormParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework_simplejwt.authentication.JWTAuthentication",
         "crm.tenancy.api.ApiKeyAuthentication",
@@ -309,6 +387,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # /api/safety/check takes four of the channels: its own enum name beside crm's Channel.
     "ENUM_NAME_OVERRIDES": {"ChannelEnum": "crm.models.Channel", "SafetyCheckChannelEnum": "engage.ai.services.CHECK_CHANNELS"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "shokti.api.schema.drop_impossible_defaults",
+    ],
 }
 
 # --- AI ---------------------------------------------------------------------
@@ -342,6 +424,8 @@ SMARTENGAGE_SKIPPED_RETENTION_DAYS = env.int("SMARTENGAGE_SKIPPED_RETENTION_DAYS
 
 # --- Email --------------------------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Where django.core.mail.backends.filebased.EmailBackend writes one file per message.
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "emails"))
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")

@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from crm.auth_apis import TokenObtainApi, TokenRefreshApi
 from shokti import health, home, metrics
 
 admin.site.site_header = "Shokti operations"
@@ -20,8 +20,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/token/", TokenObtainPairView.as_view(), name="token-obtain"),
-    path("api/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    # JWT for people; failed passwords lock per account and IP (django-axes, crm/lockouts.py).
+    path("api/token/", TokenObtainApi.as_view(), name="token-obtain"),
+    path("api/token/refresh/", TokenRefreshApi.as_view(), name="token-refresh"),
     # App-facing: /auth/request-otp, /auth/verify-otp, /auth/refresh, /services.
     path("", include("crm.auth_apis")),
     path("api/", include("crm.urls")),
@@ -29,5 +30,7 @@ urlpatterns = [
     path("channels/", include("channels_app.urls")),
 ]
 
+handler400 = "shokti.api.exceptions.json_bad_request"
+handler403 = "shokti.api.exceptions.json_permission_denied"
 handler404 = "shokti.api.exceptions.json_not_found"
 handler500 = "shokti.api.exceptions.json_server_error"

@@ -22,6 +22,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.fields import get_error_detail
 
 from crm.models import Booking, Channel, Stage
+from shokti.api.exceptions import flatten_errors
 
 LIST_SEPARATOR = ","
 # Ids are 64-bit: a larger number is a field error, not a database one.
@@ -151,31 +152,11 @@ def rows_validate(row_class: type[Row], rows: list[Any], *, text: bool = False) 
         try:
             values = serializer.run_validation(data)
         except ValidationError as error:
-            errors[index] = _field_errors(error.detail)
+            errors[index] = flatten_errors(error.detail)
             continue
         values["_row"] = index
         valid.append(values)
     return valid, errors
-
-
-def _field_errors(detail: Any) -> dict[str, list[str]]:
-    """DRF's nested error detail as {"field": [messages]}, nested fields as dotted paths (`stages.0.kind`)."""
-    fields: dict[str, list[str]] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, Mapping):
-            for key, inner in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), inner)
-        elif isinstance(value, list) and value and not all(isinstance(item, str) for item in value):
-            for index, inner in enumerate(value):
-                if inner:
-                    walk(f"{prefix}.{index}" if prefix else str(index), inner)
-        else:
-            items = value if isinstance(value, list) else [value]
-            fields.setdefault(prefix or "non_field_errors", []).extend(str(item) for item in items)
-
-    walk("", detail)
-    return fields
 
 
 # --- the rows ---------------------------------------------------------------------------------

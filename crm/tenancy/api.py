@@ -112,25 +112,45 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 
 
+COMPANY_ID_INVALID = "A company id is a whole number (or its digits as text)."
+COMPANY_ID_MAX = 2**63 - 1
+
+
+def requested_company_id(value: object) -> int | None:
+    """A requested `company_id` as an int (None when not given); 400 for anything that is not an id (objects, lists,
+    booleans, fractions, words), never read as one."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise exceptions.ValidationError({"company_id": [COMPANY_ID_INVALID]})
+    return value
+
+
 def request_company(request, *, requested_id: object = None) -> Company:
     """The company of an API key, or of a staff user's membership (chosen by `company_id` when several).
 
-    A `company_id` that the caller cannot act for is 403, whether the company exists or not.
+    The requested company comes from `requested_id` (a body's `company_id`), else the `X-Company-Id`
+    header, else the `company_id` query parameter. One the caller cannot act for is 403, whether it
+    exists or not, for API keys (only their own company) as for staff; one that is not an id is 400.
     """
     user = request.user
-    if isinstance(user, ApiKeyPrincipal):
-        if requested_id not in (None, "") and str(requested_id) != str(user.company.pk):
-            raise exceptions.PermissionDenied("This API key does not belong to that company.")
-        return user.company
     if user is None or not user.is_authenticated:
         raise exceptions.NotAuthenticated()
-    requested_id = requested_id or request.headers.get("X-Company-Id") or request.query_params.get("company_id")
+    if requested_id in (None, ""):
+        requested_id = request.headers.get("X-Company-Id") or request.query_params.get("company_id")
+    company_id = requested_company_id(requested_id)
+    if isinstance(user, ApiKeyPrincipal):
+        if company_id is not None and company_id != user.company.pk:
+            raise exceptions.PermissionDenied("This API key does not belong to that company.")
+        return user.company
     companies = companies_for_user(user=user)
-    if requested_id not in (None, ""):
-        try:
-            return companies.get(pk=int(str(requested_id)))
-        except (ValueError, Company.DoesNotExist):
-            raise exceptions.PermissionDenied("You are not a member of that company.") from None
+    if company_id is not None:
+        company = companies.filter(pk=company_id).first() if 0 < company_id <= COMPANY_ID_MAX else None
+        if company is None:
+            raise exceptions.PermissionDenied("You are not a member of that company.")
+        return company
     found = list(companies[:2])
     if len(found) == 1:
         return found[0]

@@ -279,8 +279,11 @@ def test_contacts_list_pages_by_cursor_newest_first_without_a_count(company, key
     assert second.json()["next"] is None
 
 
-def test_contacts_list_bad_cursor_is_404_with_the_error_shape(key_client):
+def test_contacts_list_bad_cursor_is_400_naming_the_parameter(key_client):
+    # a malformed query parameter, not a missing resource (DRF's own answer is a 404)
     response = key_client.get("/api/contacts/", {"cursor": "garbage"})
 
-    assert response.status_code == 404
-    assert error(response) == {"code": "not_found", "message": "Invalid cursor", "fields": {}}
+    assert response.status_code == 400
+    assert error(response) == {
+        "code": "invalid", "message": "Some fields are invalid.", "fields": {"cursor": ["Invalid cursor."]}
+    }

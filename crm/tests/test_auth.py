@@ -489,3 +489,14 @@ def test_two_refreshes_of_one_token_at_once_rotate_it_once(company):
         thread.join()
 
     assert sorted(statuses) == [200, 401, 401, 401]
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(45, "45 seconds"), (60, "1 minute"), (600, "10 minutes"), (90, "90 seconds")])
+def test_the_code_email_states_its_validity_in_seconds_under_a_minute(client, customer, mailoutbox, settings,
+                                                                      seconds, text):
+    settings.OTP_EMAIL_TOKEN_VALIDITY = seconds
+
+    request_code(client)
+
+    assert f"It works once, for {text}." in mailoutbox[0].body
+    assert "for 0 minutes" not in mailoutbox[0].body

@@ -58,6 +58,7 @@ from engage.ai.safety import (
 from engage.ai.safety_context import SafetyContext
 from engage.ai.tone import TONE_JUDGE_TYPES, ToneVerdict, tone_judge_call
 from engage.policy.services import policy_for
+from shokti.db import connection_release
 
 logger = logging.getLogger(__name__)
 
@@ -492,6 +493,8 @@ def ai_fallbacks(*, requests: Sequence[GenerationRequest], reason: str) -> list[
 def ai_generate(**kwargs: Any) -> GenerationResult:
     """Generate one message (see GenerationRequest for the arguments); never raises on model failure."""
     prepared = _prepare(GenerationRequest(**kwargs))
+    # The model takes seconds: a pooled database connection goes back to the pool meanwhile (io worker).
+    connection_release()
     return _finish(prepared, _call(prepared))
 
 

@@ -12,6 +12,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from crm.models import Channel, Company, Customer, Service
 from crm.tenancy.api import ApiKeyAuthentication, ApiKeyPrincipal, IsApiKey, IsStaffUser, request_company
@@ -29,6 +30,7 @@ from engage.campaigns.smartengage.pipeline import smartengage_bulk_send, smarten
 from engage.campaigns.smartengage.planning import customers_for_company
 from shokti.api.authentication import InternalTokenAuthentication, IsInternal
 from shokti.api.exceptions import Conflict
+from shokti.api.serializers import StrictInputMixin
 
 BYPASS_PERMISSION = "engage.bypass_frequency_caps"
 SYNC_MAX_CUSTOMERS = 1000
@@ -48,7 +50,7 @@ def _check_bypass(request, wanted: bool) -> None:
         raise exceptions.PermissionDenied("Bypassing the frequency caps needs the engage.bypass_frequency_caps permission.")
 
 
-class _SendInput(serializers.Serializer):
+class _SendInput(StrictInputMixin, serializers.Serializer):
     company_id = serializers.IntegerField(required=False, min_value=1)
     service_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, default=None)
     promo_code = serializers.CharField(required=False, allow_blank=True, default="", max_length=PROMO_CODE_MAX_LENGTH)
@@ -60,6 +62,9 @@ class _SendInput(serializers.Serializer):
 class SmartEngageSendSingleApi(APIView):
     """POST /admin/smartengage/send-single: remind one customer now."""
 
+    error_responses = {404: "Unknown customer (or another company's)."}
+
+    authentication_classes = [JWTAuthentication]  # staff logins; API keys are not accepted here (401)
     permission_classes = [IsStaffUser]
 
     class InputSerializer(_SendInput):
@@ -107,6 +112,7 @@ class SmartEngageSendSingleApi(APIView):
 class SmartEngageSendBulkApi(APIView):
     """POST /admin/smartengage/send-bulk: remind listed customers, or the eligible segment, now (at most 1000)."""
 
+    authentication_classes = [JWTAuthentication]  # staff logins; API keys are not accepted here (401)
     permission_classes = [IsStaffUser]
 
     class InputSerializer(_SendInput):
@@ -168,8 +174,9 @@ class SmartEngageRunSegmentApi(APIView):
 
     authentication_classes = [InternalTokenAuthentication, ApiKeyAuthentication]
     permission_classes = [IsInternal | IsApiKey]
+    error_responses = {409: "`locked`: a run is already queued or running; `smartengage_disabled`: off by policy."}
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputMixin, serializers.Serializer):
         company_id = serializers.IntegerField(required=False, min_value=1)
         campaign_id = serializers.IntegerField(required=False, min_value=1)
         preset = serializers.CharField(required=False, max_length=40)

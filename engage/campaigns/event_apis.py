@@ -11,10 +11,10 @@ from django.conf import settings
 from django.http import HttpResponseRedirect, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
@@ -24,6 +24,8 @@ from crm.tenancy.api import request_company
 from engage.campaigns.attribution import USER_EVENT_TYPES, deeplink_follow_record, user_event_record
 from engage.campaigns.deeplinks import DeepLinkClaims, DeepLinkInvalid, deeplink_verify, short_link_target
 from shokti.api.exceptions import ApplicationError, error_body
+from shokti.api.serializers import StrictInputMixin
+from shokti.api.throttling import AnonRateThrottle
 
 METADATA_MAX_KEYS = 50
 
@@ -34,7 +36,7 @@ class EventCreateApi(APIView):
     authentication_classes = [JWTAuthentication]
     permission_classes = [IsAuthenticated]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputMixin, serializers.Serializer):
         event_type = serializers.CharField(max_length=64)
         correlation_id = serializers.UUIDField(required=False, allow_null=True)
         source = serializers.CharField(max_length=64, required=False, default="app")
@@ -51,6 +53,11 @@ class EventCreateApi(APIView):
                 raise serializers.ValidationError(f"At most {METADATA_MAX_KEYS} keys.")
             return value
 
+    class OutputSerializer(serializers.Serializer):
+        status = serializers.CharField()
+        event_id = serializers.IntegerField()
+
+    @extend_schema(request=InputSerializer, responses={202: OutputSerializer}, operation_id="events_create")
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -123,8 +130,19 @@ class DeepLinkVerifyApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [AnonRateThrottle]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputMixin, serializers.Serializer):
         token = serializers.CharField(max_length=2000)
+
+    class OutputSerializer(serializers.Serializer):
+        valid = serializers.BooleanField()
+        company_id = serializers.IntegerField()
+        customer_id = serializers.IntegerField()
+        service_id = serializers.IntegerField(allow_null=True)
+        promo_code = serializers.CharField(allow_blank=True)
+        type = serializers.CharField()
+        expires_at = serializers.DateTimeField()
+        correlation_id = serializers.CharField(allow_null=True)
+        event_id = serializers.IntegerField()
 
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)

@@ -7,10 +7,10 @@ from typing import Any
 from engage.campaigns.runner import campaign_run_execute
 from engage.campaigns.runs import campaign_run_replay_prepare
 from engage.campaigns.smartengage.sending import smartengage_job_send
-from engage.ledger.registry import job_handler
+from engage.ledger.registry import IO_QUEUE, job_handler
 
 
-@job_handler("smartengage_send", priority=60)
+@job_handler("smartengage_send", priority=60, queue=IO_QUEUE)
 def smartengage_send(job) -> dict[str, Any]:
     """Send the queued reminder written with this job (at most once: message_send is unique per job)."""
 

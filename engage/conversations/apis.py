@@ -10,22 +10,27 @@ from rest_framework.views import APIView
 
 from crm.models import Channel
 from crm.services import phone_normalize
-from crm.tenancy.api import IsApiKey, request_company
+from crm.tenancy.api import ApiKeyAuthentication, IsApiKey, request_company
 from engage.conversations.inbound import inbound_message_capture, inbound_text_max_length
-from shokti.api.serializers import ShallowCopiedFieldsMixin
+from shokti.api.serializers import IdField, ShallowCopiedFieldsMixin, StrictInputMixin
 
 
 class InboundMessageApi(APIView):
     """POST /inbound-message: a website form or integration delivers a lead's message (API key)."""
 
+    # Integrations only: a person's JWT is not accepted here (401), and the schema says so.
+    authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsApiKey]
+    # A delivery is deduplicated (external_id, or the payload within a window): running it again after a
+    # lost database connection answers the same ids (shokti.middleware.DatabaseUnavailableMiddleware).
+    is_retry_safe = True
 
-    class InputSerializer(ShallowCopiedFieldsMixin, serializers.Serializer):
+    class InputSerializer(StrictInputMixin, ShallowCopiedFieldsMixin, serializers.Serializer):
         phone_number = serializers.CharField(max_length=32)
         contact_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
         message_text = serializers.CharField(max_length=100_000)
         channel = serializers.ChoiceField(choices=Channel.choices)
-        company_id = serializers.CharField(max_length=64, required=False, allow_blank=True, allow_null=True)
+        company_id = IdField(required=False)
         email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
         source = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
         external_id = serializers.CharField(max_length=190, required=False, allow_blank=True, default="")

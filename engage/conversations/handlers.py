@@ -13,12 +13,12 @@ from engage.conversations.followups import followup_send
 from engage.conversations.media import message_media_store
 from engage.conversations.replies import ai_reply_send, lead_summary_refresh, summary_schedule
 from engage.conversations.sequences import inbound_lead_enroll, sequence_step_run
-from engage.ledger.registry import JobPermanentError, job_handler
+from engage.ledger.registry import IO_QUEUE, JobPermanentError, job_handler
 from engage.messaging.models import Message
 from engage.messaging.services import message_send
 
 
-@job_handler("ai_engage", priority=100)
+@job_handler("ai_engage", priority=100, queue=IO_QUEUE)
 def ai_engage(job) -> dict[str, Any]:
     lead_id, message_id = job.payload.get("lead_id"), job.payload.get("message_id")
     lead = Lead.objects.filter(pk=lead_id, company_id=job.company_id).first()
@@ -30,7 +30,7 @@ def ai_engage(job) -> dict[str, Any]:
     return ai_reply_send(job=job, lead_id=lead_id, message_id=message_id)
 
 
-@job_handler("manual_reply", priority=100)
+@job_handler("manual_reply", priority=100, queue=IO_QUEUE)
 def manual_reply(job) -> dict[str, Any]:
     lead = Lead.objects.select_related("company", "contact").filter(
         pk=job.payload.get("lead_id"), company_id=job.company_id
@@ -48,7 +48,7 @@ def manual_reply(job) -> dict[str, Any]:
     return {"message_id": message.pk}
 
 
-@job_handler("followup_bumpup", priority=95)
+@job_handler("followup_bumpup", priority=95, queue=IO_QUEUE)
 def followup_bumpup(job) -> dict[str, Any]:
     payload = job.payload
     return followup_send(
@@ -57,16 +57,16 @@ def followup_bumpup(job) -> dict[str, Any]:
     )
 
 
-@job_handler("ai_summary", priority=90)
+@job_handler("ai_summary", priority=90, queue=IO_QUEUE)
 def ai_summary(job) -> dict[str, Any]:
     return lead_summary_refresh(lead_id=job.payload["lead_id"])
 
 
-@job_handler("sequence_step", priority=70)
+@job_handler("sequence_step", priority=70, queue=IO_QUEUE)
 def sequence_step(job) -> dict[str, Any]:
     return sequence_step_run(job=job, enrollment_id=job.payload["enrollment_id"], step_id=job.payload["step_id"])
 
 
-@job_handler("media_download", priority=60)
+@job_handler("media_download", priority=60, queue=IO_QUEUE)
 def media_download(job) -> dict[str, Any]:
     return message_media_store(company_id=job.company_id, message_id=job.payload["message_id"])

@@ -499,9 +499,13 @@ def _capture(
         message_id, job_id, webhook_job_ids = ids
         # Asking for a human pauses the AI for this lead (the queued ai_engage then skips).
         lead_flag_handoff_if_requested(company=company, lead_id=lead_id, text=text)
-        job_dispatch_on_commit(job=Job(pk=job_id, priority=default_priority(AI_ENGAGE), next_run_at=now))
+        job_dispatch_on_commit(
+            job=Job(pk=job_id, task_name=AI_ENGAGE, priority=default_priority(AI_ENGAGE), next_run_at=now)
+        )
         for webhook_job_id in webhook_job_ids:
-            job_dispatch_on_commit(job=Job(pk=webhook_job_id, priority=default_priority(WEBHOOK_TASK), next_run_at=now))
+            job_dispatch_on_commit(
+                job=Job(pk=webhook_job_id, task_name=WEBHOOK_TASK, priority=default_priority(WEBHOOK_TASK), next_run_at=now)
+            )
         return InboundResult(lead_id=lead_id, message_id=message_id, job_id=job_id, contact_id=contact_id)
 
     message_id = _message_insert(

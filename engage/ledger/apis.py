@@ -6,10 +6,12 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from crm.tenancy.api import IsApiKeyOrStaffUser, IsStaffUser, request_company
 from engage.ledger.selectors import queue_stats
 from engage.ledger.services import dlq_replay
+from shokti.api.serializers import StrictInputMixin
 
 
 class QueueStatsApi(APIView):
@@ -44,11 +46,12 @@ class QueueStatsApi(APIView):
 class DlqReplayApi(APIView):
     """POST /admin/dlq/replay: staff replay up to `max_jobs` dead jobs of one of their companies."""
 
+    authentication_classes = [JWTAuthentication]
     permission_classes = [IsStaffUser]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputMixin, serializers.Serializer):
         max_jobs = serializers.IntegerField(min_value=1, max_value=1000, default=10)
-        company_id = serializers.IntegerField(required=False)
+        company_id = serializers.IntegerField(required=False, min_value=1)
 
     @extend_schema(
         request=InputSerializer,

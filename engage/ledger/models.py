@@ -35,6 +35,10 @@ class Job(models.Model):
     dispatched_at = models.DateTimeField(null=True, blank=True, help_text="Last hand-over to Celery.")
     locked_at = models.DateTimeField(null=True, blank=True)
     locked_by = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="While processing: renewed by the running worker's heartbeat; once past, the job is reclaimed.",
+    )
     last_error = models.TextField(blank=True)
     result = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=now, editable=False)

@@ -11,6 +11,10 @@ to the dead-letter queue.
 
 Each feature keeps its handlers in its own `handlers.py`, imported at start-up by EngageConfig.ready()
 (see `engage.apps.HANDLER_MODULES`).
+
+`queue` says which Celery queue runs it: `IO_QUEUE` ("io") for handlers that mostly wait (on the
+model, a provider, a webhook receiver), consumed by a thread-pool worker with many threads;
+`DEFAULT_QUEUE` for CPU-bound work (campaign runs), consumed by the prefork worker.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ if TYPE_CHECKING:
 
 HandlerFunction = Callable[["Job"], "dict[str, Any] | None"]
 ReplayFunction = Callable[["Job"], None]
+
+DEFAULT_QUEUE = "default"
+IO_QUEUE = "io"
 
 
 class JobPermanentError(Exception):
@@ -41,17 +48,19 @@ class JobHandler:
     # job's own records back in a state where running it does its work (a failed campaign run goes back
     # to queued), or raises ValidationError saying why this job cannot be replayed.
     on_replay: ReplayFunction | None = None
+    queue: str = DEFAULT_QUEUE
 
 
 _HANDLERS: dict[str, JobHandler] = {}
 
 
 def job_handler(
-    task_name: str, *, priority: int, on_replay: ReplayFunction | None = None
+    task_name: str, *, priority: int, on_replay: ReplayFunction | None = None, queue: str = DEFAULT_QUEUE
 ) -> Callable[[HandlerFunction], HandlerFunction]:
     """Register `function` as the handler of `task_name` (importing its module again is harmless).
 
-    `on_replay(job)`, when the job's work depends on records the job's failure left behind (see JobHandler).
+    `on_replay(job)`, when the job's work depends on records the job's failure left behind (see JobHandler);
+    `queue`, the Celery queue that runs it (IO_QUEUE for handlers that mostly wait).
     """
     if not 0 <= priority <= 100:
         raise ValueError("A job priority is 0-100.")
@@ -63,7 +72,7 @@ def job_handler(
             function.__qualname__,
         ):
             raise ValueError(f"Two handlers for job task {task_name!r}.")
-        _HANDLERS[task_name] = JobHandler(task_name, priority, function, on_replay)
+        _HANDLERS[task_name] = JobHandler(task_name, priority, function, on_replay, queue)
         return function
 
     return register
@@ -78,6 +87,12 @@ def handler_for(task_name: str) -> JobHandler:
 
 def handler_names() -> list[str]:
     return sorted(_HANDLERS)
+
+
+def handler_queue(task_name: str) -> str:
+    """The Celery queue of a task's runs (DEFAULT_QUEUE for an unknown task: it is dead at its claim)."""
+    handler = _HANDLERS.get(task_name)
+    return handler.queue if handler else DEFAULT_QUEUE
 
 
 def default_priority(task_name: str) -> int:

@@ -32,3 +32,14 @@ def queue_stats(*, company: Company) -> dict[str, Any]:
     aggregate["oldest_queued_age_seconds"] = round((now - oldest).total_seconds(), 3) if oldest is not None else None
     aggregate["company_id"] = company.pk
     return aggregate
+
+
+def jobs_oldest_due_age_seconds() -> float | None:
+    """Across every company: how long the oldest due queued job has waited (None when none waits). One
+    indexed read (the job_due partial index), for /health?deep=1."""
+    now = timezone.now()
+    oldest = (
+        Job.objects.filter(status=Job.Status.QUEUED, next_run_at__lte=now)
+        .order_by("next_run_at").values_list("next_run_at", flat=True).first()
+    )
+    return round((now - oldest).total_seconds(), 3) if oldest is not None else None

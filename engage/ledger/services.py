@@ -3,8 +3,9 @@
 Celery delivers at least once (acks_late, reject_on_worker_lost); the ledger
 row makes it effectively once: a task claims its row with a conditional
 UPDATE, so a duplicate or redelivered message finds nothing to do, and a row
-left `processing` by a dead worker is reclaimed once its lock is older than
-the task time limit. See docs/jobs.md.
+left `processing` by a dead worker is reclaimed once its lease has expired: the
+worker renews it while the handler runs (engage/ledger/leases.py), so that
+is seconds after the worker died. See docs/jobs.md.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from crm.models import Company
+from engage.ledger.leases import job_lease_duration, job_lease_held, job_lock_timeout
 from engage.ledger.models import Job
-from engage.ledger.registry import JobPermanentError, default_priority, handler_for
+from engage.ledger.registry import JobPermanentError, default_priority, handler_for, handler_queue
 from shokti.metrics import count
 
 logger = logging.getLogger(__name__)
@@ -59,14 +61,6 @@ def job_priority_step(priority: int) -> int:
     clamped = max(0, min(LEDGER_PRIORITY_MAX, int(priority)))
     step = min(CELERY_PRIORITY_STEPS - 1, clamped * CELERY_PRIORITY_STEPS // LEDGER_PRIORITY_MAX)
     return CELERY_PRIORITY_STEPS - 1 - step
-
-
-def job_lock_timeout() -> timedelta:
-    """How long a `processing` row may stay locked before it is presumed abandoned."""
-    seconds = _setting("JOBS_LOCK_TIMEOUT_SECONDS", None)
-    if seconds is None:
-        seconds = int(_setting("CELERY_TASK_TIME_LIMIT", 600)) + 60
-    return timedelta(seconds=seconds)
 
 
 def sql_value(value: Any) -> Any:
@@ -224,12 +218,15 @@ def job_dispatch_on_commit(*, job: Job) -> None:
     """Hand the job to Celery once the surrounding transaction commits (no-op if it rolls back)."""
     if _dispatch_held.get():
         return
-    job_id, priority, next_run_at = job.pk, job.priority, job.next_run_at
-    transaction.on_commit(lambda: job_dispatch(job_id=job_id, priority=priority, run_at=next_run_at))
+    job_id, priority, next_run_at, task_name = job.pk, job.priority, job.next_run_at, job.task_name
+    transaction.on_commit(
+        lambda: job_dispatch(job_id=job_id, priority=priority, run_at=next_run_at, task_name=task_name)
+    )
 
 
-def job_dispatch(*, job_id: int, priority: int, run_at: datetime | None = None) -> bool:
-    """Publish one run of the job to the broker; False (logged) if the broker is unreachable: the relay retries."""
+def job_dispatch(*, job_id: int, priority: int, run_at: datetime | None = None, task_name: str | None = None) -> bool:
+    """Publish one run of the job to its handler's queue; False (logged) if the broker is unreachable: the
+    row is marked undispatched and the 10-second reclaim publishes it once the broker is back."""
     countdown = 0.0
     if run_at is not None:
         countdown = max(0.0, (run_at - timezone.now()).total_seconds())
@@ -239,6 +236,7 @@ def job_dispatch(*, job_id: int, priority: int, run_at: datetime | None = None) 
     try:
         current_app.tasks[JOB_RUN_TASK].apply_async(
             args=[job_id],
+            queue=handler_queue(task_name) if task_name else None,
             priority=job_priority_step(priority),
             countdown=countdown or None,
             retry=False,
@@ -248,6 +246,11 @@ def job_dispatch(*, job_id: int, priority: int, run_at: datetime | None = None) 
         )
     except Exception as error:
         logger.warning("job %s not dispatched (%s); the relay will retry", job_id, error)
+        try:
+            # Undispatched: the 10-second reclaim picks it up as soon as the broker answers again.
+            Job.objects.filter(pk=job_id, status__in=RETRYABLE_STATUSES).update(dispatched_at=None)
+        except DatabaseError:
+            logger.warning("job %s could not be marked undispatched; the relay re-sends it after its timeout", job_id)
         return False
     return True
 
@@ -257,14 +260,13 @@ def job_claim(*, job_id: int, worker: str) -> Job | None:
     now = timezone.now()
     if connection.vendor == "postgresql":
         return _job_claim_returning(job_id=job_id, worker=worker, now=now)
-    runnable = Q(status__in=RETRYABLE_STATUSES, next_run_at__lte=now) | Q(
-        status=Job.Status.PROCESSING, locked_at__lt=now - job_lock_timeout()
-    )
+    runnable = Q(status__in=RETRYABLE_STATUSES, next_run_at__lte=now) | _abandoned(now)
     # A conditional UPDATE: of two concurrent claims PostgreSQL lets exactly one match.
     claimed = Job.objects.filter(runnable, pk=job_id).update(
         status=Job.Status.PROCESSING,
         locked_at=now,
         locked_by=worker[:200],
+        lease_expires_at=now + job_lease_duration(),
         attempts=F("attempts") + 1,
         started_at=now,
         updated_at=now,
@@ -281,9 +283,10 @@ def _job_claim_returning(*, job_id: int, worker: str, now: datetime) -> Job | No
     table, companies = quote(Job._meta.db_table), quote(Company._meta.db_table)
     sql = (
         f"WITH claimed AS (UPDATE {table} SET status = %(processing)s, locked_at = %(now)s, locked_by = %(worker)s,"
-        " attempts = attempts + 1, started_at = %(now)s, updated_at = %(now)s"
+        " lease_expires_at = %(lease)s, attempts = attempts + 1, started_at = %(now)s, updated_at = %(now)s"
         " WHERE id = %(id)s AND ((status = ANY(%(retryable)s) AND next_run_at <= %(now)s)"
-        " OR (status = %(processing)s AND locked_at < %(abandoned)s))"
+        " OR (status = %(processing)s AND (lease_expires_at < %(now)s"
+        " OR (lease_expires_at IS NULL AND locked_at < %(abandoned)s))))"
         f" RETURNING {', '.join(quote(field.column) for field in job_fields)})"
         f" SELECT {', '.join('claimed.' + quote(field.column) for field in job_fields)},"
         f" {', '.join('c.' + quote(field.column) for field in company_fields)}"
@@ -292,6 +295,7 @@ def _job_claim_returning(*, job_id: int, worker: str, now: datetime) -> Job | No
     params = {
         "processing": Job.Status.PROCESSING, "now": now, "worker": worker[:200], "id": job_id,
         "retryable": list(RETRYABLE_STATUSES), "abandoned": now - job_lock_timeout(),
+        "lease": now + job_lease_duration(),
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -321,14 +325,23 @@ def job_backoff(*, attempts: int) -> timedelta:
     return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
 
 
+def _abandoned(now: datetime) -> Q:
+    """Processing rows whose run is presumed dead: its lease expired (or, claimed before leases, its lock is old)."""
+    return Q(status=Job.Status.PROCESSING) & (
+        Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True, locked_at__lt=now - job_lock_timeout())
+    )
+
+
 def _still_ours(job: Job):
+    """The row as long as this run holds it: a reclaim by another run replaces locked_by and locked_at (fencing)."""
     return Job.objects.filter(pk=job.pk, status=Job.Status.PROCESSING, locked_by=job.locked_by, locked_at=job.locked_at)
 
 
 def job_complete(*, job: Job, result: dict[str, Any] | None = None) -> bool:
     now = timezone.now()
     updated = _still_ours(job).update(
-        status=Job.Status.COMPLETED, result=result, finished_at=now, updated_at=now, locked_at=None, locked_by=""
+        status=Job.Status.COMPLETED, result=result, finished_at=now, updated_at=now, locked_at=None, locked_by="",
+        lease_expires_at=None,
     )
     if updated:
         job.status, job.result, job.finished_at = Job.Status.COMPLETED, result, now
@@ -351,6 +364,7 @@ def job_fail(*, job: Job, error: BaseException | str, permanent: bool = False) -
             finished_at=now if is_dead else None,
             locked_at=None,
             locked_by="",
+            lease_expires_at=None,
             updated_at=now,
         )
         if not updated:
@@ -367,26 +381,46 @@ def _count_processed(task_name: str, outcome: str) -> None:
     count("jobs_processed_total", task=task_name, outcome=outcome)
 
 
+def _on_fresh_connection(call, *args, **kwargs):
+    """Run a ledger statement; if the connection was lost (PostgreSQL restarted, the backend was
+    terminated), close it and run it once more on a new one. Only for statements safe to repeat:
+    fenced or conditional updates that match nothing the second time if the first one took."""
+    try:
+        return call(*args, **kwargs)
+    except (OperationalError, InterfaceError) as error:
+        if connection.in_atomic_block:
+            raise
+        logger.warning("job ledger: database connection lost (%s); retrying on a new one", error)
+        connection.close()
+        return call(*args, **kwargs)
+
+
 def job_execute(*, job_id: int, worker: str | None = None) -> str:
     """Claim and run one job; returns what happened: skipped, completed, failed or dead."""
-    job = job_claim(job_id=job_id, worker=worker or f"{socket.gethostname()}")
+    job = _on_fresh_connection(job_claim, job_id=job_id, worker=worker or f"{socket.gethostname()}")
     if job is None:
         return "skipped"
-    try:
-        handler = handler_for(job.task_name)
-        result = handler.function(job)
-    except Exception as error:
-        logger.warning("job %s (%s) attempt %s failed: %s", job.pk, job.task_name, job.attempts, error, exc_info=True)
-        status = job_fail(job=job, error=error, permanent=bool(getattr(error, "permanent", False)))
-        if status is not None:
-            _count_processed(job.task_name, "dead" if status == Job.Status.DEAD else "retried")
-        return str(status or "skipped")
-    if result is not None and not isinstance(result, dict):
-        result = {"value": result}
-    # A handler may complete its job itself in the statement that records its work (SmartEngage's
-    # engage.campaigns.smartengage.sending.message_send_queued): it says so by leaving the job `completed`.
-    if job.status == Job.Status.COMPLETED or job_complete(job=job, result=result):
-        _count_processed(job.task_name, "succeeded")
+    with job_lease_held(job):
+        try:
+            handler = handler_for(job.task_name)
+            result = handler.function(job)
+        except Exception as error:
+            logger.warning("job %s (%s) attempt %s failed: %s", job.pk, job.task_name, job.attempts, error, exc_info=True)
+            if isinstance(error, OperationalError | InterfaceError) and not connection.in_atomic_block:
+                connection.close()  # the handler's connection is gone: record the failure on a new one
+            status = _on_fresh_connection(
+                job_fail, job=job, error=error, permanent=bool(getattr(error, "permanent", False))
+            )
+            if status is not None:
+                _count_processed(job.task_name, "dead" if status == Job.Status.DEAD else "retried")
+            return str(status or "skipped")
+        if result is not None and not isinstance(result, dict):
+            result = {"value": result}
+        # A handler may complete its job itself in the statement that records its work (SmartEngage's
+        # engage.campaigns.smartengage.sending.message_send_queued):
+        # it says so by leaving the job `completed`.
+        if job.status == Job.Status.COMPLETED or _on_fresh_connection(job_complete, job=job, result=result):
+            _count_processed(job.task_name, "succeeded")
     return "completed"
 
 
@@ -467,6 +501,42 @@ def dlq_replay(*, company: Company | None = None, max_jobs: int = 10) -> DlqRepl
     return DlqReplay(replayed=replayed, refused=refused)
 
 
+WORKER_LOST_ERROR = "The worker running it stopped (killed or lost) on its last attempt, and attempts are used up."
+
+
+def _relay(*, runnable: Q, now: datetime, batch_size: int, name: str) -> dict[str, int]:
+    """Dispatch the rows matching `runnable` (SKIP LOCKED, highest priority first). An abandoned row
+    with its attempts used up is dead instead: a job that kills its worker every time is not run for ever."""
+    counts = {"redispatched": 0, "reclaimed": 0, "dead": 0}
+    with transaction.atomic():
+        rows = list(
+            Job.objects.filter(runnable)
+            .order_by("-priority", "next_run_at")
+            .select_for_update(skip_locked=True)
+            .values_list("id", "priority", "status", "task_name", "attempts", "max_attempts")[:batch_size]
+        )
+        exhausted = [row[0] for row in rows if row[2] == Job.Status.PROCESSING and row[4] >= row[5]]
+        if exhausted:
+            Job.objects.filter(pk__in=exhausted).update(
+                status=Job.Status.DEAD, last_error=WORKER_LOST_ERROR, finished_at=now, locked_at=None, locked_by="",
+                lease_expires_at=None, updated_at=now,
+            )
+            counts["dead"] = len(exhausted)
+        dispatch = [row for row in rows if row[0] not in set(exhausted)]
+        if dispatch:
+            Job.objects.filter(pk__in=[row[0] for row in dispatch]).update(dispatched_at=now)
+        for job_id, priority, status, task_name, _, _ in dispatch:
+            counts["reclaimed" if status == Job.Status.PROCESSING else "redispatched"] += 1
+            transaction.on_commit(
+                lambda job_id=job_id, priority=priority, task_name=task_name: job_dispatch(
+                    job_id=job_id, priority=priority, task_name=task_name
+                )
+            )
+    if rows:
+        logger.info("jobs %s: %s", name, counts)
+    return counts
+
+
 def jobs_relay(*, batch_size: int = 500) -> dict[str, int]:
     """Re-dispatch jobs whose broker message was lost or is due, and reclaim rows of dead workers."""
     now = timezone.now()
@@ -474,20 +544,12 @@ def jobs_relay(*, batch_size: int = 500) -> dict[str, int]:
     lost_or_due = Q(status__in=RETRYABLE_STATUSES, next_run_at__lte=now) & (
         Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - dispatch_timeout)
     )
-    abandoned = Q(status=Job.Status.PROCESSING, locked_at__lt=now - job_lock_timeout())
-    counts = {"redispatched": 0, "reclaimed": 0}
-    with transaction.atomic():
-        rows = list(
-            Job.objects.filter(lost_or_due | abandoned)
-            .order_by("-priority", "next_run_at")
-            .select_for_update(skip_locked=True)
-            .values_list("id", "priority", "status")[:batch_size]
-        )
-        if rows:
-            Job.objects.filter(pk__in=[row[0] for row in rows]).update(dispatched_at=now)
-        for job_id, priority, status in rows:
-            counts["reclaimed" if status == Job.Status.PROCESSING else "redispatched"] += 1
-            transaction.on_commit(lambda job_id=job_id, priority=priority: job_dispatch(job_id=job_id, priority=priority))
-    if rows:
-        logger.info("jobs relay: %s", counts)
-    return counts
+    return _relay(runnable=lost_or_due | _abandoned(now), now=now, batch_size=batch_size, name="relay")
+
+
+def jobs_reclaim(*, batch_size: int = 500) -> dict[str, int]:
+    """The fast half of the relay (beat, every 10 s): jobs whose lease expired (their worker died) and
+    due jobs never handed to the broker (a publish that failed, a delay longer than a countdown)."""
+    now = timezone.now()
+    undispatched = Q(status__in=RETRYABLE_STATUSES, next_run_at__lte=now, dispatched_at__isnull=True)
+    return _relay(runnable=undispatched | _abandoned(now), now=now, batch_size=batch_size, name="reclaim")

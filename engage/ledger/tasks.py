@@ -20,3 +20,9 @@ def job_run(job_id: int) -> str:
 def jobs_relay() -> dict:
     """Beat: re-dispatch jobs whose broker message was lost or that came due, reclaim abandoned ones."""
     return jobs.jobs_relay()
+
+
+@shared_task(name="engage.jobs_reclaim", ignore_result=True)
+def jobs_reclaim() -> dict:
+    """Beat (every 10 s): hand out jobs whose worker's lease expired, and due jobs whose publish failed."""
+    return jobs.jobs_reclaim()

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 
 from crm.models import Channel, Contact, Lead
-from engage.ledger.registry import JobPermanentError, job_handler
+from engage.ledger.registry import IO_QUEUE, JobPermanentError, job_handler
 from engage.messaging.models import Message
 from engage.messaging.services import MESSAGE_SEND_TASK, message_send, message_send_for_job
 
@@ -26,7 +26,7 @@ def _contact(job) -> Contact:
     return contact
 
 
-@job_handler("opt_out_confirmation", priority=95)
+@job_handler("opt_out_confirmation", priority=95, queue=IO_QUEUE)
 def opt_out_confirmation(job) -> dict[str, Any]:
     """One confirmation after an opt-out keyword; sent although consent is now withdrawn (it says so)."""
 
@@ -45,7 +45,7 @@ def opt_out_confirmation(job) -> dict[str, Any]:
     return {"message_id": message.pk, "status": message.status}
 
 
-@job_handler("email_sequence", priority=60)
+@job_handler("email_sequence", priority=60, queue=IO_QUEUE)
 def email_sequence(job) -> dict[str, Any]:
     """Send one email of an email campaign/sequence to one consented contact: payload contact_id, subject, body."""
 
@@ -73,7 +73,7 @@ def email_sequence(job) -> dict[str, Any]:
     return {"message_id": message.pk, "status": message.status}
 
 
-@job_handler(MESSAGE_SEND_TASK, priority=80)
+@job_handler(MESSAGE_SEND_TASK, priority=80, queue=IO_QUEUE)
 def queued_message_send(job) -> dict[str, Any]:
     """Send the message queued with the job; at most once (the message is unique per job)."""
     return message_send_for_job(job=job)

@@ -19,17 +19,18 @@ Every object is looked up through the tenant-scoped queryset (another company's 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import ValidationError
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.http import Http404, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from rest_framework.exceptions import APIException
 
 from engage.prompts.models import PromptTemplate
 from engage.studio import services as studio
+from shokti.api.parsers import json_loads
 
 EDIT_PERMISSION = "engage.add_prompttemplateversion"
 PUBLISH_PERMISSION = "engage.publish_prompttemplate"
@@ -89,8 +90,8 @@ class TemplateStudioMixin:
     @staticmethod
     def _json_body(request) -> dict[str, Any] | None:
         try:
-            data = json.loads(request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
+            data = json_loads(request.body or b"{}")
+        except (APIException, RequestDataTooBig):  # malformed, too deep, too large, unstorable text
             return None
         return data if isinstance(data, dict) else None
 

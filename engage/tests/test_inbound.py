@@ -159,8 +159,8 @@ def test_three_callers_key_of_other_company_staff_and_anonymous(api_client, jwt_
     assert not Lead.objects.filter(company=company).exists()
     before = counts()
 
-    # a staff JWT is not an integration: 403; anonymous: 401; a wrong key: 401
-    assert jwt_client.post(URL, BODY, format="json").status_code == 403
+    # a staff JWT is not an integration: not accepted here (401, as the schema says); anonymous: 401; a wrong key: 401
+    assert jwt_client.post(URL, BODY, format="json").status_code == 401
     api_client.credentials()
     anonymous = api_client.post(URL, BODY, format="json")
     assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "not_authenticated"

@@ -79,7 +79,7 @@ def test_jobs_queued_while_dispatch_is_held_go_to_the_relay_not_to_celery(
         counts = jobs_relay()
 
     # then: the relay publishes it (and only it); outside the hold, dispatch works as before
-    assert counts == {"redispatched": 1, "reclaimed": 0} and len(callbacks) == 1
+    assert counts == {"redispatched": 1, "reclaimed": 0, "dead": 0} and len(callbacks) == 1
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         enqueue(company, key="after")
     assert len(callbacks) == 1
@@ -340,7 +340,7 @@ def test_relay_redispatches_lost_and_due_jobs_and_reclaims_abandoned_ones(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         counts = jobs_relay()
 
-    assert counts == {"redispatched": 2, "reclaimed": 1}
+    assert counts == {"redispatched": 2, "reclaimed": 1, "dead": 0}
     assert len(callbacks) == 3
     assert future.dispatched_at is None and fresh.dispatched_at is not None
     # the reclaimed job's next run takes it over
@@ -350,17 +350,17 @@ def test_relay_redispatches_lost_and_due_jobs_and_reclaims_abandoned_ones(
     assert CALLS == [abandoned.pk]
     # relayed rows are not sent again before the timeout
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert jobs_relay() == {"redispatched": 0, "reclaimed": 0}
+        assert jobs_relay() == {"redispatched": 0, "reclaimed": 0, "dead": 0}
 
 
 @pytest.mark.django_db
 def test_a_late_finish_of_a_reclaimed_job_does_not_overwrite_the_new_run(company, settings):
     from engage.ledger.services import job_complete
 
-    settings.JOBS_LOCK_TIMEOUT_SECONDS = 1
     job = enqueue(company)
     first = job_claim(job_id=job.pk, worker="slow")
-    Job.objects.filter(pk=job.pk).update(locked_at=timezone.now() - timedelta(seconds=5))
+    # the slow run's worker stopped renewing its lease: another run claims the job
+    Job.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     second = job_claim(job_id=job.pk, worker="fast")
 
     assert job_complete(job=second, result={"by": "fast"}) is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rest_framework import exceptions
 from rest_framework.pagination import CursorPagination as DrfCursorPagination
 from rest_framework.pagination import LimitOffsetPagination as DrfLimitOffsetPagination
 
@@ -20,6 +21,13 @@ class NewestFirstCursorPagination(DrfCursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+    def decode_cursor(self, request):
+        # DRF answers a cursor it cannot read with a 404; it is a malformed parameter: 400 naming it.
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise exceptions.ValidationError({self.cursor_query_param: ["Invalid cursor."]}) from None
 
 
 def get_paginated_response(*, serializer_class, queryset, request, view, pagination_class=NewestFirstCursorPagination):

@@ -3,16 +3,27 @@
 Rates are in settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (`anon`, `user`, `api_key`).
 An API-key caller is any `request.user` that carries an `api_key` with a public `prefix`
 (`crm.tenancy.api.ApiKeyPrincipal`); the kernel knows it by that shape, not by importing crm.
+
+Every throttle here fails open: with Redis unreachable the request is let through (a limit is
+worth less than the request), logged once per outage and counted in
+`throttle_fail_open_total{scope}`. Clients are told apart by `shokti.api.client_ip.client_ip`
+(settings.NUM_PROXIES trusted proxies), never by an X-Forwarded-For they wrote themselves.
 """
 
 from __future__ import annotations
 
+import logging
 import weakref
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.redis import RedisCache
 from rest_framework import throttling
 from rest_framework.settings import api_settings
+
+from shokti.api.client_ip import client_ip
+from shokti.cache import REDIS_UNAVAILABLE, cache_is_available, redis_outage
+
+logger = logging.getLogger(__name__)
 
 
 def api_key_prefix(request) -> str | None:
@@ -32,11 +43,47 @@ class LiveRatesMixin:
         return api_settings.DEFAULT_THROTTLE_RATES
 
 
-class AnonRateThrottle(LiveRatesMixin, throttling.AnonRateThrottle):
+class FailOpenMixin:
+    """Let the request through when the cache (Redis) cannot count it; identify clients by `client_ip`."""
+
+    def get_ident(self, request) -> str:
+        return client_ip(request)
+
+    def allow_request(self, request, view) -> bool:
+        scope = getattr(self, "scope", None) or type(self).__name__
+        if not cache_is_available():
+            _count_fail_open(scope)
+            return True
+        try:
+            allowed = self.count_request(request, view)
+        except REDIS_UNAVAILABLE as error:
+            redis_outage.mark_down(error, where=f"throttle {scope}")
+            allowed = True
+        if not cache_is_available():  # the cache failed soft under this very request
+            _count_fail_open(scope)
+            return True
+        return allowed
+
+    def count_request(self, request, view) -> bool:
+        """Count the request and say whether it is within the rate (DRF's allow_request)."""
+        return super().allow_request(request, view)
+
+
+def _count_fail_open(scope: str) -> None:
+    from shokti.metrics import throttle_fail_open_total
+
+    throttle_fail_open_total.labels(scope=scope).inc()
+
+
+class SimpleRateThrottle(FailOpenMixin, LiveRatesMixin, throttling.SimpleRateThrottle):
+    """DRF's SimpleRateThrottle, failing open and keyed on `client_ip`: the base for the apps' own throttles."""
+
+
+class AnonRateThrottle(FailOpenMixin, LiveRatesMixin, throttling.AnonRateThrottle):
     """Unauthenticated callers, one bucket per client IP."""
 
 
-class UserRateThrottle(LiveRatesMixin, throttling.UserRateThrottle):
+class UserRateThrottle(FailOpenMixin, LiveRatesMixin, throttling.UserRateThrottle):
     """DRF's per-user throttle, minus API-key callers (they have no user id and would share one bucket)."""
 
     def get_cache_key(self, request, view):
@@ -64,7 +111,7 @@ def _sliding_window_script(cache: RedisCache):
     return script
 
 
-class ApiKeyRateThrottle(LiveRatesMixin, throttling.SimpleRateThrottle):
+class ApiKeyRateThrottle(FailOpenMixin, LiveRatesMixin, throttling.SimpleRateThrottle):
     """One bucket per API key, keyed by the key's public prefix.
 
     Webhook senders call at high rates, so on Redis this is a sliding-window counter in one round
@@ -82,10 +129,10 @@ class ApiKeyRateThrottle(LiveRatesMixin, throttling.SimpleRateThrottle):
             return None
         return self.cache_format % {"scope": self.scope, "ident": prefix}
 
-    def allow_request(self, request, view) -> bool:
+    def count_request(self, request, view) -> bool:
         cache = caches[DEFAULT_CACHE_ALIAS]  # DRF's `self.cache` is the proxy in front of it
         if self.rate is None or not isinstance(cache, RedisCache):
-            return super().allow_request(request, view)
+            return super().count_request(request, view)
         key = self.get_cache_key(request, view)
         if key is None:
             return True

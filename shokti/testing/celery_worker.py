@@ -1,7 +1,7 @@
 """A pytest plugin: a real Celery worker (prefork) started by the test, and handlers for reliability tests.
 
-`celery_worker_factory(broker_url=None, **env)` starts
-`celery -A shokti worker -Q default --pool prefork -c 2` as a subprocess against pytest-django's
+`celery_worker_factory(broker_url=None, queues="default,io", pool="prefork", concurrency=2, **env)` starts
+`celery -A shokti worker -Q default,io --pool prefork -c 2` as a subprocess against pytest-django's
 test database (tests using it need `@pytest.mark.django_db(transaction=True)`: the worker is
 another process and sees only committed rows), waits until it is ready and stops it by its
 process group at teardown. `celery_worker` is one worker on the test Redis for a whole module.
@@ -30,11 +30,13 @@ import pytest
 from engage.ledger.registry import job_handler
 
 WORKER_READY_TIMEOUT = 30.0
-# Fast retries and lock expiry, so failures and reclaims happen within a test.
+# Fast retries and short leases, so failures and reclaims happen within a test.
 WORKER_ENV = {
     "JOBS_RETRY_BASE_SECONDS": "0.2",
     "JOBS_RETRY_MAX_SECONDS": "1",
-    "JOBS_LOCK_TIMEOUT_SECONDS": "3",
+    "JOBS_LOCK_TIMEOUT_SECONDS": "60",
+    "JOBS_LEASE_SECONDS": "3",
+    "JOBS_HEARTBEAT_SECONDS": "0.5",
     "CELERY_TASK_TIME_LIMIT": "60",
     "CELERY_TASK_SOFT_TIME_LIMIT": "55",
     "LOG_LEVEL": "INFO",
@@ -125,7 +127,10 @@ class WorkerProcess:
             pass
 
 
-def start_worker(*, broker_url: str, database_url: str, log_dir: Path, extra_env: dict[str, str] | None = None) -> WorkerProcess:
+def start_worker(
+    *, broker_url: str, database_url: str, log_dir: Path, extra_env: dict[str, str] | None = None,
+    queues: str = "default,io", pool: str = "prefork", concurrency: int = 2,
+) -> WorkerProcess:
     env = {
         **os.environ,
         **WORKER_ENV,
@@ -137,8 +142,8 @@ def start_worker(*, broker_url: str, database_url: str, log_dir: Path, extra_env
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log_path = log_dir / f"worker-{time.monotonic_ns()}.log"
     command = [
-        str(Path(sys.executable).parent / "celery"), "-A", "shokti", "worker", "-Q", "default", "--pool", "prefork",
-        "-c", "2", "--without-gossip", "--without-mingle", "--without-heartbeat",
+        str(Path(sys.executable).parent / "celery"), "-A", "shokti", "worker", "-Q", queues, "--pool", pool,
+        "-c", str(concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat",
         "--include", "shokti.testing.celery_worker", "-n", f"reliability-{os.getpid()}-{time.monotonic_ns()}@%h",
         "--loglevel", "INFO",
     ]
@@ -183,9 +188,13 @@ def broker_for_this_process(broker_url: str) -> Iterator[None]:
 
 
 class RedisServer:
-    def __init__(self, port: int, directory: Path):
+    """A throw-away redis-server. `persistent`: with its append-only file, as production runs it, and stopped
+    cleanly (SHUTDOWN), so a stop and start is a restart that keeps the broker's queues."""
+
+    def __init__(self, port: int, directory: Path, *, persistent: bool = False):
         self.port = port
         self.directory = directory
+        self.persistent = persistent
         self.process: subprocess.Popen | None = None
 
     @property
@@ -194,8 +203,8 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes" if self.persistent else "no", "--dir", str(self.directory)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
@@ -211,8 +220,11 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+            if self.persistent:
+                self.process.terminate()  # SHUTDOWN: the append-only file is complete
+            else:
+                self.process.kill()
+            self.process.wait(timeout=20)
         self.process = None
 
 
@@ -235,14 +247,17 @@ def redis_server_factory(tmp_path) -> Iterator:
 def celery_worker_factory(django_db_setup, django_db_blocker, tmp_path) -> Iterator:
     workers: list[WorkerProcess] = []
 
-    def make(*, broker_url: str | None = None, **extra_env: str) -> WorkerProcess:
+    def make(
+        *, broker_url: str | None = None, queues: str = "default,io", pool: str = "prefork", concurrency: int = 2,
+        **extra_env: str,
+    ) -> WorkerProcess:
         from django.conf import settings
 
         with django_db_blocker.unblock():
             database_url = test_database_url()
         worker = start_worker(
             broker_url=broker_url or settings.CELERY_BROKER_URL, database_url=database_url, log_dir=tmp_path,
-            extra_env=extra_env,
+            extra_env=extra_env, queues=queues, pool=pool, concurrency=concurrency,
         )
         workers.append(worker)
         return worker

@@ -29,5 +29,9 @@ def django_cache_clear() -> int:
 
 @pytest.fixture(autouse=True)
 def _fresh_django_cache():
+    from shokti.cache import redis_outage
+
+    redis_outage.reset()  # a test that took Redis away must not leave the next one failing soft
     django_cache_clear()
     yield
+    redis_outage.reset()

@@ -20,7 +20,7 @@ def test_p1_jobs_always_go_before_p2_jobs():
 
 
 def test_queues_routes_and_beat():
-    assert {queue.name for queue in app.conf.task_queues} == {"default", "whatsapp_web"}
+    assert {queue.name for queue in app.conf.task_queues} == {"default", "io", "whatsapp_web"}
     assert app.conf.task_default_queue == "default"
     assert app.amqp.router.route({}, "channels_app.tasks.whatsapp_web_send")["queue"].name == "whatsapp_web"
     assert app.amqp.router.route({}, "engage.tasks.anything")["queue"].name == "default"
@@ -64,3 +64,21 @@ def test_job_dispatch_publishes_with_the_ledger_priority_and_leaves_long_delays_
     # An hour away: no ETA on the broker, the relay dispatches the row when it is due.
     assert job_dispatch(job_id=9, priority=100, run_at=timezone.now() + dt.timedelta(hours=1)) is True
     assert len(published) == 2
+
+
+def test_a_broker_channel_closing_after_redis_went_away_raises_a_connection_error_the_worker_ignores():
+    # kombu closes the channel (restoring unacknowledged messages) after the connection is torn down; its
+    # pool then read a None connection and the AttributeError made the worker exit ("Unrecoverable error").
+    from kombu import Connection
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from shokti.broker import RedisTransport
+
+    transport = RedisTransport(Connection("redis://127.0.0.1:1/0"))
+    channel = transport.Channel.__new__(transport.Channel)  # as it is while closing: no live connection
+    channel.connection = transport
+    transport.client = None
+
+    with pytest.raises(RedisConnectionError):
+        channel._create_client()
+    assert RedisConnectionError in transport.connection_errors  # what Celery's close ignores

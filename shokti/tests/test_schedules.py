@@ -21,6 +21,7 @@ MIGRATIONS = [
     MIGRATION,
     importlib.import_module("engage.migrations.0020_housekeeping_schedule"),
     importlib.import_module("channels_app.migrations.0007_email_bounces_schedule"),
+    importlib.import_module("engage.migrations.0028_jobs_reclaim_schedule"),
 ]
 
 

@@ -1,0 +1,108 @@
+"""Middleware of the kernel: request limits answered before anything reads the request, and database outages.
+
+- `RequestLimitsMiddleware` (first in MIDDLEWARE): a URL longer than `HTTP_MAX_URL_LENGTH` is a 414, a
+  declared body over `DATA_UPLOAD_MAX_MEMORY_SIZE` a 413, an unreadable Content-Length a 400, all in the
+  one error shape, before sessions, authentication, throttles or parsers run. (Multipart bodies are
+  left to Django, which counts only their non-file fields against the limit.)
+- `DatabaseUnavailableMiddleware`: a view that loses its database connection (PostgreSQL restarting,
+  a terminated backend, a connection that went stale) is run once more on a fresh connection when
+  that is safe (GET/HEAD/OPTIONS, or a view whose class says `is_retry_safe = True`: the inbound
+  webhook, which deduplicates), and otherwise answers 503 with Retry-After, never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connections
+from django.http import HttpResponse
+from django.http.request import RawPostDataException
+
+from shokti.api.exceptions import json_error_response, json_service_unavailable
+from shokti.api.parsers import max_body_bytes
+
+logger = logging.getLogger(__name__)
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+DEFAULT_MAX_URL_LENGTH = 8190
+
+
+class RequestLimitsMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        max_url = int(getattr(settings, "HTTP_MAX_URL_LENGTH", DEFAULT_MAX_URL_LENGTH))
+        if max_url and len(request.path) + len(request.META.get("QUERY_STRING", "")) + 1 > max_url:
+            return json_error_response(status_code=414, message=f"The URL is longer than {max_url} characters.")
+        declared = request.META.get("CONTENT_LENGTH") or ""
+        if declared:
+            try:
+                length = int(declared)
+                if length < 0:
+                    raise ValueError
+            except ValueError:
+                return json_error_response(status_code=400, message="Unreadable Content-Length header.")
+            limit = max_body_bytes()
+            if limit and length > limit and not request.content_type.startswith("multipart/"):
+                return json_error_response(
+                    status_code=413, message=f"The request body is larger than {limit} bytes."
+                )
+        return self.get_response(request)
+
+
+def _is_retry_safe(request, view_func) -> bool:
+    if request.method in SAFE_METHODS:
+        return True
+    view_class = getattr(view_func, "view_class", None) or getattr(view_func, "cls", None)
+    return bool(getattr(view_class, "is_retry_safe", False))
+
+
+def _close_connections() -> bool:
+    """Close this thread's database connections (they reopen on next use); False inside a transaction."""
+    for connection in connections.all(initialized_only=True):
+        if connection.in_atomic_block:
+            return False
+    for connection in connections.all(initialized_only=True):
+        try:
+            connection.close()
+        except Exception:  # a broken connection may fail to close cleanly; it is dropped all the same
+            connection.connection = None
+    return True
+
+
+class DatabaseUnavailableMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if getattr(request, "_shokti_database_retry", False):
+            request._shokti_database_retry = False
+            request._shokti_database_retried = True
+            if _close_connections():
+                logger.info("database connection lost during %s %s: running it again", request.method, request.path)
+                response = self.get_response(request)
+            else:
+                response = json_service_unavailable(request)
+        return response
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        is_retry_safe = _is_retry_safe(request, view_func)
+        if is_retry_safe and request.method not in SAFE_METHODS:
+            try:
+                request.body  # noqa: B018  (kept in memory: a second run reads the same body)
+            except RawPostDataException:
+                is_retry_safe = False
+        request._shokti_retry_safe = is_retry_safe
+        return None
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        if getattr(request, "_shokti_retry_safe", False) and not getattr(request, "_shokti_database_retried", False):
+            request._shokti_database_retry = True
+            return HttpResponse(status=503)  # a placeholder: __call__ runs the request again
+        logger.warning("database unavailable during %s %s: %s", request.method, request.path, exception)
+        return json_service_unavailable(request)
