@@ -10,10 +10,12 @@ from __future__ import annotations
 from itertools import product
 
 from crm.models import Channel
+from engage.ai.models import AISession
 from engage.campaigns.attribution import USER_EVENT_TYPES
 from engage.campaigns.models import CampaignRecipient
 from engage.ledger.registry import handler_names
 from shokti.metrics import (
+    ai_generations_total,
     ai_messages_delivered_total,
     ai_messages_failed_total,
     ai_messages_sent_total,
@@ -46,6 +48,9 @@ def engage_counters_seed() -> None:
     counter_seed(ai_messages_failed_total, (
         {"agent_type": agent, "channel": channel, "reason": reason}
         for agent, channel, reason in product(AI_MESSAGE_TYPES, channels, FAILURE_REASONS)
+    ))
+    counter_seed(ai_generations_total, (
+        {"agent_type": agent, "outcome": outcome} for agent, outcome in product(AI_MESSAGE_TYPES, AISession.Outcome.values)
     ))
     counter_seed(jobs_processed_total, (
         {"task": task, "outcome": outcome} for task, outcome in product(handler_names(), JOB_OUTCOMES)

@@ -54,6 +54,11 @@ if ! redis_up; then
 fi
 redis_up || { echo "Redis does not answer on 127.0.0.1:$REDIS_PORT" >&2; exit 1; }
 
+if ! command -v promtool >/dev/null; then
+  echo "installing Prometheus from Debian packages (promtool checks ops/prometheus in the tests)"
+  apt_install --no-install-recommends prometheus
+fi
+
 if [ ! -x /usr/bin/chromium ]; then
   echo "installing Chromium from Debian packages (browser tests)"
   apt_install chromium

@@ -15,3 +15,7 @@ class ShoktiConfig(AppConfig):
         from shokti.metrics import kernel_counters_seed
 
         kernel_counters_seed()  # the kernel's degraded-operation counters exist at 0 from start-up
+        from shokti.background_metrics import background_gauges
+        from shokti.metrics import scrape_collector_register
+
+        scrape_collector_register(background_gauges)  # workers, beat and the oldest job on /metrics

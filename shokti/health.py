@@ -66,16 +66,13 @@ def run_checks() -> dict[str, str]:
 def deep_checks(*, cache_ok: bool) -> tuple[dict[str, str], dict]:
     """Workers, beat and the queue: ({name: "ok" | "error" | "unknown"}, details)."""
     from engage.ledger.selectors import jobs_oldest_due_age_seconds
-    from shokti.liveness import beat_last_tick_age, workers_alive
+    from shokti.liveness import beat_last_tick_age, workers_alive, workers_per_queue
 
     checks: dict[str, str] = {}
     details: dict = {}
     if cache_ok:
         alive = workers_alive()
-        per_queue = {queue: 0 for queue in settings.HEALTH_REQUIRED_QUEUES}
-        for worker in alive:
-            for queue in worker["queues"]:
-                per_queue[queue] = per_queue.get(queue, 0) + 1
+        per_queue = workers_per_queue(alive)
         missing = [queue for queue in settings.HEALTH_REQUIRED_QUEUES if not per_queue.get(queue)]
         checks["workers"] = "error" if missing else "ok"
         details["workers"] = {"alive": [worker["name"] for worker in alive], "per_queue": per_queue}

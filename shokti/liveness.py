@@ -77,6 +77,15 @@ def workers_alive() -> list[dict[str, Any]]:
     return sorted((beat for beat in beats.values() if beat.get("at", 0) >= horizon), key=lambda beat: beat["name"])
 
 
+def workers_per_queue(alive: list[dict[str, Any]]) -> dict[str, int]:
+    """How many of `alive` consume each queue; every required queue (HEALTH_REQUIRED_QUEUES) present, 0 if none."""
+    per_queue = {queue: 0 for queue in settings.HEALTH_REQUIRED_QUEUES}
+    for worker in alive:
+        for queue in worker["queues"]:
+            per_queue[queue] = per_queue.get(queue, 0) + 1
+    return per_queue
+
+
 def beat_tick_note() -> None:
     """Called in the beat process as it publishes a task; written at most every 2 seconds."""
     global _beat_last_noted

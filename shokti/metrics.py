@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import prometheus_client
 from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import Counter, multiprocess
+from prometheus_client.metrics_core import Metric
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,12 @@ opt_outs_total = Counter(
     "Contacts who withdrew consent for a channel.",
     ["channel", "reason"],
 )
+ai_generations_total = Counter(
+    "ai_generations",
+    "AI generations by outcome: ok (the model's text used), error (call failed), fallback (no call made), "
+    "rejected (the safety filter refused the model's text); all but ok sent the approved fallback.",
+    ["agent_type", "outcome"],
+)
 jobs_processed_total = Counter(
     "jobs_processed",
     "Job-ledger jobs run by a worker, by task and outcome (succeeded, retried, dead, skipped).",
@@ -78,11 +85,31 @@ BUSINESS_COUNTERS = (
     ai_messages_sent_total,
     ai_messages_delivered_total,
     ai_messages_failed_total,
+    ai_generations_total,
     user_events_total,
     opt_outs_total,
     jobs_processed_total,
     campaign_recipients_skipped_total,
 )
+
+# Gauges read at scrape time (workers alive, beat, the oldest queued job): functions that return
+# prometheus_client metric families, registered by the wiring layer (ShoktiConfig.ready). They are
+# computed by the process answering /metrics, so they are the same whichever process is scraped.
+_scrape_collectors: list[Callable[[], Iterable[Metric]]] = []
+
+
+def scrape_collector_register(collector: Callable[[], Iterable[Metric]]) -> None:
+    if collector not in _scrape_collectors:
+        _scrape_collectors.append(collector)
+
+
+class _ScrapeCollectors:
+    def collect(self) -> Iterable[Metric]:
+        for collector in _scrape_collectors:
+            try:
+                yield from collector()
+            except Exception:  # a gauge that cannot be read is left out; the counters still export
+                logger.exception("scrape collector %s failed", getattr(collector, "__name__", collector))
 
 
 def count(counter_name: str, amount: float = 1, **labels: str) -> None:
@@ -130,5 +157,7 @@ def registry_for_export() -> prometheus_client.CollectorRegistry:
 @never_cache
 @require_GET
 def export(request):
-    body = prometheus_client.generate_latest(registry_for_export())
+    scraped = prometheus_client.CollectorRegistry(auto_describe=False)
+    scraped.register(_ScrapeCollectors())
+    body = prometheus_client.generate_latest(registry_for_export()) + prometheus_client.generate_latest(scraped)
     return HttpResponse(body, content_type=prometheus_client.CONTENT_TYPE_LATEST)

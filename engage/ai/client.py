@@ -59,6 +59,7 @@ from engage.ai.safety_context import SafetyContext
 from engage.ai.tone import TONE_JUDGE_TYPES, ToneVerdict, tone_judge_call
 from engage.policy.services import policy_for
 from shokti.db import connection_release
+from shokti.metrics import count
 
 logger = logging.getLogger(__name__)
 
@@ -473,6 +474,7 @@ def _finish(prepared: _Prepared, call: _CallOutcome, *, save: bool = True) -> Ge
     )
     if save:
         session.save(force_insert=True)
+    count("ai_generations_total", agent_type=request.agent_type, outcome=judgement.outcome)
     return GenerationResult(text=judgement.text, outcome=judgement.outcome, session=session, reason=judgement.reason,
                             is_sendable=judgement.is_sendable, safety=judgement.safety)
 

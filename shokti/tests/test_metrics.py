@@ -260,6 +260,7 @@ def test_the_seed_counters_move_where_their_events_happen_and_are_exported_with_
             "user_events_total", {"event_type": "message_clicked", **ai, "source": "app"},
         ),
         "opted_out": ("opt_outs_total", {"channel": "sms", "reason": "request"}),
+        "generated": ("ai_generations_total", {"agent_type": "smartengage", "outcome": "ok"}),
     }
     before = {key: exported(client, name, labels) for key, (name, labels) in series.items()}
 
@@ -282,5 +283,5 @@ def test_the_seed_counters_move_where_their_events_happen_and_are_exported_with_
     # then /metrics shows each series moved by exactly its events
     after = {key: exported(client, name, labels) for key, (name, labels) in series.items()}
     assert {key: after[key] - before[key] for key in series} == {
-        "sent": 2, "delivered": 1, "failed": 1, "clicked": 1, "opted_out": 1,
+        "sent": 2, "delivered": 1, "failed": 1, "clicked": 1, "opted_out": 1, "generated": 2,
     }
