@@ -108,8 +108,10 @@ def inbound_details_store(
     referral: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     occurred_at: datetime | None = None,
+    channel_number: str = "",
 ) -> None:
-    """Keep the media, button, reply context, ad and provider time of a just-captured inbound message."""
+    """Keep the media, button, reply context, ad, provider time and the number written to (`channel_number`,
+    which replies go from) of a just-captured inbound message."""
     metadata: dict[str, Any] = {"kind": kind}
     changes: dict[str, Any] = {}
     if caption:
@@ -130,6 +132,8 @@ def inbound_details_store(
         changes["reply_to_id"] = _our_message_id(company=company, channel=channel, provider_message_id=context_message_id)
     if referral:
         metadata["referral"] = referral
+    if channel_number:
+        changes["channel_number"] = channel_number[:64]
     if occurred_at is not None:
         # An inbound message was sent when the provider says, not when its webhook reached us.
         changes["sent_at"] = occurred_at

@@ -103,6 +103,12 @@ class Message(models.Model):
         help_text="Our message the customer answered (WhatsApp's reply context).",
     )
     metadata = models.JSONField(default=dict, blank=True, db_default=models.Value({}, output_field=models.JSONField()))
+    channel_number = models.CharField(
+        max_length=64, blank=True, default="", db_default="",
+        help_text="Our number of the conversation: the one an inbound message was written to (WhatsApp"
+        " phone_number_id, Twilio To), the one an outbound message went from. Replies go from the number"
+        " the customer last wrote to (engage.messaging.selectors.contact_reply_number).",
+    )
     created_at = models.DateTimeField(default=now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -118,6 +124,12 @@ class Message(models.Model):
                 fields=["company", "button_payload"], condition=~Q(button_payload=""), name="message_button_payload"
             ),
             models.Index(fields=["reply_to"], condition=Q(reply_to__isnull=False), name="message_reply_to"),
+            # The number a contact last wrote to on a channel: one probe per send (contact_reply_number).
+            models.Index(
+                fields=["contact", "channel", "-created_at"],
+                condition=Q(direction="inbound") & ~Q(channel_number=""),
+                name="message_contact_reply_number",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

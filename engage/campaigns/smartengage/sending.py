@@ -122,7 +122,8 @@ def message_send_queued(
         to_name=queued.to_name,
         subject=queued.subject,
         options=channel_options(
-            company=queued.company_id, channel=queued.channel, agent_type=agent_type, message_type=message_type
+            company=queued.company_id, channel=queued.channel, agent_type=agent_type, message_type=message_type,
+            contact=queued.contact_id,
         ),
     )
     is_ai = agent_type in AI_AGENT_TYPES
