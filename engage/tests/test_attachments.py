@@ -200,3 +200,15 @@ def test_attachments_are_tenant_scoped(client, sms_account, fake_twilio, media_r
 
     assert MessageAttachment.objects.filter(company=other_company).count() == 0
     assert MessageAttachment.objects.get(message=message).company_id == sms_account.company_id
+
+
+def test_the_message_admin_lists_its_attachments(client, sms_account, fake_twilio, media_root, staff_user):
+    message = mms_post(client, sms_account, mms_params(fake_twilio, ["image/png", "audio/ogg"]))
+    client.force_login(staff_user)
+
+    page = client.get(reverse("admin:engage_message_change", args=[message.pk]))
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Message attachments" in html and html.count("Downloading") >= 2
+    assert sms_account.settings["from_number"] in html  # the number written to
