@@ -90,6 +90,7 @@ def webhook_urls_for(*, account: ChannelAccount) -> dict[str, str]:
     names = {
         Channel.SMS: {"Status callback URL": "channels:sms-status", "Incoming message webhook": "channels:sms-inbound"},
         Channel.WHATSAPP_CLOUD: {"Callback URL (webhook)": "channels:whatsapp-cloud-webhook"},
+        Channel.EMAIL: {"Event webhook (Mailgun: permanent failures, complaints)": "channels:email-events"},
     }.get(account.channel, {})
     site = public_base_url()
     urls = {label: site + reverse(name, kwargs={"token": account.webhook_token}) for label, name in names.items()}
