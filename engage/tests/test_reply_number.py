@@ -163,3 +163,27 @@ def test_the_reply_number_is_per_channel_and_latest_first(company):
     options = channel_options(company=company, channel=Channel.SMS, agent_type="sales", message_type="reply",
                               contact=contact)
     assert options["reply_from"] == SMS_DEFAULT
+
+
+@pytest.mark.parametrize("portable", [False, True])
+def test_a_campaign_send_goes_from_the_number_the_customer_wrote_to(company, sms_numbers, fake_twilio, monkeypatch,
+                                                                     portable):
+    from engage.campaigns.smartengage import sending
+    from engage.campaigns.smartengage.sending import message_queued_for_job, message_send_queued
+    from engage.tests.test_messages import queued_reminder
+
+    if portable:  # the SQLite path, on PostgreSQL too
+        monkeypatch.setattr(sending, "_sent_record_cte", sending._sent_record_portable)
+    job, message, recipient = queued_reminder(company, f"reply-number-{portable}")
+    Message.objects.filter(pk=message.pk).update(channel=Channel.SMS)
+    Message.objects.create(
+        company=company, contact=message.contact, direction=Message.Direction.INBOUND, channel=Channel.SMS,
+        body="হ্যাঁ", status=Message.Status.RECEIVED, channel_number=SMS_SECOND,
+    )
+
+    message_send_queued(job=job, queued=message_queued_for_job(job=job), agent_type="smartengage",
+                        message_type="reminder", recipient_run_id=recipient.run_id)
+
+    assert [request["From"] for request in fake_twilio.requests] == [SMS_SECOND]
+    message.refresh_from_db()
+    assert (message.status, message.channel_number) == (Message.Status.SENT, SMS_SECOND)
