@@ -22,6 +22,7 @@ from crm.tenancy.admin import TenantScopedAdmin
 
 SECRET_HELP = {
     "password": "Email: SMTP password.",
+    "webhook_signing_key": "Email: Mailgun's HTTP webhook signing key (verifies its bounce and complaint events).",
     "auth_token": "SMS: Twilio auth token (also verifies X-Twilio-Signature).",
     "access_token": "WhatsApp Cloud: system user access token.",
     "app_secret": "WhatsApp Cloud: app secret (verifies X-Hub-Signature-256).",
@@ -43,6 +44,7 @@ class ChannelAccountForm(forms.ModelForm):
 
     clear_secrets = forms.BooleanField(required=False, help_text="Forget every stored secret of this account.")
     secret_password = secret_field("password")
+    secret_webhook_signing_key = secret_field("webhook_signing_key")
     secret_auth_token = secret_field("auth_token")
     secret_access_token = secret_field("access_token")
     secret_app_secret = secret_field("app_secret")

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import time
 from typing import Any
 
 from django.conf import settings
@@ -26,7 +27,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from twilio.request_validator import RequestValidator
 
-from channels_app import payloads, services, tracking
+from channels_app import bounces, payloads, services, tracking
 from channels_app.models import ChannelAccount
 from channels_app.payloads import media_type_base
 from channels_app.selectors import (
@@ -326,6 +327,42 @@ def whatsapp_handshake(request, verify_token: str) -> HttpResponse:
     ):
         raise forbidden("Verification failed.")
     return HttpResponse(request.GET.get("hub.challenge", ""), content_type="text/plain")
+
+
+# --- Email: the provider's event webhook (bounces, complaints) ----------------------------------
+
+
+class EmailEventsWebhookApi(WebhookApi):
+    """Mailgun's event webhook for one email account (where the provider reports instead of a VERP mailbox):
+    `failed` revokes email consent on a permanent failure and fails the message, `complained` revokes it and
+    shows on the message; other events are acknowledged and ignored. The signature is in the body
+    (HMAC-SHA256 of timestamp + token with the account's `webhook_signing_key`): the body is read
+    within the JSON limits first, then verified, then recorded."""
+
+    @extend_schema(
+        operation_id="channels_email_events", request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: WEBHOOK_ACCEPTED},
+    )
+    def post(self, request, token: str):
+        account = account_or_404(token, Channel.EMAIL)
+        try:
+            body = json_loads(request.body)
+        except (ParseError, ValueError):
+            raise malformed("Not an email provider event.") from None
+        if not isinstance(body, dict):
+            raise malformed("Not an email provider event.")
+        if not bounces.mailgun_signature_valid(
+            signing_key=account.secrets.get("webhook_signing_key", ""), signature=body.get("signature"), now=time.time()
+        ):
+            raise forbidden("Wrong or stale webhook signature.")
+        event = body.get("event-data")
+        if not isinstance(event, dict):
+            raise malformed("The event has no event-data.")
+        report_item = bounces.mailgun_event_report(event, company_id=account.company_id)
+        outcome = "ignored"
+        if report_item is not None:
+            outcome = report(bounces.bounce_record, report=report_item)
+        return Response({"status": outcome})
 
 
 # --- Email tracking -------------------------------------------------------------------

@@ -36,8 +36,9 @@ class OutboundMessage:
     to_name: str = ""
     subject: str = ""
     html_body: str = ""
-    # Provider-specific extras, e.g. {"template_name": ..., "template_language": ...} or
-    # {"last_inbound_at": <aware datetime or ISO string>} for WhatsApp Cloud's 24-hour window.
+    # Provider-specific extras, e.g. {"template_name": ..., "template_language": ...},
+    # {"last_inbound_at": <aware datetime or ISO string>} for WhatsApp Cloud's 24-hour window, or
+    # {"reply_from": <number>}: the account's number to send from (the one the customer wrote to).
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -48,6 +49,15 @@ class SendResult:
     # the background (WhatsApp Web): "sent" or "failed" then comes through delivery_status_changed.
     status: str = "sent"
     raw: dict[str, Any] = field(default_factory=dict)
+    # The number it went from (WhatsApp phone_number_id, SMS From), where the channel has numbers.
+    from_address: str = ""
+
+
+def sender_number(settings: dict[str, Any], options: dict[str, Any], *, default: str) -> str:
+    """The number to send from: the caller's `reply_from` (the number the customer wrote to) when the
+    account owns it (`settings["numbers"]`, channels_app.selectors.channel_settings_for), else `default`."""
+    reply_from = str(options.get("reply_from") or "")
+    return reply_from if reply_from and reply_from in settings.get("numbers", ()) else default
 
 
 class ChannelAdapter:

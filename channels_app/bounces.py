@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
+import hmac
 import imaplib
 import logging
 import mailbox
@@ -55,6 +57,7 @@ class BounceReport:
     status: str = ""  # the enhanced status code, e.g. 5.1.1
     diagnostic: str = ""
     recipient: str = ""
+    company_id: int | None = None  # a provider's webhook names its account: only that company's emails match
 
 
 def _headers_text(message: Message, names: tuple[str, ...]) -> str:
@@ -123,6 +126,8 @@ def bounce_parse(message: Message) -> BounceReport | None:
 
 def _delivery_for(report: BounceReport) -> EmailDelivery | None:
     deliveries = EmailDelivery.objects.select_related("company", "account")
+    if report.company_id is not None:
+        deliveries = deliveries.filter(company_id=report.company_id)
     if report.token:
         return deliveries.filter(token=report.token).first()
     if report.message_id:
@@ -175,6 +180,46 @@ def bounce_record(*, report: BounceReport) -> str:
                     occurred_at=now, details=details,
                 )
     return report.kind
+
+
+# --- the provider's event webhook ----------------------------------------------------------------
+
+# How old a signed event may be: Mailgun retries for 8 hours, its signature carries its own time.
+EVENT_MAX_AGE_SECONDS = 24 * 3600
+
+
+def mailgun_signature_valid(*, signing_key: str, signature: dict, now: float) -> bool:
+    """Mailgun's webhook signature: HMAC-SHA256(signing key, timestamp + token), hex; fresh enough."""
+    if not signing_key or not isinstance(signature, dict):
+        return False
+    timestamp, token, given = (str(signature.get(key) or "") for key in ("timestamp", "token", "signature"))
+    if not (timestamp.isdigit() and token and given) or abs(now - int(timestamp)) > EVENT_MAX_AGE_SECONDS:
+        return False
+    expected = hmac.new(signing_key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def mailgun_event_report(event: dict, *, company_id: int) -> BounceReport | None:
+    """A Mailgun `event-data` as a bounce report: `failed` (permanent: hard, temporary: soft) or
+    `complained`; None for every other event (delivered, opened ... are ours to track, not Mailgun's)."""
+    kind = {"complained": "complaint"}.get(str(event.get("event") or ""))
+    if event.get("event") == "failed":
+        kind = "hard" if event.get("severity") == "permanent" else "soft"
+    if kind is None:
+        return None
+    message = event.get("message") if isinstance(event.get("message"), dict) else {}
+    headers = message.get("headers") if isinstance(message.get("headers"), dict) else {}
+    status = event.get("delivery-status") if isinstance(event.get("delivery-status"), dict) else {}
+    code = str(status.get("enhanced-code") or "")
+    if not STATUS.fullmatch(code):
+        smtp = str(status.get("code") or "")
+        code = f"{smtp[0]}.0.0" if smtp[:1] in ("4", "5") else ("5.0.0" if kind == "hard" else "")
+    diagnostic = " ".join(str(status.get(key) or "") for key in ("message", "description")).strip()
+    return BounceReport(
+        kind=kind, message_id=str(headers.get("message-id") or "").strip("<> "), status=code,
+        diagnostic=(diagnostic or str(event.get("reason") or ""))[:400], recipient=str(event.get("recipient") or ""),
+        company_id=company_id,
+    )
 
 
 # --- the mailbox ----------------------------------------------------------------------------

@@ -22,7 +22,8 @@ class ChannelAccount(models.Model):
 
     # The secret names each channel uses; the admin offers a password input for each.
     SECRET_NAMES: dict[str, tuple[str, ...]] = {
-        Channel.EMAIL: ("password",),
+        # webhook_signing_key: the email provider's event webhook (Mailgun's HTTP webhook signing key).
+        Channel.EMAIL: ("password", "webhook_signing_key"),
         Channel.SMS: ("auth_token",),
         Channel.WHATSAPP_CLOUD: ("access_token", "app_secret", "verify_token"),
         Channel.WHATSAPP_WEB: (),

@@ -203,6 +203,7 @@ def whatsapp_message(item: dict[str, Any], *, names: dict[str, str], phone_numbe
         extra["forwarded"] = True
     referral = item.get("referral") if isinstance(item.get("referral"), dict) else None
     return {
+        "attachments": [{**media, "kind": kind}] if media else [],
         "provider_message_id": str(item["id"]),
         "from_phone": sender if sender.startswith("+") else f"+{sender}",
         "from_name": names.get(sender, ""),
@@ -264,20 +265,21 @@ def twilio_inbound(params: dict[str, str]) -> dict[str, Any]:
         raise PayloadError("NumMedia is a number.") from None
     if not sid or not from_phone or ("Body" not in params and not media_count):
         raise PayloadError("MessageSid, From and Body (or media) are required.")
-    media_items = []
+    # Every attachment of an MMS (Twilio sends at most 10): MediaUrlN with MediaContentTypeN.
+    attachments = []
     for index in range(min(media_count, 10)):
         url = params.get(f"MediaUrl{index}", "")
         if url:
-            media_items.append({"url": url, "mime_type": params.get(f"MediaContentType{index}", "")})
+            mime_type = params.get(f"MediaContentType{index}", "")
+            attachments.append({"provider": "sms", "url": url, "mime_type": mime_type, "kind": _twilio_kind(mime_type)})
     text = _text(params.get("Body"))
     kind, media, extra = "text", None, {}
-    if media_items:
-        first = media_items[0]
-        kind = _twilio_kind(first["mime_type"])
-        media = {"provider": "sms", "url": first["url"], "mime_type": first["mime_type"]}
-        if len(media_items) > 1:
-            extra["media_items"] = media_items
+    if attachments:
+        # The message's kind and `media` are its first attachment's; `attachments` lists them all.
+        kind = attachments[0]["kind"]
+        media = {key: attachments[0][key] for key in ("provider", "url", "mime_type")}
     return {
+        "attachments": attachments,
         "provider_message_id": sid,
         "from_phone": from_phone,
         "text": text,

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.urls import reverse
 
-from channels_app.models import ChannelAccount
+from channels_app.models import ChannelAccount, ChannelNumber
 from crm.models import Channel
 
 
@@ -60,16 +60,28 @@ def public_base_url() -> str:
 
 
 def channel_settings_for(*, company_id: int, channel: str) -> dict[str, Any]:
-    """The active account's settings with its secrets decrypted, for `registry.send`; {} when none."""
+    """The active account's settings with its secrets decrypted, for `registry.send`; {} when none.
+
+    `numbers`: every number the account owns (its settings number and its ChannelNumber rows), the
+    ones a send may go from (`base.sender_number`).
+    """
     account = channel_account_active(company_id=company_id, channel=channel)
     if account is None:
         return {}
+    numbers: list[str] = []
+    if channel in NUMBER_SETTING:
+        own = str(account.settings.get(NUMBER_SETTING[channel]) or "")
+        numbers = ([own] if own else []) + list(
+            ChannelNumber.objects.filter(account=account, channel=channel).exclude(number=own)
+            .order_by("number").values_list("number", flat=True)
+        )
     return {
         **account.settings,
         **account.secrets,
         "account_id": account.pk,
         "company_id": account.company_id,
         "webhook_token": account.webhook_token,
+        "numbers": numbers,
     }
 
 
@@ -78,6 +90,7 @@ def webhook_urls_for(*, account: ChannelAccount) -> dict[str, str]:
     names = {
         Channel.SMS: {"Status callback URL": "channels:sms-status", "Incoming message webhook": "channels:sms-inbound"},
         Channel.WHATSAPP_CLOUD: {"Callback URL (webhook)": "channels:whatsapp-cloud-webhook"},
+        Channel.EMAIL: {"Event webhook (Mailgun: permanent failures, complaints)": "channels:email-events"},
     }.get(account.channel, {})
     site = public_base_url()
     urls = {label: site + reverse(name, kwargs={"token": account.webhook_token}) for label, name in names.items()}

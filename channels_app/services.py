@@ -135,6 +135,7 @@ def inbound_message_report(
     referral: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     to_address: str = "",
+    attachments: list[dict[str, Any]] | None = None,
 ) -> bool:
     """Log an inbound message and, the first time it is seen, hand it to `engage`. True if new.
 
@@ -167,6 +168,11 @@ def inbound_message_report(
             kind=kind,
             caption=caption,
             media={**media, "account_id": account.pk} if media else None,
+            # Every file of the message (an MMS may carry several), each fetchable with media_fetch.
+            attachments=[
+                {**item, "account_id": account.pk}
+                for item in (attachments if attachments is not None else ([media] if media else []))
+            ],
             reply=reply,
             context_message_id=context_message_id,
             referral=referral,

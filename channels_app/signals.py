@@ -9,7 +9,7 @@ delivery_status_changed(sender, company_id, channel, provider_message_id, status
     Sent once per (channel, provider_message_id, status): replays are dropped before the signal.
 inbound_message_received(sender, company_id, channel, from_phone, from_email, from_name, text,
                          provider_message_id, raw, occurred_at, kind, caption, media, reply,
-                         context_message_id, referral, extra, to_address)
+                         context_message_id, referral, extra, to_address, attachments)
     Somebody wrote to a company on a channel. Sent once per provider message id.
     kind     text, image, audio, voice, video, document, sticker, location, contacts, button,
              interactive, reaction or system (channels_app.payloads)
@@ -17,6 +17,8 @@ inbound_message_received(sender, company_id, channel, from_phone, from_email, fr
     caption  a media message's caption
     media    {"provider", "account_id", "id" (WhatsApp media id) or "url" (Twilio MediaUrl),
              "mime_type", "sha256", "filename"}: fetch it with channels_app.media.media_fetch
+    attachments  every file of the message, in order (an MMS carries up to 10, MediaUrl0..N): each a
+             `media` dict plus its "kind" (image, audio, video, document, ...); `media` is the first
     reply    {"kind": quick_reply | button_reply | list_reply, "id": the stable id or payload, "title"}
     context_message_id   the provider id of the message this one replies to
     referral the click-to-WhatsApp ad it came from (source_id, source_url, headline, ctwa_clid ...)

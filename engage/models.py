@@ -8,7 +8,7 @@ from engage.ai.models import AIConfig, AISession, BannedPhrase, FallbackText, Kn
 from engage.campaigns.models import Campaign, CampaignRecipient, CampaignRun, ShortLink
 from engage.conversations.models import Enrollment, Sequence, SequenceStep
 from engage.ledger.models import Job
-from engage.messaging.models import AgentType, Message
+from engage.messaging.models import AgentType, Message, MessageAttachment
 from engage.policy.models import CampaignPreset, EngagementPolicy
 from engage.prompts.models import PromptTemplate, PromptTemplateVersion
 
@@ -27,6 +27,7 @@ __all__ = [
     "Job",
     "KnowledgeDoc",
     "Message",
+    "MessageAttachment",
     "PromptTemplate",
     "PromptTemplateVersion",
     "Sequence",

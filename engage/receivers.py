@@ -45,7 +45,7 @@ def on_delivery_status_changed(
 def on_inbound_message_received(
     sender, *, company_id, channel, text, from_phone="", from_email="", from_name="", provider_message_id="",
     raw=None, occurred_at=None, kind="text", caption="", media=None, reply=None, context_message_id="",
-    referral=None, extra=None, **kwargs,
+    referral=None, extra=None, to_address="", attachments=None, **kwargs,
 ) -> None:
     company = Company.objects.filter(pk=company_id, is_active=True).first()
     if company is None:
@@ -86,7 +86,7 @@ def on_inbound_message_received(
         inbound_details_store(
             company=company, channel=channel, message_id=result.message_id, lead_id=result.lead_id, kind=kind,
             caption=caption, media=media, reply=reply, context_message_id=context_message_id, referral=referral,
-            extra=extra, occurred_at=occurred_at,
+            extra=extra, occurred_at=occurred_at, channel_number=to_address or "", attachments=attachments,
         )
 
 

@@ -144,6 +144,13 @@ else:
         "init_command", "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000;"
     )
     DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
+    # Tests on a file beside it, not Django's in-memory shared-cache database: that one locks whole
+    # tables with no busy timeout ("database table is locked"), so concurrent deliveries would
+    # fail there as they never do on the embedded default's WAL file.
+    if DATABASES["default"]["NAME"] not in ("", ":memory:"):
+        DATABASES["default"].setdefault("TEST", {}).setdefault(
+            "NAME", str(Path(DATABASES["default"]["NAME"]).with_suffix("")) + "-test.sqlite3"
+        )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "crm.User"
 

@@ -9,7 +9,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from channels_app.base import ChannelAdapter, ChannelError, OutboundMessage, SendResult
+from channels_app.base import ChannelAdapter, ChannelError, OutboundMessage, SendResult, sender_number
 from channels_app.registry import register
 
 TWILIO_API_HOST = "https://api.twilio.com"
@@ -59,8 +59,11 @@ class SmsAdapter(ChannelAdapter):
             raise ChannelError("The contact has no phone number.", permanent=True)
         if not self.settings.get("account_sid") or not self.settings.get("auth_token"):
             raise ChannelError("The SMS account has no Twilio credentials.", permanent=True)
+        # From the number the customer wrote to when the account owns it; else the account's sender.
+        reply_from = sender_number(self.settings, message.options, default="")
         sender = (
-            {"messaging_service_sid": self.settings["messaging_service_sid"]}
+            {"from_": reply_from} if reply_from
+            else {"messaging_service_sid": self.settings["messaging_service_sid"]}
             if self.settings.get("messaging_service_sid")
             else {"from_": self.settings.get("from_number", "")}
         )
@@ -80,4 +83,5 @@ class SmsAdapter(ChannelAdapter):
             provider_message_id=created.sid,
             status=STATUS_AFTER_CREATE.get(created.status or "", "sent"),
             raw={"sid": created.sid, "status": created.status},
+            from_address=sender.get("from_", "") or str(getattr(created, "from_", "") or ""),
         )

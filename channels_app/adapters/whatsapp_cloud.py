@@ -10,7 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from channels_app.base import ChannelAdapter, ChannelError, OutboundMessage, SendResult
+from channels_app.base import ChannelAdapter, ChannelError, OutboundMessage, SendResult, sender_number
 from channels_app.registry import register
 
 CUSTOMER_SERVICE_WINDOW = dt.timedelta(hours=24)
@@ -75,7 +75,8 @@ class WhatsAppCloudAdapter(ChannelAdapter):
     def send(self, message: OutboundMessage) -> SendResult:
         if not message.to_phone:
             raise ChannelError("The contact has no phone number.", permanent=True)
-        phone_number_id = self.settings.get("phone_number_id")
+        # From the number the customer wrote to when the account owns it; else the account's own.
+        phone_number_id = sender_number(self.settings, message.options, default=self.settings.get("phone_number_id") or "")
         access_token = self.settings.get("access_token")
         if not phone_number_id or not access_token:
             raise ChannelError("The WhatsApp account has no phone number id or access token.", permanent=True)
@@ -106,4 +107,7 @@ class WhatsAppCloudAdapter(ChannelAdapter):
         except (KeyError, IndexError, TypeError):
             # It may have been sent: failing beats sending twice.
             raise ChannelError("Graph API answered without a message id.", permanent=True) from None
-        return SendResult(provider_message_id=provider_message_id, status="sent", raw={"request_type": payload["type"], **body})
+        return SendResult(
+            provider_message_id=provider_message_id, status="sent", raw={"request_type": payload["type"], **body},
+            from_address=phone_number_id,
+        )

@@ -389,3 +389,32 @@ def test_documented_status_callback_with_a_bad_signature_is_403(client, twilio_a
 
     assert response.status_code == 403
     assert ProviderCallback.objects.count() == 0
+
+
+def test_documented_mms_with_three_attachments_reports_each(client, twilio_account, signal_log, settings):
+    settings.TWILIO_API_BASE_URL = "https://api.twilio.com"
+
+    response = twilio_send(client, inbound_url(twilio_account), twilio_fixture("inbound_mms_three", TWILIO="https://api.twilio.com"))
+
+    assert response.status_code == 200
+    [item] = signal_log.inbound
+    assert [(a["kind"], a["mime_type"], a["url"][-2:], a["account_id"]) for a in item["attachments"]] == [
+        ("image", "image/jpeg", "00", twilio_account.pk), ("audio", "audio/amr", "01", twilio_account.pk),
+        ("document", "application/pdf", "02", twilio_account.pk),
+    ]
+    assert (item["kind"], item["media"]["url"]) == ("image", item["attachments"][0]["url"])
+
+
+@pytest.mark.parametrize(("name", "reported"), [
+    ("status_queued", None), ("status_sent", "sent"), ("status_delivered", "delivered"),
+    ("status_undelivered", "failed"), ("status_failed", "failed"),
+])
+def test_every_documented_twilio_status(client, twilio_account, signal_log, name, reported):
+    response = twilio_send(client, status_url(twilio_account), twilio_fixture(name))
+
+    assert response.status_code == 204
+    assert [item["status"] for item in signal_log.statuses] == ([reported] if reported else [])
+    if name == "status_failed":
+        assert signal_log.statuses[0]["error"] == (
+            "Twilio error 30007: Message filtered https://www.twilio.com/docs/api/errors/30007"
+        )

@@ -20,7 +20,7 @@ from crm.models import Lead
 from crm.tenancy.admin import TenantScopedAdmin, TenantScopedInline
 from engage.conversations.context import lead_thread
 from engage.conversations.handoff import lead_hand_back, lead_manual_reply, lead_take_over
-from engage.conversations.media import lead_media_response
+from engage.conversations.media import lead_attachment_response, lead_media_response
 from engage.conversations.models import Enrollment, Sequence, SequenceStep
 from engage.conversations.sequences import enrollment_stop, lead_stage_move, sequence_enroll
 from shokti.admin import validation_error_text
@@ -122,6 +122,8 @@ class LeadAdmin(CrmLeadAdmin):
                  name="{}_{}_handoff".format(*info)),
             path("<path:object_id>/media/<int:message_id>/", self.admin_site.admin_view(self.media_view),
                  name="{}_{}_media".format(*info)),
+            path("<path:object_id>/media/<int:message_id>/<int:position>/",
+                 self.admin_site.admin_view(self.media_view), name="{}_{}_attachment".format(*info)),
             *super().get_urls(),
         ]
 
@@ -134,11 +136,14 @@ class LeadAdmin(CrmLeadAdmin):
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
-    def media_view(self, request, object_id, message_id):
-        """A photo, voice note or file a customer sent on this lead (the lead must be in the user's companies)."""
+    def media_view(self, request, object_id, message_id, position=None):
+        """A photo, voice note or file a customer sent on this lead (the lead must be in the user's companies);
+        with `position`, that attachment of the message (an MMS may carry several)."""
         lead = self.get_object(request, unquote(object_id))
         if lead is None or not self.has_view_permission(request, lead):
             raise Http404("No lead with this id.")
+        if position is not None:
+            return lead_attachment_response(lead=lead, message_id=message_id, position=position)
         return lead_media_response(lead=lead, message_id=message_id)
 
     def handoff_view(self, request, object_id, operation):

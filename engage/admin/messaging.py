@@ -7,7 +7,27 @@ from django.utils.html import format_html_join
 from django.utils.text import Truncator
 
 from crm.tenancy.admin import TenantScopedAdmin
-from engage.messaging.models import Message
+from engage.messaging.models import Message, MessageAttachment
+
+
+class MessageAttachmentInline(admin.TabularInline):
+    """The files a customer sent with the message (shown, with a player, on the lead's page)."""
+
+    model = MessageAttachment
+    fields = ["position", "media_type", "status", "content_type", "size", "error", "file"]
+    readonly_fields = fields
+    ordering = ["position"]
+    extra = 0
+    can_delete = False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("engage.view_message")  # whoever may see the message sees its files
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Message)
@@ -16,6 +36,7 @@ class MessageAdmin(TenantScopedAdmin):
     list_display = ["id", "created_at", "company", "contact", "direction", "channel", "agent_type", "message_type",
                     "status", "body_preview"]
     list_filter = ["direction", "channel", "status", "agent_type", "company"]
+    inlines = [MessageAttachmentInline]
     list_select_related = ["company", "contact"]
     search_fields = ["=id", "=provider_message_id", "=correlation_id", "=external_id", "contact__phone"]
     ordering = ["-created_at", "-id"]
@@ -23,10 +44,11 @@ class MessageAdmin(TenantScopedAdmin):
     readonly_fields = ["company", "contact", "lead", "job", "direction", "channel", "agent_type", "message_type",
                        "subject", "body", "status", "sent_at", "delivered_at", "read_at", "failed_at",
                        "provider_message_id", "provider_response", "error", "correlation_id", "external_id",
-                       "created_at", "updated_at", "delivery_history"]
+                       "created_at", "updated_at", "delivery_history", "channel_number", "media_type", "media_status"]
     fieldsets = [
         (None, {"fields": ["company", "contact", "lead", "job", "direction", "channel", "agent_type",
-                           "message_type", "subject", "body", "correlation_id", "external_id", "created_at"]}),
+                           "message_type", "subject", "body", "correlation_id", "external_id", "created_at",
+                           "channel_number", "media_type", "media_status"]}),
         ("Delivery", {"fields": ["status", "delivery_history", "sent_at", "delivered_at", "read_at", "failed_at",
                                  "provider_message_id", "error", "provider_response", "updated_at"]}),
     ]

@@ -11,7 +11,7 @@ from engage.ai.knowledge import knowledge_search
 from engage.ai.models import AIConfig, AISession
 from engage.ai.safety_context import SafetyContext
 from engage.conversations.rich_inbound import media_describe
-from engage.messaging.models import Message
+from engage.messaging.models import Message, MessageAttachment
 
 RECENT_MESSAGES = 20
 LOCALE_NAMES = {"bn": "Bengali", "en": "English"}
@@ -105,7 +105,10 @@ def lead_thread(*, lead: Lead, limit: int = THREAD_LIMIT) -> list[Message]:
     messages = (
         Message.objects.filter(lead=lead)
         .select_related("template_version__template")
-        .prefetch_related(Prefetch("ai_sessions", queryset=sessions))
+        .prefetch_related(
+            Prefetch("ai_sessions", queryset=sessions),
+            Prefetch("attachments", queryset=MessageAttachment.objects.order_by("position")),
+        )
         .order_by("-created_at", "-id")[:limit]
     )
     return list(reversed(messages))

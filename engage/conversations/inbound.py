@@ -125,6 +125,13 @@ def _probe_sql() -> str:
     columns = "lead_id, id, job_id, contact_id"
     this_window = _INBOUND_KEY_SQL.format(alias=table, company="%s", key="%s")
     previous_window = _PREVIOUS_WINDOW_SQL.format(alias=table, company="%s", key="%s", since="%s")
+    if connection.vendor != "postgresql":
+        # SQLite allows no parenthesised member of a compound SELECT (a syntax error, so every
+        # provider inbound answered 503 on the embedded default): each probe is a subquery there.
+        return (
+            f"SELECT * FROM (SELECT {columns} FROM {table} WHERE {this_window} LIMIT 1)"
+            f" UNION ALL SELECT * FROM (SELECT {columns} FROM {table} WHERE {previous_window} LIMIT 1) LIMIT 1"
+        )
     return (
         f"(SELECT {columns} FROM {table} WHERE {this_window} LIMIT 1)"
         f" UNION ALL (SELECT {columns} FROM {table} WHERE {previous_window} LIMIT 1) LIMIT 1"

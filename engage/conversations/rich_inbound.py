@@ -22,7 +22,7 @@ from django.utils import timezone
 from crm.models import Company, Contact, Lead
 from crm.services import event_record, phone_normalize
 from engage.ledger.services import job_enqueue
-from engage.messaging.models import Message
+from engage.messaging.models import Message, MessageAttachment
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,12 @@ def ad_summary(referral: dict[str, Any]) -> dict[str, Any]:
 def media_describe(*, media_type: str, caption: str = "", metadata: dict[str, Any] | None = None) -> str:
     """A text the model can read for a message that is (also) media."""
     metadata = metadata or {}
+    kinds = metadata.get("attachment_kinds") or []
+    if len(kinds) > 1:
+        nouns = [MEDIA_NOUNS.get(kind, f"a {kind}") for kind in kinds]
+        listed = ", ".join(nouns[:-1]) + f" and {nouns[-1]}"
+        description = f"The customer sent {len(kinds)} files: {listed}"
+        return f"{description}: '{caption}'" if caption else f"{description}."
     noun = MEDIA_NOUNS.get(media_type, f"a {media_type}")
     description = f"The customer sent {noun}"
     if media_type == "location" and metadata.get("location"):
@@ -108,8 +114,11 @@ def inbound_details_store(
     referral: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     occurred_at: datetime | None = None,
+    channel_number: str = "",
+    attachments: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Keep the media, button, reply context, ad and provider time of a just-captured inbound message."""
+    """Keep the media, button, reply context, ad, provider time and the number written to (`channel_number`,
+    which replies go from) of a just-captured inbound message."""
     metadata: dict[str, Any] = {"kind": kind}
     changes: dict[str, Any] = {}
     if caption:
@@ -118,10 +127,15 @@ def inbound_details_store(
         metadata.update({key: value for key, value in extra.items() if value not in (None, "", [], {})})
     if kind in Message.MediaType.values:
         changes["media_type"] = kind
+    if media and attachments is None:
+        attachments = [{**media, "kind": kind}]
     if media:
         metadata["media"] = media
         changes["media_status"] = Message.MediaStatus.PENDING
         changes["media_content_type"] = str(media.get("mime_type") or "")[:100]
+    if attachments and len(attachments) > 1:
+        # What the AI and the thread say of several files: "3 files: a photo, a photo and a voice note".
+        metadata["attachment_kinds"] = [str(item.get("kind") or kind) for item in attachments]
     if reply:
         metadata["reply"] = reply
         changes["button_payload"] = str(reply.get("id") or "")[:256]
@@ -130,11 +144,21 @@ def inbound_details_store(
         changes["reply_to_id"] = _our_message_id(company=company, channel=channel, provider_message_id=context_message_id)
     if referral:
         metadata["referral"] = referral
+    if channel_number:
+        changes["channel_number"] = channel_number[:64]
     if occurred_at is not None:
         # An inbound message was sent when the provider says, not when its webhook reached us.
         changes["sent_at"] = occurred_at
     Message.objects.filter(pk=message_id, company=company).update(metadata=metadata, updated_at=timezone.now(), **changes)
-    if media:
+    if attachments:
+        MessageAttachment.objects.bulk_create([
+            MessageAttachment(
+                company=company, message_id=message_id, position=position, source=item,
+                media_type=item.get("kind") if item.get("kind") in Message.MediaType.values else Message.MediaType.DOCUMENT,
+            )
+            for position, item in enumerate(attachments)
+        ])
+    if media or attachments:
         job_enqueue(
             company=company, task_name=MEDIA_DOWNLOAD, payload={"message_id": message_id},
             idempotency_key=f"{MEDIA_DOWNLOAD}:{message_id}",

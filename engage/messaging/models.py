@@ -103,6 +103,12 @@ class Message(models.Model):
         help_text="Our message the customer answered (WhatsApp's reply context).",
     )
     metadata = models.JSONField(default=dict, blank=True, db_default=models.Value({}, output_field=models.JSONField()))
+    channel_number = models.CharField(
+        max_length=64, blank=True, default="", db_default="",
+        help_text="Our number of the conversation: the one an inbound message was written to (WhatsApp"
+        " phone_number_id, Twilio To), the one an outbound message went from. Replies go from the number"
+        " the customer last wrote to (engage.messaging.selectors.contact_reply_number).",
+    )
     created_at = models.DateTimeField(default=now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -118,6 +124,12 @@ class Message(models.Model):
                 fields=["company", "button_payload"], condition=~Q(button_payload=""), name="message_button_payload"
             ),
             models.Index(fields=["reply_to"], condition=Q(reply_to__isnull=False), name="message_reply_to"),
+            # The number a contact last wrote to on a channel: one probe per send (contact_reply_number).
+            models.Index(
+                fields=["contact", "channel", "-created_at"],
+                condition=Q(direction="inbound") & ~Q(channel_number=""),
+                name="message_contact_reply_number",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -138,3 +150,34 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.channel} #{self.pk} ({self.status})"
+
+
+class MessageAttachment(models.Model):
+    """One file a customer sent with an inbound message: a WhatsApp media message carries one, a Twilio MMS
+    up to ten (MediaUrl0..N). Each is fetched by the message's `media_download` job within the size and
+    type limits, and stored or refused on its own. The message's own `media_*` fields mirror the first
+    attachment (what lists and older messages, from before attachments, show)."""
+
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments", db_index=False)
+    position = models.PositiveSmallIntegerField(help_text="Its place in the message: MediaUrl0 is 0.")
+    media_type = models.CharField(max_length=10, choices=Message.MediaType.choices)
+    status = models.CharField(max_length=10, choices=Message.MediaStatus.choices, default=Message.MediaStatus.PENDING)
+    source = models.JSONField(
+        default=dict, blank=True, help_text="The provider's reference: account, WhatsApp media id or Twilio MediaUrl, type."
+    )
+    file = models.FileField(storage=inbound_media_storage, upload_to="inbound", max_length=300, blank=True, default="")
+    content_type = models.CharField(max_length=100, blank=True, default="")
+    size = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True, default="", help_text="Why it was not kept.")
+    created_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["message_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "position"], name="message_attachment_one_per_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_media_type_display()} {self.position} of message #{self.message_id} ({self.status})"

@@ -16,13 +16,14 @@ from django.utils import timezone
 
 from channels_app import registry
 from channels_app.base import ChannelError, OutboundMessage
-from channels_app.models import ChannelAccount
+from channels_app.models import ChannelAccount, ChannelNumber
 from channels_app.selectors import channel_settings_for as channel_account_settings
 from crm.models import Channel, Company, Contact, Lead
 from crm.services import event_record
 from engage.ledger.models import Job
 from engage.ledger.registry import JobPermanentError
 from engage.messaging.models import Message
+from engage.messaging.selectors import NUMBERED_CHANNELS, contact_reply_number
 from shokti.metrics import count
 
 logger = logging.getLogger(__name__)
@@ -71,9 +72,9 @@ def channel_settings_cache_clear(**kwargs: Any) -> None:
 
 
 def channel_settings_cache_connect() -> None:
-    """Clear the cache when an account or a company is saved or deleted in this process (EngageConfig.ready)."""
+    """Clear the cache when an account, its numbers or a company is saved or deleted in this process (EngageConfig.ready)."""
     for signal in (post_save, post_delete):
-        for sender in (ChannelAccount, Company):
+        for sender in (ChannelAccount, ChannelNumber, Company):
             signal.connect(
                 channel_settings_cache_clear, sender=sender,
                 dispatch_uid=f"channel_settings_cache_clear_{signal is post_save}_{sender.__name__}",
@@ -105,11 +106,19 @@ def link_hosts_provider_register(provider: Callable[..., tuple[str, ...]]) -> No
     _link_hosts_provider = provider
 
 
-def channel_options(*, company: Company | int, channel: str, agent_type: str, message_type: str) -> dict[str, Any]:
-    """What a send tells its channel besides the message: who speaks, what kind, and (email) the link hosts."""
+def channel_options(
+    *, company: Company | int, channel: str, agent_type: str, message_type: str, contact: Contact | int | None = None,
+) -> dict[str, Any]:
+    """What a send tells its channel besides the message: who speaks, what kind, (email) the link hosts, and
+    (SMS, WhatsApp) `reply_from`: the company's number the contact last wrote to, so the reply comes from
+    the number they know. The channel uses it only if the account owns it (else its default number)."""
     options: dict[str, Any] = {"agent_type": agent_type, "message_type": message_type}
     if channel == Channel.EMAIL and _link_hosts_provider is not None:
         options["allowed_link_hosts"] = _link_hosts_provider(company=company)
+    if contact is not None and channel in NUMBERED_CHANNELS:
+        reply_from = contact_reply_number(contact=contact, channel=channel)
+        if reply_from:
+            options["reply_from"] = reply_from
     return options
 
 
@@ -185,7 +194,9 @@ def message_send(
         subject=message.subject,
         # The channel decides with them too (email: marketing needs a postal address; Feedback-ID; link hosts).
         options={
-            **channel_options(company=company, channel=channel, agent_type=agent_type, message_type=message_type),
+            **channel_options(
+                company=company, channel=channel, agent_type=agent_type, message_type=message_type, contact=contact
+            ),
             **(options or {}),
         },
     )
@@ -216,6 +227,9 @@ def message_send(
     message.provider_response = result.raw or {}
     message.error = ""
     update_fields = ["status", "provider_message_id", "provider_response", "error", "updated_at"]
+    if result.from_address:
+        message.channel_number = result.from_address[:64]
+        update_fields.append("channel_number")
     if status == Message.Status.SENT:
         message.sent_at = now
         update_fields.append("sent_at")

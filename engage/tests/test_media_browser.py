@@ -68,3 +68,46 @@ def test_a_photo_and_a_voice_note_show_in_the_leads_conversation(
     duration = audio.evaluate("a => a.duration")
     assert 1.9 <= duration <= 2.1
     assert audio.evaluate("a => a.error") is None
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_every_attachment_of_an_mms_shows_in_the_leads_conversation(
+    page, live_server, client, company, staff_user, fake_twilio, settings, tmp_path
+):
+    from channels_app.tests.conftest import TWILIO_AUTH_TOKEN
+    from channels_app.tests.test_provider_payloads import TWILIO_SID
+    from engage.tests.test_attachments import media_path, mms_params, mms_post
+
+    # given: one MMS carrying a photo and a voice note; the ledger fetched both
+    grant(OPERATIONS, "crm", CRM_GRANTS[OPERATIONS]["crm"])
+    staff_user.groups.add(Group.objects.get(name=OPERATIONS))
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    account = account_create(
+        company=company, channel=Channel.SMS, settings={"account_sid": TWILIO_SID, "from_number": "+15005550006"},
+        secrets={"auth_token": TWILIO_AUTH_TOKEN},
+    )
+    fake_twilio.media[media_path(0)] = ("image/png", png_bytes(width=64, height=48))
+    fake_twilio.media[media_path(1)] = ("audio/ogg", ogg_opus_bytes(seconds=2))
+    message = mms_post(client, account, mms_params(fake_twilio, ["image/png", "audio/ogg"]))
+    assert job_execute(job_id=Job.objects.get(task_name="media_download").pk) == "completed"
+
+    # when: operations staff open the lead
+    lead_url = reverse("admin:crm_lead_change", args=[message.lead_id])
+    page.set_default_timeout(15_000)
+    page.goto(f"{live_server.url}{reverse('admin:login')}?next={lead_url}")
+    page.fill("#id_username", staff_user.email)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(re.compile(re.escape(lead_url)))
+
+    # then: both attachments of the one message are shown, the photo drawn and the voice note playable
+    image = page.locator(f"#message-{message.pk} .attachment.media-image img")
+    expect(image).to_be_visible()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [64, 48]
+    audio = page.locator(f"#message-{message.pk} .attachment.media-audio audio")
+    expect(audio).to_be_visible()
+    page.wait_for_function("a => a.readyState >= 1 && a.duration > 0", arg=audio.element_handle())
+    assert 1.9 <= audio.evaluate("a => a.duration") <= 2.1
+    expect(page.locator(f"#message-{message.pk} .body")).to_have_text("is this the leak?")

@@ -115,6 +115,7 @@ BODY_ENDPOINTS = {
     "/api/deeplinks/verify": None,
     "/channels/whatsapp/{token}": "signed",
     "/channels/whatsapp": "signed",
+    "/channels/email/{token}/events": "email",
     "/api/safety/check": "key",
     "PATCH /api/company/": "key",
     "PATCH /api/contacts/{id}/": "key",
@@ -178,8 +179,11 @@ def callers(company, api_key, staff_user):
         "pipelines": LeadFactory(company=company).pipeline, "customers": booking.customer,
         "workers": booking.worker, "services": booking.service, "bookings": booking,
     }
-    return {"key": key_client, "staff": staff_client, None: APIClient(), "signed": APIClient(), "account": account,
-            "objects": objects}
+    email_account = ChannelAccount(company=company, channel=Channel.EMAIL, name="mail", settings={})
+    email_account.secrets_set({"webhook_signing_key": "k"})
+    email_account.save()
+    return {"key": key_client, "staff": staff_client, None: APIClient(), "signed": APIClient(), "email": APIClient(),
+            "account": account, "email_account": email_account, "objects": objects}
 
 
 @pytest.mark.parametrize("endpoint", list(BODY_ENDPOINTS))
@@ -194,7 +198,8 @@ def test_a_hostile_body_is_a_4xx_in_the_error_shape_writes_nothing_and_logs_no_e
     method, path = _method_and_path(endpoint)
     headers = {}
     resource = path.split("/")[2] if path.startswith("/api/") else None
-    url = path.format(token=callers["account"].webhook_token, external_id="hostile-1",
+    account = callers["email_account" if who == "email" else "account"]
+    url = path.format(token=account.webhook_token, external_id="hostile-1",
                       id=getattr(callers["objects"].get(resource), "pk", None))
     if who == "signed":
         headers["HTTP_X_HUB_SIGNATURE_256"] = "sha256=" + hmac.new(APP_SECRET.encode(), raw, hashlib.sha256).hexdigest()

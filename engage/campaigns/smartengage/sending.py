@@ -122,7 +122,8 @@ def message_send_queued(
         to_name=queued.to_name,
         subject=queued.subject,
         options=channel_options(
-            company=queued.company_id, channel=queued.channel, agent_type=agent_type, message_type=message_type
+            company=queued.company_id, channel=queued.channel, agent_type=agent_type, message_type=message_type,
+            contact=queued.contact_id,
         ),
     )
     is_ai = agent_type in AI_AGENT_TYPES
@@ -148,7 +149,7 @@ def message_send_queued(
     is_completed, run_statuses = record(
         job=job, queued=queued, status=status, provider_message_id=result.provider_message_id or "",
         raw=result.raw or {}, agent_type=agent_type, message_type=message_type, recipient_run_id=recipient_run_id,
-        now=timezone.now(),
+        now=timezone.now(), from_address=(result.from_address or "")[:64],
     )
     if is_completed:
         job.status, job.result = Job.Status.COMPLETED, {"message_id": queued.id, "status": status}
@@ -169,7 +170,7 @@ def _sent_payload(*, queued: QueuedOutbound, agent_type: str, message_type: str,
 
 def _sent_record_cte(
     *, job: Job, queued: QueuedOutbound, status: str, provider_message_id: str, raw: dict, agent_type: str,
-    message_type: str, recipient_run_id: int | None, now: datetime,
+    message_type: str, recipient_run_id: int | None, now: datetime, from_address: str = "",
 ) -> tuple[bool, tuple[str, ...]]:
     """PostgreSQL: message, event, job completion and recipient in one statement; (job completed?, run statuses)."""
     quote = connection.ops.quote_name
@@ -177,7 +178,8 @@ def _sent_record_cte(
     sent_at = ", sent_at = %(now)s" if status == Message.Status.SENT else ""
     sql = (
         f"WITH message AS (UPDATE {messages} SET status = %(status)s, provider_message_id = %(provider_id)s,"
-        f" provider_response = %(raw)s::jsonb, error = '', updated_at = %(now)s{sent_at} WHERE id = %(message)s"
+        f" provider_response = %(raw)s::jsonb, error = '', channel_number = %(from_address)s,"
+        f" updated_at = %(now)s{sent_at} WHERE id = %(message)s"
         " RETURNING id),"
         f" event AS (INSERT INTO {events} (company_id, type, contact_id, target_type_id, target_id, payload, source,"
         " actor_id, correlation_id, occurred_at) SELECT %(company)s, 'message.sent', %(contact)s, %(message_type)s,"
@@ -197,6 +199,7 @@ def _sent_record_cte(
         select += ", (SELECT array_agg(run_status) FROM recipient)"
     params = {
         "status": status, "provider_id": provider_message_id, "raw": json.dumps(raw, default=str), "now": now,
+        "from_address": from_address,
         "message": queued.id, "company": queued.company_id, "contact": queued.contact_id,
         "message_type": ContentType.objects.get_for_model(Message).pk,
         "payload": json.dumps(_sent_payload(queued=queued, agent_type=agent_type, message_type=message_type, job=job)),
@@ -213,12 +216,12 @@ def _sent_record_cte(
 
 def _sent_record_portable(
     *, job: Job, queued: QueuedOutbound, status: str, provider_message_id: str, raw: dict, agent_type: str,
-    message_type: str, recipient_run_id: int | None, now: datetime,
+    message_type: str, recipient_run_id: int | None, now: datetime, from_address: str = "",
 ) -> tuple[bool, tuple[str, ...]]:
     """The same rows as `_sent_record_cte`, in one transaction (SQLite)."""
     changes: dict[str, Any] = {
         "status": status, "provider_message_id": provider_message_id, "provider_response": raw, "error": "",
-        "updated_at": now,
+        "updated_at": now, "channel_number": from_address,
     }
     if status == Message.Status.SENT:
         changes["sent_at"] = now
