@@ -766,6 +766,7 @@ def _reference(row: dict, name: str, found: dict, *, required: bool) -> tuple | 
 
 def _write_bookings(*, company: Company, rows: list[dict], mode: str, actor, source: str) -> list[RowResult]:
     now = timezone.now()
+    zone = zoneinfo.ZoneInfo(company.timezone)
     matches, match_errors = _match(rows=rows, queryset=Booking.objects.filter(company=company), company=company)
     customers = _references(model=Customer, company=company, rows=rows, name="customer")
     workers = _references(model=Worker, company=company, rows=rows, name="worker")
@@ -789,8 +790,10 @@ def _write_bookings(*, company: Company, rows: list[dict], mode: str, actor, sou
             if problem is not None:
                 raise problem
             for name in BOOKING_TIMES:
-                if name in row:
-                    row[name] = company_datetime(company=company, value=row[name])
+                value = row.get(name)
+                # company_datetime, with the zone looked up once a batch
+                if value is not None and value.utcoffset() is None:
+                    row[name] = value.replace(tzinfo=zone)
             values = {name: row[name] for name in BOOKING_FIELDS if name in row}
             if "cancelled_by" in values and values["cancelled_by"] is None:
                 values["cancelled_by"] = ""
