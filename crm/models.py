@@ -428,9 +428,12 @@ class Booking(models.Model):
         COMPANY = "company", "Company (operations)"
         SYSTEM = "system", "System (no-show, timeout)"
 
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="bookings")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="bookings")
-    worker = models.ForeignKey(Worker, on_delete=models.SET_NULL, null=True, blank=True, related_name="bookings")
+    # No single-column indexes on company, customer and worker: the composite indexes below start with
+    # them and serve the same lookups (and cascades); each index is paid for on every booking written.
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="bookings", db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="bookings", db_index=False)
+    worker = models.ForeignKey(Worker, on_delete=models.SET_NULL, null=True, blank=True, related_name="bookings",
+                               db_index=False)
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="bookings")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.SCHEDULED)
     scheduled_at = models.DateTimeField()

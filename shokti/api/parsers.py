@@ -26,8 +26,10 @@ from rest_framework.exceptions import ParseError, ValidationError
 from shokti.api.exceptions import RequestTooLarge
 
 DEFAULT_MAX_DEPTH = 32
-# A string (with its escapes) or one bracket; strings are skipped, brackets counted.
-_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+# A JSON string (unrolled: one pass per run of plain characters, not one alternation per character).
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_OPENERS = frozenset(b"[{")
 # \u0000 or a \uD800-\uDFFF escape: only then can the parsed text hold what PostgreSQL refuses.
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
@@ -44,14 +46,15 @@ def json_depth_exceeds(raw: bytes, limit: int) -> bool:
     """True when arrays/objects in `raw` nest deeper than `limit` (brackets inside strings do not count)."""
     if raw.count(b"[") + raw.count(b"{") <= limit:
         return False
+    # The strings out, then everything but the brackets: what is left is the document's skeleton.
+    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
     depth = 0
-    for match in _TOKENS.finditer(raw):
-        token = match.group()
-        if token in (b"[", b"{"):
+    for byte in brackets:
+        if byte in _OPENERS:
             depth += 1
             if depth > limit:
                 return True
-        elif token in (b"]", b"}"):
+        else:
             depth -= 1
     return False
 
