@@ -3,7 +3,11 @@ a completion reported, `coaching_punctuality_daily` (30) one company's daily ref
 
 from __future__ import annotations
 
-from coaching.punctuality import punctuality_bookings_refresh, punctuality_daily
+import datetime as dt
+
+from coaching.impact import PERIOD_DAYS, run_impact_compute
+from coaching.models import CoachingRun
+from coaching.punctuality import local_today, punctuality_bookings_refresh, punctuality_daily
 from coaching.runs import RUN_TASK, coaching_run_execute
 from crm.models import Company
 from engage.api import JobPermanentError, job_handler
@@ -29,4 +33,11 @@ def coaching_punctuality_bookings(job) -> dict:
 
 @job_handler("coaching_punctuality_daily", priority=30)
 def coaching_punctuality_daily(job) -> dict:
-    return punctuality_daily(company=_company(job))
+    """The day's refresh, then the impact of the runs whose 28 days after are not over yet (or just ended)."""
+    company = _company(job)
+    result = punctuality_daily(company=company)
+    since = local_today(company) - dt.timedelta(days=PERIOD_DAYS + 1)
+    runs = CoachingRun.objects.filter(company=company, is_dry_run=False, is_seeded=False, as_of__gte=since,
+                                      status=CoachingRun.Status.COMPLETED).select_related("company")
+    result["impact_runs"] = [run_impact_compute(run=run) and run.pk for run in runs]
+    return result
