@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import re
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
@@ -15,6 +19,7 @@ from coaching.impact import overall_impact
 from coaching.models import CoachingRun
 from coaching.runs import CoachingRunLocked, CoachNovaDisabled, coaching_run_trigger
 from coaching.selectors import worker_coaching, worker_punctuality
+from coaching.voice import AUDIO_DIR
 from crm.models import Company, Contact, Worker
 from crm.tenancy.api import ApiKeyAuthentication, ApiKeyPrincipal, IsApiKey, IsApiKeyOrStaffUser, request_company
 from shokti.api.authentication import InternalTokenAuthentication, IsInternal
@@ -201,3 +206,13 @@ class CoachNovaRunApi(APIView):
             raise Conflict(str(error), code="locked") from None
         return Response({"status": run.status, "run_id": run.pk, "dry_run": run.is_dry_run},
                         status=status.HTTP_202_ACCEPTED)
+
+
+def coaching_audio(request, name: str):
+    """GET /coaching/audio/<name>: a coaching message's speech (the random name is the key, as a short link's)."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{16,40}\.mp3", name):
+        raise Http404()
+    path = f"{AUDIO_DIR}/{name}"
+    if not default_storage.exists(path):
+        raise Http404()
+    return FileResponse(default_storage.open(path, "rb"), content_type="audio/mpeg")

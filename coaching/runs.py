@@ -20,6 +20,7 @@ from coaching.burnout import workers_under_burnout_alert
 from coaching.compose import coaching_text_generate
 from coaching.models import BookingPunctuality, CoachingRecipient, CoachingRun, CoachingSettings
 from coaching.punctuality import LATE_OUTCOMES, coaching_settings_for, company_zone, local_today
+from coaching.voice import VoiceError, audio_url, speech_store
 from crm.models import Company, Worker
 from crm.services import event_record
 from engage import api as engage
@@ -30,6 +31,7 @@ Status = CoachingRecipient.Status
 Reason = CoachingRecipient.Reason
 RUN_TASK = "coachnova_run"
 STATUS_CHECK_EVERY = 10
+VOICE_LINK_LABEL = "শুনুন:"
 DECISION_REASONS = {"no_consent": Reason.NO_CONSENT, "no_address": Reason.NO_ADDRESS}
 
 
@@ -238,9 +240,12 @@ def recipient_coach(*, recipient: CoachingRecipient) -> CoachingRecipient:
         recipient.status = Status.WOULD_COACH
         recipient.save()
         return recipient
+    body = generated.text
+    if run.rules.get("is_voice_enabled"):
+        body = _with_voice(recipient, generated.text)
     with transaction.atomic():
         queued = engage.message_queue(
-            company=company, contact=worker.contact, channel=recipient.channel, body=generated.text,
+            company=company, contact=worker.contact, channel=recipient.channel, body=body,
             agent_type=engage.AgentType.COACHNOVA, message_type="coaching", role=engage.ROLE_WORKER,
             idempotency_key=f"coachnova:{run.pk}:{worker.pk}",
         )
@@ -257,6 +262,19 @@ def recipient_coach(*, recipient: CoachingRecipient) -> CoachingRecipient:
             )
         recipient.save()
     return recipient
+
+
+def _with_voice(recipient: CoachingRecipient, text: str) -> str:
+    """The text with a link to its speech; the text alone (and why, on the row) when speech fails."""
+    if recipient.audio:
+        return f"{text}\n{VOICE_LINK_LABEL} {audio_url(recipient.audio.name)}"
+    try:
+        name = speech_store(text=text)
+    except VoiceError as error:
+        recipient.voice_status = f"failed, text sent alone: {error}"[:200]
+        return text
+    recipient.audio.name, recipient.voice_status = name, "sent (link)"
+    return f"{text}\n{VOICE_LINK_LABEL} {audio_url(name)}"
 
 
 def _counts(run: CoachingRun) -> dict:

@@ -7,6 +7,7 @@ from coaching.apis import (
     MyCoachingApi,
     MyPunctualityApi,
     WorkerPunctualityApi,
+    coaching_audio,
 )
 
 urlpatterns = [
@@ -15,5 +16,6 @@ urlpatterns = [
     path("api/coaching/impact", CoachingImpactApi.as_view(), name="coaching-impact"),
     path("me/punctuality", MyPunctualityApi.as_view(), name="my-punctuality"),
     path("me/coaching", MyCoachingApi.as_view(), name="my-coaching"),
+    path("coaching/audio/<str:name>", coaching_audio, name="coaching-audio"),
     path("internal/ai/coachnova/run", CoachNovaRunApi.as_view(), name="coachnova-run"),
 ]
