@@ -16,16 +16,20 @@ from collections import defaultdict
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from coaching.models import BookingPunctuality, CoachingSettings, WorkerPunctuality
+from coaching.punctuality_sql import bookings_classify_range, worker_stats_upsert
 from crm.models import Booking, Company
 
 Outcome = BookingPunctuality.Outcome
 LATE_OUTCOMES = (Outcome.LATE, Outcome.NO_SHOW, Outcome.CANCELLED_BY_WORKER)
 SLICE = 5000
+SQL_SLICE = 200_000  # booking ids per statement of the PostgreSQL backfill
+# Tests set it to run the Python loops on PostgreSQL too (the two paths are held equal).
+PYTHON_ONLY = False
 BOOKING_FIELDS = ("id", "worker_id", "status", "scheduled_at", "arrived_at", "cancelled_by")
 
 
@@ -137,6 +141,11 @@ def worker_stats_refresh(*, company: Company, worker_ids: Iterable[int], as_of: 
     as_of = as_of or local_today(company)
     worker_ids = list(worker_ids)
     written = 0
+    if connection.vendor == "postgresql" and not PYTHON_ONLY:
+        for start in range(0, len(worker_ids), SLICE * 4):
+            written += worker_stats_upsert(company_id=company.pk, worker_ids=worker_ids[start:start + SLICE * 4],
+                                           as_of=as_of)
+        return written
     for start in range(0, len(worker_ids), SLICE):
         chunk = worker_ids[start:start + SLICE]
         rows = BookingPunctuality.objects.filter(
@@ -197,7 +206,16 @@ def punctuality_backfill(*, company: Company, as_of: dt.date | None = None) -> d
     row = coaching_settings_for(company=company)
     started = timezone.now()
     classified, last_id = 0, 0
-    while True:
+    if connection.vendor == "postgresql" and not PYTHON_ONLY:
+        bounds = Booking.objects.filter(company=company).aggregate(low=Min("pk"), high=Max("pk"))
+        if bounds["high"] is not None:
+            zone = str(company_zone(company))
+            for after in range(bounds["low"] - 1, bounds["high"], SQL_SLICE):
+                with transaction.atomic():
+                    classified += bookings_classify_range(company_id=company.pk, zone=zone, grace=row.grace_minutes,
+                                                          after=after, upto=after + SQL_SLICE)
+        last_id = None
+    while last_id is not None:
         chunk = list(Booking.objects.filter(company=company, pk__gt=last_id).order_by("pk")
                      .values(*BOOKING_FIELDS)[:SLICE * 4])
         if not chunk:

@@ -190,11 +190,14 @@ def run_select(*, run: CoachingRun) -> dict[str, int]:
             skip(worker.pk, Reason.ALREADY_COACHED, **common)
         elif worker.pk in recent:
             skip(worker.pk, Reason.RECENTLY_COACHED, **common)
+        elif not worker.contact.is_consented(channel):
+            skip(worker.pk, Reason.NO_CONSENT, **common)
+        elif not _has_address(worker.contact, channel):
+            skip(worker.pk, Reason.NO_ADDRESS, **common)
         else:
-            decision = engage.can_send(contact=worker.contact, channel=channel, role=engage.ROLE_WORKER)
-            if not decision.allowed:
-                skip(worker.pk, DECISION_REASONS.get(decision.reason, Reason.CAPPED), detail=decision.reason, **common)
-            elif bucket < rules["holdout_percent"]:
+            # Randomised among the eligible (pattern and consent); the caps are decided at the send, under the
+            # contact's lock (engage's message_queue), and a capped worker is recorded as such then.
+            if bucket < rules["holdout_percent"]:
                 rows.append(CoachingRecipient(run=run, company=company, worker_id=worker.pk, status=Status.HOLDOUT,
                                               reason=Reason.HOLDOUT, created_at=now, processed_at=now, **common))
             else:
@@ -204,6 +207,10 @@ def run_select(*, run: CoachingRun) -> dict[str, int]:
         if not CoachingRecipient.objects.filter(run=run).exists():
             CoachingRecipient.objects.bulk_create(rows, batch_size=2000)
     return {"selected": len(rows), "candidates": len(candidates)}
+
+
+def _has_address(contact, channel: str) -> bool:
+    return bool(contact.email) if channel == "email" else bool(contact.phone)
 
 
 def _late_lines(recipient: CoachingRecipient, zone: ZoneInfo) -> list[str]:
@@ -225,6 +232,13 @@ def recipient_coach(*, recipient: CoachingRecipient) -> CoachingRecipient:
     run = recipient.run
     company = run.company
     worker = Worker.objects.select_related("contact").get(pk=recipient.worker_id)
+    if run.is_dry_run:
+        decision = engage.can_send(contact=worker.contact, channel=recipient.channel, role=engage.ROLE_WORKER)
+        if not decision.allowed:
+            recipient.status, recipient.reason = Status.SKIPPED, DECISION_REASONS.get(decision.reason, Reason.CAPPED)
+            recipient.detail, recipient.processed_at = decision.reason, timezone.now()
+            recipient.save()
+            return recipient
     stats = getattr(worker, "punctuality", None)
     generated = coaching_text_generate(
         company=company, worker=worker, channel=recipient.channel, period_days=run.rules["pattern_window_days"],

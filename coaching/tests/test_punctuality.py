@@ -20,6 +20,12 @@ from engage.models import Job
 AS_OF = dt.date(2026, 11, 30)
 
 
+@pytest.fixture(autouse=True, params=["sql", "python"])
+def _path(request, monkeypatch):
+    """Every rule on both paths: PostgreSQL's set-based statements and the Python loops (SQLite's)."""
+    monkeypatch.setattr("coaching.punctuality.PYTHON_ONLY", request.param == "python")
+
+
 @pytest.fixture
 def worker(company):
     return worker_of(company)
