@@ -3,7 +3,7 @@
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from crm.models import Booking
+from crm.models import Booking, Service
 from crm.tests.factories import ContactFactory, CustomerFactory, ServiceFactory, WorkerFactory
 
 DHAKA = ZoneInfo("Asia/Dhaka")
@@ -22,10 +22,7 @@ def worker_of(company, *, phone=None, name="Karim Mia", **contact):
 
 def booking_of(worker, scheduled_at, *, late_minutes=0, status="completed", cancelled_by="", arrived=True):
     company = worker.company
-    service = getattr(booking_of, "_services", {}).get(company.pk)
-    if service is None:
-        service = ServiceFactory(company=company)
-        booking_of._services = {**getattr(booking_of, "_services", {}), company.pk: service}
+    service = Service.objects.filter(company=company).first() or ServiceFactory(company=company)
     return Booking.objects.create(
         company=company, customer=CustomerFactory(company=company), worker=worker, service=service, status=status,
         scheduled_at=scheduled_at, cancelled_by=cancelled_by,

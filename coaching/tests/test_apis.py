@@ -14,10 +14,13 @@ from coaching.tests.helpers import DHAKA, booking_of, worker_of
 from crm.tests.factories import WorkerFactory
 from engage.models import Job
 
+pytestmark = pytest.mark.embedded  # a headline flow: also on SQLite without Redis (make test)
+
+
 
 @pytest.fixture
 def late_worker(company):
-    worker = worker_of(company, phone="+8801711000901", email="rahim@example.test")
+    worker = worker_of(company, phone="+8801911000901", email="rahim@example.test")
     today = local_today(company)
     for days_ago, late in ((1, 30), (2, 0), (3, 20)):
         day = today - dt.timedelta(days=days_ago)

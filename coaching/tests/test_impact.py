@@ -10,6 +10,9 @@ from coaching.models import CoachingRecipient, CoachingRun
 from coaching.punctuality import punctuality_backfill
 from coaching.tests.helpers import booking_of, dhaka, worker_of
 
+pytestmark = pytest.mark.embedded  # a headline flow: also on SQLite without Redis (make test)
+
+
 
 def test_the_arithmetic_against_a_hand_computed_example():
     # coached changes 20, 10, 30: mean 20, sample variance ((0)²+(−10)²+(10)²)/2 = 100

@@ -20,6 +20,10 @@ from engage.models import Job
 AS_OF = dt.date(2026, 11, 30)
 
 
+pytestmark = pytest.mark.embedded  # a headline flow: also on SQLite without Redis (make test)
+
+
+
 @pytest.fixture(autouse=True, params=["sql", "python"])
 def _path(request, monkeypatch):
     """Every rule on both paths: PostgreSQL's set-based statements and the Python loops (SQLite's)."""

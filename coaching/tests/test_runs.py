@@ -30,6 +30,10 @@ GOOD_TEXT = ("করিম ভাই, আপনার কাজের জন্�
              "দেরি হলে আগে গ্রাহককে ফোন করে জানালে সুবিধা হয়। কী কারণে দেরি হয়েছিল, জানাবেন?")
 
 
+pytestmark = pytest.mark.embedded  # a headline flow: also on SQLite without Redis (make test)
+
+
+
 @pytest.fixture(autouse=True)
 def _daytime(monkeypatch):
     # runs outside Dhaka's quiet hours unless a test says otherwise
@@ -58,12 +62,12 @@ def rows(run):
 
 @pytest.mark.django_db
 def test_selection_records_a_reason_for_every_worker_left_out(company, twilio_account):
-    on_time = late_worker(company, 0, phone="+8801711000101")
-    two_late = late_worker(company, 2, phone="+8801711000102")
-    pattern = late_worker(company, 3, phone="+8801711000103")
-    excused = late_worker(company, 3, phone="+8801711000104")
-    no_consent = late_worker(company, 3, phone="+8801711000105", is_sms_consented=False)
-    under_alert = late_worker(company, 4, phone="+8801711000106")
+    on_time = late_worker(company, 0, phone="+8801911000101")
+    two_late = late_worker(company, 2, phone="+8801911000102")
+    pattern = late_worker(company, 3, phone="+8801911000103")
+    excused = late_worker(company, 3, phone="+8801911000104")
+    no_consent = late_worker(company, 3, phone="+8801911000105", is_sms_consented=False)
+    under_alert = late_worker(company, 4, phone="+8801911000106")
     punctuality_backfill(company=company, as_of=AS_OF)
     first_late = BookingPunctuality.objects.filter(worker=excused, outcome="late").first()
     BookingPunctuality.objects.filter(pk=first_late.pk).update(is_excused=True)
@@ -94,7 +98,7 @@ def test_selection_records_a_reason_for_every_worker_left_out(company, twilio_ac
 
 @pytest.mark.django_db
 def test_the_holdout_is_a_stable_hash_recorded_on_each_row(company, twilio_account):
-    workers = [late_worker(company, 3, phone=f"+88017110002{n:02d}") for n in range(20)]
+    workers = [late_worker(company, 3, phone=f"+88019110002{n:02d}") for n in range(20)]
     punctuality_backfill(company=company, as_of=AS_OF)
     CoachingSettings.objects.filter(company=company).update(holdout_percent=50)
 
@@ -114,7 +118,7 @@ def test_the_holdout_is_a_stable_hash_recorded_on_each_row(company, twilio_accou
 def test_a_real_run_sends_the_models_text_once_and_never_twice_for_one_pattern(company, twilio_account, fake_twilio,
                                                                                  fake_openai):
     fake_openai.reply(GOOD_TEXT)
-    worker = late_worker(company, 3, phone="+8801711000301")
+    worker = late_worker(company, 3, phone="+8801911000301")
     punctuality_backfill(company=company, as_of=AS_OF)
     CoachingSettings.objects.filter(company=company).update(holdout_percent=0)
 
@@ -141,7 +145,7 @@ def test_a_real_run_sends_the_models_text_once_and_never_twice_for_one_pattern(c
 @pytest.mark.django_db
 def test_a_threatening_model_text_is_replaced_by_the_approved_fallback(company, twilio_account, fake_openai):
     fake_openai.reply("আবার দেরি করলে আপনার অ্যাকাউন্ট বন্ধ করে দেওয়া হবে এবং জরিমানা হবে।")
-    worker = late_worker(company, 3, phone="+8801711000401")
+    worker = late_worker(company, 3, phone="+8801911000401")
     punctuality_backfill(company=company, as_of=AS_OF)
     CoachingSettings.objects.filter(company=company).update(holdout_percent=0)
 
@@ -155,7 +159,7 @@ def test_a_threatening_model_text_is_replaced_by_the_approved_fallback(company, 
 @pytest.mark.django_db
 def test_one_active_run_per_company_and_pause_resume_cancel(company, twilio_account, fake_openai):
     fake_openai.reply(GOOD_TEXT)
-    late_worker(company, 3, phone="+8801711000501")
+    late_worker(company, 3, phone="+8801911000501")
     punctuality_backfill(company=company, as_of=AS_OF)
     run = coaching_run_trigger(company=company, as_of=AS_OF)
     with pytest.raises(CoachingRunLocked):
@@ -191,7 +195,7 @@ def test_switched_off_by_policy(company):
 @pytest.mark.django_db
 def test_caps_a_worker_messaged_this_week_is_skipped_as_capped(company, twilio_account, fake_openai):
     fake_openai.reply(GOOD_TEXT)
-    worker = late_worker(company, 3, phone="+8801711000601")
+    worker = late_worker(company, 3, phone="+8801911000601")
     punctuality_backfill(company=company, as_of=AS_OF)
     CoachingSettings.objects.filter(company=company).update(holdout_percent=0)
     engage.message_queue(company=company, contact=worker.contact, channel="sms", body="ধন্যবাদ।",
@@ -231,7 +235,7 @@ def test_reply_reasons():
 def test_a_workers_reply_lands_on_the_coaching_and_a_manager_accepting_it_excuses_the_bookings(
         company, staff_user, twilio_account, fake_openai):
     fake_openai.reply(GOOD_TEXT)
-    worker = late_worker(company, 3, phone="+8801711000701")
+    worker = late_worker(company, 3, phone="+8801911000701")
     punctuality_backfill(company=company, as_of=AS_OF)
     CoachingSettings.objects.filter(company=company).update(holdout_percent=0)
     run = start(company)
@@ -254,7 +258,7 @@ def test_a_workers_reply_lands_on_the_coaching_and_a_manager_accepting_it_excuse
 @pytest.mark.django_db
 def test_stop_from_a_worker_withdraws_consent_and_the_next_run_skips_them(company, twilio_account, fake_openai):
     fake_openai.reply(GOOD_TEXT)
-    worker = late_worker(company, 3, phone="+8801711000801")
+    worker = late_worker(company, 3, phone="+8801911000801")
     punctuality_backfill(company=company, as_of=AS_OF)
     CoachingSettings.objects.filter(company=company).update(holdout_percent=0)
 

@@ -35,7 +35,7 @@ def fake_tts(settings, tmp_path):
 def voice_run(company, monkeypatch, fake_openai):
     monkeypatch.setattr("coaching.runs.quiet_hours_end", lambda **kwargs: None)
     fake_openai.reply(TEXT)
-    worker = worker_of(company, phone="+8801711000951", name="Karim Mia")
+    worker = worker_of(company, phone="+8801911000951", name="Karim Mia")
     for day in (20, 21, 22):
         booking_of(worker, dhaka(2026, 11, day), late_minutes=30)
     punctuality_backfill(company=company, as_of=AS_OF)
