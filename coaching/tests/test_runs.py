@@ -4,6 +4,7 @@ cancel, the message (model, safety filter, fallback), never twice for one patter
 import datetime as dt
 
 import pytest
+from prometheus_client import REGISTRY
 
 from coaching.burnout import burnout_provider_register, burnout_provider_unregister
 from coaching.models import BookingPunctuality, CoachingRun, CoachingSettings, WorkerPunctuality
@@ -131,7 +132,10 @@ def test_a_real_run_sends_the_models_text_once_and_never_twice_for_one_pattern(c
     prompt = fake_openai.requests[-1]["messages"][1]["content"]
     assert "২০ নভেম্বর ২০২৬" in prompt and "২৫ মিনিট দেরি" in prompt
     assert Event.objects.filter(type="coaching.sent", contact=worker.contact).count() == 1
+    labels = {"agent_type": "coachnova", "channel": "sms", "message_type": "coaching", "status": "sent"}
+    before = REGISTRY.get_sample_value("ai_messages_sent_total", labels) or 0
     assert run_job(row.message.job) == "completed" and len(fake_twilio.requests) == 1
+    assert REGISTRY.get_sample_value("ai_messages_sent_total", labels) == before + 1  # the seed's metric names
 
     # the job runs again (a redelivery): nothing new; a new run the same day: already coached for this pattern
     Job.objects.filter(task_name="coachnova_run").update(status="queued")
