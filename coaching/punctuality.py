@@ -21,7 +21,7 @@ from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from coaching.models import BookingPunctuality, CoachingSettings, WorkerPunctuality
-from coaching.punctuality_sql import bookings_classify_range, worker_stats_upsert
+from coaching.punctuality_sql import bookings_classify_changed, bookings_classify_range, worker_stats_upsert
 from crm.models import Booking, Company
 
 Outcome = BookingPunctuality.Outcome
@@ -188,9 +188,15 @@ def punctuality_daily(*, company: Company, now: dt.datetime | None = None) -> di
     changed = Q(scheduled_at__gte=now - dt.timedelta(days=2), scheduled_at__lte=now)
     if since is not None:
         changed |= Q(updated_at__gte=since)
-    bookings = Booking.objects.filter(changed, company=company).values(*BOOKING_FIELDS)
-    classified = bookings_classify(company=company, bookings=bookings.iterator(chunk_size=SLICE),
-                                   grace_minutes=row.grace_minutes)
+    if connection.vendor == "postgresql" and not PYTHON_ONLY:
+        with transaction.atomic():
+            classified = bookings_classify_changed(
+                company_id=company.pk, zone=str(company_zone(company)), grace=row.grace_minutes,
+                since=since or now - dt.timedelta(days=2), recent=now - dt.timedelta(days=2), now=now)
+    else:
+        bookings = Booking.objects.filter(changed, company=company).values(*BOOKING_FIELDS)
+        classified = bookings_classify(company=company, bookings=bookings.iterator(chunk_size=SLICE),
+                                       grace_minutes=row.grace_minutes)
     workers = (BookingPunctuality.objects.filter(company=company, local_date__gte=as_of - dt.timedelta(days=28))
                .values_list("worker_id", flat=True).distinct())
     refreshed = worker_stats_refresh(company=company, worker_ids=list(workers), as_of=as_of)

@@ -24,7 +24,7 @@ SELECT b.id, b.company_id, b.worker_id, b.scheduled_at, (b.scheduled_at AT TIME 
     CASE WHEN b.status = 'cancelled' THEN 0 ELSE GREATEST(0, {MINUTES})::int END,
     false, '', NULL, NULL, now()
 FROM crm_booking AS b
-WHERE b.company_id = %(company)s AND b.id > %(after)s AND b.id <= %(upto)s AND b.worker_id IS NOT NULL
+WHERE b.company_id = %(company)s AND {{selection}} AND b.worker_id IS NOT NULL
   AND {CLASSIFIABLE}
 ON CONFLICT (booking_id) DO UPDATE SET worker_id = EXCLUDED.worker_id, scheduled_at = EXCLUDED.scheduled_at,
     local_date = EXCLUDED.local_date, outcome = EXCLUDED.outcome, minutes_late = EXCLUDED.minutes_late,
@@ -32,17 +32,32 @@ ON CONFLICT (booking_id) DO UPDATE SET worker_id = EXCLUDED.worker_id, scheduled
 """
 UNCLASSIFIABLE_DELETE = f"""
 DELETE FROM coaching_bookingpunctuality AS p USING crm_booking AS b
-WHERE p.booking_id = b.id AND b.company_id = %(company)s AND b.id > %(after)s AND b.id <= %(upto)s
+WHERE p.booking_id = b.id AND b.company_id = %(company)s AND {{selection}}
   AND (b.worker_id IS NULL OR NOT {CLASSIFIABLE})
 """
 
 
-def bookings_classify_range(*, company_id: int, zone: str, grace: int, after: int, upto: int) -> int:
-    params = {"company": company_id, "zone": zone, "grace": grace, "after": after, "upto": upto}
+BY_RANGE = "b.id > %(after)s AND b.id <= %(upto)s"
+BY_CHANGE = ("(b.updated_at >= %(since)s OR (b.scheduled_at >= %(recent)s AND b.scheduled_at <= %(now)s))")
+
+
+def _classify(selection: str, params: dict) -> int:
     with connection.cursor() as cursor:
-        cursor.execute(UNCLASSIFIABLE_DELETE, params)
-        cursor.execute(CLASSIFY, params)
+        cursor.execute(UNCLASSIFIABLE_DELETE.format(selection=selection), params)
+        cursor.execute(CLASSIFY.format(selection=selection), params)
         return cursor.rowcount
+
+
+def bookings_classify_range(*, company_id: int, zone: str, grace: int, after: int, upto: int) -> int:
+    """The bookings with ids in (after, upto] (the backfill's slices)."""
+    return _classify(BY_RANGE, {"company": company_id, "zone": zone, "grace": grace, "after": after, "upto": upto})
+
+
+def bookings_classify_changed(*, company_id: int, zone: str, grace: int, since: dt.datetime, recent: dt.datetime,
+                              now: dt.datetime) -> int:
+    """The bookings changed since `since` or scheduled in [recent, now] (the daily refresh)."""
+    return _classify(BY_CHANGE, {"company": company_id, "zone": zone, "grace": grace, "since": since,
+                                 "recent": recent, "now": now})
 
 
 def _window(prefix: str, condition: str) -> str:
