@@ -21,10 +21,17 @@ Render a published template:
     `template_latest_approved(company=..., agent_type=..., locale=..., name=...)`, then
     `template_render(body=version.body, agent_type=..., context={...})`; `templates_seed_defaults(company=...)`.
 
+Answer inbound messages of your own: `inbound_claim_hook_register(hook)` at start-up; `hook(*, message) -> bool`
+    is asked before the sales AI replies to an inbound message (True: the app took it, no AI reply).
+
+Bengali for people: `date_bn(date)`, `number_bn(n)`.
+
 The company's engagement policy: `policy_for(company=...)` (caps per role, flags, send window, presets).
 """
 
+from engage.ai.bengali import date_bn, number_bn
 from engage.ai.client import GenerationRequest, GenerationResult, ai_generate, ai_generate_many
+from engage.conversations.claims import inbound_claim_hook_register
 from engage.ledger.models import Job
 from engage.ledger.registry import JobPermanentError, job_handler
 from engage.ledger.services import job_enqueue
@@ -50,10 +57,13 @@ __all__ = [
     "ai_generate_many",
     "can_send",
     "contact_opt_out",
+    "date_bn",
+    "inbound_claim_hook_register",
     "job_enqueue",
     "job_handler",
     "message_queue",
     "message_send",
+    "number_bn",
     "policy_for",
     "template_latest_approved",
     "template_render",

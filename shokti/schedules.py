@@ -66,6 +66,20 @@ DEFAULT_SCHEDULES: list[dict[str, Any]] = [
         "priority": 0,
         "description": "Hands out again jobs whose worker stopped renewing their lease (killed, lost) and due jobs whose publish failed.",
     },
+    {
+        "name": "coaching: daily punctuality refresh",
+        "task": "coaching.punctuality_daily",
+        "crontab": {"minute": "15", "hour": "18"},
+        "priority": 5,
+        "description": "18:15 UTC (00:15 Asia/Dhaka, after the local day ends): one coaching_punctuality_daily job per company (bookings changed since the watermark, rolling 14/28-day stats).",
+    },
+    {
+        "name": "coaching: weekly CoachNova run",
+        "task": "coaching.coachnova_weekly",
+        "crontab": {"minute": "0", "hour": "4", "day_of_week": "0"},
+        "priority": 4,
+        "description": "Sundays 04:00 UTC (10:00 Asia/Dhaka): a CoachNova run for every company with CoachNova on.",
+    },
 ]
 
 

@@ -541,6 +541,15 @@ STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles"))
 # to staff who may see the conversation.
 MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 MEDIA_URL = "/media/"
+
+# CoachNova's voice (coaching/voice.py): "" (off), "openai", "azure" or "elevenlabs"; a company turns voice on in its
+# CoachNova settings. Any failure sends the text alone.
+COACHNOVA_TTS_PROVIDER = env.str("COACHNOVA_TTS_PROVIDER", default="")
+COACHNOVA_TTS_BASE_URL = env.str("COACHNOVA_TTS_BASE_URL", default="")
+COACHNOVA_TTS_API_KEY = env.str("COACHNOVA_TTS_API_KEY", default="")
+COACHNOVA_TTS_VOICE = env.str("COACHNOVA_TTS_VOICE", default="")
+COACHNOVA_TTS_MODEL = env.str("COACHNOVA_TTS_MODEL", default="")
+COACHNOVA_TTS_TIMEOUT_SECONDS = env.float("COACHNOVA_TTS_TIMEOUT_SECONDS", default=10.0)
 STORAGES = {
     "default": {"BACKEND": env.str("DEFAULT_FILE_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage")},
     # Compressed copies after `collectstatic`, served by WhiteNoise. Not the manifest (hashed

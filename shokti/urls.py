@@ -17,6 +17,8 @@ urlpatterns = [
     # engage's seed paths (before admin/: /admin/dlq/replay lives there): /inbound-message, /queue/stats,
     # SmartEngage sends, and the app-facing /events, /book, /l/<code>, /api/deeplinks/verify.
     path("", include("engage.urls")),
+    # CoachNova: /api/workers/<id>/punctuality, /api/coaching/..., /me/punctuality, /me/coaching, /internal/ai/coachnova/run.
+    path("", include("coaching.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

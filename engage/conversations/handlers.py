@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from crm.models import Lead
+from engage.conversations.claims import inbound_claimed
 from engage.conversations.followups import followup_send
 from engage.conversations.media import message_media_store
 from engage.conversations.replies import ai_reply_send, lead_summary_refresh, summary_schedule
@@ -24,6 +25,9 @@ def ai_engage(job) -> dict[str, Any]:
     lead = Lead.objects.filter(pk=lead_id, company_id=job.company_id).first()
     if lead is None:
         raise JobPermanentError(f"Lead {lead_id!r} not found in the job's company.")
+    message = Message.objects.select_related("contact").filter(pk=message_id, company_id=job.company_id).first()
+    if message is not None and inbound_claimed(message=message):
+        return {"skipped": "claimed"}  # another app answers it (a worker's reply to their coaching)
     # A lead this message created entered its first stage: that stage's sequence rules apply here,
     # off the webhook's hot path (idempotent when the job runs again).
     inbound_lead_enroll(lead=lead, message_id=message_id)

@@ -40,6 +40,30 @@ USER_PROMPT_V2 = (
     "মাধ্যম: {{ channel_name_bn }}। লিংক বাদে পুরো বার্তাটি {{ max_characters }} অক্ষরের মধ্যে রাখবেন।\n"
     "বুকিং লিংক যেখানে বসবে, সেখানে হুবহু {{ deep_link }} লিখবেন।"
 )
+COACHING_SYSTEM_TEMPLATE_NAME = "coaching_system"
+COACHING_USER_TEMPLATE_NAME = "coaching"
+# CoachNova (issue 20): motivational-interviewing practice, what the research says helps and what backfires
+# (Kluger & DeNisi 1996: feedback about the person, not the task, makes things worse; peer comparison did little).
+COACHING_SYSTEM_PROMPT = (
+    "আপনি একটি হোম সার্ভিস প্রতিষ্ঠানের ({{ company_name }}) হয়ে একজন কর্মীকে সময়ানুবর্তিতা নিয়ে একটি ছোট, "
+    "আন্তরিক বাংলা বার্তা লেখেন।\n"
+    "নিয়মগুলো:\n"
+    "- কর্মীকে \"আপনি\" বলে সম্বোধন করবেন এবং প্রথমে তাঁর কাজের জন্য ধন্যবাদ দেবেন।\n"
+    "- শুধু নিচে দেওয়া তথ্য (কোন কোন বুকিংয়ে দেরি হয়েছে, তারিখ বাংলায়) লিখবেন; মানুষটিকে নয়, ঘটনাটিকে বলবেন।\n"
+    "- অন্য কোনো কর্মীর সঙ্গে তুলনা করবেন না; কোনো শাস্তি, জরিমানা, কাজ বন্ধ বা অ্যাকাউন্ট বন্ধের কথা বলবেন না।\n"
+    "- একটি বাস্তব পরামর্শ দেবেন: একটু আগে রওনা দেওয়া, পরের স্লট চাওয়া, বা দেরি হলে গ্রাহককে আগে জানানো।\n"
+    "- কোনো গ্রাহকের নাম, ঠিকানা বা ফোন নম্বর লিখবেন না; বড় হাতের অক্ষর বা একাধিক বিস্ময়চিহ্ন ব্যবহার করবেন না।\n"
+    "- শেষে বিনীতভাবে জানতে চাইবেন দেরির কারণ কী ছিল (যেমন যানজট, গ্রাহক সময় বদলেছেন, সময়সূচি খুব ঠাসা), "
+    "উত্তর দিতে বলবেন।\n"
+    "- নিজের সম্পর্কে বা এই নির্দেশনার কথা কিছু লিখবেন না; শুধু বার্তাটি লিখবেন।"
+)
+COACHING_USER_PROMPT = (
+    "কর্মীর নাম: {{ worker_name }}\n"
+    "গত {{ period_days }} দিনে সময়মতো পৌঁছানোর হার: {{ on_time_rate }}%\n"
+    "দেরি হওয়া বুকিং ({{ late_count }}টি):\n{{ late_bookings }}\n"
+    "{% if average_delay_minutes %}গড় দেরি: {{ average_delay_minutes }} মিনিট\n{% endif %}"
+    "বার্তাটি {{ max_characters }} অক্ষরের মধ্যে রাখবেন।"
+)
 # (agent type, name, body, description) of each default, bn locale.
 DEFAULT_TEMPLATES: tuple[tuple[str, str, str, str], ...] = (
     (AgentType.SMARTENGAGE, SYSTEM_TEMPLATE_NAME, SYSTEM_PROMPT_V2, "SmartEngage reminder: the system prompt."),
@@ -59,4 +83,6 @@ DEFAULT_TEMPLATES: tuple[tuple[str, str, str, str], ...] = (
         ),
         "Sales sequences: a step that welcomes a new lead (the demo's \"New lead welcome\", step 2).",
     ),
+    (AgentType.COACHNOVA, COACHING_SYSTEM_TEMPLATE_NAME, COACHING_SYSTEM_PROMPT, "CoachNova: the system prompt."),
+    (AgentType.COACHNOVA, COACHING_USER_TEMPLATE_NAME, COACHING_USER_PROMPT, "CoachNova: the facts of one worker."),
 )

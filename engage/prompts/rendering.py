@@ -52,6 +52,8 @@ TEMPLATE_VARIABLES: dict[str, dict[str, str]] = {
         "late_count": "How many bookings the worker was late to in the period.",
         "average_delay_minutes": "Average minutes late when late.",
         "period_days": "The length of the scored period in days.",
+        "late_bookings": "The bookings behind the pattern, one a line: Bengali date, minutes late or what happened.",
+        "max_characters": "How long the text may be on this channel, in Bengali digits.",
     },
 }
 

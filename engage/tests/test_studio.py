@@ -424,12 +424,12 @@ def test_marketing_creates_a_template_and_operations_cannot(client, marketer, st
         for name, value in {"TOTAL_FORMS": 0, "INITIAL_FORMS": 0}.items()
     }
     response = client.post(add_url, {
-        "company": company.pk, "agent_type": "coachnova", "locale": "bn", "name": "coaching",
+        "company": company.pk, "agent_type": "coachnova", "locale": "bn", "name": "coaching_gentle",
         "description": "Gentle punctuality coaching", **management,
     })
 
     # then it exists, for their company
     assert response.status_code == 302
-    assert PromptTemplate.objects.filter(company=company, name="coaching", agent_type="coachnova").exists()
+    assert PromptTemplate.objects.filter(company=company, name="coaching_gentle", agent_type="coachnova").exists()
     client.force_login(staff_user)
     assert client.get(add_url).status_code == 403

@@ -109,7 +109,7 @@ def test_latest_approved_is_scoped_to_company_agent_and_locale(template, company
 
     assert template_latest_approved(company=company, agent_type="sales", locale="bn") == version
     assert template_latest_approved(company=other_company, agent_type="sales", locale="bn") is None
-    assert template_latest_approved(company=company, agent_type="coachnova", locale="bn") is None
+    assert template_latest_approved(company=company, agent_type="coachnova", locale="en") is None
     assert template_latest_approved(company=company, agent_type="sales", locale="bn", name="other") is None
 
 

@@ -118,7 +118,8 @@ def test_every_json_body_field_refuses_a_value_of_the_wrong_type(key_and_staff):
     # Every operation taking a JSON body, every property: the wrong JSON type is a 400 naming that field.
     schema = raw_schema()
     key, staff = key_and_staff
-    callers = {"/inbound-message": key, "/api/contacts/": key, "/internal/ai/smartengage/run-segment": key}
+    callers = {"/inbound-message": key, "/api/contacts/": key, "/internal/ai/smartengage/run-segment": key,
+               "/internal/ai/coachnova/run": key}
     checked = 0
     for path, operations in schema["paths"].items():
         if "{" in path or "post" not in operations:

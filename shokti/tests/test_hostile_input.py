@@ -103,6 +103,7 @@ BODY_ENDPOINTS = {
     "/inbound-message": "key",
     "/api/contacts/": "key",
     "/internal/ai/smartengage/run-segment": "key",
+    "/internal/ai/coachnova/run": "key",
     "/admin/dlq/replay": "staff",
     "/admin/smartengage/send-single": "staff",
     "/admin/smartengage/send-bulk": "staff",

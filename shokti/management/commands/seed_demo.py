@@ -8,6 +8,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from coaching.demo import coaching_demo_seed
 from crm import demo
 from engage.demo import STORY_MAX_CUSTOMERS, engage_demo_seed
 
@@ -69,6 +70,7 @@ class Command(BaseCommand):
         story_result = None
         if story:
             story_result = engage_demo_seed(seed=options["seed"], result=result)
+            story_result.lines.extend(coaching_demo_seed(seed=options["seed"]))
         elapsed = time.perf_counter() - started
         write = self.stdout.write
         if result.created:

@@ -1,0 +1,193 @@
+"""CoachNova's punctuality and selection at scale: the full backfill, the daily incremental refresh and a run's
+selection, measured at a fraction of the issue's 100k workers / 10M bookings and extrapolated linearly (said so).
+
+    .venv/bin/python bench/coaching.py                     # fill (once) and measure, write docs/benchmarks.md
+    BENCH_COACHING_WORKERS=10000 BENCH_COACHING_BOOKINGS_PER_WORKER=100 .venv/bin/python bench/coaching.py
+
+Own database (`shokti_bench_coaching` by default, created if missing), filled once: one company, W workers with
+their contacts, W customers, and W x N bookings over the last N days (one a day per worker, scheduled 10:00 Dhaka),
+by SQL `INSERT ... SELECT generate_series`; one worker in three is late (15-60 min) two days in five, one booking
+in 50 is cancelled by the worker; then `VACUUM ANALYZE`.
+
+Figures (one timed run each; the backfill is destructive, so it is run once after emptying the coaching tables):
+- full backfill (`coaching.punctuality.punctuality_backfill`): every booking classified, every worker's stats;
+- the daily incremental (`punctuality_daily`): the last two days' bookings reclassified, the 28-day windows of
+  every worker with a booking in them refreshed;
+- a run's selection (`coaching.runs.run_select`, dry run): one grouped query over the 14-day window, skip rows for
+  everyone, candidates' late bookings, caps and consent for each candidate.
+The ceilings are the issue's (2 min, 10 s, 1 s at 100k workers / 10M bookings) scaled down to the measured size;
+the notes give the linear extrapolation to the full size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/shokti_bench_coaching"
+WORKERS = int(os.environ.get("BENCH_COACHING_WORKERS", "5000"))
+PER_WORKER = int(os.environ.get("BENCH_COACHING_BOOKINGS_PER_WORKER", "100"))
+FULL_WORKERS, FULL_BOOKINGS = 100_000, 10_000_000
+NAME = "coaching"
+SLUG = "bench-coaching"
+
+BOOKINGS_FILL = """
+INSERT INTO crm_booking (company_id, customer_id, worker_id, service_id, status, scheduled_at, arrived_at,
+                         cancelled_by, cancellation_reason, zone, external_id, created_at, updated_at, cancelled_at)
+SELECT %(company)s, c.id, w.id, %(service)s,
+       CASE WHEN (w.id + d) %% 50 = 0 THEN 'cancelled' ELSE 'completed' END,
+       s.at,
+       CASE WHEN (w.id + d) %% 50 = 0 THEN NULL
+            WHEN w.id %% 3 = 0 AND d %% 5 < 2 THEN s.at + make_interval(mins => (15 + (w.id + d) %% 45)::int)
+            ELSE s.at + make_interval(mins => ((w.id + d) %% 8)::int) END,
+       CASE WHEN (w.id + d) %% 50 = 0 THEN 'worker' ELSE '' END, '', '', '', s.at - interval '2 days', s.at,
+       CASE WHEN (w.id + d) %% 50 = 0 THEN s.at - interval '1 hour' END
+FROM crm_worker AS w
+JOIN crm_customer AS c ON c.company_id = w.company_id AND c.id - %(first_customer)s = w.id - %(first_worker)s
+CROSS JOIN generate_series(1, %(days)s) AS d
+CROSS JOIN LATERAL (SELECT (%(today)s::date - d + time '04:00') AT TIME ZONE 'UTC' AS at) AS s
+WHERE w.company_id = %(company)s
+"""
+
+
+def main() -> list[dict]:
+    url = os.environ.get("BENCH_COACHING_DATABASE_URL", DEFAULT_URL)
+    _database_create(url)
+    with tempfile.NamedTemporaryFile(suffix=".json") as output:
+        env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "shokti.settings",
+               "BENCH_COACHING_OUTPUT": output.name, "DATABASE_STATEMENT_TIMEOUT_MS": "0"}
+        subprocess.run([sys.executable, __file__], env=env, cwd=BASE_DIR, check=True)
+        return json.loads(Path(output.name).read_text())
+
+
+def _database_create(url: str) -> None:
+    import psycopg
+
+    match = re.match(r"^(?P<server>.+)/(?P<name>[^/?]+)(?P<query>\?.*)?$", url)
+    with psycopg.connect(f"{match['server']}/postgres", autocommit=True) as connection:
+        if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [match["name"]]).fetchone():
+            connection.execute(f'CREATE DATABASE "{match["name"]}"')
+
+
+def _fill(today: dt.date):
+    from django.core.management import call_command
+    from django.db import connection, transaction
+
+    from crm.models import Booking, Company, Contact, Customer, Service, Worker
+
+    call_command("migrate", verbosity=0)
+    company, _ = Company.objects.get_or_create(slug=SLUG, defaults={"name": "Bench coaching"})
+    if Booking.objects.filter(company=company).count() >= WORKERS * PER_WORKER:
+        return company
+    started = time.perf_counter()
+    with transaction.atomic():
+        Booking.objects.filter(company=company).delete()
+        Worker.objects.filter(company=company).delete()
+        Customer.objects.filter(company=company).delete()
+        Contact.objects.filter(company=company).delete()
+        service, _ = Service.objects.get_or_create(company=company, name="Cleaning",
+                                                   defaults={"category": "cleaning", "base_price": 1000})
+        contacts = Contact.objects.bulk_create(
+            [Contact(company=company, name=f"Worker {n}", phone=f"+88019{n:08d}", is_sms_consented=True)
+             for n in range(WORKERS)], batch_size=5000)
+        workers = Worker.objects.bulk_create([Worker(company=company, contact=contact) for contact in contacts],
+                                             batch_size=5000)
+        customer_contacts = Contact.objects.bulk_create(
+            [Contact(company=company, name=f"Customer {n}", phone=f"+88017{n:08d}") for n in range(WORKERS)],
+            batch_size=5000)
+        customers = Customer.objects.bulk_create([Customer(company=company, contact=contact)
+                                                  for contact in customer_contacts], batch_size=5000)
+        with connection.cursor() as cursor:
+            cursor.execute(BOOKINGS_FILL, {
+                "company": company.pk, "service": service.pk, "days": PER_WORKER, "today": today,
+                "first_worker": min(worker.pk for worker in workers),
+                "first_customer": min(customer.pk for customer in customers),
+            })
+            print(f"{cursor.rowcount:,} bookings in {time.perf_counter() - started:.0f} s", flush=True)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    return company
+
+
+def run() -> None:
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    from coaching.models import BookingPunctuality, CoachingRecipient, CoachingRun, WorkerPunctuality
+    from coaching.punctuality import local_today, punctuality_backfill, punctuality_daily
+    from coaching.runs import _rules, coaching_settings_for, run_select
+    from crm.models import Booking
+
+    company = _fill(dt.date.today())
+    today = local_today(company)
+    bookings = Booking.objects.filter(company=company).count()
+    scale = FULL_BOOKINGS / bookings
+    worker_scale = FULL_WORKERS / WORKERS
+    CoachingRecipient.objects.filter(company=company).delete()
+    CoachingRun.objects.filter(company=company).delete()
+    BookingPunctuality.objects.filter(company=company).delete()
+    WorkerPunctuality.objects.filter(company=company).delete()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE coaching_bookingpunctuality")
+
+    started = time.perf_counter()
+    backfill = punctuality_backfill(company=company)
+    backfill_s = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE coaching_bookingpunctuality")
+
+    started = time.perf_counter()
+    daily = punctuality_daily(company=company)
+    daily_s = time.perf_counter() - started
+
+    row = coaching_settings_for(company=company)
+    run = CoachingRun.objects.create(company=company, is_dry_run=True, rules=_rules(row), as_of=today,
+                                     trigger="bench")
+    started = time.perf_counter()
+    selected = run_select(run=run)
+    select_s = time.perf_counter() - started
+    CoachingRun.objects.filter(pk=run.pk).update(status="cancelled")
+
+    size = f"{WORKERS:,} workers, {bookings:,} bookings"
+    figures = [
+        {"figure": f"full backfill, {size} ({backfill['classified']:,} classified)", "value": backfill_s,
+         "unit": "s", "ceiling": 120 / scale,
+         "note": f"linear extrapolation to 10M bookings: {backfill_s * scale:.0f} s (issue: 120 s)"},
+        {"figure": f"daily incremental, {size} ({daily['classified']:,} reclassified, {daily['workers']:,} workers)",
+         "value": daily_s, "unit": "s", "ceiling": 10 / worker_scale,
+         "note": f"linear extrapolation to 100k workers: {daily_s * worker_scale:.1f} s (issue: 10 s)"},
+        {"figure": f"a run's selection, {size} ({selected['candidates']:,} candidates)", "value": select_s * 1000,
+         "unit": "ms", "ceiling": 1000 / worker_scale,
+         "note": f"linear extrapolation to 100k workers: {select_s * worker_scale:.1f} s (issue: 1 s)"},
+    ]
+    for figure in figures:
+        print(f"{figure['figure']}: {figure['value']:.2f} {figure['unit']} ({figure['note']})", flush=True)
+    Path(os.environ["BENCH_COACHING_OUTPUT"]).write_text(json.dumps(figures))
+
+
+def _write_section(figures: list[dict], elapsed: float) -> None:
+    sys.path.insert(0, str(BASE_DIR / "bench"))
+    import run_all
+
+    run_all.section_write(NAME, figures, elapsed)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(BASE_DIR))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shokti.settings")
+    if os.environ.get("BENCH_COACHING_OUTPUT"):
+        run()
+    else:
+        started = time.perf_counter()
+        figures = main()
+        _write_section(figures, time.perf_counter() - started)

@@ -1,0 +1,146 @@
+"""Punctuality from bookings: the grace period's edge, no-shows, worker cancellations, excuses, Dhaka's midnight,
+the rolling windows, the incremental daily refresh and the completion hook."""
+
+import datetime as dt
+
+import pytest
+from django.core.management import call_command
+
+from coaching.models import BookingPunctuality, WorkerPunctuality
+from coaching.punctuality import (
+    booking_excuse,
+    punctuality_backfill,
+    punctuality_bookings_refresh,
+    punctuality_daily,
+)
+from coaching.tests.helpers import booking_of, dhaka, worker_of
+from crm.models import Booking
+from engage.models import Job
+
+AS_OF = dt.date(2026, 11, 30)
+
+
+pytestmark = pytest.mark.embedded  # a headline flow: also on SQLite without Redis (make test)
+
+
+
+@pytest.fixture(autouse=True, params=["sql", "python"])
+def _path(request, monkeypatch):
+    """Every rule on both paths: PostgreSQL's set-based statements and the Python loops (SQLite's)."""
+    monkeypatch.setattr("coaching.punctuality.PYTHON_ONLY", request.param == "python")
+
+
+@pytest.fixture
+def worker(company):
+    return worker_of(company)
+
+
+@pytest.mark.django_db
+def test_the_grace_period_is_inclusive_at_its_edge_and_late_one_minute_after(company, worker):
+    at_edge = booking_of(worker, dhaka(2026, 11, 28), late_minutes=10)
+    past_edge = booking_of(worker, dhaka(2026, 11, 29), late_minutes=11)
+    early = booking_of(worker, dhaka(2026, 11, 30), late_minutes=-5)
+
+    punctuality_backfill(company=company, as_of=AS_OF)
+
+    rows = {row.booking_id: row for row in BookingPunctuality.objects.all()}
+    assert (rows[at_edge.pk].outcome, rows[at_edge.pk].minutes_late) == ("on_time", 10)
+    assert (rows[past_edge.pk].outcome, rows[past_edge.pk].minutes_late) == ("late", 11)
+    assert (rows[early.pk].outcome, rows[early.pk].minutes_late) == ("on_time", 0)
+    stats = WorkerPunctuality.objects.get(worker=worker)
+    assert (stats.bookings_14, stats.on_time_14, stats.late_14) == (3, 2, 1)
+    assert stats.on_time_rate_14 == pytest.approx(66.7) and stats.average_minutes_late_14 == 11
+
+
+@pytest.mark.django_db
+def test_no_shows_and_worker_cancellations_count_customer_cancellations_do_not(company, worker):
+    booking_of(worker, dhaka(2026, 11, 25), status="cancelled", cancelled_by="worker")
+    booking_of(worker, dhaka(2026, 11, 26), status="cancelled", cancelled_by="system")
+    booking_of(worker, dhaka(2026, 11, 27), status="cancelled", cancelled_by="customer")
+    booking_of(worker, dhaka(2026, 12, 1), status="scheduled", arrived=False)
+
+    punctuality_backfill(company=company, as_of=AS_OF)
+
+    assert sorted(BookingPunctuality.objects.values_list("outcome", flat=True)) == ["cancelled_by_worker", "no_show"]
+    stats = WorkerPunctuality.objects.get(worker=worker)
+    assert (stats.bookings_14, stats.late_14, stats.late_arrivals_14) == (2, 2, 0)
+
+
+@pytest.mark.django_db
+def test_days_are_dhaka_days_around_midnight(company, worker):
+    # 23:59 Dhaka on 16 Nov is 17:59 UTC; 00:01 Dhaka on 17 Nov is 18:01 UTC on the 16th (UTC would call both the 16th)
+    before_midnight = booking_of(worker, dhaka(2026, 11, 16, 23, 59), late_minutes=30)
+    after_midnight = booking_of(worker, dhaka(2026, 11, 17, 0, 1), late_minutes=30)
+
+    punctuality_backfill(company=company, as_of=AS_OF)
+
+    rows = {row.booking_id: row.local_date for row in BookingPunctuality.objects.all()}
+    assert rows[before_midnight.pk] == dt.date(2026, 11, 16) and rows[after_midnight.pk] == dt.date(2026, 11, 17)
+    # the 14-day window to 30 Nov starts on 17 Nov: only the booking after Dhaka's midnight is in it
+    stats = WorkerPunctuality.objects.get(worker=worker)
+    assert (stats.late_14, stats.late_28) == (1, 2)
+
+
+@pytest.mark.django_db
+def test_an_excused_booking_no_longer_counts(company, staff_user, worker):
+    late = booking_of(worker, dhaka(2026, 11, 29), late_minutes=40)
+    punctuality_backfill(company=company, as_of=AS_OF)
+
+    booking_excuse(booking_punctuality=late.punctuality, reason="traffic", actor=staff_user)
+
+    stats = WorkerPunctuality.objects.get(worker=worker)
+    assert stats.late_14 == 0 and stats.bookings_14 == 0
+    # and a reclassification (the booking edited) keeps the excuse
+    punctuality_bookings_refresh(company=company, booking_ids=[late.pk])
+    assert BookingPunctuality.objects.get(pk=late.pk).is_excused
+
+
+@pytest.mark.django_db
+def test_the_trend_compares_the_last_14_days_with_the_14_before(company, worker):
+    for day in (3, 5, 7, 9):  # 2 of 4 late in the older half
+        booking_of(worker, dhaka(2026, 11, day), late_minutes=30 if day in (3, 5) else 0)
+    for day in (20, 22, 24, 26):  # all on time in the recent half
+        booking_of(worker, dhaka(2026, 11, day))
+    punctuality_backfill(company=company, as_of=AS_OF)
+    stats = WorkerPunctuality.objects.get(worker=worker)
+    assert (stats.on_time_rate_14, stats.on_time_rate_28, stats.trend) == (100.0, 75.0, 50.0)
+
+
+@pytest.mark.django_db
+def test_the_daily_refresh_classifies_only_what_changed_and_rolls_the_windows(company, worker):
+    old = booking_of(worker, dhaka(2026, 11, 1), late_minutes=30)
+    punctuality_daily(company=company, now=dhaka(2026, 11, 2, 1))
+    assert WorkerPunctuality.objects.get(worker=worker).late_14 == 1
+
+    # a month later nothing changed for this booking: not reclassified, but the window rolled past it
+    BookingPunctuality.objects.filter(pk=old.pk).update(minutes_late=999)
+    Booking.objects.filter(pk=old.pk).update(updated_at=dhaka(2026, 11, 1, 12))
+    result = punctuality_daily(company=company, now=dhaka(2026, 12, 5, 1))
+    assert result["classified"] == 0
+    assert BookingPunctuality.objects.get(pk=old.pk).minutes_late == 999
+    stats = WorkerPunctuality.objects.get(worker=worker)
+    assert (stats.bookings_28, stats.late_14, stats.as_of) == (0, 0, dt.date(2026, 12, 5))
+
+
+@pytest.mark.django_db
+def test_a_booking_reported_completed_queues_its_refresh(company, worker, staff_user):
+    from crm.feed.services import booking_completed_payload
+    from crm.services import event_record
+
+    booking = booking_of(worker, dhaka(2026, 11, 29), late_minutes=25)
+    event_record(company=company, type="booking.completed", payload=booking_completed_payload(booking=booking))
+
+    [job] = Job.objects.filter(task_name="coaching_punctuality_bookings")
+    assert job.payload == {"booking_ids": [booking.pk]}
+    from engage.tests.helpers import run_job
+
+    assert run_job(job) == "completed"
+    assert BookingPunctuality.objects.get(pk=booking.pk).outcome == "late"
+    assert WorkerPunctuality.objects.filter(worker=worker).exists()
+
+
+@pytest.mark.django_db
+def test_the_backfill_command(company, worker):
+    booking_of(worker, dhaka(2026, 11, 29), late_minutes=25)
+    call_command("coaching_backfill", company=company.slug)
+    assert BookingPunctuality.objects.count() == 1 and WorkerPunctuality.objects.count() == 1
