@@ -11,7 +11,7 @@ from datetime import datetime
 from types import EllipsisType
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
@@ -126,7 +126,10 @@ def _outbound_for_job(*, job: Job | None, existing: Message | EllipsisType | Non
     if existing is not None:
         return existing
     try:
-        with transaction.atomic():
+        if not connection.in_atomic_block:
+            # One INSERT in autocommit is its own transaction: no BEGIN/COMMIT round trips around it.
+            return Message.objects.create(job=job, **fields)
+        with transaction.atomic():  # a savepoint: a duplicate must not break the caller's transaction
             return Message.objects.create(job=job, **fields)
     except IntegrityError:
         return Message.objects.get(job=job, direction=Message.Direction.OUTBOUND)
