@@ -101,6 +101,12 @@ def _worker(*, model_url: str, log_path: Path) -> subprocess.Popen:
     return process
 
 
+def _cpu_seconds(pid: int) -> float:
+    """The process's CPU time so far (user + system, all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run() -> None:
     import logging
 
@@ -135,11 +141,12 @@ def run() -> None:
                                 email="", contact_name="Warm up", source="bench", external_id="warm-up")
         while Job.objects.filter(task_name="ai_engage").exclude(status="completed").exists():
             time.sleep(0.2)
-        started_at = None
+        started_at = cpu_started = None
 
         def committed() -> None:
-            nonlocal started_at
+            nonlocal started_at, cpu_started
             started_at = time.perf_counter()
+            cpu_started = _cpu_seconds(worker.pid)
 
         with transaction.atomic():
             transaction.on_commit(committed)  # first: the clock starts before the jobs are published
@@ -155,6 +162,7 @@ def run() -> None:
                 break
             time.sleep(0.1)
         seconds = time.perf_counter() - started_at
+        worker_cpu = _cpu_seconds(worker.pid) - cpu_started
         completed = Job.objects.filter(task_name="ai_engage", status="completed").count() - 1
         with connection.cursor() as cursor:
             cursor.execute(
@@ -174,7 +182,9 @@ def run() -> None:
         model.wait(timeout=10)
         celery_app.control.purge()
     rate = completed / seconds
-    print(f"{completed:,} AI replies in {seconds:.1f} s = {rate:.1f}/s (job p50 {job_p50:.2f} s, {sent:,} sent)")
+    cpu_per_reply = worker_cpu / completed * 1000 if completed else 0.0
+    print(f"{completed:,} AI replies in {seconds:.1f} s = {rate:.1f}/s (job p50 {job_p50:.2f} s, {sent:,} sent;"
+          f" worker CPU {cpu_per_reply:.1f} ms a reply)")
     load_average = "/".join(f"{value:.1f}" for value in os.getloadavg())
     figures = [
         {
@@ -183,7 +193,8 @@ def run() -> None:
             "unit": "s",
             "ceiling": CEILING_SECONDS_PER_100,
             "note": f"{rate:.1f} replies/s over {completed:,}; --pool threads -c {CONCURRENCY}, a pool of {POOL} "
-                    f"connections; job p50 {job_p50:.2f} s; load average {load_average}",
+                    f"connections; job p50 {job_p50:.2f} s; the worker's CPU {cpu_per_reply:.1f} ms a reply; "
+                    f"load average {load_average}",
         },
     ]
     output = os.environ.get("BENCH_AI_OUTPUT")

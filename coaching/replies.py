@@ -13,6 +13,7 @@ from django.utils import timezone
 from coaching.models import BookingPunctuality, CoachingRecipient
 from coaching.punctuality import booking_excuse
 from crm.services import event_record
+from engage.api import Message
 
 REPLY_WINDOW_DAYS = 14
 Reason = CoachingRecipient.ReplyReason
@@ -33,11 +34,14 @@ def reply_reason(text: str) -> str:
     return Reason.OTHER
 
 
-def coaching_reply_claim(*, message) -> bool:
-    """engage's inbound claim hook: a worker's message within REPLY_WINDOW_DAYS of their coaching is its reply."""
-    contact = message.contact
+def coaching_reply_claim(*, contact, message_id) -> bool:
+    """engage's inbound claim hook: a worker's message within REPLY_WINDOW_DAYS of their coaching is its reply.
+    `contact.worker` comes loaded: no query for a writer who is no worker."""
     worker = getattr(contact, "worker", None) if contact is not None else None
     if worker is None:
+        return False
+    message = Message.objects.filter(pk=message_id, contact=contact).only("pk", "body").first()
+    if message is None:
         return False
     since = timezone.now() - dt.timedelta(days=REPLY_WINDOW_DAYS)
     with transaction.atomic():

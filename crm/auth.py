@@ -245,11 +245,18 @@ def login_user_describe(*, user: User, contact: Contact, user_type: str) -> dict
     }
 
 
-def app_user_company(*, user: Any) -> Company | None:
-    """The company a logged-in customer or worker belongs to (through their contact), or None."""
+def app_user_contact(*, user: Any) -> Contact | None:
+    """The contact (with its company) of a logged-in customer or worker of an active company, or None
+    (no contact linked to the login, or its company deactivated)."""
     if user is None or not getattr(user, "is_authenticated", False) or not isinstance(user, User):
         return None
     contact = Contact.objects.select_related("company").filter(user=user).first()
     if contact is None or not contact.company.is_active:
         return None
-    return contact.company
+    return contact
+
+
+def app_user_company(*, user: Any) -> Company | None:
+    """The company a logged-in customer or worker belongs to (through their contact), or None."""
+    contact = app_user_contact(user=user)
+    return contact.company if contact is not None else None

@@ -21,7 +21,7 @@ Render a published template:
     `template_latest_approved(company=..., agent_type=..., locale=..., name=...)`, then
     `template_render(body=version.body, agent_type=..., context={...})`; `templates_seed_defaults(company=...)`.
 
-Answer inbound messages of your own: `inbound_claim_hook_register(hook)` at start-up; `hook(*, message) -> bool`
+Answer inbound messages of your own: `inbound_claim_hook_register(hook)` at start-up; `hook(*, contact, message_id) -> bool`
     is asked before the sales AI replies to an inbound message (True: the app took it, no AI reply).
 
 Bengali for people: `date_bn(date)`, `number_bn(n)`.

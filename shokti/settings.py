@@ -257,7 +257,6 @@ JOBS_LOCK_TIMEOUT_SECONDS = env.int("JOBS_LOCK_TIMEOUT_SECONDS", default=CELERY_
 # whose worker died is claimable once its lease expires, and the 10-second reclaim (beat) hands it out.
 JOBS_LEASE_SECONDS = env.int("JOBS_LEASE_SECONDS", default=30)
 JOBS_HEARTBEAT_SECONDS = env.float("JOBS_HEARTBEAT_SECONDS", default=JOBS_LEASE_SECONDS / 3)
-JOBS_RELAY_INTERVAL_SECONDS = env.int("JOBS_RELAY_INTERVAL_SECONDS", default=30)
 INBOUND_MAX_TEXT_LENGTH = env.int("INBOUND_MAX_TEXT_LENGTH", default=4096)
 # Per-process caches on the inbound hot path: a revoked API key or an edited hand-off keyword list
 # saved in another process takes effect within this many seconds (at once in the saving process).
@@ -397,6 +396,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "shokti.api.schema.drop_impossible_defaults",
+        "shokti.api.schema.method_not_allowed_responses",
     ],
 }
 

@@ -43,7 +43,7 @@ from django.conf import settings
 
 from crm.models import Company, Contact, Lead
 from engage.ai.config import ai_config_for
-from engage.ai.models import AISession
+from engage.ai.models import AIConfig, AISession
 from engage.ai.moderation import ModerationResult, moderation_call
 from engage.ai.safety import (
     LINK_PLACEHOLDER,
@@ -243,7 +243,7 @@ def _prepare(request: GenerationRequest, memo: dict | None = None) -> _Prepared:
         is_filtered = engagement.is_safety_filter_enabled
         policy = memo.get(("policy", company_id)) if is_filtered else None
         if is_filtered and policy is None:
-            policy = memo[("policy", company_id)] = safety_policy_for(company=request.company)
+            policy = memo[("policy", company_id)] = safety_policy_for(company=request.company, config=config)
         key = ("fallback", company_id, request.message_type, request.locale)
         fallback = memo.get(key)
         if fallback is None:
@@ -492,9 +492,13 @@ def ai_fallbacks(*, requests: Sequence[GenerationRequest], reason: str) -> list[
     return results
 
 
-def ai_generate(**kwargs: Any) -> GenerationResult:
-    """Generate one message (see GenerationRequest for the arguments); never raises on model failure."""
-    prepared = _prepare(GenerationRequest(**kwargs))
+def ai_generate(*, ai_config: AIConfig | None = None, **kwargs: Any) -> GenerationResult:
+    """Generate one message (see GenerationRequest for the arguments); never raises on model failure.
+
+    `ai_config`: the company's AIConfig when the caller has just read it (it is not read again)."""
+    request = GenerationRequest(**kwargs)
+    memo = {("config", request.company.pk): ai_config} if ai_config is not None else None
+    prepared = _prepare(request, memo)
     # The model takes seconds: a pooled database connection goes back to the pool meanwhile (io worker).
     connection_release()
     return _finish(prepared, _call(prepared))

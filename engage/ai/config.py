@@ -23,9 +23,10 @@ def ai_config_for(*, company: Company | int) -> AIConfig:
         return AIConfig.objects.get(company_id=company_id)
 
 
-def allowed_link_hosts(*, company: Company | int) -> tuple[str, ...]:
-    """The hosts messages of `company` may link to: our own link hosts and the company's allowed link domains."""
+def allowed_link_hosts(*, company: Company | int, config: AIConfig | None = None) -> tuple[str, ...]:
+    """The hosts messages of `company` may link to: our own link hosts and the company's allowed link domains
+    (`config`: the company's AIConfig when the caller has it already)."""
 
-    config = ai_config_for(company=company)
+    config = config if config is not None else ai_config_for(company=company)
     extra = [link_domain_normalize(str(item)) for item in (config.allowed_link_domains or [])]
     return tuple(dict.fromkeys([*default_link_hosts(), *[host for host in extra if host]]))

@@ -36,7 +36,7 @@ from crm.models import Channel, Company
 from engage.ai import checks, claims, links, moderation, tone
 from engage.ai.bengali import first_name
 from engage.ai.config import ai_config_for, allowed_link_hosts
-from engage.ai.models import BannedPhrase, FallbackText
+from engage.ai.models import AIConfig, BannedPhrase, FallbackText
 from engage.ai.normalize import fold, is_invisible
 from engage.ai.reasons import REASON_CODES, SafetyReason
 from engage.ai.safety_context import SafetyContext
@@ -104,17 +104,18 @@ class SafetyVerdict:
 REASON_SEPARATOR = "; "
 
 
-def safety_policy_for(*, company: Company) -> SafetyPolicy:
-    """The company's safety policy: its own and the global banned phrases, plus its AIConfig limits."""
+def safety_policy_for(*, company: Company, config: AIConfig | None = None) -> SafetyPolicy:
+    """The company's safety policy: its own and the global banned phrases, plus its AIConfig limits
+    (`config`: the company's AIConfig when the caller has it already)."""
 
-    config = ai_config_for(company=company)
+    config = config if config is not None else ai_config_for(company=company)
     phrases = BannedPhrase.objects.filter(Q(company=company) | Q(company__isnull=True)).values_list("phrase", flat=True)
     return SafetyPolicy(
         banned_phrases=tuple(phrases),
         sms_max_segments=config.sms_max_segments,
         allowed_contact_details=tuple(str(item) for item in (config.allowed_contact_details or [])),
         required_link=config.required_link,
-        allowed_link_hosts=allowed_link_hosts(company=company),
+        allowed_link_hosts=allowed_link_hosts(company=company, config=config),
         region=company.default_region or "BD",
     )
 

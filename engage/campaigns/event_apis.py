@@ -18,8 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
-from crm.auth import app_user_company
-from crm.models import Contact
+from crm.auth import app_user_contact
 from crm.tenancy.api import request_company
 from engage.campaigns.attribution import USER_EVENT_TYPES, deeplink_follow_record, user_event_record
 from engage.campaigns.deeplinks import DeepLinkClaims, DeepLinkInvalid, deeplink_verify, short_link_target
@@ -66,11 +65,12 @@ class EventCreateApi(APIView):
             company = request_company(request)
             contact = None
         else:
-            company = app_user_company(user=user)
-            if company is None:
-                raise exceptions.PermissionDenied("Your login is not linked to a company.")
-            # An app user reports about their own messages only.
-            contact = Contact.objects.get(user=user)
+            # An app user reports about their own messages only: their contact, read once with its company
+            # (a login without a contact, or whose company was deactivated, is a 403, never a 500).
+            contact = app_user_contact(user=user)
+            if contact is None:
+                raise exceptions.PermissionDenied("Your login is not linked to a customer of an active company.")
+            company = contact.company
         event = user_event_record(company=company, contact=contact, actor=user, **serializer.validated_data)
         return Response({"status": "accepted", "event_id": event.pk}, status=status.HTTP_202_ACCEPTED)
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-# `hook(*, message) -> bool`: True when the app took the message (the sales AI then does not answer it).
+# `hook(*, contact, message_id) -> bool`: True when the app took the message (the sales AI then does not answer
+# it). `contact` comes with its `worker` loaded (None when the writer is no worker), so a hook that only cares
+# about workers costs no query for everyone else.
 INBOUND_CLAIM_HOOKS: list[Callable[..., bool]] = []
 
 
 def inbound_claim_hook_register(hook: Callable[..., bool]) -> None:
-    """Register `hook(*, message: Message) -> bool`, asked for every inbound message before the AI reply."""
+    """Register `hook(*, contact: Contact, message_id: int) -> bool`, asked for every inbound message before the AI
+    reply."""
     if hook not in INBOUND_CLAIM_HOOKS:
         INBOUND_CLAIM_HOOKS.append(hook)
 
 
-def inbound_claimed(*, message) -> bool:
+def inbound_claimed(*, contact, message_id) -> bool:
     """Whether a registered app took this inbound message."""
-    return any(hook(message=message) for hook in INBOUND_CLAIM_HOOKS)
+    return any(hook(contact=contact, message_id=message_id) for hook in INBOUND_CLAIM_HOOKS)

@@ -22,16 +22,19 @@ from engage.messaging.services import message_send
 @job_handler("ai_engage", priority=100, queue=IO_QUEUE)
 def ai_engage(job) -> dict[str, Any]:
     lead_id, message_id = job.payload.get("lead_id"), job.payload.get("message_id")
-    lead = Lead.objects.filter(pk=lead_id, company_id=job.company_id).first()
+    # Read once, with what the reply needs (its company is the job's, already loaded by the claim).
+    # The contact's worker row too (a LEFT JOIN): the claim hooks ask whether the writer is a worker.
+    lead = (Lead.objects.select_related("contact__worker", "stage")
+            .filter(pk=lead_id, company_id=job.company_id).first())
     if lead is None:
         raise JobPermanentError(f"Lead {lead_id!r} not found in the job's company.")
-    message = Message.objects.select_related("contact").filter(pk=message_id, company_id=job.company_id).first()
-    if message is not None and inbound_claimed(message=message):
+    lead.company = job.company
+    if inbound_claimed(contact=lead.contact, message_id=message_id):
         return {"skipped": "claimed"}  # another app answers it (a worker's reply to their coaching)
     # A lead this message created entered its first stage: that stage's sequence rules apply here,
     # off the webhook's hot path (idempotent when the job runs again).
     inbound_lead_enroll(lead=lead, message_id=message_id)
-    return ai_reply_send(job=job, lead_id=lead_id, message_id=message_id)
+    return ai_reply_send(job=job, lead_id=lead_id, message_id=message_id, lead=lead)
 
 
 @job_handler("manual_reply", priority=100, queue=IO_QUEUE)

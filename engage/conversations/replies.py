@@ -56,9 +56,12 @@ def summary_schedule(*, lead: Lead) -> Job:
     )
 
 
-def ai_reply_send(*, job: Job, lead_id: int, message_id: int) -> dict[str, Any]:
-    """Answer an inbound message: conversation + knowledge → model → safety filter → send → schedule follow-ups."""
-    lead = Lead.objects.select_related("company", "contact", "stage").get(pk=lead_id)
+def ai_reply_send(*, job: Job, lead_id: int, message_id: int, lead: Lead | None = None) -> dict[str, Any]:
+    """Answer an inbound message: conversation + knowledge → model → safety filter → send → schedule follow-ups.
+
+    `lead`: the lead `lead_id` with its company and contact, when the caller has just read it."""
+    if lead is None:
+        lead = Lead.objects.select_related("company", "contact", "stage").get(pk=lead_id)
     inbound = Message.objects.get(pk=message_id, company=lead.company, direction=Message.Direction.INBOUND)
     config = ai_config_for(company=lead.company)
     channel = lead.channel
@@ -77,7 +80,7 @@ def ai_reply_send(*, job: Job, lead_id: int, message_id: int) -> dict[str, Any]:
             company=lead.company, agent_type="sales", purpose="reply",
             messages=[{"role": "system", "content": system.text}, *conversation_messages(lead=lead)],
             message_type="reply", locale=lead.contact.locale, channel=channel, contact=lead.contact, lead=lead,
-            correlation_id=inbound.correlation_id, safety_context=system.safety_context(),
+            correlation_id=inbound.correlation_id, safety_context=system.safety_context(), ai_config=config,
         )
         if not result.is_sendable:
             # Neither the model's text nor the approved fallback passes the safety filter (a fallback
@@ -94,6 +97,7 @@ def ai_reply_send(*, job: Job, lead_id: int, message_id: int) -> dict[str, Any]:
     message = message_send(
         job=job, company=lead.company, contact=lead.contact, lead=lead, channel=channel, body=body,
         agent_type=Message.AgentType.SALES, message_type="reply", correlation_id=inbound.correlation_id,
+        existing=existing,
     )
     with transaction.atomic():
         if session is not None:

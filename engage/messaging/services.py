@@ -8,9 +8,10 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from types import EllipsisType
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
@@ -122,15 +123,22 @@ def channel_options(
     return options
 
 
-def _outbound_for_job(*, job: Job | None, **fields: Any) -> Message:
-    """The job's outbound message, created queued on first call (one per job, by a unique constraint)."""
+def _outbound_for_job(*, job: Job | None, existing: Message | EllipsisType | None = ..., **fields: Any) -> Message:
+    """The job's outbound message, created queued on first call (one per job, by a unique constraint).
+
+    `existing`: what the caller just read for the job (None: it has none), not read again; the unique
+    constraint still decides between two runs racing."""
     if job is None:
         return Message.objects.create(**fields)
-    existing = Message.objects.filter(job=job, direction=Message.Direction.OUTBOUND).first()
+    if existing is ...:
+        existing = Message.objects.filter(job=job, direction=Message.Direction.OUTBOUND).first()
     if existing is not None:
         return existing
     try:
-        with transaction.atomic():
+        if not connection.in_atomic_block:
+            # One INSERT in autocommit is its own transaction: no BEGIN/COMMIT round trips around it.
+            return Message.objects.create(job=job, **fields)
+        with transaction.atomic():  # a savepoint: a duplicate must not break the caller's transaction
             return Message.objects.create(job=job, **fields)
     except IntegrityError:
         return Message.objects.get(job=job, direction=Message.Direction.OUTBOUND)
@@ -150,8 +158,12 @@ def message_send(
     correlation_id: uuid.UUID | str | None = None,
     template_version: Any = None,
     options: dict[str, Any] | None = None,
+    existing: Message | EllipsisType | None = ...,
 ) -> Message:
     """Send one message through its channel, at most once per job; raises ChannelError when it must be retried.
+
+    `existing`: the job's outbound message as the caller has just read it (None: none yet), so it is not
+    read twice; left out, it is read here.
 
     A message already sent for this job is returned as it is. A transient channel error
     leaves the message queued and re-raises (the job retries); a permanent one marks it
@@ -173,7 +185,7 @@ def message_send(
     }
     if template_version is not None:
         fields["template_version"] = template_version
-    message = _outbound_for_job(job=job, **fields)
+    message = _outbound_for_job(job=job, existing=existing, **fields)
     if message.status in DONE_STATUSES:
         return message
     if message.status == Message.Status.FAILED:

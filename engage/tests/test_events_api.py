@@ -282,3 +282,22 @@ def test_a_booking_is_counted_under_the_agent_and_channel_of_the_message_it_conv
     record(CustomerFactory(company=company), "booking_created", at=now)
 
     assert (counter_value(**attributed), counter_value(**unattributed)) == (before[0] + 1, before[1] + 1)
+
+
+def test_an_app_login_without_a_contact_or_with_a_deactivated_company_is_a_403_not_a_500(customer):
+    # given: an app login (a customer token) whose contact was since deleted, and one whose company is off
+    body = {"event_type": "notification_opened"}
+    orphan = User.objects.create_user(email="orphan@example.test")
+    orphan_client = APIClient()
+    orphan_client.credentials(
+        HTTP_AUTHORIZATION=f"Bearer {token_pair_for(user=orphan, user_type='customer').access_token}"
+    )
+    client = app_client(customer)
+    customer.company.is_active = False
+    customer.company.save(update_fields=["is_active"])
+
+    # when / then: a 403 in the one error shape, nothing recorded
+    for response in (orphan_client.post("/events", body, format="json"), client.post("/events", body, format="json")):
+        assert response.status_code == 403, response.content
+        assert response.json()["error"]["code"] == "permission_denied"
+    assert not Event.objects.exists()

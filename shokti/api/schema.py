@@ -40,6 +40,7 @@ ERROR_DESCRIPTIONS = {
     401: "No, wrong, revoked or expired credentials.",
     403: "Not allowed: another company's data, or a role without this permission.",
     404: "Unknown object or link.",
+    405: "A method this path does not take (the path's other methods): `Allow` lists the ones it takes.",
     409: "Conflict with the current state.",
     413: "The body is larger than the server accepts.",
     415: "The body is neither JSON nor a form.",
@@ -150,6 +151,28 @@ class AutoSchema(openapi.AutoSchema):
         # A GET on a path without an id ({pk}, {slug} ...) answers a list.
         is_list = self.method == "GET" and "{" not in self.path
         return nested(many=True) if is_list else nested
+
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+
+
+def method_not_allowed_responses(result, generator, request, public):
+    """POSTPROCESSING_HOOKS: a path that does not take every method answers 405 (with `Allow`) to the others.
+    OpenAPI has no place for a path's answer to a method it lacks, so every operation of such a path lists
+    405, in the one error shape, with the `Allow` header (DRF sends it on every response)."""
+    error = {"$ref": "#/components/schemas/Error"}
+    for operations in result.get("paths", {}).values():
+        methods = [method for method in operations if method in HTTP_METHODS]
+        if not methods or set(HTTP_METHODS) <= set(methods):
+            continue
+        allowed = ", ".join(method.upper() for method in HTTP_METHODS if method in methods)
+        for method in methods:
+            operations[method].setdefault("responses", {}).setdefault("405", {
+                "description": f"{ERROR_DESCRIPTIONS[405]} This path takes {allowed}.",
+                "headers": {"Allow": {"description": "The methods this path takes.", "schema": {"type": "string"}}},
+                "content": {"application/json": {"schema": error}},
+            })
+    return result
 
 
 def drop_impossible_defaults(result, generator, request, public):

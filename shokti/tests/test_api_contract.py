@@ -8,6 +8,7 @@ matches the schema.
 """
 
 import json
+import re
 
 import hypothesis
 import pytest
@@ -76,14 +77,16 @@ def test_each_operation_documents_its_error_statuses_in_the_one_error_shape():
     error_ref = {"$ref": "#/components/schemas/Error"}
 
     responses = schema["paths"]["/inbound-message"]["post"]["responses"]
-    assert set(responses) == {"202", "400", "401", "403", "413", "415", "429", "503"}
+    assert set(responses) == {"202", "400", "401", "403", "405", "413", "415", "429", "503"}
     assert responses["429"]["content"]["application/json"]["schema"] == error_ref
     assert set(schema["paths"]["/api/contacts/"]["post"]["responses"]) >= {"409"}
     assert "409" not in schema["paths"]["/api/contacts/"]["get"]["responses"]
     assert set(schema["paths"]["/internal/ai/smartengage/run-segment"]["post"]["responses"]) >= {"409"}
-    assert set(schema["paths"]["/api/token/"]["post"]["responses"]) == {"200", "400", "401", "413", "415", "429", "503"}
+    assert set(schema["paths"]["/api/token/"]["post"]["responses"]) == {
+        "200", "400", "401", "405", "413", "415", "429", "503"
+    }
     assert set(schema["paths"]["/channels/sms/{token}/status"]["post"]["responses"]) == {
-        "204", "400", "403", "404", "413", "415", "503"
+        "204", "400", "403", "404", "405", "413", "415", "503"
     }
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
@@ -267,3 +270,46 @@ def test_schemathesis_finds_no_server_error_no_undocumented_status_and_no_schema
         case.validate_response(response, checks=CHECKS, headers=headers)
 
     run()
+
+
+# --- 405: the methods a path does not take ------------------------------------------------------------------
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+
+
+def test_every_operation_of_a_path_lacking_a_method_documents_405_with_allow():
+    schema = raw_schema()
+    error_ref = {"$ref": "#/components/schemas/Error"}
+
+    contacts = schema["paths"]["/api/contacts/"]
+    assert set(contacts) >= {"get", "post"} and "delete" not in contacts
+    response = contacts["get"]["responses"]["405"]
+    assert response["content"]["application/json"]["schema"] == error_ref
+    assert "Allow" in response["headers"]
+    assert "GET, POST" in response["description"]
+    for path, operations in schema["paths"].items():
+        methods = {method for method in operations if method in HTTP_METHODS}
+        for method in methods:
+            assert ("405" in operations[method]["responses"]) == (methods != set(HTTP_METHODS)), (method, path)
+
+
+def test_every_method_a_path_does_not_take_really_answers_405(key_and_staff, settings):
+    # Every path of the schema, every method it does not list, with the credentials it takes: a 405 in the one
+    # error shape naming the methods it takes (the schema says so; an undocumented method that worked would fail).
+    settings.INTERNAL_API_TOKEN = "internal-test-token"
+    schema = raw_schema()
+    key, staff = key_and_staff
+    checked = 0
+    for path, operations in schema["paths"].items():
+        methods = {method for method in operations if method in HTTP_METHODS}
+        security = {name for operation in operations.values() for requirement in operation.get("security", [{}])
+                    for name in requirement}
+        client = key if "ApiKey" in security else staff
+        url = re.sub(r"\{[^}]+\}", "1", path)  # any value: the method is refused before any lookup
+        for method in set(HTTP_METHODS) - methods:
+            response = getattr(client, method)(url, format="json")
+            assert response.status_code == 405, (method, path, response.status_code, response.content[:300])
+            assert response.json()["error"]["code"] == "method_not_allowed"
+            assert {allowed.strip() for allowed in response["Allow"].split(",")} >= {m.upper() for m in methods}
+            checked += 1
+    assert checked > 50
