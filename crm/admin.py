@@ -40,7 +40,7 @@ from crm.services import (
     phone_normalize,
 )
 from crm.tenancy.admin import TenantScopedAdmin, TenantScopedInline
-from shokti.admin import action_form_response, validation_error_text
+from shokti.admin import BaseAdmin, action_form_response, validation_error_text
 
 # How much of a contact's history its page shows (newest first).
 CONTACT_PANEL_LIMIT = 20
@@ -651,7 +651,7 @@ def _locked_q():
 
 
 @admin.register(AccessAttempt)
-class LoginLockoutAdmin(admin.ModelAdmin):
+class LoginLockoutAdmin(BaseAdmin):
     """System → Login lockouts: failed logins per account and address, and an action to unlock them."""
 
     list_display = ["username", "ip_address", "failures_since_start", "attempt_time", "path_info", "user_agent"]

@@ -8,7 +8,8 @@ adds tenant scoping. What this kernel gives every admin:
 - A missing row's change, delete or history URL is a 404, not a redirect.
 - `action_form_response()` renders the intermediate page of an action that asks for input.
 
-The kernel imports no app of the project.
+The kernel imports no app of the project. Its base is django-unfold's ModelAdmin (the console's theme);
+inlines use `unfold.admin.TabularInline`/`StackedInline`.
 """
 
 
@@ -30,6 +31,7 @@ from django.http import Http404
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.functional import cached_property
+from unfold.admin import ModelAdmin as UnfoldModelAdmin
 
 logger = logging.getLogger(__name__)
 
@@ -158,8 +160,9 @@ def https_formfield(db_field: models.Field, **kwargs: Any):
     return db_field.formfield(**kwargs)
 
 
-class BaseAdmin(admin.ModelAdmin):
-    """The project's ModelAdmin: no unbounded counts, no facets, range-based date hierarchy, https URLs."""
+class BaseAdmin(UnfoldModelAdmin):
+    """The project's ModelAdmin: the console's theme (django-unfold), no unbounded counts, no facets,
+    range-based date hierarchy, https URLs."""
 
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     show_full_result_count = False

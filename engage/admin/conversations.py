@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from crm.admin import LeadAdmin as CrmLeadAdmin
 from crm.models import Lead
 from crm.tenancy.admin import TenantScopedAdmin, TenantScopedInline
+from engage.admin.console import ConsoleViews
 from engage.conversations.context import lead_thread
 from engage.conversations.handoff import lead_hand_back, lead_manual_reply, lead_take_over
 from engage.conversations.media import lead_media_response
@@ -99,7 +100,7 @@ class HandoffFilter(admin.SimpleListFilter):
 
 
 @admin.register(Lead)
-class LeadAdmin(CrmLeadAdmin):
+class LeadAdmin(ConsoleViews, CrmLeadAdmin):
     change_form_template = "admin/engage/lead/change_form.html"
     list_display = [*CrmLeadAdmin.list_display, "is_ai_paused"]
     list_filter = [HandoffFilter, *CrmLeadAdmin.list_filter]
@@ -122,6 +123,7 @@ class LeadAdmin(CrmLeadAdmin):
                  name="{}_{}_handoff".format(*info)),
             path("<path:object_id>/media/<int:message_id>/", self.admin_site.admin_view(self.media_view),
                  name="{}_{}_media".format(*info)),
+            *self.console_urls(),
             *super().get_urls(),
         ]
 
