@@ -102,7 +102,7 @@ def dashboard_callback(request, context: dict[str, Any]) -> dict[str, Any]:
     from django.utils.module_loading import import_string
 
     try:
-        summary = import_string("engage.console.home_summary")
+        summary = import_string("engage.admin.console.home_summary")
     except ImportError:
         return context
     context.update(today=summary(request=request))

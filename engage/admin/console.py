@@ -327,3 +327,40 @@ def _people(user: User) -> list[tuple[int, str]]:
     if company_ids is not None:
         people = people.filter(pk__in=Membership.objects.filter(company_id__in=company_ids).values("user_id"))
     return [(person.pk, person_name(person)) for person in people.order_by("full_name", "email")[:200]]
+
+
+HOME_COUNT_LIMIT = 999
+
+
+def home_summary(*, request) -> dict:
+    """The console's home: what waits for a person today, each a bounded count with the page that acts on it."""
+    from engage.ledger.models import Job
+
+    user = request.user
+    company_ids = company_ids_for_user(user=user)
+    leads = Lead.objects.filter(status=Lead.Status.OPEN)
+    jobs = Job.objects.all()
+    if company_ids is not None:
+        leads = leads.filter(company_id__in=company_ids)
+        jobs = jobs.filter(company_id__in=company_ids)
+
+    def bounded(queryset) -> int:
+        return queryset.order_by()[: HOME_COUNT_LIMIT + 1].count()
+
+    inbox = reverse("admin:crm_lead_inbox")
+    jobs_url = reverse("admin:engage_job_changelist")
+    tiles = [
+        {"id": "needs-human", "label": _("Waiting for a person"), "count": bounded(leads.filter(
+            handoff_requested_at__isnull=False)), "url": f"{inbox}#view=needs_human"},
+        {"id": "mine", "label": _("My conversations"), "count": bounded(leads.filter(owner=user)),
+         "url": f"{inbox}#view=mine"},
+    ]
+    if user.has_perm("engage.view_job"):
+        tiles += [
+            {"id": "dead-jobs", "label": _("Dead jobs to replay"), "count": bounded(jobs.filter(
+                status=Job.Status.DEAD)), "url": f"{jobs_url}?status__exact=dead"},
+            {"id": "queued-jobs", "label": _("Jobs waiting to run"), "count": bounded(jobs.filter(
+                status=Job.Status.QUEUED)), "url": f"{jobs_url}?status__exact=queued"},
+        ]
+    return {"name": person_name(user), "tiles": tiles, "limit": HOME_COUNT_LIMIT,
+            "links": [(_("Inbox"), inbox), (_("Pipeline board"), reverse("admin:crm_lead_board"))]}

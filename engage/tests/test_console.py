@@ -173,3 +173,28 @@ def test_the_board_shows_stages_with_counts_and_a_card_moves_through_the_stage_s
                           {"stage": str(elsewhere.stage_id)})
     assert refused.status_code == 400
     assert Lead.objects.get(pk=lead.pk).stage_id == second_stage.pk
+
+
+def test_the_lead_page_moves_the_stage_and_says_who_answers(client, staff_user, company):
+    lead = LeadFactory(company=company)
+    second_stage = Stage.objects.filter(pipeline=lead.pipeline).order_by("order")[1]
+    client.force_login(staff_user)
+    page = client.get(reverse("admin:crm_lead_change", args=[lead.pk])).content.decode()
+    assert 'id="lead-stage-form"' in page and '<span id="ai-state">AI is answering</span>' in page
+
+    client.post(reverse("admin:crm_lead_handoff", args=[lead.pk, "stage"]), {"stage": str(second_stage.pk)})
+
+    assert Lead.objects.get(pk=lead.pk).stage_id == second_stage.pk
+    assert Event.objects.filter(type="stage.changed", target_id=str(lead.pk)).count() == 1
+    client.post(reverse("admin:crm_lead_handoff", args=[lead.pk, "stage"]), {"stage": "nope"})
+    assert Lead.objects.get(pk=lead.pk).stage_id == second_stage.pk
+
+
+def test_the_home_page_greets_the_person_and_shows_what_waits(client, staff_user, three_conversations):
+    client.force_login(staff_user)
+
+    page = client.get(reverse("admin:index")).content.decode()
+
+    assert f"Welcome, {staff_user.full_name}" in page
+    assert 'id="tile-needs-human"' in page and "<strong>1</strong> Waiting for a person" in page
+    assert reverse("admin:crm_lead_inbox") in page and reverse("admin:crm_lead_board") in page

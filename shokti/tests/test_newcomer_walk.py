@@ -34,8 +34,8 @@ def logged_in(browser: Browser, stack: EmbeddedStack, email: str) -> Page:
     page.goto("/admin/login/?next=/admin/")
     page.fill("#id_username", email)
     page.fill("#id_password", ADMIN_PASSWORD)
-    page.click("input[type=submit]")
-    expect(page.locator("#user-tools")).to_contain_text("Welcome")
+    page.click("#login-form [type=submit]")
+    expect(page.locator("#console-welcome")).to_contain_text("Welcome")
     return page
 
 
@@ -74,7 +74,7 @@ def test_a_newcomer_publishes_a_reminder_runs_a_campaign_and_replays_a_dead_job(
     assert landing.evaluate("fetch('/favicon.ico').then(response => response.status)") == 200
 
     welcome = logged_in(browser, stack, "marketing@shokti.local")
-    expect(welcome.locator("#user-tools")).to_contain_text("Welcome, Tanvir")  # a real name, not "Demo"
+    expect(welcome.locator("#console-welcome")).to_contain_text("Welcome, Tanvir")  # a real name, not "Demo"
     shot(welcome, "1-console")
 
     # the marketer: Prompt templates → the home company's reminder → the studio; edit, save, publish

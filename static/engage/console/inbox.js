@@ -163,6 +163,17 @@
   }
 
   wire();
+  const viewInHash = location.hash.match(/^#view=(\w+)$/);
+  if (viewInHash) {
+    const button = document.querySelector('.inbox-view[data-view="' + viewInHash[1] + '"]');
+    if (button) {
+      state.view = viewInHash[1];
+      document.querySelectorAll(".inbox-view").forEach((other) => {
+        other.classList.toggle("is-active", other === button);
+        other.setAttribute("aria-pressed", other === button ? "true" : "false");
+      });
+    }
+  }
   loadRows(false).then(() => {
     const match = location.hash.match(/^#lead-(\d+)$/);
     if (match) openThread(Number(match[1]));
