@@ -240,7 +240,6 @@ class CampaignRunAdmin(TenantScopedAdmin):
         "total_eligible", "sent", "failed", "skipped", "rendered", "correlation_id", "job", "slices", "cursor", "error",
         "created_at", "started_at", "finished_at", "duration", "reasons", "recipients_link",
     ]
-    fields = readonly_fields
     actions = ["cancel", "retry_failed"]
     change_form_template = "admin/engage/campaignrun/change_form.html"
     # What people read first; the rest (preset, cursor, slices, job...) folds under "Details".
