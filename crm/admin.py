@@ -40,6 +40,7 @@ from crm.services import (
     phone_normalize,
 )
 from crm.tenancy.admin import TenantScopedAdmin, TenantScopedInline
+from crm.timeline import events_readable
 from shokti.admin import BaseAdmin, action_form_response, validation_error_text
 
 # How much of a contact's history its page shows (newest first).
@@ -336,9 +337,9 @@ def _contact_panels(contact: Contact) -> dict:
             .select_related("service", "worker__contact")
             .order_by("-scheduled_at", "-id")[:CONTACT_PANEL_LIMIT]
         ),
-        "contact_events": list(
-            contact.events.select_related("actor").order_by("-occurred_at", "-id")[:CONTACT_TIMELINE_LIMIT]
-        ),
+        "contact_events": events_readable(list(
+            contact.events.select_related("actor", "target_type").order_by("-occurred_at", "-id")[:CONTACT_TIMELINE_LIMIT]
+        )),
         "contact_panel_limit": CONTACT_PANEL_LIMIT,
         "contact_timeline_limit": CONTACT_TIMELINE_LIMIT,
     }

@@ -195,3 +195,15 @@ def test_queue_stats_reads_for_a_logged_in_console_session(client, ledger, compa
     assert client.get(f"/queue/stats?company_id={company.pk}").status_code == 403
     client.logout()
     assert client.get("/queue/stats").status_code == 401
+
+
+@pytest.mark.django_db
+def test_a_dead_job_is_replayed_from_its_page_by_a_button(alice_admin, ledger, other_staff_user):
+    page = alice_admin.get(f"/admin/engage/job/{ledger['d1'].pk}/change/").content.decode()
+    assert 'id="job-replay"' in page
+
+    response = alice_admin.post(f"/admin/engage/job/{ledger['d1'].pk}/do/replay/", follow=True)
+
+    assert Job.objects.get(pk=ledger["d1"].pk).status == "queued"
+    assert "Replayed 1 job(s)." in [str(m) for m in response.context["messages"]]
+    assert alice_admin.get(f"/admin/engage/job/{ledger['d1'].pk}/do/replay/").status_code == 403
