@@ -391,6 +391,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Docstrings of our serializer plumbing (shokti.api.serializers) are not schema descriptions.
+    "GET_LIB_DOC_EXCLUDES": "shokti.api.schema.lib_doc_excludes",
     # /api/safety/check takes four of the channels: its own enum name beside crm's Channel.
     "ENUM_NAME_OVERRIDES": {"ChannelEnum": "crm.models.Channel", "SafetyCheckChannelEnum": "engage.ai.services.CHECK_CHANNELS"},
     "POSTPROCESSING_HOOKS": [

@@ -266,3 +266,11 @@ def test_schemathesis_finds_no_server_error_no_undocumented_status_and_no_schema
         case.validate_response(response, checks=CHECKS, headers=headers)
 
     run()
+
+
+@pytest.mark.django_db
+def test_the_api_docs_carry_no_internal_docstrings():
+    schema = APIClient().get("/api/schema/", {"format": "json"}).content.decode()
+
+    for internal in ("deep copies", "deep-copies", "shallow copies", "DRF"):
+        assert internal not in schema
