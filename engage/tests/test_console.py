@@ -198,3 +198,19 @@ def test_the_home_page_greets_the_person_and_shows_what_waits(client, staff_user
     assert f"Welcome, {staff_user.full_name}" in page
     assert 'id="tile-needs-human"' in page and "<strong>1</strong> Waiting for a person" in page
     assert reverse("admin:crm_lead_inbox") in page and reverse("admin:crm_lead_board") in page
+
+
+def test_the_console_speaks_bengali_when_the_person_chooses_it(client, staff_user, three_conversations):
+    client.force_login(staff_user)
+
+    client.post(reverse("set_language"), {"language": "bn", "next": reverse("admin:crm_lead_inbox")})
+    page = client.get(reverse("admin:crm_lead_inbox")).content.decode()
+
+    assert '<html lang="bn"' in page
+    assert "মানুষ দরকার" in page and "ইনবক্স" in page  # our strings (locale/bn) and the sidebar
+    assert "গ্রাহক ও বুকিং" in page
+    row = rows(client, view="needs_human")["rows"][0]
+    assert row["ai_state"] == "একজন মানুষের অপেক্ষায়: গ্রাহক মানুষ চেয়েছেন"
+
+    client.post(reverse("set_language"), {"language": "en", "next": "/admin/"})
+    assert "Needs a human" in client.get(reverse("admin:crm_lead_inbox")).content.decode()
