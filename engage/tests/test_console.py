@@ -14,7 +14,7 @@ from engage.conversations.inbox import inbox_page
 from engage.messaging.models import Message
 from engage.tests.helpers import jobs, run_job
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 
 def say(lead, body, *, direction="inbound", minutes_ago=0, **fields):
