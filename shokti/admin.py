@@ -205,3 +205,28 @@ def action_form_response(model_admin, request, *, template: str, title: str, for
 def validation_error_text(error) -> str:
     """A Django ValidationError as one line for an admin message."""
     return "; ".join(error.messages)
+
+
+def _retheme(model, admin_class) -> None:
+    """Register a third-party model again with its own admin class on the console's base (its filters,
+    forms and actions unchanged)."""
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+    admin.site.register(model, type(admin_class.__name__, (admin_class, UnfoldModelAdmin), {"__module__": __name__}))
+
+
+def _retheme_third_party() -> None:
+    from django.contrib.auth.admin import GroupAdmin
+    from django.contrib.auth.models import Group
+    from django_celery_beat import admin as beat_admin
+    from django_celery_beat import models as beat_models
+
+    _retheme(Group, GroupAdmin)
+    _retheme(beat_models.PeriodicTask, beat_admin.PeriodicTaskAdmin)
+    for model in (beat_models.IntervalSchedule, beat_models.CrontabSchedule, beat_models.SolarSchedule,
+                  beat_models.ClockedSchedule):
+        if admin.site.is_registered(model):
+            _retheme(model, type(admin.site._registry[model]))
+
+
+_retheme_third_party()
