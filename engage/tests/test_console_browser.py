@@ -172,3 +172,22 @@ def test_the_accessibility_pass_finds_what_it_should(page):
 
     assert any(line.startswith("critical: image-alt") for line in found)
     assert any("button-name" in line for line in found)
+
+
+def test_the_template_studio_fits_a_phone(browser, live_server, company):
+    from engage.prompts.models import PromptTemplate
+    from engage.prompts.services import templates_seed_defaults
+
+    marketer = person(company, "mina@alpha.test", MARKETING, [
+        *ENGAGE_MARKETING, "view_prompttemplate", "change_prompttemplate", "add_prompttemplateversion",
+        "publish_prompttemplate", "view_prompttemplateversion",
+    ])
+    templates_seed_defaults(company=company)
+    template = PromptTemplate.objects.filter(company=company).order_by("id").first()
+    studio = reverse("admin:engage_prompttemplate_studio", args=[template.pk])
+
+    page = log_in(browser, live_server, marketer, "phone", studio)
+
+    expect(page.locator(".CodeMirror")).to_be_visible()
+    fits_the_width(page)
+    shot(page, "phone-7-studio")
