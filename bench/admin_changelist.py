@@ -6,7 +6,8 @@
 It works in its own database (created if missing, `shokti_bench_admin` by default), filled once with
 SQL `INSERT ... SELECT generate_series` (1M contacts, customers, bookings, events and leads for
 one big company, plus a small company of 1,000 rows each whose staff page through the same big
-tables), then times 20 requests of each changelist. `main()` returns the figures (p95 a page;
+tables, and 1M messages on the big company's leads), then times 20 requests of each changelist and of
+the console's inbox (its JSON rows per view, its page) and pipeline board. `main()` returns the figures (p95 a page;
 ceiling 1 s) for `bench/run_all.py`, which writes them to the `admin_changelist` section of
 `docs/benchmarks.md`; run standalone, this script writes that table itself.
 """
@@ -42,6 +43,16 @@ PAGES = [
     ("Event, one type", "event", "type=message.sent"),
     ("Lead", "lead", ""),
     ("Lead, open", "lead", "status__exact=open"),
+]
+# The console's working pages (engage.admin.console), by URL name and query string: the inbox's JSON
+# rows (what its page polls) per view, and the pipeline board.
+CONSOLE_PAGES = [
+    ("Inbox rows, all open", "admin:crm_lead_inbox_rows", ""),
+    ("Inbox rows, unread", "admin:crm_lead_inbox_rows", "view=unread"),
+    ("Inbox rows, needs a human", "admin:crm_lead_inbox_rows", "view=needs_human"),
+    ("Inbox rows, WhatsApp", "admin:crm_lead_inbox_rows", "channel=whatsapp_cloud"),
+    ("Inbox page", "admin:crm_lead_inbox", ""),
+    ("Pipeline board", "admin:crm_lead_board", ""),
 ]
 
 
@@ -135,6 +146,42 @@ def _fill(company_slug: str, rows: int) -> tuple[int, float]:
     return company.pk, time.perf_counter() - started
 
 
+def _fill_messages(company_id: int, rows: int) -> float:
+    """`rows` messages on the company's leads (two a lead, the newer one inbound on every third lead),
+    and a few leads waiting for a person; once (kept when the table already has the company's rows)."""
+    from django.db import connection, transaction
+
+    from engage.messaging.models import Message
+
+    if Message.objects.filter(company_id=company_id).exists():
+        return 0.0
+    started = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL statement_timeout = 0")
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(
+            """INSERT INTO engage_message (company_id, contact_id, lead_id, direction, channel, agent_type,
+                   message_type, subject, body, status, provider_message_id, provider_response, error,
+                   external_id, created_at, updated_at)
+               SELECT lead.company_id, lead.contact_id, lead.id,
+                   CASE WHEN turn = 2 AND lead.id %% 3 = 0 THEN 'inbound'
+                        WHEN turn = 1 THEN 'inbound' ELSE 'outbound' END,
+                   'whatsapp_cloud', CASE WHEN turn = 2 AND lead.id %% 3 <> 0 THEN 'smartengage' ELSE '' END,
+                   '', '', 'message ' || turn || ' of lead ' || lead.id, 'sent', '', '{}', '', '',
+                   now() - ((lead.id %% 100000) || ' minutes')::interval + (turn || ' seconds')::interval, now()
+               FROM crm_lead AS lead, generate_series(1, 2) AS turn
+               WHERE lead.company_id = %(company)s
+               ORDER BY lead.id LIMIT %(rows)s""",
+            {"company": company_id, "rows": rows},
+        )
+        cursor.execute(
+            "UPDATE crm_lead SET handoff_requested_at = now(), is_ai_paused = true"
+            " WHERE company_id = %(company)s AND status = 'open' AND id %% 997 = 0",
+            {"company": company_id},
+        )
+    return time.perf_counter() - started
+
+
 def _staff_user(email: str, company_id: int):
     from django.contrib.auth.models import Group
 
@@ -202,6 +249,14 @@ def run() -> None:
     call_command("migrate", verbosity=0)
     big_id, big_seconds = _fill("bench-big", ROWS)
     small_id, small_seconds = _fill("bench-small", SMALL_ROWS)
+    message_seconds = _fill_messages(big_id, ROWS) + _fill_messages(small_id, SMALL_ROWS)
+    if message_seconds:
+        print(f"filled {ROWS:,} messages in {message_seconds:.1f} s")
+        with connection.cursor() as cursor:
+            cursor.execute("SET statement_timeout = 0")
+            cursor.execute("ANALYZE engage_message")
+            cursor.execute("ANALYZE crm_lead")
+            cursor.execute("RESET statement_timeout")
     if big_seconds or small_seconds:
         print(f"filled {ROWS:,} rows a table in {big_seconds:.1f} s (+{small_seconds:.1f} s small company)")
     with connection.cursor() as cursor:
@@ -226,15 +281,21 @@ def run() -> None:
             results.append((who, label, p50, p95, cpu, sql, count))
             print(f"{who:13} {label:42} p50 {p50 * 1000:7.1f} ms  p95 {p95 * 1000:7.1f} ms  "
                   f"CPU {cpu * 1000:6.1f} ms  SQL {sql * 1000:6.1f} ms  ({count:,} rows counted)", flush=True)
+        for label, url_name, query in CONSOLE_PAGES:
+            url = reverse(url_name) + (f"?{query}" if query else "")
+            p50, p95, cpu, sql, count = _measure(client, url, "\x00")  # nothing counted on these pages
+            results.append((who, label, p50, p95, cpu, sql, count))
+            print(f"{who:13} {label:42} p50 {p50 * 1000:7.1f} ms  p95 {p95 * 1000:7.1f} ms  "
+                  f"CPU {cpu * 1000:6.1f} ms  SQL {sql * 1000:6.1f} ms", flush=True)
 
     figures = [
         {
-            "figure": f"{label} changelist p95, staff of the {who}",
+            "figure": f"{label}{'' if label.startswith(('Inbox', 'Pipeline')) else ' changelist'} p95, staff of the {who}",
             "value": p95 * 1000,
             "unit": "ms",
             "ceiling": CEILING_SECONDS * 1000,
-            "note": f"p50 {p50 * 1000:.0f} ms; Python CPU {cpu * 1000:.0f} ms + SQL {sql * 1000:.0f} ms a request; "
-            f"{count:,} rows counted",
+            "note": f"p50 {p50 * 1000:.0f} ms; Python CPU {cpu * 1000:.0f} ms + SQL {sql * 1000:.0f} ms a request"
+            + (f"; {count:,} rows counted" if count >= 0 else ""),
         }
         for who, label, p50, p95, cpu, sql, count in results
     ]

@@ -7,6 +7,7 @@ import base64
 from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
+from unfold.admin import StackedInline, TabularInline
 
 from channels_app import services
 from channels_app.models import (
@@ -74,7 +75,7 @@ class ChannelAccountForm(forms.ModelForm):
         return {name: self.cleaned_data.get(f"secret_{name}", "") for name in SECRET_HELP}
 
 
-class WhatsAppWebSessionInline(admin.StackedInline):
+class WhatsAppWebSessionInline(StackedInline):
     model = WhatsAppWebSession
     can_delete = False
     extra = 0
@@ -126,7 +127,7 @@ class ChannelNumberFormSet(forms.BaseInlineFormSet):
         return form
 
 
-class ChannelNumberInline(admin.TabularInline):
+class ChannelNumberInline(TabularInline):
     """The account's further numbers: webhooks for them are filed under this account's company."""
 
     model = ChannelNumber

@@ -40,7 +40,8 @@ from crm.services import (
     phone_normalize,
 )
 from crm.tenancy.admin import TenantScopedAdmin, TenantScopedInline
-from shokti.admin import action_form_response, validation_error_text
+from crm.timeline import events_readable
+from shokti.admin import BaseAdmin, action_form_response, validation_error_text
 
 # How much of a contact's history its page shows (newest first).
 CONTACT_PANEL_LIMIT = 20
@@ -336,9 +337,9 @@ def _contact_panels(contact: Contact) -> dict:
             .select_related("service", "worker__contact")
             .order_by("-scheduled_at", "-id")[:CONTACT_PANEL_LIMIT]
         ),
-        "contact_events": list(
-            contact.events.select_related("actor").order_by("-occurred_at", "-id")[:CONTACT_TIMELINE_LIMIT]
-        ),
+        "contact_events": events_readable(list(
+            contact.events.select_related("actor", "target_type").order_by("-occurred_at", "-id")[:CONTACT_TIMELINE_LIMIT]
+        )),
         "contact_panel_limit": CONTACT_PANEL_LIMIT,
         "contact_timeline_limit": CONTACT_TIMELINE_LIMIT,
     }
@@ -651,7 +652,7 @@ def _locked_q():
 
 
 @admin.register(AccessAttempt)
-class LoginLockoutAdmin(admin.ModelAdmin):
+class LoginLockoutAdmin(BaseAdmin):
     """System → Login lockouts: failed logins per account and address, and an action to unlock them."""
 
     list_display = ["username", "ip_address", "failures_since_start", "attempt_time", "path_info", "user_agent"]

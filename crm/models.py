@@ -319,6 +319,11 @@ class Lead(models.Model):
             models.Index(fields=["company", "stage"], name="lead_company_stage"),
             models.Index(fields=["company", "status", "-id"], name="lead_company_status"),
             models.Index(fields=["company", "ad_source_id"], condition=~Q(ad_source_id=""), name="lead_company_ad"),
+            # The console: the board's newest open cards and bounded counts per stage, and the inbox's
+            # "needs a human" view (few leads of many).
+            models.Index(fields=["stage", "-id"], condition=Q(status="open"), name="lead_open_by_stage"),
+            models.Index(fields=["company", "handoff_requested_at"], condition=Q(handoff_requested_at__isnull=False),
+                         name="lead_company_waiting"),
         ]
         constraints = [
             models.UniqueConstraint(

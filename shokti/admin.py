@@ -8,7 +8,8 @@ adds tenant scoping. What this kernel gives every admin:
 - A missing row's change, delete or history URL is a 404, not a redirect.
 - `action_form_response()` renders the intermediate page of an action that asks for input.
 
-The kernel imports no app of the project.
+The kernel imports no app of the project. Its base is django-unfold's ModelAdmin (the console's theme);
+inlines use `unfold.admin.TabularInline`/`StackedInline`.
 """
 
 
@@ -30,6 +31,7 @@ from django.http import Http404
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.functional import cached_property
+from unfold.admin import ModelAdmin as UnfoldModelAdmin
 
 logger = logging.getLogger(__name__)
 
@@ -158,8 +160,9 @@ def https_formfield(db_field: models.Field, **kwargs: Any):
     return db_field.formfield(**kwargs)
 
 
-class BaseAdmin(admin.ModelAdmin):
-    """The project's ModelAdmin: no unbounded counts, no facets, range-based date hierarchy, https URLs."""
+class BaseAdmin(UnfoldModelAdmin):
+    """The project's ModelAdmin: the console's theme (django-unfold), no unbounded counts, no facets,
+    range-based date hierarchy, https URLs."""
 
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     show_full_result_count = False
@@ -202,3 +205,28 @@ def action_form_response(model_admin, request, *, template: str, title: str, for
 def validation_error_text(error) -> str:
     """A Django ValidationError as one line for an admin message."""
     return "; ".join(error.messages)
+
+
+def _retheme(model, admin_class) -> None:
+    """Register a third-party model again with its own admin class on the console's base (its filters,
+    forms and actions unchanged)."""
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+    admin.site.register(model, type(admin_class.__name__, (admin_class, UnfoldModelAdmin), {"__module__": __name__}))
+
+
+def _retheme_third_party() -> None:
+    from django.contrib.auth.admin import GroupAdmin
+    from django.contrib.auth.models import Group
+    from django_celery_beat import admin as beat_admin
+    from django_celery_beat import models as beat_models
+
+    _retheme(Group, GroupAdmin)
+    _retheme(beat_models.PeriodicTask, beat_admin.PeriodicTaskAdmin)
+    for model in (beat_models.IntervalSchedule, beat_models.CrontabSchedule, beat_models.SolarSchedule,
+                  beat_models.ClockedSchedule):
+        if admin.site.is_registered(model):
+            _retheme(model, type(admin.site._registry[model]))
+
+
+_retheme_third_party()

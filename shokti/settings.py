@@ -40,6 +40,10 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
+    # The admin's theme (django-unfold): before django.contrib.admin, whose templates it overrides, and
+    # it swaps in its AdminSite. Assets ship inside the package (fonts too): nothing loads from a CDN.
+    "unfold",
+    "unfold.contrib.filters",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -74,6 +78,8 @@ MIDDLEWARE = [
     # Static files (Swagger UI, admin) served by the app itself when DEBUG=False.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The console's language per person: the session's choice (the sidebar's switch), else the browser's.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -391,6 +397,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Docstrings of our serializer plumbing (shokti.api.serializers) are not schema descriptions.
+    "GET_LIB_DOC_EXCLUDES": "shokti.api.schema.lib_doc_excludes",
     # /api/safety/check takes four of the channels: its own enum name beside crm's Channel.
     "ENUM_NAME_OVERRIDES": {"ChannelEnum": "crm.models.Channel", "SafetyCheckChannelEnum": "engage.ai.services.CHECK_CHANNELS"},
     "POSTPROCESSING_HOOKS": [
@@ -528,6 +536,9 @@ WHATSAPP_WEB_SENT_SELECTOR = env.str("WHATSAPP_WEB_SENT_SELECTOR", default="div.
 
 # --- i18n, static -------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
+# The console speaks English and Bengali (locale/bn: our own strings; Django and unfold bring theirs).
+LANGUAGES = [("en", "English"), ("bn", "বাংলা")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -571,6 +582,23 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 ADMIN_EXACT_COUNT_LIMIT = env.int("ADMIN_EXACT_COUNT_LIMIT", default=10000)
 # A filtered changelist's count near that limit is given this long before it is estimated instead.
 ADMIN_COUNT_TIMEOUT_MS = env.int("ADMIN_COUNT_TIMEOUT_MS", default=200)
+
+# The operations console (django-unfold): navigation by job, not by app (shokti/console.py).
+UNFOLD = {
+    "SITE_TITLE": "Shokti",
+    "SITE_HEADER": "Shokti operations",
+    "SITE_URL": "/",
+    "SITE_SYMBOL": "support_agent",
+    "SITE_FAVICONS": [{"rel": "icon", "type": "image/x-icon", "href": "/favicon.ico"}],
+    "SHOW_HISTORY": True,
+    "SHOW_LANGUAGES": True,
+    "DASHBOARD_CALLBACK": "shokti.console.dashboard_callback",
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": True,
+        "navigation": "shokti.console.sidebar_navigation",
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -20,6 +20,8 @@ urlpatterns = [
     # CoachNova: /api/workers/<id>/punctuality, /api/coaching/..., /me/punctuality, /me/coaching, /internal/ai/coachnova/run.
     path("", include("coaching.urls")),
     path("admin/", admin.site.urls),
+    # The console's language switch (POST /i18n/setlang/), kept in the person's cookie and profile.
+    path("i18n/", include("django.conf.urls.i18n")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     # JWT for people; failed passwords lock per account and IP (django-axes, crm/lockouts.py).

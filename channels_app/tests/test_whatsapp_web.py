@@ -280,7 +280,7 @@ def test_ops_see_the_qr_screenshot_in_the_admin(page, live_server, staff_user, w
     page.goto(f"{live_server.url}/admin/login/?next=/admin/channels_app/channelaccount/{web_account.pk}/change/")
     page.fill("input[name=username]", staff_user.email)
     page.fill("input[name=password]", "pass-word-123")
-    page.click("input[type=submit]")
+    page.click("#login-form [type=submit]")
 
     # then: the QR code is there, as an image the browser could decode
     image = page.locator('img[alt="WhatsApp Web QR code"]')

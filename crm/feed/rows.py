@@ -254,13 +254,13 @@ def _uuid_parser(data: Any) -> Any:
 
 
 class Row(serializers.Serializer):
-    """A strict row: unknown fields are errors (a misspelt column must not be ignored silently).
+    """A strict row: unknown fields are errors (a misspelt column must not be ignored silently)."""
 
-    Only the fields a row gives are read: every field of a row is optional with no default (a row
-    changes what it names), so the fields it leaves out have nothing to do. A quarter of DRF's time
-    per row went to visiting the absent ones; rows arrive by the thousand. The fields a row gives are
-    read by their fast parsers first (see `fast_parser`), by DRF when the fast one says SLOW.
-    """
+    # Only the fields a row gives are read: every field of a row is optional with no default (a row
+    # changes what it names), so the fields it leaves out have nothing to do. A quarter of DRF's time
+    # per row went to visiting the absent ones; rows arrive by the thousand. The fields a row gives are
+    # read by their fast parsers first (see `fast_parser`), by DRF when the fast one says SLOW. (A
+    # comment, not the docstring: the docstring is the schema's description in the API docs.)
 
     def _row_fields(self) -> dict[str, tuple[serializers.Field, FastParser | None, Callable | None]]:
         fields = getattr(self, "_row_fields_cache", None)

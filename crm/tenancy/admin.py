@@ -32,6 +32,7 @@ from django.contrib.admin.utils import get_fields_from_path
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 from django.db.models import QuerySet
+from unfold.admin import TabularInline
 
 from crm.models import Company
 from crm.selectors import company_ids_for_user
@@ -199,5 +200,5 @@ class TenantScopedAdmin(TenantScopedMixin, BaseAdmin):
         return scoped
 
 
-class TenantScopedInline(TenantScopedMixin, admin.TabularInline):
+class TenantScopedInline(TenantScopedMixin, TabularInline):
     """Base inline of a model with a company (tabular; set `template` for a stacked look)."""

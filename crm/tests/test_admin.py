@@ -527,3 +527,20 @@ def test_stage_inline_saves_with_its_pipeline(alice_client, company):
     )
     assert response.status_code == 302
     assert list(Stage.objects.filter(pipeline__company=company).values_list("name", flat=True)) == ["New", "Paid"]
+
+
+def test_the_contact_timeline_reads_as_sentences_with_links(alice_client, staff_user, company):
+    from crm.services import event_record
+
+    contact = ContactFactory(company=company)
+    lead = LeadFactory(company=company, contact=contact)
+    event_record(company=company, type="stage.changed", contact=contact, target=lead, actor=staff_user,
+                 payload={"from": "New", "to": "Qualified", "lead_id": lead.pk}, source="admin")
+    event_record(company=company, type="something.odd", contact=contact, payload={"colour": "blue", "nested": {"a": 1}})
+
+    content = alice_client.get(change_url(contact)).content.decode()
+
+    assert f'<a href="{change_url(lead)}">Moved from New to Qualified by {staff_user.full_name}</a>' in content
+    assert "Something: odd (colour: blue)" in content
+    timeline = content[content.index('id="contact-timeline"'):content.index("</fieldset>", content.index('id="contact-timeline"'))]
+    assert "{&#x27;" not in timeline and "{'" not in timeline  # no Python dicts

@@ -63,7 +63,7 @@ def test_an_operator_previews_then_imports_a_large_file_in_the_background(
     page.goto(f"{live_server.url}{reverse('admin:login')}?next={changelist}")
     page.fill("#id_username", staff_user.email)
     page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    page.click("#login-form [type=submit]")
     page.wait_for_url(re.compile(re.escape(changelist)))
     page.click("a.feed-import")
     page.set_input_files("#id_file", str(path))

@@ -7,12 +7,16 @@ shows the attribution funnel sent → delivered → opened → clicked → booke
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
 
 from crm.tenancy.admin import TenantScopedAdmin
 from engage.campaigns.models import Campaign, CampaignRecipient, CampaignRun, ShortLink
@@ -24,7 +28,8 @@ from engage.campaigns.runs import (
     campaign_run_retry_failed,
     campaign_run_trigger,
 )
-from engage.campaigns.selectors import campaign_run_summary
+from engage.campaigns.selectors import campaign_audience_estimate, campaign_run_summary
+from engage.policy.models import CampaignPreset
 
 FUNNEL_STEPS = ("sent", "delivered", "opened", "clicked", "booked")
 
@@ -34,8 +39,24 @@ def _recipients_url(**filters: object) -> str:
     return f"{reverse('admin:engage_campaignrecipient_changelist')}?{query}"
 
 
+class CampaignForm(forms.ModelForm):
+    """The preset is a choice among the presets of the companies' engagement policies."""
+
+    preset = forms.ChoiceField(choices=[], help_text="Cadence, batch size and send window: set in Settings → Engagement policy.")
+
+    class Meta:
+        model = Campaign
+        fields = "__all__"  # noqa: DJ007  (the ModelAdmin's fields decide what is shown)
+
+
+CAMPAIGN_OPERATIONS = ("run_now", "dry_run", "dry_run_ignoring_window", "pause", "resume")
+RUN_OPERATIONS = ("cancel", "retry_failed")
+
+
 @admin.register(Campaign)
 class CampaignAdmin(TenantScopedAdmin):
+    form = CampaignForm
+    change_form_template = "admin/engage/campaign/change_form.html"
     list_display = ["name", "company", "type", "preset", "channel", "promo_code", "is_paused", "created_at"]
     list_filter = ["is_paused", "channel", "type", "company"]
     search_fields = ["name", "promo_code"]
@@ -112,6 +133,72 @@ class CampaignAdmin(TenantScopedAdmin):
                 request, f"{locked} campaign(s) already had a run queued or running: recorded as locked.", messages.WARNING
             )
 
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        presets = CampaignPreset.objects.filter(policy__company__in=self.get_queryset(request).values("company")
+                                                if obj is None else [obj.company_id])
+        names = sorted(set(presets.values_list("name", flat=True)) | ({obj.preset} if obj else {"default"}))
+        form.base_fields["preset"].choices = [(name, name) for name in names]
+        form.base_fields["preset"].initial = obj.preset if obj else "default"
+        return form
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/do/<str:operation>/", view(self.operation_view), name="engage_campaign_do"),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk:
+            try:
+                estimate = campaign_audience_estimate(campaign=obj)
+            except (KeyError, ValueError):
+                estimate = None  # an unknown preset: the form says so
+            context.update(
+                audience=estimate,
+                can_operate=self.has_change_permission(request, obj),
+                active_run=obj.runs.filter(status__in=[CampaignRun.Status.QUEUED, CampaignRun.Status.RUNNING])
+                .order_by("-id").first(),
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def operation_view(self, request, object_id, operation):
+        """POST one of the campaign page's buttons; a queued run opens its page."""
+        if request.method != "POST":
+            raise PermissionDenied
+        campaign = self.get_object(request, unquote(object_id))
+        if campaign is None:
+            raise Http404("No campaign with this id.")
+        if operation not in CAMPAIGN_OPERATIONS:
+            raise Http404("Unknown operation.")
+        if not self.has_change_permission(request, campaign):
+            raise PermissionDenied
+        change_url = reverse("admin:engage_campaign_change", args=[campaign.pk])
+        if operation == "pause":
+            campaign_pause(campaign=campaign)
+            self.message_user(request, _("Paused: the daily run skips this campaign."), messages.SUCCESS)
+            return HttpResponseRedirect(change_url)
+        if operation == "resume":
+            campaign_resume(campaign=campaign)
+            self.message_user(request, _("Resumed: the daily run includes this campaign again."), messages.SUCCESS)
+            return HttpResponseRedirect(change_url)
+        try:
+            run = campaign_run_trigger(
+                campaign=campaign, is_dry_run=operation != "run_now", actor=request.user,
+                ignores_send_window=operation == "dry_run_ignoring_window",
+            )
+        except ValidationError as error:
+            self.message_user(request, _("Not queued: %s") % "; ".join(error.messages), messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        if run.status == CampaignRun.Status.LOCKED:
+            self.message_user(request, _("Another run of this campaign is queued or running: watch it here."),
+                              messages.WARNING)
+            active = campaign.runs.filter(status__in=[CampaignRun.Status.QUEUED, CampaignRun.Status.RUNNING]).first()
+            return HttpResponseRedirect(reverse("admin:engage_campaignrun_change", args=[(active or run).pk]))
+        self.message_user(request, _("Queued: this page follows the run until it is done."), messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:engage_campaignrun_change", args=[run.pk]))
+
     @admin.action(description="Run now", permissions=["change"])
     def run_now(self, request, queryset) -> None:
         self._trigger(request, queryset, is_dry_run=False)
@@ -153,11 +240,64 @@ class CampaignRunAdmin(TenantScopedAdmin):
         "total_eligible", "sent", "failed", "skipped", "rendered", "correlation_id", "job", "slices", "cursor", "error",
         "created_at", "started_at", "finished_at", "duration", "reasons", "recipients_link",
     ]
-    fields = readonly_fields
     actions = ["cancel", "retry_failed"]
+    change_form_template = "admin/engage/campaignrun/change_form.html"
+    # What people read first; the rest (preset, cursor, slices, job...) folds under "Details".
+    fieldsets = [
+        (None, {"fields": ["campaign", "status", "is_dry_run", "summary", "recipients_link"]}),
+        ("Details", {"classes": ["collapse"], "fields": [
+            "company", "trigger", "triggered_by", "promo_code", "total_eligible", "sent", "failed", "skipped",
+            "rendered", "reasons", "preset", "correlation_id", "job", "slices", "cursor", "error", "created_at",
+            "started_at", "finished_at", "duration",
+        ]}),
+    ]
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/progress/", view(self.progress_view), name="engage_campaignrun_progress"),
+            path("<path:object_id>/do/<str:operation>/", view(self.operation_view), name="engage_campaignrun_do"),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk:
+            context.update(progress=run_progress(obj), can_operate=self.has_change_permission(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def progress_view(self, request, object_id):
+        """GET the run's progress and funnel as JSON (the run page polls it until the run is done)."""
+        run = self.get_object(request, unquote(object_id))
+        if run is None:
+            return JsonResponse({"error": {"code": "not_found", "message": "No run with this id.", "fields": {}}},
+                                status=404)
+        return JsonResponse(run_progress(run))
+
+    def operation_view(self, request, object_id, operation):
+        """POST Cancel or Retry failed from the run page."""
+        if request.method != "POST":
+            raise PermissionDenied
+        run = self.get_object(request, unquote(object_id))
+        if run is None:
+            raise Http404("No run with this id.")
+        if operation not in RUN_OPERATIONS:
+            raise Http404("Unknown operation.")
+        if not self.has_change_permission(request, run):
+            raise PermissionDenied
+        if operation == "cancel":
+            try:
+                campaign_run_cancel(run=run)
+                self.message_user(request, _("Cancelled: nothing more is sent by this run."), messages.SUCCESS)
+            except ValidationError as error:
+                self.message_user(request, "; ".join(error.messages), messages.WARNING)
+        else:
+            total = campaign_run_retry_failed(run=run)
+            self.message_user(request, _("%d failed recipient(s) queued again; sent ones were left alone.") % total,
+                              messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:engage_campaignrun_change", args=[run.pk]))
 
     @admin.display(description="duration (s)")
     def duration(self, obj: CampaignRun) -> float | None:
@@ -220,9 +360,27 @@ class CampaignRunAdmin(TenantScopedAdmin):
         self.message_user(request, f"{total} failed recipient(s) queued again; sent ones were left alone.", messages.SUCCESS)
 
 
+def run_progress(run: CampaignRun) -> dict:
+    """A run's progress bar and funnel: counts, the share done, whether it is finished."""
+    run.refresh_from_db(fields=["status", "sent", "failed", "skipped", "rendered", "total_eligible", "finished_at"])
+    done = run.sent + run.failed + run.skipped + (run.rendered if run.is_dry_run else 0)
+    total = max(run.total_eligible or 0, done)
+    funnel = campaign_funnel(campaign=run.campaign) if not run.is_dry_run else {}
+    return {
+        "status": run.status,
+        "status_label": run.get_status_display(),
+        "is_finished": run.status not in (CampaignRun.Status.QUEUED, CampaignRun.Status.RUNNING),
+        "is_dry_run": run.is_dry_run,
+        "sent": run.sent, "failed": run.failed, "skipped": run.skipped, "rendered": run.rendered,
+        "total": total,
+        "percent": 100 if total == 0 and run.finished_at else (done * 100 // total if total else 0),
+        "funnel": [{"step": step, "count": funnel.get(step) or 0} for step in FUNNEL_STEPS] if funnel else [],
+    }
+
+
 @admin.register(CampaignRecipient)
 class CampaignRecipientAdmin(TenantScopedAdmin):
-    list_display = ["id", "customer", "run", "status", "reason", "message", "created_at"]
+    list_display = ["id", "customer", "run", "status", "reason", "message", "note", "created_at"]
     list_filter = ["status", "reason"]
     search_fields = ["customer__contact__name", "customer__contact__email", "=correlation_id"]
     list_select_related = ["customer__contact", "run__campaign", "message"]
@@ -230,7 +388,7 @@ class CampaignRecipientAdmin(TenantScopedAdmin):
     ordering = ["-id"]
     readonly_fields = [
         "company", "campaign", "run", "customer", "cycle_started_at", "status", "reason", "body", "message", "job",
-        "template_version", "correlation_id", "error", "created_at", "updated_at",
+        "template_version", "correlation_id", "note", "problem", "created_at", "updated_at",
     ]
     fields = readonly_fields
 
@@ -239,7 +397,16 @@ class CampaignRecipientAdmin(TenantScopedAdmin):
 
     def get_queryset(self, request):
         # The body can be long: not needed by the list.
-        return super().get_queryset(request).defer("body", "error")
+        return super().get_queryset(request).defer("body")
+
+    @admin.display(description="note")
+    def note(self, obj: CampaignRecipient) -> str:
+        """What happened that is not a failure: a fallback sent, a skip's detail."""
+        return "" if obj.status == CampaignRecipient.Status.FAILED else obj.error
+
+    @admin.display(description="error")
+    def problem(self, obj: CampaignRecipient) -> str:
+        return obj.error if obj.status == CampaignRecipient.Status.FAILED else ""
 
 
 @admin.register(ShortLink)

@@ -16,8 +16,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from crm.admin import LeadAdmin as CrmLeadAdmin
-from crm.models import Lead
+from crm.models import Lead, Stage
 from crm.tenancy.admin import TenantScopedAdmin, TenantScopedInline
+from engage.admin.console import ConsoleViews, actor_names, ai_state, sender_label
 from engage.conversations.context import lead_thread
 from engage.conversations.handoff import lead_hand_back, lead_manual_reply, lead_take_over
 from engage.conversations.media import lead_attachment_response, lead_media_response
@@ -99,7 +100,7 @@ class HandoffFilter(admin.SimpleListFilter):
 
 
 @admin.register(Lead)
-class LeadAdmin(CrmLeadAdmin):
+class LeadAdmin(ConsoleViews, CrmLeadAdmin):
     change_form_template = "admin/engage/lead/change_form.html"
     list_display = [*CrmLeadAdmin.list_display, "is_ai_paused"]
     list_filter = [HandoffFilter, *CrmLeadAdmin.list_filter]
@@ -124,15 +125,22 @@ class LeadAdmin(CrmLeadAdmin):
                  name="{}_{}_media".format(*info)),
             path("<path:object_id>/media/<int:message_id>/<int:position>/",
                  self.admin_site.admin_view(self.media_view), name="{}_{}_attachment".format(*info)),
+            *self.console_urls(),
             *super().get_urls(),
         ]
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk:
+            thread = lead_thread(lead=obj)
+            names = actor_names(thread)
+            for message in thread:
+                message.sender_label = sender_label(message, names)
             context.update(
-                lead_thread=lead_thread(lead=obj),
+                lead_thread=thread,
                 reply_form=ManualReplyForm(),
                 can_hand_off=self.has_change_permission(request, obj),
+                ai_state=ai_state(obj),
+                stages=list(Stage.objects.filter(pipeline_id=obj.pipeline_id).order_by("order", "id")),
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
@@ -171,6 +179,15 @@ class LeadAdmin(CrmLeadAdmin):
                 self.message_user(request, f"Not sent: {validation_error_text(error)}", messages.ERROR)
             else:
                 self.message_user(request, f"Reply queued on {lead.get_channel_display()}.", messages.SUCCESS)
+        elif operation == "stage":
+            stage_id = request.POST.get("stage", "")
+            stage = Stage.objects.filter(pk=int(stage_id), pipeline_id=lead.pipeline_id).first() if (
+                stage_id.isdigit()) else None
+            if stage is None:
+                self.message_user(request, "Not moved: pick a stage of this lead's pipeline.", messages.ERROR)
+            elif stage.pk != lead.stage_id:
+                self.lead_stage_move(lead=lead, stage=stage, actor=request.user)
+                self.message_user(request, f"Moved to {stage.name}.", messages.SUCCESS)
         else:
             raise Http404("Unknown hand-off operation.")
         return HttpResponseRedirect(reverse("admin:crm_lead_change", args=[lead.pk]))

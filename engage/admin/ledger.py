@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.html import format_html_join
 
 from crm.tenancy.admin import TenantScopedAdmin
@@ -61,6 +64,36 @@ class JobAdmin(TenantScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # the ledger is an audit trail: cancel instead
+
+    change_form_outer_before_template = "admin/engage/job/buttons.html"
+
+    def get_urls(self):
+        return [
+            path("<path:object_id>/do/<str:operation>/", self.admin_site.admin_view(self.operation_view),
+                 name="engage_job_do"),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["job_can_operate"] = obj is not None and self.has_change_permission(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def operation_view(self, request, object_id, operation):
+        """POST Replay or Cancel from a job's page."""
+        if request.method != "POST":
+            raise PermissionDenied
+        job = self.get_object(request, unquote(object_id))
+        if job is None:
+            raise Http404("No job with this id.")
+        if not self.has_change_permission(request, job):
+            raise PermissionDenied
+        if operation == "replay":
+            self.replay_selected(request, Job.objects.filter(pk=job.pk))
+        elif operation == "cancel":
+            self.cancel_selected(request, Job.objects.filter(pk=job.pk))
+        else:
+            raise Http404("Unknown operation.")
+        return HttpResponseRedirect(reverse("admin:engage_job_change", args=[job.pk]))
 
     @admin.display(description="attempts")
     def attempts_display(self, job):

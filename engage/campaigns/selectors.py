@@ -10,6 +10,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from engage.campaigns.models import CampaignRecipient, CampaignRun
+from engage.campaigns.segmentation import SegmentCriteria, contact_zones, customer_segment, customer_segment_skips
+from engage.policy.services import policy_for
 
 Reason = CampaignRecipient.Reason
 Status = CampaignRecipient.Status
@@ -114,4 +116,55 @@ def campaign_run_summary(*, run: CampaignRun, now: dt.datetime | None = None) ->
         considered=considered, left_out=left_out, sent=by_status[Status.SENT], failed=by_status[Status.FAILED],
         pending=by_status[Status.PENDING], rendered=by_status[Status.DRY_RUN], skipped_at_send=skipped,
         fallbacks=fallbacks, send_window=window,
+    )
+
+
+AUDIENCE_COUNT_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class AudienceEstimate:
+    """Who a run of the campaign would reach now: each count exact up to `limit` (`is_partial` past it)."""
+
+    eligible_now: int
+    outside_window: int
+    capped: int
+    no_consent: int
+    other_skips: int
+    limit: int
+    is_partial: bool
+
+
+def campaign_audience_estimate(*, campaign, now: dt.datetime | None = None,
+                               limit: int = AUDIENCE_COUNT_LIMIT) -> AudienceEstimate:
+    """Before a run: eligible now, eligible but outside the send window, capped, without consent.
+
+    The same segment and rules as a run (engage.campaigns.segmentation), read and counted, nothing written;
+    at most `limit` candidates are read.
+    """
+    now = now or timezone.now()
+    preset = policy_for(company=campaign.company).preset(campaign.preset)
+    zones = contact_zones(company=campaign.company)
+    windowed = SegmentCriteria.from_preset(preset, channel=campaign.channel)
+    whole_day = SegmentCriteria(
+        cadence_days=preset.cadence_days, window_days=preset.window_days, send_window_start_hour=0,
+        send_window_end_hour=24, channel=campaign.channel,
+    )
+    reasons = list(
+        customer_segment_skips(company=campaign.company, criteria=whole_day, now=now, zones=zones)
+        .order_by("id").values_list("skip_reason", flat=True)[: limit + 1]
+    )
+    is_partial = len(reasons) > limit
+    reasons = reasons[:limit]
+    eligible_any_hour = sum(1 for reason in reasons if reason is None)
+    eligible_now = customer_segment(
+        company=campaign.company, criteria=windowed, now=now, zones=zones, limit=limit
+    ).count()
+    Reason = CampaignRecipient.Reason
+    capped = sum(1 for reason in reasons if reason in (Reason.DAILY_CAP, Reason.WEEKLY_CAP))
+    no_consent = sum(1 for reason in reasons if reason in (Reason.NO_CONSENT, Reason.NO_ADDRESS))
+    other = sum(1 for reason in reasons if reason is not None) - capped - no_consent
+    return AudienceEstimate(
+        eligible_now=eligible_now, outside_window=max(eligible_any_hour - eligible_now, 0), capped=capped,
+        no_consent=no_consent, other_skips=other, limit=limit, is_partial=is_partial,
     )

@@ -137,3 +137,18 @@ def lead_manual_reply(*, lead: Lead, actor: User | None, body: str) -> Job:
         idempotency_key=f"manual_reply:{lead.pk}:{uuid.uuid4().hex}",
         priority=100,
     )
+
+
+@transaction.atomic
+def lead_assign(*, lead: Lead, owner: User | None, actor: User | None) -> Lead:
+    """Give the lead to `owner` (a member of its company), or to nobody; records `lead.assigned`."""
+    lead = Lead.objects.select_for_update().select_related("contact", "company").get(pk=lead.pk)
+    if owner is not None and not owner.is_superuser and not owner.memberships.filter(company_id=lead.company_id).exists():
+        raise ValidationError({"owner": "That person does not work for this company."})
+    if lead.owner_id != (owner.pk if owner else None):
+        lead.owner = owner
+        lead.save(update_fields=["owner", "updated_at"])
+        event_record(company=lead.company, type="lead.assigned", contact=lead.contact, target=lead, source="admin",
+                     actor=actor, payload={"owner_id": owner.pk if owner else None,
+                                           "owner": (owner.full_name or owner.email) if owner else ""})
+    return lead

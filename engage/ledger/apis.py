@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
-from crm.tenancy.api import IsApiKeyOrStaffUser, IsStaffUser, request_company
+from crm.tenancy.api import ApiKeyAuthentication, IsApiKeyOrStaffUser, IsStaffUser, request_company
 from engage.ledger.selectors import queue_stats
 from engage.ledger.services import dlq_replay
 from shokti.api.serializers import StrictInputMixin
 
 
 class QueueStatsApi(APIView):
-    """GET /queue/stats: the caller's company's job counts (API key, or staff JWT with `company_id`)."""
+    """GET /queue/stats: the caller's company's job counts (API key, staff JWT or a console session, with
+    `company_id` when the person works for several)."""
 
+    # A logged-in console session may read it too (a GET: nothing to forge, so no CSRF concern).
+    authentication_classes = [JWTAuthentication, ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [IsApiKeyOrStaffUser]
 
     @extend_schema(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,10 +108,15 @@ def template_versions_diff(*, template: PromptTemplate, from_number: Any, to_num
     left = template_version_get(template=template, number=from_number)
     right = template_version_get(template=template, number=to_number)
     differ = difflib.HtmlDiff(tabsize=4, wrapcolumn=70)
-    return differ.make_table(
+    table = differ.make_table(
         left.body.splitlines(), right.body.splitlines(),
         fromdesc=f"v{left.number} ({left.status})", todesc=f"v{right.number} ({right.status})",
     )
+    # difflib's navigation column ("f", "n", "t" links) reads as stray letters: keep the cells, drop the links.
+    return _DIFF_NAVIGATION.sub(r"\1\2", table)
+
+
+_DIFF_NAVIGATION = re.compile(r'(<td class="diff_next"[^>]*>).*?(</td>)')
 
 
 def subjects_search(*, company: Company, agent_type: str, query: str = "") -> list[dict[str, Any]]:

@@ -117,11 +117,15 @@ class TemplateStudioMixin:
         if template is None:
             raise Http404("No such template.")
         versions = list(studio.template_versions(template=template))
-        current = versions[0] if versions else None
+        approved = next((version for version in versions if version.status == "approved"), None)
+        # Open on the newest draft when one is newer than the live version, else on the live version
+        # (after a rollback the newest version is archived: not what anyone wants to edit).
+        newest_draft = next((version for version in versions if version.status == "draft"), None)
+        current = newest_draft if newest_draft and (approved is None or newest_draft.number > approved.number) else (
+            approved or (versions[0] if versions else None))
         wanted = request.GET.get("version")
         if wanted:
             current = next((version for version in versions if str(version.number) == wanted), current)
-        approved = next((version for version in versions if version.status == "approved"), None)
         info = self.opts.app_label, self.opts.model_name
         urls = {name: reverse("admin:{}_{}_{}".format(*info, name), args=[template.pk])
                 for name in ("studio", "studio_preview", "studio_sample", "studio_save", "studio_publish",
@@ -149,6 +153,8 @@ class TemplateStudioMixin:
             "can_publish": config["can_publish"],
             "has_view_permission": True,
             "change_url": reverse("admin:{}_{}_change".format(*info), args=[template.pk]),
+            "just_saved": request.GET.get("saved") == "1",
+            "just_published": request.GET.get("published") == "1",
         }
         return TemplateResponse(request, "admin/engage/prompttemplate/studio.html", context)
 

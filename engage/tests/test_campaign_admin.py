@@ -388,3 +388,53 @@ def test_a_superuser_sees_and_acts_on_every_company(client, campaign, other_comp
     queued.refresh_from_db()
     assert (queued.status, queued.job.status) == ("cancelled", "cancelled")
     assert CampaignRecipient.objects.filter(run=queued).count() == 0
+
+
+# --- The campaign page that acts (buttons, estimate, run page progress) -----------------------------------
+
+
+def test_the_campaign_page_estimates_the_audience_and_run_now_opens_the_run(client, alice, company, campaign):
+    customer_due(company, name="Due", email="due@example.test")
+    customer_due(company, name="Opted out", email="out@example.test", is_sms_consented=False)
+
+    page = client.get(reverse("admin:engage_campaign_change", args=[campaign.pk])).content.decode()
+
+    assert '<strong id="estimate-eligible">1</strong>' in page
+    assert '<strong id="estimate-no-consent">1</strong>' in page
+    assert 'id="run-now"' in page and "confirm(" in page
+    assert '<select name="preset"' in page
+
+    response = client.post(reverse("admin:engage_campaign_do", args=[campaign.pk, "run_now"]))
+
+    run = CampaignRun.objects.get(campaign=campaign)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:engage_campaignrun_change", args=[run.pk])
+    assert not run.is_dry_run and run.triggered_by == alice
+    run_job(run.job_id)
+    progress = client.get(reverse("admin:engage_campaignrun_progress", args=[run.pk])).json()
+    assert progress["is_finished"] and progress["sent"] == 1 and progress["percent"] == 100
+    run_page = client.get(reverse("admin:engage_campaignrun_change", args=[run.pk])).content.decode()
+    assert 'id="run-bar"' in run_page and 'id="funnel-chart"' in run_page
+    assert re.search(r"<details|collapse", run_page)  # internals folded
+
+
+def test_the_campaign_buttons_pause_resume_and_dry_run(client, alice, campaign):
+    do = lambda operation: client.post(reverse("admin:engage_campaign_do", args=[campaign.pk, operation]))  # noqa: E731
+
+    do("pause")
+    assert Campaign.objects.get(pk=campaign.pk).is_paused
+    do("resume")
+    assert not Campaign.objects.get(pk=campaign.pk).is_paused
+    response = do("dry_run")
+    run = CampaignRun.objects.get(campaign=campaign)
+    assert run.is_dry_run and response["Location"].endswith(f"/{run.pk}/change/")
+    assert client.get(reverse("admin:engage_campaign_do", args=[campaign.pk, "pause"])).status_code == 403
+
+
+def test_another_companys_staff_cannot_press_the_campaign_buttons(client, other_staff_user, campaign):
+    client.force_login(other_staff_user)
+
+    response = client.post(reverse("admin:engage_campaign_do", args=[campaign.pk, "run_now"]))
+
+    assert response.status_code == 404
+    assert not CampaignRun.objects.filter(campaign=campaign).exists()

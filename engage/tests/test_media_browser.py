@@ -52,7 +52,7 @@ def test_a_photo_and_a_voice_note_show_in_the_leads_conversation(
     page.goto(f"{live_server.url}{reverse('admin:login')}?next={lead_url}")
     page.fill("#id_username", staff_user.email)
     page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    page.click("#login-form [type=submit]")
     page.wait_for_url(re.compile(re.escape(lead_url)))
 
     # then: the photo is drawn, with its caption
@@ -98,7 +98,7 @@ def test_every_attachment_of_an_mms_shows_in_the_leads_conversation(
     page.goto(f"{live_server.url}{reverse('admin:login')}?next={lead_url}")
     page.fill("#id_username", staff_user.email)
     page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    page.click("#login-form [type=submit]")
     page.wait_for_url(re.compile(re.escape(lead_url)))
 
     # then: both attachments of the one message are shown, the photo drawn and the voice note playable

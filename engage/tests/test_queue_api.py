@@ -182,3 +182,28 @@ def test_message_changelist_filters_and_scoping(alice_admin, company, other_comp
 def test_admin_pages_are_closed_to_anonymous(client, ledger):
     assert client.get("/admin/engage/job/").status_code == 302
     assert client.get("/admin/engage/message/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_queue_stats_reads_for_a_logged_in_console_session(client, ledger, company, staff_user, other_staff_user):
+    client.force_login(staff_user)
+    response = client.get("/queue/stats")
+    assert response.status_code == 200
+    assert response.json()["company_id"] == company.pk
+
+    client.force_login(other_staff_user)
+    assert client.get(f"/queue/stats?company_id={company.pk}").status_code == 403
+    client.logout()
+    assert client.get("/queue/stats").status_code == 401
+
+
+@pytest.mark.django_db
+def test_a_dead_job_is_replayed_from_its_page_by_a_button(alice_admin, ledger, other_staff_user):
+    page = alice_admin.get(f"/admin/engage/job/{ledger['d1'].pk}/change/").content.decode()
+    assert 'id="job-replay"' in page
+
+    response = alice_admin.post(f"/admin/engage/job/{ledger['d1'].pk}/do/replay/", follow=True)
+
+    assert Job.objects.get(pk=ledger["d1"].pk).status == "queued"
+    assert "Replayed 1 job(s)." in [str(m) for m in response.context["messages"]]
+    assert alice_admin.get(f"/admin/engage/job/{ledger['d1'].pk}/do/replay/").status_code == 403

@@ -433,3 +433,29 @@ def test_marketing_creates_a_template_and_operations_cannot(client, marketer, st
     assert PromptTemplate.objects.filter(company=company, name="coaching_gentle", agent_type="coachnova").exists()
     client.force_login(staff_user)
     assert client.get(add_url).status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_diff_has_no_stray_navigation_letters(reminder, marketer):
+    template_draft_save(template=reminder, body="নতুন লাইন {{ customer_name }}", author=marketer)
+
+    table = template_versions_diff(template=reminder, from_number=1, to_number=2)
+
+    assert ">f</a>" not in table and ">t</a>" not in table and ">n</a>" not in table
+    assert '<span class="diff_add">' in table
+
+
+@pytest.mark.django_db
+def test_the_studio_opens_on_the_live_version_after_a_rollback_and_confirms_a_save(client, reminder, marketer):
+    client.force_login(marketer)
+    v2 = template_draft_save(template=reminder, body=NEW_WORDING, author=marketer)
+    page = client.get(url("studio", reminder)).content.decode()
+    assert '<strong id="editing-version">v2</strong> (draft)' in page  # a newer draft is what one edits
+    saved = client.get(url("studio", reminder), {"version": 2, "saved": 1}).content.decode()
+    assert 'id="studio-saved"' in saved and "Saved as draft v2" in saved
+
+    template_publish(version=v2, actor=marketer)
+    template_rollback(version=reminder.versions.get(number=1), actor=marketer)
+
+    page = client.get(url("studio", reminder)).content.decode()
+    assert '<strong id="editing-version">v1</strong> (approved)' in page

@@ -64,7 +64,7 @@ def log_in(page, live_server, *, email: str, next_url: str) -> None:
     page.goto(f"{live_server.url}{reverse('admin:login')}?next={next_url}")
     page.fill("#id_username", email)
     page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    page.click("#login-form [type=submit]")
     page.wait_for_url(re.compile(re.escape(next_url)))
 
 

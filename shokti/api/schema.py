@@ -192,3 +192,13 @@ def drop_impossible_defaults(result, generator, request, public):
     walk(result.get("components", {}))
     walk(result.get("paths", {}))
     return result
+
+
+def lib_doc_excludes() -> list[type]:
+    """drf-spectacular's GET_LIB_DOC_EXCLUDES plus our own plumbing: its docstrings say how the code works,
+    not what an endpoint or a schema means, and never belong in the API docs."""
+    from drf_spectacular.plumbing import get_lib_doc_excludes
+
+    from shokti.api.serializers import ShallowCopiedFieldsMixin, StrictInputMixin
+
+    return [*get_lib_doc_excludes(), ShallowCopiedFieldsMixin, StrictInputMixin]

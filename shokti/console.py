@@ -1,0 +1,109 @@
+"""The operations console's navigation and home page (django-unfold's SIDEBAR and DASHBOARD callbacks).
+
+Organised by the jobs people do, not by Django app: Inbox, Pipeline, Customers & bookings, Workers,
+Campaigns, Templates, Reports, Settings, System. An entry shows only to a user who may view its model.
+Links name admin URLs, so the kernel imports no app of the project.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext_lazy as _
+
+
+def _entry(title, icon: str, url_name: str, permission: str) -> dict[str, Any]:
+    def link(request) -> str:
+        try:
+            return reverse(url_name)
+        except NoReverseMatch:  # a model left unregistered in this deployment
+            return ""
+
+    def allowed(request) -> bool:
+        return bool(request.user.is_active and request.user.is_staff and request.user.has_perm(permission)
+                    and link(request))
+
+    return {"title": title, "icon": icon, "link": link, "permission": allowed}
+
+
+def _model(title, icon: str, label: str) -> dict[str, Any]:
+    app_label, model_name = label.split(".")
+    return _entry(title, icon, f"admin:{app_label}_{model_name}_changelist", f"{app_label}.view_{model_name}")
+
+
+def sidebar_navigation(request) -> list[dict[str, Any]]:
+    """The sidebar: one group per job."""
+    return [
+        {"title": _("Today"), "items": [
+            _entry(_("Inbox"), "inbox", "admin:crm_lead_inbox", "crm.view_lead"),
+            _entry(_("Home"), "dashboard", "admin:index", "crm.view_lead"),
+        ]},
+        {"title": _("Pipeline"), "collapsible": True, "items": [
+            _entry(_("Board"), "view_kanban", "admin:crm_lead_board", "crm.view_lead"),
+            _model(_("Leads"), "person_search", "crm.lead"),
+            _model(_("Pipelines"), "account_tree", "crm.pipeline"),
+            _model(_("Stages"), "linear_scale", "crm.stage"),
+            _model(_("Sequences"), "schedule_send", "engage.sequence"),
+            _model(_("Enrollments"), "playlist_add_check", "engage.enrollment"),
+        ]},
+        {"title": _("Customers & bookings"), "collapsible": True, "items": [
+            _model(_("Contacts"), "contacts", "crm.contact"),
+            _model(_("Customers"), "person", "crm.customer"),
+            _model(_("Bookings"), "event_available", "crm.booking"),
+            _model(_("Services"), "home_repair_service", "crm.service"),
+            _model(_("Messages"), "chat", "engage.message"),
+            _model(_("Imports"), "upload_file", "crm.importrecord"),
+        ]},
+        {"title": _("Workers"), "collapsible": True, "items": [
+            _model(_("Workers"), "engineering", "crm.worker"),
+        ]},
+        {"title": _("Campaigns"), "collapsible": True, "items": [
+            _model(_("Campaigns"), "campaign", "engage.campaign"),
+            _model(_("Runs"), "play_circle", "engage.campaignrun"),
+            _model(_("Recipients"), "group", "engage.campaignrecipient"),
+            _model(_("Short links"), "link", "engage.shortlink"),
+        ]},
+        {"title": _("Templates"), "collapsible": True, "items": [
+            _model(_("Templates"), "edit_note", "engage.prompttemplate"),
+            _model(_("Template versions"), "history", "engage.prompttemplateversion"),
+            _model(_("Knowledge"), "menu_book", "engage.knowledgedoc"),
+            _model(_("Fallback texts"), "sms_failed", "engage.fallbacktext"),
+            _model(_("Banned phrases"), "block", "engage.bannedphrase"),
+        ]},
+        {"title": _("Reports"), "collapsible": True, "items": [
+            _model(_("Events"), "timeline", "crm.event"),
+            _model(_("AI sessions"), "smart_toy", "engage.aisession"),
+            _model(_("Email deliveries"), "mark_email_read", "channels_app.emaildelivery"),
+        ]},
+        {"title": _("Settings"), "collapsible": True, "items": [
+            _model(_("Companies"), "business", "crm.company"),
+            _model(_("Engagement policy"), "policy", "engage.engagementpolicy"),
+            _model(_("AI"), "psychology", "engage.aiconfig"),
+            _model(_("Channels"), "cell_tower", "channels_app.channelaccount"),
+            _model(_("API keys"), "key", "crm.apikey"),
+            _model(_("Users"), "badge", "crm.user"),
+            _model(_("Memberships"), "group_work", "crm.membership"),
+            _model(_("Groups"), "groups", "auth.group"),
+        ]},
+        {"title": _("System"), "collapsible": True, "items": [
+            _model(_("Jobs and dead letters"), "work_history", "engage.job"),
+            _model(_("Schedules"), "event_repeat", "django_celery_beat.periodictask"),
+            _model(_("Provider callbacks"), "call_received", "channels_app.providercallback"),
+            _model(_("WhatsApp Web sessions"), "qr_code", "channels_app.whatsappwebsession"),
+            _model(_("WhatsApp Web deliveries"), "send", "channels_app.whatsappwebdelivery"),
+            _model(_("Login lockouts"), "lock", "axes.accessattempt"),
+        ]},
+    ]
+
+
+def dashboard_callback(request, context: dict[str, Any]) -> dict[str, Any]:
+    """The home page: what waits for a person today (engage's console summary, when engage is installed)."""
+    from django.utils.module_loading import import_string
+
+    try:
+        summary = import_string("engage.admin.console.home_summary")
+    except ImportError:
+        return context
+    context.update(today=summary(request=request))
+    return context
