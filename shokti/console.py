@@ -57,6 +57,11 @@ def sidebar_navigation(request) -> list[dict[str, Any]]:
         ]},
         {"title": _("Workers"), "collapsible": True, "items": [
             _model(_("Workers"), "engineering", "crm.worker"),
+            _model(_("Punctuality"), "schedule", "coaching.workerpunctuality"),
+            _model(_("Bookings' lateness"), "timer", "coaching.bookingpunctuality"),
+            _model(_("CoachNova runs"), "record_voice_over", "coaching.coachingrun"),
+            _model(_("Coached workers"), "school", "coaching.coachingrecipient"),
+            _model(_("CoachNova settings"), "tune", "coaching.coachingsettings"),
         ]},
         {"title": _("Campaigns"), "collapsible": True, "items": [
             _model(_("Campaigns"), "campaign", "engage.campaign"),
