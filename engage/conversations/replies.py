@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from crm.models import Lead
@@ -27,8 +28,21 @@ NO_SAFE_REPLY = "no_safe_reply"  # neither the model's text nor the fallback pas
 SUMMARY_DEBOUNCE_SECONDS = 600
 
 
-def _existing_outbound(*, job: Job) -> Message | None:
-    return Message.objects.filter(job=job, direction=Message.Direction.OUTBOUND).first()
+def _inbound_and_existing_outbound(*, job: Job, lead: Lead, message_id: int) -> tuple[Message, Message | None]:
+    """The inbound message (of the lead's company; Message.DoesNotExist if not) and the job's outbound
+    message when a previous run sent it, in one statement."""
+    inbound = existing = None
+    for message in Message.objects.filter(
+        Q(pk=message_id, company=lead.company, direction=Message.Direction.INBOUND)
+        | Q(job=job, direction=Message.Direction.OUTBOUND)
+    ).order_by("id"):
+        if message.direction == Message.Direction.INBOUND and message.pk == message_id:
+            inbound = message
+        elif message.direction == Message.Direction.OUTBOUND and existing is None:
+            existing = message
+    if inbound is None:
+        raise Message.DoesNotExist(f"Inbound message {message_id!r} not found in the lead's company.")
+    return inbound, existing
 
 
 def _followup_spec(*, lead: Lead, inbound_message_id: int, number: int, delay: timedelta) -> dict[str, Any]:
@@ -68,10 +82,9 @@ def ai_reply_send(*, job: Job, lead_id: int, message_id: int, lead: Lead | None 
     `lead`: the lead `lead_id` with its company and contact, when the caller has just read it."""
     if lead is None:
         lead = Lead.objects.select_related("company", "contact", "stage").get(pk=lead_id)
-    inbound = Message.objects.get(pk=message_id, company=lead.company, direction=Message.Direction.INBOUND)
+    inbound, existing = _inbound_and_existing_outbound(job=job, lead=lead, message_id=message_id)
     config = ai_config_for(company=lead.company)
     channel = lead.channel
-    existing = _existing_outbound(job=job)
     if existing is None:
         skip_reason = lead_reply_skip_reason(lead=lead, channel=channel, config=config)
         if skip_reason:
