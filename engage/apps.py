@@ -26,6 +26,7 @@ class EngageConfig(AppConfig):
         from crm.services import contact_merge_hook_register, event_recorded_hook_register
         from engage import receivers
         from engage.ai.config import allowed_link_hosts
+        from engage.ai.safety import safety_rows_cache_connect
         from engage.campaigns.merge import contact_merge_campaign_rows
         from engage.conversations.handoff import handoff_keywords_cache_connect
         from engage.conversations.merge import contact_merge_messages
@@ -40,6 +41,7 @@ class EngageConfig(AppConfig):
         receivers.connect()  # channels_app's report-back signals: delivery statuses and inbound messages
         channel_settings_cache_connect()  # a saved channel account or company clears the send path's cache
         link_hosts_provider_register(allowed_link_hosts)  # email links: the company's allowed link domains too
+        safety_rows_cache_connect()  # a saved banned phrase, fallback text or company clears the reply path's cache
         handoff_keywords_cache_connect()  # a saved AI configuration clears the inbound path's keyword cache
         # crm's contact merge re-points engage's rows (messages, AI sessions, campaign recipients).
         contact_merge_hook_register(contact_merge_messages)

@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Q
+from django.db.models.signals import post_delete, post_save
 from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -104,14 +107,58 @@ class SafetyVerdict:
 REASON_SEPARATOR = "; "
 
 
+# Per-process cache of the rows every AI reply reads: a company's banned phrases and fallback texts
+# (with the global ones): {(kind, company id): (expires at, monotonic; rows)}. A banned phrase,
+# fallback text or company saved or deleted in this process clears it at once (signals below, see
+# EngageConfig.ready); one changed elsewhere (another worker, a queryset update) takes effect
+# within SAFETY_ROWS_CACHE_SECONDS, like the channel settings and hand-off keyword caches.
+SAFETY_ROWS_CACHE_SECONDS = 10.0
+
+_rows_cache: dict[tuple[str, int | None], tuple[float, tuple]] = {}
+_rows_cache_lock = threading.Lock()
+
+
+def safety_rows_cache_clear(**kwargs: Any) -> None:
+    """Forget every cached banned phrase and fallback text of this process."""
+    with _rows_cache_lock:
+        _rows_cache.clear()
+
+
+def safety_rows_cache_connect() -> None:
+    """Clear the cache when a banned phrase, fallback text or company is saved or deleted in this process."""
+    for signal in (post_save, post_delete):
+        for sender in (BannedPhrase, FallbackText, Company):
+            signal.connect(
+                safety_rows_cache_clear, sender=sender,
+                dispatch_uid=f"safety_rows_cache_clear_{signal is post_save}_{sender.__name__}",
+            )
+
+
+def _company_rows(*, kind: str, company_id: int | None) -> tuple:
+    """The company's and the global banned phrases (`kind="banned"`: the phrases) or fallback texts
+    (`"fallback"`: (company id, message type, locale, body) rows), cached (see above)."""
+    key = (kind, company_id)
+    now = time.monotonic()
+    cached = _rows_cache.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    scope = Q(company_id=company_id) | Q(company__isnull=True) if company_id is not None else Q(company__isnull=True)
+    if kind == "banned":
+        rows = tuple(BannedPhrase.objects.filter(scope).values_list("phrase", flat=True))
+    else:
+        rows = tuple(FallbackText.objects.filter(scope).values_list("company_id", "message_type", "locale", "body"))
+    with _rows_cache_lock:
+        _rows_cache[key] = (now + SAFETY_ROWS_CACHE_SECONDS, rows)
+    return rows
+
+
 def safety_policy_for(*, company: Company, config: AIConfig | None = None) -> SafetyPolicy:
     """The company's safety policy: its own and the global banned phrases, plus its AIConfig limits
     (`config`: the company's AIConfig when the caller has it already)."""
 
     config = config if config is not None else ai_config_for(company=company)
-    phrases = BannedPhrase.objects.filter(Q(company=company) | Q(company__isnull=True)).values_list("phrase", flat=True)
     return SafetyPolicy(
-        banned_phrases=tuple(phrases),
+        banned_phrases=_company_rows(kind="banned", company_id=company.pk),
         sms_max_segments=config.sms_max_segments,
         allowed_contact_details=tuple(str(item) for item in (config.allowed_contact_details or [])),
         required_link=config.required_link,
@@ -340,11 +387,11 @@ BUILT_IN_FALLBACKS = {
 def fallback_text_for(*, company: Company | None, message_type: str, locale: str) -> str:
     """The approved fallback for a message type and locale: the company's own, else the global one."""
 
-    rows = list(
-        FallbackText.objects.filter(Q(company=company) | Q(company__isnull=True))
-        .filter(message_type__in={message_type, "reply"}, locale__in={locale, "en"})
-        .values_list("company_id", "message_type", "locale", "body")
-    )
+    wanted_types, wanted_locales = {message_type, "reply"}, {locale, "en"}
+    rows = [
+        row for row in _company_rows(kind="fallback", company_id=company.pk if company is not None else None)
+        if row[1] in wanted_types and row[2] in wanted_locales
+    ]
 
     def preference(row) -> tuple[int, int, int]:
         company_id, row_type, row_locale, _ = row

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from crm.models import Lead
@@ -17,7 +18,7 @@ from engage.ai.models import AISession
 from engage.conversations.context import conversation_messages, lead_reply_skip_reason, system_prompt_parts
 from engage.conversations.handoff import lead_flag_handoff
 from engage.ledger.models import Job
-from engage.ledger.services import job_enqueue
+from engage.ledger.services import job_enqueue, jobs_enqueue
 from engage.messaging.models import Message
 from engage.messaging.services import message_send
 
@@ -27,33 +28,52 @@ NO_SAFE_REPLY = "no_safe_reply"  # neither the model's text nor the fallback pas
 SUMMARY_DEBOUNCE_SECONDS = 600
 
 
-def _existing_outbound(*, job: Job) -> Message | None:
-    return Message.objects.filter(job=job, direction=Message.Direction.OUTBOUND).first()
+def _inbound_and_existing_outbound(*, job: Job, lead: Lead, message_id: int) -> tuple[Message, Message | None]:
+    """The inbound message (of the lead's company; Message.DoesNotExist if not) and the job's outbound
+    message when a previous run sent it, in one statement."""
+    inbound = existing = None
+    for message in Message.objects.filter(
+        Q(pk=message_id, company=lead.company, direction=Message.Direction.INBOUND)
+        | Q(job=job, direction=Message.Direction.OUTBOUND)
+    ).order_by("id"):
+        if message.direction == Message.Direction.INBOUND and message.pk == message_id:
+            inbound = message
+        elif message.direction == Message.Direction.OUTBOUND and existing is None:
+            existing = message
+    if inbound is None:
+        raise Message.DoesNotExist(f"Inbound message {message_id!r} not found in the lead's company.")
+    return inbound, existing
+
+
+def _followup_spec(*, lead: Lead, inbound_message_id: int, number: int, delay: timedelta) -> dict[str, Any]:
+    return {
+        "task_name": "followup_bumpup",
+        "payload": {"lead_id": lead.pk, "inbound_message_id": inbound_message_id, "number": number},
+        "idempotency_key": f"followup_bumpup:{lead.pk}:{inbound_message_id}:{number}",
+        "run_at": timezone.now() + delay,
+    }
+
+
+def _summary_spec(*, lead: Lead) -> dict[str, Any]:
+    now = timezone.now()
+    bucket = int(now.timestamp()) // SUMMARY_DEBOUNCE_SECONDS
+    return {
+        "task_name": "ai_summary",
+        "payload": {"lead_id": lead.pk},
+        "idempotency_key": f"ai_summary:{lead.pk}:{bucket}",
+        "run_at": datetime.fromtimestamp((bucket + 1) * SUMMARY_DEBOUNCE_SECONDS, tz=UTC),
+    }
 
 
 def followup_schedule(*, lead: Lead, inbound_message_id: int, number: int, delay: timedelta) -> Job:
     """Queue bump-up `number` after the inbound message (one per lead, message and number)."""
-    return job_enqueue(
-        company=lead.company,
-        task_name="followup_bumpup",
-        payload={"lead_id": lead.pk, "inbound_message_id": inbound_message_id, "number": number},
-        idempotency_key=f"followup_bumpup:{lead.pk}:{inbound_message_id}:{number}",
-        run_at=timezone.now() + delay,
-    )
+    spec = _followup_spec(lead=lead, inbound_message_id=inbound_message_id, number=number, delay=delay)
+    return job_enqueue(company=lead.company, **spec)
 
 
 def summary_schedule(*, lead: Lead) -> Job:
     """Queue a summary refresh, at most one per lead per 10 minutes, run at the end of that window."""
-    now = timezone.now()
-    bucket = int(now.timestamp()) // SUMMARY_DEBOUNCE_SECONDS
-    run_at = datetime.fromtimestamp((bucket + 1) * SUMMARY_DEBOUNCE_SECONDS, tz=UTC)
-    return job_enqueue(
-        company=lead.company,
-        task_name="ai_summary",
-        payload={"lead_id": lead.pk},
-        idempotency_key=f"ai_summary:{lead.pk}:{bucket}",
-        run_at=run_at,
-    )
+    return job_enqueue(company=lead.company, **_summary_spec(lead=lead))
 
 
 def ai_reply_send(*, job: Job, lead_id: int, message_id: int, lead: Lead | None = None) -> dict[str, Any]:
@@ -62,10 +82,9 @@ def ai_reply_send(*, job: Job, lead_id: int, message_id: int, lead: Lead | None 
     `lead`: the lead `lead_id` with its company and contact, when the caller has just read it."""
     if lead is None:
         lead = Lead.objects.select_related("company", "contact", "stage").get(pk=lead_id)
-    inbound = Message.objects.get(pk=message_id, company=lead.company, direction=Message.Direction.INBOUND)
+    inbound, existing = _inbound_and_existing_outbound(job=job, lead=lead, message_id=message_id)
     config = ai_config_for(company=lead.company)
     channel = lead.channel
-    existing = _existing_outbound(job=job)
     if existing is None:
         skip_reason = lead_reply_skip_reason(lead=lead, channel=channel, config=config)
         if skip_reason:
@@ -102,11 +121,14 @@ def ai_reply_send(*, job: Job, lead_id: int, message_id: int, lead: Lead | None 
     with transaction.atomic():
         if session is not None:
             AISession.objects.filter(pk=session.pk).update(message=message)
-        followup_schedule(
-            lead=lead, inbound_message_id=message_id, number=1,
-            delay=timedelta(hours=config.followup_after_hours),
-        )
-        summary_schedule(lead=lead)
+        # The first follow-up and the summary refresh in one INSERT (followup_schedule + summary_schedule).
+        jobs_enqueue(company=lead.company, jobs=[
+            _followup_spec(
+                lead=lead, inbound_message_id=message_id, number=1,
+                delay=timedelta(hours=config.followup_after_hours),
+            ),
+            _summary_spec(lead=lead),
+        ])
     return {"message_id": message.pk, "outcome": session.outcome if session else "resent"}
 
 

@@ -147,6 +147,35 @@ def _literal(value: Any) -> str:
     raise TypeError(f"Pass {value!r} as an Sql expression with a parameter of yours.")
 
 
+def _job_row(
+    *, company: Company | None, task_name: str, payload: dict[str, Any], idempotency_key: str,
+    priority: int | None, max_attempts: int, run_at: datetime | None, now: datetime,
+) -> dict[str, Any]:
+    """A new job's row, its arguments checked."""
+    if priority is None:
+        priority = default_priority(task_name)
+    if not 0 <= priority <= 100:
+        raise ValidationError({"priority": "A job priority is 0-100."})
+    if max_attempts < 1:
+        raise ValidationError({"max_attempts": "At least one attempt."})
+    if not idempotency_key or len(idempotency_key) > 200:
+        raise ValidationError({"idempotency_key": "Required, at most 200 characters."})
+    next_run_at = run_at or now
+    return queued_job_row(
+        company_id=company.pk if company is not None else None, task_name=task_name, priority=priority,
+        payload=payload, idempotency_key=idempotency_key, max_attempts=max_attempts, next_run_at=next_run_at,
+        dispatched_at=_dispatched_at(next_run_at=next_run_at, now=now), now=now,
+    )
+
+
+def _job_inserted(*, pk: int, row: dict[str, Any], company: Company | None) -> Job:
+    job = Job(pk=pk, **row)
+    job.company = company
+    job._state.adding = False
+    job_dispatch_on_commit(job=job)
+    return job
+
+
 def job_enqueue(
     *,
     company: Company | None,
@@ -158,20 +187,9 @@ def job_enqueue(
     run_at: datetime | None = None,
 ) -> Job:
     """Insert a job in the caller's transaction (a duplicate key returns the existing job); Celery gets it on commit."""
-    if priority is None:
-        priority = default_priority(task_name)
-    if not 0 <= priority <= 100:
-        raise ValidationError({"priority": "A job priority is 0-100."})
-    if max_attempts < 1:
-        raise ValidationError({"max_attempts": "At least one attempt."})
-    if not idempotency_key or len(idempotency_key) > 200:
-        raise ValidationError({"idempotency_key": "Required, at most 200 characters."})
-    now = timezone.now()
-    next_run_at = run_at or now
-    row = queued_job_row(
-        company_id=company.pk if company is not None else None, task_name=task_name, priority=priority,
-        payload=payload, idempotency_key=idempotency_key, max_attempts=max_attempts, next_run_at=next_run_at,
-        dispatched_at=_dispatched_at(next_run_at=next_run_at, now=now), now=now,
+    row = _job_row(
+        company=company, task_name=task_name, payload=payload, idempotency_key=idempotency_key,
+        priority=priority, max_attempts=max_attempts, run_at=run_at, now=timezone.now(),
     )
     columns, values, params = job_insert_sql(row)
     # INSERT ... ON CONFLICT DO NOTHING: concurrent callers with the same key never both insert,
@@ -185,11 +203,43 @@ def job_enqueue(
         inserted = cursor.fetchone()
     if inserted is None:
         return Job.objects.get(idempotency_key=idempotency_key)
-    job = Job(pk=inserted[0], **row)
-    job.company = company
-    job._state.adding = False
-    job_dispatch_on_commit(job=job)
-    return job
+    return _job_inserted(pk=inserted[0], row=row, company=company)
+
+
+def jobs_enqueue(*, company: Company | None, jobs: list[dict[str, Any]]) -> list[Job]:
+    """`job_enqueue` of several jobs of one company in one INSERT (the AI reply's follow-up and summary):
+    each of `jobs` holds job_enqueue's arguments but `company`; the jobs come back in that order, an
+    existing one for a duplicate key (read in one more statement, only when there is one)."""
+    now = timezone.now()
+    rows = [
+        _job_row(
+            company=company, task_name=spec["task_name"], payload=spec["payload"],
+            idempotency_key=spec["idempotency_key"], priority=spec.get("priority"),
+            max_attempts=spec.get("max_attempts", JOB_MAX_ATTEMPTS), run_at=spec.get("run_at"), now=now,
+        )
+        for spec in jobs
+    ]
+    if not rows:
+        return []
+    all_values, all_params = [], []
+    for row in rows:
+        columns, values, params = job_insert_sql(row)
+        all_values.append(f"({values})")
+        all_params.extend(params)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {connection.ops.quote_name(Job._meta.db_table)} ({columns}) VALUES {', '.join(all_values)}"
+            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
+            all_params,
+        )
+        inserted = dict((key, pk) for pk, key in cursor.fetchall())
+    missing = [row["idempotency_key"] for row in rows if row["idempotency_key"] not in inserted]
+    existing = Job.objects.in_bulk(missing, field_name="idempotency_key") if missing else {}
+    return [
+        _job_inserted(pk=inserted[row["idempotency_key"]], row=row, company=company)
+        if row["idempotency_key"] in inserted else existing[row["idempotency_key"]]
+        for row in rows
+    ]
 
 
 class _JSONEncoder(json.JSONEncoder):

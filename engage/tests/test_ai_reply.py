@@ -189,3 +189,67 @@ def test_when_neither_the_answer_nor_the_fallback_is_safe_nothing_is_sent_and_a_
     assert "banned phrase" in event.payload["detail"]
     assert AISession.objects.get().outcome == "rejected"
     assert jobs("followup_bumpup") == []
+
+
+# The statements one AI reply job costs once the per-process caches are warm (claim, lead, inbound,
+# outbound check, AI config, sequences, knowledge, session, message, send, event, jobs, completion):
+# bench/ai_reply_profile.py counts 18 outside a test transaction (BEGIN/COMMIT instead of savepoints).
+# A new statement on the reply path must be a decision, not drift (docs/benchmarks.md, ai_replies).
+PLAIN_ANSWER = "আমাদের নতুন কোর্স আগামী মাসে শুরু হবে।"  # no price: nothing for the claims check
+AI_REPLY_STATEMENTS = 18
+
+
+def test_an_ai_reply_runs_in_a_fixed_number_of_statements(fake_openai, company):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    AIConfig.objects.create(company=company)
+    fake_openai.reply(PLAIN_ANSWER)
+    run_job(capture(company, "প্রথম", phone="+8801711000101").job_id)  # warms the per-process caches
+    inbound = capture(company, "দাম কত?", phone="+8801711000102")
+    Job.objects.filter(pk=inbound.job_id).update(next_run_at=timezone.now())
+    from engage.ledger.services import job_execute
+
+    with CaptureQueriesContext(connection) as queries:
+        assert job_execute(job_id=inbound.job_id, worker="test") == "completed"
+
+    statements = [query["sql"] for query in queries.captured_queries if not query["sql"].startswith(
+        ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT"))]
+    assert len(statements) <= AI_REPLY_STATEMENTS, "\n".join(statements)
+    assert outbound(inbound.lead_id)[-1].body == PLAIN_ANSWER
+    assert len(jobs("followup_bumpup", payload__lead_id=inbound.lead_id)) == 1
+    assert len(jobs("ai_summary", payload__lead_id=inbound.lead_id)) == 1
+
+
+def test_a_banned_phrase_added_after_replies_were_cached_judges_the_next_reply(fake_openai, company):
+    from engage.models import BannedPhrase
+
+    AIConfig.objects.create(company=company)
+    fake_openai.reply(PLAIN_ANSWER)
+    first = capture(company, "প্রথম", phone="+8801711000201")
+    assert run_job(first.job_id) == "completed"
+    assert outbound(first.lead_id)[-1].body == PLAIN_ANSWER, list(AISession.objects.values("outcome", "error"))
+
+    BannedPhrase.objects.create(company=company, phrase="কোর্স")  # clears this process's cache at once
+    second = capture(company, "আবার", phone="+8801711000202")
+    assert run_job(second.job_id) == "completed"
+
+    assert outbound(second.lead_id)[-1].body == FALLBACK
+
+
+def test_jobs_enqueue_inserts_new_jobs_once_and_returns_existing_ones_for_a_repeated_key(company):
+    from engage.ledger.services import job_enqueue, jobs_enqueue
+
+    earlier = job_enqueue(company=company, task_name="ai_summary", payload={"lead_id": 1}, idempotency_key="s:1")
+    made = jobs_enqueue(company=company, jobs=[
+        {"task_name": "followup_bumpup", "payload": {"lead_id": 1}, "idempotency_key": "f:1"},
+        {"task_name": "ai_summary", "payload": {"lead_id": 1}, "idempotency_key": "s:1"},
+    ])
+    again = jobs_enqueue(company=company, jobs=[
+        {"task_name": "followup_bumpup", "payload": {"lead_id": 1}, "idempotency_key": "f:1"},
+    ])
+
+    assert [job.idempotency_key for job in made] == ["f:1", "s:1"]
+    assert made[1].pk == earlier.pk and again[0].pk == made[0].pk
+    assert Job.objects.filter(company=company).count() == 2
+    assert made[0].payload == {"lead_id": 1} and made[0].priority == 95
