@@ -356,12 +356,17 @@ def _attribute(row: Model, lookup: str) -> Any:
     return value
 
 
-def _mode_check(*, mode: str, index: int, matched: bool) -> RowErrors | None:
-    if mode == CREATE and matched:
-        return RowErrors({"external_id": "Exists already: PUT it to update it."}, code="conflict")
-    if mode == UPDATE and not matched:
-        return RowErrors({"id": "Not found."}, code="not_found")
-    return None
+def _row_match(*, index: int, matches: dict, match_errors: dict, mode: str) -> Any:
+    """The row's existing object (None: a new one), or RowErrors: its key matched wrongly, or the mode refuses
+    it (CREATE of an existing object, UPDATE of a missing one)."""
+    if index in match_errors:
+        raise match_errors[index]
+    matched = matches.get(index)
+    if mode == CREATE and matched is not None:
+        raise RowErrors({"external_id": "Exists already: PUT it to update it."}, code="conflict")
+    if mode == UPDATE and matched is None:
+        raise RowErrors({"id": "Not found."}, code="not_found")
+    return matched
 
 
 def _error(index: int, error: RowErrors, row: dict) -> RowResult:
@@ -453,12 +458,7 @@ def _write_people(*, kind: str, company: Company, rows: list[dict], mode: str, a
     for row in judged:
         index = row["_row"]
         try:
-            if index in match_errors:
-                raise match_errors[index]
-            matched = matches.get(index)
-            problem = _mode_check(mode=mode, index=index, matched=matched is not None)
-            if problem is not None:
-                raise problem
+            matched = _row_match(index=index, matches=matches, match_errors=match_errors, mode=mode)
             contact_values = {name: row[name] for name in CONTACT_FIELDS if name in row}
             profile_values = {name: row[name] for name in profile.fields if name in row}
             if row.get("external_id"):
@@ -674,12 +674,7 @@ def _write_services(*, company: Company, rows: list[dict], mode: str, actor, sou
     for row in rows:
         index = row["_row"]
         try:
-            if index in match_errors:
-                raise match_errors[index]
-            matched = matches.get(index)
-            problem = _mode_check(mode=mode, index=index, matched=matched is not None)
-            if problem is not None:
-                raise problem
+            matched = _row_match(index=index, matches=matches, match_errors=match_errors, mode=mode)
             values = {name: row[name] for name in SERVICE_FIELDS if name in row}
             if row.get("name"):
                 if row["name"] in names_in_batch:
@@ -783,12 +778,7 @@ def _write_bookings(*, company: Company, rows: list[dict], mode: str, actor, sou
     for row in rows:
         index = row["_row"]
         try:
-            if index in match_errors:
-                raise match_errors[index]
-            matched = matches.get(index)
-            problem = _mode_check(mode=mode, index=index, matched=matched is not None)
-            if problem is not None:
-                raise problem
+            matched = _row_match(index=index, matches=matches, match_errors=match_errors, mode=mode)
             for name in BOOKING_TIMES:
                 value = row.get(name)
                 # company_datetime, with the zone looked up once a batch
@@ -959,12 +949,7 @@ def _write_leads(*, company: Company, rows: list[dict], mode: str, actor, source
     for row in rows:
         index = row["_row"]
         try:
-            if index in match_errors:
-                raise match_errors[index]
-            matched = matches.get(index)
-            problem = _mode_check(mode=mode, index=index, matched=matched is not None)
-            if problem is not None:
-                raise problem
+            matched = _row_match(index=index, matches=matches, match_errors=match_errors, mode=mode)
             with transaction.atomic():
                 lead, status = _lead_write(company=company, row=row, lead=matched, actor=actor, source=source)
             results.append(RowResult(row=index, status=status, id=lead.pk, external_id=lead.external_id))
@@ -1062,12 +1047,7 @@ def _write_pipelines(*, company: Company, rows: list[dict], mode: str, actor, so
     for row in rows:
         index = row["_row"]
         try:
-            if index in match_errors:
-                raise match_errors[index]
-            matched = matches.get(index)
-            problem = _mode_check(mode=mode, index=index, matched=matched is not None)
-            if problem is not None:
-                raise problem
+            matched = _row_match(index=index, matches=matches, match_errors=match_errors, mode=mode)
             with transaction.atomic():
                 pipeline, status = _pipeline_write(company=company, row=row, pipeline=matched)
             results.append(RowResult(row=index, status=status, id=pipeline.pk, external_id=pipeline.external_id))
