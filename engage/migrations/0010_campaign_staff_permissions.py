@@ -1,4 +1,5 @@
-"""Operations run campaigns (run now, dry run, pause, cancel, retry: the change permission); Marketing reads them.
+"""Operations run campaigns (run now, dry run, pause, cancel, retry: the change permission); Marketing reads them
+(0031 lets Marketing run them too).
 
 `bypass_frequency_caps` is granted to nobody by default: an owner gives it to the few who need it.
 """

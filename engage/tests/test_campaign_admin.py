@@ -438,3 +438,21 @@ def test_another_companys_staff_cannot_press_the_campaign_buttons(client, other_
 
     assert response.status_code == 404
     assert not CampaignRun.objects.filter(campaign=campaign).exists()
+
+
+def test_a_marketer_launches_a_campaign_with_the_groups_own_permissions(client, company, campaign):
+    # The Marketing group as the migrations leave it (no grant in the test): Run now is theirs too.
+    from crm.models import Membership
+    from crm.tests.factories import StaffUserFactory
+
+    marketer = StaffUserFactory(email="tanvir@alpha.test", groups=["Marketing"])
+    Membership.objects.create(user=marketer, company=company, role=Membership.Role.MARKETING)
+    client.force_login(marketer)
+    customer_due(company, name="Due", email="due@example.test")
+
+    page = client.get(reverse("admin:engage_campaign_change", args=[campaign.pk])).content.decode()
+    response = client.post(reverse("admin:engage_campaign_do", args=[campaign.pk, "run_now"]))
+
+    assert 'id="run-now"' in page
+    run = CampaignRun.objects.get(campaign=campaign)
+    assert response.status_code == 302 and run.triggered_by == marketer
