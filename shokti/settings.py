@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "crm",
     "engage",
     "coaching",
+    "reports",
     "channels_app",
 ]
 

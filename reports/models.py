@@ -1,0 +1,1 @@
+"""Rollup tables and burnout alerts (see docs/architecture.md, "Reports")."""
