@@ -109,6 +109,8 @@ class BurnoutAlertAdmin(TenantScopedAdmin):
         alert = self.get_object(request, unquote(object_id))
         if alert is None:
             raise Http404("No burnout alert with this id.")
+        if not self.has_view_or_change_permission(request, alert):
+            raise PermissionDenied
         if request.method == "GET":
             burnout_alert_viewed(alert=alert, actor=request.user)
         context = {
