@@ -1,12 +1,14 @@
 """Burnout's demo (run by `manage.py seed_demo` after CoachNova's): two of the home-services company's workers get
 a hard fortnight of extra jobs (long days, late nights, back-to-back jobs), then the evaluation runs, so the console
-shows an alert and a watch. Idempotent: the extra bookings carry external ids, and an open alert is not reopened."""
+shows an alert and a watch (not emailed: the demo's managers have demo addresses). Idempotent: the extra bookings
+carry external ids, and an open alert is not reopened."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from django.db import transaction
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from coaching.punctuality import company_zone
@@ -27,7 +29,9 @@ def burnout_demo_seed(*, seed: int) -> list[str]:
     if company is None:
         return []
     workers = list(Worker.objects.filter(company=company, is_active=True).select_related("contact").order_by("pk")[:2])
-    customers = list(Customer.objects.filter(company=company).order_by("pk")[:40])
+    # the customers who booked most lately: nobody a campaign would remind today is touched
+    customers = list(Customer.objects.filter(company=company, last_booking_at__isnull=False)
+                     .order_by("-last_booking_at", "pk")[:40])
     service = Service.objects.filter(company=company, is_active=True).order_by("pk").first()
     if len(workers) < len(PLANS) or not customers or service is None:
         return []
@@ -50,8 +54,11 @@ def burnout_demo_seed(*, seed: int) -> list[str]:
     with transaction.atomic():
         existing = set(Booking.objects.filter(company=company, external_id__startswith="burnout-demo-")
                        .values_list("external_id", flat=True))
-        Booking.objects.bulk_create([row for row in rows if row.external_id not in existing])
-    burnout_evaluate(company=company)
+        created = Booking.objects.bulk_create([row for row in rows if row.external_id not in existing])
+        for booking in created:  # keep crm's invariant: the finish of the customer's last completed booking
+            Customer.objects.filter(pk=booking.customer_id).update(
+                last_booking_at=Greatest(Coalesce("last_booking_at", booking.finished_at), booking.finished_at))
+    burnout_evaluate(company=company, notify=False)  # demo managers have demo addresses: no email
     alerts = BurnoutAlert.objects.filter(company=company).exclude(status=BurnoutAlert.Status.RESOLVED)
     lines = [f"Burnout alerts: {alerts.count()} unresolved on {company.name}"]
     lines += [f"  {alert.get_level_display()}: {alert.worker.contact.name}: {alert.summary}"

@@ -67,8 +67,10 @@ def worker_burnout_evaluate(*, worker: Worker, now: dt.datetime | None = None) -
         company=company)), zone=company_zone(company), now=now)
 
 
-def burnout_evaluate(*, company: Company, now: dt.datetime | None = None) -> dict:
-    """Evaluate every worker of the company with jobs in the last weeks; open, update or clear their alerts."""
+def burnout_evaluate(*, company: Company, now: dt.datetime | None = None, notify: bool = True) -> dict:
+    """Evaluate every worker of the company with jobs in the last weeks; open, update or clear their alerts.
+
+    `notify=False` (the demo) opens alerts without the managers' email job (the timeline event and its webhook stay)."""
     now = now or timezone.now()
     row = burnout_settings_for(company=company)
     if not row.is_enabled:
@@ -84,7 +86,8 @@ def burnout_evaluate(*, company: Company, now: dt.datetime | None = None) -> dic
         counts["evaluated"] += 1
         alert = open_alerts.get(worker_id)
         if alert is None:
-            if result.level and _alert_open(company=company, worker_id=worker_id, result=result, now=now):
+            if result.level and _alert_open(company=company, worker_id=worker_id, result=result, now=now,
+                                            notify=notify):
                 counts["opened"] += 1
             continue
         fields = {"evaluated_at": now, "metrics": result.metrics}
@@ -104,7 +107,8 @@ def _higher(current: str, new: str) -> str:
     return BurnoutAlert.Level.ALERT if BurnoutAlert.Level.ALERT in (current, new) else BurnoutAlert.Level.WATCH
 
 
-def _alert_open(*, company: Company, worker_id: int, result: Evaluation, now: dt.datetime) -> BurnoutAlert | None:
+def _alert_open(*, company: Company, worker_id: int, result: Evaluation, now: dt.datetime,
+                notify: bool = True) -> BurnoutAlert | None:
     """Open the worker's alert, record it (timeline, webhook) and queue the managers' email; None when another
     evaluation opened it first (the partial unique index)."""
     worker = Worker.objects.select_related("contact").get(pk=worker_id)
@@ -117,8 +121,9 @@ def _alert_open(*, company: Company, worker_id: int, result: Evaluation, now: dt
             )
             event_record(company=company, type=ALERT_EVENT, contact=worker.contact, target=worker, source="burnout",
                          payload=alert_payload(alert))
-            engage.job_enqueue(company=company, task_name=NOTIFY_TASK, payload={"alert_id": alert.pk},
-                               idempotency_key=f"{NOTIFY_TASK}:{alert.pk}")
+            if notify:
+                engage.job_enqueue(company=company, task_name=NOTIFY_TASK, payload={"alert_id": alert.pk},
+                                   idempotency_key=f"{NOTIFY_TASK}:{alert.pk}")
     except IntegrityError:
         return None
     return alert
