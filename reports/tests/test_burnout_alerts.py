@@ -28,7 +28,7 @@ from reports.burnout.services import (
 )
 from reports.tests.helpers import job_of, local_day_at, manager_of, overworked, worker_of
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.embedded]  # a headline flow: also on SQLite without Redis
 
 
 def test_an_overworked_worker_gets_one_alert_explained_in_numbers_however_often_it_runs(company):
