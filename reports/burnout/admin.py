@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -24,7 +25,18 @@ from reports.burnout.services import (
     burnout_alert_resolve,
     burnout_alert_viewed,
 )
-from shokti.admin import validation_error_text
+from shokti.admin import action_form_response, validation_error_text
+
+
+class ActForm(forms.Form):
+    # not "action": the admin posts the action's own name under that key
+    kind = forms.ChoiceField(choices=BurnoutAlert.Action.choices, label="What was done")
+    note = forms.CharField(max_length=1000, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class ResolveForm(forms.Form):
+    outcome = forms.ChoiceField(choices=BurnoutAlert.Outcome.choices)
+    note = forms.CharField(max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
 
 @admin.register(BurnoutSettings)
@@ -82,7 +94,7 @@ class BurnoutAlertAdmin(TenantScopedAdmin):
     autocomplete_fields = ["worker"]
     ordering = ["zone", "service_category", "-opened_at"]
     sortable_by = ["zone", "service_category", "level", "status", "opened_at"]
-    actions = ["acknowledge"]
+    actions = ["acknowledge", "act", "resolve"]
     readonly_fields = [field.name for field in BurnoutAlert._meta.fields if field.name != "id"]
 
     def has_add_permission(self, request):
@@ -162,3 +174,32 @@ class BurnoutAlertAdmin(TenantScopedAdmin):
             except PermissionDenied as error:
                 self.message_user(request, f"{alert}: {error}", messages.ERROR)
         self.message_user(request, f"{done} alert(s) acknowledged.")
+
+    def _bulk(self, request, queryset, *, form_class, action_name: str, title: str, step):
+        """An action that asks for its input first (the note, the outcome), then calls `step` per alert."""
+        alerts = list(queryset.select_related("company", "worker__contact"))
+        form = form_class(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            done = 0
+            for alert in alerts:
+                try:
+                    done += bool(step(alert, form.cleaned_data))
+                except (PermissionDenied, ValidationError) as error:
+                    text = validation_error_text(error) if isinstance(error, ValidationError) else str(error)
+                    self.message_user(request, f"{alert}: {text}", messages.ERROR)
+            self.message_user(request, f"{title}: {done} of {len(alerts)} alert(s).")
+            return None
+        return action_form_response(self, request, template="admin/reports/burnoutalert/step.html", title=title,
+                                    form=form, alerts=alerts, action_name=action_name)
+
+    @admin.action(description="Record an action on the selected alerts (with a note)", permissions=["change"])
+    def act(self, request, queryset):
+        return self._bulk(request, queryset, form_class=ActForm, action_name="act", title="Record an action",
+                          step=lambda alert, data: burnout_alert_act(alert=alert, actor=request.user,
+                                                                     action=data["kind"], note=data["note"]))
+
+    @admin.action(description="Resolve the selected alerts (with the outcome)", permissions=["change"])
+    def resolve(self, request, queryset):
+        return self._bulk(request, queryset, form_class=ResolveForm, action_name="resolve", title="Resolve",
+                          step=lambda alert, data: burnout_alert_resolve(alert=alert, actor=request.user,
+                                                                         outcome=data["outcome"], note=data["note"]))

@@ -115,3 +115,23 @@ def test_operations_edit_the_companys_thresholds(client, staff_user, alert):
     response = client.get(reverse("admin:reports_burnoutsettings_change", args=[settings_row.pk]))
     assert response.status_code == 200 and "Hours and days off" in response.content.decode()
     assert client.get(reverse("admin:reports_burnoutsettings_changelist")).status_code == 200
+
+
+def test_the_bulk_act_and_resolve_actions_ask_for_the_note_and_the_outcome(client, staff_user, alert):
+    client.force_login(staff_user)
+    selected = {"_selected_action": [alert.pk]}
+    # the action asks first
+    page = client.post(reverse(LIST), {"action": "act", **selected})
+    assert page.status_code == 200 and 'id="burnout-step-form"' in page.content.decode()
+    # without a note nothing happens
+    assert client.post(reverse(LIST), {"action": "act", "apply": "1", "kind": "day_off", "note": "",
+                                       **selected}).status_code == 200
+    alert.refresh_from_db()
+    assert alert.status == "open"
+    client.post(reverse(LIST), {"action": "act", "apply": "1", "kind": "fewer_jobs", "note": "One job a day until Sunday",
+                                **selected})
+    alert.refresh_from_db()
+    assert (alert.status, alert.action, alert.action_note) == ("acted", "fewer_jobs", "One job a day until Sunday")
+    client.post(reverse(LIST), {"action": "resolve", "apply": "1", "outcome": "ongoing_support", "note": "", **selected})
+    alert.refresh_from_db()
+    assert (alert.status, alert.outcome, alert.resolved_by) == ("resolved", "ongoing_support", staff_user)
