@@ -81,6 +81,7 @@ def burnout_evaluate(*, company: Company, now: dt.datetime | None = None, notify
     open_alerts = {alert.worker_id: alert for alert in
                    BurnoutAlert.objects.filter(company=company).exclude(status=Status.RESOLVED)}
     counts = {"evaluated": 0, "opened": 0, "updated": 0, "cleared": 0}
+    changes: dict[int, dict] = {}
     for worker_id in sorted(active | set(open_alerts)):
         result = evaluate(jobs.get(worker_id, []), thresholds=thresholds, zone=zone, now=now)
         counts["evaluated"] += 1
@@ -90,7 +91,7 @@ def burnout_evaluate(*, company: Company, now: dt.datetime | None = None, notify
                                             notify=notify):
                 counts["opened"] += 1
             continue
-        fields = {"evaluated_at": now, "metrics": result.metrics}
+        fields: dict = {"metrics": result.metrics}
         if result.level:
             fields.update(level=_higher(alert.level, result.level), signals=result.signals,
                           summary=result.summary[:500], cleared_at=None)
@@ -98,7 +99,14 @@ def burnout_evaluate(*, company: Company, now: dt.datetime | None = None, notify
         elif alert.cleared_at is None:
             fields["cleared_at"] = now
             counts["cleared"] += 1
-        BurnoutAlert.objects.filter(pk=alert.pk).update(**fields)
+        if any(getattr(alert, name) != value for name, value in fields.items()):
+            changes[alert.pk] = fields
+    # Only an unresolved alert is touched (a manager may resolve one meanwhile); an alert whose numbers did not
+    # move costs nothing but its share of one UPDATE of evaluated_at.
+    unresolved = BurnoutAlert.objects.exclude(status=Status.RESOLVED)
+    unresolved.filter(pk__in=[alert.pk for alert in open_alerts.values()]).update(evaluated_at=now)
+    for pk, fields in changes.items():
+        unresolved.filter(pk=pk).update(**fields)
     return counts
 
 
