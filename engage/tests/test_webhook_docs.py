@@ -34,8 +34,8 @@ DOCUMENTED_DATA = {
                           "rating", "price"},
     "customer.updated": {"customer_id", "external_id", "created", "fields", "is_active"},
     # delivered in reports/tests/test_burnout_alerts.py
-    "worker.burnout_alert": {"alert_id", "worker_id", "worker_name", "level", "summary", "signals", "metrics", "zone",
-                             "service_category"},
+    "worker.burnout_alert": {"alert_id", "worker_id", "worker_name", "level", "is_escalation", "summary", "signals",
+                             "metrics", "zone", "service_category"},
 }
 
 

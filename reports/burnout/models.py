@@ -98,6 +98,8 @@ class BurnoutAlert(models.Model):
     cleared_at = models.DateTimeField(null=True, blank=True,
                                       help_text="When the numbers last fell under every threshold (still open).")
     notified_at = models.DateTimeField(null=True, blank=True)
+    notified_level = models.CharField(max_length=10, blank=True,
+                                      help_text="The level the managers were last emailed about (watch, then alert).")
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
                                         related_name="+")

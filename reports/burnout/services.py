@@ -80,8 +80,9 @@ def burnout_evaluate(*, company: Company, now: dt.datetime | None = None, notify
     active = set(Worker.objects.filter(company=company, is_active=True, pk__in=list(jobs)).values_list("pk", flat=True))
     open_alerts = {alert.worker_id: alert for alert in
                    BurnoutAlert.objects.filter(company=company).exclude(status=Status.RESOLVED)}
-    counts = {"evaluated": 0, "opened": 0, "updated": 0, "cleared": 0}
+    counts = {"evaluated": 0, "opened": 0, "updated": 0, "cleared": 0, "escalated": 0}
     changes: dict[int, dict] = {}
+    escalated: list[BurnoutAlert] = []
     for worker_id in sorted(active | set(open_alerts)):
         result = evaluate(jobs.get(worker_id, []), thresholds=thresholds, zone=zone, now=now)
         counts["evaluated"] += 1
@@ -96,6 +97,8 @@ def burnout_evaluate(*, company: Company, now: dt.datetime | None = None, notify
             fields.update(level=_higher(alert.level, result.level), signals=result.signals,
                           summary=result.summary[:500], cleared_at=None)
             counts["updated"] += 1
+            if fields["level"] != alert.level:
+                escalated.append(alert)
         elif alert.cleared_at is None:
             fields["cleared_at"] = now
             counts["cleared"] += 1
@@ -107,7 +110,23 @@ def burnout_evaluate(*, company: Company, now: dt.datetime | None = None, notify
     unresolved.filter(pk__in=[alert.pk for alert in open_alerts.values()]).update(evaluated_at=now)
     for pk, fields in changes.items():
         unresolved.filter(pk=pk).update(**fields)
+    for alert in escalated:
+        _alert_escalated(alert=alert, notify=notify)
+    counts["escalated"] = len(escalated)
     return counts
+
+
+def _alert_escalated(*, alert: BurnoutAlert, notify: bool) -> None:
+    """A watch became an alert: the managers hear it as they heard the watch (timeline event, webhook, email)."""
+    alert.refresh_from_db()
+    if alert.status == Status.RESOLVED:
+        return
+    with transaction.atomic():
+        event_record(company=alert.company, type=ALERT_EVENT, contact=alert.worker.contact, target=alert.worker,
+                     source="burnout", payload=alert_payload(alert, is_escalation=True))
+        if notify:
+            engage.job_enqueue(company=alert.company, task_name=NOTIFY_TASK, payload={"alert_id": alert.pk},
+                               idempotency_key=f"{NOTIFY_TASK}:{alert.pk}:{alert.level}")
 
 
 def _higher(current: str, new: str) -> str:
@@ -137,11 +156,11 @@ def _alert_open(*, company: Company, worker_id: int, result: Evaluation, now: dt
     return alert
 
 
-def alert_payload(alert: BurnoutAlert) -> dict:
+def alert_payload(alert: BurnoutAlert, *, is_escalation: bool = False) -> dict:
     """What the webhook and the timeline carry: the numbers, no judgement of the person."""
     return {"alert_id": alert.pk, "worker_id": alert.worker_id, "worker_name": alert.worker.contact.name,
-            "level": alert.level, "summary": alert.summary, "signals": alert.signals, "metrics": alert.metrics,
-            "zone": alert.zone, "service_category": alert.service_category}
+            "level": alert.level, "is_escalation": is_escalation, "summary": alert.summary, "signals": alert.signals,
+            "metrics": alert.metrics, "zone": alert.zone, "service_category": alert.service_category}
 
 
 def managers_of(*, company: Company) -> list[str]:
@@ -151,7 +170,8 @@ def managers_of(*, company: Company) -> list[str]:
 
 
 def burnout_alert_notify(*, alert_id: int) -> dict:
-    """Email the managers about a new alert, once (the ledger job may run twice: `notified_at` is claimed first)."""
+    """Email the managers about a new alert or a watch that became an alert, once per level (the ledger job may run
+    twice: `notified_level` is claimed first)."""
     alert = BurnoutAlert.objects.select_related("company", "worker__contact").filter(pk=alert_id).first()
     if alert is None:
         return {"skipped": "missing"}
@@ -159,14 +179,16 @@ def burnout_alert_notify(*, alert_id: int) -> dict:
     if not recipients:
         return {"skipped": "no managers"}
     with transaction.atomic():
-        claimed = BurnoutAlert.objects.filter(pk=alert.pk, notified_at__isnull=True).update(notified_at=timezone.now())
+        claimed = (BurnoutAlert.objects.filter(pk=alert.pk).exclude(notified_level=alert.level)
+                   .exclude(status=Status.RESOLVED).update(notified_level=alert.level, notified_at=timezone.now()))
         if not claimed:
             return {"skipped": "already notified"}
         # Inside the transaction: a failed send releases the claim and the ledger retries the job.
         send_mail(
             subject=f"[{alert.company.name}] Burnout {alert.get_level_display().lower()}: {alert.worker.contact.name}",
             message=(
-                f"{alert.worker.contact.name} may be overworked: {alert.summary}.\n\n"
+                f"{alert.worker.contact.name} may be overworked: {alert.summary}.\n"
+                + ("The watch on this worker is now an alert.\n" if alert.notified_level else "") + "\n"
                 f"Zone: {alert.zone or '—'}; service: {alert.service_category or '—'}.\n"
                 "CoachNova sends this worker a care message instead of punctuality coaching while the alert is open.\n"
                 "Acknowledge it, record what you did (fewer jobs, a day off) and resolve it in the console:\n"

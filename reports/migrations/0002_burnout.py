@@ -74,6 +74,7 @@ class Migration(migrations.Migration):
                 ('evaluated_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('cleared_at', models.DateTimeField(blank=True, help_text='When the numbers last fell under every threshold (still open).', null=True)),
                 ('notified_at', models.DateTimeField(blank=True, null=True)),
+                ('notified_level', models.CharField(blank=True, help_text='The level the managers were last emailed about (watch, then alert).', max_length=10)),
                 ('acknowledged_at', models.DateTimeField(blank=True, null=True)),
                 ('acted_at', models.DateTimeField(blank=True, null=True)),
                 ('action', models.CharField(blank=True, choices=[('fewer_jobs', 'Fewer jobs assigned'), ('day_off', 'Day off given'), ('shift_change', 'No more late-night jobs'), ('conversation', 'Talked with the worker'), ('other', 'Other')], max_length=20)),

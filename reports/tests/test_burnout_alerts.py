@@ -45,8 +45,8 @@ def test_an_overworked_worker_gets_one_alert_explained_in_numbers_however_often_
     assert alert.summary == "60 h in the last 7 days (threshold 55 h)"
     assert (alert.zone, alert.service_category) == ("Mirpur", "Cleaning")
     assert alert.metrics["hours_7d"] == 60 and alert.metrics["time_zone"] == "Asia/Dhaka"
-    assert first == {"evaluated": 2, "opened": 1, "updated": 0, "cleared": 0}
-    assert second == {"evaluated": 2, "opened": 0, "updated": 1, "cleared": 0}
+    assert first == {"evaluated": 2, "opened": 1, "updated": 0, "cleared": 0, "escalated": 0}
+    assert second == {"evaluated": 2, "opened": 0, "updated": 1, "cleared": 0, "escalated": 0}
     assert Event.objects.filter(type="worker.burnout_alert").count() == 1
     assert len(jobs("burnout_alert_notify")) == 1
 
@@ -59,9 +59,17 @@ def test_a_watch_escalates_to_an_alert_and_numbers_under_the_thresholds_clear_bu
     assert alert.level == "watch" and alert.summary == "51 h in the last 7 days (threshold 48 h)"
 
     job_of(worker, local_day_at(1, 19), 300)  # 56 h
-    burnout_evaluate(company=company)
+    assert burnout_evaluate(company=company)["escalated"] == 1
+    assert burnout_evaluate(company=company)["escalated"] == 0
     alert.refresh_from_db()
     assert alert.level == "alert" and alert.summary.startswith("56 h")
+    # the managers hear of the escalation as they heard of the watch: a second event (and webhook), a second email job
+    events = Event.objects.filter(type="worker.burnout_alert").order_by("pk")
+    assert [(event.payload["level"], event.payload["is_escalation"]) for event in events] == [
+        ("watch", False), ("alert", True)]
+    assert event_sentence(events[1]) == "Burnout watch became an alert: " + alert.summary
+    assert [job.idempotency_key for job in jobs("burnout_alert_notify")] == [
+        f"burnout_alert_notify:{alert.pk}", f"burnout_alert_notify:{alert.pk}:alert"]
 
     BurnoutSettings.objects.filter(company=company).update(watch_hours_7d=60, alert_hours_7d=70)
     burnout_evaluate(company=company)
@@ -110,7 +118,31 @@ def test_the_companys_owners_and_operations_are_emailed_once_over_smtp(company, 
     body = message.get_body(preferencelist=("plain",)).get_content()
     assert "60 h in the last 7 days (threshold 55 h)" in body and "Zone: Mirpur" in body
     assert f"/admin/reports/burnoutalert/{BurnoutAlert.objects.get().pk}/change/" in body
-    assert BurnoutAlert.objects.get().notified_at is not None
+    alert = BurnoutAlert.objects.get()
+    assert (alert.notified_at is not None, alert.notified_level) == (True, "alert")
+
+
+def test_a_watch_then_its_escalation_are_two_emails_and_a_late_first_job_sends_nothing_twice(company, smtp_server,
+                                                                                             settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp_server.port
+    manager_of(company, email="ops@alpha.test")
+    worker = worker_of(company, name="Karim Mia")
+    overworked(worker, hours_a_day=8.5)  # 51 h: a watch
+    burnout_evaluate(company=company)
+    [watch_job] = jobs("burnout_alert_notify")
+    assert run_job(watch_job) == "completed"
+    job_of(worker, local_day_at(1, 19), 300)  # 56 h: an alert
+    burnout_evaluate(company=company)
+    [_, alert_job] = jobs("burnout_alert_notify")
+    assert run_job(alert_job) == "completed"
+    Job.objects.filter(pk__in=[watch_job.pk, alert_job.pk]).update(status="queued")  # both redelivered
+    run_job(watch_job)
+    run_job(alert_job)
+
+    subjects = [message["Subject"] for message in smtp_server.messages]
+    assert subjects == ["[Alpha Home Services] Burnout watch: Karim Mia", "[Alpha Home Services] Burnout alert: Karim Mia"]
+    assert "now an alert" in smtp_server.messages[1].get_body(preferencelist=("plain",)).get_content()
 
 
 def test_a_failed_email_is_retried_by_the_ledger(company, settings):
