@@ -1,7 +1,7 @@
 """The burnout rules, as pure functions over one worker's jobs (no database): what `burnout_evaluate` runs per worker
 and what the tests pin at every threshold.
 
-Days are the company's local days (Asia/Dhaka by default): a job belongs to the local date of its scheduled start,
+Days are the company's local days (Asia/Dhaka by default): a job belongs to the local date of its start,
 so a job at 00:30 in Dhaka (18:30 UTC the day before) is on the next Dhaka day. Windows end today (local):
 the last 7 days are today and the 6 days before; the trends compare the last 14 days with the 14 before.
 """
@@ -42,10 +42,12 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Job:
-    """One booking of the worker, times in UTC (aware)."""
+    """One booking of the worker, times aware (any zone). `start`/`end` are when it was worked (started_at and
+    finished_at when known); `scheduled_at` is when the worker was due (lateness), `start` when not given."""
 
     start: dt.datetime
     end: dt.datetime
+    scheduled_at: dt.datetime | None = None
     is_cancelled: bool = False
     is_cancelled_by_worker: bool = False
     arrived_at: dt.datetime | None = None
@@ -127,7 +129,8 @@ def evaluate(jobs: list[Job], *, thresholds: Thresholds, zone: ZoneInfo, now: dt
     cancels_recent, cancels_previous = periods([job for job in past if job.is_cancelled_by_worker])
     rated_recent, rated_previous = periods([job for job in worked if job.rating is not None])
     grace = dt.timedelta(minutes=t.late_grace_minutes)
-    late_recent, late_previous = periods([job for job in worked if job.arrived_at and job.arrived_at - job.start > grace])
+    late_recent, late_previous = periods([job for job in worked if job.arrived_at
+                                          and job.arrived_at - (job.scheduled_at or job.start) > grace])
 
     def average(rated: list[Job]) -> float | None:
         return round(sum(job.rating for job in rated) / len(rated), 2) if rated else None

@@ -51,7 +51,7 @@ def _jobs_by_worker(*, company: Company, since: dt.datetime, until: dt.datetime)
         end = finished if finished and finished > start else start + dt.timedelta(minutes=duration or 60)
         cancelled = status == Booking.Status.CANCELLED
         jobs[worker_id].append(Job(
-            start=start, end=end, is_cancelled=cancelled,
+            start=start, end=end, scheduled_at=scheduled, is_cancelled=cancelled,
             is_cancelled_by_worker=cancelled and cancelled_by == Booking.CancelledBy.WORKER,
             arrived_at=arrived, rating=rating, zone=zone, category=category or "",
         ))

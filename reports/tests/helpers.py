@@ -22,10 +22,11 @@ def job_of(worker, start, minutes=60, *, zone="Mirpur", status="completed", cate
                or ServiceFactory(company=company, category=category))
     end = start + dt.timedelta(minutes=minutes)
     done = status == "completed"
+    values = {"started_at": start if done else None, "finished_at": end if done else None,
+              "arrived_at": start if done else None, **fields}
     return Booking.objects.create(
         company=company, customer=CustomerFactory(company=company), worker=worker, service=service, status=status,
-        scheduled_at=start, started_at=start if done else None, finished_at=end if done else None,
-        arrived_at=start if done else None, zone=zone, **fields)
+        scheduled_at=start, zone=zone, **values)
 
 
 def local_day_at(days_ago: int, hour: int = 9, minute: int = 0) -> dt.datetime:

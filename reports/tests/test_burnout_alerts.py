@@ -78,6 +78,18 @@ def test_a_watch_escalates_to_an_alert_and_numbers_under_the_thresholds_clear_bu
     assert open_alert_count(company) == 1
 
 
+def test_lateness_reads_arrived_at_against_scheduled_at_of_the_bookings(company):
+    worker = worker_of(company)
+    for days_ago in (1, 2, 3):
+        due = local_day_at(days_ago, 9)
+        job_of(worker, due, 60, arrived_at=due + dt.timedelta(minutes=25), started_at=due + dt.timedelta(minutes=30),
+               finished_at=due + dt.timedelta(minutes=90))
+    burnout_evaluate(company=company)
+    alert = BurnoutAlert.objects.get()
+    assert alert.level == "watch"
+    assert alert.summary == "3 late arrivals in the last 14 days, up from 0 in the 14 before"
+
+
 def test_a_company_can_switch_alerts_off(company):
     overworked(worker_of(company))
     BurnoutSettings.objects.create(company=company, is_enabled=False)

@@ -243,6 +243,17 @@ def test_rising_lateness(recent, previous, expected):
     assert codes(run(jobs)) == expected
 
 
+def test_lateness_is_measured_from_the_scheduled_time_not_the_start_of_work():
+    jobs = []
+    for n in (1, 2, 3):
+        scheduled = at(n, 9)
+        # arrived 25 minutes late, started working 30 minutes late
+        jobs.append(Job(start=scheduled + dt.timedelta(minutes=30), end=scheduled + dt.timedelta(minutes=90),
+                        scheduled_at=scheduled, arrived_at=scheduled + dt.timedelta(minutes=25)))
+    result = run(jobs)
+    assert result.metrics["late_arrivals_14d"] == 3 and codes(result) == {"lateness_rising": "watch"}
+
+
 # --- the level --------------------------------------------------------------------------------------------------
 
 
