@@ -97,6 +97,12 @@ def moderation_offline(text: str, *, folded: str) -> list[SafetyReason]:
     return reasons
 
 
+def crisis_signs(text: str) -> list[str]:
+    """Words of someone writing about harming themselves (`lexicons/crisis.txt`), for inbound texts: a
+    conversation that shows them goes to a person, not to the model."""
+    return lexicon("crisis").find(text)
+
+
 @dataclass
 class ModerationResult:
     """The endpoint's answer, kept on the AISession (`safety.moderation`)."""
