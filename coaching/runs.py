@@ -20,7 +20,7 @@ from coaching.burnout import workers_under_burnout_alert
 from coaching.compose import coaching_text_generate
 from coaching.models import BookingPunctuality, CoachingRecipient, CoachingRun, CoachingSettings
 from coaching.punctuality import LATE_OUTCOMES, coaching_settings_for, company_zone, local_today
-from coaching.voice import VoiceError, audio_url, speech_store
+from coaching.voice import AUDIO_CONTENT_TYPE, VoiceError, audio_url, speech_store
 from crm.models import Company, Worker
 from crm.services import event_record
 from engage import api as engage
@@ -287,14 +287,14 @@ def recipient_coach(*, recipient: CoachingRecipient) -> CoachingRecipient:
         recipient.status = Status.WOULD_COACH
         recipient.save()
         return recipient
-    body = generated.text
+    body, media = generated.text, {}
     if run.rules.get("is_voice_enabled"):
-        body = _with_voice(recipient, generated.text)
+        body, media = _with_voice(recipient, generated.text)
     with transaction.atomic():
         queued = engage.message_queue(
             company=company, contact=worker.contact, channel=recipient.channel, body=body,
             agent_type=engage.AgentType.COACHNOVA, message_type="coaching", role=engage.ROLE_WORKER,
-            idempotency_key=f"coachnova:{run.pk}:{worker.pk}",
+            idempotency_key=f"coachnova:{run.pk}:{worker.pk}", **media,
         )
         if not queued.decision.allowed:
             reason = queued.decision.reason
@@ -311,17 +311,23 @@ def recipient_coach(*, recipient: CoachingRecipient) -> CoachingRecipient:
     return recipient
 
 
-def _with_voice(recipient: CoachingRecipient, text: str) -> str:
-    """The text with a link to its speech; the text alone (and why, on the row) when speech fails."""
-    if recipient.audio:
-        return f"{text}\n{VOICE_LINK_LABEL} {audio_url(recipient.audio.name)}"
-    try:
-        name = speech_store(text=text)
-    except VoiceError as error:
-        recipient.voice_status = f"failed, text sent alone: {error}"[:200]
-        return text
-    recipient.audio.name, recipient.voice_status = name, "sent (link)"
-    return f"{text}\n{VOICE_LINK_LABEL} {audio_url(name)}"
+def _with_voice(recipient: CoachingRecipient, text: str) -> tuple[str, dict[str, str]]:
+    """The body and the media of the message: on a channel that sends audio natively (WhatsApp Cloud) the text
+    and an audio message of its speech; elsewhere (SMS) the text with a link to it; the text alone (and why, on
+    the row) when speech fails. A failed audio send is recorded on the message (metadata `media_error`)."""
+    if not recipient.audio:
+        try:
+            name = speech_store(text=text)
+        except VoiceError as error:
+            recipient.voice_status = f"failed, text sent alone: {error}"[:200]
+            return text, {}
+        recipient.audio.name = name
+    url = audio_url(recipient.audio.name)
+    if engage.channel_sends_media(recipient.channel, "audio"):
+        recipient.voice_status = "sent (audio message)"
+        return text, {"media_url": url, "media_content_type": AUDIO_CONTENT_TYPE}
+    recipient.voice_status = "sent (link)"
+    return f"{text}\n{VOICE_LINK_LABEL} {url}", {}
 
 
 def _counts(run: CoachingRun) -> dict:
