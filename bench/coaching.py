@@ -192,15 +192,16 @@ def run() -> None:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE coaching_bookingpunctuality")
 
-    loads, cpu = {}, {}
+    loads, cpu, python_cpu = {}, {}, {}
     loads["backfill"] = os.getloadavg()
-    cpu_before = backend_cpu_seconds(connection)
+    cpu_before, process_before = backend_cpu_seconds(connection), time.process_time()
     timer = StatementTimer()
     started = time.perf_counter()
     with connection.execute_wrapper(timer):
         backfill = punctuality_backfill(company=company, as_of=today - dt.timedelta(days=1))
     backfill_s = time.perf_counter() - started
     cpu["backfill"] = _spent(cpu_before, backend_cpu_seconds(connection))
+    python_cpu["backfill"] = time.process_time() - process_before
     print(f"backfill: {backfill}; slowest: {timer.top(7)}", flush=True)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE coaching_bookingpunctuality")
@@ -210,12 +211,13 @@ def run() -> None:
 
     loads["daily"] = os.getloadavg()
     timer = StatementTimer()
-    cpu_before = backend_cpu_seconds(connection)
+    cpu_before, process_before = backend_cpu_seconds(connection), time.process_time()
     started = time.perf_counter()
     with connection.execute_wrapper(timer):
         daily = punctuality_daily(company=company)
     daily_s = time.perf_counter() - started
     cpu["daily"] = _spent(cpu_before, backend_cpu_seconds(connection))
+    python_cpu["daily"] = time.process_time() - process_before
     print(f"daily: {daily} ({edited} edited); slowest: {timer.top()}", flush=True)
 
     row = coaching_settings_for(company=company)
@@ -223,19 +225,20 @@ def run() -> None:
                                      trigger="bench")
     loads["select"] = os.getloadavg()
     timer = StatementTimer()
-    cpu_before = backend_cpu_seconds(connection)
+    cpu_before, process_before = backend_cpu_seconds(connection), time.process_time()
     started = time.perf_counter()
     with connection.execute_wrapper(timer):
         selected = run_select(run=run)
     select_s = time.perf_counter() - started
     cpu["select"] = _spent(cpu_before, backend_cpu_seconds(connection))
+    python_cpu["select"] = time.process_time() - process_before
     candidates_s = timer.total('FROM "coaching_workerpunctuality"')
     skips_s = timer.total("INSERT INTO coaching_coachingrecipient")
     print(f"selection: {selected}; slowest: {timer.top(6)}", flush=True)
     CoachingRun.objects.filter(pk=run.pk).update(status="cancelled")
 
     def load(step: str) -> str:
-        spent = f"; database CPU {cpu[step]:.2f} s" if cpu.get(step) is not None else ""
+        spent = f"; CPU: database {cpu[step]:.2f} s, Python {python_cpu[step]:.2f} s" if cpu.get(step) is not None else ""
         return "load average before: " + "/".join(f"{value:.1f}" for value in loads[step]) + spent
 
     size = f"{WORKERS:,} workers, {bookings:,} bookings"
