@@ -43,6 +43,12 @@ WHERE p.booking_id = b.id AND b.company_id = %(company)s AND {{selection}}
 """
 
 
+# The workers a reassigned booking leaves (the upsert returns only the worker it goes to).
+LEAVING_WORKERS = """
+SELECT DISTINCT p.worker_id FROM coaching_bookingpunctuality AS p JOIN crm_booking AS b ON b.id = p.booking_id
+WHERE b.company_id = %(company)s AND {selection} AND p.worker_id IS DISTINCT FROM b.worker_id
+"""
+
 BY_RANGE = "b.id > %(after)s AND b.id <= %(upto)s"
 BY_CHANGE = ("(b.updated_at >= %(since)s OR (b.scheduled_at >= %(recent)s AND b.scheduled_at <= %(now)s))")
 
@@ -52,6 +58,9 @@ def _classify(selection: str, params: dict, *, returning: bool = False) -> tuple
     tail = "RETURNING p.worker_id" if returning else ""
     workers: set[int] = set()
     with connection.cursor() as cursor:
+        if returning:
+            cursor.execute(LEAVING_WORKERS.format(selection=selection), params)
+            workers.update(row[0] for row in cursor.fetchall())
         cursor.execute(UNCLASSIFIABLE_DELETE.format(selection=selection, returning=tail), params)
         if returning:
             workers.update(row[0] for row in cursor.fetchall())

@@ -162,11 +162,17 @@ def test_the_daily_roll_by_one_day_equals_a_recount(company, worker):
     booking_of(leaving, dhaka(2026, 11, 2), late_minutes=30)  # leaves both windows today
     edited = worker_of(company, phone="+8801911000999", name="Salma")
     changed = booking_of(edited, dhaka(2026, 11, 18), late_minutes=40)
+    giver, taker = worker_of(company, phone="+8801911000997", name="Jamal"), worker_of(
+        company, phone="+8801911000996", name="Nasir")
+    moved = booking_of(giver, dhaka(2026, 11, 19), late_minutes=35)
+    booking_of(taker, dhaka(2026, 11, 19))
     punctuality_backfill(company=company, as_of=today - dt.timedelta(days=1))
     booking_excuse(booking_punctuality=excused.punctuality, reason="traffic")
     punctuality_backfill(company=company, as_of=today - dt.timedelta(days=1))  # everyone's stats for yesterday
     # after the last refresh Salma's booking is corrected: her stats are recounted, not rolled
     Booking.objects.filter(pk=changed.pk).update(arrived_at=changed.scheduled_at, updated_at=dhaka(2026, 12, 31))
+    # and Jamal's late booking was Nasir's: both are recounted
+    Booking.objects.filter(pk=moved.pk).update(worker=taker, updated_at=dhaka(2026, 12, 31))
 
     result = punctuality_daily(company=company, now=dhaka(2026, 11, 30, 0, 15))
 
@@ -180,5 +186,7 @@ def test_the_daily_roll_by_one_day_equals_a_recount(company, worker):
         4, 2, 1, 6, 3)  # 14 days: the 17th, 20th, 29th, 30th (the 21st excused); 28 days: also the 3rd and 16th
     assert daily[leaving.pk]["bookings_28"] == 0 and daily[leaving.pk]["on_time_rate_28"] is None
     assert daily[edited.pk]["late_14"] == 0 and daily[edited.pk]["on_time_14"] == 1
+    assert (daily[giver.pk]["late_14"], daily[giver.pk]["bookings_14"]) == (0, 0)
+    assert (daily[taker.pk]["late_14"], daily[taker.pk]["bookings_14"]) == (1, 2)
     if connection.vendor == "postgresql" and not punctuality.PYTHON_ONLY:
-        assert result["rolled"] == 2  # Karim and Rahim rolled by one day; Salma recounted
+        assert result["rolled"] == 2  # Karim and Rahim rolled by one day; Salma, Jamal and Nasir recounted
