@@ -190,3 +190,20 @@ def test_the_daily_roll_by_one_day_equals_a_recount(company, worker):
     assert (daily[taker.pk]["late_14"], daily[taker.pk]["bookings_14"]) == (1, 2)
     if connection.vendor == "postgresql" and not punctuality.PYTHON_ONLY:
         assert result["rolled"] == 2  # Karim and Rahim rolled by one day; Salma, Jamal and Nasir recounted
+
+
+@pytest.mark.django_db
+def test_the_migration_fills_the_excused_counts_of_rows_written_before_them(company, worker):
+    import importlib
+
+    from django.apps import apps
+
+    late = [booking_of(worker, dhaka(2026, 11, day), late_minutes=30) for day in (5, 20, 29)]
+    punctuality_backfill(company=company, as_of=AS_OF)
+    BookingPunctuality.objects.filter(pk__in=[booking.pk for booking in late]).update(is_excused=True)
+    WorkerPunctuality.objects.update(excused_14=0, excused_28=0)  # as 0004 left the rows written before it
+
+    importlib.import_module("coaching.migrations.0005_workerpunctuality_excused_counts").excused_counts_fill(apps, None)
+
+    row = WorkerPunctuality.objects.get(worker=worker)
+    assert (row.excused_14, row.excused_28) == (2, 3)  # the 20th and 29th in 14 days to the 30th, the 5th in 28
