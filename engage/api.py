@@ -8,7 +8,10 @@ Background work through the ledger:
 Send a message under consent and the frequency caps:
     `message_queue(company=..., contact=..., channel=..., body=..., agent_type="coachnova",
     message_type="coaching", idempotency_key=..., role=ROLE_WORKER)` reserves the slot, writes the queued
-    message and its ledger job in one transaction; the job sends it once. `can_send(...)` asks without
+    message and its ledger job in one transaction; the job sends it once. With `media_url=...,
+    media_content_type=...` the message carries one file by link: sent natively where
+    `channel_sends_media(channel, media_type)` (WhatsApp Cloud: an audio message after the text), else
+    the text goes alone; `message.metadata["media_error"]` says why the file did not go. `can_send(...)` asks without
     reserving; `contact_opt_out(...)` withdraws consent. Inside a handler of your own, `message_send(job=...)`
     sends at most once per job.
 
@@ -29,6 +32,7 @@ Bengali for people: `date_bn(date)`, `number_bn(n)`.
 The company's engagement policy: `policy_for(company=...)` (caps per role, flags, send window, presets).
 """
 
+from channels_app.registry import channel_sends_media
 from engage.ai.bengali import date_bn, number_bn
 from engage.ai.client import GenerationRequest, GenerationResult, ai_generate, ai_generate_many
 from engage.conversations.claims import inbound_claim_hook_register
@@ -56,6 +60,7 @@ __all__ = [
     "ai_generate",
     "ai_generate_many",
     "can_send",
+    "channel_sends_media",
     "contact_opt_out",
     "date_bn",
     "inbound_claim_hook_register",

@@ -93,6 +93,10 @@ class Message(models.Model):
         storage=inbound_media_storage, upload_to="inbound", max_length=300, blank=True, default="", db_default=""
     )
     media_content_type = models.CharField(max_length=100, blank=True, default="", db_default="")
+    # An outbound message's one attachment, sent by link (the provider fetches it): its public URL; its kind and
+    # MIME type are `media_type` and `media_content_type`. What the send made of it is in `metadata`
+    # (`media_provider_message_id`, or `media_error`: why the text went alone).
+    media_url = models.URLField(max_length=500, blank=True, default="", db_default="")
     media_size = models.PositiveIntegerField(null=True, blank=True)
     button_payload = models.CharField(
         max_length=256, blank=True, default="", db_default="",
