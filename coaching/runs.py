@@ -17,6 +17,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from coaching.burnout import workers_under_burnout_alert
+from coaching.care import care_messages_send
 from coaching.compose import coaching_text_generate
 from coaching.models import BookingPunctuality, CoachingRecipient, CoachingRun, CoachingSettings, WorkerPunctuality
 from coaching.punctuality import LATE_OUTCOMES, coaching_settings_for, company_zone, local_today
@@ -376,6 +377,7 @@ def coaching_run_execute(*, run_id: int) -> dict:
     if not run.recipients.exists():
         run_select(run=run)
     engage.templates_seed_defaults(company=run.company)
+    care_messages_send(run=run)  # the workers under a burnout alert: care, not coaching (coaching/care.py)
     pending = list(run.recipients.filter(status=Status.PENDING).order_by("pk"))
     for index, recipient in enumerate(pending):
         if index % STATUS_CHECK_EVERY == 0:

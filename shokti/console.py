@@ -62,6 +62,8 @@ def sidebar_navigation(request) -> list[dict[str, Any]]:
             _model(_("CoachNova runs"), "record_voice_over", "coaching.coachingrun"),
             _model(_("Coached workers"), "school", "coaching.coachingrecipient"),
             _model(_("CoachNova settings"), "tune", "coaching.coachingsettings"),
+            _model(_("Burnout alerts"), "health_and_safety", "reports.burnoutalert"),
+            _model(_("Burnout thresholds"), "monitor_heart", "reports.burnoutsettings"),
         ]},
         {"title": _("Campaigns"), "collapsible": True, "items": [
             _model(_("Campaigns"), "campaign", "engage.campaign"),

@@ -80,6 +80,13 @@ DEFAULT_SCHEDULES: list[dict[str, Any]] = [
         "priority": 4,
         "description": "Sundays 04:00 UTC (10:00 Asia/Dhaka): a CoachNova run for every company with CoachNova on.",
     },
+    {
+        "name": "reports: burnout alerts",
+        "task": "reports.burnout_evaluate",
+        "crontab": {"minute": "20", "hour": "*"},
+        "priority": 4,
+        "description": "Hourly at :20: one burnout_evaluate job per active company (opens, updates or clears burnout alerts from the bookings of the last 5 weeks, in the company's time zone).",
+    },
 ]
 
 

@@ -14,7 +14,6 @@ from crm.models import Company
 from engage.ai.links import default_link_hosts, link_domain_normalize
 from engage.ai.models import AIConfig
 
-
 # Per-process cache of each company's AIConfig, read by every AI reply, follow-up and campaign batch:
 # {company id: (expires at, monotonic; config)}. An AIConfig or company saved or deleted in this process
 # clears it at once (signals below, connected in EngageConfig.ready); one saved in another process (the
