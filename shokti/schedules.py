@@ -80,6 +80,13 @@ DEFAULT_SCHEDULES: list[dict[str, Any]] = [
         "priority": 4,
         "description": "Sundays 04:00 UTC (10:00 Asia/Dhaka): a CoachNova run for every company with CoachNova on.",
     },
+    {
+        "name": "experiments: refresh outcomes",
+        "task": "engage.experiments_refresh",
+        "crontab": {"minute": "20", "hour": "*"},
+        "priority": 5,
+        "description": "Hourly at :20: one ledger job per running experiment (and per one stopped in the last 28 days) recomputes its units' outcomes, which the results read.",
+    },
 ]
 
 

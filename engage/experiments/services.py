@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Avg, Case, Count, Exists, F, FloatField, OuterRef, Subquery, Value, When
+from django.db.models import Avg, Case, Count, Exists, F, FloatField, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
@@ -26,6 +26,7 @@ from engage.experiments.models import (
     Metric,
     Unit,
 )
+from engage.ledger.services import job_enqueue
 from engage.messaging.models import Message
 
 BUCKETS = 10000
@@ -355,3 +356,28 @@ def experiment_outcomes_refresh(*, experiment: Experiment) -> int:
         updated = assignments.update(**updates)
         Experiment.objects.filter(pk=experiment.pk).update(outcomes_refreshed_at=timezone.now())
     return updated
+
+
+def experiment_outcomes_refresh_queue(*, experiment: Experiment) -> Any:
+    """Queue the refresh of one experiment's outcomes (one job an experiment and hour: a second ask is the same job)."""
+    hour = timezone.now().strftime("%Y%m%d%H")
+    with transaction.atomic():
+        return job_enqueue(
+            company=experiment.company, task_name="experiment_outcomes_refresh",
+            payload={"experiment_id": experiment.pk},
+            idempotency_key=f"experiment_outcomes_refresh:{experiment.pk}:{hour}",
+        )
+
+
+def experiments_outcomes_refresh_queue() -> int:
+    """Queue the refresh of every running experiment and of those stopped in the last 28 days (their
+    last units' windows are still closing)."""
+    recent = timezone.now() - timedelta(days=28)
+    experiments = Experiment.objects.filter(
+        Q(status=Experiment.Status.RUNNING) | Q(status=Experiment.Status.STOPPED, stopped_at__gte=recent)
+    ).select_related("company")
+    count = 0
+    for experiment in experiments:
+        experiment_outcomes_refresh_queue(experiment=experiment)
+        count += 1
+    return count
