@@ -260,3 +260,33 @@ class ExperimentAssignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.unit_id} → {self.variant_id} (phase {self.phase_id})"
+
+
+class ExperimentDailySums(models.Model):
+    """The results' rollup: per phase, variant and day of exposure, the sums the statistics need.
+
+    Written by the outcome refresh (one GROUP BY over the phase's assignments, in the background), read by
+    the results: a page or an API call reads tens of rows, not a million assignments."""
+
+    phase = models.ForeignKey(ExperimentPhase, on_delete=models.CASCADE, related_name="daily_sums", db_index=False)
+    variant = models.ForeignKey(ExperimentVariant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    units = models.PositiveIntegerField()
+    measured = models.PositiveIntegerField()
+    total = models.FloatField()
+    total_squares = models.FloatField()
+    pre_total = models.FloatField()
+    pre_squares = models.FloatField()
+    cross = models.FloatField()
+    opted_out = models.PositiveIntegerField()
+    safety = models.PositiveIntegerField()
+    safety_squares = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name_plural = "experiment daily sums"
+        constraints = [
+            models.UniqueConstraint(fields=["phase", "variant", "day"], name="experimentdailysums_unique_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phase_id}/{self.variant_id} {self.day}"

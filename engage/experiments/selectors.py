@@ -16,6 +16,7 @@ from engage.experiments import statistics
 from engage.experiments.models import (
     Experiment,
     ExperimentAssignment,
+    ExperimentDailySums,
     ExperimentPhase,
     ExperimentVariant,
     Metric,
@@ -43,8 +44,20 @@ def _phase_for_results(experiment: Experiment, phase_number: int | None) -> Expe
     return phases.first()
 
 
-def _daily_sums(*, phase: ExperimentPhase) -> list[dict[str, Any]]:
-    """Per variant and day of exposure: units, and the sums the statistics need (one GROUP BY)."""
+SUM_FIELDS = ("units", "measured", "total", "total_squares", "pre_total", "pre_squares", "cross", "opted_out",
+              "safety", "safety_squares")
+
+
+def _rollup_sums(*, phase: ExperimentPhase) -> list[dict[str, Any]]:
+    """The refresh's rollup of the phase (engage.experiments.models.ExperimentDailySums)."""
+    return list(
+        ExperimentDailySums.objects.filter(phase=phase).values("variant_id", "day", *SUM_FIELDS).order_by("day", "variant_id")
+    )
+
+
+def phase_daily_sums(*, phase: ExperimentPhase) -> list[dict[str, Any]]:
+    """Per variant and day of exposure: units, and the sums the statistics need (one GROUP BY over the phase's
+    assignments: what the refresh rolls up)."""
     outcome = F("outcome_value")
     pre = Coalesce("pre_value", 0.0, output_field=FloatField())
     return list(
@@ -115,10 +128,11 @@ def experiment_results(*, experiment: Experiment, phase_number: int | None = Non
     if phase is None or control is None:
         answer["verdict"] = "Not started: no results yet."
         return answer
-    rows = _daily_sums(phase=phase)
+    # The rollup once the outcomes were refreshed (what the hourly job leaves); before that, straight from
+    # the assignments (a new experiment has few).
+    rows = _rollup_sums(phase=phase) if experiment.outcomes_refreshed_at else phase_daily_sums(phase=phase)
     weights = {int(variant_id): weight for variant_id, weight in phase.weights.items()}
-    fields = ("units", "measured", "total", "total_squares", "pre_total", "pre_squares", "cross", "opted_out",
-              "safety", "safety_squares")
+    fields = SUM_FIELDS
     days = sorted({row["day"] for row in rows})
     cumulative: dict[int, dict[str, float]] = {variant_id: dict.fromkeys(fields, 0.0) for variant_id in weights}
     by_day: dict[date, dict[int, dict[str, Any]]] = defaultdict(dict)

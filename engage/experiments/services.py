@@ -20,12 +20,14 @@ from crm.models import Booking, Customer, Event, Lead, Worker
 from engage.experiments.models import (
     Experiment,
     ExperimentAssignment,
+    ExperimentDailySums,
     ExperimentPhase,
     ExperimentSettings,
     ExperimentVariant,
     Metric,
     Unit,
 )
+from engage.experiments.selectors import phase_daily_sums
 from engage.ledger.services import job_enqueue
 from engage.messaging.models import Message
 
@@ -336,7 +338,8 @@ def _metric_expressions(*, metric: str, unit: str) -> tuple[Any, Any]:
 
 
 def experiment_outcomes_refresh(*, experiment: Experiment) -> int:
-    """Recompute the outcome snapshot of every assignment of the experiment (set-based UPDATEs); the count."""
+    """Recompute the outcome snapshot of every assignment of the experiment (set-based UPDATEs) and the results'
+    rollup of each phase (one GROUP BY a phase); the count of assignments."""
     outcome, pre = _metric_expressions(metric=experiment.primary_metric, unit=experiment.unit)
     assignments = ExperimentAssignment.objects.filter(phase__experiment=experiment)
     updates: dict[str, Any] = {"outcome_value": outcome, "pre_value": pre}
@@ -354,7 +357,13 @@ def experiment_outcomes_refresh(*, experiment: Experiment) -> int:
         ), Value(0))
     with transaction.atomic():
         updated = assignments.update(**updates)
+        for phase in experiment.phases.all():
+            ExperimentDailySums.objects.filter(phase=phase).delete()
+            ExperimentDailySums.objects.bulk_create(
+                [ExperimentDailySums(phase=phase, **row) for row in phase_daily_sums(phase=phase)]
+            )
         Experiment.objects.filter(pk=experiment.pk).update(outcomes_refreshed_at=timezone.now())
+    experiment.outcomes_refreshed_at = timezone.now()
     return updated
 
 

@@ -106,6 +106,7 @@ def test_console_page_hides_results_on_a_sample_ratio_mismatch(running, client, 
     experiment, _control, variant = running
     ids = list(ExperimentAssignment.objects.filter(variant=variant).values_list("id", flat=True)[:80])
     ExperimentAssignment.objects.filter(id__in=ids).delete()
+    experiment_outcomes_refresh(experiment=experiment)
     staff_user.is_superuser = True
     staff_user.save()
     client.force_login(staff_user)

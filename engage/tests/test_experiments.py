@@ -284,6 +284,7 @@ def test_outcomes_and_results_with_verdict_and_srm(campaign):
     assert results["guardrail_breaches"] == []
     # when one arm's exposures go missing (a skewed split)
     ExperimentAssignment.objects.filter(variant=variant, unit_id__in=[c.pk for c in customers[:300]]).delete()
+    experiment_outcomes_refresh(experiment=experiment)
     results = experiment_results(experiment=experiment)
     # then the results are hidden with a warning
     assert results["is_hidden"] and results["comparisons"] == [] and "sample-ratio mismatch" in results["verdict"]
