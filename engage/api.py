@@ -27,11 +27,18 @@ Answer inbound messages of your own: `inbound_claim_hook_register(hook)` at star
 Bengali for people: `date_bn(date)`, `number_bn(n)`.
 
 The company's engagement policy: `policy_for(company=...)` (caps per role, flags, send window, presets).
+
+Experiments (engage.experiments): `experiment_exposures_for(company=..., applies_to="coaching", unit_ids=[worker
+    ids])` gives each unit's `Exposure` in the company's running CoachNova (or "ai_replies") experiment, storing
+    the assignment at this first exposure: `.is_holdout` (send nothing from the experiment; record the skip as
+    `holdout`), else `.variant_kind`, `.template_version` (render it instead of the latest approved),
+    `.settings`, and `.assignment_id` (pass it as the message's `experiment_assignment_id`). {} when none runs.
 """
 
 from engage.ai.bengali import date_bn, number_bn
 from engage.ai.client import GenerationRequest, GenerationResult, ai_generate, ai_generate_many
 from engage.conversations.claims import inbound_claim_hook_register
+from engage.experiments.services import Exposure, experiment_exposures_for
 from engage.ledger.models import Job
 from engage.ledger.registry import JobPermanentError, job_handler
 from engage.ledger.services import job_enqueue
@@ -46,6 +53,7 @@ __all__ = [
     "ROLE_CUSTOMER",
     "ROLE_WORKER",
     "AgentType",
+    "Exposure",
     "GenerationRequest",
     "GenerationResult",
     "Job",
@@ -58,6 +66,7 @@ __all__ = [
     "can_send",
     "contact_opt_out",
     "date_bn",
+    "experiment_exposures_for",
     "inbound_claim_hook_register",
     "job_enqueue",
     "job_handler",

@@ -226,6 +226,26 @@ def experiment_exposures(*, campaign_id: int, unit_ids: Iterable[int], record: b
     experiment = experiment_running_for_campaign(campaign_id=campaign_id)
     if experiment is None:
         return {}
+    return _exposures(experiment=experiment, unit_ids=unit_ids, record=record)
+
+
+def experiment_exposures_for(
+    *, company: Any, applies_to: str, unit_ids: Iterable[int], record: bool = True
+) -> dict[int, Exposure]:
+    """The same for the company's running experiment on CoachNova runs (`coaching`, units: workers) or AI
+    replies (`ai_replies`): what other apps read through engage.api. {} when none runs; the oldest running
+    one when several do."""
+    experiment = (
+        Experiment.objects.filter(company=company, applies_to=applies_to, status=Experiment.Status.RUNNING)
+        .order_by("started_at", "pk").first()
+    )
+    if experiment is None:
+        return {}
+    return _exposures(experiment=experiment, unit_ids=unit_ids, record=record)
+
+
+def _exposures(*, experiment: Experiment, unit_ids: Iterable[int], record: bool) -> dict[int, Exposure]:
+    unit_ids = list(unit_ids)
     variants = {
         variant.pk: variant
         for variant in experiment.variants.select_related("template_version__template")

@@ -307,3 +307,30 @@ def test_stop(campaign):
     assert assignments_for(experiment=experiment, unit_ids=[1, 2]) == {}
     with pytest.raises(ValidationError):
         experiment_stop(experiment=experiment)
+
+
+@pytest.mark.django_db
+def test_other_apps_read_a_coaching_experiment_through_engage_api(company):
+    from crm.tests.factories import WorkerFactory
+    from engage.api import experiment_exposures_for
+
+    ExperimentSettings.objects.create(company=company, is_holdout_enabled=True, holdout_percent=20)
+    experiment = Experiment.objects.create(
+        company=company, name="Coaching tone", applies_to="coaching", unit="worker", primary_metric="on_time_28d"
+    )
+    control = ExperimentVariant.objects.create(experiment=experiment, name="Current", kind="control")
+    ExperimentVariant.objects.create(
+        experiment=experiment, name="Later", kind="send_setting", settings={"send_window_start_hour": 17}
+    )
+    assert experiment_exposures_for(company=company, applies_to="coaching", unit_ids=[1]) == {}  # a draft
+    experiment_start(experiment=experiment)
+    workers = [WorkerFactory(company=company).pk for _ in range(60)]
+    exposures = experiment_exposures_for(company=company, applies_to="coaching", unit_ids=workers)
+    held = [unit for unit, exposure in exposures.items() if exposure.is_holdout]
+    assert 3 <= len(held) <= 25
+    assigned = [exposure for exposure in exposures.values() if not exposure.is_holdout]
+    assert all(exposure.assignment_id for exposure in assigned)
+    assert {exposure.variant_kind for exposure in assigned} == {"control", "send_setting"}
+    assert ExperimentAssignment.objects.filter(phase__experiment=experiment).count() == len(assigned)
+    assert experiment_exposures_for(company=company, applies_to="ai_replies", unit_ids=workers) == {}
+    assert control.pk in {exposure.variant_id for exposure in assigned}
