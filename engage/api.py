@@ -32,7 +32,8 @@ Experiments (engage.experiments): `experiment_exposures_for(company=..., applies
     ids])` gives each unit's `Exposure` in the company's running CoachNova (or "ai_replies") experiment, storing
     the assignment at this first exposure: `.is_holdout` (send nothing from the experiment; record the skip as
     `holdout`), else `.variant_kind`, `.template_version` (render it instead of the latest approved),
-    `.settings`, and `.assignment_id` (pass it as the message's `experiment_assignment_id`). {} when none runs.
+    `.settings`, and `.assignment_id` (pass it to `message_queue(..., experiment_assignment_id=...)`, so the
+    message is attributed to its arm). {} when none runs. CoachNova does this (coaching/runs.py).
 """
 
 from engage.ai.bengali import date_bn, number_bn

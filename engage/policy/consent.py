@@ -259,6 +259,7 @@ def message_queue(
     correlation_id: uuid.UUID | None = None,
     template_version: Any = None,
     bypass_caps: bool = False,
+    experiment_assignment_id: int | None = None,
 ) -> QueuedMessage:
     """Queue one outbound message through the ledger, under consent and (with a `role`) the frequency caps.
 
@@ -292,7 +293,7 @@ def message_queue(
             company=company, contact=contact, lead=lead, direction=Message.Direction.OUTBOUND, channel=channel,
             agent_type=agent_type, message_type=message_type, subject=subject, body=body,
             status=Message.Status.QUEUED, correlation_id=correlation_id or uuid.uuid4(), job=job,
-            template_version=template_version,
+            template_version=template_version, experiment_assignment_id=experiment_assignment_id,
         )
     return QueuedMessage(decision, message, job)
 

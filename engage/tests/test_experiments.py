@@ -86,6 +86,7 @@ def test_bucket_is_sha256_of_salt_experiment_unit_mod_10000():
     assert 4800 < below < 5200
 
 
+@pytest.mark.embedded
 @pytest.mark.django_db
 def test_a_running_experiment_cannot_be_edited(campaign):
     # given a running experiment
@@ -121,6 +122,7 @@ def test_setup_is_checked(campaign):
     assert lonely.phases.count() == 0 and Experiment.objects.get(pk=lonely.pk).status == "draft"
 
 
+@pytest.mark.embedded
 @pytest.mark.django_db
 def test_assignment_is_stored_once_and_a_change_of_weights_starts_a_fresh_phase(campaign):
     experiment, control, variant = experiment_for(campaign)
@@ -143,6 +145,7 @@ def test_assignment_is_stored_once_and_a_change_of_weights_starts_a_fresh_phase(
     assert ExperimentAssignment.objects.filter(phase__number=1, phase__experiment=experiment).count() == 40
 
 
+@pytest.mark.embedded
 @pytest.mark.django_db
 def test_holdout_is_checked_first_and_the_same_for_every_experiment(campaign):
     settings = ExperimentSettings.objects.create(company=campaign.company, is_holdout_enabled=True, holdout_percent=10)
@@ -218,6 +221,7 @@ def test_same_unit_never_sees_two_variants_under_concurrent_batches(campaign):
     assert all(answer == stored for answer in seen) and len(seen) == 4
 
 
+@pytest.mark.embedded
 @pytest.mark.django_db
 def test_campaign_run_renders_each_arms_template_records_the_arm_on_the_message_and_skips_the_holdout(
     campaign, fake_openai
@@ -258,6 +262,7 @@ def test_campaign_run_renders_each_arms_template_records_the_arm_on_the_message_
     assert set(previews.values_list("template_version_id", flat=True)) <= {current.pk, new.pk}
 
 
+@pytest.mark.embedded
 @pytest.mark.django_db
 def test_outcomes_and_results_with_verdict_and_srm(campaign):
     # given 400 exposed customers, variant B's book more often within 7 days
