@@ -12,13 +12,23 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from crm.tenancy.admin import TenantScopedAdmin, TenantScopedInline
 from engage.experiments.models import Experiment, ExperimentSettings, ExperimentVariant
 from engage.experiments.selectors import experiment_plan, experiment_results
-from engage.experiments.services import experiment_outcomes_refresh_queue, experiment_start, experiment_stop
+from engage.experiments.services import (
+    experiment_outcomes_refresh_queue,
+    experiment_phase_current,
+    experiment_start,
+    experiment_stop,
+    experiment_weights_change,
+)
 
 
 class ExperimentVariantInline(TenantScopedInline):
@@ -96,6 +106,40 @@ class ExperimentAdmin(TenantScopedAdmin):
     ]
     setup_readonly = ["status", "started_at", "stopped_at", "outcomes_refreshed_at", "plan", "results"]
 
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/weights/", view(self.weights_view), name="engage_experiment_weights"),
+            *super().get_urls(),
+        ]
+
+    def weights_view(self, request, object_id: str):
+        """New weights for a running experiment: a new phase (engage.experiments.services.experiment_weights_change)."""
+        experiment = self.get_object(request, unquote(object_id))
+        if experiment is None:
+            raise Http404
+        if not self.has_change_permission(request, experiment):
+            raise PermissionDenied
+        variants = list(experiment.variants.order_by("pk"))
+        error = ""
+        if request.method == "POST":
+            try:
+                weights = {variant.pk: int(request.POST.get(f"weight-{variant.pk}", "")) for variant in variants}
+                phase = experiment_weights_change(experiment=experiment, weights=weights)
+            except ValueError:
+                error = "Each weight is a whole number."
+            except ValidationError as exception:
+                error = "; ".join(exception.messages)
+            else:
+                self.message_user(request, f"Phase {phase.number} started with the new weights.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:engage_experiment_change", args=[experiment.pk]))
+        context = {
+            **self.admin_site.each_context(request), "title": f"New weights: {experiment}", "experiment": experiment,
+            "variants": variants, "phase": experiment_phase_current(experiment=experiment), "error": error,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/engage/experiment/weights.html", context, status=400 if error else 200)
+
     def get_readonly_fields(self, request, obj=None) -> list[str]:
         if obj is not None and obj.status != Experiment.Status.DRAFT:
             return list(self.fields)  # running or stopped: nothing to edit
@@ -146,10 +190,13 @@ class ExperimentAdmin(TenantScopedAdmin):
             ((c["variant"], uplift_chart_svg(timeline=results["timeline"], variant_id=c["variant_id"]))
              for c in results["comparisons"]),
         )
+        weights_link = format_html(
+            ' <a href="{}">Change the weights (a new phase)</a>', reverse("admin:engage_experiment_weights", args=[obj.pk])
+        ) if obj.status == Experiment.Status.RUNNING else ""
         return format_html(
-            "{}{}{}<p>Phase {}; sample-ratio check p = {}; outcomes as of {}.</p>{}",
+            "{}{}{}<p>Phase {}; sample-ratio check p = {}; outcomes as of {}.{}</p>{}",
             warning, verdict, table, results["phase"], srm.get("p_value", "-"),
-            obj.outcomes_refreshed_at or "never (refresh the outcomes)", charts,
+            obj.outcomes_refreshed_at or "never (refresh the outcomes)", weights_link, charts,
         )
 
     def _each(self, request, queryset, operation, done: str) -> None:

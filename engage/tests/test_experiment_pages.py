@@ -124,3 +124,26 @@ def test_refresh_action_queues_a_ledger_job(running, client, staff_user):
     client.post("/admin/engage/experiment/", {"action": "refresh_outcomes", "_selected_action": [experiment.pk]})
     job = Job.objects.get(task_name="experiment_outcomes_refresh")
     assert job.payload == {"experiment_id": experiment.pk}
+
+
+@pytest.mark.django_db
+def test_new_weights_from_the_console_start_a_new_phase(running, client, staff_user, other_staff_user):
+    experiment, control, variant = running
+    url = f"/admin/engage/experiment/{experiment.pk}/weights/"
+    # another company's staff cannot reach it
+    other_staff_user.is_superuser = False
+    client.force_login(other_staff_user)
+    assert client.get(url).status_code in (302, 403, 404)
+    staff_user.is_superuser = True
+    staff_user.save()
+    client.force_login(staff_user)
+    assert "Change the weights" in client.get(f"/admin/engage/experiment/{experiment.pk}/change/").content.decode()
+    # bad input: 400, nothing changed
+    response = client.post(url, {f"weight-{control.pk}": "x", f"weight-{variant.pk}": "50"})
+    assert response.status_code == 400 and experiment.phases.count() == 1
+    # when
+    response = client.post(url, {f"weight-{control.pk}": "20", f"weight-{variant.pk}": "80"})
+    # then
+    assert response.status_code == 302
+    phase = experiment.phases.order_by("-number").first()
+    assert phase.number == 2 and phase.weights == {str(control.pk): 20, str(variant.pk): 80}
