@@ -222,6 +222,8 @@ def run_select(*, run: CoachingRun) -> dict[str, int]:
     ).values_list("worker_id", flat=True))
     coached_patterns = set(CoachingRecipient.objects.filter(worker_id__in=candidates, status=Status.COACHED)
                            .values_list("worker_id", "pattern_key"))
+    # The company's experiment holdout (engage.experiments) comes before CoachNova's own; a preview, nothing stored.
+    exposures = engage.experiment_exposures_for(company=company, applies_to="coaching", unit_ids=candidates, record=False)
     for worker in workers.order_by("pk"):
         ids = late_ids[worker.pk]
         key = pattern_key(ids)
@@ -240,6 +242,8 @@ def run_select(*, run: CoachingRun) -> dict[str, int]:
             skip(worker.pk, Reason.NO_CONSENT, **common)
         elif not _has_address(worker.contact, channel):
             skip(worker.pk, Reason.NO_ADDRESS, **common)
+        elif worker.pk in exposures and exposures[worker.pk].is_holdout:
+            skip(worker.pk, Reason.HOLDOUT, detail="experiment holdout", **common)
         else:
             # Randomised among the eligible (pattern and consent); the caps are decided at the send, under the
             # contact's lock (engage's message_queue), and a capped worker is recorded as such then.
@@ -295,9 +299,14 @@ def recipient_coach(*, recipient: CoachingRecipient) -> CoachingRecipient:
             recipient.save()
             return recipient
     stats = getattr(worker, "punctuality", None)
+    # The worker's arm in a running CoachNova experiment (stored at this exposure; a dry run previews it).
+    exposure = engage.experiment_exposures_for(
+        company=company, applies_to="coaching", unit_ids=[worker.pk], record=not run.is_dry_run
+    ).get(worker.pk)
     generated = coaching_text_generate(
         company=company, worker=worker, channel=recipient.channel, period_days=run.rules["pattern_window_days"],
         late_lines=_late_lines(recipient, company_zone(company)), stats=stats,
+        template_version=exposure.template_version if exposure else None,
     )
     recipient.text, recipient.ai_outcome = generated.text, generated.outcome
     recipient.processed_at = timezone.now()
@@ -317,6 +326,7 @@ def recipient_coach(*, recipient: CoachingRecipient) -> CoachingRecipient:
             company=company, contact=worker.contact, channel=recipient.channel, body=body,
             agent_type=engage.AgentType.COACHNOVA, message_type="coaching", role=engage.ROLE_WORKER,
             idempotency_key=f"coachnova:{run.pk}:{worker.pk}", **media,
+            experiment_assignment_id=exposure.assignment_id if exposure else None,
         )
         if not queued.decision.allowed:
             reason = queued.decision.reason

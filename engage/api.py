@@ -30,12 +30,20 @@ Answer inbound messages of your own: `inbound_claim_hook_register(hook)` at star
 Bengali for people: `date_bn(date)`, `number_bn(n)`.
 
 The company's engagement policy: `policy_for(company=...)` (caps per role, flags, send window, presets).
+
+Experiments (engage.experiments): `experiment_exposures_for(company=..., applies_to="coaching", unit_ids=[worker
+    ids])` gives each unit's `Exposure` in the company's running CoachNova (or "ai_replies") experiment, storing
+    the assignment at this first exposure: `.is_holdout` (send nothing from the experiment; record the skip as
+    `holdout`), else `.variant_kind`, `.template_version` (render it instead of the latest approved),
+    `.settings`, and `.assignment_id` (pass it to `message_queue(..., experiment_assignment_id=...)`, so the
+    message is attributed to its arm). {} when none runs. CoachNova does this (coaching/runs.py).
 """
 
 from channels_app.registry import channel_sends_media
 from engage.ai.bengali import date_bn, number_bn
 from engage.ai.client import GenerationRequest, GenerationResult, ai_generate, ai_generate_many
 from engage.conversations.claims import inbound_claim_hook_register
+from engage.experiments.services import Exposure, experiment_exposures_for
 from engage.ledger.models import Job
 from engage.ledger.registry import JobPermanentError, job_handler
 from engage.ledger.services import job_enqueue
@@ -50,6 +58,7 @@ __all__ = [
     "ROLE_CUSTOMER",
     "ROLE_WORKER",
     "AgentType",
+    "Exposure",
     "GenerationRequest",
     "GenerationResult",
     "Job",
@@ -63,6 +72,7 @@ __all__ = [
     "channel_sends_media",
     "contact_opt_out",
     "date_bn",
+    "experiment_exposures_for",
     "inbound_claim_hook_register",
     "job_enqueue",
     "job_handler",

@@ -9,11 +9,13 @@ HANDLER_MODULES = (
     "engage.imports",
     "engage.conversations.handlers",
     "engage.campaigns.handlers",
+    "engage.experiments.handlers",
 )
 TASK_MODULES = (
     "engage.ledger.tasks",
     "engage.conversations.tasks",
     "engage.campaigns.tasks",
+    "engage.experiments.tasks",
 )
 
 

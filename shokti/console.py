@@ -70,6 +70,8 @@ def sidebar_navigation(request) -> list[dict[str, Any]]:
             _model(_("Runs"), "play_circle", "engage.campaignrun"),
             _model(_("Recipients"), "group", "engage.campaignrecipient"),
             _model(_("Short links"), "link", "engage.shortlink"),
+            _model(_("Experiments"), "science", "engage.experiment"),
+            _model(_("Experiment holdout"), "shield", "engage.experimentsettings"),
         ]},
         {"title": _("Templates"), "collapsible": True, "items": [
             _model(_("Templates"), "edit_note", "engage.prompttemplate"),

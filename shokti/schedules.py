@@ -87,6 +87,13 @@ DEFAULT_SCHEDULES: list[dict[str, Any]] = [
         "priority": 4,
         "description": "Hourly at :20: one burnout_evaluate job per active company (opens, updates or clears burnout alerts from the bookings of the last 5 weeks, in the company's time zone).",
     },
+    {
+        "name": "experiments: refresh outcomes",
+        "task": "engage.experiments_refresh",
+        "crontab": {"minute": "20", "hour": "*"},
+        "priority": 5,
+        "description": "Hourly at :20: one ledger job per running experiment (and per one stopped in the last 28 days) recomputes its units' outcomes, which the results read.",
+    },
 ]
 
 

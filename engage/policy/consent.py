@@ -262,6 +262,7 @@ def message_queue(
     bypass_caps: bool = False,
     media_url: str = "",
     media_content_type: str = "",
+    experiment_assignment_id: int | None = None,
 ) -> QueuedMessage:
     """Queue one outbound message through the ledger, under consent and (with a `role`) the frequency caps.
 
@@ -297,6 +298,7 @@ def message_queue(
             agent_type=agent_type, message_type=message_type, subject=subject, body=body,
             status=Message.Status.QUEUED, correlation_id=correlation_id or uuid.uuid4(), job=job,
             template_version=template_version, **_media_fields(media_url, media_content_type),
+            experiment_assignment_id=experiment_assignment_id,
         )
     return QueuedMessage(decision, message, job)
 
