@@ -73,10 +73,13 @@ class UserAdmin(TenantScopedAdmin, DjangoUserAdmin):
     list_display = ["email", "full_name", "is_staff", "is_active", "last_login"]
     list_filter = ["is_staff", "is_superuser", "is_active", "groups"]
     search_fields = ["email", "full_name"]
+    filter_horizontal = []  # the two-box selector is ~1100 px wide: wider than the page beside the sidebar
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         (gettext_lazy("Profile"), {"fields": ("full_name",)}),
-        (gettext_lazy("Permissions"), {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        # People get their permissions from their team's group (Operations, Marketing): per-person permissions
+        # were ~600 names in two side-by-side boxes that made the page 1424 px wide at 1280.
+        (gettext_lazy("Permissions"), {"fields": ("is_active", "is_staff", "is_superuser", "groups")}),
         (gettext_lazy("Dates"), {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
