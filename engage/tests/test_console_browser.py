@@ -201,12 +201,7 @@ def sidebar_links(user) -> list[tuple[str, str]]:
 
     request = RequestFactory().get("/admin/")
     request.user = user
-    return [
-        (str(item["title"]), item["link"](request))
-        for group in sidebar_navigation(request)
-        for item in group["items"]
-        if item["permission"](request)
-    ]
+    return [(str(item["title"]), item["link"]) for group in sidebar_navigation(request) for item in group["items"]]
 
 
 @pytest.mark.parametrize("size", ["laptop", "phone"])
