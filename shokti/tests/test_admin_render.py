@@ -49,3 +49,14 @@ def test_the_row_checkbox_and_yes_no_cells_are_unfolds_own_html(client, staff_us
     assert unfold_utils._boolean_icon.uncached(True) in page and unfold_utils._boolean_icon.uncached(False) in page
     assert unfold_utils._boolean_icon(True) == unfold_utils._boolean_icon.uncached(True)
     assert unfold_utils._boolean_icon("") == unfold_utils._boolean_icon.uncached(None)
+
+
+def test_the_company_column_shows_only_to_people_who_see_more_than_one_company(client, staff_user, company):
+    from crm.tests.factories import StaffUserFactory
+
+    ContactFactory(company=company)
+    client.force_login(staff_user)
+    assert 'class="field-company' not in client.get(reverse("admin:crm_contact_changelist")).content.decode()
+
+    client.force_login(StaffUserFactory(email="root@alpha.test", is_superuser=True))
+    assert 'class="field-company' in client.get(reverse("admin:crm_contact_changelist")).content.decode()
