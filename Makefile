@@ -14,7 +14,7 @@ VAR_DIR := $(or $(SHOKTI_VAR_DIR),$(CURDIR)/var)
 # Prometheus multiprocess mode: gunicorn workers and Celery processes write here, /metrics sums it.
 PROMETHEUS_MULTIPROC_DIR ?= $(VAR_DIR)/prometheus
 
-.PHONY: run test bench venv services migrate seed lint clean
+.PHONY: run test bench venv services migrate seed lint clean messages
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -78,3 +78,13 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+# The console's Bengali (locale/bn) regenerated from the code, then compiled. The .mo files are committed:
+# running and testing need no gettext; this target installs Debian's gettext when msgfmt is missing.
+MESSAGES_IGNORE := -i ".venv/*" -i "var/*" -i "static/vendor/*" -i "static/root/*" -i "test-results/*"
+messages: venv
+	@command -v msgfmt >/dev/null || { echo "gettext is missing: installing it from Debian packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext >/dev/null; }
+	$(BIN)/python manage.py makemessages -l bn --no-location $(MESSAGES_IGNORE)
+	$(BIN)/python manage.py makemessages -d djangojs -l bn --no-location $(MESSAGES_IGNORE)
+	$(BIN)/python manage.py compilemessages -l bn

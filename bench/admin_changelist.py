@@ -8,7 +8,7 @@ SQL `INSERT ... SELECT generate_series` (1M contacts, customers, bookings, event
 one big company, plus a small company of 1,000 rows each whose staff page through the same big
 tables, and 1M messages on the big company's leads), then times 20 requests of each changelist and of
 the console's inbox (its JSON rows per view, its page) and pipeline board. `main()` returns the figures (p95 a page;
-ceiling 1 s) for `bench/run_all.py`, which writes them to the `admin_changelist` section of
+ceiling 150 ms) for `bench/run_all.py`, which writes them to the `admin_changelist` section of
 `docs/benchmarks.md`; run standalone, this script writes that table itself.
 """
 
@@ -29,7 +29,8 @@ DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/shokti_bench_admin"
 ROWS = int(os.environ.get("ROWS", "1000000"))
 SMALL_ROWS = 1000
 REQUESTS = 20
-CEILING_SECONDS = 1.0
+# Issue 19: every list, the inbox and the board answer in under 150 ms (p95) at 1M rows.
+CEILING_SECONDS = 0.15
 NAME = "admin_changelist"
 
 # (label, model, query string)

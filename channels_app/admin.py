@@ -7,6 +7,8 @@ import base64
 from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from unfold.admin import StackedInline, TabularInline
 
 from channels_app import services
@@ -43,7 +45,7 @@ def secret_field(name: str) -> forms.CharField:
 class ChannelAccountForm(forms.ModelForm):
     """Secrets are write-only: password inputs that never render the stored value; blank keeps it."""
 
-    clear_secrets = forms.BooleanField(required=False, help_text="Forget every stored secret of this account.")
+    clear_secrets = forms.BooleanField(required=False, help_text=gettext_lazy("Forget every stored secret of this account."))
     secret_password = secret_field("password")
     secret_webhook_signing_key = secret_field("webhook_signing_key")
     secret_auth_token = secret_field("auth_token")
@@ -83,7 +85,7 @@ class WhatsAppWebSessionInline(StackedInline):
     fields = ["state", "last_error", "last_checked_at", "last_sent_at", "qr_code"]
     readonly_fields = fields
 
-    @admin.display(description="QR code to scan")
+    @admin.display(description=gettext_lazy("QR code to scan"))
     def qr_code(self, session: WhatsAppWebSession):
         return qr_image(session)
 
@@ -93,9 +95,9 @@ def qr_image(session: WhatsAppWebSession):
         return "-"
     encoded = base64.b64encode(bytes(session.qr_screenshot_png)).decode()
     return format_html(
-        '<img src="data:image/png;base64,{}" alt="WhatsApp Web QR code" style="max-width: 480px; border: 1px solid #ccc;">'
-        "<p>Open WhatsApp on the company phone, Linked devices, Link a device, and scan. The next send retries.</p>",
-        encoded,
+        '<img src="data:image/png;base64,{}" alt="{}" style="max-width: 480px; border: 1px solid #ccc;"><p>{}</p>',
+        encoded, _("WhatsApp Web QR code"),
+        _("Open WhatsApp on the company phone, Linked devices, Link a device, and scan. The next send retries."),
     )
 
 
@@ -174,17 +176,17 @@ class ChannelAccountAdmin(TenantScopedAdmin):
             return
         super().save_formset(request, form, formset, change)
 
-    @admin.display(description="Secrets set")
+    @admin.display(description=gettext_lazy("Secrets set"))
     def secrets_status(self, account: ChannelAccount) -> str:
         return ", ".join(account.secret_names_set) or "-"
 
-    @admin.display(description="Webhook URLs to paste into the provider")
+    @admin.display(description=gettext_lazy("Webhook URLs to paste into the provider"))
     def webhook_urls(self, account: ChannelAccount):
         if account.pk is None:
-            return "Shown after saving."
+            return _("Shown after saving.")
         urls = webhook_urls_for(account=account)
         if not urls:
-            return "This channel needs no webhook."
+            return _("This channel needs no webhook.")
         return format_html_join("", "<p><strong>{}</strong><br><code>{}</code></p>", urls.items())
 
     def save_model(self, request, obj, form, change):
@@ -193,13 +195,13 @@ class ChannelAccountAdmin(TenantScopedAdmin):
             services.channel_account_secrets_clear(account=obj)
         services.channel_account_secrets_update(account=obj, secrets=form.secrets_given())
 
-    @admin.action(description="Rotate the webhook token (the old webhook URLs stop working)")
+    @admin.action(description=gettext_lazy("Rotate the webhook token (the old webhook URLs stop working)"))
     def rotate_webhook_token(self, request, queryset):
         count = 0
         for account in queryset:
             services.channel_account_webhook_token_rotate(account=account)
             count += 1
-        self.message_user(request, f"Rotated the webhook token of {count} account(s); paste the new URLs.", messages.SUCCESS)
+        self.message_user(request, _("Rotated the webhook token of %d account(s); paste the new URLs.") % count, messages.SUCCESS)
 
 
 @admin.register(ProviderCallback)
@@ -231,7 +233,7 @@ class WhatsAppWebSessionAdmin(TenantScopedAdmin):
     fields = ["account", "state", "last_error", "last_checked_at", "last_sent_at", "qr_code"]
     readonly_fields = fields
 
-    @admin.display(description="QR code to scan")
+    @admin.display(description=gettext_lazy("QR code to scan"))
     def qr_code(self, session: WhatsAppWebSession):
         return qr_image(session)
 

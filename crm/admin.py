@@ -11,7 +11,8 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
-from django.utils.translation import ngettext
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from crm.feed.admin import FeedImportExportMixin
 from crm.feed.services import booking_create, booking_update
@@ -72,11 +73,14 @@ class UserAdmin(TenantScopedAdmin, DjangoUserAdmin):
     list_display = ["email", "full_name", "is_staff", "is_active", "last_login"]
     list_filter = ["is_staff", "is_superuser", "is_active", "groups"]
     search_fields = ["email", "full_name"]
+    filter_horizontal = []  # the two-box selector is ~1100 px wide: wider than the page beside the sidebar
     fieldsets = (
         (None, {"fields": ("email", "password")}),
-        ("Profile", {"fields": ("full_name",)}),
-        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
-        ("Dates", {"fields": ("last_login", "date_joined")}),
+        (gettext_lazy("Profile"), {"fields": ("full_name",)}),
+        # People get their permissions from their team's group (Operations, Marketing): per-person permissions
+        # were ~600 names in two side-by-side boxes that made the page 1424 px wide at 1280.
+        (gettext_lazy("Permissions"), {"fields": ("is_active", "is_staff", "is_superuser", "groups")}),
+        (gettext_lazy("Dates"), {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
 
@@ -85,21 +89,21 @@ class CompanyForm(forms.ModelForm):
     """The webhook secret is write-only: never rendered back, replaced by typing a new one or generating one."""
 
     webhook_url = forms.URLField(
-        label="Webhook URL", required=False, max_length=200, assume_scheme="https",
-        help_text="Where leads, stage moves, inbound messages, opt-outs, completed bookings and customer changes are "
-        "POSTed as signed events.",
+        label=gettext_lazy("Webhook URL"), required=False, max_length=200, assume_scheme="https",
+        help_text=gettext_lazy("Where leads, stage moves, inbound messages, opt-outs, completed bookings and customer "
+                               "changes are POSTed as signed events."),
     )
     new_webhook_secret = forms.CharField(
-        label="New webhook secret",
+        label=gettext_lazy("New webhook secret"),
         required=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Leave blank to keep the current secret. Receivers check each delivery's X-Shokti-Signature "
-        "with it. At least 16 characters.",
+        help_text=gettext_lazy("Leave blank to keep the current secret. Receivers check each delivery's "
+                               "X-Shokti-Signature with it. At least 16 characters."),
     )
     generate_webhook_secret = forms.BooleanField(
-        label="Generate a new webhook secret",
+        label=gettext_lazy("Generate a new webhook secret"),
         required=False,
-        help_text="A random secret replaces the current one; it is shown once, after saving.",
+        help_text=gettext_lazy("A random secret replaces the current one; it is shown once, after saving."),
     )
 
     class Meta:
@@ -109,9 +113,9 @@ class CompanyForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("new_webhook_secret") and cleaned.get("generate_webhook_secret"):
-            self.add_error("generate_webhook_secret", "Type a secret or generate one, not both.")
+            self.add_error("generate_webhook_secret", _("Type a secret or generate one, not both."))
         elif 0 < len(cleaned.get("new_webhook_secret") or "") < 16:
-            self.add_error("new_webhook_secret", "At least 16 characters.")
+            self.add_error("new_webhook_secret", _("At least 16 characters."))
         return cleaned
 
 
@@ -126,40 +130,41 @@ class CompanyAdmin(TenantScopedAdmin):
     prepopulated_fields = {"slug": ["name"]}
     fieldsets = (
         (None, {"fields": ("name", "slug", "default_region", "timezone", "is_active", "created_at")}),
-        ("Email sender", {
-            "description": "Printed in every email; marketing email is not sent without a postal address.",
+        (gettext_lazy("Email sender"), {
+            "description": gettext_lazy("Printed in every email; marketing email is not sent without a postal address."),
             "fields": ("postal_address", "is_email_open_tracking_enabled"),
         }),
-        ("Outbound webhook", {
-            "description": "Leads, stage moves, inbound messages, opt-outs, completed bookings and customer changes "
-            "are POSTed to this URL, signed with "
-            "HMAC-SHA256 of the timestamp and body.",
+        (gettext_lazy("Outbound webhook"), {
+            "description": gettext_lazy("Leads, stage moves, inbound messages, opt-outs, completed bookings and "
+                                        "customer changes are POSTed to this URL, signed with HMAC-SHA256 of the "
+                                        "timestamp and body."),
             "fields": ("webhook_url", "webhook_secret_state", "new_webhook_secret", "generate_webhook_secret"),
         }),
     )
     readonly_fields = ["created_at", "webhook_secret_state"]
     ordering = ["name"]
 
-    @admin.display(boolean=True, description="webhook secret")
+    @admin.display(boolean=True, description=gettext_lazy("webhook secret"))
     def has_webhook_secret(self, company: Company) -> bool:
         return bool(company.webhook_secret)
 
-    @admin.display(description="Webhook secret")
+    @admin.display(description=gettext_lazy("Webhook secret"))
     def webhook_secret_state(self, company: Company) -> str:
-        return "Set (hidden)" if company.webhook_secret else "Not set"
+        return _("Set (hidden)") if company.webhook_secret else _("Not set")
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         typed = form.cleaned_data.get("new_webhook_secret")
         if typed:
             company_webhook_secret_set(company=obj, secret=typed)
-            self.message_user(request, f"The webhook secret of “{obj}” was replaced.", messages.SUCCESS)
+            self.message_user(request, _("The webhook secret of “%s” was replaced.") % obj, messages.SUCCESS)
         elif form.cleaned_data.get("generate_webhook_secret") or (obj.webhook_url and not obj.webhook_secret):
             # A URL without a secret would make every delivery fail: one is generated then too.
             secret = company_webhook_secret_set(company=obj)
             self.message_user(
                 request,
-                f"New webhook secret of “{obj}”. Copy it now, it will not be shown again: {secret}",
+                _("New webhook secret of “%(company)s”. Copy it now, it will not be shown again: %(secret)s")
+                % {"company": obj, "secret": secret},
                 messages.WARNING,
             )
 
@@ -191,7 +196,7 @@ class ApiKeyAdmin(TenantScopedAdmin):
     actions = ["revoke"]
     ordering = ["-id"]
 
-    @admin.display(boolean=True, description="active")
+    @admin.display(boolean=True, description=gettext_lazy("active"))
     def is_active(self, api_key: ApiKey) -> bool:
         return api_key.is_active
 
@@ -215,11 +220,12 @@ class ApiKeyAdmin(TenantScopedAdmin):
         obj.refresh_from_db()
         self.message_user(
             request,
-            f"API key “{created.name}” created. Copy it now, it will not be shown again: {raw_key}",
+            _("API key “%(name)s” created. Copy it now, it will not be shown again: %(key)s")
+            % {"name": created.name, "key": raw_key},
             messages.WARNING,
         )
 
-    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    @admin.action(description=gettext_lazy("Revoke selected API keys"), permissions=["change"])
     def revoke(self, request, queryset):
         revoked = 0
         for api_key in queryset.filter(revoked_at__isnull=True):
@@ -260,7 +266,7 @@ class ContactForm(forms.ModelForm):
 
 
 class MergeForm(forms.Form):
-    keep = forms.ChoiceField(widget=forms.RadioSelect, label="Keep")
+    keep = forms.ChoiceField(widget=forms.RadioSelect, label=gettext_lazy("Keep"))
 
     def __init__(self, *args, contacts, **kwargs):
         super().__init__(*args, **kwargs)
@@ -295,14 +301,14 @@ class ContactAdmin(FeedImportExportMixin, TenantScopedAdmin):
             context.update(_contact_panels(obj))
         return super().render_change_form(request, context, add, change, form_url, obj)
 
-    @admin.action(description="Merge the two selected contacts…", permissions=["change"])
+    @admin.action(description=gettext_lazy("Merge the two selected contacts…"), permissions=["change"])
     def merge_contacts(self, request, queryset):
         contacts = list(queryset.select_related("company").order_by("pk")[:3])
         if len(contacts) != 2:
-            self.message_user(request, "Select exactly two contacts to merge.", messages.ERROR)
+            self.message_user(request, _("Select exactly two contacts to merge."), messages.ERROR)
             return None
         if contacts[0].company_id != contacts[1].company_id:
-            self.message_user(request, "Only contacts of the same company can be merged.", messages.ERROR)
+            self.message_user(request, _("Only contacts of the same company can be merged."), messages.ERROR)
             return None
         form = MergeForm(request.POST if "apply" in request.POST else None, contacts=contacts)
         if form.is_bound and form.is_valid():
@@ -313,11 +319,12 @@ class ContactAdmin(FeedImportExportMixin, TenantScopedAdmin):
             except ValidationError as error:
                 self.message_user(request, validation_error_text(error), messages.ERROR)
                 return None
-            self.message_user(request, f"Merged contact #{merge.pk} into {keep} (#{keep.pk}).", messages.SUCCESS)
+            self.message_user(request, _("Merged contact #%(merged)d into %(keep)s (#%(keep_id)d).")
+                              % {"merged": merge.pk, "keep": keep, "keep_id": keep.pk}, messages.SUCCESS)
             return None
         context = {
             **self.admin_site.each_context(request),
-            "title": "Merge two contacts",
+            "title": _("Merge two contacts"),
             "opts": self.opts,
             "contacts": contacts,
             "form": form,
@@ -387,12 +394,12 @@ class LeadForm(forms.ModelForm):
         cleaned = super().clean()
         stage, pipeline = cleaned.get("stage"), cleaned.get("pipeline")
         if stage is not None and pipeline is not None and stage.pipeline_id != pipeline.pk:
-            self.add_error("stage", "This stage belongs to another pipeline.")
+            self.add_error("stage", _("This stage belongs to another pipeline."))
         return cleaned
 
 
 class MoveToStageForm(forms.Form):
-    stage = forms.ModelChoiceField(queryset=Stage.objects.none(), empty_label=None)
+    stage = forms.ModelChoiceField(label=gettext_lazy("Stage"), queryset=Stage.objects.none(), empty_label=None)
 
     def __init__(self, *args, stages, **kwargs):
         super().__init__(*args, **kwargs)
@@ -402,11 +409,11 @@ class MoveToStageForm(forms.Form):
 class AdSourceFilter(admin.SimpleListFilter):
     """Leads that started from a click-to-WhatsApp ad (source `ad`; the ad's id, headline and URL on the lead)."""
 
-    title = "came from"
+    title = gettext_lazy("came from")
     parameter_name = "came_from"
 
     def lookups(self, request, model_admin):
-        return [("ad", "A click-to-WhatsApp ad"), ("other", "Anything else")]
+        return [("ad", _("A click-to-WhatsApp ad")), ("other", _("Anything else"))]
 
     def queryset(self, request, queryset):
         if self.value() == "ad":
@@ -449,12 +456,12 @@ class LeadAdmin(FeedImportExportMixin, TenantScopedAdmin):
         # engage's admin overrides this with its service that also applies sequence rules.
         lead_move_to_stage(lead=lead, stage=stage, actor=actor, source="admin")
 
-    @admin.action(description="Move selected leads to a stage…", permissions=["change"])
+    @admin.action(description=gettext_lazy("Move selected leads to a stage…"), permissions=["change"])
     def move_to_stage(self, request, queryset):
         leads = list(queryset.select_related("contact", "pipeline", "stage")[: MOVE_TO_STAGE_LIMIT + 1])
         if len(leads) > MOVE_TO_STAGE_LIMIT:
             self.message_user(
-                request, f"Select at most {MOVE_TO_STAGE_LIMIT} leads to move at once.", messages.ERROR
+                request, _("Select at most %d leads to move at once.") % MOVE_TO_STAGE_LIMIT, messages.ERROR
             )
             return None
         stages = (
@@ -477,13 +484,13 @@ class LeadAdmin(FeedImportExportMixin, TenantScopedAdmin):
             report = ngettext("Moved %(moved)d lead to %(stage)s.", "Moved %(moved)d leads to %(stage)s.", moved)
             report %= {"moved": moved, "stage": stage}
             if unchanged:
-                report += f" {unchanged} already there."
+                report += " " + _("%d already there.") % unchanged
             if other_pipeline:
-                report += f" {other_pipeline} skipped: in another pipeline."
+                report += " " + _("%d skipped: in another pipeline.") % other_pipeline
             self.message_user(request, report, messages.SUCCESS if moved else messages.WARNING)
             return None
         return action_form_response(
-            self, request, template="admin/crm/lead/move_to_stage.html", title="Move leads to a stage",
+            self, request, template="admin/crm/lead/move_to_stage.html", title=_("Move leads to a stage"),
             form=form, leads=leads,
         )
 
@@ -569,7 +576,7 @@ class BookingAdmin(FeedImportExportMixin, TenantScopedAdmin):
 
 
 class EventTypeFilter(admin.SimpleListFilter):
-    title = "type"
+    title = gettext_lazy("type")
     parameter_name = "type"
 
     def lookups(self, request, model_admin):
@@ -587,7 +594,7 @@ class EventAdmin(TenantScopedAdmin):
     list_filter = [EventTypeFilter, ("occurred_at", admin.DateFieldListFilter), "company"]
     list_select_related = ["contact", "target_type", "company"]
     search_fields = ["=type", "=source"]
-    search_help_text = "An event type, a source, or a correlation id."
+    search_help_text = gettext_lazy("An event type, a source, or a correlation id.")
     date_hierarchy = "occurred_at"
     # Matches the (company, -occurred_at) index.
     ordering = ["-occurred_at", "-id"]
@@ -617,11 +624,11 @@ class EventAdmin(TenantScopedAdmin):
 
 
 class LockoutStatusFilter(admin.SimpleListFilter):
-    title = "status"
+    title = gettext_lazy("status")
     parameter_name = "locked"
 
     def lookups(self, request, model_admin):
-        return [("yes", "Locked now"), ("no", "Not locked")]
+        return [("yes", _("Locked now")), ("no", _("Not locked"))]
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
@@ -683,7 +690,7 @@ class LoginLockoutAdmin(BaseAdmin):
         actions = super().get_actions(request)
         return actions if request.user.is_superuser else {}
 
-    @admin.action(description="Unlock the selected accounts and addresses")
+    @admin.action(description=gettext_lazy("Unlock the selected accounts and addresses"))
     def unlock(self, request, queryset):
         removed = lockouts_clear(attempts=list(queryset.only("username", "ip_address")))
         self.message_user(

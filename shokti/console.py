@@ -7,24 +7,24 @@ Links name admin URLs, so the kernel imports no app of the project.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from django.urls import NoReverseMatch, reverse
-from django.utils.translation import gettext_lazy as _
+from django.urls import NoReverseMatch, get_script_prefix, reverse
+from django.utils.translation import gettext as _
+
+
+@functools.lru_cache(maxsize=512)
+def _reverse_or_blank(url_name: str, script_prefix: str) -> str:
+    try:
+        return reverse(url_name)
+    except NoReverseMatch:  # a model left unregistered in this deployment
+        return ""
 
 
 def _entry(title, icon: str, url_name: str, permission: str) -> dict[str, Any]:
-    def link(request) -> str:
-        try:
-            return reverse(url_name)
-        except NoReverseMatch:  # a model left unregistered in this deployment
-            return ""
-
-    def allowed(request) -> bool:
-        return bool(request.user.is_active and request.user.is_staff and request.user.has_perm(permission)
-                    and link(request))
-
-    return {"title": title, "icon": icon, "link": link, "permission": allowed}
+    return {"title": title, "icon": icon, "link": _reverse_or_blank(url_name, get_script_prefix()),
+            "permission": permission}
 
 
 def _model(title, icon: str, label: str) -> dict[str, Any]:
@@ -33,7 +33,27 @@ def _model(title, icon: str, label: str) -> dict[str, Any]:
 
 
 def sidebar_navigation(request) -> list[dict[str, Any]]:
-    """The sidebar: one group per job."""
+    """The sidebar for the person asking: the entries they may open, as plain links.
+
+    unfold calls this on every page; given callables, it wrapped each link and permission in a new lazy
+    class per page (a third of a page's fixed cost): the links are reversed once per process instead, and
+    the entries the person may not open are left out here."""
+    user = request.user
+    is_staff = user.is_active and user.is_staff
+    groups = []
+    for group in sidebar_entries():
+        items = [
+            {"title": item["title"], "icon": item["icon"], "link": item["link"]}
+            for item in group["items"]
+            if item["link"] and is_staff and user.has_perm(item["permission"])
+        ]
+        if items:
+            groups.append({**group, "items": items})
+    return groups
+
+
+def sidebar_entries() -> list[dict[str, Any]]:
+    """Every entry of the sidebar, one group per job (titles in the active language, links reversed)."""
     return [
         {"title": _("Today"), "items": [
             _entry(_("Inbox"), "inbox", "admin:crm_lead_inbox", "crm.view_lead"),

@@ -20,6 +20,8 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from crm.feed.imports import import_preview, import_record_cancel, import_record_confirm, import_record_create
 from crm.feed.resources import feed_export_csv, feed_export_headers, feed_export_xlsx
@@ -36,8 +38,8 @@ PREVIEW_ERRORS_SHOWN = 500
 
 
 class ImportForm(forms.Form):
-    file = forms.FileField(help_text="CSV (UTF-8) or XLSX, a header row naming the columns.")
-    company = forms.ModelChoiceField(queryset=Company.objects.none(), empty_label=None)
+    file = forms.FileField(label=gettext_lazy("File"), help_text=gettext_lazy("CSV (UTF-8) or XLSX, a header row naming the columns."))
+    company = forms.ModelChoiceField(label=gettext_lazy("Company"), queryset=Company.objects.none(), empty_label=None)
 
     def __init__(self, *args, companies, **kwargs):
         super().__init__(*args, **kwargs)
@@ -129,7 +131,7 @@ class FeedImportExportMixin:
                 if record.status == ImportRecord.Status.COMPLETED:
                     self.message_user(request, _summary(record), messages.SUCCESS)
             elif "cancel" in request.POST and import_record_cancel(import_record=record):
-                self.message_user(request, "Import cancelled; rows already imported stay.", messages.WARNING)
+                self.message_user(request, _("Import cancelled; rows already imported stay."), messages.WARNING)
             return redirect(self._status_url(record))
         preview = None
         if record.status == ImportRecord.Status.PREVIEWED:
@@ -182,8 +184,11 @@ class FeedImportExportMixin:
 
 
 def _summary(record: ImportRecord) -> str:
-    return (f"Imported {record.file_name}: {record.created_count} created, {record.updated_count} updated, "
-            f"{record.unchanged_count} unchanged, {record.error_count} with errors.")
+    return _("Imported %(file)s: %(created)d created, %(updated)d updated, %(unchanged)d unchanged, "
+             "%(errors)d with errors.") % {
+        "file": record.file_name, "created": record.created_count, "updated": record.updated_count,
+        "unchanged": record.unchanged_count, "errors": record.error_count,
+    }
 
 
 @admin.register(ImportRecord)
@@ -201,13 +206,13 @@ class ImportRecordAdmin(TenantScopedAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).defer("data", "errors")
 
-    @admin.display(description="file")
+    @admin.display(description=gettext_lazy("file"))
     def open_link(self, record: ImportRecord) -> str:
         model_name = ADMIN_OF_KIND[record.kind]
         url = reverse(f"admin:crm_{model_name}_import_status", args=[record.pk])
         return format_html('<a href="{}">{}</a>', url, record.file_name)
 
-    @admin.display(description="progress")
+    @admin.display(description=gettext_lazy("progress"))
     def progress(self, record: ImportRecord) -> str:
         return f"{record.percent}%"
 

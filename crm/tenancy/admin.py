@@ -182,6 +182,14 @@ class TenantScopedAdmin(TenantScopedMixin, BaseAdmin):
         super().__init__(model, admin_site)
         _company_paths.setdefault(model, self.company_field)
 
+    def get_list_display(self, request):
+        """The company column is dropped for a person of one company: it would say the same on every row."""
+        list_display = super().get_list_display(request)
+        company_ids = company_ids_for_user(user=request.user)
+        if company_ids is not None and len(company_ids) <= 1 and self.company_field in list_display:
+            list_display = [name for name in list_display if name != self.company_field]
+        return list_display
+
     def get_list_filter(self, request):
         """Related filters list only the user's rows; a company filter is dropped when there is one company."""
         company_ids = company_ids_for_user(user=request.user)

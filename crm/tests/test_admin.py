@@ -446,16 +446,17 @@ def test_far_bigger_filtered_list_shows_the_planner_estimate_without_counting(al
     assert response.context["cl"].result_count == 12  # fresh statistics: the estimate is exact here
 
 
-def test_date_hierarchy_lists_years_and_months_from_the_range(alice_client, company):
-    # given: bookings in March 2024 and in January and November 2026 only
-    for moment in ["2024-03-10T10:00:00Z", "2026-01-05T10:00:00Z", "2026-11-01T10:00:00Z"]:
+def test_date_hierarchy_lists_years_months_and_days_from_the_range(alice_client, company):
+    # given: bookings in March 2024, in January 2026 and on the 1st and 3rd of November 2026 only
+    for moment in ["2024-03-10T10:00:00Z", "2026-01-05T10:00:00Z", "2026-11-01T10:00:00Z", "2026-11-03T09:00:00Z"]:
         BookingFactory(company=company, scheduled_at=dt.datetime.fromisoformat(moment))
     url = reverse("admin:crm_booking_changelist")
     # when
     with CaptureQueriesContext(connection) as captured:
         years = alice_client.get(url)
     months = alice_client.get(url, {"scheduled_at__year": "2026"})
-    days = alice_client.get(url, {"scheduled_at__year": "2026", "scheduled_at__month": "11"})
+    with CaptureQueriesContext(connection) as captured_days:
+        days = alice_client.get(url, {"scheduled_at__year": "2026", "scheduled_at__month": "11"})
     # then: every year between the first and the last, without a DISTINCT over the rows
     assert [choice["title"] for choice in _hierarchy(years)] == [
         "2024", "2025", "2026",
@@ -463,7 +464,10 @@ def test_date_hierarchy_lists_years_and_months_from_the_range(alice_client, comp
     assert not any("DISTINCT" in query["sql"] and "crm_booking" in query["sql"] for query in captured.captured_queries)
     assert [choice["title"] for choice in _hierarchy(months)] == [f"{month} 2026" for month in [
         "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November"]]
-    assert [choice["title"] for choice in _hierarchy(days)] == ["November 1"]
+    # ... and the days of a month from its first to its last booking, without one either
+    assert [choice["title"] for choice in _hierarchy(days)] == ["November 1", "November 2", "November 3"]
+    assert not any("DISTINCT" in query["sql"] and "crm_booking" in query["sql"]
+                   for query in captured_days.captured_queries)
 
 
 def _hierarchy(response):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.utils.translation import gettext_lazy
 
 from crm.tenancy.admin import TenantScopedAdmin
 from engage.ai.models import AIConfig, AISession, BannedPhrase, FallbackText, KnowledgeDoc
@@ -14,7 +15,8 @@ from shokti.admin import https_formfield
 class AIConfigForm(forms.ModelForm):
     api_key = forms.CharField(
         required=False, widget=forms.PasswordInput(render_value=False),
-        help_text="Write-only. Leave empty to keep the stored key; type a single '-' to remove it.",
+        label=gettext_lazy("API key"),
+        help_text=gettext_lazy("Write-only. Leave empty to keep the stored key; type a single '-' to remove it."),
     )
 
     class Meta:
@@ -40,14 +42,14 @@ class AIConfigAdmin(TenantScopedAdmin):
     ordering = ["company__name"]
     fieldsets = [
         (None, {"fields": ["company", "model", "temperature", "max_tokens", "system_prompt", "is_reply_enabled"]}),
-        ("Endpoint (optional)", {"fields": ["api_base_url", "api_key"]}),
-        ("Follow-ups and hand-off", {"fields": ["followup_after_hours", "followup_cadence_hours", "followup_max",
+        (gettext_lazy("Endpoint (optional)"), {"fields": ["api_base_url", "api_key"]}),
+        (gettext_lazy("Follow-ups and hand-off"), {"fields": ["followup_after_hours", "followup_cadence_hours", "followup_max",
                                                 "handoff_keywords"]}),
-        ("Safety", {"fields": ["sms_max_segments", "required_link", "allowed_contact_details", "allowed_link_domains",
+        (gettext_lazy("Safety"), {"fields": ["sms_max_segments", "required_link", "allowed_contact_details", "allowed_link_domains",
                                "is_moderation_enabled", "is_tone_judge_enabled", "time_budget_seconds"]}),
     ]
 
-    @admin.display(boolean=True, description="own key")
+    @admin.display(boolean=True, description=gettext_lazy("own key"))
     def has_own_key(self, config: AIConfig) -> bool:
         return bool(config.api_key)
 

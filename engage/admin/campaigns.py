@@ -15,8 +15,10 @@ from django.db.models import Count
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.template.loader import render_to_string
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from crm.tenancy.admin import TenantScopedAdmin
 from engage.campaigns.models import Campaign, CampaignRecipient, CampaignRun, ShortLink
@@ -42,7 +44,7 @@ def _recipients_url(**filters: object) -> str:
 class CampaignForm(forms.ModelForm):
     """The preset is a choice among the presets of the companies' engagement policies."""
 
-    preset = forms.ChoiceField(choices=[], help_text="Cadence, batch size and send window: set in Settings → Engagement policy.")
+    preset = forms.ChoiceField(choices=[], help_text=gettext_lazy("Cadence, batch size and send window: set in Settings → Engagement policy."))
 
     class Meta:
         model = Campaign
@@ -70,7 +72,7 @@ class CampaignAdmin(TenantScopedAdmin):
     ]
     actions = ["run_now", "dry_run", "dry_run_ignoring_window", "pause", "resume"]
 
-    @admin.display(description="Attribution funnel")
+    @admin.display(description=gettext_lazy("Attribution funnel"))
     def funnel(self, obj: Campaign) -> str:
         if obj.pk is None:
             return "-"
@@ -86,23 +88,25 @@ class CampaignAdmin(TenantScopedAdmin):
         )
         return format_html('<table class="campaign-funnel"><tr>{}</tr></table>', cells)
 
-    @admin.display(description="Recent runs")
+    @admin.display(description=gettext_lazy("Recent runs"))
     def recent_runs(self, obj: Campaign) -> str:
         if obj.pk is None:
             return "-"
         runs = obj.runs.order_by("-created_at", "-id")[:10]
         rows = format_html_join(
             "",
-            '<li><a href="{}">#{} {}{}</a>: {} sent, {} failed, {} skipped, {} rendered</li>',
+            '<li><a href="{}">#{} {}{}</a>: {}</li>',
             (
                 (
-                    reverse("admin:engage_campaignrun_change", args=[run.pk]), run.pk, run.status,
-                    " (dry run)" if run.is_dry_run else "", run.sent, run.failed, run.skipped, run.rendered,
+                    reverse("admin:engage_campaignrun_change", args=[run.pk]), run.pk, run.get_status_display(),
+                    _(" (dry run)") if run.is_dry_run else "",
+                    _("%(sent)d sent, %(failed)d failed, %(skipped)d skipped, %(rendered)d rendered") % {
+                        "sent": run.sent, "failed": run.failed, "skipped": run.skipped, "rendered": run.rendered},
                 )
                 for run in runs
             ),
         )
-        return format_html("<ul>{}</ul>", rows) if rows else "No runs yet."
+        return format_html("<ul>{}</ul>", rows) if rows else _("No runs yet.")
 
     def _trigger(self, request, queryset, *, is_dry_run: bool, ignores_send_window: bool = False) -> None:
         queued: list[CampaignRun] = []
@@ -120,18 +124,25 @@ class CampaignAdmin(TenantScopedAdmin):
                 locked += 1
             else:
                 queued.append(run)
-        kind = "dry run" if is_dry_run else "run"
         links = format_html_join(", ", '<a href="{}">{} #{}</a>', (
             (reverse("admin:engage_campaignrun_change", args=[run.pk]), run.campaign.name, run.pk) for run in queued
         ))
         if queued:
-            self.message_user(request, format_html("{} {}(s) queued: {}.", len(queued), kind, links), messages.SUCCESS)
-        else:
-            self.message_user(request, f"No {kind} queued.", messages.INFO)
-        if locked:
-            self.message_user(
-                request, f"{locked} campaign(s) already had a run queued or running: recorded as locked.", messages.WARNING
+            queued_text = (
+                ngettext("%(count)d dry run queued: %(links)s.", "%(count)d dry runs queued: %(links)s.", len(queued))
+                if is_dry_run else ngettext("%(count)d run queued: %(links)s.", "%(count)d runs queued: %(links)s.",
+                                            len(queued))
             )
+            # the translated sentence is text; the links are HTML built above
+            self.message_user(request, mark_safe(escape(queued_text) % {"count": len(queued), "links": links}),
+                              messages.SUCCESS)
+        else:
+            self.message_user(request, _("No dry run queued.") if is_dry_run else _("No run queued."), messages.INFO)
+        if locked:
+            self.message_user(request, ngettext(
+                "%d campaign already had a run queued or running: recorded as locked.",
+                "%d campaigns already had a run queued or running: recorded as locked.", locked) % locked,
+                messages.WARNING)
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
@@ -199,29 +210,32 @@ class CampaignAdmin(TenantScopedAdmin):
         self.message_user(request, _("Queued: this page follows the run until it is done."), messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:engage_campaignrun_change", args=[run.pk]))
 
-    @admin.action(description="Run now", permissions=["change"])
+    @admin.action(description=gettext_lazy("Run now"), permissions=["change"])
     def run_now(self, request, queryset) -> None:
         self._trigger(request, queryset, is_dry_run=False)
 
-    @admin.action(description="Dry run (render, send nothing)", permissions=["change"])
+    @admin.action(description=gettext_lazy("Dry run (render, send nothing)"), permissions=["change"])
     def dry_run(self, request, queryset) -> None:
         self._trigger(request, queryset, is_dry_run=True)
 
-    @admin.action(description="Dry run ignoring the send window (a preview of everyone eligible)", permissions=["change"])
+    @admin.action(description=gettext_lazy("Dry run ignoring the send window (a preview of everyone eligible)"),
+                  permissions=["change"])
     def dry_run_ignoring_window(self, request, queryset) -> None:
         self._trigger(request, queryset, is_dry_run=True, ignores_send_window=True)
 
-    @admin.action(description="Pause (the daily run skips it)", permissions=["change"])
+    @admin.action(description=gettext_lazy("Pause (the daily run skips it)"), permissions=["change"])
     def pause(self, request, queryset) -> None:
         for campaign in queryset:
             campaign_pause(campaign=campaign)
-        self.message_user(request, f"{len(queryset)} campaign(s) paused.", messages.SUCCESS)
+        self.message_user(request, ngettext("%d campaign paused.", "%d campaigns paused.", len(queryset)) % len(queryset),
+                          messages.SUCCESS)
 
-    @admin.action(description="Resume", permissions=["change"])
+    @admin.action(description=gettext_lazy("Resume"), permissions=["change"])
     def resume(self, request, queryset) -> None:
         for campaign in queryset:
             campaign_resume(campaign=campaign)
-        self.message_user(request, f"{len(queryset)} campaign(s) resumed.", messages.SUCCESS)
+        self.message_user(request, ngettext("%d campaign resumed.", "%d campaigns resumed.", len(queryset)) % len(queryset),
+                          messages.SUCCESS)
 
 
 @admin.register(CampaignRun)
@@ -245,7 +259,7 @@ class CampaignRunAdmin(TenantScopedAdmin):
     # What people read first; the rest (preset, cursor, slices, job...) folds under "Details".
     fieldsets = [
         (None, {"fields": ["campaign", "status", "is_dry_run", "summary", "recipients_link"]}),
-        ("Details", {"classes": ["collapse"], "fields": [
+        (gettext_lazy("Details"), {"classes": ["collapse"], "fields": [
             "company", "trigger", "triggered_by", "promo_code", "total_eligible", "sent", "failed", "skipped",
             "rendered", "reasons", "preset", "correlation_id", "job", "slices", "cursor", "error", "created_at",
             "started_at", "finished_at", "duration",
@@ -272,7 +286,7 @@ class CampaignRunAdmin(TenantScopedAdmin):
         """GET the run's progress and funnel as JSON (the run page polls it until the run is done)."""
         run = self.get_object(request, unquote(object_id))
         if run is None:
-            return JsonResponse({"error": {"code": "not_found", "message": "No run with this id.", "fields": {}}},
+            return JsonResponse({"error": {"code": "not_found", "message": _("No run with this id."), "fields": {}}},
                                 status=404)
         return JsonResponse(run_progress(run))
 
@@ -299,11 +313,11 @@ class CampaignRunAdmin(TenantScopedAdmin):
                               messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:engage_campaignrun_change", args=[run.pk]))
 
-    @admin.display(description="duration (s)")
+    @admin.display(description=gettext_lazy("duration (s)"))
     def duration(self, obj: CampaignRun) -> float | None:
         return obj.duration_seconds
 
-    @admin.display(description="What happened")
+    @admin.display(description=gettext_lazy("What happened"))
     def summary(self, obj: CampaignRun) -> str:
         summary = campaign_run_summary(run=obj)
         labels = dict(CampaignRecipient.Reason.choices)
@@ -317,7 +331,7 @@ class CampaignRunAdmin(TenantScopedAdmin):
             "recipients_url": _recipients_url(run__exact=obj.pk),
         })
 
-    @admin.display(description="Skip and fallback reasons")
+    @admin.display(description=gettext_lazy("Skip and fallback reasons"))
     def reasons(self, obj: CampaignRun) -> str:
         rows = (
             CampaignRecipient.objects.filter(run_id=obj.pk)
@@ -332,18 +346,18 @@ class CampaignRunAdmin(TenantScopedAdmin):
             '<li><a href="{}">{}</a>: {}</li>',
             ((_recipients_url(run__exact=obj.pk, reason=row["reason"]), labels.get(row["reason"], row["reason"]), row["count"]) for row in rows),
         )
-        return format_html("<ul>{}</ul>", items) if items else "None."
+        return format_html("<ul>{}</ul>", items) if items else _("None.")
 
-    @admin.display(description="Recipients")
+    @admin.display(description=gettext_lazy("Recipients"))
     def recipients_link(self, obj: CampaignRun) -> str:
         return format_html(
-            '<a href="{}">All recipients of this run</a> · <a href="{}">failed</a> · <a href="{}">skipped</a>',
-            _recipients_url(run__exact=obj.pk),
-            _recipients_url(run__exact=obj.pk, status__exact="failed"),
-            _recipients_url(run__exact=obj.pk, status__exact="skipped"),
+            '<a href="{}">{}</a> · <a href="{}">{}</a> · <a href="{}">{}</a>',
+            _recipients_url(run__exact=obj.pk), _("All recipients of this run"),
+            _recipients_url(run__exact=obj.pk, status__exact="failed"), _("failed"),
+            _recipients_url(run__exact=obj.pk, status__exact="skipped"), _("skipped"),
         )
 
-    @admin.action(description="Cancel", permissions=["change"])
+    @admin.action(description=gettext_lazy("Cancel"), permissions=["change"])
     def cancel(self, request, queryset) -> None:
         cancelled = 0
         for run in queryset:
@@ -351,13 +365,15 @@ class CampaignRunAdmin(TenantScopedAdmin):
                 campaign_run_cancel(run=run)
                 cancelled += 1
             except ValidationError as error:
-                self.message_user(request, f"Run #{run.pk}: {'; '.join(error.messages)}", messages.WARNING)
-        self.message_user(request, f"{cancelled} run(s) cancelled.", messages.SUCCESS if cancelled else messages.INFO)
+                self.message_user(request, _("Run #%(run)d: %(errors)s") % {"run": run.pk, "errors": "; ".join(error.messages)},
+                                  messages.WARNING)
+        self.message_user(request, ngettext("%d run cancelled.", "%d runs cancelled.", cancelled) % cancelled,
+                          messages.SUCCESS if cancelled else messages.INFO)
 
-    @admin.action(description="Retry failed recipients", permissions=["change"])
+    @admin.action(description=gettext_lazy("Retry failed recipients"), permissions=["change"])
     def retry_failed(self, request, queryset) -> None:
         total = sum(campaign_run_retry_failed(run=run) for run in queryset)
-        self.message_user(request, f"{total} failed recipient(s) queued again; sent ones were left alone.", messages.SUCCESS)
+        self.message_user(request, _("%d failed recipient(s) queued again; sent ones were left alone.") % total, messages.SUCCESS)
 
 
 def run_progress(run: CampaignRun) -> dict:
@@ -399,12 +415,12 @@ class CampaignRecipientAdmin(TenantScopedAdmin):
         # The body can be long: not needed by the list.
         return super().get_queryset(request).defer("body")
 
-    @admin.display(description="note")
+    @admin.display(description=gettext_lazy("note"))
     def note(self, obj: CampaignRecipient) -> str:
         """What happened that is not a failure: a fallback sent, a skip's detail."""
         return "" if obj.status == CampaignRecipient.Status.FAILED else obj.error
 
-    @admin.display(description="error")
+    @admin.display(description=gettext_lazy("error"))
     def problem(self, obj: CampaignRecipient) -> str:
         return obj.error if obj.status == CampaignRecipient.Status.FAILED else ""
 

@@ -14,6 +14,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from crm.admin import LeadAdmin as CrmLeadAdmin
 from crm.models import Lead, Stage
@@ -63,19 +65,19 @@ class EnrollmentAdmin(TenantScopedAdmin):
     def has_add_permission(self, request):
         return False  # enroll from the lead list ("Enroll in a sequence…"), which validates
 
-    @admin.action(description="Stop the selected enrollments", permissions=["change"])
+    @admin.action(description=gettext_lazy("Stop the selected enrollments"), permissions=["change"])
     def stop(self, request, queryset):
         stopped = sum(enrollment_stop(enrollment=enrollment, reason=f"stopped by {request.user}")
                       for enrollment in queryset[:ENROLL_LIMIT])
-        self.message_user(request, f"Stopped {stopped} enrollment(s).", messages.SUCCESS)
+        self.message_user(request, _("Stopped %d enrollment(s).") % stopped, messages.SUCCESS)
 
 
 class ManualReplyForm(forms.Form):
-    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), max_length=4096)
+    body = forms.CharField(label=gettext_lazy("Reply"), widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), max_length=4096)
 
 
 class EnrollForm(forms.Form):
-    sequence = forms.ModelChoiceField(queryset=Sequence.objects.none(), empty_label=None)
+    sequence = forms.ModelChoiceField(label=gettext_lazy("Sequence"), queryset=Sequence.objects.none(), empty_label=None)
 
     def __init__(self, *args, sequences, **kwargs):
         super().__init__(*args, **kwargs)
@@ -83,11 +85,11 @@ class EnrollForm(forms.Form):
 
 
 class HandoffFilter(admin.SimpleListFilter):
-    title = "hand-off"
+    title = gettext_lazy("hand-off")
     parameter_name = "handoff"
 
     def lookups(self, request, model_admin):
-        return [("requested", "Asked for a human"), ("paused", "AI paused"), ("ai", "AI active")]
+        return [("requested", _("Asked for a human")), ("paused", _("AI paused")), ("ai", _("AI active"))]
 
     def queryset(self, request, queryset):
         if self.value() == "requested":
@@ -165,38 +167,38 @@ class LeadAdmin(ConsoleViews, CrmLeadAdmin):
             raise PermissionDenied
         if operation == "take_over":
             lead_take_over(lead=lead, actor=request.user)
-            self.message_user(request, "You have the conversation: the AI is paused for this lead.", messages.SUCCESS)
+            self.message_user(request, _("You have the conversation: the AI is paused for this lead."), messages.SUCCESS)
         elif operation == "hand_back":
             lead_hand_back(lead=lead, actor=request.user)
-            self.message_user(request, "Handed back: the AI answers this lead again.", messages.SUCCESS)
+            self.message_user(request, _("Handed back: the AI answers this lead again."), messages.SUCCESS)
         elif operation == "reply":
             form = ManualReplyForm(request.POST)
             try:
                 if not form.is_valid():
-                    raise ValidationError(form.errors.get("body") or "Type a reply.")
+                    raise ValidationError(form.errors.get("body") or _("Type a reply."))
                 lead_manual_reply(lead=lead, actor=request.user, body=form.cleaned_data["body"])
             except ValidationError as error:
-                self.message_user(request, f"Not sent: {validation_error_text(error)}", messages.ERROR)
+                self.message_user(request, _("Not sent: %s") % validation_error_text(error), messages.ERROR)
             else:
-                self.message_user(request, f"Reply queued on {lead.get_channel_display()}.", messages.SUCCESS)
+                self.message_user(request, _("Reply queued on %s.") % lead.get_channel_display(), messages.SUCCESS)
         elif operation == "stage":
             stage_id = request.POST.get("stage", "")
             stage = Stage.objects.filter(pk=int(stage_id), pipeline_id=lead.pipeline_id).first() if (
                 stage_id.isdigit()) else None
             if stage is None:
-                self.message_user(request, "Not moved: pick a stage of this lead's pipeline.", messages.ERROR)
+                self.message_user(request, _("Not moved: pick a stage of this lead's pipeline."), messages.ERROR)
             elif stage.pk != lead.stage_id:
                 self.lead_stage_move(lead=lead, stage=stage, actor=request.user)
-                self.message_user(request, f"Moved to {stage.name}.", messages.SUCCESS)
+                self.message_user(request, _("Moved to %s.") % stage.name, messages.SUCCESS)
         else:
             raise Http404("Unknown hand-off operation.")
         return HttpResponseRedirect(reverse("admin:crm_lead_change", args=[lead.pk]))
 
-    @admin.action(description="Enroll in a sequence…", permissions=["change"])
+    @admin.action(description=gettext_lazy("Enroll in a sequence…"), permissions=["change"])
     def enroll_in_sequence(self, request, queryset):
         leads = list(queryset.select_related("contact", "company", "pipeline")[: ENROLL_LIMIT + 1])
         if len(leads) > ENROLL_LIMIT:
-            self.message_user(request, f"Select at most {ENROLL_LIMIT} leads.", messages.ERROR)
+            self.message_user(request, _("Select at most %d leads.") % ENROLL_LIMIT, messages.ERROR)
             return None
         sequences = Sequence.objects.filter(
             company_id__in={lead.company_id for lead in leads}, is_active=True
@@ -208,22 +210,23 @@ class LeadAdmin(ConsoleViews, CrmLeadAdmin):
             refused: list[str] = []
             for lead in leads:
                 try:
-                    _, created = sequence_enroll(sequence=sequence, lead=lead, actor=request.user, source="admin")
+                    _enrollment, created = sequence_enroll(sequence=sequence, lead=lead, actor=request.user, source="admin")
                 except ValidationError as error:
                     refused.append(f"{lead.contact}: {validation_error_text(error)}")
                     continue
                 enrolled += created
                 already += not created
-            report = f"Enrolled {enrolled} lead(s) in {sequence}."
+            report = _("Enrolled %(count)d lead(s) in %(sequence)s.") % {"count": enrolled, "sequence": sequence}
             if already:
-                report += f" {already} already enrolled."
+                report += " " + _("%d already enrolled.") % already
             if refused:
-                report += f" {len(refused)} refused ({'; '.join(refused[:5])})."
+                report += " " + _("%(count)d refused (%(reasons)s).") % {"count": len(refused),
+                                                                        "reasons": "; ".join(refused[:5])}
             self.message_user(request, report, messages.SUCCESS if enrolled else messages.WARNING)
             return None
         context = {
             **self.admin_site.each_context(request),
-            "title": "Enroll leads in a sequence",
+            "title": _("Enroll leads in a sequence"),
             "opts": self.opts,
             "leads": leads,
             "form": form,

@@ -8,6 +8,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from crm.tenancy.admin import TenantScopedAdmin
 from engage.ledger.models import Job
@@ -18,7 +20,7 @@ from engage.ledger.services import job_cancel, job_replay
 class TaskNameFilter(admin.SimpleListFilter):
     """Task names from the handler registry: no DISTINCT scan over the ledger."""
 
-    title = "task"
+    title = gettext_lazy("task")
     parameter_name = "task_name"
 
     def lookups(self, request, model_admin):
@@ -95,16 +97,16 @@ class JobAdmin(TenantScopedAdmin):
             raise Http404("Unknown operation.")
         return HttpResponseRedirect(reverse("admin:engage_job_change", args=[job.pk]))
 
-    @admin.display(description="attempts")
+    @admin.display(description=gettext_lazy("attempts"))
     def attempts_display(self, job):
         return f"{job.attempts}/{job.max_attempts}"
 
-    @admin.display(description="messages")
+    @admin.display(description=gettext_lazy("messages"))
     def messages_display(self, job):
         rows = job.messages.order_by("id").values_list("id", "direction", "channel", "status")
         return format_html_join(", ", "#{} {} {} ({})", rows) or "-"
 
-    def _apply(self, request, queryset, service, verb):
+    def _apply(self, request, queryset, service, *, done_text, refused_text):
         done, refused = 0, []
         for job_id in queryset.values_list("pk", flat=True):
             job = Job(pk=job_id)  # the service locks and re-reads the row
@@ -114,19 +116,19 @@ class JobAdmin(TenantScopedAdmin):
             except ValidationError as error:
                 refused.append(f"#{job.pk}: {'; '.join(error.messages)}")
         if done:
-            self.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS)
+            self.message_user(request, done_text % done, messages.SUCCESS)
         if refused:
-            self.message_user(request, f"Not {verb.lower()}: " + " ".join(refused[:20]), messages.WARNING)
+            self.message_user(request, refused_text % " ".join(refused[:20]), messages.WARNING)
 
-    @admin.action(description="Replay selected dead/failed jobs", permissions=["change"])
+    @admin.action(description=gettext_lazy("Replay selected dead/failed jobs"), permissions=["change"])
     def replay_selected(self, request, queryset):
-        self._apply(request, queryset, job_replay, "Replayed")
+        self._apply(request, queryset, job_replay, done_text=_("Replayed %d job(s)."), refused_text=_("Not replayed: %s"))
 
-    @admin.action(description="Cancel selected queued/failed jobs", permissions=["change"])
+    @admin.action(description=gettext_lazy("Cancel selected queued/failed jobs"), permissions=["change"])
     def cancel_selected(self, request, queryset):
         user = request.user
 
         def cancel(*, job):
             return job_cancel(job=job, reason=f"Cancelled by {user} in the admin.")
 
-        self._apply(request, queryset, cancel, "Cancelled")
+        self._apply(request, queryset, cancel, done_text=_("Cancelled %d job(s)."), refused_text=_("Not cancelled: %s"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.html import format_html_join
 from django.utils.text import Truncator
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from crm.tenancy.admin import TenantScopedAdmin
 from engage.messaging.models import Message, MessageAttachment
@@ -68,12 +70,13 @@ class MessageAdmin(TenantScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="body")
+    @admin.display(description=gettext_lazy("body"))
     def body_preview(self, message):
         return Truncator(message.body).chars(60)
 
-    @admin.display(description="history")
+    @admin.display(description=gettext_lazy("history"))
     def delivery_history(self, message):
-        steps = [(label, value) for label, value in [("created", message.created_at), ("sent", message.sent_at),
-                 ("delivered", message.delivered_at), ("read", message.read_at), ("failed", message.failed_at)] if value]
+        steps = [(label, value) for label, value in [
+            (_("created"), message.created_at), (_("sent"), message.sent_at), (_("delivered"), message.delivered_at),
+            (_("read"), message.read_at), (_("failed"), message.failed_at)] if value]
         return format_html_join(" → ", "{} {}", ((label, f"{value:%Y-%m-%d %H:%M:%S}") for label, value in steps))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from crm.tenancy.admin import TenantScopedAdmin, TenantScopedInline
 from engage.policy.models import CampaignPreset, EngagementPolicy
@@ -41,7 +43,7 @@ class EngagementPolicyAdmin(TenantScopedAdmin):
     fieldsets = [
         (None, {"fields": ["company", "default_preset", "attribution_window_hours", "updated_at"]}),
         (
-            "Frequency caps (calendar days and weeks in the contact's time zone)",
+            gettext_lazy("Frequency caps (calendar days and weeks in the contact's time zone)"),
             {
                 "fields": [
                     ("customer_daily_limit", "customer_weekly_limit", "customer_min_hours_between"),
@@ -50,7 +52,7 @@ class EngagementPolicyAdmin(TenantScopedAdmin):
             },
         ),
         (
-            "Feature flags",
+            gettext_lazy("Feature flags"),
             {
                 "fields": [
                     "is_smartengage_enabled",
@@ -70,7 +72,7 @@ class EngagementPolicyAdmin(TenantScopedAdmin):
         if not change:  # a new policy starts with the seed's presets (besides any added inline)
             policy_presets_restore(company=form.instance.company, policy=form.instance)
 
-    @admin.action(description="Restore the missing default campaign presets")
+    @admin.action(description=gettext_lazy("Restore the missing default campaign presets"))
     def restore_default_presets(self, request, queryset):
         created = sum(policy_presets_restore(company=policy.company) for policy in queryset.select_related("company"))
-        self.message_user(request, f"{created} preset(s) restored.", messages.SUCCESS)
+        self.message_user(request, _("%d preset(s) restored.") % created, messages.SUCCESS)

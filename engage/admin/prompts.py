@@ -7,6 +7,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from crm.tenancy.admin import TenantScopedAdmin, TenantScopedInline
 from engage.prompts.models import PromptTemplate, PromptTemplateVersion
@@ -43,10 +45,10 @@ class PromptTemplateAdmin(TemplateStudioMixin, TenantScopedAdmin):
     inlines = [PromptTemplateVersionInline]
     ordering = ["company", "agent_type", "locale", "name"]
 
-    @admin.display(description="studio")
+    @admin.display(description=gettext_lazy("studio"))
     def studio_link(self, template: PromptTemplate) -> str:
         url = reverse("admin:engage_prompttemplate_studio", args=[template.pk])
-        return format_html('<a class="button" href="{}">Open the studio</a>', url)
+        return format_html('<a class="button" href="{}">{}</a>', url, _("Open the studio"))
 
 
 class PromptTemplateVersionForm(forms.ModelForm):
@@ -103,11 +105,11 @@ class PromptTemplateVersionAdmin(TenantScopedAdmin):
     def has_publish_permission(self, request) -> bool:
         return request.user.has_perm("engage.publish_prompttemplate")
 
-    @admin.action(description="Approve the selected version (archives the approved one)", permissions=["publish"])
+    @admin.action(description=gettext_lazy("Approve the selected version (archives the approved one)"), permissions=["publish"])
     def approve(self, request, queryset):
         versions = list(queryset[:2])
         if len(versions) != 1:
-            self.message_user(request, "Select exactly one version to approve.", messages.ERROR)
+            self.message_user(request, _("Select exactly one version to approve."), messages.ERROR)
             return
         try:
             # The studio's publish/rollback: the permission's rules and the timeline event.
@@ -116,4 +118,4 @@ class PromptTemplateVersionAdmin(TenantScopedAdmin):
         except ValidationError as error:
             self.message_user(request, validation_error_text(error), messages.ERROR)
             return
-        self.message_user(request, f"Approved {version}.", messages.SUCCESS)
+        self.message_user(request, _("Approved %s.") % version, messages.SUCCESS)

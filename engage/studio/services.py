@@ -18,6 +18,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Avg, Count, F, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from jinja2 import TemplateSyntaxError, meta
 
 from crm.models import Booking, Channel, Company, Customer, Lead, User, Worker
@@ -85,7 +87,8 @@ def template_body_lint(*, agent_type: str, body: str) -> dict[str, Any]:
     try:
         used = set(meta.find_undeclared_variables(_environment.parse(body)))
     except TemplateSyntaxError as error:
-        return {"error": f"Template syntax error on line {error.lineno}: {error.message}", "line": error.lineno,
+        return {"error": _("Template syntax error on line %(line)d: %(message)s") % {"line": error.lineno, "message": error.message},
+                "line": error.lineno,
                 "variables": [], "unknown": []}
     return {"error": "", "line": None, "variables": sorted(used & declared), "unknown": sorted(used - declared)}
 
@@ -100,7 +103,7 @@ def template_version_get(*, template: PromptTemplate, number: Any) -> PromptTemp
     try:
         return template.versions.select_related("author", "approved_by").get(number=int(number))
     except (TypeError, ValueError, PromptTemplateVersion.DoesNotExist):
-        raise ValidationError({"version": f"No version {number!r} of this template."}) from None
+        raise ValidationError({"version": _("No version %r of this template.") % number}) from None
 
 
 def template_versions_diff(*, template: PromptTemplate, from_number: Any, to_number: Any) -> str:
@@ -142,16 +145,16 @@ def subject_for(*, company: Company, agent_type: str, subject_id: Any = None) ->
     if subject_id in (None, ""):
         context = {name: f"[{name}]" for name in TEMPLATE_VARIABLES.get(agent_type, {})}
         context["company_name"] = company.name
-        return Subject(kind=kind, pk=0, label="Sample values", phone="", email="", context=context)
+        return Subject(kind=kind, pk=0, label=_("Sample values"), phone="", email="", context=context)
     try:
         subject_pk = int(subject_id)
     except (TypeError, ValueError):
-        raise ValidationError({"subject_id": "Pick a person from the list."}) from None
+        raise ValidationError({"subject_id": _("Pick a person from the list.")}) from None
     builder = {"customer": _customer_subject, "lead": _lead_subject, "worker": _worker_subject}[kind]
     subject = builder(company=company, pk=subject_pk)
     if subject is None:
         # Another company's person answers like no person at all.
-        raise ValidationError({"subject_id": f"No {kind} {subject_pk} in this company."})
+        raise ValidationError({"subject_id": _("No %(kind)s %(id)s in this company.") % {"kind": kind, "id": subject_pk}})
     return subject
 
 
@@ -221,7 +224,9 @@ def _sample_link(channel: str) -> str:
     return short_url(code="x" * SHORT_CODE_LENGTH) if channel in SHORT_LINK_CHANNELS else SAMPLE_SIGNED_LINK
 
 
-NO_SAMPLE_NOTE = "Type a sample message or generate one with the model: the safety filter judges a message, never the prompt."
+NO_SAMPLE_NOTE = gettext_lazy(
+    "Type a sample message or generate one with the model: the safety filter judges a message, never the prompt."
+)
 
 
 def _channel_report(
@@ -290,7 +295,7 @@ def template_preview(
         "subject": {"kind": subject.kind, "id": subject.pk or None, "label": subject.label},
         "checked_text": checked,
         "checked_is_sample": bool(checked),
-        "note": "" if checked else NO_SAMPLE_NOTE,
+        "note": "" if checked else str(NO_SAMPLE_NOTE),
         "channels": _channel_report(texts=texts, verdicts=verdicts, sms_max_segments=policy.sms_max_segments),
     }
 
@@ -337,10 +342,10 @@ def template_draft_save(*, template: PromptTemplate, body: str, author: User) ->
     """Save `body` as a new draft version (never an edit); an unchanged body of the newest version is refused."""
 
     if not body.strip():
-        raise ValidationError({"body": "The template is empty."})
+        raise ValidationError({"body": _("The template is empty.")})
     newest = template.versions.order_by("-number").values_list("body", flat=True).first()
     if newest is not None and newest == body:
-        raise ValidationError({"body": "Nothing changed since the newest version."})
+        raise ValidationError({"body": _("Nothing changed since the newest version.")})
     return template_version_create(template=template, body=body, author=author)
 
 

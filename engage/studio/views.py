@@ -26,6 +26,7 @@ from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.http import Http404, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import APIException
 
 from engage.prompts.models import PromptTemplate
@@ -99,15 +100,15 @@ class TemplateStudioMixin:
         """(template, data, None) or (None, None, error response) for a POST endpoint."""
         template = self._studio_template(request, object_id)
         if template is None:
-            return None, None, json_error(404, "not_found", "No such template.")
+            return None, None, json_error(404, "not_found", _("No such template."))
         if not request.user.has_perm(permission):
-            return None, None, json_error(403, "permission_denied", "You may not change this template.")
+            return None, None, json_error(403, "permission_denied", _("You may not change this template."))
         data = self._json_body(request)
         if data is None:
-            return None, None, json_error(400, "invalid", "The request body must be a JSON object.")
+            return None, None, json_error(400, "invalid", _("The request body must be a JSON object."))
         body = data.get("body", "")
         if not isinstance(body, str):
-            return None, None, json_error(400, "invalid", "body must be text.", {"body": ["Must be text."]})
+            return None, None, json_error(400, "invalid", _("body must be text."), {"body": [_("Must be text.")]})
         return template, data, None
 
     # --- the page ----------------------------------------------------------------------------------
@@ -115,7 +116,7 @@ class TemplateStudioMixin:
     def studio_view(self, request, object_id):
         template = self._studio_template(request, object_id)
         if template is None:
-            raise Http404("No such template.")
+            raise Http404(_("No such template."))
         versions = list(studio.template_versions(template=template))
         approved = next((version for version in versions if version.status == "approved"), None)
         # Open on the newest draft when one is newer than the live version, else on the live version
@@ -140,7 +141,7 @@ class TemplateStudioMixin:
         }
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Template studio: {template.name}",
+            "title": _("Template studio: %s") % template.name,
             "opts": self.opts,
             "original": template,
             "template_obj": template,
@@ -163,7 +164,7 @@ class TemplateStudioMixin:
     def _studio_post_call(self, request, object_id, *, permission: str, call, status: int = 200) -> JsonResponse:
         """POST only; the template scoped and the permission checked; `call(template, data)` -> the JSON answer."""
         if request.method != "POST":
-            return json_error(405, "method_not_allowed", "Use POST.")
+            return json_error(405, "method_not_allowed", _("Use POST."))
         template, data, error = self._studio_post(request, object_id, permission=permission)
         if error:
             return error
@@ -177,7 +178,7 @@ class TemplateStudioMixin:
         def call(template, data):
             sample_output = data.get("sample_output") or ""
             if not isinstance(sample_output, str):
-                raise ValidationError({"sample_output": "Must be text."})
+                raise ValidationError({"sample_output": _("Must be text.")})
             return studio.template_preview(template=template, body=data.get("body", ""),
                                            subject_id=data.get("subject_id"), sample_output=sample_output)
 
@@ -187,7 +188,7 @@ class TemplateStudioMixin:
         def call(template, data):
             channel = data.get("channel") or "sms"
             if channel not in {str(item) for item in studio.PREVIEW_CHANNELS}:
-                raise ValidationError({"channel": f"Unknown channel {channel!r}."})
+                raise ValidationError({"channel": _("Unknown channel %r.") % channel})
             return studio.template_sample_generate(template=template, body=data.get("body", ""),
                                                    subject_id=data.get("subject_id"), channel=channel)
 
@@ -217,7 +218,7 @@ class TemplateStudioMixin:
     def studio_subjects_view(self, request, object_id):
         template = self._studio_template(request, object_id)
         if template is None:
-            return json_error(404, "not_found", "No such template.")
+            return json_error(404, "not_found", _("No such template."))
         results = studio.subjects_search(company=template.company, agent_type=template.agent_type,
                                          query=request.GET.get("q", "")[:100])
         return JsonResponse({"kind": studio.SUBJECT_KIND_BY_AGENT_TYPE.get(template.agent_type, ""),
@@ -226,7 +227,7 @@ class TemplateStudioMixin:
     def studio_diff_view(self, request, object_id):
         template = self._studio_template(request, object_id)
         if template is None:
-            return json_error(404, "not_found", "No such template.")
+            return json_error(404, "not_found", _("No such template."))
         try:
             table = studio.template_versions_diff(template=template, from_number=request.GET.get("from"),
                                                   to_number=request.GET.get("to"))

@@ -95,7 +95,7 @@ def test_run_now_queues_a_run_whose_job_reminds_the_eligible_customers(client, a
     response = act(client, CAMPAIGNS, "run_now", campaign)
 
     # then a run is queued with its job, and nothing is sent until the job runs
-    assert response.status_code == 200 and "1 run(s) queued: " in shown(response)
+    assert response.status_code == 200 and "1 run queued: " in shown(response)
     run = CampaignRun.objects.get(campaign=campaign)
     assert (run.status, run.is_dry_run, run.triggered_by, run.trigger) == ("queued", False, alice, "admin")
     assert run.job.status == "queued" and not Message.objects.exists()
@@ -114,7 +114,7 @@ def test_dry_run_renders_every_reminder_and_sends_nothing(client, alice, campaig
 
     response = act(client, CAMPAIGNS, "dry_run", campaign)
 
-    assert "1 dry run(s) queued: " in shown(response)
+    assert "1 dry run queued: " in shown(response)
     run = run_to_end(CampaignRun.objects.get(campaign=campaign))
     assert (run.status, run.is_dry_run, run.rendered, run.sent) == ("completed", True, 3, 0)
     rows = list(run.recipients.all())
@@ -128,7 +128,7 @@ def test_dry_run_renders_every_reminder_and_sends_nothing(client, alice, campaig
 def test_pause_keeps_the_campaign_out_of_the_daily_run_and_resume_brings_it_back(client, alice, campaign):
     response = act(client, CAMPAIGNS, "pause", campaign)
 
-    assert "1 campaign(s) paused." in shown(response)
+    assert "1 campaign paused." in shown(response)
     campaign.refresh_from_db()
     assert campaign.is_paused
     assert campaigns_daily_run()["queued"] == 0
@@ -136,7 +136,7 @@ def test_pause_keeps_the_campaign_out_of_the_daily_run_and_resume_brings_it_back
 
     response = act(client, CAMPAIGNS, "resume", campaign)
 
-    assert "1 campaign(s) resumed." in shown(response)
+    assert "1 campaign resumed." in shown(response)
     campaign.refresh_from_db()
     assert not campaign.is_paused
     assert campaigns_daily_run()["queued"] == 1
@@ -155,7 +155,7 @@ def test_cancel_a_queued_run_cancels_its_job_and_it_sends_nothing(client, alice,
 
     response = act(client, RUNS, "cancel", run)
 
-    assert "1 run(s) cancelled." in shown(response)
+    assert "1 run cancelled." in shown(response)
     run.refresh_from_db()
     assert (run.status, run.job.status) == ("cancelled", "cancelled")
     assert run.finished_at is not None
@@ -190,7 +190,7 @@ def test_cancel_a_running_run_stops_it_after_the_current_batch(client, alice, ca
     run = run_to_end(run)
 
     # then the run was running when cancelled, and nobody after the first batch was reminded
-    assert seen["status"] == "running" and "1 run(s) cancelled." in seen["answer"]
+    assert seen["status"] == "running" and "1 run cancelled." in seen["answer"]
     assert (run.status, run.sent) == ("cancelled", 1)
     assert run.finished_at is not None
     assert sum(outbound_to(customer) for customer in customers) == 1
@@ -373,7 +373,7 @@ def test_a_superuser_sees_and_acts_on_every_company(client, campaign, other_comp
     response = act(client, CAMPAIGNS, "run_now", campaign, other)
 
     # then both are queued and each run reminds its own company's customer
-    assert "2 run(s) queued: " in shown(response)
+    assert "2 runs queued: " in shown(response)
     listing = shown(client.get(CAMPAIGNS))
     assert "Daily reminders" in listing and "Beta reminders" in listing
     for run in CampaignRun.objects.all():
@@ -384,7 +384,7 @@ def test_a_superuser_sees_and_acts_on_every_company(client, campaign, other_comp
     # and cancels a queued run of the other company
     act(client, CAMPAIGNS, "run_now", other)
     queued = CampaignRun.objects.get(status="queued")
-    assert "1 run(s) cancelled." in shown(act(client, RUNS, "cancel", queued))
+    assert "1 run cancelled." in shown(act(client, RUNS, "cancel", queued))
     queued.refresh_from_db()
     assert (queued.status, queued.job.status) == ("cancelled", "cancelled")
     assert CampaignRecipient.objects.filter(run=queued).count() == 0

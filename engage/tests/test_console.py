@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from crm.models import Event, Lead, Membership, Stage
 from crm.tests.factories import LeadFactory, StaffUserFactory
@@ -214,3 +215,24 @@ def test_the_console_speaks_bengali_when_the_person_chooses_it(client, staff_use
 
     client.post(reverse("set_language"), {"language": "en", "next": "/admin/"})
     assert "Needs a human" in client.get(reverse("admin:crm_lead_inbox")).content.decode()
+
+
+@pytest.fixture
+def english_afterwards():
+    """The language a request activated stays active in the thread: put English back for the next test."""
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+
+
+def test_action_messages_and_descriptions_speak_bengali_to_a_person_who_chose_it(english_afterwards, client, staff_user, three_conversations):
+    quiet, _waiting, _ = three_conversations
+    client.force_login(staff_user)
+    client.post(reverse("set_language"), {"language": "bn", "next": "/admin/"})
+
+    taken = client.post(reverse("admin:crm_lead_handoff", args=[quiet.pk, "take_over"]), follow=True)
+    leads = client.get(reverse("admin:crm_lead_changelist")).content.decode()
+
+    assert "কথোপকথন এখন আপনার: এই লিডের জন্য AI থামানো।" in taken.content.decode()
+    assert "বাছাই করা লিডগুলো একটি ধাপে সরান…" in leads  # the list action's description
+    assert "হস্তান্তর" in leads and "মানুষ চেয়েছেন" in leads  # a filter's title and choice
+    assert Lead.objects.get(pk=quiet.pk).is_ai_paused

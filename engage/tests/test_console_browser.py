@@ -191,3 +191,74 @@ def test_the_template_studio_fits_a_phone(browser, live_server, company):
     expect(page.locator(".CodeMirror")).to_be_visible()
     fits_the_width(page)
     shot(page, "phone-7-studio")
+
+
+def sidebar_links(user) -> list[tuple[str, str]]:
+    """(title, URL) of every sidebar entry `user` is shown (shokti.console's navigation)."""
+    from django.test import RequestFactory
+
+    from shokti.console import sidebar_navigation
+
+    request = RequestFactory().get("/admin/")
+    request.user = user
+    return [(str(item["title"]), item["link"]) for group in sidebar_navigation(request) for item in group["items"]]
+
+
+@pytest.mark.parametrize("size", ["laptop", "phone"])
+def test_an_admin_walks_every_page_of_the_sidebar_opens_the_settings_and_replays_a_dead_job(
+    browser, live_server, company, size
+):
+    from engage.policy.services import policy_get_or_create
+
+    # given: the company's owner, a superuser; a job that ended in the dead-letter queue
+    admin_user = StaffUserFactory(email="shirin@alpha.test", full_name="Shirin", is_superuser=True)
+    Membership.objects.create(user=admin_user, company=company, role=Membership.Role.OWNER)
+    policy = policy_get_or_create(company=company)
+    dead = Job.objects.create(company=company, task_name="webhook_reminder", idempotency_key="dead-1",
+                              status=Job.Status.DEAD, attempts=5, last_error="provider said no")
+    LeadFactory(company=company, contact__name="Karim")
+    links = sidebar_links(admin_user)
+    assert len(links) >= 40  # the admin sees every entry (CoachNova's too)
+
+    page = log_in(browser, live_server, admin_user, size, reverse("admin:index"))
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(f"console {message.type}: {message.text}")
+            if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    shot(page, f"{size}-8-admin-home")
+
+    # when: the admin opens every entry of the sidebar
+    for title, link in links:
+        response = page.goto(f"{live_server.url}{link}")
+        assert response.status == 200, (title, link, response.status)
+        assert page.locator(f'#nav-sidebar-inner a[href="{link}"]').count() >= 1, title
+    assert problems == []
+
+    # ... the settings: policy, AI, channels, API keys, users, each form opens without a browser error
+    settings_pages = {
+        "policy": reverse("admin:engage_engagementpolicy_change", args=[policy.pk]),
+        "ai": reverse("admin:engage_aiconfig_add"),
+        "channels": reverse("admin:channels_app_channelaccount_add"),
+        "api-keys": reverse("admin:crm_apikey_add"),
+        "users": reverse("admin:crm_user_change", args=[admin_user.pk]),
+    }
+    for name, link in settings_pages.items():
+        response = page.goto(f"{live_server.url}{link}")
+        assert response.status == 200, (name, response.status)
+        expect(page.locator("#content form, form#changelist-form, main form").first).to_be_visible()
+        fits_the_width(page)
+        shot(page, f"{size}-9-settings-{name}")
+    assert problems == []
+
+    # ... and replays the dead job from its page (it asks first)
+    page.goto(f"{live_server.url}{reverse('admin:engage_job_change', args=[dead.pk])}")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("#job-replay")
+    expect(page.get_by_text("Replayed 1 job(s).")).to_be_visible()
+    fits_the_width(page)
+    shot(page, f"{size}-10-job-replayed")
+
+    # then: the job is queued again from a fresh attempt count, and nothing went wrong in the browser
+    dead.refresh_from_db()
+    assert (dead.status, dead.attempts) == (Job.Status.QUEUED, 0)
+    assert problems == []

@@ -74,7 +74,7 @@ def test_a_dry_run_outside_the_window_says_so_and_a_preview_ignoring_it_renders_
 
     # The preview: the same customers, rendered, labelled as a preview.
     response = act(client, reverse("admin:engage_campaign_changelist"), "dry_run_ignoring_window", campaign)
-    assert "1 dry run(s) queued: " in shown(response)
+    assert "1 dry run queued: " in shown(response)
     preview = campaign.runs.order_by("-id").first()
     run_job(Job.objects.get(pk=preview.job_id))
     summary = campaign_run_summary(run=preview)

@@ -6,10 +6,11 @@ import datetime as dt
 import json
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from crm.models import Event, Membership
 from crm.tests.factories import (
@@ -459,3 +460,32 @@ def test_the_studio_opens_on_the_live_version_after_a_rollback_and_confirms_a_sa
 
     page = client.get(url("studio", reminder)).content.decode()
     assert '<strong id="editing-version">v1</strong> (approved)' in page
+
+
+@pytest.fixture
+def english_afterwards():
+    """The language a request activated stays active in the thread: put English back for the next test."""
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+
+
+@pytest.mark.django_db
+def test_the_studio_speaks_bengali_to_a_marketer_who_chose_it(english_afterwards, client, reminder, marketer):
+    client.force_login(marketer)
+    client.post(reverse("set_language"), {"language": "bn", "next": url("studio", reminder)})
+
+    page = client.get(url("studio", reminder), {"version": 1, "saved": 1}).content.decode()
+    catalog = client.get(reverse("admin:jsi18n")).content.decode()
+    refused = post_json(client, url("studio_save", reminder), {"body": ""})
+
+    # the page's own words, the saved note, and the JavaScript catalog the studio's script reads
+    assert '<html lang="bn"' in page
+    assert "নতুন খসড়া হিসেবে সংরক্ষণ করুন" in page and "Save as new draft" not in page
+    assert "খসড়া v1 হিসেবে সংরক্ষিত" in page and "সংস্করণ তুলনা করুন" not in page  # one version: no diff
+    assert f'src="{reverse("admin:jsi18n")}"' in page
+    assert json.dumps("আগে অজানা ভেরিয়েবলগুলো ঠিক করুন।") in catalog  # studio.js: "Fix the unknown variables first."
+    # an error the studio shows comes back in Bengali too
+    assert refused.status_code == 400 and "টেমপ্লেটটি ফাঁকা।" in json.dumps(refused.json(), ensure_ascii=False)
+
+    client.post(reverse("set_language"), {"language": "en", "next": "/admin/"})
+    assert "Save as new draft" in client.get(url("studio", reminder)).content.decode()

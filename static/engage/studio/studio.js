@@ -3,6 +3,11 @@
  * preview; save / publish / rollback / diff through the JSON admin endpoints (engage/studio/views.py). */
 (function () {
   "use strict";
+  // Django's JavaScript catalog (admin:jsi18n, loaded before this file) translates; English without it.
+  var gettext = window.gettext || function (text) { return text; };
+  var interpolate = window.interpolate || function (format, values) {
+    return format.replace(/%\(\w+\)s/g, function (match) { return String(values[match.slice(2, -2)]); });
+  };
   var PREVIEW_DELAY_MS = 400;
   var config = JSON.parse(document.getElementById("studio-config").textContent);
   var known = new Set(config.variables);
@@ -11,7 +16,7 @@
 
   var editor = CodeMirror.fromTextArea($("studio-body"), {
     mode: "jinja2", lineNumbers: true, lineWrapping: true, readOnly: !config.can_edit,
-    placeholder: "Write the prompt. Insert variables from the list below."
+    placeholder: gettext("Write the prompt. Insert variables from the list below.")
   });
   window.studioEditor = editor; // for people (and tests) poking at the page
 
@@ -30,8 +35,8 @@
 
   function errorText(data) {
     var error = (data && data.error) || {};
-    var text = error.message || "Something went wrong.";
-    return error.line ? text + " (line " + error.line + ")" : text;
+    var text = error.message || gettext("Something went wrong.");
+    return error.line ? text + " " + interpolate(gettext("(line %(line)s)"), {line: error.line}, true) : text;
   }
 
   // --- unknown variables, as you type -------------------------------------------------------
@@ -63,14 +68,14 @@
         unknown.add(word);
         var from = editor.posFromIndex(start + name.index);
         var to = editor.posFromIndex(start + name.index + word.length);
-        marks.push(editor.markText(from, to, {className: "studio-unknown-variable", title: "Unknown variable"}));
+        marks.push(editor.markText(from, to, {className: "studio-unknown-variable", title: gettext("Unknown variable")}));
       }
       if (!match[3]) { break; }
     }
     var note = $("studio-lint");
     if (unknown.size) {
-      note.textContent = "Unknown variable(s): " + Array.from(unknown).sort().join(", ") +
-        ". Use only the variables listed below.";
+      note.textContent = interpolate(gettext("Unknown variable(s): %(names)s. Use only the variables listed below."),
+                                     {names: Array.from(unknown).sort().join(", ")}, true);
       note.className = "studio-lint errornote";
     } else {
       note.textContent = "";
@@ -111,8 +116,10 @@
         row.dataset.channel = channel.channel;
         var judged = channel.is_safe !== null && channel.is_safe !== undefined;
         var length = !judged ? "—" : channel.segments !== undefined
-          ? channel.length + " characters, " + channel.segments + " segment(s)" : channel.length + " characters";
-        var limit = channel.limit + (!judged ? "" : channel.is_within_limit ? " ✓" : " ✗ too long");
+          ? interpolate(gettext("%(length)s characters, %(segments)s segment(s)"),
+                        {length: channel.length, segments: channel.segments}, true)
+          : interpolate(gettext("%(length)s characters"), {length: channel.length}, true);
+        var limit = channel.limit + (!judged ? "" : channel.is_within_limit ? " ✓" : " ✗ " + gettext("too long"));
         [channel.label, length, limit].forEach(function (text) {
           var cell = document.createElement("td");
           cell.textContent = text;
@@ -120,16 +127,16 @@
         });
         var verdict = document.createElement("td");
         if (!judged) {
-          verdict.textContent = "no sample yet";
+          verdict.textContent = gettext("no sample yet");
           verdict.className = "quiet";
         } else if (channel.is_safe) {
-          verdict.textContent = "passes";
+          verdict.textContent = gettext("passes");
           verdict.className = "studio-ok";
         } else {
           // Every reason, each with what to change (textContent only: the texts are never HTML).
           verdict.className = "studio-bad";
           var title = document.createElement("strong");
-          title.textContent = "rejected (" + channel.reasons.length + ")";
+          title.textContent = interpolate(gettext("rejected (%(count)s)"), {count: channel.reasons.length}, true);
           verdict.appendChild(title);
           var list = document.createElement("ul");
           list.className = "studio-reasons";
@@ -177,7 +184,11 @@
       if (!result.ok) { return; }
       var select = $("studio-subject");
       var chosen = select.value;
-      select.innerHTML = '<option value="">Sample values</option>';
+      select.innerHTML = "";
+      var sample = document.createElement("option");
+      sample.value = "";
+      sample.textContent = gettext("Sample values");
+      select.appendChild(sample);
       result.data.results.forEach(function (item) {
         var option = document.createElement("option");
         option.value = item.id;
@@ -209,26 +220,27 @@
     $("studio-sample-output").addEventListener("input", schedulePreview);
     $("studio-generate").addEventListener("click", function () {
       var note = $("studio-generate-note");
-      note.textContent = "Asking the model…";
+      note.textContent = gettext("Asking the model…");
       request("POST", config.urls.studio_sample, {body: editor.getValue(), subject_id: $("studio-subject").value || null,
                                                    channel: $("studio-sample-channel").value})
         .then(function (result) {
           if (!result.ok) { note.textContent = errorText(result.data); return; }
           $("studio-sample-output").value = result.data.text;
           if (!result.data.is_model_configured) {
-            note.textContent = "No model is configured: this is the approved fallback text.";
+            note.textContent = gettext("No model is configured: this is the approved fallback text.");
           } else if (result.data.is_fallback) {
             var why = (result.data.reasons || []).map(function (reason) { return reason.message; }).join(" · ");
-            note.textContent = "The model's answer was not usable (" + (why || result.data.reason) + "): this is the fallback text.";
+            note.textContent = interpolate(gettext("The model's answer was not usable (%(why)s): this is the fallback text."),
+                                           {why: why || result.data.reason}, true);
           } else {
-            note.textContent = "A sample from the model.";
+            note.textContent = gettext("A sample from the model.");
           }
           preview();
         });
     });
     $("studio-save").addEventListener("click", function () {
       var out = $("studio-save-result");
-      if (!lint()) { out.textContent = "Fix the unknown variables first."; return; }
+      if (!lint()) { out.textContent = gettext("Fix the unknown variables first."); return; }
       request("POST", config.urls.studio_save, {body: editor.getValue()}).then(function (result) {
         if (!result.ok) { out.textContent = errorText(result.data); return; }
         window.location.href = config.urls.studio + "?version=" + result.data.version + "&saved=1";
@@ -247,13 +259,15 @@
   document.querySelectorAll(".studio-publish").forEach(function (button) {
     button.addEventListener("click", function () {
       approve(config.urls.studio_publish, button.dataset.version,
-        "Publish v" + button.dataset.version + "? Campaigns and replies use it from now on.");
+        interpolate(gettext("Publish v%(number)s? Campaigns and replies use it from now on."),
+                    {number: button.dataset.version}, true));
     });
   });
   document.querySelectorAll(".studio-rollback").forEach(function (button) {
     button.addEventListener("click", function () {
       approve(config.urls.studio_rollback, button.dataset.version,
-        "Roll back to v" + button.dataset.version + "? It becomes the live version again.");
+        interpolate(gettext("Roll back to v%(number)s? It becomes the live version again."),
+                    {number: button.dataset.version}, true));
     });
   });
 
