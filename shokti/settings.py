@@ -75,6 +75,8 @@ MIDDLEWARE = [
     "shokti.middleware.RequestLimitsMiddleware",
     # A database connection lost mid-request: run it again when safe, else a JSON 503 (never a 500).
     "shokti.middleware.DatabaseUnavailableMiddleware",
+    # Console pages plan each query for their own company (a generic plan made for a big one reads a small one badly).
+    "shokti.middleware.ConsolePlanMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (Swagger UI, admin) served by the app itself when DEBUG=False.
     "whitenoise.middleware.WhiteNoiseMiddleware",
