@@ -226,9 +226,15 @@ class CoachingRecipient(models.Model):
         SCHEDULE_TIGHT = "schedule_tight", "Schedule too tight"
         OTHER = "other", "Other"
 
-    run = models.ForeignKey(CoachingRun, on_delete=models.CASCADE, related_name="recipients")
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+", db_index=False)
-    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="coaching", db_index=False)
+    # A selection writes a row for every worker (100k in one transaction): no database foreign keys to the run,
+    # the company and the worker (their checks at commit cost as much as the insert; Django's collector still
+    # cascades deletes, as for the punctuality rows), and four indexes (the run's rows through (run, worker)).
+    run = models.ForeignKey(CoachingRun, on_delete=models.CASCADE, related_name="recipients", db_index=False,
+                            db_constraint=False)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+", db_index=False,
+                                db_constraint=False)
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="coaching", db_index=False,
+                               db_constraint=False)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     reason = models.CharField(max_length=20, choices=Reason.choices, blank=True, default="")
     detail = models.CharField(max_length=200, blank=True, default="")
@@ -241,7 +247,7 @@ class CoachingRecipient(models.Model):
     text = models.TextField(blank=True, default="")
     ai_outcome = models.CharField(max_length=30, blank=True, default="")
     message = models.ForeignKey(
-        "engage.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "engage.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     voice_status = models.CharField(max_length=200, blank=True, default="", help_text="sent, off, or why not")
     audio = models.FileField(upload_to="coaching/audio/", blank=True)
@@ -250,7 +256,7 @@ class CoachingRecipient(models.Model):
     replied_at = models.DateTimeField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
     accepted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     on_time_before = models.FloatField(null=True, blank=True, help_text="On-time rate, 28 days before the run.")
     on_time_after = models.FloatField(null=True, blank=True, help_text="On-time rate, 28 days after the run.")
@@ -261,7 +267,9 @@ class CoachingRecipient(models.Model):
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["worker", "-created_at"], name="crecip_worker_created"),
-            models.Index(fields=["run", "status"], name="crecip_run_status"),
+            # set only on the coached and accepted rows: the skip rows add no entry
+            models.Index(fields=["message"], condition=Q(message__isnull=False), name="crecip_message"),
+            models.Index(fields=["accepted_by"], condition=Q(accepted_by__isnull=False), name="crecip_accepted_by"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["run", "worker"], name="coaching_one_row_per_worker_per_run"),

@@ -21,6 +21,7 @@ from coaching.care import care_messages_send
 from coaching.compose import coaching_text_generate
 from coaching.models import BookingPunctuality, CoachingRecipient, CoachingRun, CoachingSettings, WorkerPunctuality
 from coaching.punctuality import LATE_OUTCOMES, coaching_settings_for, company_zone, local_today
+from coaching.runs_sql import selection_insert
 from coaching.voice import AUDIO_CONTENT_TYPE, VoiceError, audio_url, speech_store
 from crm.models import Company, Worker
 from crm.services import event_record
@@ -44,34 +45,9 @@ class CoachingRunLocked(Exception):
     """A run of this company is already queued, running or paused."""
 
 
-# PostgreSQL: the skip rows of every worker below the pattern in one statement (the rules of run_select's loop),
-# from the workers' stored windows (ROLLUP) or, when those are not for this run's day and window, from the bookings.
-SKIPS_INSERT = """
-INSERT INTO coaching_coachingrecipient (run_id, company_id, worker_id, status, reason, detail, pattern_key,
-    booking_ids, holdout_bucket, channel, text, ai_outcome, message_id, voice_status, audio, reply_text, reply_reason,
-    replied_at, accepted_at, accepted_by_id, on_time_before, on_time_after, created_at, processed_at)
-SELECT %(run)s, %(company)s, worker_id, 'skipped',
-    CASE WHEN late = 0 AND excused = 0 THEN 'on_time' WHEN late + excused >= %(threshold)s THEN 'excused'
-         ELSE 'pattern_not_met' END,
-    CASE WHEN late + excused < %(threshold)s AND (late > 0 OR excused > 0) THEN late || ' of ' || %(threshold)s
-         ELSE '' END,
-    '', '[]'::jsonb, NULL, '', '', '', NULL, '', '', '', '', NULL, NULL, NULL, NULL, NULL, %(now)s, %(now)s
-FROM ({per_worker}) AS per_worker
-WHERE late < %(threshold)s
-"""
-FROM_BOOKINGS = """
-    SELECT worker_id,
-        count(*) FILTER (WHERE outcome = ANY(%(late)s) AND NOT is_excused) AS late,
-        count(*) FILTER (WHERE outcome = ANY(%(late)s) AND is_excused) AS excused
-    FROM coaching_bookingpunctuality
-    WHERE company_id = %(company)s AND local_date >= %(start)s AND local_date <= %(end)s
-    GROUP BY worker_id"""
-FROM_ROLLUP = """
-    SELECT worker_id, late_{window} AS late, excused_{window} AS excused
-    FROM coaching_workerpunctuality
-    WHERE company_id = %(company)s AND as_of = %(end)s AND late_{window} < %(threshold)s
-      AND (bookings_{window} > 0 OR excused_{window} > 0)"""
 ROLLUP_WINDOWS = (14, 28)
+# Tests set it to run the Python loop on PostgreSQL too (the two paths are held equal).
+PYTHON_ONLY = False
 
 
 def coachnova_check(*, company: Company) -> None:
@@ -169,7 +145,8 @@ def quiet_hours_end(*, company: Company, rules: dict, now: dt.datetime | None = 
 
 def run_select(*, run: CoachingRun) -> dict[str, int]:
     """Write one row per worker with bookings in the pattern window: pending (or would-coach), holdout or skipped
-    with its reason. One transaction: a crash leaves no half selection."""
+    with its reason. One transaction: a crash leaves no half selection. PostgreSQL writes the rows by two
+    `INSERT ... SELECT` (coaching.runs_sql); the Python loop below is the portable twin (SQLite)."""
     company, rules = run.company, run.rules
     window_days, threshold = rules["pattern_window_days"], rules["pattern_late_count"]
     start = run.as_of - dt.timedelta(days=window_days - 1)
@@ -188,20 +165,31 @@ def run_select(*, run: CoachingRun) -> dict[str, int]:
         per_worker = in_window.values("worker_id").annotate(
             late=Count("pk", filter=late & Q(is_excused=False)), excused=Count("pk", filter=late & Q(is_excused=True)),
         )
-    rows: list[CoachingRecipient] = []
-    candidates: list[int] = []
     now = timezone.now()
+    if connection.vendor == "postgresql" and not PYTHON_ONLY:
+        # Only the candidates' ids come to Python, for the burnout hook; the rows are written by the database.
+        candidates = list(per_worker.filter(late__gte=threshold).values_list("worker_id", flat=True))
+        burnout = workers_under_burnout_alert(company=company, worker_ids=candidates)
+        # The company's experiment holdout (engage.experiments) comes before CoachNova's own, as below.
+        exposures = engage.experiment_exposures_for(company=company, applies_to="coaching", unit_ids=candidates,
+                                                    record=False)
+        experiment_holdout = {worker_id for worker_id, exposure in exposures.items() if exposure.is_holdout}
+        with transaction.atomic():
+            if CoachingRecipient.objects.filter(run=run).exists():
+                return {"selected": 0, "candidates": len(candidates), "skipped_below_pattern": 0}
+            below, chosen = selection_insert(run=run, start=start, window=window_days if is_rollup else None,
+                                             burnout=burnout, now=now, late_outcomes=LATE_OUTCOMES,
+                                             experiment_holdout=experiment_holdout)
+        return {"selected": below + chosen, "candidates": chosen, "skipped_below_pattern": below}
+
+    rows: list[CoachingRecipient] = []
+    candidates = []
 
     def skip(worker_id: int, reason: str, **extra) -> None:
         rows.append(CoachingRecipient(run=run, company=company, worker_id=worker_id, status=Status.SKIPPED,
                                       reason=reason, created_at=now, processed_at=now, **extra))
 
-    set_based = connection.vendor == "postgresql"
-    if set_based:
-        # Everyone below the pattern is skipped by one INSERT ... SELECT (in the transaction below); only the
-        # candidates come back to Python.
-        candidates = list(per_worker.filter(late__gte=threshold).values_list("worker_id", flat=True))
-    for stat in ([] if set_based else per_worker.iterator(chunk_size=10000)):
+    for stat in per_worker.iterator(chunk_size=10000):
         if stat["late"] >= threshold:
             candidates.append(stat["worker_id"])
         elif stat["late"] == 0 and stat["excused"] == 0:
@@ -210,9 +198,10 @@ def run_select(*, run: CoachingRun) -> dict[str, int]:
             skip(stat["worker_id"], Reason.EXCUSED)
         else:
             skip(stat["worker_id"], Reason.PATTERN_NOT_MET, detail=f"{stat['late']} of {threshold}")
+    below = len(rows)
     late_ids: dict[int, list[int]] = defaultdict(list)
     for worker_id, booking_id in (in_window.filter(late, is_excused=False, worker_id__in=candidates)
-                                  .order_by("scheduled_at").values_list("worker_id", "booking_id")):
+                                  .order_by("scheduled_at", "booking_id").values_list("worker_id", "booking_id")):
         late_ids[worker_id].append(booking_id)
     workers = Worker.objects.filter(company=company, pk__in=candidates).select_related("contact", "punctuality")
     burnout = workers_under_burnout_alert(company=company, worker_ids=candidates)
@@ -253,19 +242,11 @@ def run_select(*, run: CoachingRun) -> dict[str, int]:
             else:
                 rows.append(CoachingRecipient(run=run, company=company, worker_id=worker.pk, status=Status.PENDING,
                                               created_at=now, **common))
-    below_pattern = 0
     with transaction.atomic():
-        if not CoachingRecipient.objects.filter(run=run).exists():
-            if set_based:
-                per_worker_sql = FROM_ROLLUP.format(window=window_days) if is_rollup else FROM_BOOKINGS
-                with connection.cursor() as cursor:
-                    cursor.execute(SKIPS_INSERT.format(per_worker=per_worker_sql), {
-                        "run": run.pk, "company": company.pk, "start": start, "end": run.as_of,
-                        "threshold": threshold, "now": now, "late": list(LATE_OUTCOMES)})
-                    below_pattern = cursor.rowcount
-            CoachingRecipient.objects.bulk_create(rows, batch_size=2000)
-    return {"selected": len(rows), "candidates": len(candidates),
-            "skipped_below_pattern": below_pattern or len(rows) - len(candidates)}
+        if CoachingRecipient.objects.filter(run=run).exists():
+            return {"selected": 0, "candidates": len(rows) - below, "skipped_below_pattern": 0}
+        CoachingRecipient.objects.bulk_create(rows, batch_size=2000)
+    return {"selected": len(rows), "candidates": len(rows) - below, "skipped_below_pattern": below}
 
 
 def _has_address(contact, channel: str) -> bool:

@@ -4,10 +4,11 @@ cancel, the message (model, safety filter, fallback), never twice for one patter
 import datetime as dt
 
 import pytest
+from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from coaching.burnout import burnout_provider_register, burnout_provider_unregister
-from coaching.models import BookingPunctuality, CoachingRun, CoachingSettings, WorkerPunctuality
+from coaching.models import BookingPunctuality, CoachingRecipient, CoachingRun, CoachingSettings, WorkerPunctuality
 from coaching.punctuality import punctuality_backfill, worker_stats_refresh
 from coaching.replies import coaching_reply_accept, reply_reason
 from coaching.runs import (
@@ -18,7 +19,9 @@ from coaching.runs import (
     coaching_run_resume,
     coaching_run_trigger,
     holdout_bucket,
+    pattern_key,
     quiet_hours_end,
+    run_select,
 )
 from coaching.tests.helpers import booking_of, dhaka, worker_of
 from crm.models import Event
@@ -105,6 +108,80 @@ def test_selection_records_a_reason_for_every_worker_left_out(company, twilio_ac
     # a dry run writes what it would send, and sends nothing
     assert rows(run)[pattern.pk].text and not Message.objects.filter(direction="outbound").exists()
     assert run.status == "completed" and run.counts["reason"]["on_time"] == 1
+
+
+ROW_FIELDS = ("worker_id", "status", "reason", "detail", "pattern_key", "booking_ids", "holdout_bucket", "channel",
+              "created_at", "processed_at", "text", "message_id")
+
+
+@pytest.mark.django_db
+def test_the_sql_selection_and_the_portable_one_write_the_same_rows(company, twilio_account, selection_source,
+                                                                    monkeypatch):
+    """PostgreSQL's two INSERT ... SELECT (coaching.runs_sql) and the Python loop (SQLite's) on the same data: every
+    reason, the holdout bucket (SHA-256 in SQL), the pattern key and the late bookings in order."""
+    workers = {
+        "on_time": late_worker(company, 0, phone="+8801911000301"),
+        "two_late": late_worker(company, 2, phone="+8801911000302"),
+        "excused": late_worker(company, 3, phone="+8801911000303"),
+        "no_consent": late_worker(company, 3, phone="+8801911000304", is_sms_consented=False),
+        "burnout": late_worker(company, 4, phone="+8801911000305"),
+        "inactive": late_worker(company, 3, phone="+8801911000306"),
+        "no_address": late_worker(company, 3, phone="+8801911000307", email="", is_email_consented=True),
+        "coached_before": late_worker(company, 3, phone="+8801911000308"),
+        "recently": late_worker(company, 3, phone="+8801911000309"),
+        **{f"pattern_{n}": late_worker(company, 3 + n % 3, phone=f"+88019110004{n:02d}") for n in range(16)},
+    }
+    workers["inactive"].is_active = False
+    workers["inactive"].save()
+    punctuality_backfill(company=company, as_of=AS_OF)
+    first_late = BookingPunctuality.objects.filter(worker=workers["excused"], outcome="late").first()
+    BookingPunctuality.objects.filter(pk=first_late.pk).update(is_excused=True)
+    worker_stats_refresh(company=company, worker_ids=[workers["excused"].pk], as_of=AS_OF)
+    WorkerPunctuality.objects.filter(worker=workers["no_address"]).update(channel="email")
+    CoachingSettings.objects.filter(company=company).update(holdout_percent=40)
+    earlier = coaching_run_trigger(company=company, as_of=AS_OF - dt.timedelta(days=60), is_dry_run=True)
+    CoachingRun.objects.filter(pk=earlier.pk).update(status="completed")
+    same_pattern = BookingPunctuality.objects.filter(worker=workers["coached_before"], outcome="late")
+    CoachingRecipient.objects.create(
+        run=earlier, company=company, worker=workers["coached_before"], status="coached",
+        pattern_key=pattern_key(list(same_pattern.values_list("booking_id", flat=True))),
+        created_at=dhaka(2026, 9, 1))
+    CoachingRecipient.objects.create(run=earlier, company=company, worker=workers["recently"], status="coached",
+                                     pattern_key="another pattern")
+    run = coaching_run_trigger(company=company, as_of=AS_OF, is_dry_run=True)
+    now = timezone.now()
+    monkeypatch.setattr("coaching.runs.timezone.now", lambda: now)
+    burnout_provider_register(provider := lambda *, company, worker_ids: {workers["burnout"].pk})
+    written = {}
+    try:
+        for python_only in (False, True):
+            monkeypatch.setattr("coaching.runs.PYTHON_ONLY", python_only)
+            counts = run_select(run=run)
+            assert run_select(run=run)["selected"] == 0  # selected once
+            written[python_only] = (counts, {row["worker_id"]: row for row in run.recipients.values(*ROW_FIELDS)})
+            run.recipients.all().delete()
+    finally:
+        burnout_provider_unregister(provider)
+
+    assert written[False] == written[True]
+    counts, found = written[True]
+    assert counts == {"selected": 25, "candidates": 22, "skipped_below_pattern": 3}
+    reasons = {name: (found[worker.pk]["status"], found[worker.pk]["reason"]) for name, worker in workers.items()}
+    assert {name: reason for name, reason in reasons.items() if not name.startswith("pattern_")} == {
+        "on_time": ("skipped", "on_time"), "two_late": ("skipped", "pattern_not_met"),
+        "excused": ("skipped", "excused"), "no_consent": ("skipped", "no_consent"),
+        "burnout": ("skipped", "burnout"), "inactive": ("skipped", "inactive"),
+        "no_address": ("skipped", "no_address"), "coached_before": ("skipped", "already_coached"),
+        "recently": ("skipped", "recently_coached"),
+    }
+    held = [found[worker.pk]["status"] for name, worker in workers.items() if name.startswith("pattern_")]
+    assert 0 < held.count("holdout") < 16 and held.count("holdout") + held.count("pending") == 16
+    pattern = found[workers["pattern_0"].pk]
+    assert pattern["booking_ids"] == list(BookingPunctuality.objects.filter(
+        worker=workers["pattern_0"], outcome="late").order_by("scheduled_at").values_list("booking_id", flat=True))
+    assert pattern["pattern_key"] == pattern_key(pattern["booking_ids"])
+    assert all((row["processed_at"] is None) == (row["status"] == "pending") for row in found.values())
+    assert found[workers["two_late"].pk]["detail"] == "2 of 3"
 
 
 @pytest.mark.django_db
