@@ -3,9 +3,11 @@ signed booking link (or its short link)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -144,6 +146,15 @@ def reminder_prompt_context(
     }
 
 
+def next_hour_start(*, now: dt.datetime, zone: ZoneInfo, hour: int) -> dt.datetime | None:
+    """None when `now` is in local `hour`, else the start of its next occurrence in `zone` (today or tomorrow)."""
+    local = now.astimezone(zone)
+    if local.hour == hour:
+        return None
+    day = local.date() if local.hour < hour else local.date() + dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time(hour), tzinfo=zone)
+
+
 def plans_make(
     *,
     company: Company,
@@ -182,8 +193,8 @@ def plans_make(
     ) if campaign_id is not None else {}
     timed = [customer.contact for customer in customers
              if (exposure := exposures.get(customer.pk)) is not None and exposure.variant_kind == "send_time"]
-    # The send-time arm sends in each customer's best hour inside the window (a run at another hour skips
-    # them as outside the window; the next run tries again).
+    # The send-time arm sends in each customer's best hour inside the window: now when the run is in that
+    # hour, else its send job is queued for the hour's next occurrence (their local time).
     hours = best_hours(company=company, contacts=timed, window=send_window or (0, 24)) if timed else {}
     plans = []
     for customer in customers:
@@ -204,12 +215,13 @@ def plans_make(
                 exposure.settings.get("send_window_start_hour", send_window[0]),
                 exposure.settings.get("send_window_end_hour", send_window[1]),
             )
-        if not plan.reason and window is not None:
+        if not plan.reason and customer.contact_id in hours:
+            plan.send_at = next_hour_start(
+                now=now, zone=contact_zone(contact=customer.contact), hour=hours[customer.contact_id]
+            )
+        elif not plan.reason and window is not None:
             local_hour = now.astimezone(contact_zone(contact=customer.contact)).hour
             if not window[0] <= local_hour < window[1]:
-                plan.reason = Reason.OUTSIDE_SEND_WINDOW
-        if not plan.reason and customer.contact_id in hours:
-            if now.astimezone(contact_zone(contact=customer.contact)).hour != hours[customer.contact_id]:
                 plan.reason = Reason.OUTSIDE_SEND_WINDOW
         if exposure is not None:
             plan.assignment_id = exposure.assignment_id
