@@ -161,6 +161,7 @@ def message_send(
     existing: Message | EllipsisType | None = ...,
     media_url: str = "",
     media_content_type: str = "",
+    experiment_assignment_id: int | None = None,
 ) -> Message:
     """Send one message through its channel, at most once per job; raises ChannelError when it must be retried.
 
@@ -191,6 +192,8 @@ def message_send(
     }
     if template_version is not None:
         fields["template_version"] = template_version
+    if experiment_assignment_id is not None:
+        fields["experiment_assignment_id"] = experiment_assignment_id  # the arm the message is attributed to
     if media_url:
         fields.update(media_url=media_url, media_content_type=media_content_type,
                       media_type=media_type_for(media_content_type))
