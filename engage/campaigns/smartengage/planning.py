@@ -3,11 +3,9 @@ signed booking link (or its short link)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -23,7 +21,7 @@ from engage.ai.safety_context import SafetyContext
 from engage.campaigns.deeplinks import deeplink_booking_create, deeplink_promo_create, short_links_create
 from engage.campaigns.segmentation import booking_history_text, customer_booking_histories
 from engage.campaigns.smartengage.outcomes import AGENT_TYPE, MESSAGE_TYPE, Plan, Reason
-from engage.experiments.send_time import best_hours
+from engage.experiments.send_time import best_hours, next_hour_start
 from engage.experiments.services import experiment_exposures
 from engage.policy.consent import can_send, contact_zone
 from engage.policy.services import ROLE_CUSTOMER, policy_for
@@ -144,15 +142,6 @@ def reminder_prompt_context(
         "max_characters": number_bn(reminder_max_characters(channel=channel, sms_max_segments=sms_max_segments)),
         "deep_link": LINK_PLACEHOLDER,
     }
-
-
-def next_hour_start(*, now: dt.datetime, zone: ZoneInfo, hour: int) -> dt.datetime | None:
-    """None when `now` is in local `hour`, else the start of its next occurrence in `zone` (today or tomorrow)."""
-    local = now.astimezone(zone)
-    if local.hour == hour:
-        return None
-    day = local.date() if local.hour < hour else local.date() + dt.timedelta(days=1)
-    return dt.datetime.combine(day, dt.time(hour), tzinfo=zone)
 
 
 def plans_make(
