@@ -267,6 +267,12 @@ def _late_lines(recipient: CoachingRecipient, zone: ZoneInfo) -> list[str]:
     return lines
 
 
+def _awake_window(rules: dict) -> tuple[int, int]:
+    """CoachNova's send window: the hours between the end of quiet hours and their start (9-21 by default)."""
+    start, end = rules.get("quiet_end_hour", 9), rules.get("quiet_start_hour", 21)
+    return (start, end) if start < end else (0, 24)
+
+
 def recipient_coach(*, recipient: CoachingRecipient) -> CoachingRecipient:
     """Write and (not in a dry run) queue this worker's message; idempotent per run and worker."""
     run = recipient.run
@@ -302,12 +308,17 @@ def recipient_coach(*, recipient: CoachingRecipient) -> CoachingRecipient:
     body, media = generated.text, {}
     if run.rules.get("is_voice_enabled"):
         body, media = _with_voice(recipient, generated.text)
+    # A send-setting arm's window, or the send-time arm's best hour (inside the hours outside quiet hours):
+    # the message is queued now and sent then.
+    send_at = engage.experiment_send_at(
+        company=company, contact=worker.contact, exposure=exposure, window=_awake_window(run.rules)
+    )
     with transaction.atomic():
         queued = engage.message_queue(
             company=company, contact=worker.contact, channel=recipient.channel, body=body,
             agent_type=engage.AgentType.COACHNOVA, message_type="coaching", role=engage.ROLE_WORKER,
             idempotency_key=f"coachnova:{run.pk}:{worker.pk}", **media,
-            experiment_assignment_id=exposure.assignment_id if exposure else None,
+            experiment_assignment_id=exposure.assignment_id if exposure else None, run_at=send_at,
         )
         if not queued.decision.allowed:
             reason = queued.decision.reason

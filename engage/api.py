@@ -37,12 +37,16 @@ Experiments (engage.experiments): `experiment_exposures_for(company=..., applies
     `holdout`), else `.variant_kind`, `.template_version` (render it instead of the latest approved),
     `.settings`, and `.assignment_id` (pass it to `message_queue(..., experiment_assignment_id=...)`, so the
     message is attributed to its arm). {} when none runs. CoachNova does this (coaching/runs.py).
+    `experiment_send_at(company=..., contact=..., exposure=..., window=(start, end))`: when the arm sends (None:
+    now; a send-setting arm's window start, the send-time arm's best hour); pass it as `message_queue(...,
+    run_at=...)`, which queues the message now, sends it then and asks consent again at that time.
 """
 
 from channels_app.registry import channel_sends_media
 from engage.ai.bengali import date_bn, number_bn
 from engage.ai.client import GenerationRequest, GenerationResult, ai_generate, ai_generate_many
 from engage.conversations.claims import inbound_claim_hook_register
+from engage.experiments.send_time import experiment_send_at
 from engage.experiments.services import Exposure, experiment_exposures_for
 from engage.ledger.models import Job
 from engage.ledger.registry import JobPermanentError, job_handler
@@ -73,6 +77,7 @@ __all__ = [
     "contact_opt_out",
     "date_bn",
     "experiment_exposures_for",
+    "experiment_send_at",
     "inbound_claim_hook_register",
     "job_enqueue",
     "job_handler",

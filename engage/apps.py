@@ -32,6 +32,7 @@ class EngageConfig(AppConfig):
         from engage.campaigns.merge import contact_merge_campaign_rows
         from engage.conversations.handoff import handoff_keywords_cache_connect
         from engage.conversations.merge import contact_merge_messages
+        from engage.experiments.services import reply_experiment_cache_connect
         from engage.imports import import_job_enqueue
         from engage.messaging.services import channel_settings_cache_connect, link_hosts_provider_register
         from engage.metrics_seed import engage_counters_seed
@@ -46,6 +47,7 @@ class EngageConfig(AppConfig):
         safety_rows_cache_connect()  # a saved banned phrase, fallback text or company clears the reply path's cache
         handoff_keywords_cache_connect()  # a saved AI configuration clears the inbound path's keyword cache
         ai_config_cache_connect()  # a saved AI configuration or company clears the reply path's copy
+        reply_experiment_cache_connect()  # a saved experiment clears the reply path's "any reply experiment?"
         # crm's contact merge re-points engage's rows (messages, AI sessions, campaign recipients).
         contact_merge_hook_register(contact_merge_messages)
         contact_merge_hook_register(contact_merge_campaign_rows)

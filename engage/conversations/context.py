@@ -72,9 +72,12 @@ class SystemPrompt:
         return SafetyContext(instructions=self.instructions, facts=self.facts)
 
 
-def system_prompt_parts(*, lead: Lead, config: AIConfig, query_text: str, instruction: str = "") -> SystemPrompt:
-    """The company's system prompt, the best knowledge passages for `query_text`, and an instruction."""
-    parts = [config.system_prompt.strip()]
+def system_prompt_parts(
+    *, lead: Lead, config: AIConfig, query_text: str, instruction: str = "", prompt: str | None = None
+) -> SystemPrompt:
+    """The company's system prompt (or `prompt`: an experiment arm's), the best knowledge passages for
+    `query_text`, and an instruction."""
+    parts = [(config.system_prompt if prompt is None else prompt).strip()]
     locale = lead.contact.locale
     parts.append(f"Write in {LOCALE_NAMES.get(locale, locale)}. The customer's name is {lead.contact.name or 'unknown'}.")
     documents = knowledge_search(company=lead.company, text=query_text, limit=3) if query_text else []

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -18,10 +20,13 @@ from engage.ai.models import AISession
 from engage.ai.moderation import crisis_signs
 from engage.conversations.context import conversation_messages, lead_reply_skip_reason, system_prompt_parts
 from engage.conversations.handoff import lead_flag_handoff
+from engage.experiments.services import experiment_exposures_for, reply_experiment_running
 from engage.ledger.models import Job
 from engage.ledger.services import job_enqueue, jobs_enqueue
 from engage.messaging.models import Message
 from engage.messaging.services import message_send
+from engage.prompts.models import PromptTemplateVersion
+from engage.prompts.rendering import template_render
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +83,51 @@ def summary_schedule(*, lead: Lead) -> Job:
     return job_enqueue(company=lead.company, **_summary_spec(lead=lead))
 
 
+@dataclass(frozen=True)
+class ReplyArm:
+    """The lead's arm in the company's running experiment on AI replies: its prompt (None: the company's
+    system prompt, the control), its template version and the stored assignment the message carries."""
+
+    prompt: str | None = None
+    version: PromptTemplateVersion | None = None
+    assignment_id: int | None = None
+
+
+NO_ARM = ReplyArm()
+
+
+def reply_arm(*, lead: Lead, inbound: Message) -> ReplyArm:
+    """The lead's arm (assigned and stored at its first AI reply) when the company runs an experiment on AI
+    replies; NO_ARM, without a statement, when it does not (a per-process cached check).
+
+    The company's holdout does not apply: a lead who asked a question is answered (see
+    engage.experiments.services._holdout_settings). A template-version arm's (or a pinned control's)
+    sales template, rendered for this lead, replaces the company's system prompt; an unpinned control
+    keeps it."""
+    if not reply_experiment_running(company_id=lead.company_id):
+        return NO_ARM
+    exposure = experiment_exposures_for(company=lead.company, applies_to="ai_replies", unit_ids=[lead.pk]).get(lead.pk)
+    if exposure is None or exposure.is_holdout:
+        return NO_ARM
+    version = exposure.template_version
+    if version is None:
+        return ReplyArm(assignment_id=exposure.assignment_id)
+    try:
+        prompt = template_render(
+            body=version.body, agent_type="sales",
+            context={
+                "company_name": lead.company.name, "contact_name": lead.contact.name or "",
+                "stage": lead.stage.name if lead.stage_id else "", "summary": lead.summary,
+                "last_message": inbound.body, "channel": lead.channel, "step_number": "",
+            },
+        )
+    except ValidationError as error:
+        # Checked when the experiment started; a template that still cannot render answers with the control.
+        logger.warning("AI reply arm: template version %s does not render: %s", version.pk, error)
+        return ReplyArm(assignment_id=exposure.assignment_id)
+    return ReplyArm(prompt=prompt, version=version, assignment_id=exposure.assignment_id)
+
+
 def ai_reply_send(*, job: Job, lead_id: int, message_id: int, lead: Lead | None = None) -> dict[str, Any]:
     """Answer an inbound message: conversation + knowledge → model → safety filter → send → schedule follow-ups.
 
@@ -103,7 +153,8 @@ def ai_reply_send(*, job: Job, lead_id: int, message_id: int, lead: Lead | None 
                 payload={"reason": CRISIS, "words": signs[:3], "message_id": message_id},
             )
             return {"skipped": CRISIS}
-        system = system_prompt_parts(lead=lead, config=config, query_text=inbound.body)
+        arm = reply_arm(lead=lead, inbound=inbound)
+        system = system_prompt_parts(lead=lead, config=config, query_text=inbound.body, prompt=arm.prompt)
         result = ai_generate(
             company=lead.company, agent_type="sales", purpose="reply",
             messages=[{"role": "system", "content": system.text}, *conversation_messages(lead=lead)],
@@ -120,12 +171,13 @@ def ai_reply_send(*, job: Job, lead_id: int, message_id: int, lead: Lead | None 
             return {"skipped": NO_SAFE_REPLY, "reason": result.reason}
         body, session = result.text, result.session
     else:
-        # A retried job: send what was generated the first time, do not ask the model again.
-        body, session = existing.body, None
+        # A retried job: send what was generated the first time, do not ask the model again (the message
+        # keeps the arm it was written with).
+        body, session, arm = existing.body, None, NO_ARM
     message = message_send(
         job=job, company=lead.company, contact=lead.contact, lead=lead, channel=channel, body=body,
         agent_type=Message.AgentType.SALES, message_type="reply", correlation_id=inbound.correlation_id,
-        existing=existing,
+        existing=existing, template_version=arm.version, experiment_assignment_id=arm.assignment_id,
     )
     with transaction.atomic():
         if session is not None:

@@ -149,6 +149,8 @@ class Experiment(models.Model):
             errors["campaign"] = "Only a campaign experiment names a campaign."
         if self.applies_to == Experiment.AppliesTo.COACHING and self.unit != Unit.WORKER:
             errors["unit"] = "CoachNova coaches workers: its unit is the worker."
+        if self.applies_to == Experiment.AppliesTo.AI_REPLIES and self.unit != Unit.LEAD:
+            errors["unit"] = "AI replies answer leads: its unit is the lead."
         if self.unit not in METRIC_UNITS.get(self.primary_metric, ()):
             errors["primary_metric"] = f"{self.get_primary_metric_display()} is not measured on a {self.unit}."
         guardrails = self.guardrails if isinstance(self.guardrails, list) else None
@@ -211,6 +213,13 @@ class ExperimentVariant(models.Model):
                 raise ValidationError({"template_version": "That template is not this company's."})
             if version.approved_at is None:  # approved once (a later version's approval archives it: still testable)
                 raise ValidationError({"template_version": "Only a published (approved) version can be tested."})
+            if experiment.applies_to == Experiment.AppliesTo.AI_REPLIES and version.template.agent_type != "sales":
+                raise ValidationError({"template_version": "An AI-reply arm uses a sales template (the reply's prompt)."})
+        if experiment.applies_to == Experiment.AppliesTo.AI_REPLIES and self.kind not in (
+            ExperimentVariant.Kind.CONTROL, ExperimentVariant.Kind.TEMPLATE_VERSION
+        ):
+            # A reply answers when the lead writes: no send window or best hour to test.
+            raise ValidationError({"kind": "An AI-reply experiment tests prompts: control or a template version."})
         if self.kind == ExperimentVariant.Kind.SEND_SETTING:
             allowed = {"send_window_start_hour", "send_window_end_hour", "cadence_days"}
             if not isinstance(self.settings, dict) or not self.settings or set(self.settings) - allowed:

@@ -17,6 +17,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.core.cache import cache
 from django.db.models import Count
@@ -105,3 +106,39 @@ def best_hours(*, company: Company, contacts: Iterable[Contact], window: tuple[i
         contact_id: best_hour(scores=hour_scores(own=own, segment=segment), window=window)
         for contact_id, own in counts.items()
     }
+
+
+def next_hour_start(*, now: dt.datetime, zone: ZoneInfo, hour: int) -> dt.datetime | None:
+    """None when `now` is in local `hour`, else the start of its next occurrence in `zone` (today or tomorrow)."""
+    local = now.astimezone(zone)
+    if local.hour == hour:
+        return None
+    day = local.date() if local.hour < hour else local.date() + dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time(hour), tzinfo=zone)
+
+
+def experiment_send_at(
+    *, company: Company, contact: Contact, exposure: Any, window: tuple[int, int], now: dt.datetime | None = None
+) -> dt.datetime | None:
+    """When a message to `contact` goes under its experiment arm (`exposure`, an engage.experiments Exposure or
+    None) given the sender's own send `window` (local hours [start, end)): None for now, else a later time.
+
+    A send-setting arm's window replaces `window`: outside it, the next start of that window. The send-time
+    arm: the next start of the contact's best hour inside the window (None when it is that hour now).
+    Anything else (no arm, control, a template version): None, the sender's own rules as they are.
+    """
+    if exposure is None or exposure.is_holdout:
+        return None
+    now = now or timezone.now()
+    zone = contact_zone(contact=contact)
+    if exposure.variant_kind == "send_setting":
+        settings = exposure.settings or {}
+        start = settings.get("send_window_start_hour", window[0])
+        end = settings.get("send_window_end_hour", window[1])
+        if start <= now.astimezone(zone).hour < end:
+            return None
+        return next_hour_start(now=now, zone=zone, hour=start)
+    if exposure.variant_kind == "send_time":
+        hour = best_hours(company=company, contacts=[contact], window=window)[contact.pk]
+        return next_hour_start(now=now, zone=zone, hour=hour)
+    return None

@@ -4,6 +4,8 @@ outcome snapshot the results read."""
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Avg, Case, Count, Exists, F, FloatField, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Cast, Coalesce
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from crm.models import Booking, Customer, Event, Lead, Worker
@@ -162,6 +165,14 @@ def experiment_running_for_campaign(*, campaign_id: int) -> Experiment | None:
     return Experiment.objects.filter(campaign_id=campaign_id, status=Experiment.Status.RUNNING).first()
 
 
+def _holdout_settings(experiment: Experiment) -> ExperimentSettings | None:
+    """The company's holdout settings, or None where the holdout does not apply: AI replies answer a
+    question the lead asked (withholding the answer is no "no engagement"); their control is the current prompt."""
+    if experiment.applies_to == Experiment.AppliesTo.AI_REPLIES:
+        return None
+    return experiment_settings_for(company=experiment.company)
+
+
 def assignments_for(
     *, experiment: Experiment, unit_ids: Iterable[int]
 ) -> dict[int, ExperimentAssignment | str]:
@@ -178,11 +189,11 @@ def assignments_for(
     phase = experiment_phase_current(experiment=experiment)
     if phase is None or experiment.status != Experiment.Status.RUNNING:
         return {}
-    settings = experiment_settings_for(company=experiment.company)
+    settings = _holdout_settings(experiment)
     answer: dict[int, ExperimentAssignment | str] = {}
     candidates = []
     for unit_id in unit_ids:
-        if holdout_contains(settings=settings, unit=experiment.unit, unit_id=unit_id):
+        if settings is not None and holdout_contains(settings=settings, unit=experiment.unit, unit_id=unit_id):
             answer[unit_id] = HOLDOUT
         else:
             candidates.append(unit_id)
@@ -229,6 +240,42 @@ def experiment_exposures(*, campaign_id: int, unit_ids: Iterable[int], record: b
     return _exposures(experiment=experiment, unit_ids=unit_ids, record=record)
 
 
+# Per-process cache of "does this company run an experiment on AI replies?": the reply path asks it on
+# every reply, so a company with none pays no statement for experiments ({company id: (expires at,
+# monotonic; answer)}). An Experiment saved or deleted in this process clears it at once (the signals
+# below, connected in EngageConfig.ready); one started in another process counts within 10 seconds.
+REPLY_EXPERIMENT_CACHE_SECONDS = 10.0
+_reply_running: dict[int, tuple[float, bool]] = {}
+_reply_running_lock = threading.Lock()
+
+
+def reply_experiment_cache_clear(**kwargs: Any) -> None:
+    with _reply_running_lock:
+        _reply_running.clear()
+
+
+def reply_experiment_cache_connect() -> None:
+    for signal in (post_save, post_delete):
+        signal.connect(
+            reply_experiment_cache_clear, sender=Experiment,
+            dispatch_uid=f"reply_experiment_cache_clear_{signal is post_save}",
+        )
+
+
+def reply_experiment_running(*, company_id: int) -> bool:
+    """Whether the company runs an experiment on AI replies (cached per process, see above)."""
+    now = time.monotonic()
+    cached = _reply_running.get(company_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    answer = Experiment.objects.filter(
+        company_id=company_id, applies_to=Experiment.AppliesTo.AI_REPLIES, status=Experiment.Status.RUNNING
+    ).exists()
+    with _reply_running_lock:
+        _reply_running[company_id] = (now + REPLY_EXPERIMENT_CACHE_SECONDS, answer)
+    return answer
+
+
 def experiment_exposures_for(
     *, company: Any, applies_to: str, unit_ids: Iterable[int], record: bool = True
 ) -> dict[int, Exposure]:
@@ -266,10 +313,10 @@ def _exposures(*, experiment: Experiment, unit_ids: Iterable[int], record: bool)
     phase = experiment_phase_current(experiment=experiment)
     if phase is None:
         return {}
-    settings = experiment_settings_for(company=experiment.company)
+    settings = _holdout_settings(experiment)
     weights = _phase_weights(phase)
     for unit_id in unit_ids:
-        if holdout_contains(settings=settings, unit=experiment.unit, unit_id=unit_id):
+        if settings is not None and holdout_contains(settings=settings, unit=experiment.unit, unit_id=unit_id):
             answer[unit_id] = Exposure(is_holdout=True, experiment_id=experiment.pk)
             continue
         variant_id = variant_for_bucket(

@@ -72,8 +72,9 @@ def sql_value(value: Any) -> Any:
     return value
 
 
-def _dispatched_at(*, next_run_at: datetime, now: datetime) -> datetime | None:
-    """When the broker message of a run due at `next_run_at` is delivered, or None if the relay must send it."""
+def job_dispatched_at(*, next_run_at: datetime, now: datetime) -> datetime | None:
+    """When the broker message of a run due at `next_run_at` is delivered, or None if the relay must send it
+    (a bulk writer of `queued_job_row` rows with a later `next_run_at` gives this as their `dispatched_at`)."""
     if (next_run_at - now).total_seconds() > _setting("JOBS_MAX_COUNTDOWN_SECONDS", 60):
         return None
     return max(next_run_at, now)
@@ -164,7 +165,7 @@ def _job_row(
     return queued_job_row(
         company_id=company.pk if company is not None else None, task_name=task_name, priority=priority,
         payload=payload, idempotency_key=idempotency_key, max_attempts=max_attempts, next_run_at=next_run_at,
-        dispatched_at=_dispatched_at(next_run_at=next_run_at, now=now), now=now,
+        dispatched_at=job_dispatched_at(next_run_at=next_run_at, now=now), now=now,
     )
 
 
@@ -410,7 +411,7 @@ def job_fail(*, job: Job, error: BaseException | str, permanent: bool = False) -
             status=status,
             last_error=message[:10000],
             next_run_at=next_run_at,
-            dispatched_at=None if is_dead else _dispatched_at(next_run_at=next_run_at, now=now),
+            dispatched_at=None if is_dead else job_dispatched_at(next_run_at=next_run_at, now=now),
             finished_at=now if is_dead else None,
             locked_at=None,
             locked_by="",

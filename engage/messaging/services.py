@@ -161,6 +161,7 @@ def message_send(
     existing: Message | EllipsisType | None = ...,
     media_url: str = "",
     media_content_type: str = "",
+    experiment_assignment_id: int | None = None,
 ) -> Message:
     """Send one message through its channel, at most once per job; raises ChannelError when it must be retried.
 
@@ -191,6 +192,8 @@ def message_send(
     }
     if template_version is not None:
         fields["template_version"] = template_version
+    if experiment_assignment_id is not None:
+        fields["experiment_assignment_id"] = experiment_assignment_id  # the arm the message is attributed to
     if media_url:
         fields.update(media_url=media_url, media_content_type=media_content_type,
                       media_type=media_type_for(media_content_type))
@@ -355,6 +358,15 @@ def message_send_for_job(*, job: Job) -> dict[str, Any]:
     )
     if message is None:
         raise JobPermanentError("No message was queued with this job.")
+    if job.payload.get("send_at") and message.status == Message.Status.QUEUED and not message.contact.is_consented(
+        message.channel
+    ):
+        # Queued for a later hour (message_queue's run_at): consent is asked again now.
+        now = timezone.now()
+        Message.objects.filter(pk=message.pk).update(
+            status=Message.Status.FAILED, failed_at=now, error="Not sent at its hour: no_consent.", updated_at=now
+        )
+        return {"message_id": message.pk, "status": "skipped", "reason": "no_consent"}
     sent = message_send(
         job=job, company=message.company, contact=message.contact, lead=message.lead, channel=message.channel,
         body=message.body, subject=message.subject, agent_type=message.agent_type, message_type=message.message_type,

@@ -263,6 +263,7 @@ def message_queue(
     media_url: str = "",
     media_content_type: str = "",
     experiment_assignment_id: int | None = None,
+    run_at: dt.datetime | None = None,
 ) -> QueuedMessage:
     """Queue one outbound message through the ledger, under consent and (with a `role`) the frequency caps.
 
@@ -272,6 +273,8 @@ def message_queue(
     checked (a reply the person asked for). The same `idempotency_key` queues nothing twice: the
     first call's message and job are returned. `media_url` and `media_content_type`: one file sent with the
     text, by link (a channel that cannot send it natively sends the text alone and records why).
+    `run_at`: send it then, not now (an experiment arm's hour): the caps count it from now, and consent is
+    asked again when the job runs (`message_send_for_job`).
     """
     if contact.company_id != company.pk:
         raise ValidationError({"contact": "The contact belongs to another company."})
@@ -291,8 +294,11 @@ def message_queue(
             decision = send_slot_reserve(contact=contact, channel=channel, role=role, bypass_caps=bypass_caps)
         if not decision.allowed:
             return QueuedMessage(decision)
-        job = job_enqueue(company=company, task_name=MESSAGE_SEND_TASK, payload={"contact_id": contact.pk},
-                          idempotency_key=key)
+        payload: dict[str, Any] = {"contact_id": contact.pk}
+        if run_at is not None:
+            payload["send_at"] = run_at.isoformat()
+        job = job_enqueue(company=company, task_name=MESSAGE_SEND_TASK, payload=payload, idempotency_key=key,
+                          run_at=run_at)
         message = Message.objects.create(
             company=company, contact=contact, lead=lead, direction=Message.Direction.OUTBOUND, channel=channel,
             agent_type=agent_type, message_type=message_type, subject=subject, body=body,

@@ -281,3 +281,102 @@ def test_a_customer_who_only_mentions_dying_batteries_still_gets_the_ai(fake_ope
 
     assert len(fake_openai.requests) == 1 and len(outbound(inbound.lead_id)) == 1
     assert not Lead.objects.get(pk=inbound.lead_id).is_ai_paused
+
+
+def test_a_running_ai_reply_experiment_answers_each_lead_with_its_arms_prompt_and_records_the_arm(
+    fake_openai, company
+):
+    from engage.experiments.models import Experiment, ExperimentPhase, ExperimentSettings, ExperimentVariant
+    from engage.experiments.services import (
+        experiment_outcomes_refresh,
+        experiment_start,
+        holdout_contains,
+        reply_experiment_running,
+        unit_bucket,
+        variant_for_bucket,
+    )
+    from engage.prompts.models import PromptTemplate
+    from engage.prompts.services import template_version_approve, template_version_create
+
+    # given a company whose replies use its system prompt, and a sales reply template to test against it
+    AIConfig.objects.create(company=company, system_prompt="You sell Shokti's courses.")
+    template = PromptTemplate.objects.create(company=company, agent_type="sales", locale="bn", name="reply")
+    version = template_version_create(
+        template=template, body="You are Bina of {{ company_name }}. Answer {{ contact_name }} in two sentences."
+    )
+    template_version_approve(version=version)
+    fake_openai.reply(PLAIN_ANSWER)
+    assert not reply_experiment_running(company_id=company.pk)  # cached now: saving an experiment clears it
+    experiment = Experiment.objects.create(
+        company=company, name="Short replies", applies_to="ai_replies", unit="lead", primary_metric="reply_24h",
+    )
+    control = ExperimentVariant.objects.create(experiment=experiment, name="A (current prompt)", kind="control")
+    short = ExperimentVariant.objects.create(
+        experiment=experiment, name="B (Bina, short)", kind="template_version", template_version=version
+    )
+    experiment_start(experiment=experiment)
+    assert reply_experiment_running(company_id=company.pk)
+    first = capture(company, "কোর্সের দাম কত?", phone="+8801711000301", name="Karim")
+    second = capture(company, "কবে শুরু?", phone="+8801711000302", name="Salma")
+    # the company's holdout is on and holds the first lead: it does not apply to replies
+    settings = ExperimentSettings.objects.create(company=company, is_holdout_enabled=True, holdout_percent=50)
+    settings.holdout_salt = next(
+        f"h{n}" for n in range(1000)
+        if holdout_contains(settings=ExperimentSettings(is_holdout_enabled=True, holdout_percent=50,
+                                                        holdout_salt=f"h{n}"), unit="lead", unit_id=first.lead_id)
+    )
+    settings.save()
+    weights = [(control.pk, 50), (short.pk, 50)]
+    wanted = {first.lead_id: control.pk, second.lead_id: short.pk}
+    salt = next(
+        f"s{n}" for n in range(1000)
+        if all(variant_for_bucket(bucket=unit_bucket(salt=f"s{n}", experiment_id=experiment.pk, unit_id=lead_id),
+                                  weights=weights) == arm for lead_id, arm in wanted.items())
+    )
+    ExperimentPhase.objects.filter(experiment=experiment).update(salt=salt)
+
+    # when both leads get their AI reply
+    assert run_job(first.job_id) == "completed"
+    control_prompt = fake_openai.last_request["messages"][0]["content"]
+    assert run_job(second.job_id) == "completed"
+    short_prompt = fake_openai.last_request["messages"][0]["content"]
+
+    # then the control answered with the company's prompt, the variant with its template, rendered for the lead
+    assert control_prompt.startswith("You sell Shokti's courses.")
+    assert short_prompt.startswith("You are Bina of Alpha Home Services. Answer Salma in two sentences.")
+    assert "You sell Shokti's courses." not in short_prompt
+    # and each reply carries its arm (and the variant its template version)
+    control_reply, short_reply = outbound(first.lead_id)[-1], outbound(second.lead_id)[-1]
+    assert control_reply.body == short_reply.body == PLAIN_ANSWER
+    assert control_reply.experiment_assignment.variant_id == control.pk
+    assert control_reply.template_version_id is None
+    assert short_reply.experiment_assignment.variant_id == short.pk
+    assert short_reply.template_version_id == version.pk
+    # a second question of the same lead stays in its arm
+    again = capture(company, "আর কিছু?", phone="+8801711000302", name="Salma")
+    assert again.lead_id == second.lead_id
+    assert run_job(again.job_id) == "completed"
+    assert fake_openai.last_request["messages"][0]["content"].startswith("You are Bina of Alpha Home Services.")
+    assert outbound(second.lead_id)[-1].experiment_assignment_id == short_reply.experiment_assignment_id
+    # the primary metric, reply within 24 h, reads the lead's next message: the second lead wrote again
+    experiment_outcomes_refresh(experiment=experiment)
+    outcomes = dict(
+        experiment.phases.get().assignments.values_list("unit_id", "outcome_value")
+    )
+    assert outcomes == {first.lead_id: 0.0, second.lead_id: 1.0}
+
+
+def test_an_ai_reply_experiment_is_on_leads_and_tests_prompts_only(company):
+    from django.core.exceptions import ValidationError
+
+    from engage.experiments.models import Experiment, ExperimentVariant
+
+    with pytest.raises(ValidationError, match="its unit is the lead"):
+        Experiment(company=company, name="x", applies_to="ai_replies", unit="customer", primary_metric="reply_24h",
+                   ).full_clean()
+    experiment = Experiment.objects.create(
+        company=company, name="Replies", applies_to="ai_replies", unit="lead", primary_metric="reply_24h"
+    )
+    variant = ExperimentVariant(experiment=experiment, name="Best hour", kind="send_time")
+    with pytest.raises(ValidationError, match="tests prompts"):
+        variant.full_clean()

@@ -5,16 +5,21 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.core.cache import cache
 from django.utils import timezone
 
+from crm.services import consent_revoke
 from crm.tests.factories import EventFactory
 from engage.campaigns.runner import campaign_run_execute
 from engage.campaigns.runs import campaign_run_trigger
-from engage.experiments.models import Experiment, ExperimentVariant
+from engage.campaigns.smartengage.planning import next_hour_start
+from engage.experiments.models import Experiment, ExperimentPhase, ExperimentVariant
 from engage.experiments.send_time import best_hour, best_hours, explain, hour_scores
-from engage.experiments.services import experiment_start
+from engage.experiments.services import experiment_start, unit_bucket, variant_for_bucket
+from engage.ledger.services import job_execute
 from engage.models import Campaign, CampaignRecipient, Message
+from engage.policy.services import policy_get_or_create
 from engage.prompts.services import templates_seed_defaults
 from engage.tests.campaign_helpers import AI_TEXT, customer_due
 from engage.tests.test_campaigns import whole_day
@@ -76,7 +81,84 @@ def test_the_send_time_arm_sends_in_each_customers_best_hour_only(company, fake_
     # when the run goes now
     run = campaign_run_trigger(campaign=campaign)
     campaign_run_execute(run_id=run.pk)
-    # then only the customer whose best hour is now got the reminder; the other waits (outside the window)
-    assert Message.objects.filter(contact=in_hour.contact, direction="outbound").count() == 1
-    assert not Message.objects.filter(contact=off_hour.contact, direction="outbound").exists()
-    assert CampaignRecipient.objects.get(run=run, customer=off_hour).reason == "outside_send_window"
+    # then the customer whose best hour is now got the reminder; the other's waits, queued for their hour
+    assert Message.objects.get(contact=in_hour.contact, direction="outbound").status == "sent"
+    waiting = Message.objects.select_related("job").get(contact=off_hour.contact, direction="outbound")
+    assert waiting.status == "queued"
+    assert waiting.job.next_run_at.astimezone(DHAKA).hour == other_hour
+    assert CampaignRecipient.objects.get(run=run, customer=off_hour).status == "pending"
+
+
+def test_the_next_best_hour_is_today_when_still_ahead_and_tomorrow_when_past():
+    nine = dt.datetime(2026, 12, 7, 9, 0, tzinfo=DHAKA)
+    assert next_hour_start(now=nine, zone=DHAKA, hour=15) == dt.datetime(2026, 12, 7, 15, 0, tzinfo=DHAKA)
+    assert next_hour_start(now=nine + dt.timedelta(minutes=40), zone=DHAKA, hour=9) is None
+    assert next_hour_start(now=nine + dt.timedelta(hours=7), zone=DHAKA, hour=10) == dt.datetime(
+        2026, 12, 8, 10, 0, tzinfo=DHAKA
+    )
+
+
+def _engaged_at(company, customer, hour, today):
+    for days in range(1, 8):
+        at = dt.datetime.combine(today - dt.timedelta(days=days), dt.time(hour, 5), tzinfo=DHAKA)
+        EventFactory(company=company, contact=customer.contact, type="notification_opened", occurred_at=at)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_9_oclock_run_queues_the_send_time_arm_for_each_customers_best_hour_and_sends_it_then(
+    company, fake_openai
+):
+    fake_openai.reply(AI_TEXT)
+    cache.clear()
+    templates_seed_defaults(company=company)
+    policy = policy_get_or_create(company=company)
+    policy.presets.filter(name="default").update(send_window_start_hour=9, send_window_end_hour=18)
+    nine = dt.datetime(2026, 12, 7, 9, 0, tzinfo=DHAKA)
+    with time_machine.travel(nine, tick=False):
+        campaign = Campaign.objects.create(company=company, name="Daily reminders", channel="console")
+        experiment = Experiment.objects.create(company=company, name="Best hour", campaign=campaign)
+        control = ExperimentVariant.objects.create(experiment=experiment, name="Fixed hour", kind="control", weight=50)
+        timed = ExperimentVariant.objects.create(experiment=experiment, name="Best hour", kind="send_time", weight=50)
+        experiment_start(experiment=experiment)
+        afternoon, opted_out, fixed = (customer_due(company, timezone="Asia/Dhaka") for _ in range(3))
+        _engaged_at(company, afternoon, 15, nine.date())
+        _engaged_at(company, opted_out, 16, nine.date())
+        _engaged_at(company, fixed, 15, nine.date())
+        # a salt that puts the first two in the send-time arm and the third in the fixed hour
+        wanted = {afternoon.pk: timed.pk, opted_out.pk: timed.pk, fixed.pk: control.pk}
+        weights = [(control.pk, 50), (timed.pk, 50)]
+        salt = next(
+            f"s{n}" for n in range(1000)
+            if all(variant_for_bucket(bucket=unit_bucket(salt=f"s{n}", experiment_id=experiment.pk, unit_id=pk),
+                                      weights=weights) == arm for pk, arm in wanted.items())
+        )
+        ExperimentPhase.objects.filter(experiment=experiment).update(salt=salt)
+        # when the 09:00 run goes
+        run = campaign_run_trigger(campaign=campaign)
+        campaign_run_execute(run_id=run.pk)
+    # then the fixed-hour arm is sent now, as before
+    sent = Message.objects.select_related("job").get(contact=fixed.contact, direction="outbound")
+    assert sent.status == "sent" and sent.job.next_run_at == nine
+    # and the send-time arm is not skipped: each reminder is queued for the customer's hour today
+    later = Message.objects.select_related("job").get(contact=afternoon.contact, direction="outbound")
+    assert later.status == "queued" and later.experiment_assignment.variant_id == timed.pk
+    assert later.job.next_run_at == dt.datetime(2026, 12, 7, 15, 0, tzinfo=DHAKA)
+    assert later.job.status == "queued" and later.job.payload["send_at"]
+    revoked = Message.objects.select_related("job").get(contact=opted_out.contact, direction="outbound")
+    assert revoked.job.next_run_at == dt.datetime(2026, 12, 7, 16, 0, tzinfo=DHAKA)
+    assert not CampaignRecipient.objects.filter(run=run, reason="outside_send_window").exists()
+    assert CampaignRecipient.objects.get(run=run, customer=afternoon).status == "pending"
+    # at 15:00 the ledger sends it
+    with time_machine.travel(dt.datetime(2026, 12, 7, 15, 0, 5, tzinfo=DHAKA), tick=False):
+        assert job_execute(job_id=later.job_id, worker="test") == "completed"
+    later.refresh_from_db()
+    assert later.status == "sent"
+    assert CampaignRecipient.objects.get(run=run, customer=afternoon).status == "sent"
+    # consent is asked again at the hour: a customer who opted out since gets nothing
+    consent_revoke(contact=opted_out.contact, channel="console")
+    with time_machine.travel(dt.datetime(2026, 12, 7, 16, 0, 5, tzinfo=DHAKA), tick=False):
+        assert job_execute(job_id=revoked.job_id, worker="test") == "completed"
+    revoked.refresh_from_db()
+    assert revoked.status == "failed" and not revoked.sent_at
+    recipient = CampaignRecipient.objects.get(run=run, customer=opted_out)
+    assert (recipient.status, recipient.reason) == ("skipped", "no_consent")

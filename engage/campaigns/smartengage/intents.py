@@ -17,6 +17,7 @@ from engage.campaigns.smartengage.outcomes import (
     AGENT_TYPE,
     EMAIL_SUBJECT,
     MESSAGE_TYPE,
+    SCHEDULED,
     SEND_TASK,
     SENT,
     SKIPPED,
@@ -27,7 +28,13 @@ from engage.campaigns.smartengage.outcomes import (
 )
 from engage.ledger.models import Job
 from engage.ledger.registry import default_priority
-from engage.ledger.services import JOB_MAX_ATTEMPTS, job_dispatch_on_commit, queued_job_row, sql_value
+from engage.ledger.services import (
+    JOB_MAX_ATTEMPTS,
+    job_dispatch_on_commit,
+    job_dispatched_at,
+    queued_job_row,
+    sql_value,
+)
 from engage.messaging.models import Message
 from engage.policy.consent import send_slots_reserve
 from engage.policy.services import ROLE_CUSTOMER
@@ -44,6 +51,8 @@ def _send_payload(*, plan: Plan, run_id: int | None, subject: str) -> dict[str, 
         "template_version_id": plan.version.pk if plan.version else None,
         "ai_session_id": plan.session.pk if plan.session else None,
         "run_id": run_id,
+        # A later send (the send-time arm) asks consent again when it runs (smartengage_job_send).
+        "send_at": plan.send_at.isoformat() if plan.send_at else None,
     }
 
 
@@ -111,7 +120,9 @@ def intents_write(
                     company_id=company.pk, task_name=SEND_TASK, priority=priority,
                     payload=_send_payload(plan=plan, run_id=run.pk if run else None, subject=subject_for(plan)),
                     idempotency_key=f"{SEND_TASK}:{plan.correlation_id}", max_attempts=JOB_MAX_ATTEMPTS,
-                    next_run_at=now, dispatched_at=now, now=now,
+                    next_run_at=plan.send_at or now,
+                    dispatched_at=job_dispatched_at(next_run_at=plan.send_at, now=now) if plan.send_at else now,
+                    now=now,
                 ))
                 for _, plan in allowed
             ])
@@ -139,7 +150,7 @@ def intents_write(
                 job_dispatch_on_commit(job=job)
             for (index, plan), job, message in zip(allowed, jobs, messages, strict=True):
                 queued.append(QueuedReminder(index=index, plan=plan, job_id=job.pk, message=message, outcome=ReminderOutcome(
-                    customer_id=plan.customer.pk, status=SENT, reason=plan.reason,
+                    customer_id=plan.customer.pk, status=SCHEDULED if plan.send_at else SENT, reason=plan.reason,
                     correlation_id=str(plan.correlation_id), body=plan.text,
                     template_version_id=plan.version.pk if plan.version else None,
                 )))

@@ -35,6 +35,7 @@ Reason = CampaignRecipient.Reason
 
 SENT, FAILED, SKIPPED, DRY_RUN = "sent", "failed", "skipped", "dry_run"
 QUEUED = "queued"  # sent by another process that had not finished when the bulk send returned
+SCHEDULED = "scheduled"  # queued for a later hour (the send-time arm: the customer's best hour)
 
 
 @dataclass
@@ -85,7 +86,7 @@ class BulkResult:
             self.skipped += 1
         elif outcome.status == DRY_RUN:
             self.rendered += 1
-        elif outcome.status == QUEUED:
+        elif outcome.status in (QUEUED, SCHEDULED):
             self.queued += 1
 
     def as_dict(self) -> dict[str, Any]:
@@ -118,6 +119,8 @@ class Plan:
     is_blocked: bool = False
     # The customer's assignment in the campaign's running experiment (engage.experiments), carried by the message.
     assignment_id: int | None = None
+    # When its send job runs (the send-time arm's next best hour); None: now.
+    send_at: Any = None
 
 
 # A recipient row to write: (plan, status, reason, error).

@@ -156,6 +156,14 @@ def send_all(
         return
     skipped, queued = intents_write(company=company, to_send=to_send, run=run, bypass_frequency_caps=bypass)
     yield from skipped
+    # A send queued for a later hour (the send-time arm) is the ledger's to run then.
+    for item in queued:
+        if item.plan.send_at is not None:
+            item.outcome.message_id = item.message.pk
+            yield item.index, item.outcome
+    queued = [item for item in queued if item.plan.send_at is None]
+    if not queued:
+        return
     workers = min(int(getattr(settings, "SMARTENGAGE_SEND_CONCURRENCY", 4)), len(queued))
     if workers <= 1 or connection.in_atomic_block:
         for item in queued:

@@ -21,7 +21,7 @@ from engage.ai.safety_context import SafetyContext
 from engage.campaigns.deeplinks import deeplink_booking_create, deeplink_promo_create, short_links_create
 from engage.campaigns.segmentation import booking_history_text, customer_booking_histories
 from engage.campaigns.smartengage.outcomes import AGENT_TYPE, MESSAGE_TYPE, Plan, Reason
-from engage.experiments.send_time import best_hours
+from engage.experiments.send_time import best_hours, next_hour_start
 from engage.experiments.services import experiment_exposures
 from engage.policy.consent import can_send, contact_zone
 from engage.policy.services import ROLE_CUSTOMER, policy_for
@@ -182,8 +182,8 @@ def plans_make(
     ) if campaign_id is not None else {}
     timed = [customer.contact for customer in customers
              if (exposure := exposures.get(customer.pk)) is not None and exposure.variant_kind == "send_time"]
-    # The send-time arm sends in each customer's best hour inside the window (a run at another hour skips
-    # them as outside the window; the next run tries again).
+    # The send-time arm sends in each customer's best hour inside the window: now when the run is in that
+    # hour, else its send job is queued for the hour's next occurrence (their local time).
     hours = best_hours(company=company, contacts=timed, window=send_window or (0, 24)) if timed else {}
     plans = []
     for customer in customers:
@@ -204,12 +204,13 @@ def plans_make(
                 exposure.settings.get("send_window_start_hour", send_window[0]),
                 exposure.settings.get("send_window_end_hour", send_window[1]),
             )
-        if not plan.reason and window is not None:
+        if not plan.reason and customer.contact_id in hours:
+            plan.send_at = next_hour_start(
+                now=now, zone=contact_zone(contact=customer.contact), hour=hours[customer.contact_id]
+            )
+        elif not plan.reason and window is not None:
             local_hour = now.astimezone(contact_zone(contact=customer.contact)).hour
             if not window[0] <= local_hour < window[1]:
-                plan.reason = Reason.OUTSIDE_SEND_WINDOW
-        if not plan.reason and customer.contact_id in hours:
-            if now.astimezone(contact_zone(contact=customer.contact)).hour != hours[customer.contact_id]:
                 plan.reason = Reason.OUTSIDE_SEND_WINDOW
         if exposure is not None:
             plan.assignment_id = exposure.assignment_id

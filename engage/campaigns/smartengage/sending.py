@@ -28,6 +28,8 @@ from engage.ledger.registry import JobPermanentError
 from engage.ledger.services import job_execute
 from engage.messaging.models import Message
 from engage.messaging.services import AI_AGENT_TYPES, DONE_STATUSES, channel_options, channel_settings_for
+from engage.policy.consent import can_send
+from engage.policy.services import ROLE_CUSTOMER
 from shokti.metrics import count
 
 logger = logging.getLogger(__name__)
@@ -309,6 +311,15 @@ def smartengage_job_send(*, job: Job) -> dict[str, Any]:
     if queued is None:
         raise JobPermanentError("No reminder was queued with this job.")
     run_id = job.payload.get("run_id")
+    if job.payload.get("send_at") and queued.status == Message.Status.QUEUED:
+        # Queued hours ago for the customer's best hour: consent is asked again now (the caps counted the
+        # queued message when it was written).
+        decision = can_send(
+            contact=Contact.objects.select_related("company").get(pk=queued.contact_id), channel=queued.channel,
+            role=ROLE_CUSTOMER, bypass_caps=True,
+        )
+        if not decision.allowed:
+            return _scheduled_send_cancel(job=job, queued=queued, reason=str(decision.reason), run_id=run_id)
     try:
         sent = message_send_queued(
             job=job, queued=queued, agent_type=AGENT_TYPE, message_type=MESSAGE_TYPE, recipient_run_id=run_id
@@ -321,3 +332,18 @@ def smartengage_job_send(*, job: Job) -> dict[str, Any]:
     if run_id and any(status in CampaignRun.FINISHED_STATUSES for status in sent.run_statuses):
         campaign_run_counts_refresh(run_id=run_id)
     return {"message_id": sent.message_id, "status": sent.status}
+
+
+def _scheduled_send_cancel(*, job: Job, queued: QueuedOutbound, reason: str, run_id: int | None) -> dict[str, Any]:
+    """A later send no longer allowed: the message fails unsent, its recipient row is a skip with the reason."""
+    now = timezone.now()
+    with transaction.atomic():
+        Message.objects.filter(pk=queued.id).update(
+            status=Message.Status.FAILED, failed_at=now, error=f"Not sent at its hour: {reason}.", updated_at=now
+        )
+        CampaignRecipient.objects.filter(job_id=job.pk).update(
+            status=CampaignRecipient.Status.SKIPPED, reason=reason, updated_at=now
+        )
+    if run_id and CampaignRun.objects.filter(pk=run_id, status__in=CampaignRun.FINISHED_STATUSES).exists():
+        campaign_run_counts_refresh(run_id=run_id)
+    return {"message_id": queued.id, "status": "skipped", "reason": reason}
