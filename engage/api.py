@@ -27,13 +27,20 @@ Answer inbound messages of your own: `inbound_claim_hook_register(hook)` at star
 Bengali for people: `date_bn(date)`, `number_bn(n)`.
 
 The company's engagement policy: `policy_for(company=...)` (caps per role, flags, send window, presets).
+
+For the reports (read-only): `AISession`, `Campaign`, `CampaignRecipient`, `attributed_bookings(company=...)` (the
+one attribution rule), the user-event types (`NOTIFICATION_OPENED`, `CLICK_EVENT_TYPES`), `queue_stats(company=...)`.
 """
 
 from engage.ai.bengali import date_bn, number_bn
 from engage.ai.client import GenerationRequest, GenerationResult, ai_generate, ai_generate_many
+from engage.ai.models import AISession
+from engage.campaigns.attribution import CLICK_EVENT_TYPES, NOTIFICATION_OPENED, attributed_bookings
+from engage.campaigns.models import Campaign, CampaignRecipient
 from engage.conversations.claims import inbound_claim_hook_register
 from engage.ledger.models import Job
 from engage.ledger.registry import JobPermanentError, job_handler
+from engage.ledger.selectors import queue_stats
 from engage.ledger.services import job_enqueue
 from engage.messaging.models import AgentType, Message
 from engage.messaging.services import message_send
@@ -43,9 +50,14 @@ from engage.prompts.rendering import template_latest_approved, template_render
 from engage.prompts.services import templates_seed_defaults
 
 __all__ = [
+    "CLICK_EVENT_TYPES",
+    "NOTIFICATION_OPENED",
     "ROLE_CUSTOMER",
     "ROLE_WORKER",
+    "AISession",
     "AgentType",
+    "Campaign",
+    "CampaignRecipient",
     "GenerationRequest",
     "GenerationResult",
     "Job",
@@ -55,6 +67,7 @@ __all__ = [
     "SendDecision",
     "ai_generate",
     "ai_generate_many",
+    "attributed_bookings",
     "can_send",
     "contact_opt_out",
     "date_bn",
@@ -65,6 +78,7 @@ __all__ = [
     "message_send",
     "number_bn",
     "policy_for",
+    "queue_stats",
     "template_latest_approved",
     "template_render",
     "templates_seed_defaults",

@@ -80,6 +80,13 @@ DEFAULT_SCHEDULES: list[dict[str, Any]] = [
         "priority": 4,
         "description": "Sundays 04:00 UTC (10:00 Asia/Dhaka): a CoachNova run for every company with CoachNova on.",
     },
+    {
+        "name": "reports: refresh the dashboard's rollups",
+        "task": "reports.rollups_tick",
+        "interval": {"every": 5, "period": "minutes"},
+        "priority": 5,
+        "description": "Every 5 minutes: one reports_rollups_refresh job per active company (re-aggregates its last 3 local days, or from its watermark).",
+    },
 ]
 
 
