@@ -68,7 +68,9 @@ def dashboard_context(*, request: HttpRequest) -> dict:
     cards = []
     for name in allowed:
         data = selectors.card(company=company, card=name, period=period)
+        as_of = data.get("data_as_of")
         cards.append({"id": name, "title": CARD_TITLES[name], "data": data,
+                      "as_of": dt.datetime.fromisoformat(as_of) if as_of else None,
                       "breakdowns": list(DIMENSIONS.get(name, {}))})
     return {"reports": {
         "company": company, "companies": companies if len(companies) > 1 else [], "period": period,

@@ -23,7 +23,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from crm.models import Company, Membership
-from engage.api import Job, queue_stats
+from engage.api import Campaign, Job, queue_stats
 from reports.rollups.aggregate import COHORT_NAMES, local_today
 from reports.rollups.models import AIDaily, EngagementDaily, LeadDaily, LeadStageCount, RollupWatermark, WorkerDaily
 
@@ -184,6 +184,10 @@ def _engagement(company: Company, first: dt.date, last: dt.date) -> dict:
         sent=Sum("sent"), booked=Sum("booked"), revenue=Sum("revenue")).order_by("-booked", "template_version_id")[:20])
     for row in by_campaign + by_template:
         row["revenue"] = _plain(row["revenue"] or 0)
+    names = dict(Campaign.objects.using(DB).filter(company_id=company.pk, pk__in=[
+        row["campaign_id"] for row in by_campaign]).values_list("pk", "name"))
+    for row in by_campaign:
+        row["name"] = names.get(row["campaign_id"], f"#{row['campaign_id']}")
     return {
         "totals": _compare(totals, previous),
         "funnel": [{"step": step, "value": totals[step]} for step in ("sent", "delivered", "opened", "clicked",

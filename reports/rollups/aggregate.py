@@ -30,16 +30,17 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q, Sum
+from django.db.models.fields.json import KT
+from django.db.models.functions import Coalesce, TruncDate
 
 from coaching.models import BookingPunctuality
-from crm.models import Company, Customer, Event, Lead
+from crm.models import Company, Event, Lead
 from engage.api import (
     CLICK_EVENT_TYPES,
     NOTIFICATION_OPENED,
     AgentType,
     AISession,
-    CampaignRecipient,
     Message,
     attributed_bookings,
 )
@@ -117,39 +118,43 @@ def _engagement_messages():
     return Message.objects.filter(direction=Message.Direction.OUTBOUND).exclude(agent_type=AgentType.COACHNOVA)
 
 
-def _message_dims(company: Company, rows: list[tuple]) -> dict[int, tuple]:
-    """message id -> (channel, template_version_id, campaign_id, service_category, cohort) for rows of
-    (id, channel, template_version_id, contact_id, created_at)."""
-    ids = [row[0] for row in rows]
-    contact_ids = {row[3] for row in rows}
-    campaigns = {
-        message_id: (campaign_id, category or "")
-        for message_id, campaign_id, category in CampaignRecipient.objects.filter(
-            company_id=company.pk, message_id__in=ids).values_list("message_id", "campaign_id",
-                                                                     "campaign__service__category")
-    }
-    last_booking = dict(Customer.objects.filter(company_id=company.pk, contact_id__in=contact_ids)
-                        .values_list("contact_id", "last_booking_at"))
-    dims = {}
-    for message_id, channel, template_version_id, contact_id, created_at in rows:
-        campaign_id, category = campaigns.get(message_id, (0, ""))
-        cohort = cohort_of(last_booking_at=last_booking.get(contact_id), at=created_at)
-        dims[message_id] = (channel or "", template_version_id or 0, campaign_id, category, cohort)
-    return dims
+# The columns every engagement query reads: the message, its campaign (a LEFT JOIN through its recipient row) and
+# its customer's last booking (through the contact).
+MESSAGE_COLUMNS = ("id", "channel", "template_version_id", "created_at", "correlation_id", "contact_id",
+                   "campaign_recipients__campaign_id", "campaign_recipients__campaign__service__category",
+                   "contact__customer__last_booking_at")
 
 
-def _messages_by_correlation(company: Company, keys: set[tuple]) -> dict[tuple, tuple]:
-    """(correlation_id, contact_id) -> the dims of the newest engagement message carrying it."""
-    found: dict[tuple, tuple] = {}
-    correlation_ids = {key[0] for key in keys}
-    for batch in _chunks(correlation_ids):
-        rows = list(_engagement_messages().filter(company_id=company.pk, correlation_id__in=batch)
-                    .order_by("created_at", "id")
-                    .values_list("id", "channel", "template_version_id", "contact_id", "created_at", "correlation_id"))
-        dims = _message_dims(company, [row[:5] for row in rows])
-        for row in rows:
-            found[(row[5], row[3])] = dims[row[0]]  # later rows (newer) win
-    return found
+def _dims(row: tuple) -> tuple:
+    """(channel, template_version_id, campaign_id, service_category, cohort) of a MESSAGE_COLUMNS row."""
+    _, channel, template_version_id, created_at, _, _, campaign_id, category, last_booking_at = row[:9]
+    return (channel or "", template_version_id or 0, campaign_id or 0, (category or "")[:100],
+            cohort_of(last_booking_at=last_booking_at, at=created_at))
+
+
+class _MessageIndex:
+    """(correlation_id, contact_id) -> the dims of the newest engagement message carrying it: filled from the
+    messages the range reads, completed from the database in batches for events about older messages."""
+
+    def __init__(self, company: Company) -> None:
+        self.company = company
+        self.found: dict[tuple, tuple] = {}
+        self.order: dict[tuple, tuple] = {}
+        self.asked: set = set()
+
+    def add(self, row: tuple) -> None:
+        key, rank = (row[4], row[5]), (row[3], row[0])
+        if row[4] is not None and (key not in self.order or rank > self.order[key]):
+            self.found[key], self.order[key] = _dims(row), rank
+
+    def lookup(self, keys: set[tuple]) -> dict[tuple, tuple]:
+        missing = {key[0] for key in keys if key not in self.found and key[0] is not None} - self.asked
+        for batch in _chunks(missing):
+            for row in (_engagement_messages().filter(company_id=self.company.pk, correlation_id__in=batch)
+                        .order_by().values_list(*MESSAGE_COLUMNS)):
+                self.add(row)
+        self.asked |= missing  # asked once: the misses (CoachNova's or unknown messages) are not asked again
+        return self.found
 
 
 def engagement_rows(*, company: Company, first: dt.date, last: dt.date) -> list[EngagementDaily]:
@@ -165,29 +170,30 @@ def engagement_rows(*, company: Company, first: dt.date, last: dt.date) -> list[
     in_range = Q()
     for field in ("sent_at", "delivered_at", "failed_at"):
         in_range |= Q(**{f"{field}__gte": start, f"{field}__lt": end})
+    index = _MessageIndex(company)
+    seen: set[int] = set()
     messages = (_engagement_messages().filter(company_id=company.pk).filter(in_range).order_by()
-                .values_list("id", "channel", "template_version_id", "contact_id", "created_at",
-                             "sent_at", "delivered_at", "failed_at"))
-    for batch in _chunks(messages.iterator(chunk_size=CHUNK)):
-        dims = _message_dims(company, [row[:5] for row in batch])
-        for row in batch:
-            for at, metric in zip(row[5:], ("sent", "delivered", "failed"), strict=True):
-                if at is not None:
-                    add(at, dims[row[0]], metric)
+                .values_list(*MESSAGE_COLUMNS, "sent_at", "delivered_at", "failed_at"))
+    for row in messages.iterator(chunk_size=CHUNK):
+        if row[0] in seen:  # a second recipient row of one message (the LEFT JOIN): counted once
+            continue
+        seen.add(row[0])
+        index.add(row)
+        dims = _dims(row)
+        for at, metric in zip(row[9:], ("sent", "delivered", "failed"), strict=True):
+            if at is not None:
+                add(at, dims, metric)
 
     events = (Event.objects.filter(company_id=company.pk, occurred_at__gte=start, occurred_at__lt=end,
                                    type__in=(NOTIFICATION_OPENED, *CLICK_EVENT_TYPES, OPT_OUT))
-              .order_by().values_list("type", "correlation_id", "contact_id", "occurred_at", "payload"))
+              .order_by().values_list("type", "correlation_id", "contact_id", "occurred_at", "payload",
+                                      "contact__customer__last_booking_at"))
     for batch in _chunks(events.iterator(chunk_size=CHUNK)):
-        keys = {(row[1], row[2]) for row in batch if row[0] != OPT_OUT and row[1] is not None}
-        by_correlation = _messages_by_correlation(company, keys) if keys else {}
-        opt_out_contacts = {row[2] for row in batch if row[0] == OPT_OUT and row[2] is not None}
-        last_booking = dict(Customer.objects.filter(company_id=company.pk, contact_id__in=opt_out_contacts)
-                            .values_list("contact_id", "last_booking_at")) if opt_out_contacts else {}
-        for event_type, correlation_id, contact_id, occurred_at, payload in batch:
+        by_correlation = index.lookup({(row[1], row[2]) for row in batch if row[0] != OPT_OUT})
+        for event_type, correlation_id, contact_id, occurred_at, payload, last_booking_at in batch:
             if event_type == OPT_OUT:
-                channel = str((payload or {}).get("channel", "")) if isinstance(payload, dict) else ""
-                cohort = cohort_of(last_booking_at=last_booking.get(contact_id), at=occurred_at)
+                channel = str(payload.get("channel", "")) if isinstance(payload, dict) else ""
+                cohort = cohort_of(last_booking_at=last_booking_at, at=occurred_at)
                 add(occurred_at, (channel[:20], 0, 0, "", cohort), "opt_outs")
                 continue
             dims = by_correlation.get((correlation_id, contact_id))
@@ -197,7 +203,7 @@ def engagement_rows(*, company: Company, first: dt.date, last: dt.date) -> list[
     bookings = (attributed_bookings(company=company).filter(occurred_at__gte=start, occurred_at__lt=end)
                 .order_by().values_list("touch_correlation_id", "contact_id", "occurred_at", "payload"))
     for batch in _chunks(bookings.iterator(chunk_size=CHUNK)):
-        by_correlation = _messages_by_correlation(company, {(row[0], row[1]) for row in batch})
+        by_correlation = index.lookup({(row[0], row[1]) for row in batch})
         for correlation_id, contact_id, occurred_at, payload in batch:
             dims = by_correlation.get((correlation_id, contact_id))
             if dims is not None:
@@ -206,7 +212,7 @@ def engagement_rows(*, company: Company, first: dt.date, last: dt.date) -> list[
 
     return [
         EngagementDaily(company_id=company.pk, local_date=key[0], channel=key[1], template_version_id=key[2],
-                        campaign_id=key[3], service_category=key[4][:100], cohort=key[5], **values)
+                        campaign_id=key[3], service_category=key[4], cohort=key[5], **values)
         for key, values in totals.items()
     ]
 
@@ -225,23 +231,23 @@ def ai_reason(*, outcome: str, error: str, safety: Any) -> str:
 
 
 def ai_rows(*, company: Company, first: dt.date, last: dt.date) -> list[AIDaily]:
+    """Grouped in SQL by local day (TruncDate in the company's zone: portable), agent, outcome, error and first
+    safety code; the reasons are then named and merged in Python."""
     zone = company_zone(company)
     start, end = utc_range(company, first, last)
     totals: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    sessions = (AISession.objects.filter(company_id=company.pk, created_at__gte=start, created_at__lt=end)
-                .order_by().values_list("created_at", "agent_type", "outcome", "error", "safety", "latency_ms",
-                                        "tokens_in", "tokens_out"))
-    for created_at, agent_type, outcome, error, safety, latency_ms, tokens_in, tokens_out in sessions.iterator(
-            chunk_size=CHUNK):
-        key = (created_at.astimezone(zone).date(), agent_type or "", outcome,
-               ai_reason(outcome=outcome, error=error, safety=safety))
-        values = totals[key]
-        values["sessions"] += 1
-        if latency_ms:
-            values["latency_ms_sum"] += latency_ms
-            values["latency_count"] += 1
-        values["tokens_in"] += tokens_in or 0
-        values["tokens_out"] += tokens_out or 0
+    groups = (AISession.objects.filter(company_id=company.pk, created_at__gte=start, created_at__lt=end).order_by()
+              .values(day=TruncDate("created_at", tzinfo=zone), agent=F("agent_type"), result=F("outcome"),
+                      failure=F("error"), code=KT("safety__reasons__0__code"))
+              .annotate(sessions=Count("pk"), latency_ms_sum=Coalesce(Sum("latency_ms"), 0),
+                        latency_count=Count("pk", filter=Q(latency_ms__gt=0)),
+                        tokens_in=Coalesce(Sum("tokens_in"), 0), tokens_out=Coalesce(Sum("tokens_out"), 0)))
+    for group in groups.iterator(chunk_size=CHUNK):
+        safety = {"reasons": [{"code": group["code"]}]} if group["code"] else {}
+        key = (group["day"], group["agent"] or "", group["result"],
+               ai_reason(outcome=group["result"], error=group["failure"], safety=safety))
+        for field in ("sessions", "latency_ms_sum", "latency_count", "tokens_in", "tokens_out"):
+            totals[key][field] += group[field]
     return [
         AIDaily(company_id=company.pk, local_date=key[0], agent_type=key[1], outcome=key[2], reason=key[3], **values)
         for key, values in totals.items()
@@ -255,9 +261,9 @@ def lead_rows(*, company: Company, first: dt.date, last: dt.date) -> list[LeadDa
     start, end = utc_range(company, first, last)
     totals: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     leads = (Lead.objects.filter(company_id=company.pk, created_at__gte=start, created_at__lt=end).order_by()
-             .values_list("created_at", "source", "channel"))
-    for created_at, source, channel in leads.iterator(chunk_size=CHUNK):
-        totals[(created_at.astimezone(zone).date(), (source or "")[:100], channel or "")]["new"] += 1
+             .values_list(TruncDate("created_at", tzinfo=zone), "source", "channel").annotate(n=Count("pk")))
+    for day, source, channel, count in leads.iterator(chunk_size=CHUNK):
+        totals[(day, (source or "")[:100], channel or "")]["new"] += count
     changes = (Event.objects.filter(company_id=company.pk, type=STAGE_CHANGED, occurred_at__gte=start,
                                     occurred_at__lt=end).order_by().values_list("occurred_at", "payload"))
     for batch in _chunks(changes.iterator(chunk_size=CHUNK)):
@@ -294,22 +300,19 @@ def lead_stage_rows(*, company: Company) -> list[LeadStageCount]:
 # --- workers ----------------------------------------------------------------------------------------------------
 
 def worker_rows(*, company: Company, first: dt.date, last: dt.date) -> list[WorkerDaily]:
-    totals: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    rows = (BookingPunctuality.objects.filter(company_id=company.pk, local_date__gte=first, local_date__lte=last)
-            .order_by().values_list("local_date", "outcome", "is_excused", "minutes_late", "booking__zone",
-                                    "booking__service__category"))
-    for local_date, outcome, is_excused, minutes_late, zone, category in rows.iterator(chunk_size=CHUNK):
-        values = totals[(local_date, (zone or "")[:100], (category or "")[:100])]
-        if is_excused:
-            values["excused"] += 1
-        elif outcome == BookingPunctuality.Outcome.ON_TIME:
-            values["on_time"] += 1
-        else:
-            values["late"] += 1
-            values["late_minutes"] += max(minutes_late or 0, 0)
+    """One grouped query: BookingPunctuality already carries its local day."""
+    counted = Q(is_excused=False)
+    late = counted & ~Q(outcome=BookingPunctuality.Outcome.ON_TIME)
+    groups = (BookingPunctuality.objects.filter(company_id=company.pk, local_date__gte=first, local_date__lte=last)
+              .order_by().values("local_date", zone=F("booking__zone"), category=F("booking__service__category"))
+              .annotate(on_time=Count("pk", filter=counted & Q(outcome=BookingPunctuality.Outcome.ON_TIME)),
+                        late=Count("pk", filter=late), excused=Count("pk", filter=Q(is_excused=True)),
+                        late_minutes=Coalesce(Sum("minutes_late", filter=late & Q(minutes_late__gt=0)), 0)))
     return [
-        WorkerDaily(company_id=company.pk, local_date=key[0], zone=key[1], service_category=key[2], **values)
-        for key, values in totals.items()
+        WorkerDaily(company_id=company.pk, local_date=group["local_date"], zone=group["zone"] or "",
+                    service_category=group["category"] or "", on_time=group["on_time"], late=group["late"],
+                    excused=group["excused"], late_minutes=group["late_minutes"])
+        for group in groups.iterator(chunk_size=CHUNK)
     ]
 
 

@@ -83,6 +83,7 @@ def test_marketing_sees_engagement_only_and_no_breakdown_of_workers(client, alph
     assert refused.status_code == 403 and refused.json()["detail"]
 
 
+@pytest.mark.embedded
 def test_nobody_sees_another_companys_numbers(client, alpha, beta, other_staff_user):
     # Bob (beta) asks for alpha on the home: he gets his own company, never alpha's numbers.
     response, _ = cards_on_home(client, other_staff_user, company=alpha.pk, period="30d")
@@ -174,6 +175,7 @@ def test_bad_breakdown_filters_are_400_json(client, alpha, owner, params):
     assert response.status_code == 400 and response.json()["errors"]
 
 
+@pytest.mark.embedded
 def test_csv_is_streamed_scoped_and_in_local_dates(client, alpha, beta, owner):
     client.force_login(owner)
     response = client.get(reverse("reports-breakdown-csv"), {"company": alpha.pk, "card": "engagement",

@@ -68,6 +68,7 @@ def raw_engagement(company, day, metric):
     return sum((Decimal(str(event.payload["amount"])) for event in booked), Decimal(0))
 
 
+@pytest.mark.embedded
 @pytest.mark.parametrize("metric", ["sent", "delivered", "failed", "opened", "clicked", "booked", "revenue",
                                     "opt_outs"])
 def test_engagement_rollup_agrees_with_the_raw_rows(seeded, metric):
@@ -79,6 +80,7 @@ def test_engagement_rollup_agrees_with_the_raw_rows(seeded, metric):
     assert checked > 0  # the seed has some of each
 
 
+@pytest.mark.embedded
 @pytest.mark.parametrize("outcome", ["ok", "error", "fallback", "rejected"])
 def test_ai_rollup_agrees_with_the_raw_rows(seeded, outcome):
     for day in days():
@@ -98,6 +100,7 @@ def test_ai_rollup_agrees_with_the_raw_rows(seeded, outcome):
     assert set(AIDaily.objects.filter(company=seeded, outcome="error").values_list("reason", flat=True)) == {"timeout"}
 
 
+@pytest.mark.embedded
 def test_lead_rollups_agree_with_the_raw_rows(seeded):
     for day in days():
         start, end = utc_range(seeded, day, day)
@@ -115,6 +118,7 @@ def test_lead_rollups_agree_with_the_raw_rows(seeded):
     assert stages["Won"] > 0 and stages["New"] > 0
 
 
+@pytest.mark.embedded
 def test_worker_rollup_agrees_with_the_raw_rows(seeded):
     for day in days():
         rows = BookingPunctuality.objects.filter(company=seeded, local_date=day)
