@@ -28,20 +28,22 @@ _DAILY = (
 )
 
 
-def rollups_refresh(*, company: Company, first: dt.date, last: dt.date) -> dict:
-    """Recompute the company's rollups of local days first..last (inclusive) and move its watermark."""
+def rollups_refresh(*, company: Company, first: dt.date, last: dt.date, with_stages: bool = True) -> dict:
+    """Recompute the company's rollups of local days first..last (inclusive) and move its watermark (and, unless
+    told not to, the pipeline's stage snapshot)."""
     if first > last:
         raise ValueError("first must not be after last")
     started = time.monotonic()
     read_at = timezone.now()
     built = {model: rows(company=company, first=first, last=last) for model, rows in _DAILY}
-    stages = aggregate.lead_stage_rows(company=company)
+    stages = aggregate.lead_stage_rows(company=company) if with_stages else None
     with transaction.atomic():
         for model, rows in built.items():
             model.objects.filter(company_id=company.pk, local_date__gte=first, local_date__lte=last).delete()
             model.objects.bulk_create(rows, batch_size=BATCH)
-        LeadStageCount.objects.filter(company_id=company.pk).delete()
-        LeadStageCount.objects.bulk_create(stages, batch_size=BATCH)
+        if stages is not None:
+            LeadStageCount.objects.filter(company_id=company.pk).delete()
+            LeadStageCount.objects.bulk_create(stages, batch_size=BATCH)
         watermark = RollupWatermark.objects.select_for_update().filter(company_id=company.pk).first()
         duration_ms = int((time.monotonic() - started) * 1000)
         if watermark is None:
@@ -85,15 +87,15 @@ def rollups_tick(*, now: dt.datetime | None = None) -> dict:
 
 
 def rollups_backfill(*, company: Company, first: dt.date | None = None, last: dt.date | None = None,
-                     chunk_days: int = 31) -> list[dict]:
+                     chunk_days: int = 92) -> list[dict]:
     """Rebuild a company's rollups from `first` (default: its first lead, message or booking day) to `last`
-    (default: today), a month per transaction."""
+    (default: today), a quarter per transaction; the stage snapshot once, with the last one."""
     last = last or aggregate.local_today(company)
     first = first or aggregate.first_activity_day(company=company) or last
     results = []
     day = first
     while day <= last:
         end = min(day + dt.timedelta(days=chunk_days - 1), last)
-        results.append(rollups_refresh(company=company, first=day, last=end))
+        results.append(rollups_refresh(company=company, first=day, last=end, with_stages=end == last))
         day = end + dt.timedelta(days=1)
     return results
