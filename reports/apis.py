@@ -33,7 +33,7 @@ class PeriodFilter(StrictInputMixin, serializers.Serializer):
 class BreakdownFilter(PeriodFilter):
     card = serializers.ChoiceField(choices=list(selectors.DIMENSIONS))
     dimension = serializers.ChoiceField(choices=ALL_DIMENSIONS, help_text="engagement: channel, template_version, "
-                                        "campaign, service_category, cohort; workers: zone, service_category.")
+                                        "campaign, service_category, cohort; workers: zone, service_category, coached.")
 
 
 class CardOutputSerializer(serializers.Serializer):

@@ -45,7 +45,7 @@ WORKER_METRICS = ("on_time", "late", "excused", "late_minutes")
 DIMENSIONS = {
     ENGAGEMENT: {"channel": "channel", "template_version": "template_version_id", "campaign": "campaign_id",
                  "service_category": "service_category", "cohort": "cohort"},
-    WORKERS: {"zone": "zone", "service_category": "service_category"},
+    WORKERS: {"zone": "zone", "service_category": "service_category", "coached": "coached"},
 }
 ROLE_CARDS = {
     Membership.Role.OWNER: CARDS,
@@ -275,7 +275,11 @@ def _workers(company: Company, first: dt.date, last: dt.date) -> dict:
     by_zone = list(rows.values("zone").annotate(on_time=Sum("on_time"), late=Sum("late")).order_by("-late", "zone")[:20])
     for row in by_zone:
         row["on_time_rate"] = on_time_rate(row)
-    current = {**totals, "on_time_rate": on_time_rate(totals)}
+    split = {row["coached"]: row for row in rows.values("coached").annotate(on_time=Sum("on_time"),
+                                                                             late=Sum("late"))}
+    current = {**totals, "on_time_rate": on_time_rate(totals),
+               "on_time_rate_coached": on_time_rate(split[True]) if True in split else None,
+               "on_time_rate_not_coached": on_time_rate(split[False]) if False in split else None}
     before = {**previous, "on_time_rate": on_time_rate(previous)}
     return {"totals": _compare(current, before), "late_by_zone": by_zone,
             "series": {"labels": labels, "datasets": {"on_time_rate": rate, **sampled}},
@@ -344,6 +348,8 @@ def breakdown_rows(*, company: Company, card: str, dimension: str, first: dt.dat
 
 
 def _segment_label(dimension: str, value: Any) -> str:
+    if dimension == "coached":
+        return "coached" if value else "not coached"
     if dimension in ("template_version", "campaign"):
         return str(value) if value else "none"
     if dimension == "cohort":

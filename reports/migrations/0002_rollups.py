@@ -120,6 +120,7 @@ class Migration(migrations.Migration):
                 ('local_date', models.DateField()),
                 ('zone', models.CharField(default='', max_length=100)),
                 ('service_category', models.CharField(default='', max_length=100)),
+                ('coached', models.BooleanField(default=False, help_text='The worker had been coached by CoachNova before the booking.')),
                 ('on_time', models.PositiveIntegerField(default=0)),
                 ('late', models.PositiveIntegerField(default=0, help_text='Late arrivals, no-shows and worker cancellations.')),
                 ('excused', models.PositiveIntegerField(default=0)),
@@ -127,7 +128,7 @@ class Migration(migrations.Migration):
                 ('company', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='crm.company')),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('company', 'local_date', 'zone', 'service_category'), name='reports_worker_daily_key')],
+                'constraints': [models.UniqueConstraint(fields=('company', 'local_date', 'zone', 'service_category', 'coached'), name='reports_worker_daily_key')],
             },
         ),
         schedules_operation(SCHEDULES),

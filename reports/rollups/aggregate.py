@@ -17,8 +17,9 @@ The metric definitions (the tests count the same things straight from the raw ro
   the error's first line for a fallback or error), with latency and tokens.
 - leads: created on the day (by source, channel); won/lost: `stage.changed` events on the day whose payload
   status is won/lost; the stage snapshot counts every lead by its stage now.
-- workers: coaching's BookingPunctuality on its `local_date` (the scheduled local day), by the booking's zone and
-  its service's category.
+- workers: coaching's BookingPunctuality on its `local_date` (the scheduled local day), by the booking's zone, its
+  service's category and whether the worker had been coached (a `coached` CoachingRecipient made before the
+  booking's time).
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce, TruncDate
 
-from coaching.models import BookingPunctuality
+from coaching.models import BookingPunctuality, CoachingRecipient
 from crm.models import Company, Event, Lead
 from engage.api import (
     CLICK_EVENT_TYPES,
@@ -303,14 +304,18 @@ def worker_rows(*, company: Company, first: dt.date, last: dt.date) -> list[Work
     """One grouped query: BookingPunctuality already carries its local day."""
     counted = Q(is_excused=False)
     late = counted & ~Q(outcome=BookingPunctuality.Outcome.ON_TIME)
+    coached = CoachingRecipient.objects.filter(worker_id=OuterRef("worker_id"), status=CoachingRecipient.Status.COACHED,
+                                               created_at__lte=OuterRef("scheduled_at"))
     groups = (BookingPunctuality.objects.filter(company_id=company.pk, local_date__gte=first, local_date__lte=last)
-              .order_by().values("local_date", zone=F("booking__zone"), category=F("booking__service__category"))
+              .order_by().values("local_date", zone=F("booking__zone"), category=F("booking__service__category"),
+                                 was_coached=Exists(coached))
               .annotate(on_time=Count("pk", filter=counted & Q(outcome=BookingPunctuality.Outcome.ON_TIME)),
                         late=Count("pk", filter=late), excused=Count("pk", filter=Q(is_excused=True)),
                         late_minutes=Coalesce(Sum("minutes_late", filter=late & Q(minutes_late__gt=0)), 0)))
     return [
         WorkerDaily(company_id=company.pk, local_date=group["local_date"], zone=group["zone"] or "",
-                    service_category=group["category"] or "", on_time=group["on_time"], late=group["late"],
+                    service_category=group["category"] or "", coached=bool(group["was_coached"]),
+                    on_time=group["on_time"], late=group["late"],
                     excused=group["excused"], late_minutes=group["late_minutes"])
         for group in groups.iterator(chunk_size=CHUNK)
     ]

@@ -99,13 +99,15 @@ class LeadStageCount(RollupRow):
 
 
 class WorkerDaily(RollupRow):
-    """Bookings' punctuality (coaching's BookingPunctuality) on one scheduled local day, by zone and service
-    category; excused bookings are counted apart and not in on_time/late."""
+    """Bookings' punctuality (coaching's BookingPunctuality) on one scheduled local day, by zone, service category
+    and whether the worker had been coached (a CoachNova recipient row with status coached, made before the
+    booking's time); excused bookings are counted apart and not in on_time/late."""
 
     company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False)
     local_date = models.DateField()
     zone = models.CharField(max_length=100, default="")
     service_category = models.CharField(max_length=100, default="")
+    coached = models.BooleanField(default=False, help_text="The worker had been coached by CoachNova before the booking.")
     on_time = models.PositiveIntegerField(default=0)
     late = models.PositiveIntegerField(default=0, help_text="Late arrivals, no-shows and worker cancellations.")
     excused = models.PositiveIntegerField(default=0)
@@ -113,7 +115,7 @@ class WorkerDaily(RollupRow):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["company", "local_date", "zone", "service_category"],
+            models.UniqueConstraint(fields=["company", "local_date", "zone", "service_category", "coached"],
                                     name="reports_worker_daily_key"),
         ]
 

@@ -8,7 +8,7 @@ import random
 import uuid
 from decimal import Decimal
 
-from coaching.models import BookingPunctuality
+from coaching.models import BookingPunctuality, CoachingRecipient, CoachingRun
 from crm.models import Booking, Company, Contact, Customer, Event, Lead, Pipeline, Service, Stage, Worker
 from engage.api import AISession, Campaign, CampaignRecipient, Message
 from engage.campaigns.models import CampaignRun
@@ -39,6 +39,12 @@ def seed_company(*, company: Company, days: int = 5, per_day: int = 6, end: dt.d
     run = CampaignRun.objects.create(company=company, campaign=campaign)
     worker_contact = Contact.objects.create(company=company, name="Worker", phone=f"+88017{company.pk:04d}0000")
     worker = Worker.objects.create(company=company, contact=worker_contact)
+    other_contact = Contact.objects.create(company=company, name="Worker 2", phone=f"+88016{company.pk:04d}0000")
+    workers = [worker, Worker.objects.create(company=company, contact=other_contact)]
+    # the first worker was coached halfway through the seeded days; the second never
+    coaching_run = CoachingRun.objects.create(company=company, as_of=(end - dt.timedelta(days=days // 2)).date())
+    CoachingRecipient.objects.create(run=coaching_run, company=company, worker=worker, status=CoachingRecipient.Status.COACHED,
+                                     created_at=end - dt.timedelta(days=days // 2, hours=3))
     customers = []
     for index in range(8):
         contact = Contact.objects.create(company=company, name=f"Customer {index}",
@@ -103,11 +109,11 @@ def seed_company(*, company: Company, days: int = 5, per_day: int = 6, end: dt.d
                                      occurred_at=at + dt.timedelta(hours=2),
                                      payload={"lead_id": lead.pk, "status": lead.status, "to_id": stage.pk})
             booking = Booking.objects.create(
-                company=company, customer=customer, worker=worker, service=rng.choice(services), scheduled_at=at,
+                company=company, customer=customer, worker=rng.choice(workers), service=rng.choice(services), scheduled_at=at,
                 zone=rng.choice(ZONES), status=Booking.Status.COMPLETED)
             late = rng.randrange(0, 40)
             BookingPunctuality.objects.create(
-                booking=booking, company=company, worker=worker, scheduled_at=at,
+                booking=booking, company=company, worker=booking.worker, scheduled_at=at,
                 local_date=at.astimezone(dt.timezone(dt.timedelta(hours=6))).date(),
                 outcome="on_time" if late < 15 else rng.choice(("late", "no_show")), minutes_late=late,
                 is_excused=rng.random() < 0.1)

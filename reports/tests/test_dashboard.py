@@ -157,6 +157,17 @@ def test_engagement_breakdown_splits_the_card_total(client, alpha, owner, dimens
     assert 'id="breakdown-table"' in response.content.decode()
 
 
+def test_worker_breakdown_coached_vs_not(client, alpha, owner):
+    client.force_login(owner)
+    response = client.get(reverse("reports-breakdown"), {"company": alpha.pk, "card": "workers",
+                                                         "dimension": "coached", "period": "30d"})
+    rows = {row["segment"]: row for row in response.context["data"]["rows"]}
+    assert set(rows) == {"coached", "not coached"}
+    card = selectors.card(company=alpha, card="workers", period="30d")
+    assert card["totals"]["on_time_rate_coached"]["value"] == rows["coached"]["on_time_rate"]
+    assert card["totals"]["on_time_rate_not_coached"]["value"] == rows["not coached"]["on_time_rate"]
+
+
 def test_worker_breakdown_by_zone(client, alpha, owner):
     client.force_login(owner)
     response = client.get(reverse("reports-breakdown"), {"company": alpha.pk, "card": "workers",

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum
 
 from coaching.models import BookingPunctuality
 from crm.models import Event, Lead
@@ -125,10 +125,19 @@ def test_worker_rollup_agrees_with_the_raw_rows(seeded):
         assert rolled(WorkerDaily, seeded, day, "on_time") == rows.filter(outcome="on_time", is_excused=False).count()
         assert rolled(WorkerDaily, seeded, day, "late") == rows.filter(~Q(outcome="on_time"), is_excused=False).count()
         assert rolled(WorkerDaily, seeded, day, "excused") == rows.filter(is_excused=True).count()
+        coached = rows.filter(worker__coaching__status="coached", worker__coaching__created_at__lte=F("scheduled_at"))
+        assert (WorkerDaily.objects.filter(company=seeded, local_date=day, coached=True).aggregate(
+            n=Sum("on_time"))["n"] or 0) == coached.filter(outcome="on_time", is_excused=False).distinct().count()
+        assert (WorkerDaily.objects.filter(company=seeded, local_date=day, coached=True).aggregate(
+            n=Sum("late"))["n"] or 0) == coached.filter(~Q(outcome="on_time"), is_excused=False).distinct().count()
         for zone in ("Dhanmondi", "Gulshan"):
             assert (WorkerDaily.objects.filter(company=seeded, local_date=day, zone=zone).aggregate(
                 n=Sum("on_time"))["n"] or 0) == rows.filter(booking__zone=zone, outcome="on_time",
                                                             is_excused=False).count()
+
+
+def test_both_coached_and_not_coached_workers_are_seeded(seeded):
+    assert set(WorkerDaily.objects.filter(company=seeded).values_list("coached", flat=True)) == {True, False}
 
 
 def test_segment_rollups_split_the_totals_exactly(seeded):
