@@ -74,7 +74,7 @@ def seed_company(*, company: Company, days: int = 5, per_day: int = 6, end: dt.d
             if rng.random() < 0.5:
                 CampaignRecipient.objects.create(company=company, campaign=campaign, run=run, customer=customer,
                                                  message=message, status=CampaignRecipient.Status.SENT,
-                                                 cycle_started_at=at)
+                                                 cycle_started_at=at + dt.timedelta(microseconds=made["messages"]))
             if rng.random() < 0.6:
                 Event.objects.create(company=company, type="notification_opened", contact=customer.contact,
                                      correlation_id=correlation, occurred_at=at + dt.timedelta(minutes=20))
