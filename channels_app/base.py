@@ -21,6 +21,22 @@ class ChannelError(Exception):
 
 
 @dataclass(frozen=True)
+class OutboundMedia:
+    """One file sent with a message, by link: the provider fetches `url` (public, https in production).
+    `media_type` is Message.MediaType's ("audio", "image", "video", "document")."""
+
+    url: str
+    content_type: str
+    media_type: str
+
+
+def media_type_for(content_type: str) -> str:
+    """The media type a provider knows a file by, from its MIME type."""
+    family = content_type.split(";", 1)[0].strip().lower().split("/", 1)[0]
+    return family if family in ("audio", "image", "video") else "document"
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     """One message to deliver. `message_id` is the sender's own id, for idempotency and tracking."""
 
@@ -40,6 +56,9 @@ class OutboundMessage:
     # {"last_inbound_at": <aware datetime or ISO string>} for WhatsApp Cloud's 24-hour window, or
     # {"reply_from": <number>}: the account's number to send from (the one the customer wrote to).
     options: dict[str, Any] = field(default_factory=dict)
+    # One attachment, sent natively by a channel whose adapter lists its type in `media_types`; other
+    # channels send the text alone and say so in `SendResult.media_error`.
+    media: OutboundMedia | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,10 @@ class SendResult:
     raw: dict[str, Any] = field(default_factory=dict)
     # The number it went from (WhatsApp phone_number_id, SMS From), where the channel has numbers.
     from_address: str = ""
+    # The message carried media: the provider's id of the media message (WhatsApp sends it apart from the
+    # text), or why it was not sent (the text went alone).
+    media_provider_message_id: str = ""
+    media_error: str = ""
 
 
 def sender_number(settings: dict[str, Any], options: dict[str, Any], *, default: str) -> str:
@@ -64,6 +87,8 @@ class ChannelAdapter:
     """Base of every adapter. `settings` are the company's ChannelAccount settings (secrets included)."""
 
     name: ClassVar[str]
+    # The media types this channel sends as native attachments (OutboundMessage.media).
+    media_types: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, settings: dict[str, Any] | None = None):
         self.settings = settings or {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -30,6 +31,12 @@ def adapter_for(channel: str, settings: dict[str, Any] | None = None) -> Channel
     return adapter_class(settings)
 
 
+def channel_sends_media(channel: str, media_type: str) -> bool:
+    """True when the channel's adapter sends this media type as a native attachment (WhatsApp Cloud: audio ...)."""
+    adapter_class = _ADAPTERS.get(channel)
+    return adapter_class is not None and media_type in adapter_class.media_types
+
+
 def channel_names() -> list[str]:
     return sorted(_ADAPTERS)
 
@@ -46,5 +53,14 @@ def send(message: OutboundMessage, *, settings: dict[str, Any] | None = None) ->
             "company %s has no %s account: message %s delivered to the console (CHANNELS_CONSOLE_FALLBACK)",
             message.company_id, message.channel, message.message_id,
         )
-        return adapter_for("console").send(message)
-    return adapter_for(message.channel, settings).send(message)
+        return _send(adapter_for("console"), message)
+    return _send(adapter_for(message.channel, settings), message)
+
+
+def _send(adapter: ChannelAdapter, message: OutboundMessage) -> SendResult:
+    """A medium the adapter cannot send natively is left out: the text goes alone, and the result says why."""
+    media = message.media
+    if media is None or media.media_type in adapter.media_types:
+        return adapter.send(message)
+    result = adapter.send(replace(message, media=None))
+    return replace(result, media_error=f"{adapter.name} does not send {media.media_type} attachments: text sent alone")

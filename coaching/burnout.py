@@ -1,5 +1,5 @@
 """The burnout hook: which workers are under a burnout alert (coaching skips them; they are owed care, not
-coaching). The dashboard's burnout alerts will register a provider here; until then nobody is under an alert."""
+coaching: coaching/care.py). reports' burnout alerts register their provider here (ReportsConfig.ready)."""
 
 from __future__ import annotations
 

@@ -12,8 +12,8 @@ USER_TEMPLATE = "coaching"
 MAX_CHARACTERS = {Channel.SMS: 480, Channel.WHATSAPP_CLOUD: 700, Channel.WHATSAPP_WEB: 700}
 
 
-def _render(*, company: Company, name: str, context: dict) -> str:
-    version = engage.template_latest_approved(company=company, agent_type="coachnova", locale="bn", name=name)
+def _render(*, company: Company, name: str, context: dict, version=None) -> str:
+    version = version or engage.template_latest_approved(company=company, agent_type="coachnova", locale="bn", name=name)
     if version is None:
         engage.templates_seed_defaults(company=company)
         version = engage.template_latest_approved(company=company, agent_type="coachnova", locale="bn", name=name)
@@ -37,12 +37,13 @@ def coaching_context(*, company: Company, worker: Worker, channel: str, period_d
 
 
 def coaching_text_generate(*, company: Company, worker: Worker, channel: str, period_days: int,
-                           late_lines: list[str], stats) -> engage.GenerationResult:
+                           late_lines: list[str], stats, template_version=None) -> engage.GenerationResult:
+    """`template_version`: the user template of the worker's experiment arm (engage.api.experiment_exposures_for)."""
     context = coaching_context(company=company, worker=worker, channel=channel, period_days=period_days,
                                late_lines=late_lines, stats=stats)
     messages = [
         {"role": "system", "content": _render(company=company, name=SYSTEM_TEMPLATE, context=context)},
-        {"role": "user", "content": _render(company=company, name=USER_TEMPLATE, context=context)},
+        {"role": "user", "content": _render(company=company, name=USER_TEMPLATE, context=context, version=template_version)},
     ]
     return engage.ai_generate(
         company=company, agent_type="coachnova", purpose="coaching", messages=messages, message_type="coaching",

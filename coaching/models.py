@@ -58,7 +58,11 @@ class CoachingSettings(models.Model):
 
 
 class BookingPunctuality(models.Model):
-    """How one booking went for its worker: on time, late (minutes), no-show or cancelled by the worker."""
+    """How one booking went for its worker: on time, late (minutes), no-show or cancelled by the worker.
+
+    A derived row, written a million at a time by the backfill: its booking, company and worker carry no database
+    foreign key (the row-by-row checks cost more than the insert itself); Django's CASCADE still deletes it with
+    its booking or worker, and a reclassification rewrites it from the booking."""
 
     class Outcome(models.TextChoices):
         ON_TIME = "on_time", "On time"
@@ -66,9 +70,12 @@ class BookingPunctuality(models.Model):
         NO_SHOW = "no_show", "No-show"
         CANCELLED_BY_WORKER = "cancelled_by_worker", "Cancelled by the worker"
 
-    booking = models.OneToOneField(Booking, on_delete=models.CASCADE, primary_key=True, related_name="punctuality")
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+", db_index=False)
-    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="booking_punctuality", db_index=False)
+    booking = models.OneToOneField(Booking, on_delete=models.CASCADE, primary_key=True, related_name="punctuality",
+                                   db_constraint=False)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+", db_index=False,
+                                db_constraint=False)
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="booking_punctuality", db_index=False,
+                               db_constraint=False)
     scheduled_at = models.DateTimeField()
     local_date = models.DateField(help_text="The scheduled day in the company's time zone.")
     outcome = models.CharField(max_length=20, choices=Outcome.choices)
@@ -76,7 +83,7 @@ class BookingPunctuality(models.Model):
     is_excused = models.BooleanField(default=False, help_text="A manager accepted the worker's reason: not counted.")
     excused_reason = models.CharField(max_length=200, blank=True, default="")
     excused_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     excused_at = models.DateTimeField(null=True, blank=True)
     computed_at = models.DateTimeField(default=now)
@@ -86,6 +93,8 @@ class BookingPunctuality(models.Model):
         indexes = [
             models.Index(fields=["worker", "local_date"], name="punct_worker_date"),
             models.Index(fields=["company", "local_date"], name="punct_company_date"),
+            # Only the excused rows (a user's deletion finds them); not one entry per booking.
+            models.Index(fields=["excused_by"], condition=Q(excused_by__isnull=False), name="punct_excused_by"),
         ]
 
     def __str__(self) -> str:
@@ -112,6 +121,10 @@ class WorkerPunctuality(models.Model):
     late_28 = models.PositiveIntegerField(default=0)
     late_minutes_28 = models.PositiveIntegerField(default=0)
     late_arrivals_28 = models.PositiveIntegerField(default=0)
+    excused_14 = models.PositiveIntegerField(
+        default=0, help_text="Late bookings (late, no-show, worker cancellation) a manager excused: not counted above."
+    )
+    excused_28 = models.PositiveIntegerField(default=0)
     on_time_rate_14 = models.FloatField(null=True, blank=True)
     on_time_rate_28 = models.FloatField(null=True, blank=True)
     trend = models.FloatField(

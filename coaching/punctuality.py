@@ -5,7 +5,10 @@ Incremental, never the whole history again:
 - a booking reported completed (crm's `booking.completed` event) queues `coaching_punctuality_bookings` for it;
 - the daily beat (`coaching.punctuality_daily`) classifies the bookings changed since the company's watermark
   (`updated_at`) or scheduled in the last two days, and refreshes the stats of the workers with a booking in the
-  last 28 days (the windows roll, so those are the only ones whose numbers can change);
+  last 28 days (the windows roll, so those are the only ones whose numbers can change). On PostgreSQL the windows
+  of a worker whose stats were computed for yesterday and whose bookings did not change are rolled by one day
+  (today's bookings added, those of 14 and 28 days ago taken off: three days read, not 28); the others are
+  recomputed from their 28 days;
 - `manage.py coaching_backfill` classifies a whole company once, in slices of bookings by id.
 """
 
@@ -21,7 +24,12 @@ from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from coaching.models import BookingPunctuality, CoachingSettings, WorkerPunctuality
-from coaching.punctuality_sql import bookings_classify_changed, bookings_classify_range, worker_stats_upsert
+from coaching.punctuality_sql import (
+    bookings_classify_changed,
+    bookings_classify_range,
+    worker_stats_roll,
+    worker_stats_upsert,
+)
 from crm.models import Booking, Company
 
 Outcome = BookingPunctuality.Outcome
@@ -115,12 +123,16 @@ def _window_counts(rows: Iterable[tuple], *, as_of: dt.date) -> dict[int, dict[s
     start_14 = as_of - dt.timedelta(days=13)
     start_28 = as_of - dt.timedelta(days=27)
     stats: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for worker_id, local_date, outcome, minutes in rows:
+    for worker_id, local_date, outcome, minutes, is_excused in rows:
         if not start_28 <= local_date <= as_of:
             continue
         windows = ("14", "28") if local_date >= start_14 else ("28", "prev")
         for window in windows:
             stat = stats[worker_id]
+            if is_excused:
+                if outcome != Outcome.ON_TIME:
+                    stat[f"excused_{window}"] += 1
+                continue
             stat[f"bookings_{window}"] += 1
             if outcome == Outcome.ON_TIME:
                 stat[f"on_time_{window}"] += 1
@@ -149,9 +161,8 @@ def worker_stats_refresh(*, company: Company, worker_ids: Iterable[int], as_of: 
     for start in range(0, len(worker_ids), SLICE):
         chunk = worker_ids[start:start + SLICE]
         rows = BookingPunctuality.objects.filter(
-            worker_id__in=chunk, is_excused=False,
-            local_date__gte=as_of - dt.timedelta(days=27), local_date__lte=as_of,
-        ).values_list("worker_id", "local_date", "outcome", "minutes_late")
+            worker_id__in=chunk, local_date__gte=as_of - dt.timedelta(days=27), local_date__lte=as_of,
+        ).values_list("worker_id", "local_date", "outcome", "minutes_late", "is_excused")
         stats = _window_counts(rows.iterator(chunk_size=10000), as_of=as_of)
         stamp = timezone.now()
         objects = []
@@ -175,7 +186,7 @@ def worker_stats_refresh(*, company: Company, worker_ids: Iterable[int], as_of: 
 
 STAT_FIELDS = tuple(
     f"{name}_{window}" for window in ("14", "28")
-    for name in ("bookings", "on_time", "late", "late_minutes", "late_arrivals")
+    for name in ("bookings", "on_time", "late", "late_minutes", "late_arrivals", "excused")
 )
 
 
@@ -190,21 +201,34 @@ def punctuality_daily(*, company: Company, now: dt.datetime | None = None) -> di
         changed |= Q(updated_at__gte=since)
     if connection.vendor == "postgresql" and not PYTHON_ONLY:
         with transaction.atomic():
-            classified = bookings_classify_changed(
+            classified, changed = bookings_classify_changed(
                 company_id=company.pk, zone=str(company_zone(company)), grace=row.grace_minutes,
                 since=since or now - dt.timedelta(days=2), recent=now - dt.timedelta(days=2), now=now)
-    else:
-        bookings = Booking.objects.filter(changed, company=company).values(*BOOKING_FIELDS)
-        classified = bookings_classify(company=company, bookings=bookings.iterator(chunk_size=SLICE),
-                                       grace_minutes=row.grace_minutes)
-    workers = (BookingPunctuality.objects.filter(company=company, local_date__gte=as_of - dt.timedelta(days=28))
-               .values_list("worker_id", flat=True).distinct())
+            rolled = worker_stats_roll(company_id=company.pk, as_of=as_of, changed=sorted(changed))
+        # The rest: workers whose bookings changed, and rows not computed for yesterday (a missed day); the first
+        # refresh (no watermark) computes every worker with a booking in the windows.
+        stale = set(WorkerPunctuality.objects.filter(company=company).exclude(as_of=as_of)
+                    .values_list("worker_id", flat=True))
+        if since is None:
+            stale |= set(_workers_in_windows(company, as_of))
+        refreshed = rolled + worker_stats_refresh(company=company, worker_ids=sorted(changed | stale), as_of=as_of)
+        CoachingSettings.objects.filter(pk=row.pk).update(punctuality_refreshed_at=now)
+        return {"classified": classified, "workers": refreshed, "rolled": rolled}
+    bookings = Booking.objects.filter(changed, company=company).values(*BOOKING_FIELDS)
+    classified = bookings_classify(company=company, bookings=bookings.iterator(chunk_size=SLICE),
+                                   grace_minutes=row.grace_minutes)
+    workers = _workers_in_windows(company, as_of)
     refreshed = worker_stats_refresh(company=company, worker_ids=list(workers), as_of=as_of)
     # Workers who fell out of every window keep an honest empty row.
     stale = WorkerPunctuality.objects.filter(company=company, as_of__lt=as_of).values_list("worker_id", flat=True)
     refreshed += worker_stats_refresh(company=company, worker_ids=list(stale), as_of=as_of)
     CoachingSettings.objects.filter(pk=row.pk).update(punctuality_refreshed_at=now)
     return {"classified": classified, "workers": refreshed}
+
+
+def _workers_in_windows(company: Company, as_of: dt.date):
+    return (BookingPunctuality.objects.filter(company=company, local_date__gte=as_of - dt.timedelta(days=28))
+            .values_list("worker_id", flat=True).distinct())
 
 
 def punctuality_backfill(*, company: Company, as_of: dt.date | None = None) -> dict[str, int]:
@@ -217,7 +241,9 @@ def punctuality_backfill(*, company: Company, as_of: dt.date | None = None) -> d
         if bounds["high"] is not None:
             zone = str(company_zone(company))
             for after in range(bounds["low"] - 1, bounds["high"], SQL_SLICE):
-                with transaction.atomic():
+                with transaction.atomic(), connection.cursor() as cursor:
+                    # Derived rows, rebuilt by running it again: the commit need not wait for the disk.
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
                     classified += bookings_classify_range(company_id=company.pk, zone=zone, grace=row.grace_minutes,
                                                           after=after, upto=after + SQL_SLICE)
         last_id = None

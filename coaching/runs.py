@@ -13,14 +13,15 @@ from collections import defaultdict
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from coaching.burnout import workers_under_burnout_alert
+from coaching.care import care_messages_send
 from coaching.compose import coaching_text_generate
-from coaching.models import BookingPunctuality, CoachingRecipient, CoachingRun, CoachingSettings
+from coaching.models import BookingPunctuality, CoachingRecipient, CoachingRun, CoachingSettings, WorkerPunctuality
 from coaching.punctuality import LATE_OUTCOMES, coaching_settings_for, company_zone, local_today
-from coaching.voice import VoiceError, audio_url, speech_store
+from coaching.voice import AUDIO_CONTENT_TYPE, VoiceError, audio_url, speech_store
 from crm.models import Company, Worker
 from crm.services import event_record
 from engage import api as engage
@@ -43,7 +44,8 @@ class CoachingRunLocked(Exception):
     """A run of this company is already queued, running or paused."""
 
 
-# PostgreSQL: the skip rows of every worker below the pattern in one statement (the rules of run_select's loop).
+# PostgreSQL: the skip rows of every worker below the pattern in one statement (the rules of run_select's loop),
+# from the workers' stored windows (ROLLUP) or, when those are not for this run's day and window, from the bookings.
 SKIPS_INSERT = """
 INSERT INTO coaching_coachingrecipient (run_id, company_id, worker_id, status, reason, detail, pattern_key,
     booking_ids, holdout_bucket, channel, text, ai_outcome, message_id, voice_status, audio, reply_text, reply_reason,
@@ -54,16 +56,22 @@ SELECT %(run)s, %(company)s, worker_id, 'skipped',
     CASE WHEN late + excused < %(threshold)s AND (late > 0 OR excused > 0) THEN late || ' of ' || %(threshold)s
          ELSE '' END,
     '', '[]'::jsonb, NULL, '', '', '', NULL, '', '', '', '', NULL, NULL, NULL, NULL, NULL, %(now)s, %(now)s
-FROM (
+FROM ({per_worker}) AS per_worker
+WHERE late < %(threshold)s
+"""
+FROM_BOOKINGS = """
     SELECT worker_id,
         count(*) FILTER (WHERE outcome = ANY(%(late)s) AND NOT is_excused) AS late,
         count(*) FILTER (WHERE outcome = ANY(%(late)s) AND is_excused) AS excused
     FROM coaching_bookingpunctuality
     WHERE company_id = %(company)s AND local_date >= %(start)s AND local_date <= %(end)s
-    GROUP BY worker_id
-) AS per_worker
-WHERE late < %(threshold)s
-"""
+    GROUP BY worker_id"""
+FROM_ROLLUP = """
+    SELECT worker_id, late_{window} AS late, excused_{window} AS excused
+    FROM coaching_workerpunctuality
+    WHERE company_id = %(company)s AND as_of = %(end)s AND late_{window} < %(threshold)s
+      AND (bookings_{window} > 0 OR excused_{window} > 0)"""
+ROLLUP_WINDOWS = (14, 28)
 
 
 def coachnova_check(*, company: Company) -> None:
@@ -167,9 +175,19 @@ def run_select(*, run: CoachingRun) -> dict[str, int]:
     start = run.as_of - dt.timedelta(days=window_days - 1)
     in_window = BookingPunctuality.objects.filter(company=company, local_date__gte=start, local_date__lte=run.as_of)
     late = Q(outcome__in=LATE_OUTCOMES)
-    per_worker = in_window.values("worker_id").annotate(
-        late=Count("pk", filter=late & Q(is_excused=False)), excused=Count("pk", filter=late & Q(is_excused=True)),
-    )
+    # The workers' stored windows when they are this run's (refreshed for its day; 14 or 28 days): one indexed
+    # read; otherwise (a run for another day, another window, stats not refreshed yet) the bookings grouped.
+    rollup = WorkerPunctuality.objects.filter(company=company)
+    is_rollup = (window_days in ROLLUP_WINDOWS and rollup.filter(as_of=run.as_of).exists()
+                 and not rollup.exclude(as_of=run.as_of).exists())
+    if is_rollup:
+        per_worker = rollup.filter(Q(**{f"bookings_{window_days}__gt": 0}) | Q(**{f"excused_{window_days}__gt": 0}),
+                                   as_of=run.as_of).values(
+            "worker_id", late=F(f"late_{window_days}"), excused=F(f"excused_{window_days}"))
+    else:
+        per_worker = in_window.values("worker_id").annotate(
+            late=Count("pk", filter=late & Q(is_excused=False)), excused=Count("pk", filter=late & Q(is_excused=True)),
+        )
     rows: list[CoachingRecipient] = []
     candidates: list[int] = []
     now = timezone.now()
@@ -204,6 +222,8 @@ def run_select(*, run: CoachingRun) -> dict[str, int]:
     ).values_list("worker_id", flat=True))
     coached_patterns = set(CoachingRecipient.objects.filter(worker_id__in=candidates, status=Status.COACHED)
                            .values_list("worker_id", "pattern_key"))
+    # The company's experiment holdout (engage.experiments) comes before CoachNova's own; a preview, nothing stored.
+    exposures = engage.experiment_exposures_for(company=company, applies_to="coaching", unit_ids=candidates, record=False)
     for worker in workers.order_by("pk"):
         ids = late_ids[worker.pk]
         key = pattern_key(ids)
@@ -222,6 +242,8 @@ def run_select(*, run: CoachingRun) -> dict[str, int]:
             skip(worker.pk, Reason.NO_CONSENT, **common)
         elif not _has_address(worker.contact, channel):
             skip(worker.pk, Reason.NO_ADDRESS, **common)
+        elif worker.pk in exposures and exposures[worker.pk].is_holdout:
+            skip(worker.pk, Reason.HOLDOUT, detail="experiment holdout", **common)
         else:
             # Randomised among the eligible (pattern and consent); the caps are decided at the send, under the
             # contact's lock (engage's message_queue), and a capped worker is recorded as such then.
@@ -231,15 +253,19 @@ def run_select(*, run: CoachingRun) -> dict[str, int]:
             else:
                 rows.append(CoachingRecipient(run=run, company=company, worker_id=worker.pk, status=Status.PENDING,
                                               created_at=now, **common))
+    below_pattern = 0
     with transaction.atomic():
         if not CoachingRecipient.objects.filter(run=run).exists():
             if set_based:
+                per_worker_sql = FROM_ROLLUP.format(window=window_days) if is_rollup else FROM_BOOKINGS
                 with connection.cursor() as cursor:
-                    cursor.execute(SKIPS_INSERT, {"run": run.pk, "company": company.pk, "start": start,
-                                                  "end": run.as_of, "threshold": threshold, "now": now,
-                                                  "late": list(LATE_OUTCOMES)})
+                    cursor.execute(SKIPS_INSERT.format(per_worker=per_worker_sql), {
+                        "run": run.pk, "company": company.pk, "start": start, "end": run.as_of,
+                        "threshold": threshold, "now": now, "late": list(LATE_OUTCOMES)})
+                    below_pattern = cursor.rowcount
             CoachingRecipient.objects.bulk_create(rows, batch_size=2000)
-    return {"selected": len(rows), "candidates": len(candidates)}
+    return {"selected": len(rows), "candidates": len(candidates),
+            "skipped_below_pattern": below_pattern or len(rows) - len(candidates)}
 
 
 def _has_address(contact, channel: str) -> bool:
@@ -273,9 +299,14 @@ def recipient_coach(*, recipient: CoachingRecipient) -> CoachingRecipient:
             recipient.save()
             return recipient
     stats = getattr(worker, "punctuality", None)
+    # The worker's arm in a running CoachNova experiment (stored at this exposure; a dry run previews it).
+    exposure = engage.experiment_exposures_for(
+        company=company, applies_to="coaching", unit_ids=[worker.pk], record=not run.is_dry_run
+    ).get(worker.pk)
     generated = coaching_text_generate(
         company=company, worker=worker, channel=recipient.channel, period_days=run.rules["pattern_window_days"],
         late_lines=_late_lines(recipient, company_zone(company)), stats=stats,
+        template_version=exposure.template_version if exposure else None,
     )
     recipient.text, recipient.ai_outcome = generated.text, generated.outcome
     recipient.processed_at = timezone.now()
@@ -287,14 +318,15 @@ def recipient_coach(*, recipient: CoachingRecipient) -> CoachingRecipient:
         recipient.status = Status.WOULD_COACH
         recipient.save()
         return recipient
-    body = generated.text
+    body, media = generated.text, {}
     if run.rules.get("is_voice_enabled"):
-        body = _with_voice(recipient, generated.text)
+        body, media = _with_voice(recipient, generated.text)
     with transaction.atomic():
         queued = engage.message_queue(
             company=company, contact=worker.contact, channel=recipient.channel, body=body,
             agent_type=engage.AgentType.COACHNOVA, message_type="coaching", role=engage.ROLE_WORKER,
-            idempotency_key=f"coachnova:{run.pk}:{worker.pk}",
+            idempotency_key=f"coachnova:{run.pk}:{worker.pk}", **media,
+            experiment_assignment_id=exposure.assignment_id if exposure else None,
         )
         if not queued.decision.allowed:
             reason = queued.decision.reason
@@ -311,17 +343,23 @@ def recipient_coach(*, recipient: CoachingRecipient) -> CoachingRecipient:
     return recipient
 
 
-def _with_voice(recipient: CoachingRecipient, text: str) -> str:
-    """The text with a link to its speech; the text alone (and why, on the row) when speech fails."""
-    if recipient.audio:
-        return f"{text}\n{VOICE_LINK_LABEL} {audio_url(recipient.audio.name)}"
-    try:
-        name = speech_store(text=text)
-    except VoiceError as error:
-        recipient.voice_status = f"failed, text sent alone: {error}"[:200]
-        return text
-    recipient.audio.name, recipient.voice_status = name, "sent (link)"
-    return f"{text}\n{VOICE_LINK_LABEL} {audio_url(name)}"
+def _with_voice(recipient: CoachingRecipient, text: str) -> tuple[str, dict[str, str]]:
+    """The body and the media of the message: on a channel that sends audio natively (WhatsApp Cloud) the text
+    and an audio message of its speech; elsewhere (SMS) the text with a link to it; the text alone (and why, on
+    the row) when speech fails. A failed audio send is recorded on the message (metadata `media_error`)."""
+    if not recipient.audio:
+        try:
+            name = speech_store(text=text)
+        except VoiceError as error:
+            recipient.voice_status = f"failed, text sent alone: {error}"[:200]
+            return text, {}
+        recipient.audio.name = name
+    url = audio_url(recipient.audio.name)
+    if engage.channel_sends_media(recipient.channel, "audio"):
+        recipient.voice_status = "sent (audio message)"
+        return text, {"media_url": url, "media_content_type": AUDIO_CONTENT_TYPE}
+    recipient.voice_status = "sent (link)"
+    return f"{text}\n{VOICE_LINK_LABEL} {url}", {}
 
 
 def _counts(run: CoachingRun) -> dict:
@@ -349,6 +387,7 @@ def coaching_run_execute(*, run_id: int) -> dict:
     if not run.recipients.exists():
         run_select(run=run)
     engage.templates_seed_defaults(company=run.company)
+    care_messages_send(run=run)  # the workers under a burnout alert: care, not coaching (coaching/care.py)
     pending = list(run.recipients.filter(status=Status.PENDING).order_by("pk"))
     for index, recipient in enumerate(pending):
         if index % STATUS_CHECK_EVERY == 0:

@@ -51,7 +51,7 @@ def worker_punctuality(*, worker: Worker) -> dict:
 
 def worker_coaching(*, worker: Worker, include_internal: bool = False):
     """The worker's coaching, newest first: what they received and answered (holdout and skips are internal)."""
-    rows = CoachingRecipient.objects.filter(worker=worker).select_related("run").order_by("-created_at")
+    rows = CoachingRecipient.objects.filter(worker=worker).select_related("run", "message").order_by("-created_at")
     if not include_internal:
         rows = rows.filter(status=CoachingRecipient.Status.COACHED)
     return rows

@@ -3,8 +3,8 @@
 Providers (COACHNOVA_TTS_PROVIDER): "openai" (an OpenAI-compatible `POST /v1/audio/speech`), "azure" (Azure
 Speech's REST `cognitiveservices/v1` with SSML, a `bn-BD` voice such as bn-BD-NabanitaNeural), "elevenlabs"
 (`POST /v1/text-to-speech/{voice_id}`, model eleven_v3). The audio is stored (default storage,
-coaching/audio/<random>.mp3) and the message carries a link to it (`/coaching/audio/<name>`), on SMS and
-WhatsApp alike. Any failure (no provider, HTTP error, timeout, empty audio) sends the text alone and records why
+coaching/audio/<random>.mp3) and sent by link (`/coaching/audio/<name>`): as a native audio message on a channel
+that sends audio (WhatsApp Cloud, after the text), in the text elsewhere (SMS). Any failure (no provider, HTTP error, timeout, empty audio) sends the text alone and records why
 on the worker's row (`voice_status`)."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 AUDIO_DIR = "coaching/audio"
+AUDIO_CONTENT_TYPE = "audio/mpeg"  # mp3: one of the audio types WhatsApp takes (aac, amr, mpeg, mp4, ogg/opus)
 
 
 class VoiceError(Exception):

@@ -49,6 +49,15 @@ def _sentences() -> dict[str, Any]:
         "contact.phone_changed": lambda p: _("Phone number changed"),
         "ai.reply_skipped": lambda p: _("The AI did not answer (%(reason)s)") % {
             "reason": str(p.get("reason", "")).replace("_", " ")},
+        "worker.burnout_alert": lambda p: (
+            _("Burnout watch became an alert: %(summary)s") if p.get("is_escalation")
+            else _("Burnout %(level)s opened: %(summary)s")
+        ) % {"level": p.get("level", "alert"), "summary": p.get("summary", "")},
+        "burnout.viewed": lambda p: _("Burnout details viewed"),
+        "burnout.acknowledged": lambda p: _("Burnout alert acknowledged"),
+        "burnout.acted": lambda p: _("Burnout alert acted on: %(note)s") % {"note": p.get("action_note", "")},
+        "burnout.resolved": lambda p: _("Burnout alert resolved (%(outcome)s)") % {
+            "outcome": str(p.get("outcome", "")).replace("_", " ")},
     }
 
 

@@ -8,7 +8,10 @@ Background work through the ledger:
 Send a message under consent and the frequency caps:
     `message_queue(company=..., contact=..., channel=..., body=..., agent_type="coachnova",
     message_type="coaching", idempotency_key=..., role=ROLE_WORKER)` reserves the slot, writes the queued
-    message and its ledger job in one transaction; the job sends it once. `can_send(...)` asks without
+    message and its ledger job in one transaction; the job sends it once. With `media_url=...,
+    media_content_type=...` the message carries one file by link: sent natively where
+    `channel_sends_media(channel, media_type)` (WhatsApp Cloud: an audio message after the text), else
+    the text goes alone; `message.metadata["media_error"]` says why the file did not go. `can_send(...)` asks without
     reserving; `contact_opt_out(...)` withdraws consent. Inside a handler of your own, `message_send(job=...)`
     sends at most once per job.
 
@@ -28,16 +31,25 @@ Bengali for people: `date_bn(date)`, `number_bn(n)`.
 
 The company's engagement policy: `policy_for(company=...)` (caps per role, flags, send window, presets).
 
+Experiments (engage.experiments): `experiment_exposures_for(company=..., applies_to="coaching", unit_ids=[worker
+    ids])` gives each unit's `Exposure` in the company's running CoachNova (or "ai_replies") experiment, storing
+    the assignment at this first exposure: `.is_holdout` (send nothing from the experiment; record the skip as
+    `holdout`), else `.variant_kind`, `.template_version` (render it instead of the latest approved),
+    `.settings`, and `.assignment_id` (pass it to `message_queue(..., experiment_assignment_id=...)`, so the
+    message is attributed to its arm). {} when none runs. CoachNova does this (coaching/runs.py).
+
 For the reports (read-only): `AISession`, `Campaign`, `CampaignRecipient`, `attributed_bookings(company=...)` (the
 one attribution rule), the user-event types (`NOTIFICATION_OPENED`, `CLICK_EVENT_TYPES`), `queue_stats(company=...)`.
 """
 
+from channels_app.registry import channel_sends_media
 from engage.ai.bengali import date_bn, number_bn
 from engage.ai.client import GenerationRequest, GenerationResult, ai_generate, ai_generate_many
 from engage.ai.models import AISession
 from engage.campaigns.attribution import CLICK_EVENT_TYPES, NOTIFICATION_OPENED, attributed_bookings
 from engage.campaigns.models import Campaign, CampaignRecipient
 from engage.conversations.claims import inbound_claim_hook_register
+from engage.experiments.services import Exposure, experiment_exposures_for
 from engage.ledger.models import Job
 from engage.ledger.registry import JobPermanentError, job_handler
 from engage.ledger.selectors import queue_stats
@@ -58,6 +70,7 @@ __all__ = [
     "AgentType",
     "Campaign",
     "CampaignRecipient",
+    "Exposure",
     "GenerationRequest",
     "GenerationResult",
     "Job",
@@ -69,8 +82,10 @@ __all__ = [
     "ai_generate_many",
     "attributed_bookings",
     "can_send",
+    "channel_sends_media",
     "contact_opt_out",
     "date_bn",
+    "experiment_exposures_for",
     "inbound_claim_hook_register",
     "job_enqueue",
     "job_handler",

@@ -9,11 +9,13 @@ HANDLER_MODULES = (
     "engage.imports",
     "engage.conversations.handlers",
     "engage.campaigns.handlers",
+    "engage.experiments.handlers",
 )
 TASK_MODULES = (
     "engage.ledger.tasks",
     "engage.conversations.tasks",
     "engage.campaigns.tasks",
+    "engage.experiments.tasks",
 )
 
 
@@ -25,7 +27,7 @@ class EngageConfig(AppConfig):
         from crm.feed.imports import import_enqueue_hook_register
         from crm.services import contact_merge_hook_register, event_recorded_hook_register
         from engage import receivers
-        from engage.ai.config import allowed_link_hosts
+        from engage.ai.config import ai_config_cache_connect, allowed_link_hosts
         from engage.ai.safety import safety_rows_cache_connect
         from engage.campaigns.merge import contact_merge_campaign_rows
         from engage.conversations.handoff import handoff_keywords_cache_connect
@@ -43,6 +45,7 @@ class EngageConfig(AppConfig):
         link_hosts_provider_register(allowed_link_hosts)  # email links: the company's allowed link domains too
         safety_rows_cache_connect()  # a saved banned phrase, fallback text or company clears the reply path's cache
         handoff_keywords_cache_connect()  # a saved AI configuration clears the inbound path's keyword cache
+        ai_config_cache_connect()  # a saved AI configuration or company clears the reply path's copy
         # crm's contact merge re-points engage's rows (messages, AI sessions, campaign recipients).
         contact_merge_hook_register(contact_merge_messages)
         contact_merge_hook_register(contact_merge_campaign_rows)

@@ -16,6 +16,9 @@ transaction and is skipped when its rows exist: a rerun writes nothing. Choices 
   signed deep link, booked within the attribution window); "SmartEngage daily" with a dry run only (a
   preview ignoring the send window when the seed runs outside it), so "Run now" still reaches today's
   due customers; "Eid offer" (EID25) paused.
+- Home services' experiments on the daily campaign, both finished: "Reminder wording: short and personal vs
+  current" (a real effect, customers of the new wording booked within 7 days far more often) and an A/A
+  test (the same reminder in both arms: no difference found).
 - Courses: lead conversations over the last 30 days (a question, the AI's reply, a day later one
   follow-up), one lead taken over by a person who answered, one waiting for a person, a manual reply
   that died for want of an SMS account (a dead job to replay), a sequence "New lead welcome" with
@@ -51,7 +54,7 @@ from crm.demo import (
     DemoResult,
 )
 from crm.feed.services import booking_create
-from crm.models import Booking, Channel, Company, Contact, Event, Lead, Stage, User
+from crm.models import Booking, Channel, Company, Contact, Customer, Event, Lead, Service, Stage, User
 from crm.services import pipeline_get_or_create_default
 from engage.ai.models import AIConfig, AISession, KnowledgeDoc
 from engage.campaigns.attribution import NOTIFICATION_OPENED, deeplink_follow_record, user_event_record
@@ -62,6 +65,14 @@ from engage.conversations.handoff import lead_manual_reply
 from engage.conversations.inbound import inbound_message_capture
 from engage.conversations.models import Enrollment, Sequence, SequenceStep
 from engage.conversations.sequences import sequence_enroll, sequences_advance
+from engage.experiments.models import Experiment, ExperimentAssignment, ExperimentVariant
+from engage.experiments.selectors import experiment_results
+from engage.experiments.services import (
+    assignments_for,
+    experiment_outcomes_refresh,
+    experiment_start,
+    experiment_stop,
+)
 from engage.ledger.models import Job
 from engage.ledger.services import job_dispatch_held, job_execute
 from engage.messaging.models import Message
@@ -70,7 +81,7 @@ from engage.policy.models import CampaignPreset
 from engage.policy.services import policy_for, policy_get_or_create
 from engage.prompts.defaults import SEQUENCE_WELCOME_TEMPLATE_NAME
 from engage.prompts.models import PromptTemplate, PromptTemplateVersion
-from engage.prompts.services import templates_seed_defaults
+from engage.prompts.services import template_version_approve, template_version_create, templates_seed_defaults
 
 # What each company's AI may quote (engage.ai.knowledge): the facts a lead or customer asks about.
 KNOWLEDGE = {
@@ -186,6 +197,7 @@ def engage_demo_seed(*, seed: int, result: DemoResult) -> StoryResult:
             _templates_seed(company=company, clock=clock, result=result)
             _knowledge_seed(company=company, clock=clock, result=result)
         _home_story(company=home, admin=users[ADMIN_EMAIL], clock=clock, seed=seed, result=result)
+        _experiments_story(company=home, clock=clock, seed=seed, result=result)
         _courses_story(
             company=courses, operations=users[OPERATIONS_EMAIL], marketing=users[MARKETING_EMAIL], clock=clock,
             seed=seed, result=result,
@@ -618,6 +630,79 @@ def _welcome_enroll(*, sequence: Sequence, lead: Lead, marketer: User, at: dt.da
     result.count("sequence enrollments")
 
 
+# --- experiments ---------------------------------------------------------------------------------------------
+
+WORDING_EXPERIMENT = "Reminder wording: short and personal vs current"
+AA_EXPERIMENT = "A/A check: the same reminder twice"
+# The wording test's booking rates within 7 days (control, new wording): a big effect, so 120 demo customers show it.
+WORDING_RATES = (0.12, 0.55)
+NEW_WORDING = (
+    "\n\nলিখুন ছোট করে, একটি বাক্যে, গ্রাহকের নাম ধরে; শেষে একটি প্রশ্ন: আবার কবে আসব?"
+)
+
+
+def _experiments_story(*, company: Company, clock: _Clock, seed: int, result: DemoResult) -> None:
+    """Two finished experiments on the daily campaign's customers, exposed 24 to 10 days ago: the new reminder
+    wording against the current one (a real effect: its customers booked within 7 days far more often), and an
+    A/A test (the same reminder in both arms: no effect). Assignments through the real service (salts from the
+    seed: the same day gives the same arms), bookings through the bookings feed, then the outcome refresh."""
+    if Experiment.objects.filter(company=company, name__in=[WORDING_EXPERIMENT, AA_EXPERIMENT]).exists():
+        return
+    campaign = Campaign.objects.get(company=company, name=DAILY_CAMPAIGN)
+    customers = list(Customer.objects.filter(company=company).order_by("pk"))
+    rng = random.Random(f"{seed}:experiments")
+    with transaction.atomic():
+        template = PromptTemplate.objects.get(company=company, agent_type="smartengage", name="reminder", locale="bn")
+        current = template.versions.filter(status=PromptTemplateVersion.Status.APPROVED).order_by("-number").first()
+        new = template_version_create(template=template, body=current.body + NEW_WORDING)
+        template_version_approve(version=new)
+        template_version_approve(version=current)  # the current wording stays the live one: the test is over
+        wording = Experiment.objects.create(
+            company=company, name=WORDING_EXPERIMENT, campaign=campaign, tuning_units=len(customers) or 1,
+            hypothesis="A short, personal reminder that ends with a question brings more bookings.",
+            guardrails=["opt_out"],
+        )
+        ExperimentVariant.objects.create(experiment=wording, name="A (current)", kind="control", template_version=current)
+        ExperimentVariant.objects.create(
+            experiment=wording, name="B (short and personal)", kind="template_version", template_version=new
+        )
+        same = Experiment.objects.create(
+            company=company, name=AA_EXPERIMENT, campaign=campaign, tuning_units=len(customers) or 1,
+            hypothesis="Both arms get the same reminder: the platform must find no difference.",
+        )
+        ExperimentVariant.objects.create(experiment=same, name="A", kind="control", template_version=current)
+        ExperimentVariant.objects.create(experiment=same, name="A again", kind="template_version", template_version=current)
+        for experiment, days_ago in ((wording, 24), (same, 17)):
+            experiment_start(experiment=experiment)
+            experiment.phases.update(salt=f"demo-{seed}-{days_ago}")
+            experiment.refresh_from_db()
+            assigned = assignments_for(experiment=experiment, unit_ids=[customer.pk for customer in customers])
+            control_id = experiment.variants.get(kind="control").pk
+            services = list(Service.objects.filter(company=company).order_by("pk")[:3])
+            for index, customer in enumerate(customers):
+                assignment = assigned.get(customer.pk)
+                if assignment is None or assignment == "holdout":
+                    continue
+                exposed = clock.local(days_ago=days_ago - index % 7, hour=15)
+                ExperimentAssignment.objects.filter(pk=assignment.pk).update(exposed_at=exposed)
+                rate = WORDING_RATES[assignment.variant_id != control_id] if experiment is wording else 0.3
+                if services and rng.random() < rate:
+                    booked = exposed + dt.timedelta(days=rng.randint(1, 5), hours=rng.randint(0, 6))
+                    booking = booking_create(
+                        company=company, customer=customer, service=services[index % len(services)],
+                        scheduled_at=booked + dt.timedelta(days=2),
+                    )
+                    Booking.objects.filter(pk=booking.pk).update(created_at=booked)
+                    result.count("experiment bookings", 1)
+            experiment.phases.update(started_at=clock.local(days_ago=days_ago, hour=14))
+            Experiment.objects.filter(pk=experiment.pk).update(started_at=clock.local(days_ago=days_ago, hour=14))
+            experiment_stop(experiment=experiment)
+            Experiment.objects.filter(pk=experiment.pk).update(stopped_at=clock.local(days_ago=days_ago - 14, hour=14))
+            experiment.refresh_from_db()
+            experiment_outcomes_refresh(experiment=experiment)
+            result.count("experiments", 1)
+
+
 # --- the summary the command prints -----------------------------------------------------------------------
 
 
@@ -629,6 +714,8 @@ def _story_lines(*, home: Company, courses: Company) -> list[str]:
         lines.append(
             f"{home.name}: campaign \"{win_back.name}\": " + " > ".join(f"{count} {step}" for step, count in funnel.items())
         )
+    for experiment in Experiment.objects.filter(company=home, name__in=[WORDING_EXPERIMENT, AA_EXPERIMENT]):
+        lines.append(f"{home.name}: experiment \"{experiment.name}\": {experiment_results(experiment=experiment)['verdict']}")
     waiting = Lead.objects.filter(company=courses, handoff_requested_at__isnull=False).count()
     dead = Job.objects.filter(company=courses, status=Job.Status.DEAD).count()
     talking = Lead.objects.filter(company=courses, messages__direction=Message.Direction.INBOUND).distinct().count()

@@ -7,6 +7,13 @@ exists for Django's app loading and for callers outside engage's features (tests
 from engage.ai.models import AIConfig, AISession, BannedPhrase, FallbackText, KnowledgeDoc
 from engage.campaigns.models import Campaign, CampaignRecipient, CampaignRun, ShortLink
 from engage.conversations.models import Enrollment, Sequence, SequenceStep
+from engage.experiments.models import (
+    Experiment,
+    ExperimentAssignment,
+    ExperimentPhase,
+    ExperimentSettings,
+    ExperimentVariant,
+)
 from engage.ledger.models import Job
 from engage.messaging.models import AgentType, Message, MessageAttachment
 from engage.policy.models import CampaignPreset, EngagementPolicy
@@ -23,6 +30,11 @@ __all__ = [
     "CampaignRun",
     "EngagementPolicy",
     "Enrollment",
+    "Experiment",
+    "ExperimentAssignment",
+    "ExperimentPhase",
+    "ExperimentSettings",
+    "ExperimentVariant",
     "FallbackText",
     "Job",
     "KnowledgeDoc",

@@ -6,6 +6,7 @@ from engage.ai.apis import SafetyCheckApi
 from engage.campaigns.apis import SmartEngageRunSegmentApi, SmartEngageSendBulkApi, SmartEngageSendSingleApi
 from engage.campaigns.event_apis import DeepLinkVerifyApi, EventCreateApi, book_redirect, short_link_redirect
 from engage.conversations.apis import InboundMessageApi
+from engage.experiments.apis import ExperimentListApi, ExperimentResultsApi
 from engage.ledger.apis import DlqReplayApi, QueueStatsApi
 
 urlpatterns = [
@@ -22,4 +23,7 @@ urlpatterns = [
     path("book", book_redirect, name="deeplink-book"),
     path("l/<str:code>", short_link_redirect, name="short-link"),
     path("api/deeplinks/verify", DeepLinkVerifyApi.as_view(), name="deeplink-verify"),
+    # Experiments: staff JWT or a company API key.
+    path("api/experiments/", ExperimentListApi.as_view(), name="experiment-list"),
+    path("api/experiments/<int:pk>/results", ExperimentResultsApi.as_view(), name="experiment-results"),
 ]

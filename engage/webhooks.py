@@ -26,9 +26,11 @@ WEBHOOK_TASK = "webhook_reminder"
 # What a company's webhook receives: new leads, stage moves (won and lost included: the payload's
 # `status`), every inbound message (integrators mirror conversations; the seed feeds its CRM from
 # them), opt-outs (an integrator must stop messaging the person too), and the bookings feed's
-# changes made here (a booking completed, a customer created or changed: crm.feed.services).
+# changes made here (a booking completed, a customer created or changed: crm.feed.services), and a new burnout
+# alert on a worker (reports.burnout: the numbers behind it, so the company's own tools can act on it).
 WEBHOOK_EVENT_TYPES = frozenset(
-    {"lead.created", "stage.changed", "message.received", "opt_out", "booking.completed", "customer.updated"}
+    {"lead.created", "stage.changed", "message.received", "opt_out", "booking.completed", "customer.updated",
+     "worker.burnout_alert"}
 )
 
 

@@ -62,12 +62,16 @@ def sidebar_navigation(request) -> list[dict[str, Any]]:
             _model(_("CoachNova runs"), "record_voice_over", "coaching.coachingrun"),
             _model(_("Coached workers"), "school", "coaching.coachingrecipient"),
             _model(_("CoachNova settings"), "tune", "coaching.coachingsettings"),
+            _model(_("Burnout alerts"), "health_and_safety", "reports.burnoutalert"),
+            _model(_("Burnout thresholds"), "monitor_heart", "reports.burnoutsettings"),
         ]},
         {"title": _("Campaigns"), "collapsible": True, "items": [
             _model(_("Campaigns"), "campaign", "engage.campaign"),
             _model(_("Runs"), "play_circle", "engage.campaignrun"),
             _model(_("Recipients"), "group", "engage.campaignrecipient"),
             _model(_("Short links"), "link", "engage.shortlink"),
+            _model(_("Experiments"), "science", "engage.experiment"),
+            _model(_("Experiment holdout"), "shield", "engage.experimentsettings"),
         ]},
         {"title": _("Templates"), "collapsible": True, "items": [
             _model(_("Templates"), "edit_note", "engage.prompttemplate"),

@@ -81,6 +81,20 @@ DEFAULT_SCHEDULES: list[dict[str, Any]] = [
         "description": "Sundays 04:00 UTC (10:00 Asia/Dhaka): a CoachNova run for every company with CoachNova on.",
     },
     {
+        "name": "reports: burnout alerts",
+        "task": "reports.burnout_evaluate",
+        "crontab": {"minute": "20", "hour": "*"},
+        "priority": 4,
+        "description": "Hourly at :20: one burnout_evaluate job per active company (opens, updates or clears burnout alerts from the bookings of the last 5 weeks, in the company's time zone).",
+    },
+    {
+        "name": "experiments: refresh outcomes",
+        "task": "engage.experiments_refresh",
+        "crontab": {"minute": "20", "hour": "*"},
+        "priority": 5,
+        "description": "Hourly at :20: one ledger job per running experiment (and per one stopped in the last 28 days) recomputes its units' outcomes, which the results read.",
+    },
+    {
         "name": "reports: refresh the dashboard's rollups",
         "task": "reports.rollups_tick",
         "interval": {"every": 5, "period": "minutes"},

@@ -1,4 +1,10 @@
-"""WhatsApp Business Cloud API (Meta Graph API): text inside the 24-hour window, templates outside it."""
+"""WhatsApp Business Cloud API (Meta Graph API): text inside the 24-hour window, templates outside it.
+
+A message with media (OutboundMessage.media) is two Graph API messages: the text, then the media by link
+(`{"type": "audio", "audio": {"link": ...}}`, Meta's media message; an audio message has no caption). Once
+the text is sent, a media message that fails does not fail the send (a retry would send the text twice):
+the result says why in `media_error`. Outside the 24-hour window only a template may go, so the media is
+left out and said so."""
 
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ class WhatsAppCloudAdapter(ChannelAdapter):
     default_template_language; secrets: access_token, app_secret, verify_token."""
 
     name = "whatsapp_cloud"
+    media_types = frozenset({"audio", "image", "video", "document"})
 
     def payload_for(self, message: OutboundMessage) -> dict[str, Any]:
         options = message.options
@@ -72,6 +79,18 @@ class WhatsAppCloudAdapter(ChannelAdapter):
             "text": {"preview_url": False, "body": message.body},
         }
 
+    def media_payload_for(self, message: OutboundMessage) -> dict[str, Any]:
+        """Meta's media message by link: {"type": "audio", "audio": {"link": "https://..."}}."""
+        media = message.media
+        assert media is not None
+        return {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": message.to_phone.lstrip("+"),
+            "type": media.media_type,
+            media.media_type: {"link": media.url},
+        }
+
     def send(self, message: OutboundMessage) -> SendResult:
         if not message.to_phone:
             raise ChannelError("The contact has no phone number.", permanent=True)
@@ -81,6 +100,30 @@ class WhatsAppCloudAdapter(ChannelAdapter):
         if not phone_number_id or not access_token:
             raise ChannelError("The WhatsApp account has no phone number id or access token.", permanent=True)
         payload = self.payload_for(message)
+        body = self._post(phone_number_id, access_token, payload)
+        try:
+            provider_message_id = body["messages"][0]["id"]
+        except (KeyError, IndexError, TypeError):
+            # It may have been sent: failing beats sending twice.
+            raise ChannelError("Graph API answered without a message id.", permanent=True) from None
+        media_id, media_error = "", ""
+        if message.media is not None:
+            if payload["type"] == "template":
+                media_error = "outside the 24-hour window: only the template was sent"
+            else:
+                try:
+                    media_id = self._post(phone_number_id, access_token, self.media_payload_for(message))[
+                        "messages"][0]["id"]
+                except ChannelError as error:
+                    media_error = str(error)
+                except (KeyError, IndexError, TypeError):
+                    media_error = "Graph API answered the media message without a message id."
+        return SendResult(
+            provider_message_id=provider_message_id, status="sent", raw={"request_type": payload["type"], **body},
+            from_address=phone_number_id, media_provider_message_id=media_id, media_error=media_error[:500],
+        )
+
+    def _post(self, phone_number_id: str, access_token: str, payload: dict[str, Any]) -> dict[str, Any]:
         try:
             response = requests.post(
                 graph_url(f"{phone_number_id}/messages", version=self.settings.get("api_version")),
@@ -102,12 +145,4 @@ class WhatsAppCloudAdapter(ChannelAdapter):
                 f"Graph API {response.status_code} ({code}): {error.get('message', response.reason)}",
                 permanent=not transient,
             )
-        try:
-            provider_message_id = body["messages"][0]["id"]
-        except (KeyError, IndexError, TypeError):
-            # It may have been sent: failing beats sending twice.
-            raise ChannelError("Graph API answered without a message id.", permanent=True) from None
-        return SendResult(
-            provider_message_id=provider_message_id, status="sent", raw={"request_type": payload["type"], **body},
-            from_address=phone_number_id,
-        )
+        return body

@@ -144,3 +144,66 @@ def test_the_backfill_command(company, worker):
     booking_of(worker, dhaka(2026, 11, 29), late_minutes=25)
     call_command("coaching_backfill", company=company.slug)
     assert BookingPunctuality.objects.count() == 1 and WorkerPunctuality.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_daily_roll_by_one_day_equals_a_recount(company, worker):
+    from django.db import connection
+
+    from coaching import punctuality
+    from coaching.punctuality import STAT_FIELDS, worker_stats_refresh
+
+    today = dt.date(2026, 11, 30)
+    # the days entering (today) and leaving the windows (14 and 28 days ago), late and on time, one excused
+    for day, late in ((2, 30), (3, 0), (16, 20), (17, 0), (20, 45), (29, 15), (30, 0)):
+        booking_of(worker, dhaka(2026, 11, day), late_minutes=late)
+    excused = booking_of(worker, dhaka(2026, 11, 21), late_minutes=50)
+    leaving = worker_of(company, phone="+8801911000998", name="Rahim")
+    booking_of(leaving, dhaka(2026, 11, 2), late_minutes=30)  # leaves both windows today
+    edited = worker_of(company, phone="+8801911000999", name="Salma")
+    changed = booking_of(edited, dhaka(2026, 11, 18), late_minutes=40)
+    giver, taker = worker_of(company, phone="+8801911000997", name="Jamal"), worker_of(
+        company, phone="+8801911000996", name="Nasir")
+    moved = booking_of(giver, dhaka(2026, 11, 19), late_minutes=35)
+    booking_of(taker, dhaka(2026, 11, 19))
+    punctuality_backfill(company=company, as_of=today - dt.timedelta(days=1))
+    booking_excuse(booking_punctuality=excused.punctuality, reason="traffic")
+    punctuality_backfill(company=company, as_of=today - dt.timedelta(days=1))  # everyone's stats for yesterday
+    # after the last refresh Salma's booking is corrected: her stats are recounted, not rolled
+    Booking.objects.filter(pk=changed.pk).update(arrived_at=changed.scheduled_at, updated_at=dhaka(2026, 12, 31))
+    # and Jamal's late booking was Nasir's: both are recounted
+    Booking.objects.filter(pk=moved.pk).update(worker=taker, updated_at=dhaka(2026, 12, 31))
+
+    result = punctuality_daily(company=company, now=dhaka(2026, 11, 30, 0, 15))
+
+    fields = ("as_of", "on_time_rate_14", "on_time_rate_28", "trend", *STAT_FIELDS)
+    daily = {row["worker_id"]: row for row in WorkerPunctuality.objects.values("worker_id", *fields)}
+    worker_stats_refresh(company=company, worker_ids=list(daily), as_of=today)
+    recount = {row["worker_id"]: row for row in WorkerPunctuality.objects.values("worker_id", *fields)}
+    assert daily == recount
+    mine = daily[worker.pk]
+    assert (mine["bookings_14"], mine["late_14"], mine["excused_14"], mine["bookings_28"], mine["late_28"]) == (
+        4, 2, 1, 6, 3)  # 14 days: the 17th, 20th, 29th, 30th (the 21st excused); 28 days: also the 3rd and 16th
+    assert daily[leaving.pk]["bookings_28"] == 0 and daily[leaving.pk]["on_time_rate_28"] is None
+    assert daily[edited.pk]["late_14"] == 0 and daily[edited.pk]["on_time_14"] == 1
+    assert (daily[giver.pk]["late_14"], daily[giver.pk]["bookings_14"]) == (0, 0)
+    assert (daily[taker.pk]["late_14"], daily[taker.pk]["bookings_14"]) == (1, 2)
+    if connection.vendor == "postgresql" and not punctuality.PYTHON_ONLY:
+        assert result["rolled"] == 2  # Karim and Rahim rolled by one day; Salma, Jamal and Nasir recounted
+
+
+@pytest.mark.django_db
+def test_the_migration_fills_the_excused_counts_of_rows_written_before_them(company, worker):
+    import importlib
+
+    from django.apps import apps
+
+    late = [booking_of(worker, dhaka(2026, 11, day), late_minutes=30) for day in (5, 20, 29)]
+    punctuality_backfill(company=company, as_of=AS_OF)
+    BookingPunctuality.objects.filter(pk__in=[booking.pk for booking in late]).update(is_excused=True)
+    WorkerPunctuality.objects.update(excused_14=0, excused_28=0)  # as 0004 left the rows written before it
+
+    importlib.import_module("coaching.migrations.0005_workerpunctuality_excused_counts").excused_counts_fill(apps, None)
+
+    row = WorkerPunctuality.objects.get(worker=worker)
+    assert (row.excused_14, row.excused_28) == (2, 3)  # the 20th and 29th in 14 days to the 30th, the 5th in 28

@@ -8,7 +8,7 @@ from prometheus_client import REGISTRY
 
 from coaching.burnout import burnout_provider_register, burnout_provider_unregister
 from coaching.models import BookingPunctuality, CoachingRun, CoachingSettings, WorkerPunctuality
-from coaching.punctuality import punctuality_backfill
+from coaching.punctuality import punctuality_backfill, worker_stats_refresh
 from coaching.replies import coaching_reply_accept, reply_reason
 from coaching.runs import (
     CoachingRunLocked,
@@ -61,8 +61,17 @@ def rows(run):
     return {row.worker_id: row for row in run.recipients.all()}
 
 
+@pytest.fixture(params=["rollup", "bookings"])
+def selection_source(request, monkeypatch):
+    """Both sources of a selection: the workers' stored windows, and the bookings grouped (a run for another day
+    or another window than the stored ones)."""
+    if request.param == "bookings":
+        monkeypatch.setattr("coaching.runs.ROLLUP_WINDOWS", ())
+    return request.param
+
+
 @pytest.mark.django_db
-def test_selection_records_a_reason_for_every_worker_left_out(company, twilio_account):
+def test_selection_records_a_reason_for_every_worker_left_out(company, twilio_account, selection_source):
     on_time = late_worker(company, 0, phone="+8801911000101")
     two_late = late_worker(company, 2, phone="+8801911000102")
     pattern = late_worker(company, 3, phone="+8801911000103")
@@ -72,6 +81,7 @@ def test_selection_records_a_reason_for_every_worker_left_out(company, twilio_ac
     punctuality_backfill(company=company, as_of=AS_OF)
     first_late = BookingPunctuality.objects.filter(worker=excused, outcome="late").first()
     BookingPunctuality.objects.filter(pk=first_late.pk).update(is_excused=True)
+    worker_stats_refresh(company=company, worker_ids=[excused.pk], as_of=AS_OF)
     CoachingSettings.objects.filter(company=company).update(holdout_percent=0)
 
     def provider(*, company, worker_ids):

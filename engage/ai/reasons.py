@@ -39,6 +39,15 @@ REASON_CODES: dict[str, tuple[str, str]] = {
                                 "messages: remove it. A closed office on a holiday is fine to mention."),
     "religious": ("moderation", "Religious phrases, names of God and remarks about anyone's faith stay out of our "
                                 "messages: remove them. Festival greetings, সালাম and নমস্কার are fine."),
+    "hate": ("moderation", "Contempt for people as a group (region, ethnicity, caste, gender, sexuality, disability) "
+                           "or a slur: remove it."),
+    "self_harm": ("moderation", "Urges or describes suicide or self-injury: remove it. A person who writes about harming "
+                                "themselves is handed to a human."),
+    "drugs": ("moderation", "Offers or mentions illegal drugs: remove it."),
+    "gambling": ("moderation", "Betting, casinos, lotteries or doubling money: remove it."),
+    "medical_claims": ("moderation", "Claims that a service or product cures, treats or prevents a disease: remove the "
+                                     "claim; describe what the service does."),
+    "opt_out_denied": ("moderation", "Says the recipient cannot stop our messages: never. STOP (বন্ধ) always works."),
     "moderation_flagged": ("moderation", "The moderation service flagged the text (the category is named): remove "
                                          "what it names."),
     "moderation_unavailable": ("moderation", "The moderation service did not answer, so the model's text was not "

@@ -144,10 +144,11 @@ class CampaignRecipient(models.Model):
         SAFETY_REJECTED = "safety_rejected", "Safety filter rejected the AI text (the fallback went out if it passed)"
         AI_FAILED_FALLBACK = "ai_failed_fallback", "AI unavailable or failed (fallback sent)"
         ALREADY_REMINDED = "already_reminded", "Already reminded in this cycle"
+        HOLDOUT = "holdout", "In the company's experiment holdout"
 
     SKIP_REASONS = (
         Reason.NO_CONSENT, Reason.NO_ADDRESS, Reason.DAILY_CAP, Reason.WEEKLY_CAP, Reason.TOO_SOON,
-        Reason.OUTSIDE_SEND_WINDOW, Reason.ALREADY_REMINDED,
+        Reason.OUTSIDE_SEND_WINDOW, Reason.ALREADY_REMINDED, Reason.HOLDOUT,
     )
     FALLBACK_REASONS = (Reason.SAFETY_REJECTED, Reason.AI_FAILED_FALLBACK)
 

@@ -15,6 +15,7 @@ from crm.services import event_record
 from engage.ai.client import ai_generate
 from engage.ai.config import ai_config_for
 from engage.ai.models import AISession
+from engage.ai.moderation import crisis_signs
 from engage.conversations.context import conversation_messages, lead_reply_skip_reason, system_prompt_parts
 from engage.conversations.handoff import lead_flag_handoff
 from engage.ledger.models import Job
@@ -25,6 +26,7 @@ from engage.messaging.services import message_send
 logger = logging.getLogger(__name__)
 
 NO_SAFE_REPLY = "no_safe_reply"  # neither the model's text nor the fallback passed the safety filter
+CRISIS = "crisis"  # the customer wrote about harming themselves: a person answers, not the model
 SUMMARY_DEBOUNCE_SECONDS = 600
 
 
@@ -94,6 +96,13 @@ def ai_reply_send(*, job: Job, lead_id: int, message_id: int, lead: Lead | None 
                 correlation_id=inbound.correlation_id,
             )
             return {"skipped": skip_reason}
+        if signs := crisis_signs(inbound.body):
+            # Someone writing about harming themselves gets a person at once, never a generated text.
+            lead_flag_handoff(
+                company=lead.company, lead_id=lead.pk,
+                payload={"reason": CRISIS, "words": signs[:3], "message_id": message_id},
+            )
+            return {"skipped": CRISIS}
         system = system_prompt_parts(lead=lead, config=config, query_text=inbound.body)
         result = ai_generate(
             company=lead.company, agent_type="sales", purpose="reply",

@@ -93,6 +93,10 @@ class Message(models.Model):
         storage=inbound_media_storage, upload_to="inbound", max_length=300, blank=True, default="", db_default=""
     )
     media_content_type = models.CharField(max_length=100, blank=True, default="", db_default="")
+    # An outbound message's one attachment, sent by link (the provider fetches it): its public URL; its kind and
+    # MIME type are `media_type` and `media_content_type`. What the send made of it is in `metadata`
+    # (`media_provider_message_id`, or `media_error`: why the text went alone).
+    media_url = models.URLField(max_length=500, blank=True, default="", db_default="")
     media_size = models.PositiveIntegerField(null=True, blank=True)
     button_payload = models.CharField(
         max_length=256, blank=True, default="", db_default="",
@@ -109,6 +113,12 @@ class Message(models.Model):
         " phone_number_id, Twilio To), the one an outbound message went from. Replies go from the number"
         " the customer last wrote to (engage.messaging.selectors.contact_reply_number).",
     )
+    # The experiment arm this message was sent under (engage.experiments): results are attributed per variant.
+    # NULL on the hot paths' plain INSERTs, which name only older columns.
+    experiment_assignment = models.ForeignKey(
+        "engage.ExperimentAssignment", on_delete=models.SET_NULL, null=True, blank=True, related_name="messages",
+        db_index=False,
+    )
     created_at = models.DateTimeField(default=now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -116,6 +126,10 @@ class Message(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["provider_message_id"], name="message_provider_id"),
+            models.Index(
+                fields=["experiment_assignment"], condition=Q(experiment_assignment__isnull=False),
+                name="message_experiment_assignment",
+            ),
             models.Index(fields=["company", "-created_at"], name="message_company_created"),
             models.Index(fields=["contact", "-created_at"], name="message_contact_created"),
             models.Index(fields=["lead", "-created_at"], name="message_lead_created"),

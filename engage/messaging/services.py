@@ -16,7 +16,7 @@ from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from channels_app import registry
-from channels_app.base import ChannelError, OutboundMessage
+from channels_app.base import ChannelError, OutboundMedia, OutboundMessage, media_type_for
 from channels_app.models import ChannelAccount, ChannelNumber
 from channels_app.selectors import channel_settings_for as channel_account_settings
 from crm.models import Channel, Company, Contact, Lead
@@ -159,11 +159,17 @@ def message_send(
     template_version: Any = None,
     options: dict[str, Any] | None = None,
     existing: Message | EllipsisType | None = ...,
+    media_url: str = "",
+    media_content_type: str = "",
 ) -> Message:
     """Send one message through its channel, at most once per job; raises ChannelError when it must be retried.
 
     `existing`: the job's outbound message as the caller has just read it (None: none yet), so it is not
     read twice; left out, it is read here.
+
+    `media_url`, `media_content_type`: one file sent by link with a new message (a queued message carries its
+    own). A channel that cannot send it, or a media message the provider refuses after the text went, leaves
+    the message sent with the text alone and the reason in `metadata["media_error"]`.
 
     A message already sent for this job is returned as it is. A transient channel error
     leaves the message queued and re-raises (the job retries); a permanent one marks it
@@ -185,6 +191,9 @@ def message_send(
     }
     if template_version is not None:
         fields["template_version"] = template_version
+    if media_url:
+        fields.update(media_url=media_url, media_content_type=media_content_type,
+                      media_type=media_type_for(media_content_type))
     message = _outbound_for_job(job=job, existing=existing, **fields)
     if message.status in DONE_STATUSES:
         return message
@@ -211,6 +220,9 @@ def message_send(
             ),
             **(options or {}),
         },
+        media=(OutboundMedia(url=message.media_url, content_type=message.media_content_type,
+                             media_type=message.media_type or media_type_for(message.media_content_type))
+               if message.media_url else None),
     )
     is_ai = agent_type in AI_AGENT_TYPES
     try:
@@ -242,6 +254,11 @@ def message_send(
     if result.from_address:
         message.channel_number = result.from_address[:64]
         update_fields.append("channel_number")
+    if message.media_url:
+        media = ({"media_error": result.media_error} if result.media_error
+                 else {"media_provider_message_id": result.media_provider_message_id})
+        message.metadata = {**(message.metadata or {}), **media}
+        update_fields.append("metadata")
     if status == Message.Status.SENT:
         message.sent_at = now
         update_fields.append("sent_at")

@@ -26,6 +26,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from channels_app.base import media_type_for
 from crm.models import Channel, Company, Contact, Lead
 from crm.services import consent_revoke
 from engage.ledger.models import Job
@@ -259,6 +260,9 @@ def message_queue(
     correlation_id: uuid.UUID | None = None,
     template_version: Any = None,
     bypass_caps: bool = False,
+    media_url: str = "",
+    media_content_type: str = "",
+    experiment_assignment_id: int | None = None,
 ) -> QueuedMessage:
     """Queue one outbound message through the ledger, under consent and (with a `role`) the frequency caps.
 
@@ -266,7 +270,8 @@ def message_queue(
     the queued `Message` (which the caps count from now on) and its `message_send` ledger job are
     written; the job sends it once, after commit. Without `role` only consent and an address are
     checked (a reply the person asked for). The same `idempotency_key` queues nothing twice: the
-    first call's message and job are returned.
+    first call's message and job are returned. `media_url` and `media_content_type`: one file sent with the
+    text, by link (a channel that cannot send it natively sends the text alone and records why).
     """
     if contact.company_id != company.pk:
         raise ValidationError({"contact": "The contact belongs to another company."})
@@ -292,9 +297,18 @@ def message_queue(
             company=company, contact=contact, lead=lead, direction=Message.Direction.OUTBOUND, channel=channel,
             agent_type=agent_type, message_type=message_type, subject=subject, body=body,
             status=Message.Status.QUEUED, correlation_id=correlation_id or uuid.uuid4(), job=job,
-            template_version=template_version,
+            template_version=template_version, **_media_fields(media_url, media_content_type),
+            experiment_assignment_id=experiment_assignment_id,
         )
     return QueuedMessage(decision, message, job)
+
+
+def _media_fields(url: str, content_type: str) -> dict[str, str]:
+    if not url:
+        return {}
+    if not content_type:
+        raise ValidationError({"media_content_type": "A media attachment needs its MIME type."})
+    return {"media_url": url, "media_content_type": content_type, "media_type": media_type_for(content_type)}
 
 
 def contact_opt_out(*, contact: Contact, channel: str, reason: str = "request", source: str = "") -> bool:

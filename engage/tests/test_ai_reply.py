@@ -253,3 +253,31 @@ def test_jobs_enqueue_inserts_new_jobs_once_and_returns_existing_ones_for_a_repe
     assert made[1].pk == earlier.pk and again[0].pk == made[0].pk
     assert Job.objects.filter(company=company).count() == 2
     assert made[0].payload == {"lead_id": 1} and made[0].priority == 95
+
+
+@pytest.mark.parametrize("text", ["আমি আর বাঁচতে চাই না, সব শেষ করে দিতে চাই।", "honestly I want to die, nothing works",
+                                  "ami atmohotta korbo"])
+def test_a_customer_writing_about_harming_themselves_gets_a_person_not_the_model(fake_openai, company, text):
+    fake_openai.reply(ANSWER)
+    inbound = capture(company, text)
+
+    assert run_job(inbound.job_id) == "completed"
+
+    # then the model was not asked, nothing was sent, and the conversation waits for a person
+    assert fake_openai.requests == []
+    assert outbound(inbound.lead_id) == []
+    lead = Lead.objects.get(pk=inbound.lead_id)
+    assert lead.handoff_requested_at is not None and lead.is_ai_paused
+    event = Event.objects.get(type="handoff.requested", contact=lead.contact)
+    assert event.payload["reason"] == "crisis" and event.payload["message_id"] == inbound.message_id
+    assert jobs("followup_bumpup") == []
+
+
+def test_a_customer_who_only_mentions_dying_batteries_still_gets_the_ai(fake_openai, company):
+    fake_openai.reply(ANSWER)
+    inbound = capture(company, "My AC remote's battery died, can you bring one?")
+
+    assert run_job(inbound.job_id) == "completed"
+
+    assert len(fake_openai.requests) == 1 and len(outbound(inbound.lead_id)) == 1
+    assert not Lead.objects.get(pk=inbound.lead_id).is_ai_paused

@@ -226,3 +226,29 @@ def test_the_story_cannot_be_seeded_for_a_day_after_today():
     with pytest.raises(CommandError, match="after today"):
         call_command("seed_demo", "--now", tomorrow, "--customers", "0", stdout=io.StringIO())
     assert not Company.objects.exists()
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db
+def test_the_demo_has_a_finished_experiment_with_an_effect_and_an_a_a_test_without_one():
+    from engage.experiments.models import Experiment
+    from engage.experiments.selectors import experiment_results
+
+    # when
+    output = seed()
+    # then
+    home = Company.objects.get(slug=demo.HOME_SERVICES_SLUG)
+    wording = experiment_results(experiment=Experiment.objects.get(company=home, name=story.WORDING_EXPERIMENT))
+    same = experiment_results(experiment=Experiment.objects.get(company=home, name=story.AA_EXPERIMENT))
+    assert wording["status"] == same["status"] == "stopped"
+    assert not wording["is_hidden"] and not same["is_hidden"]
+    assert wording["comparisons"][0]["uplift_low"] > 0, wording["verdict"]
+    assert wording["verdict"].startswith("B (short and personal): +") and "better than control" in wording["verdict"]
+    assert same["comparisons"][0]["uplift_low"] < 0 < same["comparisons"][0]["uplift_high"], same["verdict"]
+    assert "no difference shown yet" in same["verdict"]
+    assert story.WORDING_EXPERIMENT in output
+    # the current wording is still the live one
+    live = PromptTemplateVersion.objects.get(
+        template__company=home, template__name="reminder", template__locale="bn", status="approved"
+    )
+    assert not live.body.endswith(story.NEW_WORDING)

@@ -21,6 +21,17 @@ from shokti.testing.media_samples import ogg_opus_bytes, png_bytes
 PASSWORD = "pass-word-123"  # crm.tests.factories.UserFactory's
 
 
+def lead_open(page, live_server, user, lead_id: int) -> None:
+    """Log `user` in to the console and land on the lead's page."""
+    lead_url = reverse("admin:crm_lead_change", args=[lead_id])
+    page.set_default_timeout(15_000)
+    page.goto(f"{live_server.url}{reverse('admin:login')}?next={lead_url}")
+    page.fill("#id_username", user.email)
+    page.fill("#id_password", PASSWORD)
+    page.click("#login-form [type=submit]")
+    page.wait_for_url(re.compile(re.escape(lead_url)))
+
+
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_a_photo_and_a_voice_note_show_in_the_leads_conversation(
@@ -47,13 +58,7 @@ def test_a_photo_and_a_voice_note_show_in_the_leads_conversation(
     assert (photo.media_status, voice.media_status) == ("stored", "stored")
 
     # when: operations staff open the lead
-    lead_url = reverse("admin:crm_lead_change", args=[photo.lead_id])
-    page.set_default_timeout(15_000)
-    page.goto(f"{live_server.url}{reverse('admin:login')}?next={lead_url}")
-    page.fill("#id_username", staff_user.email)
-    page.fill("#id_password", PASSWORD)
-    page.click("#login-form [type=submit]")
-    page.wait_for_url(re.compile(re.escape(lead_url)))
+    lead_open(page, live_server, staff_user, photo.lead_id)
 
     # then: the photo is drawn, with its caption
     image = page.locator(f"#message-{photo.pk} .media-image img")
@@ -93,13 +98,7 @@ def test_every_attachment_of_an_mms_shows_in_the_leads_conversation(
     assert job_execute(job_id=Job.objects.get(task_name="media_download").pk) == "completed"
 
     # when: operations staff open the lead
-    lead_url = reverse("admin:crm_lead_change", args=[message.lead_id])
-    page.set_default_timeout(15_000)
-    page.goto(f"{live_server.url}{reverse('admin:login')}?next={lead_url}")
-    page.fill("#id_username", staff_user.email)
-    page.fill("#id_password", PASSWORD)
-    page.click("#login-form [type=submit]")
-    page.wait_for_url(re.compile(re.escape(lead_url)))
+    lead_open(page, live_server, staff_user, message.lead_id)
 
     # then: both attachments of the one message are shown, the photo drawn and the voice note playable
     image = page.locator(f"#message-{message.pk} .attachment.media-image img")

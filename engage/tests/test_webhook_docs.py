@@ -33,6 +33,9 @@ DOCUMENTED_DATA = {
     "booking.completed": {"booking_id", "external_id", "customer_id", "worker_id", "service_id", "finished_at",
                           "rating", "price"},
     "customer.updated": {"customer_id", "external_id", "created", "fields", "is_active"},
+    # delivered in reports/tests/test_burnout_alerts.py
+    "worker.burnout_alert": {"alert_id", "worker_id", "worker_name", "level", "is_escalation", "summary", "signals",
+                             "metrics", "zone", "service_category"},
 }
 
 

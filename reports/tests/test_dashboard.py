@@ -141,8 +141,19 @@ def test_operations_card_links_dead_letters_to_replay(client, alpha, owner):
     assert "?status__exact=dead" in response.content.decode()
 
 
-def test_burnout_slot_shows_nothing_without_the_burnout_module(alpha):
-    assert selectors.card(company=alpha, card="workers", period="7d")["burnout_alerts_open"] is None
+def test_burnout_slot_reads_the_open_alert_count(client, alpha, owner, monkeypatch):
+    from reports.burnout.selectors import open_alert_count
+
+    card = selectors.card(company=alpha, card="workers", period="7d")
+    assert card["burnout_alerts_open"] == open_alert_count(alpha)
+    response, _ = cards_on_home(client, owner)
+    assert 'id="burnout-alerts-open"' in response.content.decode()
+    # without the burnout module the slot shows nothing
+    def missing(name):
+        raise ImportError(name)
+
+    monkeypatch.setattr(selectors.importlib, "import_module", missing)
+    assert selectors._burnout_open(alpha) is None
 
 
 @pytest.mark.parametrize("dimension", ["channel", "template_version", "campaign", "service_category", "cohort"])

@@ -4,7 +4,8 @@ Each binds 127.0.0.1 on an ephemeral port, lives for the test session, is reset 
 points the matching setting at itself:
     smtp_server          aiosmtpd; `.messages` are the received email.message.Message objects
     fake_twilio          Twilio's REST API for Messages.create; `.requests` are the form posts
-    fake_graph_api       Meta's Graph API /{version}/{phone_number_id}/messages; `.requests` JSON
+    fake_graph_api       Meta's Graph API /{version}/{phone_number_id}/messages; `.requests` JSON;
+                         `.reject[message type] = (status, body)` refuses that type of message (say "audio")
     fake_whatsapp_web    a page imitating WhatsApp Web's chat (compose box, send button, sent
                          bubbles) or, with `.show_qr = True`, its QR login; `.sent` what was sent
 Failures: `fake.fail(status=503, times=1, body={...})` on the two HTTP providers.
@@ -205,6 +206,14 @@ class FakeGraphApi(FakeHttpProvider):
 
     name = "graph-api"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.reject: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def reset(self) -> None:
+        super().reset()
+        self.reject.clear()
+
     def answer(self, method, path, headers, body):
         if method == "GET":
             return self._media_answer(path, headers)
@@ -214,6 +223,9 @@ class FakeGraphApi(FakeHttpProvider):
             return 400, {"error": {"message": "bad json", "code": 100}}
         with self._lock:
             self.requests.append({"path": path, "authorization": headers.get("Authorization", ""), "json": payload})
+            rejected = self.reject.get(payload.get("type"))
+        if rejected is not None:
+            return rejected
         return 200, {
             "messaging_product": "whatsapp",
             "contacts": [{"input": payload.get("to"), "wa_id": payload.get("to")}],

@@ -23,7 +23,9 @@ MIGRATIONS = [
     importlib.import_module("channels_app.migrations.0007_email_bounces_schedule"),
     importlib.import_module("engage.migrations.0028_jobs_reclaim_schedule"),
     importlib.import_module("coaching.migrations.0002_coaching_schedules"),
-    importlib.import_module("reports.migrations.0002_rollups"),
+    importlib.import_module("reports.migrations.0002_burnout"),
+    importlib.import_module("engage.migrations.0034_experiments_refresh_schedule"),
+    importlib.import_module("reports.migrations.0003_rollups"),
 ]
 
 

@@ -121,7 +121,7 @@ def intents_write(
                     company=company, contact=plan.customer.contact, direction=Message.Direction.OUTBOUND,
                     channel=plan.channel, agent_type=AGENT_TYPE, message_type=MESSAGE_TYPE, subject=subject_for(plan),
                     body=plan.text, status=Message.Status.QUEUED, correlation_id=plan.correlation_id, job=job,
-                    template_version=plan.version,
+                    template_version=plan.version, experiment_assignment_id=plan.assignment_id,
                 )
                 for (_, plan), job in zip(allowed, jobs, strict=True)
             ])

@@ -116,6 +116,8 @@ class Plan:
     note: str = ""
     # Neither the model's text nor the approved fallback (with the link) passed the safety filter.
     is_blocked: bool = False
+    # The customer's assignment in the campaign's running experiment (engage.experiments), carried by the message.
+    assignment_id: int | None = None
 
 
 # A recipient row to write: (plan, status, reason, error).

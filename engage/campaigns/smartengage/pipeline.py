@@ -82,7 +82,8 @@ def reminders_start(
     plans = plans_make(
         company=company, customers=customers, channel=channel, service=service, promo_code=promo_code,
         ttl_hours=ttl_hours, bypass_frequency_caps=bypass_frequency_caps, send_window=send_window,
-        is_segmented=run is not None,
+        is_segmented=run is not None, campaign_id=run.campaign_id if run is not None else None,
+        records_exposure=not dry_run,
     )
     if channel in SHORT_LINK_CHANNELS:
         links_shorten(company=company, plans=plans, ttl_hours=ttl_hours, save=not dry_run)

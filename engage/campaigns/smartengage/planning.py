@@ -21,6 +21,8 @@ from engage.ai.safety_context import SafetyContext
 from engage.campaigns.deeplinks import deeplink_booking_create, deeplink_promo_create, short_links_create
 from engage.campaigns.segmentation import booking_history_text, customer_booking_histories
 from engage.campaigns.smartengage.outcomes import AGENT_TYPE, MESSAGE_TYPE, Plan, Reason
+from engage.experiments.send_time import best_hours
+from engage.experiments.services import experiment_exposures
 from engage.policy.consent import can_send, contact_zone
 from engage.policy.services import ROLE_CUSTOMER, policy_for
 from engage.prompts.defaults import SYSTEM_TEMPLATE_NAME, USER_TEMPLATE_NAME
@@ -153,8 +155,16 @@ def plans_make(
     bypass_frequency_caps: bool,
     send_window: tuple[int, int] | None = None,
     is_segmented: bool = False,
+    campaign_id: int | None = None,
+    records_exposure: bool = True,
 ) -> list[Plan]:
-    """Steps 1-4 and the prompt for each customer (skips get their reason and no prompt)."""
+    """Steps 1-4 and the prompt for each customer (skips get their reason and no prompt).
+
+    Under a running experiment of the campaign (engage.experiments) the holdout comes first (a skip,
+    reason `holdout`), then each customer's variant: its template version is the one rendered, its send
+    window the one checked. The assignment is stored here, on exposure (`records_exposure`; a dry run
+    previews the same variants and stores nothing), and the plan carries it to the message.
+    """
 
     policy = policy_for(company=company)
     if not policy.is_smartengage_enabled:
@@ -167,20 +177,42 @@ def plans_make(
     templates: dict[str, tuple[PromptTemplateVersion | None, PromptTemplateVersion]] = {}
     system_texts: dict[tuple, str] = {}
     now = timezone.now()
+    exposures = experiment_exposures(
+        campaign_id=campaign_id, unit_ids=[customer.pk for customer in customers], record=records_exposure
+    ) if campaign_id is not None else {}
+    timed = [customer.contact for customer in customers
+             if (exposure := exposures.get(customer.pk)) is not None and exposure.variant_kind == "send_time"]
+    # The send-time arm sends in each customer's best hour inside the window (a run at another hour skips
+    # them as outside the window; the next run tries again).
+    hours = best_hours(company=company, contacts=timed, window=send_window or (0, 24)) if timed else {}
     plans = []
     for customer in customers:
         plan = Plan(customer=customer, correlation_id=uuid.uuid4(), channel=channel)
         plan.cycle_started_at = customer.last_booking_at
-        if not is_segmented:
+        exposure = exposures.get(customer.pk)
+        if exposure is not None and exposure.is_holdout:
+            plan.reason = Reason.HOLDOUT
+        if not plan.reason and not is_segmented:
             # A campaign's segment already selected consented customers under their caps; the
             # atomic reservation at send time decides in every case.
             plan.reason = consent_and_caps_reason(
                 customer=customer, channel=channel, bypass_frequency_caps=bypass_frequency_caps
             )
-        if not plan.reason and send_window is not None:
+        window = send_window
+        if exposure is not None and exposure.variant_kind == "send_setting" and send_window is not None:
+            window = (
+                exposure.settings.get("send_window_start_hour", send_window[0]),
+                exposure.settings.get("send_window_end_hour", send_window[1]),
+            )
+        if not plan.reason and window is not None:
             local_hour = now.astimezone(contact_zone(contact=customer.contact)).hour
-            if not send_window[0] <= local_hour < send_window[1]:
+            if not window[0] <= local_hour < window[1]:
                 plan.reason = Reason.OUTSIDE_SEND_WINDOW
+        if not plan.reason and customer.contact_id in hours:
+            if now.astimezone(contact_zone(contact=customer.contact)).hour != hours[customer.contact_id]:
+                plan.reason = Reason.OUTSIDE_SEND_WINDOW
+        if exposure is not None:
+            plan.assignment_id = exposure.assignment_id
         plans.append(plan)
         if plan.reason:
             continue
@@ -191,6 +223,8 @@ def plans_make(
         if locale not in templates:
             templates[locale] = smartengage_templates(company=company, locale=locale)
         system, plan.version = templates[locale]
+        if exposure is not None and exposure.template_version is not None:
+            plan.version = exposure.template_version
         context = reminder_prompt_context(
             company=company, customer=customer, service=plan.service, history=history, now=now,
             promo_code=promo_code, channel=channel, sms_max_segments=config.sms_max_segments,

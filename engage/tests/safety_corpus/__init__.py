@@ -104,6 +104,19 @@ CATEGORY_CODES: dict[str, set[str]] = {
     "pressure": {"tone_pressure", "tone_shouting"},
     "coaching": {"coaching_threat", "coaching_comparison", "coaching_judgement", "coaching_fine", "customer_details",
                  "contact_phone", "contact_email", "tone_shouting", "tone_pressure"},
+    # Added after the independent set was written (harmful_more.jsonl, lexicon group): it has none of these.
+    "hate": {"hate", "religious", "moderation_flagged"},
+    "self_harm": {"self_harm", "moderation_flagged"},
+    "drugs": {"drugs", "moderation_flagged"},
+    "gambling": {"gambling", "unapproved_discount"},
+    "medical_claims": {"medical_claims"},
+    "opt_out_denied": {"opt_out_denied"},
+}
+# The categories each group was written for: the independent set (written blind, before the last six
+# categories existed) covers the first eighteen; the lexicon group covers them all.
+GROUP_CATEGORIES: dict[str, set[str]] = {
+    "lexicon": set(CATEGORY_CODES),
+    "independent": set(CATEGORY_CODES) - {"hate", "self_harm", "drugs", "gambling", "medical_claims", "opt_out_denied"},
 }
 
 

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from coaching.demo import coaching_demo_seed
 from crm import demo
 from engage.demo import STORY_MAX_CUSTOMERS, engage_demo_seed
+from reports.burnout.demo import burnout_demo_seed
 
 
 def _day(value: str) -> dt.date:
@@ -71,6 +72,7 @@ class Command(BaseCommand):
         if story:
             story_result = engage_demo_seed(seed=options["seed"], result=result)
             story_result.lines.extend(coaching_demo_seed(seed=options["seed"]))
+            story_result.lines.extend(burnout_demo_seed(seed=options["seed"]))
         elapsed = time.perf_counter() - started
         write = self.stdout.write
         if result.created:

@@ -22,7 +22,8 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('crm', '0010_console_indexes'),
-        ('reports', '0001_initial'),
+        ('reports', '0002_burnout'),
+        ('django_celery_beat', '0019_alter_periodictasks_options'),
     ]
 
     operations = [

@@ -1,0 +1,292 @@
+"""Experiments: A/B tests of templates and send policies, with a company-wide holdout.
+
+An Experiment is set up in draft, runs, and stops; while it runs nothing of it may change except its
+weights, and a change of weights starts a new ExperimentPhase (fresh assignments: units assigned under the old
+weights are not compared with units assigned under the new ones). An ExperimentAssignment is written on a unit's
+first exposure in a phase (unique per phase and unit) and the outbound message carries it
+(`engage.Message.experiment_assignment`), so every message is attributed to its variant. The outcome
+columns of an assignment are a snapshot refreshed by `experiment_outcomes_refresh`, so results are
+one GROUP BY over the assignments (see engage.experiments.selectors).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils.timezone import now
+
+
+def new_salt() -> str:
+    return secrets.token_hex(8)
+
+
+class Unit(models.TextChoices):
+    CUSTOMER = "customer", "Customer"
+    WORKER = "worker", "Worker"
+    LEAD = "lead", "Lead"
+
+
+class Metric(models.TextChoices):
+    BOOKING_7D = "booking_7d", "Booking within 7 days of the message"
+    ON_TIME_28D = "on_time_28d", "On-time rate over the next 28 days"
+    REPLY_24H = "reply_24h", "Reply within 24 hours"
+    OPT_OUT = "opt_out", "Opt-out within 7 days (guardrail)"
+    SAFETY_REJECTION = "safety_rejection", "Safety filter rejections (guardrail)"
+
+
+PRIMARY_METRICS = (Metric.BOOKING_7D, Metric.ON_TIME_28D, Metric.REPLY_24H)
+GUARDRAIL_METRICS = (Metric.OPT_OUT, Metric.SAFETY_REJECTION)
+# For a guardrail, more is worse.
+METRIC_UNITS = {
+    Metric.BOOKING_7D: (Unit.CUSTOMER,),
+    Metric.ON_TIME_28D: (Unit.WORKER,),
+    Metric.REPLY_24H: (Unit.CUSTOMER, Unit.WORKER, Unit.LEAD),
+}
+
+
+class ExperimentSettings(models.Model):
+    """A company's experiment settings: the holdout, a share of every unit kept out of all experiments."""
+
+    company = models.OneToOneField("crm.Company", on_delete=models.CASCADE, related_name="experiment_settings")
+    is_holdout_enabled = models.BooleanField(
+        "holdout on", default=False, help_text="Keep a share of customers, workers and leads out of every experiment."
+    )
+    holdout_percent = models.DecimalField(max_digits=4, decimal_places=2, default=5, help_text="0 to 50.")
+    holdout_salt = models.CharField(max_length=32, default=new_salt, editable=False)
+
+    class Meta:
+        verbose_name_plural = "experiment settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(holdout_percent__gte=0, holdout_percent__lte=50), name="experimentsettings_holdout_0_50"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Experiment settings of {self.company_id}"
+
+
+class Experiment(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        RUNNING = "running", "Running"
+        STOPPED = "stopped", "Stopped"
+
+    class AppliesTo(models.TextChoices):
+        CAMPAIGN = "campaign", "A SmartEngage campaign"
+        COACHING = "coaching", "CoachNova runs"
+        AI_REPLIES = "ai_replies", "AI replies"
+
+    # Fields a running experiment keeps (status changes go through the services).
+    FROZEN_FIELDS = (
+        "name", "unit", "applies_to", "campaign_id", "primary_metric", "guardrails", "use_cuped", "tuning_units",
+        "hypothesis",
+    )
+
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="experiments")
+    name = models.CharField(max_length=120)
+    hypothesis = models.TextField(blank=True)
+    unit = models.CharField(max_length=10, choices=Unit.choices, default=Unit.CUSTOMER)
+    applies_to = models.CharField(max_length=12, choices=AppliesTo.choices, default=AppliesTo.CAMPAIGN)
+    campaign = models.ForeignKey(
+        "engage.Campaign", on_delete=models.PROTECT, null=True, blank=True, related_name="experiments",
+        help_text="The SmartEngage campaign under test (campaign experiments only).",
+    )
+    primary_metric = models.CharField(
+        max_length=20, choices=[(m.value, m.label) for m in PRIMARY_METRICS], default=Metric.BOOKING_7D
+    )
+    guardrails = models.JSONField(
+        default=list, blank=True, help_text=f"Any of: {', '.join(m.value for m in GUARDRAIL_METRICS)}."
+    )
+    use_cuped = models.BooleanField(
+        "CUPED", default=True, help_text="Reduce variance with each unit's previous 30 days of the same metric."
+    )
+    tuning_units = models.PositiveIntegerField(
+        default=5000, help_text="Units where the always-valid interval is tightest (the planned sample)."
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    outcomes_refreshed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["company", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["company", "name"], name="experiment_unique_name_per_company"),
+            # One running experiment per campaign: a customer gets one reminder, so one test at a time.
+            models.UniqueConstraint(
+                fields=["campaign"], condition=Q(status="running"), name="experiment_one_running_per_campaign"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.pk is not None:
+            stored = Experiment.objects.filter(pk=self.pk).values("status", *self.FROZEN_FIELDS).first()
+            if stored and stored["status"] != Experiment.Status.DRAFT:
+                changed = [name for name in self.FROZEN_FIELDS if stored[name] != getattr(self, name)]
+                if changed:
+                    raise ValidationError(
+                        f"A {stored['status']} experiment cannot be edited ({', '.join(changed)}); "
+                        "change of weights starts a new phase, anything else needs a new experiment."
+                    )
+        if self.applies_to == Experiment.AppliesTo.CAMPAIGN:
+            if self.campaign_id is None:
+                errors["campaign"] = "A campaign experiment names its campaign."
+            elif self.campaign.company_id != self.company_id:
+                errors["campaign"] = "That campaign is not this company's."
+            if self.unit != Unit.CUSTOMER:
+                errors["unit"] = "A campaign reminds customers: its unit is the customer."
+        elif self.campaign_id is not None:
+            errors["campaign"] = "Only a campaign experiment names a campaign."
+        if self.applies_to == Experiment.AppliesTo.COACHING and self.unit != Unit.WORKER:
+            errors["unit"] = "CoachNova coaches workers: its unit is the worker."
+        if self.unit not in METRIC_UNITS.get(self.primary_metric, ()):
+            errors["primary_metric"] = f"{self.get_primary_metric_display()} is not measured on a {self.unit}."
+        guardrails = self.guardrails if isinstance(self.guardrails, list) else None
+        if guardrails is None or any(value not in GUARDRAIL_METRICS for value in guardrails):
+            errors["guardrails"] = f"A list of: {', '.join(m.value for m in GUARDRAIL_METRICS)}."
+        if errors:
+            raise ValidationError(errors)
+
+
+class ExperimentVariant(models.Model):
+    class Kind(models.TextChoices):
+        CONTROL = "control", "Control (what runs today)"
+        TEMPLATE_VERSION = "template_version", "A published template version"
+        SEND_SETTING = "send_setting", "A send window or cadence setting"
+        SEND_TIME = "send_time", "Send-time optimisation (each customer's best hour)"
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
+    name = models.CharField(max_length=60)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CONTROL)
+    weight = models.PositiveIntegerField(default=50, help_text="Relative share of the units (0 stops new assignments).")
+    template_version = models.ForeignKey(
+        "engage.PromptTemplateVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        help_text="The approved reminder version to send (template-version variants; control: pins today's version).",
+    )
+    settings = models.JSONField(
+        default=dict, blank=True,
+        help_text='Send-setting variants: {"send_window_start_hour": 9, "send_window_end_hour": 12, "cadence_days": 30}.',
+    )
+
+    class Meta:
+        ordering = ["experiment", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "name"], name="experimentvariant_unique_name"),
+            models.UniqueConstraint(
+                fields=["experiment"], condition=Q(kind="control"), name="experimentvariant_one_control"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        experiment = self.experiment
+        if experiment.status != Experiment.Status.DRAFT:
+            stored = ExperimentVariant.objects.filter(pk=self.pk).values("name", "kind", "template_version_id", "settings").first()
+            current = {
+                "name": self.name, "kind": self.kind, "template_version_id": self.template_version_id,
+                "settings": self.settings,
+            }
+            if stored != current:
+                raise ValidationError(f"The variants of a {experiment.status} experiment cannot be edited.")
+        if self.kind == ExperimentVariant.Kind.TEMPLATE_VERSION and self.template_version_id is None:
+            raise ValidationError({"template_version": "A template-version variant names its version."})
+        if self.template_version_id is not None:
+            # Control may pin today's version too, so publishing the new wording does not change control.
+            if self.kind not in (ExperimentVariant.Kind.TEMPLATE_VERSION, ExperimentVariant.Kind.CONTROL):
+                raise ValidationError({"template_version": "Only a template-version variant or control names a version."})
+            version = self.template_version
+            if version.template.company_id != experiment.company_id:
+                raise ValidationError({"template_version": "That template is not this company's."})
+            if version.approved_at is None:  # approved once (a later version's approval archives it: still testable)
+                raise ValidationError({"template_version": "Only a published (approved) version can be tested."})
+        if self.kind == ExperimentVariant.Kind.SEND_SETTING:
+            allowed = {"send_window_start_hour", "send_window_end_hour", "cadence_days"}
+            if not isinstance(self.settings, dict) or not self.settings or set(self.settings) - allowed:
+                raise ValidationError({"settings": f"Keys among: {', '.join(sorted(allowed))}."})
+            start = self.settings.get("send_window_start_hour", 0)
+            end = self.settings.get("send_window_end_hour", 24)
+            if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= 24):
+                raise ValidationError({"settings": "The send window is 0 <= start < end <= 24 (whole hours)."})
+
+
+class ExperimentPhase(models.Model):
+    """A stretch of an experiment under one set of weights: its assignments are compared with each other only."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="phases")
+    number = models.PositiveIntegerField()
+    weights = models.JSONField(help_text="{variant id: weight} as they were when the phase started.")
+    salt = models.CharField(max_length=32, default=new_salt, editable=False)
+    started_at = models.DateTimeField(default=now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["experiment", "number"]
+        constraints = [models.UniqueConstraint(fields=["experiment", "number"], name="experimentphase_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.experiment} phase {self.number}"
+
+
+class ExperimentAssignment(models.Model):
+    """A unit's variant in a phase, written at its first exposure; the outcome columns are a refreshed snapshot."""
+
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False)
+    phase = models.ForeignKey(ExperimentPhase, on_delete=models.CASCADE, related_name="assignments", db_index=False)
+    variant = models.ForeignKey(ExperimentVariant, on_delete=models.CASCADE, related_name="assignments", db_index=False)
+    unit_id = models.BigIntegerField()
+    bucket = models.PositiveSmallIntegerField(help_text="sha256(salt:experiment:unit) mod 10000.")
+    exposed_at = models.DateTimeField(default=now)
+    outcome_value = models.FloatField(null=True, blank=True, help_text="The primary metric (empty: nothing to measure).")
+    pre_value = models.FloatField(null=True, blank=True, help_text="The same metric over the 30 days before exposure.")
+    opted_out = models.BooleanField(default=False)
+    safety_rejections = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["phase", "id"]
+        constraints = [models.UniqueConstraint(fields=["phase", "unit_id"], name="experimentassignment_unique_unit")]
+        indexes = [models.Index(fields=["variant", "exposed_at"], name="expassignment_variant_exposed")]
+
+    def __str__(self) -> str:
+        return f"{self.unit_id} → {self.variant_id} (phase {self.phase_id})"
+
+
+class ExperimentDailySums(models.Model):
+    """The results' rollup: per phase, variant and day of exposure, the sums the statistics need.
+
+    Written by the outcome refresh (one GROUP BY over the phase's assignments, in the background), read by
+    the results: a page or an API call reads tens of rows, not a million assignments."""
+
+    phase = models.ForeignKey(ExperimentPhase, on_delete=models.CASCADE, related_name="daily_sums", db_index=False)
+    variant = models.ForeignKey(ExperimentVariant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    units = models.PositiveIntegerField()
+    measured = models.PositiveIntegerField()
+    total = models.FloatField()
+    total_squares = models.FloatField()
+    pre_total = models.FloatField()
+    pre_squares = models.FloatField()
+    cross = models.FloatField()
+    opted_out = models.PositiveIntegerField()
+    safety = models.PositiveIntegerField()
+    safety_squares = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name_plural = "experiment daily sums"
+        constraints = [
+            models.UniqueConstraint(fields=["phase", "variant", "day"], name="experimentdailysums_unique_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phase_id}/{self.variant_id} {self.day}"
