@@ -16,6 +16,7 @@ pytest_plugins = [
     "shokti.testing.celery_worker",
     "shokti.testing.webhook_receiver",
     "shokti.testing.embedded",
+    "shokti.testing.reports_db",
 ]
 
 

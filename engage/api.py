@@ -40,16 +40,23 @@ Experiments (engage.experiments): `experiment_exposures_for(company=..., applies
     `experiment_send_at(company=..., contact=..., exposure=..., window=(start, end))`: when the arm sends (None:
     now; a send-setting arm's window start, the send-time arm's best hour); pass it as `message_queue(...,
     run_at=...)`, which queues the message now, sends it then and asks consent again at that time.
+
+For the reports (read-only): `AISession`, `Campaign`, `CampaignRecipient`, `attributed_bookings(company=...)` (the
+one attribution rule), the user-event types (`NOTIFICATION_OPENED`, `CLICK_EVENT_TYPES`), `queue_stats(company=...)`.
 """
 
 from channels_app.registry import channel_sends_media
 from engage.ai.bengali import date_bn, number_bn
 from engage.ai.client import GenerationRequest, GenerationResult, ai_generate, ai_generate_many
+from engage.ai.models import AISession
+from engage.campaigns.attribution import CLICK_EVENT_TYPES, NOTIFICATION_OPENED, attributed_bookings
+from engage.campaigns.models import Campaign, CampaignRecipient
 from engage.conversations.claims import inbound_claim_hook_register
 from engage.experiments.send_time import experiment_send_at
 from engage.experiments.services import Exposure, experiment_exposures_for
 from engage.ledger.models import Job
 from engage.ledger.registry import JobPermanentError, job_handler
+from engage.ledger.selectors import queue_stats
 from engage.ledger.services import job_enqueue
 from engage.messaging.models import AgentType, Message
 from engage.messaging.services import message_send
@@ -59,9 +66,14 @@ from engage.prompts.rendering import template_latest_approved, template_render
 from engage.prompts.services import templates_seed_defaults
 
 __all__ = [
+    "CLICK_EVENT_TYPES",
+    "NOTIFICATION_OPENED",
     "ROLE_CUSTOMER",
     "ROLE_WORKER",
+    "AISession",
     "AgentType",
+    "Campaign",
+    "CampaignRecipient",
     "Exposure",
     "GenerationRequest",
     "GenerationResult",
@@ -72,6 +84,7 @@ __all__ = [
     "SendDecision",
     "ai_generate",
     "ai_generate_many",
+    "attributed_bookings",
     "can_send",
     "channel_sends_media",
     "contact_opt_out",
@@ -85,6 +98,7 @@ __all__ = [
     "message_send",
     "number_bn",
     "policy_for",
+    "queue_stats",
     "template_latest_approved",
     "template_render",
     "templates_seed_defaults",

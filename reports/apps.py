@@ -10,6 +10,7 @@ class ReportsConfig(AppConfig):
 
     def ready(self) -> None:
         from coaching.burnout import burnout_provider_register
+        from reports import handlers as rollup_handlers  # noqa: F401  (the rollups' ledger job)
         from reports.burnout import admin, handlers, tasks  # noqa: F401  (the admin, ledger handlers, beat task)
         from reports.burnout.selectors import workers_under_open_alert
 

@@ -127,12 +127,18 @@ def sidebar_entries() -> list[dict[str, Any]]:
 
 
 def dashboard_callback(request, context: dict[str, Any]) -> dict[str, Any]:
-    """The home page: what waits for a person today (engage's console summary, when engage is installed)."""
+    """The home page: what waits for a person today (engage's console summary, when engage is installed) and the
+    manager dashboard's cards (reports', when installed)."""
     from django.utils.module_loading import import_string
 
-    try:
-        summary = import_string("engage.admin.console.home_summary")
-    except ImportError:
-        return context
-    context.update(today=summary(request=request))
+    for path, key in (("engage.admin.console.home_summary", "today"), ("reports.dashboard.dashboard_context", None)):
+        try:
+            build = import_string(path)
+        except ImportError:
+            continue
+        found = build(request=request)
+        if key is None:
+            context.update(found)
+        else:
+            context[key] = found
     return context

@@ -94,6 +94,13 @@ DEFAULT_SCHEDULES: list[dict[str, Any]] = [
         "priority": 5,
         "description": "Hourly at :20: one ledger job per running experiment (and per one stopped in the last 28 days) recomputes its units' outcomes, which the results read.",
     },
+    {
+        "name": "reports: refresh the dashboard's rollups",
+        "task": "reports.rollups_tick",
+        "interval": {"every": 5, "period": "minutes"},
+        "priority": 5,
+        "description": "Every 5 minutes: one reports_rollups_refresh job per active company (re-aggregates its last 3 local days, or from its watermark).",
+    },
 ]
 
 

@@ -160,6 +160,21 @@ else:
         DATABASES["default"].setdefault("TEST", {}).setdefault(
             "NAME", str(Path(DATABASES["default"]["NAME"]).with_suffix("")) + "-test.sqlite3"
         )
+# The dashboard's reads (reports/) go through the `reports` alias: a read replica when DATABASE_REPLICA_URL is set,
+# else the default database (a second connection to it). Tests make it a mirror of the default test database.
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+if DATABASE_REPLICA_URL:
+    DATABASES["reports"] = env.db_url_config(DATABASE_REPLICA_URL)
+    if DATABASES["reports"]["ENGINE"].endswith("postgresql"):
+        DATABASES["reports"]["ENGINE"] = DATABASES["default"]["ENGINE"]
+        DATABASES["reports"].setdefault("CONN_MAX_AGE", DATABASES["default"].get("CONN_MAX_AGE", 0))
+        DATABASES["reports"].setdefault("CONN_HEALTH_CHECKS", True)
+        DATABASES["reports"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}),
+                                           **DATABASES["reports"].get("OPTIONS", {})}
+        DATABASES["reports"]["OPTIONS"].pop("pool", None)
+else:
+    DATABASES["reports"] = {**DATABASES["default"], "OPTIONS": dict(DATABASES["default"].get("OPTIONS", {}))}
+DATABASES["reports"]["TEST"] = {"MIRROR": "default"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "crm.User"
 

@@ -19,6 +19,8 @@ urlpatterns = [
     path("", include("engage.urls")),
     # CoachNova: /api/workers/<id>/punctuality, /api/coaching/..., /me/punctuality, /me/coaching, /internal/ai/coachnova/run.
     path("", include("coaching.urls")),
+    # The dashboard's breakdown pages (/admin/reports/..., before admin/) and /api/reports/...
+    path("", include("reports.urls")),
     path("admin/", admin.site.urls),
     # The console's language switch (POST /i18n/setlang/), kept in the person's cookie and profile.
     path("i18n/", include("django.conf.urls.i18n")),

@@ -25,6 +25,7 @@ MIGRATIONS = [
     importlib.import_module("coaching.migrations.0002_coaching_schedules"),
     importlib.import_module("reports.migrations.0002_burnout"),
     importlib.import_module("engage.migrations.0034_experiments_refresh_schedule"),
+    importlib.import_module("reports.migrations.0003_rollups"),
 ]
 
 

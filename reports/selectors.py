@@ -1,0 +1,357 @@
+"""The dashboard's numbers: cards and segment breakdowns read from the rollups through the `reports` database alias
+(a read replica when DATABASE_REPLICA_URL is set), cached per company, card, period, dimension and the rollups'
+watermark (so a refresh or any other filter is a different key). Operations reads the live ledger instead.
+
+Who sees what: owners and Operations every card of their companies, Marketing the engagement card only
+(`cards_for_role`); the company itself is always one the caller belongs to (the views and APIs scope it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db.models import Sum
+from django.utils import timezone
+
+from crm.models import Company, Membership
+from engage.api import Campaign, Job, queue_stats
+from reports.rollups.aggregate import COHORT_NAMES, local_today
+from reports.rollups.models import AIDaily, EngagementDaily, LeadDaily, LeadStageCount, RollupWatermark, WorkerDaily
+
+DB = "reports"
+PERIODS = {"today": 1, "7d": 7, "30d": 30, "90d": 90}
+DEFAULT_PERIOD = "7d"
+MAX_POINTS = 31  # a series longer than this is summed into equal buckets of days
+CACHE_SECONDS = 60
+
+ENGAGEMENT = "engagement"
+AI = "ai"
+LEADS = "leads"
+WORKERS = "workers"
+OPERATIONS = "operations"
+CARDS = (ENGAGEMENT, AI, LEADS, WORKERS, OPERATIONS)
+ENGAGEMENT_METRICS = ("sent", "delivered", "opened", "clicked", "booked", "revenue", "opt_outs", "failed")
+WORKER_METRICS = ("on_time", "late", "excused", "late_minutes")
+# The segment dimensions each breakable card has: dimension -> the rollup's column.
+DIMENSIONS = {
+    ENGAGEMENT: {"channel": "channel", "template_version": "template_version_id", "campaign": "campaign_id",
+                 "service_category": "service_category", "cohort": "cohort"},
+    WORKERS: {"zone": "zone", "service_category": "service_category", "coached": "coached"},
+}
+ROLE_CARDS = {
+    Membership.Role.OWNER: CARDS,
+    Membership.Role.OPERATIONS: CARDS,
+    Membership.Role.MARKETING: (ENGAGEMENT,),
+}
+
+
+# --- who and when ---------------------------------------------------------------------------------------------
+
+def cards_for_role(role: str | None) -> tuple[str, ...]:
+    return ROLE_CARDS.get(role or "", ())
+
+
+def cards_for_user(*, user, company: Company) -> tuple[str, ...]:
+    """The cards `user` may see of `company` (none when not a member; a superuser sees all)."""
+    if user.is_superuser:
+        return CARDS
+    role = Membership.objects.filter(user=user, company=company).values_list("role", flat=True).first()
+    return cards_for_role(role)
+
+
+def period_days(*, company: Company, period: str, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    if period not in PERIODS:
+        raise ValidationError({"period": f"One of {', '.join(PERIODS)}."})
+    last = today or local_today(company)
+    return last - dt.timedelta(days=PERIODS[period] - 1), last
+
+
+def previous_days(first: dt.date, last: dt.date) -> tuple[dt.date, dt.date]:
+    span = (last - first).days + 1
+    return first - dt.timedelta(days=span), first - dt.timedelta(days=1)
+
+
+def data_as_of(*, company: Company) -> dt.datetime | None:
+    return (RollupWatermark.objects.using(DB).filter(company_id=company.pk)
+            .values_list("refreshed_at", flat=True).first())
+
+
+# --- helpers --------------------------------------------------------------------------------------------------
+
+def _sum(queryset, fields: tuple[str, ...]) -> dict[str, Any]:
+    totals = queryset.aggregate(**{field: Sum(field) for field in fields})
+    return {field: _plain(totals[field] or 0) for field in fields}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def _rate(part: float, whole: float) -> float | None:
+    return round(100 * part / whole, 1) if whole else None
+
+
+def _days(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def downsample(*, days: list[dt.date], series: dict[str, list[float]], max_points: int = MAX_POINTS
+               ) -> tuple[list[str], dict[str, list[float]]]:
+    """Sum daily values into equal buckets of days so no series has more than `max_points` points; a bucket is
+    labelled with its first day."""
+    size = max(1, math.ceil(len(days) / max_points))
+    labels = [days[n].isoformat() for n in range(0, len(days), size)]
+    sampled = {name: [round(sum(values[n:n + size]), 2) for n in range(0, len(values), size)]
+               for name, values in series.items()}
+    return labels, sampled
+
+
+def _daily(queryset, fields: tuple[str, ...], first: dt.date, last: dt.date) -> dict[str, list[float]]:
+    rows = {row["local_date"]: row for row in queryset.values("local_date").annotate(
+        **{field: Sum(field) for field in fields}).order_by("local_date")}
+    days = _days(first, last)
+    return {field: [_plain(rows.get(day, {}).get(field) or 0) for day in days] for field in fields}
+
+
+def _series(queryset, fields, first, last) -> dict[str, Any]:
+    labels, data = downsample(days=_days(first, last), series=_daily(queryset, fields, first, last))
+    return {"labels": labels, "datasets": data, "bucket_days": max(1, math.ceil(((last - first).days + 1)
+                                                                                  / MAX_POINTS))}
+
+
+def _in(model, company: Company, first: dt.date, last: dt.date):
+    return model.objects.using(DB).filter(company_id=company.pk, local_date__gte=first, local_date__lte=last)
+
+
+def _cached(key_parts: tuple, build) -> dict:
+    key = "reports:" + ":".join(str(part) for part in key_parts)
+    found = cache.get(key)
+    if found is None:
+        found = build()
+        cache.set(key, found, CACHE_SECONDS)
+    return found
+
+
+def _key(card: str, company: Company, period: str, *extra: Any, today: dt.date | None = None) -> tuple:
+    as_of = data_as_of(company=company)
+    return (card, company.pk, period, today or local_today(company), as_of.timestamp() if as_of else "never", *extra)
+
+
+# --- cards ----------------------------------------------------------------------------------------------------
+
+def card(*, company: Company, card: str, period: str = DEFAULT_PERIOD, today: dt.date | None = None) -> dict:
+    """One card's numbers for `period`, compared with the period before; cached (see the module doc)."""
+    builders = {ENGAGEMENT: _engagement, AI: _ai, LEADS: _leads, WORKERS: _workers, OPERATIONS: _operations}
+    if card not in builders:
+        raise ValidationError({"card": f"One of {', '.join(CARDS)}."})
+    first, last = period_days(company=company, period=period, today=today)
+    if card == OPERATIONS:  # live, not a rollup: never cached longer than a few seconds
+        return _operations(company, first, last) | {"card": card, "period": period}
+
+    def build() -> dict:
+        result = builders[card](company, first, last)
+        as_of = data_as_of(company=company)
+        return {"card": card, "period": period, "first": first.isoformat(), "last": last.isoformat(),
+                "data_as_of": as_of.isoformat() if as_of else None, **result}
+
+    return _cached(_key(card, company, period, today=today), build)
+
+
+def _compare(current: dict, previous: dict) -> dict:
+    return {name: {"value": value, "previous": previous.get(name), "change": (
+        round(100 * (value - previous[name]) / previous[name], 1) if previous.get(name) else None)}
+        for name, value in current.items()}
+
+
+def _engagement(company: Company, first: dt.date, last: dt.date) -> dict:
+    rows = _in(EngagementDaily, company, first, last)
+    totals = _sum(rows, ENGAGEMENT_METRICS)
+    previous = _sum(_in(EngagementDaily, company, *previous_days(first, last)), ENGAGEMENT_METRICS)
+    by_campaign = list(rows.filter(campaign_id__gt=0).values("campaign_id").annotate(
+        sent=Sum("sent"), booked=Sum("booked"), revenue=Sum("revenue")).order_by("-booked", "campaign_id")[:20])
+    by_template = list(rows.filter(template_version_id__gt=0).values("template_version_id").annotate(
+        sent=Sum("sent"), booked=Sum("booked"), revenue=Sum("revenue")).order_by("-booked", "template_version_id")[:20])
+    for row in by_campaign + by_template:
+        row["revenue"] = _plain(row["revenue"] or 0)
+    names = dict(Campaign.objects.using(DB).filter(company_id=company.pk, pk__in=[
+        row["campaign_id"] for row in by_campaign]).values_list("pk", "name"))
+    for row in by_campaign:
+        row["name"] = names.get(row["campaign_id"], f"#{row['campaign_id']}")
+    return {
+        "totals": _compare(totals, previous),
+        "funnel": [{"step": step, "value": totals[step]} for step in ("sent", "delivered", "opened", "clicked",
+                                                                      "booked")],
+        "rates": {"delivered": _rate(totals["delivered"], totals["sent"]),
+                  "opened": _rate(totals["opened"], totals["delivered"]),
+                  "clicked": _rate(totals["clicked"], totals["opened"]),
+                  "booked": _rate(totals["booked"], totals["clicked"])},
+        "series": _series(rows, ("sent", "delivered", "opened", "clicked", "booked"), first, last),
+        "by_campaign": by_campaign,
+        "by_template_version": by_template,
+    }
+
+
+def _ai(company: Company, first: dt.date, last: dt.date) -> dict:
+    rows = _in(AIDaily, company, first, last)
+    fields = ("sessions", "latency_ms_sum", "latency_count", "tokens_in", "tokens_out")
+
+    def summary(queryset) -> dict:
+        by_outcome = {row["outcome"]: row["n"] for row in queryset.values("outcome").annotate(n=Sum("sessions"))}
+        sums = _sum(queryset, fields)
+        return {
+            "replies": by_outcome.get("ok", 0),
+            "fallbacks": by_outcome.get("error", 0) + by_outcome.get("fallback", 0),
+            "safety_rejections": by_outcome.get("rejected", 0),
+            "sessions": sums["sessions"],
+            "avg_latency_ms": round(sums["latency_ms_sum"] / sums["latency_count"]) if sums["latency_count"] else None,
+            "tokens": sums["tokens_in"] + sums["tokens_out"],
+        }
+
+    current = summary(rows)
+    previous = summary(_in(AIDaily, company, *previous_days(first, last)))
+
+    def reasons(outcomes: tuple[str, ...]) -> list[dict]:
+        return list(rows.filter(outcome__in=outcomes).values("reason").annotate(count=Sum("sessions"))
+                    .order_by("-count", "reason")[:15])
+
+    daily = rows.values("local_date", "outcome").annotate(n=Sum("sessions"))
+    per_day: dict[str, dict[dt.date, int]] = defaultdict(lambda: defaultdict(int))
+    for row in daily:
+        name = {"ok": "replies", "rejected": "safety_rejections"}.get(row["outcome"], "fallbacks")
+        per_day[name][row["local_date"]] += row["n"]
+    days = _days(first, last)
+    labels, datasets = downsample(days=days, series={
+        name: [per_day[name].get(day, 0) for day in days] for name in ("replies", "fallbacks", "safety_rejections")})
+    return {"totals": _compare(current, previous), "fallback_reasons": reasons(("error", "fallback")),
+            "rejection_reasons": reasons(("rejected",)), "series": {"labels": labels, "datasets": datasets}}
+
+
+def _leads(company: Company, first: dt.date, last: dt.date) -> dict:
+    rows = _in(LeadDaily, company, first, last)
+    totals = _sum(rows, ("new", "won", "lost"))
+    previous = _sum(_in(LeadDaily, company, *previous_days(first, last)), ("new", "won", "lost"))
+    by_source = list(rows.values("source").annotate(new=Sum("new"), won=Sum("won"), lost=Sum("lost"))
+                     .order_by("-new", "source")[:20])
+    stages = list(LeadStageCount.objects.using(DB).filter(company_id=company.pk).order_by(
+        "pipeline_name", "stage_order").values("pipeline_name", "stage_name", "kind", "leads"))
+    return {"totals": _compare(totals, previous), "by_source": by_source, "stages": stages,
+            "win_rate": _rate(totals["won"], totals["won"] + totals["lost"]),
+            "series": _series(rows, ("new", "won", "lost"), first, last)}
+
+
+def _burnout_open(company: Company) -> int | None:
+    """The burnout alerts' card slot: `reports.burnout.selectors.open_alert_count(company)` when that module
+    exists (built beside this one), else None (the slot shows nothing)."""
+    try:
+        module = importlib.import_module("reports.burnout.selectors")
+    except ImportError:
+        return None
+    return module.open_alert_count(company)
+
+
+def _workers(company: Company, first: dt.date, last: dt.date) -> dict:
+    rows = _in(WorkerDaily, company, first, last)
+    totals = _sum(rows, WORKER_METRICS)
+    previous = _sum(_in(WorkerDaily, company, *previous_days(first, last)), WORKER_METRICS)
+
+    def on_time_rate(values: dict) -> float | None:
+        return _rate(values["on_time"], values["on_time"] + values["late"])
+
+    days = _days(first, last)
+    daily = _daily(rows, ("on_time", "late"), first, last)
+    labels, sampled = downsample(days=days, series=daily)
+    rate = [_rate(on, on + late) for on, late in zip(sampled["on_time"], sampled["late"], strict=True)]
+    by_zone = list(rows.values("zone").annotate(on_time=Sum("on_time"), late=Sum("late")).order_by("-late", "zone")[:20])
+    for row in by_zone:
+        row["on_time_rate"] = on_time_rate(row)
+    split = {row["coached"]: row for row in rows.values("coached").annotate(on_time=Sum("on_time"),
+                                                                             late=Sum("late"))}
+    current = {**totals, "on_time_rate": on_time_rate(totals),
+               "on_time_rate_coached": on_time_rate(split[True]) if True in split else None,
+               "on_time_rate_not_coached": on_time_rate(split[False]) if False in split else None}
+    before = {**previous, "on_time_rate": on_time_rate(previous)}
+    return {"totals": _compare(current, before), "late_by_zone": by_zone,
+            "series": {"labels": labels, "datasets": {"on_time_rate": rate, **sampled}},
+            "burnout_alerts_open": _burnout_open(company)}
+
+
+def _operations(company: Company, first: dt.date, last: dt.date) -> dict:
+    def build() -> dict:
+        stats = queue_stats(company=company)
+        failures = list(_in(EngagementDaily, company, first, last).filter(failed__gt=0).values("channel").annotate(
+            failed=Sum("failed"), sent=Sum("sent")).order_by("-failed", "channel"))
+        for row in failures:
+            row["failure_rate"] = _rate(row["failed"], row["sent"])
+        oldest_dead = (Job.objects.filter(company_id=company.pk, status=Job.Status.DEAD)
+                       .order_by("updated_at").values_list("updated_at", flat=True).first())
+        return {"first": first.isoformat(), "last": last.isoformat(), "data_as_of": timezone.now().isoformat(),
+                "queue": {"queued": stats["queued"], "processing": stats["processing"],
+                          "oldest_queued_age_seconds": stats["oldest_queued_age_seconds"],
+                          "dead_letters": stats["dlq"], "oldest_dead_letter_at": (
+                              oldest_dead.isoformat() if oldest_dead else None)},
+                "delivery_failures": failures}
+
+    return _cached(("operations", company.pk, first, last, int(time.time()) // 10), build)
+
+
+# --- breakdowns -----------------------------------------------------------------------------------------------
+
+def breakdown(*, company: Company, card: str, dimension: str, period: str = DEFAULT_PERIOD,
+              today: dt.date | None = None) -> dict:
+    """The card's metrics by one segment dimension for the period (one row per segment value, biggest first)."""
+    if card not in DIMENSIONS:
+        raise ValidationError({"card": f"Breakdowns exist for {', '.join(DIMENSIONS)}."})
+    if dimension not in DIMENSIONS[card]:
+        raise ValidationError({"dimension": f"One of {', '.join(DIMENSIONS[card])} for {card}."})
+    first, last = period_days(company=company, period=period, today=today)
+
+    def build() -> dict:
+        rows = list(breakdown_rows(company=company, card=card, dimension=dimension, first=first, last=last))
+        as_of = data_as_of(company=company)
+        return {"card": card, "dimension": dimension, "period": period, "first": first.isoformat(),
+                "last": last.isoformat(), "data_as_of": as_of.isoformat() if as_of else None, "rows": rows}
+
+    return _cached(_key(f"breakdown-{card}", company, period, dimension, today=today), build)
+
+
+def breakdown_rows(*, company: Company, card: str, dimension: str, first: dt.date, last: dt.date,
+                   by_day: bool = False) -> Iterator[dict]:
+    """Rows of a breakdown (by_day: one per local day and segment value, for the CSV)."""
+    model, metrics = (EngagementDaily, ENGAGEMENT_METRICS) if card == ENGAGEMENT else (WorkerDaily, WORKER_METRICS)
+    column = DIMENSIONS[card][dimension]
+    group = ("local_date", column) if by_day else (column,)
+    order = ("local_date", column) if by_day else (f"-{metrics[0]}", column)
+    queryset = (_in(model, company, first, last).values(*group).annotate(**{m: Sum(m) for m in metrics})
+                .order_by(*order))
+    for row in queryset.iterator(chunk_size=2000) if by_day else queryset:
+        value = row.pop(column)
+        out = {"segment": _segment_label(dimension, value)}
+        if by_day:
+            out = {"local_date": row.pop("local_date").isoformat(), **out}
+        out.update({metric: _plain(row[metric] or 0) for metric in metrics})
+        if card == ENGAGEMENT:
+            out["booked_rate"] = _rate(out["booked"], out["sent"])
+        else:
+            out["on_time_rate"] = _rate(out["on_time"], out["on_time"] + out["late"])
+        yield out
+
+
+def _segment_label(dimension: str, value: Any) -> str:
+    if dimension == "coached":
+        return "coached" if value else "not coached"
+    if dimension in ("template_version", "campaign"):
+        return str(value) if value else "none"
+    if dimension == "cohort":
+        return value if value in COHORT_NAMES else (value or "none")
+    return value or "none"
