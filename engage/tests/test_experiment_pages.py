@@ -147,3 +147,26 @@ def test_new_weights_from_the_console_start_a_new_phase(running, client, staff_u
     assert response.status_code == 302
     phase = experiment.phases.order_by("-number").first()
     assert phase.number == 2 and phase.weights == {str(control.pk): 20, str(variant.pk): 80}
+
+
+def test_a_marketer_sets_up_experiments_with_the_groups_own_permissions(running, client, company):
+    # The Marketing and Operations groups as the migrations leave them (no grant in the test).
+    from django.urls import reverse
+
+    from crm.models import Membership
+    from crm.tests.factories import StaffUserFactory
+
+    marketer = StaffUserFactory(email="tanvir@alpha.test", groups=["Marketing"])
+    Membership.objects.create(user=marketer, company=company, role=Membership.Role.MARKETING)
+    operator = StaffUserFactory(email="rahima@alpha.test", groups=["Operations"])
+    Membership.objects.create(user=operator, company=company, role=Membership.Role.OPERATIONS)
+
+    client.force_login(marketer)
+    assert client.get(reverse("admin:engage_experiment_changelist")).status_code == 200
+    assert client.get(reverse("admin:engage_experiment_add")).status_code == 200
+    assert client.get(reverse("admin:engage_experiment_change", args=[running[0].pk])).status_code == 200
+    assert client.get(reverse("admin:engage_experimentsettings_changelist")).status_code == 200
+
+    client.force_login(operator)
+    assert client.get(reverse("admin:engage_experiment_changelist")).status_code == 200
+    assert client.get(reverse("admin:engage_experiment_add")).status_code == 403
