@@ -94,6 +94,10 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "shokti.urls"
+# Signing in at /admin/login/ directly (unfold's form sends no `next` then) lands on the console, not on
+# Django's default /accounts/profile/ (a 404 here).
+LOGIN_URL = "admin:login"
+LOGIN_REDIRECT_URL = "admin:index"
 WSGI_APPLICATION = "shokti.wsgi.application"
 
 TEMPLATES = [

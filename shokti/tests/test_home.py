@@ -63,3 +63,11 @@ def test_admin_pages_link_the_favicon_and_view_site_opens_the_landing_page(clien
     assert favicon in index
     assert re.search(r'<a href="/"[^>]*>\s*View site\s*</a>', index)
     assert re.search(r"<title>\s*Operations console \| Shokti</title>", index)  # the title block kept
+
+
+@pytest.mark.django_db
+def test_signing_in_at_the_login_page_itself_lands_on_the_console(client, staff_user):
+    # unfold's login form sends no `next` when the page was opened directly
+    response = client.post("/admin/login/", {"username": staff_user.email, "password": "pass-word-123"})
+
+    assert response.status_code == 302 and response["Location"] == "/admin/"
