@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 
 class BurnoutSettings(models.Model):
@@ -60,14 +61,14 @@ class BurnoutAlert(models.Model):
     """One worker's alert: opened by the evaluation, then acknowledged, acted on and resolved by a manager."""
 
     class Level(models.TextChoices):
-        WATCH = "watch", "Watch"
-        ALERT = "alert", "Alert"
+        WATCH = "watch", _("Watch")
+        ALERT = "alert", _("Alert")
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        ACKNOWLEDGED = "acknowledged", "Acknowledged"
-        ACTED = "acted", "Acted on"
-        RESOLVED = "resolved", "Resolved"
+        OPEN = "open", _("Open")
+        ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+        ACTED = "acted", _("Acted on")
+        RESOLVED = "resolved", _("Resolved")
 
     class Action(models.TextChoices):
         FEWER_JOBS = "fewer_jobs", "Fewer jobs assigned"
