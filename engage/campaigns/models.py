@@ -136,16 +136,16 @@ class CampaignRecipient(models.Model):
         DRY_RUN = "dry_run", _("Dry run (rendered, not sent)")
 
     class Reason(models.TextChoices):
-        NO_CONSENT = "no_consent", "No consent"
-        NO_ADDRESS = "no_address", "No address for the channel"
-        DAILY_CAP = "daily_cap", "Daily cap reached"
-        WEEKLY_CAP = "weekly_cap", "Weekly cap reached"
-        TOO_SOON = "too_soon", "Too soon after the last message"
-        OUTSIDE_SEND_WINDOW = "outside_send_window", "Outside the send window"
-        SAFETY_REJECTED = "safety_rejected", "Safety filter rejected the AI text (the fallback went out if it passed)"
-        AI_FAILED_FALLBACK = "ai_failed_fallback", "AI unavailable or failed (fallback sent)"
-        ALREADY_REMINDED = "already_reminded", "Already reminded in this cycle"
-        HOLDOUT = "holdout", "In the company's experiment holdout"
+        NO_CONSENT = "no_consent", _("No consent")
+        NO_ADDRESS = "no_address", _("No address for the channel")
+        DAILY_CAP = "daily_cap", _("Daily cap reached")
+        WEEKLY_CAP = "weekly_cap", _("Weekly cap reached")
+        TOO_SOON = "too_soon", _("Too soon after the last message")
+        OUTSIDE_SEND_WINDOW = "outside_send_window", _("Outside the send window")
+        SAFETY_REJECTED = "safety_rejected", _("Safety filter rejected the AI text (the fallback went out if it passed)")
+        AI_FAILED_FALLBACK = "ai_failed_fallback", _("AI unavailable or failed (fallback sent)")
+        ALREADY_REMINDED = "already_reminded", _("Already reminded in this cycle")
+        HOLDOUT = "holdout", _("In the company's experiment holdout")
 
     SKIP_REASONS = (
         Reason.NO_CONSENT, Reason.NO_ADDRESS, Reason.DAILY_CAP, Reason.WEEKLY_CAP, Reason.TOO_SOON,

@@ -71,17 +71,17 @@ class BurnoutAlert(models.Model):
         RESOLVED = "resolved", _("Resolved")
 
     class Action(models.TextChoices):
-        FEWER_JOBS = "fewer_jobs", "Fewer jobs assigned"
-        DAY_OFF = "day_off", "Day off given"
-        SHIFT_CHANGE = "shift_change", "No more late-night jobs"
-        CONVERSATION = "conversation", "Talked with the worker"
-        OTHER = "other", "Other"
+        FEWER_JOBS = "fewer_jobs", _("Fewer jobs assigned")
+        DAY_OFF = "day_off", _("Day off given")
+        SHIFT_CHANGE = "shift_change", _("No more late-night jobs")
+        CONVERSATION = "conversation", _("Talked with the worker")
+        OTHER = "other", _("Other")
 
     class Outcome(models.TextChoices):
-        RECOVERED = "recovered", "Workload back to normal"
-        ONGOING_SUPPORT = "ongoing_support", "Ongoing support agreed"
-        FALSE_ALARM = "false_alarm", "Not overworked (false alarm)"
-        LEFT = "left", "Worker left"
+        RECOVERED = "recovered", _("Workload back to normal")
+        ONGOING_SUPPORT = "ongoing_support", _("Ongoing support agreed")
+        FALSE_ALARM = "false_alarm", _("Not overworked (false alarm)")
+        LEFT = "left", _("Worker left")
 
     company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="burnout_alerts",
                                 db_index=False)
