@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 
 class Company(models.Model):
@@ -247,9 +248,9 @@ class Pipeline(models.Model):
 
 class Stage(models.Model):
     class Kind(models.TextChoices):
-        OPEN = "open", "Open"
-        WON = "won", "Won"
-        LOST = "lost", "Lost"
+        OPEN = "open", _("Open")
+        WON = "won", _("Won")
+        LOST = "lost", _("Lost")
 
     pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="stages")
     name = models.CharField(max_length=100)
@@ -278,9 +279,9 @@ class Lead(models.Model):
     """A contact's journey through a pipeline."""
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        WON = "won", "Won"
-        LOST = "lost", "Lost"
+        OPEN = "open", _("Open")
+        WON = "won", _("Won")
+        LOST = "lost", _("Lost")
 
     # No index of its own: the composite indexes below start with this column (fewer indexes to write).
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="leads", db_index=False)
@@ -422,10 +423,10 @@ class Worker(models.Model):
 
 class Booking(models.Model):
     class Status(models.TextChoices):
-        SCHEDULED = "scheduled", "Scheduled"
-        IN_PROGRESS = "in_progress", "In progress"
-        COMPLETED = "completed", "Completed"
-        CANCELLED = "cancelled", "Cancelled"
+        SCHEDULED = "scheduled", _("Scheduled")
+        IN_PROGRESS = "in_progress", _("In progress")
+        COMPLETED = "completed", _("Completed")
+        CANCELLED = "cancelled", _("Cancelled")
 
     class CancelledBy(models.TextChoices):
         CUSTOMER = "customer", "Customer"
@@ -531,20 +532,20 @@ class ImportRecord(models.Model):
     """
 
     class Kind(models.TextChoices):
-        CUSTOMERS = "customers", "Customers"
-        WORKERS = "workers", "Workers"
-        SERVICES = "services", "Services"
-        BOOKINGS = "bookings", "Bookings"
-        CONTACTS = "contacts", "Contacts"
-        LEADS = "leads", "Leads"
+        CUSTOMERS = "customers", _("Customers")
+        WORKERS = "workers", _("Workers")
+        SERVICES = "services", _("Services")
+        BOOKINGS = "bookings", _("Bookings")
+        CONTACTS = "contacts", _("Contacts")
+        LEADS = "leads", _("Leads")
 
     class Status(models.TextChoices):
-        PREVIEWED = "previewed", "Previewed (waiting for confirmation)"
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        COMPLETED = "completed", "Completed"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+        PREVIEWED = "previewed", _("Previewed (waiting for confirmation)")
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        COMPLETED = "completed", _("Completed")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
 
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="imports", db_index=False)
     kind = models.CharField(max_length=20, choices=Kind.choices)

@@ -105,7 +105,7 @@ class FeedImportExportMixin:
             else:
                 return redirect(self._status_url(record))
         return TemplateResponse(request, "admin/crm/feed/import.html", self._context(
-            request, title=f"Import {self.opts.verbose_name_plural}", form=form,
+            request, title=_("Import %(name)s") % {"name": self.opts.verbose_name_plural}, form=form,
             columns=feed_export_headers(self.feed_kind),
         ))
 
@@ -137,7 +137,7 @@ class FeedImportExportMixin:
         if record.status == ImportRecord.Status.PREVIEWED:
             preview = import_preview(import_record=record)
         return TemplateResponse(request, "admin/crm/feed/import_status.html", self._context(
-            request, title=f"Import of {record.file_name}", record=record, preview=preview,
+            request, title=_("Import of %(file)s") % {"file": record.file_name}, record=record, preview=preview,
             preview_errors=preview.errors[:PREVIEW_ERRORS_SHOWN] if preview else [],
             preview_remaining=record.total_rows - preview.rows if preview else 0,
             record_errors=record.errors[:PREVIEW_ERRORS_SHOWN],

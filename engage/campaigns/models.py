@@ -17,6 +17,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 from crm.models import Channel
 
@@ -55,13 +56,13 @@ class Campaign(models.Model):
 
 class CampaignRun(models.Model):
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        COMPLETED = "completed", "Completed"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
-        LOCKED = "locked", "Not run: another run held the lock"
-        DISABLED = "disabled", "Not run: SmartEngage is switched off"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        COMPLETED = "completed", _("Completed")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+        LOCKED = "locked", _("Not run: another run held the lock")
+        DISABLED = "disabled", _("Not run: SmartEngage is switched off")
 
     class Trigger(models.TextChoices):
         BEAT = "beat", "Daily schedule"
@@ -128,23 +129,23 @@ class CampaignRun(models.Model):
 
 class CampaignRecipient(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending (intent written)"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
-        SKIPPED = "skipped", "Skipped"
-        DRY_RUN = "dry_run", "Dry run (rendered, not sent)"
+        PENDING = "pending", _("Pending (intent written)")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("Skipped")
+        DRY_RUN = "dry_run", _("Dry run (rendered, not sent)")
 
     class Reason(models.TextChoices):
-        NO_CONSENT = "no_consent", "No consent"
-        NO_ADDRESS = "no_address", "No address for the channel"
-        DAILY_CAP = "daily_cap", "Daily cap reached"
-        WEEKLY_CAP = "weekly_cap", "Weekly cap reached"
-        TOO_SOON = "too_soon", "Too soon after the last message"
-        OUTSIDE_SEND_WINDOW = "outside_send_window", "Outside the send window"
-        SAFETY_REJECTED = "safety_rejected", "Safety filter rejected the AI text (the fallback went out if it passed)"
-        AI_FAILED_FALLBACK = "ai_failed_fallback", "AI unavailable or failed (fallback sent)"
-        ALREADY_REMINDED = "already_reminded", "Already reminded in this cycle"
-        HOLDOUT = "holdout", "In the company's experiment holdout"
+        NO_CONSENT = "no_consent", _("No consent")
+        NO_ADDRESS = "no_address", _("No address for the channel")
+        DAILY_CAP = "daily_cap", _("Daily cap reached")
+        WEEKLY_CAP = "weekly_cap", _("Weekly cap reached")
+        TOO_SOON = "too_soon", _("Too soon after the last message")
+        OUTSIDE_SEND_WINDOW = "outside_send_window", _("Outside the send window")
+        SAFETY_REJECTED = "safety_rejected", _("Safety filter rejected the AI text (the fallback went out if it passed)")
+        AI_FAILED_FALLBACK = "ai_failed_fallback", _("AI unavailable or failed (fallback sent)")
+        ALREADY_REMINDED = "already_reminded", _("Already reminded in this cycle")
+        HOLDOUT = "holdout", _("In the company's experiment holdout")
 
     SKIP_REASONS = (
         Reason.NO_CONSENT, Reason.NO_ADDRESS, Reason.DAILY_CAP, Reason.WEEKLY_CAP, Reason.TOO_SOON,

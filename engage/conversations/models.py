@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 from crm.models import Channel
 
@@ -74,9 +75,9 @@ class SequenceStep(models.Model):
 
 class Enrollment(models.Model):
     class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        COMPLETED = "completed", "Completed"
-        STOPPED = "stopped", "Stopped"
+        ACTIVE = "active", _("Active")
+        COMPLETED = "completed", _("Completed")
+        STOPPED = "stopped", _("Stopped")
 
     company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="enrollments")
     sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="enrollments")

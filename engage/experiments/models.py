@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 
 def new_salt() -> str:
@@ -71,9 +72,9 @@ class ExperimentSettings(models.Model):
 
 class Experiment(models.Model):
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        RUNNING = "running", "Running"
-        STOPPED = "stopped", "Stopped"
+        DRAFT = "draft", _("Draft")
+        RUNNING = "running", _("Running")
+        STOPPED = "stopped", _("Stopped")
 
     class AppliesTo(models.TextChoices):
         CAMPAIGN = "campaign", "A SmartEngage campaign"

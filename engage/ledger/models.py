@@ -4,18 +4,19 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 
 class Job(models.Model):
     """One unit of background work, inserted in the transaction of the data that caused it."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        PROCESSING = "processing", "Processing"
-        COMPLETED = "completed", "Completed"
-        FAILED = "failed", "Failed (will retry)"
-        DEAD = "dead", "Dead (dead-letter queue)"
-        CANCELLED = "cancelled", "Cancelled (by an operator or its campaign run)"
+        QUEUED = "queued", _("Queued")
+        PROCESSING = "processing", _("Processing")
+        COMPLETED = "completed", _("Completed")
+        FAILED = "failed", _("Failed (will retry)")
+        DEAD = "dead", _("Dead (dead-letter queue)")
+        CANCELLED = "cancelled", _("Cancelled (by an operator or its campaign run)")
 
     # No index of its own: job_company_status starts with it (fewer indexes to write).
     company = models.ForeignKey(

@@ -5,6 +5,7 @@ from django.core.files.storage import storages
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 from crm.models import Channel
 
@@ -22,8 +23,8 @@ def inbound_media_storage():
 
 class Message(models.Model):
     class Direction(models.TextChoices):
-        INBOUND = "inbound", "Inbound"
-        OUTBOUND = "outbound", "Outbound"
+        INBOUND = "inbound", _("Inbound")
+        OUTBOUND = "outbound", _("Outbound")
 
     class AgentType(models.TextChoices):
         SMARTENGAGE = "smartengage", "SmartEngage"
@@ -47,12 +48,12 @@ class Message(models.Model):
         REJECTED = "rejected", "Refused (size or type)"
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        SENT = "sent", "Sent"
-        DELIVERED = "delivered", "Delivered"
-        READ = "read", "Read"
-        FAILED = "failed", "Failed"
-        RECEIVED = "received", "Received"
+        QUEUED = "queued", _("Queued")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        READ = "read", _("Read")
+        FAILED = "failed", _("Failed")
+        RECEIVED = "received", _("Received")
 
     # company, contact, lead: no index of their own; the composite indexes below start with them.
     company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="messages", db_index=False)

@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 from engage.messaging.models import AgentType
 
@@ -35,9 +36,9 @@ class PromptTemplateVersion(models.Model):
     """One version of a template. The body never changes after create: edit = a new version."""
 
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        APPROVED = "approved", "Approved"
-        ARCHIVED = "archived", "Archived"
+        DRAFT = "draft", _("Draft")
+        APPROVED = "approved", _("Approved")
+        ARCHIVED = "archived", _("Archived")
 
     template = models.ForeignKey(PromptTemplate, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()

@@ -236,3 +236,28 @@ def test_action_messages_and_descriptions_speak_bengali_to_a_person_who_chose_it
     assert "বাছাই করা লিডগুলো একটি ধাপে সরান…" in leads  # the list action's description
     assert "হস্তান্তর" in leads and "মানুষ চেয়েছেন" in leads  # a filter's title and choice
     assert Lead.objects.get(pk=quiet.pk).is_ai_paused
+
+
+@pytest.mark.django_db
+def test_a_run_page_speaks_bengali_status_and_summary_to_a_person_who_chose_it(english_afterwards, client, company,
+                                                                              staff_user):
+    from engage.campaigns.runs import campaign_run_trigger
+    from engage.models import Job
+    from engage.tests.campaign_helpers import customer_due
+    from engage.tests.test_campaign_admin import campaign_of
+
+    customer_due(company, phone="+8801911000001", timezone="Asia/Dhaka")
+    run = campaign_run_trigger(campaign=campaign_of(company), is_dry_run=True)
+    run_job(Job.objects.get(pk=run.job_id))
+    client.force_login(staff_user)
+    client.post(reverse("set_language"), {"language": "bn", "next": "/admin/"})
+
+    page = client.get(reverse("admin:engage_campaignrun_change", args=[run.pk])).content.decode()
+
+    assert '<span id="run-status">সম্পন্ন</span>' in page  # CampaignRun.Status "Completed" (a model choice label)
+    assert "<th>বিবেচিত</th>" in page and "এই রানের প্রত্যেক গ্রাহক, কারণসহ" in page  # the run summary
+    assert "<th>Considered</th>" not in page and ">Completed<" not in page
+
+    client.post(reverse("set_language"), {"language": "en", "next": "/admin/"})
+    page = client.get(reverse("admin:engage_campaignrun_change", args=[run.pk])).content.decode()
+    assert '<span id="run-status">Completed</span>' in page and "<th>Considered</th>" in page

@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 
 class BurnoutSettings(models.Model):
@@ -60,27 +61,27 @@ class BurnoutAlert(models.Model):
     """One worker's alert: opened by the evaluation, then acknowledged, acted on and resolved by a manager."""
 
     class Level(models.TextChoices):
-        WATCH = "watch", "Watch"
-        ALERT = "alert", "Alert"
+        WATCH = "watch", _("Watch")
+        ALERT = "alert", _("Alert")
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        ACKNOWLEDGED = "acknowledged", "Acknowledged"
-        ACTED = "acted", "Acted on"
-        RESOLVED = "resolved", "Resolved"
+        OPEN = "open", _("Open")
+        ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+        ACTED = "acted", _("Acted on")
+        RESOLVED = "resolved", _("Resolved")
 
     class Action(models.TextChoices):
-        FEWER_JOBS = "fewer_jobs", "Fewer jobs assigned"
-        DAY_OFF = "day_off", "Day off given"
-        SHIFT_CHANGE = "shift_change", "No more late-night jobs"
-        CONVERSATION = "conversation", "Talked with the worker"
-        OTHER = "other", "Other"
+        FEWER_JOBS = "fewer_jobs", _("Fewer jobs assigned")
+        DAY_OFF = "day_off", _("Day off given")
+        SHIFT_CHANGE = "shift_change", _("No more late-night jobs")
+        CONVERSATION = "conversation", _("Talked with the worker")
+        OTHER = "other", _("Other")
 
     class Outcome(models.TextChoices):
-        RECOVERED = "recovered", "Workload back to normal"
-        ONGOING_SUPPORT = "ongoing_support", "Ongoing support agreed"
-        FALSE_ALARM = "false_alarm", "Not overworked (false alarm)"
-        LEFT = "left", "Worker left"
+        RECOVERED = "recovered", _("Workload back to normal")
+        ONGOING_SUPPORT = "ongoing_support", _("Ongoing support agreed")
+        FALSE_ALARM = "false_alarm", _("Not overworked (false alarm)")
+        LEFT = "left", _("Worker left")
 
     company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="burnout_alerts",
                                 db_index=False)
