@@ -59,10 +59,14 @@ def rollups_refresh(*, company: Company, first: dt.date, last: dt.date, with_sta
 
 
 def refresh_window(*, company: Company, now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
-    """The local days a tick re-aggregates: the last LATE_DAYS days, or from the watermark if it is older."""
+    """The local days a tick re-aggregates: the last LATE_DAYS days, or from the watermark if it is older; a
+    company's first refresh (no watermark yet) goes back to its first activity, so history imported or seeded
+    before the dashboard existed shows without a separate backfill."""
     today = aggregate.local_today(company, now=now)
     first = today - dt.timedelta(days=LATE_DAYS - 1)
     through = RollupWatermark.objects.filter(company_id=company.pk).values_list("through_date", flat=True).first()
+    if through is None:
+        through = aggregate.first_activity_day(company=company)
     if through is not None and through < first:
         first = through
     return first, today

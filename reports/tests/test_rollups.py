@@ -14,7 +14,7 @@ from crm.models import Event, Lead
 from crm.tests.factories import CompanyFactory
 from engage.api import AISession, Message, attributed_bookings
 from engage.ledger.models import Job
-from reports.rollups.aggregate import cohort_of, utc_range
+from reports.rollups.aggregate import cohort_of, first_activity_day, utc_range
 from reports.rollups.models import AIDaily, EngagementDaily, LeadDaily, LeadStageCount, RollupWatermark, WorkerDaily
 from reports.rollups.services import refresh_window, rollups_backfill, rollups_refresh, rollups_tick
 from reports.tests.seed import seed_company
@@ -252,3 +252,13 @@ def test_backfill_refuses_an_unknown_company(db):
 
     with pytest.raises(CommandError):
         call_command("reports_backfill", "--company", "987654")
+
+
+def test_a_companys_first_refresh_goes_back_to_its_first_activity(seeded):
+    # no watermark yet (history seeded or imported before the dashboard): the first tick covers all of it
+    RollupWatermark.objects.filter(company=seeded).delete()
+    now = dt.datetime(2026, 12, 31, 6, 0, tzinfo=dt.UTC)
+    first_day = first_activity_day(company=seeded)
+
+    assert first_day is not None and first_day < dt.date(2026, 12, 29)
+    assert refresh_window(company=seeded, now=now) == (first_day, dt.date(2026, 12, 31))
