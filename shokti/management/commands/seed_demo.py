@@ -10,10 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from coaching.demo import coaching_demo_seed
 from crm import demo
-from crm.models import Company
 from engage.demo import STORY_MAX_CUSTOMERS, engage_demo_seed
 from reports.burnout.demo import burnout_demo_seed
-from reports.rollups.services import rollups_refresh_recent
 
 
 def _day(value: str) -> dt.date:
@@ -75,10 +73,6 @@ class Command(BaseCommand):
             story_result = engage_demo_seed(seed=options["seed"], result=result)
             story_result.lines.extend(coaching_demo_seed(seed=options["seed"]))
             story_result.lines.extend(burnout_demo_seed(seed=options["seed"]))
-            if result.created:
-                # The dashboard shows the story at once, not after the first 5-minute tick.
-                for company in Company.objects.filter(slug__in=(demo.HOME_SERVICES_SLUG, demo.COURSES_SLUG)):
-                    rollups_refresh_recent(company=company)
         elapsed = time.perf_counter() - started
         write = self.stdout.write
         if result.created:
