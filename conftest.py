@@ -17,6 +17,7 @@ pytest_plugins = [
     "shokti.testing.webhook_receiver",
     "shokti.testing.embedded",
     "shokti.testing.reports_db",
+    "shokti.testing.fast_flush",
 ]
 
 

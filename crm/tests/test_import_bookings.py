@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 from io import StringIO
 from pathlib import Path
 
@@ -58,6 +55,7 @@ def load(path: Path, *args: str) -> str:
     return out.getvalue()
 
 
+@pytest.mark.embedded  # make test runs it again on SQLite: the portable path of the embedded default
 def test_a_file_loads_with_its_bad_rows_reported_and_loads_again_without_change(world, tmp_path):
     rows = [row(index) for index in range(40)]
     rows[7]["customer_external_id"] = "nobody"
@@ -186,33 +184,3 @@ def test_two_writers_racing_on_the_same_bookings_create_each_once(world):
     assert Event.objects.filter(type="booking_created").count() == 200
     statuses = sorted({result.status for result in batch} for batch in results)
     assert statuses == [{"created"}, {"unchanged"}]
-
-
-@pytest.mark.slow
-def test_the_command_on_sqlite(tmp_path):
-    """The embedded default: the portable path on a real SQLite file, in a subprocess."""
-    env = {**os.environ, "SHOKTI_VAR_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-           "REDIS_URL": "", "CELERY_BROKER_URL": "filesystem://"}
-    run = lambda *args: subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,  # noqa: E731
-                                       capture_output=True, text=True, check=True)
-    run("migrate", "--noinput", "-v", "0")
-    run("shell", "-v", "0", "-c", (
-        "from crm.models import *; c = Company.objects.create(name='A', slug='alpha'); "
-        "Service.objects.create(company=c, name='AC', category='ac', base_price=1, external_id='svc-1'); "
-        "[Customer.objects.create(company=c, external_id=f'cus-{i}', contact=Contact.objects.create("
-        "company=c, phone=f'+8801713000{i:03d}')) for i in range(5)]; "
-        "Worker.objects.create(company=c, external_id='wrk-1', contact=Contact.objects.create(company=c, phone="
-        "'+8801713999999'))"
-    ))
-    path = write_csv(tmp_path / "b.csv", [row(index) for index in range(25)])
-
-    first = run("import_bookings", str(path), "--company", "alpha", "--no-progress", "--batch-rows", "10").stdout
-    again = run("import_bookings", str(path), "--company", "alpha", "--no-progress").stdout
-    counted = run("shell", "-v", "0", "-c", (
-        "from crm.models import *; print(Booking.objects.count(), Event.objects.filter(type='booking_created').count(),"
-        " Customer.objects.filter(last_booking_at__isnull=False).count())"
-    )).stdout
-
-    assert "25 rows, 25 created, 0 updated, 0 unchanged, 0 with errors" in first
-    assert "25 rows, 0 created, 0 updated, 25 unchanged, 0 with errors" in again
-    assert counted.split() == ["25", "25", "5"]
