@@ -227,8 +227,9 @@ def test_an_admin_walks_every_page_of_the_sidebar_opens_the_settings_and_replays
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     shot(page, f"{size}-8-admin-home")
 
-    # when: the admin opens every entry of the sidebar
-    for title, link in links:
+    # when: the admin opens every entry of the sidebar (at laptop width; what a page answers and the browser's
+    # errors do not change with the width, so the phone pass opens the first few and checks the settings fit)
+    for title, link in links if size == "laptop" else links[:6]:
         response = page.goto(f"{live_server.url}{link}")
         assert response.status == 200, (title, link, response.status)
         assert page.locator(f'#nav-sidebar-inner a[href="{link}"]').count() >= 1, title
