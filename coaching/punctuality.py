@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
@@ -39,6 +40,7 @@ SQL_SLICE = 200_000  # booking ids per statement of the PostgreSQL backfill
 # Workers per statement of the PostgreSQL stats: each statement reads the company's 28 days once, so the backfill's
 # 100k workers are one pass, not five.
 SQL_WORKERS = 100_000
+SQL_PARALLEL = 2  # connections classifying the backfill's slices at once
 # Tests set it to run the Python loops on PostgreSQL too (the two paths are held equal).
 PYTHON_ONLY = False
 BOOKING_FIELDS = ("id", "worker_id", "status", "scheduled_at", "arrived_at", "cancelled_by")
@@ -246,12 +248,27 @@ def punctuality_backfill(*, company: Company, as_of: dt.date | None = None) -> d
         bounds = Booking.objects.filter(company=company).aggregate(low=Min("pk"), high=Max("pk"))
         if bounds["high"] is not None:
             zone = str(company_zone(company))
-            for after in range(bounds["low"] - 1, bounds["high"], SQL_SLICE):
-                with transaction.atomic(), connection.cursor() as cursor:
-                    # Derived rows, rebuilt by running it again: the commit need not wait for the disk.
-                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
-                    classified += bookings_classify_range(company_id=company.pk, zone=zone, grace=row.grace_minutes,
-                                                          after=after, upto=after + SQL_SLICE)
+            slices = range(bounds["low"] - 1, bounds["high"], SQL_SLICE)
+
+            def classify(after: int, *, own_connection: bool = False) -> int:
+                try:
+                    with transaction.atomic(), connection.cursor() as cursor:
+                        # Derived rows, rebuilt by running it again: the commit need not wait for the disk.
+                        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                        return bookings_classify_range(company_id=company.pk, zone=zone, grace=row.grace_minutes,
+                                                       after=after, upto=after + SQL_SLICE)
+                finally:
+                    if own_connection:
+                        connection.close()
+
+            if len(slices) > 1 and not connection.in_atomic_block:
+                # Independent slices (their own booking ids, their own transactions) on SQL_PARALLEL connections:
+                # the database's CPU time is the work, one core each. Inside a caller's transaction (which the
+                # other connections would not see) they run one after the other.
+                with ThreadPoolExecutor(max_workers=SQL_PARALLEL) as pool:
+                    classified += sum(pool.map(lambda after: classify(after, own_connection=True), slices))
+            else:
+                classified += sum(classify(after) for after in slices)
         with connection.cursor() as cursor:
             # Millions of rows the planner has not seen yet: the stats below are planned on the table as it is.
             cursor.execute("ANALYZE coaching_bookingpunctuality")
