@@ -60,9 +60,10 @@ class CoachingSettings(models.Model):
 class BookingPunctuality(models.Model):
     """How one booking went for its worker: on time, late (minutes), no-show or cancelled by the worker.
 
-    A derived row, written a million at a time by the backfill: its booking, company and worker carry no database
-    foreign key (the row-by-row checks cost more than the insert itself); Django's CASCADE still deletes it with
-    its booking or worker, and a reclassification rewrites it from the booking."""
+    A derived row, written a million at a time by the backfill: it carries no database foreign key (the row-by-row
+    checks cost more than the insert itself; even the excusing user's, empty on nearly every row, queued an RI
+    trigger for each); Django's CASCADE still deletes it with its booking or worker (and sets the user to null),
+    and a reclassification rewrites it from the booking."""
 
     class Outcome(models.TextChoices):
         ON_TIME = "on_time", "On time"
@@ -83,7 +84,8 @@ class BookingPunctuality(models.Model):
     is_excused = models.BooleanField(default=False, help_text="A manager accepted the worker's reason: not counted.")
     excused_reason = models.CharField(max_length=200, blank=True, default="")
     excused_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False,
+        db_constraint=False,
     )
     excused_at = models.DateTimeField(null=True, blank=True)
     computed_at = models.DateTimeField(default=now)
@@ -93,6 +95,11 @@ class BookingPunctuality(models.Model):
         indexes = [
             models.Index(fields=["worker", "local_date"], name="punct_worker_date"),
             models.Index(fields=["company", "local_date"], name="punct_company_date"),
+            # A run's candidates' late bookings (ids, order, pattern key) read from the index alone: an entry for
+            # each late booking not excused only (a few in a hundred), not one for every booking.
+            models.Index(fields=["worker", "local_date"], include=["booking", "scheduled_at", "company"],
+                         condition=Q(outcome__in=["late", "no_show", "cancelled_by_worker"], is_excused=False),
+                         name="punct_worker_late"),
             # Only the excused rows (a user's deletion finds them); not one entry per booking.
             models.Index(fields=["excused_by"], condition=Q(excused_by__isnull=False), name="punct_excused_by"),
         ]
@@ -226,9 +233,13 @@ class CoachingRecipient(models.Model):
         SCHEDULE_TIGHT = "schedule_tight", "Schedule too tight"
         OTHER = "other", "Other"
 
-    # A selection writes a row for every worker (100k in one transaction): no database foreign keys to the run,
-    # the company and the worker (their checks at commit cost as much as the insert; Django's collector still
-    # cascades deletes, as for the punctuality rows), and four indexes (the run's rows through (run, worker)).
+    # A selection writes a row for every worker (100k in one transaction): no database foreign keys (their checks
+    # at commit cost as much as the insert, even those of the message and the accepting user, empty on a skip row:
+    # an RI trigger fires for every row; Django's collector still cascades deletes and sets the message and the
+    # user to null, as for the punctuality rows), and a skip row has two index entries: its id and (run, worker),
+    # both appended at the end. No index is led by the worker but the coached rows' partial one (an entry at a
+    # random place for each of 100k rows cost as much as the rest of the row): a worker's other rows are found
+    # through the company's runs (coaching.selectors.worker_coaching).
     run = models.ForeignKey(CoachingRun, on_delete=models.CASCADE, related_name="recipients", db_index=False,
                             db_constraint=False)
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+", db_index=False,
@@ -247,7 +258,8 @@ class CoachingRecipient(models.Model):
     text = models.TextField(blank=True, default="")
     ai_outcome = models.CharField(max_length=30, blank=True, default="")
     message = models.ForeignKey(
-        "engage.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+        "engage.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False,
+        db_constraint=False,
     )
     voice_status = models.CharField(max_length=200, blank=True, default="", help_text="sent, off, or why not")
     audio = models.FileField(upload_to="coaching/audio/", blank=True)
@@ -256,7 +268,8 @@ class CoachingRecipient(models.Model):
     replied_at = models.DateTimeField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
     accepted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False,
+        db_constraint=False,
     )
     on_time_before = models.FloatField(null=True, blank=True, help_text="On-time rate, 28 days before the run.")
     on_time_after = models.FloatField(null=True, blank=True, help_text="On-time rate, 28 days after the run.")
@@ -266,7 +279,6 @@ class CoachingRecipient(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [
-            models.Index(fields=["worker", "-created_at"], name="crecip_worker_created"),
             # set only on the coached and accepted rows: the skip rows add no entry
             models.Index(fields=["message"], condition=Q(message__isnull=False), name="crecip_message"),
             models.Index(fields=["accepted_by"], condition=Q(accepted_by__isnull=False), name="crecip_accepted_by"),

@@ -107,7 +107,8 @@ WITH agg AS (
     SELECT worker_id, {_window("14", "local_date >= %(start_14)s")}, {_window("28", "true")},
         {_window("prev", "local_date < %(start_14)s")}
     FROM coaching_bookingpunctuality
-    WHERE worker_id = ANY(%(workers)s) AND local_date >= %(start_28)s AND local_date <= %(as_of)s
+    WHERE company_id = %(company)s AND worker_id = ANY(%(workers)s::bigint[]) AND local_date >= %(start_28)s
+      AND local_date <= %(as_of)s
     GROUP BY worker_id
 )
 INSERT INTO coaching_workerpunctuality (worker_id, company_id, as_of, {", ".join(STATS_FIELDS)},
@@ -173,7 +174,7 @@ LEFT JOIN (
     GROUP BY worker_id
 ) AS d ON d.worker_id = old.worker_id
 WHERE w.worker_id = old.worker_id AND old.company_id = %(company)s AND old.as_of = %(yesterday)s
-  AND NOT (old.worker_id = ANY(%(changed)s))
+  AND NOT (old.worker_id = ANY(%(changed)s::bigint[]))
 """
 
 

@@ -38,6 +38,7 @@ SELECT %(run)s, %(company)s, worker_id, 'skipped',
     '', '[]'::jsonb, NULL, '', '', '', NULL, '', '', '', '', NULL, NULL, NULL, NULL, NULL, %(now)s, %(now)s
 FROM ({{per_worker}}) AS per_worker
 WHERE late < %(threshold)s
+ORDER BY worker_id
 """
 
 # holdout_bucket(): the first 8 bytes of sha256("coachnova:<run>:<worker>") as an unsigned big-endian integer, mod 100

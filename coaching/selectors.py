@@ -6,7 +6,7 @@ import datetime as dt
 
 from django.db.models import Count, Q
 
-from coaching.models import BookingPunctuality, CoachingRecipient, WorkerPunctuality
+from coaching.models import BookingPunctuality, CoachingRecipient, CoachingRun, WorkerPunctuality
 from coaching.punctuality import local_today
 from crm.models import Worker
 
@@ -49,9 +49,16 @@ def worker_punctuality(*, worker: Worker) -> dict:
     return result
 
 
+INTERNAL_RUNS = 20
+
+
 def worker_coaching(*, worker: Worker, include_internal: bool = False):
-    """The worker's coaching, newest first: what they received and answered (holdout and skips are internal)."""
-    rows = CoachingRecipient.objects.filter(worker=worker).select_related("run", "message").order_by("-created_at")
-    if not include_internal:
-        rows = rows.filter(status=CoachingRecipient.Status.COACHED)
-    return rows
+    """The worker's coaching, newest first: what they received and answered (holdout and skips are internal:
+    those of the company's last `INTERNAL_RUNS` runs). No index is led by the worker but the coached rows' (a run
+    writes 100k rows): the others are found by (run, worker)."""
+    coached = Q(status=CoachingRecipient.Status.COACHED)
+    if include_internal:
+        runs = CoachingRun.objects.filter(company_id=worker.company_id).order_by("-created_at")[:INTERNAL_RUNS]
+        coached |= Q(run_id__in=list(runs.values_list("pk", flat=True)))
+    return (CoachingRecipient.objects.filter(coached, worker=worker).select_related("run", "message")
+            .order_by("-created_at"))

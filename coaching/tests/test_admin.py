@@ -77,3 +77,23 @@ def test_run_now_and_dry_run_from_the_settings_and_the_run_page(client, staff_us
     assert page.status_code == 200 and "Impact" in page.content.decode()
     for name in ("coachingrun", "coachingrecipient", "workerpunctuality", "coachingsettings"):
         assert client.get(reverse(f"admin:coaching_{name}_changelist")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_worker_page_lists_every_coaching_and_the_skips_of_the_companys_last_runs(client, staff_user, coached,
+                                                                                       monkeypatch):
+    """No index is led by the worker but the coached rows' (coaching 0007): the other rows are found through the
+    company's last runs; a coached row is always listed, however old."""
+    worker, coached_row = coached
+    monkeypatch.setattr("coaching.selectors.INTERNAL_RUNS", 2)
+    today = local_today(worker.company)
+    runs = [CoachingRun.objects.create(company=worker.company, as_of=today, status="completed") for _ in range(3)]
+    skipped = [CoachingRecipient.objects.create(run=run, company=worker.company, worker=worker, status="skipped",
+                                                reason="on_time") for run in runs]
+    other = worker_of(worker.company, name="Rahim")
+    CoachingRecipient.objects.create(run=runs[-1], company=worker.company, worker=other, status="skipped",
+                                     reason="on_time")
+    client.force_login(staff_user)
+    html = client.get(reverse("admin:crm_worker_change", args=[worker.pk])).content.decode()
+    listed = {row.pk for row in CoachingRecipient.objects.all() if f'id="coaching-{row.pk}"' in html}
+    assert listed == {coached_row.pk, skipped[1].pk, skipped[2].pk}

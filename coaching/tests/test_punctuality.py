@@ -2,10 +2,13 @@
 the rolling windows, the incremental daily refresh and the completion hook."""
 
 import datetime as dt
+import threading
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
+from coaching import punctuality
 from coaching.models import BookingPunctuality, WorkerPunctuality
 from coaching.punctuality import (
     booking_excuse,
@@ -50,6 +53,34 @@ def test_the_grace_period_is_inclusive_at_its_edge_and_late_one_minute_after(com
     stats = WorkerPunctuality.objects.get(worker=worker)
     assert (stats.bookings_14, stats.on_time_14, stats.late_14) == (3, 2, 1)
     assert stats.on_time_rate_14 == pytest.approx(66.7) and stats.average_minutes_late_14 == 11
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_backfill_classifies_its_slices_on_two_connections_outside_a_transaction(company, worker, monkeypatch):
+    """PostgreSQL's backfill runs its slices of booking ids on SQL_PARALLEL connections of their own (they see only
+    committed bookings, so not inside a caller's transaction): every booking is still classified once."""
+    threads = set()
+    classify_range = punctuality.bookings_classify_range
+
+    def spy(**kwargs):
+        threads.add(threading.current_thread().name)
+        return classify_range(**kwargs)
+
+    monkeypatch.setattr("coaching.punctuality.bookings_classify_range", spy)
+    monkeypatch.setattr("coaching.punctuality.SQL_SLICE", 2)
+    bookings = [booking_of(worker, dhaka(2026, 11, day), late_minutes=minutes)
+                for day, minutes in ((20, 0), (21, 25), (22, 3), (23, 40), (24, 12), (25, 1), (26, 30))]
+
+    result = punctuality_backfill(company=company, as_of=AS_OF)
+
+    rows = dict(BookingPunctuality.objects.values_list("booking_id", "outcome"))
+    assert rows == {booking.pk: "late" if minutes > 10 else "on_time"
+                    for booking, minutes in zip(bookings, (0, 25, 3, 40, 12, 1, 30), strict=True)}
+    assert result == {"classified": 7, "workers": 1}
+    stats = WorkerPunctuality.objects.get(worker=worker)
+    assert (stats.bookings_14, stats.late_14) == (7, 4)
+    if connection.vendor == "postgresql" and not punctuality.PYTHON_ONLY:
+        assert threads and threading.main_thread().name not in threads
 
 
 @pytest.mark.django_db
