@@ -30,7 +30,8 @@ class AIConfig(models.Model):
         default=(
             "You are a friendly, honest sales assistant. Answer briefly in the customer's language, "
             "use only the facts you are given, and never invent prices or promises."
-        ), verbose_name=_("system prompt"),
+        ),
+        verbose_name=_("system prompt"),
     )
     api_base_url = models.URLField(blank=True, help_text="Optional: this company's own OpenAI-compatible endpoint.", verbose_name=_("api base url"))
     api_key = models.CharField(max_length=300, blank=True, help_text="Optional: this company's own key (write-only).", verbose_name=_("api key"))
