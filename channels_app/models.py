@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from channels_app.crypto import secrets_decrypt, secrets_encrypt
 from crm.models import Channel, Company
@@ -30,17 +31,19 @@ class ChannelAccount(models.Model):
         Channel.CONSOLE: (),
     }
 
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="channel_accounts")
-    channel = models.CharField(max_length=20, choices=Channel.choices)
-    name = models.CharField(max_length=100)
-    is_active = models.BooleanField(default=True)
-    settings = models.JSONField(default=dict, blank=True, help_text="Non-secret settings, e.g. from number.")
-    secrets_encrypted = models.TextField(blank=True, editable=False)
-    webhook_token = models.CharField(max_length=64, unique=True, default=webhook_token_new, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="channel_accounts", verbose_name=_("company"))
+    channel = models.CharField(max_length=20, choices=Channel.choices, verbose_name=_("channel"))
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
+    settings = models.JSONField(default=dict, blank=True, help_text="Non-secret settings, e.g. from number.", verbose_name=_("settings"))
+    secrets_encrypted = models.TextField(blank=True, editable=False, verbose_name=_("secrets encrypted"))
+    webhook_token = models.CharField(max_length=64, unique=True, default=webhook_token_new, editable=False, verbose_name=_("webhook token"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("channel account")
+        verbose_name_plural = _("channel accounts")
         ordering = ["company_id", "channel", "name"]
         constraints = [
             models.UniqueConstraint(
@@ -77,14 +80,16 @@ class ChannelNumber(models.Model):
     from_number) counts as registered too; rows here add the company's further numbers.
     """
 
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="channel_numbers")
-    account = models.ForeignKey(ChannelAccount, on_delete=models.CASCADE, related_name="numbers")
-    channel = models.CharField(max_length=20, choices=Channel.choices)
-    number = models.CharField(max_length=64, help_text="WhatsApp phone_number_id, or the E.164 SMS number.")
-    label = models.CharField(max_length=100, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="channel_numbers", verbose_name=_("company"))
+    account = models.ForeignKey(ChannelAccount, on_delete=models.CASCADE, related_name="numbers", verbose_name=_("account"))
+    channel = models.CharField(max_length=20, choices=Channel.choices, verbose_name=_("channel"))
+    number = models.CharField(max_length=64, help_text="WhatsApp phone_number_id, or the E.164 SMS number.", verbose_name=_("number"))
+    label = models.CharField(max_length=100, blank=True, verbose_name=_("label"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("channel number")
+        verbose_name_plural = _("channel numbers")
         ordering = ["account_id", "number"]
         constraints = [
             models.UniqueConstraint(fields=["channel", "number"], name="channels_number_one_owner"),
@@ -99,19 +104,21 @@ class ProviderCallback(models.Model):
 
     INBOUND = "inbound"
 
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="provider_callbacks")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="provider_callbacks", verbose_name=_("company"))
     account = models.ForeignKey(
-        ChannelAccount, on_delete=models.SET_NULL, null=True, blank=True, related_name="callbacks"
+        ChannelAccount, on_delete=models.SET_NULL, null=True, blank=True, related_name="callbacks", verbose_name=_("account")
     )
-    channel = models.CharField(max_length=20, choices=Channel.choices)
-    provider_message_id = models.CharField(max_length=200)
+    channel = models.CharField(max_length=20, choices=Channel.choices, verbose_name=_("channel"))
+    provider_message_id = models.CharField(max_length=200, verbose_name=_("provider message id"))
     # sent/delivered/read/failed for statuses, "inbound" for inbound messages, the provider's word otherwise.
-    status = models.CharField(max_length=30)
-    error = models.CharField(max_length=500, blank=True)
-    raw = models.JSONField(default=dict, blank=True)
-    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    status = models.CharField(max_length=30, verbose_name=_("status"))
+    error = models.CharField(max_length=500, blank=True, verbose_name=_("error"))
+    raw = models.JSONField(default=dict, blank=True, verbose_name=_("raw"))
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("received at"))
 
     class Meta:
+        verbose_name = _("provider callback")
+        verbose_name_plural = _("provider callbacks")
         ordering = ["-received_at"]
         constraints = [
             # Per company: another tenant's signed callbacks can never pre-empt this one's.
@@ -130,20 +137,21 @@ class WhatsAppWebSession(models.Model):
     """The browser session of a WhatsApp Web account, as ops need to see it (QR login)."""
 
     class State(models.TextChoices):
-        UNKNOWN = "unknown", "Not started"
-        LOGGED_IN = "logged_in", "Logged in"
-        LOGIN_REQUIRED = "login_required", "QR login required"
-        ERROR = "error", "Error"
+        UNKNOWN = "unknown", _("Not started")
+        LOGGED_IN = "logged_in", _("Logged in")
+        LOGIN_REQUIRED = "login_required", _("QR login required")
+        ERROR = "error", _("Error")
 
-    account = models.OneToOneField(ChannelAccount, on_delete=models.CASCADE, related_name="whatsapp_web_session")
-    state = models.CharField(max_length=20, choices=State.choices, default=State.UNKNOWN)
-    qr_screenshot_png = models.BinaryField(blank=True, default=b"", editable=False)
-    last_error = models.CharField(max_length=500, blank=True)
-    last_checked_at = models.DateTimeField(null=True, blank=True)
-    last_sent_at = models.DateTimeField(null=True, blank=True)
+    account = models.OneToOneField(ChannelAccount, on_delete=models.CASCADE, related_name="whatsapp_web_session", verbose_name=_("account"))
+    state = models.CharField(max_length=20, choices=State.choices, default=State.UNKNOWN, verbose_name=_("state"))
+    qr_screenshot_png = models.BinaryField(blank=True, default=b"", editable=False, verbose_name=_("qr screenshot png"))
+    last_error = models.CharField(max_length=500, blank=True, verbose_name=_("last error"))
+    last_checked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last checked at"))
+    last_sent_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last sent at"))
 
     class Meta:
-        verbose_name = "WhatsApp Web session"
+        verbose_name = _("WhatsApp Web session")
+        verbose_name_plural = _("WhatsApp Web sessions")
 
     def __str__(self) -> str:
         return f"{self.account} - {self.get_state_display()}"
@@ -157,28 +165,28 @@ class WhatsAppWebDelivery(models.Model):
     """
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
 
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="whatsapp_web_deliveries")
-    account = models.ForeignKey(ChannelAccount, on_delete=models.CASCADE, related_name="whatsapp_web_deliveries")
-    provider_message_id = models.CharField(max_length=200, unique=True)
-    to_phone = models.CharField(max_length=32)
-    body = models.TextField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.CharField(max_length=500, blank=True)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="whatsapp_web_deliveries", verbose_name=_("company"))
+    account = models.ForeignKey(ChannelAccount, on_delete=models.CASCADE, related_name="whatsapp_web_deliveries", verbose_name=_("account"))
+    provider_message_id = models.CharField(max_length=200, unique=True, verbose_name=_("provider message id"))
+    to_phone = models.CharField(max_length=32, verbose_name=_("to phone"))
+    body = models.TextField(verbose_name=_("body"))
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, verbose_name=_("status"))
+    attempts = models.PositiveIntegerField(default=0, verbose_name=_("attempts"))
+    last_error = models.CharField(max_length=500, blank=True, verbose_name=_("last error"))
     # When the task was last published (or, after a transient failure, when its retry is due).
-    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True, verbose_name=_("dispatched at"))
     # Set while a task is typing it; a claim older than the task time limit belonged to a dead worker.
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    claimed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("claimed at"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
-        verbose_name = "WhatsApp Web delivery"
-        verbose_name_plural = "WhatsApp Web deliveries"
+        verbose_name = _("WhatsApp Web delivery")
+        verbose_name_plural = _("WhatsApp Web deliveries")
         ordering = ["-created_at"]
         indexes = [
             # The relay scans only the pending rows, oldest dispatch first.
@@ -209,41 +217,42 @@ class EmailDelivery(models.Model):
     """
 
     class BounceType(models.TextChoices):
-        HARD = "hard", "Hard (permanent)"
-        SOFT = "soft", "Soft (temporary)"
+        HARD = "hard", _("Hard (permanent)")
+        SOFT = "soft", _("Soft (temporary)")
 
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="email_deliveries", db_index=False)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="email_deliveries", db_index=False, verbose_name=_("company"))
     account = models.ForeignKey(
-        ChannelAccount, on_delete=models.SET_NULL, null=True, blank=True, related_name="email_deliveries"
+        ChannelAccount, on_delete=models.SET_NULL, null=True, blank=True, related_name="email_deliveries", verbose_name=_("account")
     )
     # The sender's (engage's) message id: an integer, not a foreign key (channels_app never imports engage).
-    message_id = models.BigIntegerField(null=True, blank=True)
+    message_id = models.BigIntegerField(null=True, blank=True, verbose_name=_("message id"))
     contact = models.ForeignKey(
-        "crm.Contact", on_delete=models.SET_NULL, null=True, blank=True, related_name="email_deliveries", db_index=False
+        "crm.Contact", on_delete=models.SET_NULL, null=True, blank=True, related_name="email_deliveries", db_index=False, verbose_name=_("contact")
     )
-    to_email = models.EmailField(max_length=254)
-    token = models.CharField(max_length=32, unique=True, default=email_delivery_token_new, editable=False)
-    provider_message_id = models.CharField(max_length=255, blank=True, help_text="The Message-ID header.")
-    agent_type = models.CharField(max_length=20, blank=True)
-    links = models.JSONField(default=list, blank=True)
+    to_email = models.EmailField(max_length=254, verbose_name=_("to email"))
+    token = models.CharField(max_length=32, unique=True, default=email_delivery_token_new, editable=False, verbose_name=_("token"))
+    provider_message_id = models.CharField(max_length=255, blank=True, help_text="The Message-ID header.", verbose_name=_("provider message id"))
+    agent_type = models.CharField(max_length=20, blank=True, verbose_name=_("agent type"))
+    links = models.JSONField(default=list, blank=True, verbose_name=_("links"))
     link_hosts = models.JSONField(
         default=list, blank=True,
         help_text="The company's own link hosts the send allowed besides ours (its allowed link domains): a click on"
-        " one of `links` redirects while its host is still ours or one of these.",
+        " one of `links` redirects while its host is still ours or one of these.", verbose_name=_("link hosts"),
     )
-    opened_at = models.DateTimeField(null=True, blank=True)
-    open_is_prefetch = models.BooleanField(default=False)
-    clicked_at = models.DateTimeField(null=True, blank=True)
-    clicked_url = models.CharField(max_length=2000, blank=True)
-    click_is_prefetch = models.BooleanField(default=False)
-    bounced_at = models.DateTimeField(null=True, blank=True)
-    bounce_type = models.CharField(max_length=10, choices=BounceType.choices, blank=True)
-    bounce_detail = models.CharField(max_length=500, blank=True)
-    complained_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    opened_at = models.DateTimeField(null=True, blank=True, verbose_name=_("opened at"))
+    open_is_prefetch = models.BooleanField(default=False, verbose_name=_("open is prefetch"))
+    clicked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("clicked at"))
+    clicked_url = models.CharField(max_length=2000, blank=True, verbose_name=_("clicked url"))
+    click_is_prefetch = models.BooleanField(default=False, verbose_name=_("click is prefetch"))
+    bounced_at = models.DateTimeField(null=True, blank=True, verbose_name=_("bounced at"))
+    bounce_type = models.CharField(max_length=10, choices=BounceType.choices, blank=True, verbose_name=_("bounce type"))
+    bounce_detail = models.CharField(max_length=500, blank=True, verbose_name=_("bounce detail"))
+    complained_at = models.DateTimeField(null=True, blank=True, verbose_name=_("complained at"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
-        verbose_name_plural = "email deliveries"
+        verbose_name = _("email delivery")
+        verbose_name_plural = _("email deliveries")
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(

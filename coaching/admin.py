@@ -12,6 +12,8 @@ from django.contrib.admin.utils import unquote
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from coaching.impact import overall_impact, run_impact_compute
 from coaching.models import BookingPunctuality, CoachingRecipient, CoachingRun, CoachingSettings, WorkerPunctuality
@@ -53,9 +55,9 @@ class CoachingSettingsAdmin(TenantScopedAdmin):
     autocomplete_fields = ["company"]
     actions = ["run_now", "dry_run"]
     fieldsets = [
-        ("Who is coached", {"fields": ["company", "grace_minutes", "pattern_late_count", "pattern_window_days",
+        (gettext_lazy("Who is coached"), {"fields": ["company", "grace_minutes", "pattern_late_count", "pattern_window_days",
                                        "recoach_after_days", "holdout_percent"]}),
-        ("How", {"fields": ["channel", "quiet_start_hour", "quiet_end_hour", "is_voice_enabled"]}),
+        (gettext_lazy("How"), {"fields": ["channel", "quiet_start_hour", "quiet_end_hour", "is_voice_enabled"]}),
     ]
 
     def _trigger(self, request, queryset, *, dry: bool) -> None:
@@ -65,14 +67,14 @@ class CoachingSettingsAdmin(TenantScopedAdmin):
             except (CoachNovaDisabled, CoachingRunLocked) as error:
                 self.message_user(request, f"{row.company}: {error}", messages.WARNING)
             else:
-                self.message_user(request, f"{row.company}: {'dry ' if dry else ''}run {run.pk} queued.",
-                                  messages.SUCCESS)
+                text = _("%(company)s: dry run %(run)s queued.") if dry else _("%(company)s: run %(run)s queued.")
+                self.message_user(request, text % {"company": row.company, "run": run.pk}, messages.SUCCESS)
 
-    @admin.action(description="Run CoachNova now", permissions=["change"])
+    @admin.action(description=gettext_lazy("Run CoachNova now"), permissions=["change"])
     def run_now(self, request, queryset):
         self._trigger(request, queryset, dry=False)
 
-    @admin.action(description="Dry run (write what each worker would get, send nothing)", permissions=["change"])
+    @admin.action(description=gettext_lazy("Dry run (write what each worker would get, send nothing)"), permissions=["change"])
     def dry_run(self, request, queryset):
         self._trigger(request, queryset, dry=True)
 
@@ -94,21 +96,21 @@ class CoachingRunAdmin(TenantScopedAdmin):
     def has_add_permission(self, request):
         return False  # runs start from CoachNova settings ("Run CoachNova now"), the beat or the API
 
-    @admin.display(description="coached")
+    @admin.display(description=gettext_lazy("coached"))
     def coached(self, run):
         return run.counts.get("status", {}).get("coached", 0) if run.counts else 0
 
-    @admin.display(description="holdout")
+    @admin.display(description=gettext_lazy("holdout"))
     def holdout(self, run):
         return run.counts.get("status", {}).get("holdout", 0) if run.counts else 0
 
-    @admin.display(description="impact (pp, 95% CI)")
+    @admin.display(description=gettext_lazy("impact (pp, 95% CI)"))
     def impact_text(self, run):
         impact = run.impact or {}
         if impact.get("estimate") is None:
             return "—"
         interval = (f" [{impact['ci_low']}, {impact['ci_high']}]" if impact.get("ci_low") is not None else "")
-        return f"{impact['estimate']:+}{interval}{' (seeded)' if run.is_seeded else ''}"
+        return f"{impact['estimate']:+}{interval}{_(' (seeded)') if run.is_seeded else ''}"
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk:
@@ -117,26 +119,26 @@ class CoachingRunAdmin(TenantScopedAdmin):
                            overall=overall_impact(company=obj.company))
         return super().render_change_form(request, context, add, change, form_url, obj)
 
-    @admin.action(description="Pause", permissions=["change"])
+    @admin.action(description=gettext_lazy("Pause"), permissions=["change"])
     def pause(self, request, queryset):
         done = sum(coaching_run_pause(run=run) for run in queryset)
-        self.message_user(request, f"{done} run(s) paused.")
+        self.message_user(request, _("%(count)d run(s) paused.") % {"count": done})
 
-    @admin.action(description="Resume", permissions=["change"])
+    @admin.action(description=gettext_lazy("Resume"), permissions=["change"])
     def resume(self, request, queryset):
         done = sum(coaching_run_resume(run=run) for run in queryset.select_related("company"))
-        self.message_user(request, f"{done} run(s) resumed.")
+        self.message_user(request, _("%(count)d run(s) resumed.") % {"count": done})
 
-    @admin.action(description="Cancel", permissions=["change"])
+    @admin.action(description=gettext_lazy("Cancel"), permissions=["change"])
     def cancel(self, request, queryset):
         done = sum(coaching_run_cancel(run=run) for run in queryset)
-        self.message_user(request, f"{done} run(s) cancelled.")
+        self.message_user(request, _("%(count)d run(s) cancelled.") % {"count": done})
 
-    @admin.action(description="Recompute the impact", permissions=["change"])
+    @admin.action(description=gettext_lazy("Recompute the impact"), permissions=["change"])
     def impact_refresh(self, request, queryset):
         for run in queryset.filter(is_seeded=False).select_related("company"):
             run_impact_compute(run=run)
-        self.message_user(request, "Impact recomputed (seeded demo runs keep their seeded numbers).")
+        self.message_user(request, _("Impact recomputed (seeded demo runs keep their seeded numbers)."))
 
 
 @admin.register(CoachingRecipient)
@@ -155,11 +157,11 @@ class CoachingRecipientAdmin(TenantScopedAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Accept the worker's reason (excuse the bookings behind it)", permissions=["change"])
+    @admin.action(description=gettext_lazy("Accept the worker's reason (excuse the bookings behind it)"), permissions=["change"])
     def accept_reason(self, request, queryset):
         excused = sum(coaching_reply_accept(recipient=row, actor=request.user)
                       for row in queryset.filter(status="coached", accepted_at__isnull=True).select_related("worker"))
-        self.message_user(request, f"{excused} booking(s) excused.")
+        self.message_user(request, _("%(count)d booking(s) excused.") % {"count": excused})
 
 
 @admin.register(BookingPunctuality)
@@ -225,5 +227,5 @@ class WorkerAdmin(CrmWorkerAdmin):
         if row is None:
             raise Http404("No such coaching for this worker.")
         excused = coaching_reply_accept(recipient=row, actor=request.user)
-        self.message_user(request, format_html("Reason accepted: {} booking(s) excused.", excused), messages.SUCCESS)
+        self.message_user(request, format_html(_("Reason accepted: {} booking(s) excused."), excused), messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:crm_worker_change", args=[worker.pk]))

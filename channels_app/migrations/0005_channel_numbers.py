@@ -18,17 +18,14 @@ class Migration(migrations.Migration):
             name='ChannelNumber',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('channel', models.CharField(choices=[('email', 'Email'), ('sms', 'SMS'), ('whatsapp_cloud', 'WhatsApp Cloud API'), ('whatsapp_web', 'WhatsApp Web'), ('console', 'Console (development)')], max_length=20)),
-                ('number', models.CharField(help_text='WhatsApp phone_number_id, or the E.164 SMS number.', max_length=64)),
-                ('label', models.CharField(blank=True, max_length=100)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='numbers', to='channels_app.channelaccount')),
-                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='channel_numbers', to='crm.company')),
+                ('channel', models.CharField(choices=[('email', 'Email'), ('sms', 'SMS'), ('whatsapp_cloud', 'WhatsApp Cloud API'), ('whatsapp_web', 'WhatsApp Web'), ('console', 'Console (development)')], max_length=20, verbose_name='channel')),
+                ('number', models.CharField(help_text='WhatsApp phone_number_id, or the E.164 SMS number.', max_length=64, verbose_name='number')),
+                ('label', models.CharField(blank=True, max_length=100, verbose_name='label')),
+                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
+                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='numbers', to='channels_app.channelaccount', verbose_name='account')),
+                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='channel_numbers', to='crm.company', verbose_name='company')),
             ],
-            options={
-                'ordering': ['account_id', 'number'],
-                'constraints': [models.UniqueConstraint(fields=('channel', 'number'), name='channels_number_one_owner')],
-            },
+            options={'ordering': ['account_id', 'number'], 'verbose_name': 'channel number', 'verbose_name_plural': 'channel numbers', 'constraints': [models.UniqueConstraint(fields=('channel', 'number'), name='channels_number_one_owner')]},
         ),
         # Operations manage accounts, so they manage the numbers filed under them.
         grant_operation(

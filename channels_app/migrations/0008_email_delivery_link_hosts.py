@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='emaildelivery',
             name='link_hosts',
-            field=models.JSONField(blank=True, default=list, help_text="The company's own link hosts the send allowed besides ours (its allowed link domains): a click on one of `links` redirects while its host is still ours or one of these."),
+            field=models.JSONField(blank=True, default=list, help_text="The company's own link hosts the send allowed besides ours (its allowed link domains): a click on one of `links` redirects while its host is still ours or one of these.", verbose_name='link hosts'),
         ),
     ]

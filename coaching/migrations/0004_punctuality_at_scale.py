@@ -17,22 +17,22 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='workerpunctuality',
             name='excused_14',
-            field=models.PositiveIntegerField(default=0, help_text='Late bookings (late, no-show, worker cancellation) a manager excused: not counted above.'),
+            field=models.PositiveIntegerField(default=0, help_text='Late bookings (late, no-show, worker cancellation) a manager excused: not counted above.', verbose_name='excused 14'),
         ),
         migrations.AddField(
             model_name='workerpunctuality',
             name='excused_28',
-            field=models.PositiveIntegerField(default=0),
+            field=models.PositiveIntegerField(default=0, verbose_name='excused 28'),
         ),
         migrations.AlterField(
             model_name='bookingpunctuality',
             name='booking',
-            field=models.OneToOneField(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='punctuality', serialize=False, to='crm.booking'),
+            field=models.OneToOneField(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='punctuality', serialize=False, to='crm.booking', verbose_name='booking'),
         ),
         migrations.AlterField(
             model_name='bookingpunctuality',
             name='company',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='crm.company'),
+            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='crm.company', verbose_name='company'),
         ),
         migrations.AlterField(
             model_name='bookingpunctuality',
@@ -42,7 +42,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='bookingpunctuality',
             name='worker',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='booking_punctuality', to='crm.worker'),
+            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='booking_punctuality', to='crm.worker', verbose_name='worker'),
         ),
         migrations.AddIndex(
             model_name='bookingpunctuality',

@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='coachingrecipient',
             name='company',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='crm.company'),
+            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='crm.company', verbose_name='company'),
         ),
         migrations.AlterField(
             model_name='coachingrecipient',
@@ -37,12 +37,12 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='coachingrecipient',
             name='run',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='recipients', to='coaching.coachingrun'),
+            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='recipients', to='coaching.coachingrun', verbose_name='run'),
         ),
         migrations.AlterField(
             model_name='coachingrecipient',
             name='worker',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='coaching', to='crm.worker'),
+            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='coaching', to='crm.worker', verbose_name='worker'),
         ),
         migrations.AddIndex(
             model_name='coachingrecipient',

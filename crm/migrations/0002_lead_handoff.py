@@ -13,11 +13,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='lead',
             name='handoff_requested_at',
-            field=models.DateTimeField(blank=True, help_text='When the contact asked for a human (cleared on hand-back).', null=True),
+            field=models.DateTimeField(blank=True, help_text='When the contact asked for a human (cleared on hand-back).', null=True, verbose_name='handoff requested at'),
         ),
         migrations.AddField(
             model_name='lead',
             name='is_ai_paused',
-            field=models.BooleanField(default=False, help_text='A human has taken the conversation over.'),
+            field=models.BooleanField(default=False, help_text='A human has taken the conversation over.', verbose_name='is ai paused'),
         ),
     ]

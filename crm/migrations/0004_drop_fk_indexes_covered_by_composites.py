@@ -23,27 +23,27 @@ class Migration(migrations.Migration):
             migrations.AlterField(
                 model_name='contact',
                 name='company',
-                field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='contacts', to='crm.company'),
+                field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='contacts', to='crm.company', verbose_name='company'),
             ),
             migrations.AlterField(
                 model_name='event',
                 name='company',
-                field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='events', to='crm.company'),
+                field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='events', to='crm.company', verbose_name='company'),
             ),
             migrations.AlterField(
                 model_name='event',
                 name='contact',
-                field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='events', to='crm.contact'),
+                field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='events', to='crm.contact', verbose_name='contact'),
             ),
             migrations.AlterField(
                 model_name='event',
                 name='target_type',
-                field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, to='contenttypes.contenttype'),
+                field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, to='contenttypes.contenttype', verbose_name='target type'),
             ),
             migrations.AlterField(
                 model_name='lead',
                 name='company',
-                field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='leads', to='crm.company'),
+                field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='leads', to='crm.company', verbose_name='company'),
             ),
             ],
             database_operations=[

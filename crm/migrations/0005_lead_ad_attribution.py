@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='lead',
             name='ad_headline',
-            field=models.CharField(blank=True, db_default='', default='', max_length=300),
+            field=models.CharField(blank=True, db_default='', default='', max_length=300, verbose_name='ad headline'),
         ),
         migrations.AddField(
             model_name='lead',

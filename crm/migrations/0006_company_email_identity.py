@@ -18,6 +18,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='company',
             name='postal_address',
-            field=models.TextField(blank=True, help_text='The postal address printed in every marketing email.'),
+            field=models.TextField(blank=True, help_text='The postal address printed in every marketing email.', verbose_name='postal address'),
         ),
     ]

@@ -28,21 +28,17 @@ class Migration(migrations.Migration):
                 migrations.AlterField(
                     model_name="booking",
                     name="company",
-                    field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE,
-                                            related_name="bookings", to="crm.company"),
+                    field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='bookings', to='crm.company', verbose_name='company'),
                 ),
                 migrations.AlterField(
                     model_name="booking",
                     name="customer",
-                    field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE,
-                                            related_name="bookings", to="crm.customer"),
+                    field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='bookings', to='crm.customer', verbose_name='customer'),
                 ),
                 migrations.AlterField(
                     model_name="booking",
                     name="worker",
-                    field=models.ForeignKey(blank=True, db_index=False, null=True,
-                                            on_delete=django.db.models.deletion.SET_NULL, related_name="bookings",
-                                            to="crm.worker"),
+                    field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='bookings', to='crm.worker', verbose_name='worker'),
                 ),
             ],
             database_operations=[

@@ -24,26 +24,28 @@ from crm.models import Channel
 
 class Campaign(models.Model):
     class Type(models.TextChoices):
-        SMARTENGAGE = "smartengage", "SmartEngage reminders"
+        SMARTENGAGE = "smartengage", _("SmartEngage reminders")
 
-    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="campaigns")
-    name = models.CharField(max_length=120)
-    type = models.CharField(max_length=20, choices=Type.choices, default=Type.SMARTENGAGE)
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="campaigns", verbose_name=_("company"))
+    name = models.CharField(max_length=120, verbose_name=_("name"))
+    type = models.CharField(max_length=20, choices=Type.choices, default=Type.SMARTENGAGE, verbose_name=_("type"))
     preset = models.CharField(
-        max_length=40, default="default", help_text="Name of a campaign preset of the company's engagement policy."
+        max_length=40, default="default", help_text="Name of a campaign preset of the company's engagement policy.", verbose_name=_("preset")
     )
-    channel = models.CharField(max_length=20, choices=Channel.choices, default=Channel.EMAIL)
+    channel = models.CharField(max_length=20, choices=Channel.choices, default=Channel.EMAIL, verbose_name=_("channel"))
     service = models.ForeignKey(
         "crm.Service", on_delete=models.SET_NULL, null=True, blank=True, related_name="campaigns",
-        help_text="Empty: each customer's last booked service.",
+        help_text="Empty: each customer's last booked service.", verbose_name=_("service"),
     )
-    promo_code = models.CharField(max_length=40, blank=True)
-    link_ttl_hours = models.PositiveSmallIntegerField(default=48, help_text="Validity of the booking links.")
-    is_paused = models.BooleanField(default=False, help_text="A paused campaign is skipped by the daily beat run.")
-    created_at = models.DateTimeField(default=now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
+    promo_code = models.CharField(max_length=40, blank=True, verbose_name=_("promo code"))
+    link_ttl_hours = models.PositiveSmallIntegerField(default=48, help_text="Validity of the booking links.", verbose_name=_("link ttl hours"))
+    is_paused = models.BooleanField(default=False, help_text="A paused campaign is skipped by the daily beat run.", verbose_name=_("is paused"))
+    created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("campaign")
+        verbose_name_plural = _("campaigns")
         ordering = ["company", "name"]
         constraints = [models.UniqueConstraint(fields=["company", "name"], name="campaign_unique_name_per_company")]
         permissions = [
@@ -65,43 +67,45 @@ class CampaignRun(models.Model):
         DISABLED = "disabled", _("Not run: SmartEngage is switched off")
 
     class Trigger(models.TextChoices):
-        BEAT = "beat", "Daily schedule"
-        ADMIN = "admin", "Admin"
-        API = "api", "Internal API"
+        BEAT = "beat", _("Daily schedule")
+        ADMIN = "admin", _("Admin")
+        API = "api", _("Internal API")
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
     FINISHED_STATUSES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.LOCKED, Status.DISABLED)
 
-    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="campaign_runs")
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="runs")
-    preset = models.JSONField(default=dict, blank=True, help_text="The preset as it was when the run was queued.")
-    promo_code = models.CharField(max_length=40, blank=True)
-    is_dry_run = models.BooleanField("dry run", default=False)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.ADMIN)
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="campaign_runs", verbose_name=_("company"))
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="runs", verbose_name=_("campaign"))
+    preset = models.JSONField(default=dict, blank=True, help_text="The preset as it was when the run was queued.", verbose_name=_("preset"))
+    promo_code = models.CharField(max_length=40, blank=True, verbose_name=_("promo code"))
+    is_dry_run = models.BooleanField(_("dry run"), default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, verbose_name=_("status"))
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.ADMIN, verbose_name=_("trigger"))
     triggered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("triggered by")
     )
-    total_eligible = models.PositiveIntegerField(default=0)
-    sent = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
-    skipped = models.PositiveIntegerField(default=0)
-    rendered = models.PositiveIntegerField(default=0, help_text="Dry run: messages rendered and not sent.")
-    correlation_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    total_eligible = models.PositiveIntegerField(default=0, verbose_name=_("total eligible"))
+    sent = models.PositiveIntegerField(default=0, verbose_name=_("sent"))
+    failed = models.PositiveIntegerField(default=0, verbose_name=_("failed"))
+    skipped = models.PositiveIntegerField(default=0, verbose_name=_("skipped"))
+    rendered = models.PositiveIntegerField(default=0, help_text="Dry run: messages rendered and not sent.", verbose_name=_("rendered"))
+    correlation_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name=_("correlation id"))
     job = models.ForeignKey(
         "engage.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
-        help_text="The ledger job of the run's current slice.",
+        help_text="The ledger job of the run's current slice.", verbose_name=_("job"),
     )
     cursor = models.PositiveBigIntegerField(
-        default=0, help_text="Keyset cursor: the last customer id the run is done with (a slice or a retry resumes after it)."
+        default=0, help_text="Keyset cursor: the last customer id the run is done with (a slice or a retry resumes after it).", verbose_name=_("cursor")
     )
-    slices = models.PositiveIntegerField(default=1, help_text="Time slices (ledger jobs) the run has used so far.")
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=now, editable=False)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    slices = models.PositiveIntegerField(default=1, help_text="Time slices (ledger jobs) the run has used so far.", verbose_name=_("slices"))
+    error = models.TextField(blank=True, verbose_name=_("error"))
+    created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
+    started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("started at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
 
     class Meta:
+        verbose_name = _("campaign run")
+        verbose_name_plural = _("campaign runs")
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["campaign", "-created_at"], name="campaignrun_campaign_created"),
@@ -158,40 +162,42 @@ class CampaignRecipient(models.Model):
     # at COMMIT instead of three, and a recipient's campaign and company must be its run's. Hence no
     # constraint of their own for company and campaign (SQLite keeps its three plain ones).
     company = models.ForeignKey(
-        "crm.Company", on_delete=models.CASCADE, related_name="campaign_recipients", db_constraint=False
+        "crm.Company", on_delete=models.CASCADE, related_name="campaign_recipients", db_constraint=False, verbose_name=_("company")
     )
     campaign = models.ForeignKey(
-        Campaign, on_delete=models.CASCADE, related_name="recipients", db_constraint=False, db_index=False
+        Campaign, on_delete=models.CASCADE, related_name="recipients", db_constraint=False, db_index=False, verbose_name=_("campaign")
     )
-    run = models.ForeignKey(CampaignRun, on_delete=models.CASCADE, related_name="recipients", db_index=False)
-    customer = models.ForeignKey("crm.Customer", on_delete=models.CASCADE, related_name="campaign_recipients")
+    run = models.ForeignKey(CampaignRun, on_delete=models.CASCADE, related_name="recipients", db_index=False, verbose_name=_("run"))
+    customer = models.ForeignKey("crm.Customer", on_delete=models.CASCADE, related_name="campaign_recipients", verbose_name=_("customer"))
     cycle_started_at = models.DateTimeField(
-        help_text="The cycle key: the customer's last completed booking when the intent was written."
+        help_text="The cycle key: the customer's last completed booking when the intent was written.", verbose_name=_("cycle started at")
     )
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, verbose_name=_("status"))
     reason = models.CharField(
-        "skip or fallback reason", max_length=24, choices=Reason.choices, blank=True,
+        _("skip or fallback reason"), max_length=24, choices=Reason.choices, blank=True,
         help_text="Why the recipient was skipped, or why the approved fallback text was sent instead of the AI's.",
     )
-    body = models.TextField(blank=True, help_text="The rendered message (also kept for dry runs).")
+    body = models.TextField(blank=True, help_text="The rendered message (also kept for dry runs).", verbose_name=_("body"))
     # Empty on skipped and dry-run rows (most of them): indexed by partial indexes (Meta).
     message = models.ForeignKey(
         "engage.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="campaign_recipients",
-        db_index=False,
+        db_index=False, verbose_name=_("message"),
     )
     job = models.ForeignKey(
-        "engage.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+        "engage.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False, verbose_name=_("job")
     )
     template_version = models.ForeignKey(
         "engage.PromptTemplateVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
-        db_index=False,
+        db_index=False, verbose_name=_("template version"),
     )
-    correlation_id = models.UUIDField(default=uuid.uuid4, editable=False)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
+    correlation_id = models.UUIDField(default=uuid.uuid4, editable=False, verbose_name=_("correlation id"))
+    error = models.TextField(blank=True, verbose_name=_("error"))
+    created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("campaign recipient")
+        verbose_name_plural = _("campaign recipients")
         ordering = ["run", "id"]
         # No index on campaign alone: its lookups (an intent this cycle) use campaignrecipient_once_per_cycle,
         # the funnel's go by message. run alone is run_status's prefix. Every lookup by message, job or
@@ -219,14 +225,16 @@ class CampaignRecipient(models.Model):
 
 
 class ShortLink(models.Model):
-    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="short_links")
-    code = models.CharField(max_length=16, unique=True)
-    target_url = models.TextField(help_text="The signed deep link this code redirects to.")
-    correlation_id = models.UUIDField(null=True, blank=True, help_text="The message that carries the link.")
-    expires_at = models.DateTimeField(help_text="When the signed link expires; the code answers 410 after it.")
-    created_at = models.DateTimeField(default=timezone.now)
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="short_links", verbose_name=_("company"))
+    code = models.CharField(max_length=16, unique=True, verbose_name=_("code"))
+    target_url = models.TextField(help_text="The signed deep link this code redirects to.", verbose_name=_("target url"))
+    correlation_id = models.UUIDField(null=True, blank=True, help_text="The message that carries the link.", verbose_name=_("correlation id"))
+    expires_at = models.DateTimeField(help_text="When the signed link expires; the code answers 410 after it.", verbose_name=_("expires at"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("short link")
+        verbose_name_plural = _("short links")
         indexes = [models.Index(fields=["expires_at"], name="shortlink_expires_at")]
 
     def __str__(self) -> str:

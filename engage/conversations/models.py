@@ -12,21 +12,23 @@ from crm.models import Channel
 
 class Sequence(models.Model):
     class Trigger(models.TextChoices):
-        MANUAL = "manual", "Manual enrollment only"
-        STAGE_ENTERED = "stage_entered", "When a lead enters a stage"
+        MANUAL = "manual", _("Manual enrollment only")
+        STAGE_ENTERED = "stage_entered", _("When a lead enters a stage")
 
-    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="sequences")
-    name = models.CharField(max_length=100)
-    pipeline = models.ForeignKey("crm.Pipeline", on_delete=models.CASCADE, related_name="sequences")
-    trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.MANUAL)
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="sequences", verbose_name=_("company"))
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    pipeline = models.ForeignKey("crm.Pipeline", on_delete=models.CASCADE, related_name="sequences", verbose_name=_("pipeline"))
+    trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.MANUAL, verbose_name=_("trigger"))
     trigger_stage = models.ForeignKey(
         "crm.Stage", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
-        help_text="For 'when a lead enters a stage': that stage.",
+        help_text="For 'when a lead enters a stage': that stage.", verbose_name=_("trigger stage"),
     )
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(default=now, editable=False)
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
+    created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("sequence")
+        verbose_name_plural = _("sequences")
         ordering = ["company", "name"]
         constraints = [models.UniqueConstraint(fields=["company", "name"], name="sequence_unique_name_per_company")]
         indexes = [models.Index(fields=["trigger_stage", "is_active"], name="sequence_trigger_stage")]
@@ -46,20 +48,22 @@ class Sequence(models.Model):
 class SequenceStep(models.Model):
     """One message of a sequence, `delay_minutes` after the previous step (or the enrollment)."""
 
-    sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="steps")
-    order = models.PositiveSmallIntegerField()
-    delay_minutes = models.PositiveIntegerField(default=0)
+    sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="steps", verbose_name=_("sequence"))
+    order = models.PositiveSmallIntegerField(verbose_name=_("order"))
+    delay_minutes = models.PositiveIntegerField(default=0, verbose_name=_("delay minutes"))
     channel = models.CharField(
-        max_length=20, choices=Channel.choices, blank=True, help_text="Empty: the lead's own channel."
+        max_length=20, choices=Channel.choices, blank=True, help_text="Empty: the lead's own channel.", verbose_name=_("channel")
     )
     prompt_template = models.ForeignKey(
         "engage.PromptTemplate", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-        help_text="Generate the message from this template's approved version ...",
+        help_text="Generate the message from this template's approved version ...", verbose_name=_("prompt template"),
     )
-    fixed_text = models.TextField(blank=True, help_text="... or send this text as it is.")
-    subject = models.CharField(max_length=200, blank=True, help_text="Email subject.")
+    fixed_text = models.TextField(blank=True, help_text="... or send this text as it is.", verbose_name=_("fixed text"))
+    subject = models.CharField(max_length=200, blank=True, help_text="Email subject.", verbose_name=_("subject"))
 
     class Meta:
+        verbose_name = _("sequence step")
+        verbose_name_plural = _("sequence steps")
         ordering = ["sequence", "order"]
         constraints = [models.UniqueConstraint(fields=["sequence", "order"], name="sequencestep_unique_order")]
 
@@ -79,23 +83,25 @@ class Enrollment(models.Model):
         COMPLETED = "completed", _("Completed")
         STOPPED = "stopped", _("Stopped")
 
-    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="enrollments")
-    sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="enrollments")
-    lead = models.ForeignKey("crm.Lead", on_delete=models.CASCADE, related_name="enrollments")
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="enrollments", verbose_name=_("company"))
+    sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="enrollments", verbose_name=_("sequence"))
+    lead = models.ForeignKey("crm.Lead", on_delete=models.CASCADE, related_name="enrollments", verbose_name=_("lead"))
     current_step = models.ForeignKey(
         SequenceStep, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
-        help_text="The next step to send.",
+        help_text="The next step to send.", verbose_name=_("current step"),
     )
-    next_run_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
-    stop_reason = models.CharField(max_length=100, blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next run at"))
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE, verbose_name=_("status"))
+    stop_reason = models.CharField(max_length=100, blank=True, verbose_name=_("stop reason"))
     enrolled_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("enrolled by")
     )
-    created_at = models.DateTimeField(default=now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("enrollment")
+        verbose_name_plural = _("enrollments")
         ordering = ["-id"]
         constraints = [models.UniqueConstraint(fields=["sequence", "lead"], name="enrollment_unique_sequence_lead")]
         indexes = [models.Index(fields=["next_run_at"], name="enrollment_due", condition=Q(status="active"))]

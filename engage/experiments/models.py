@@ -25,17 +25,17 @@ def new_salt() -> str:
 
 
 class Unit(models.TextChoices):
-    CUSTOMER = "customer", "Customer"
-    WORKER = "worker", "Worker"
-    LEAD = "lead", "Lead"
+    CUSTOMER = "customer", _("Customer")
+    WORKER = "worker", _("Worker")
+    LEAD = "lead", _("Lead")
 
 
 class Metric(models.TextChoices):
-    BOOKING_7D = "booking_7d", "Booking within 7 days of the message"
-    ON_TIME_28D = "on_time_28d", "On-time rate over the next 28 days"
-    REPLY_24H = "reply_24h", "Reply within 24 hours"
-    OPT_OUT = "opt_out", "Opt-out within 7 days (guardrail)"
-    SAFETY_REJECTION = "safety_rejection", "Safety filter rejections (guardrail)"
+    BOOKING_7D = "booking_7d", _("Booking within 7 days of the message")
+    ON_TIME_28D = "on_time_28d", _("On-time rate over the next 28 days")
+    REPLY_24H = "reply_24h", _("Reply within 24 hours")
+    OPT_OUT = "opt_out", _("Opt-out within 7 days (guardrail)")
+    SAFETY_REJECTION = "safety_rejection", _("Safety filter rejections (guardrail)")
 
 
 PRIMARY_METRICS = (Metric.BOOKING_7D, Metric.ON_TIME_28D, Metric.REPLY_24H)
@@ -51,15 +51,16 @@ METRIC_UNITS = {
 class ExperimentSettings(models.Model):
     """A company's experiment settings: the holdout, a share of every unit kept out of all experiments."""
 
-    company = models.OneToOneField("crm.Company", on_delete=models.CASCADE, related_name="experiment_settings")
+    company = models.OneToOneField("crm.Company", on_delete=models.CASCADE, related_name="experiment_settings", verbose_name=_("company"))
     is_holdout_enabled = models.BooleanField(
-        "holdout on", default=False, help_text="Keep a share of customers, workers and leads out of every experiment."
+        _("holdout on"), default=False, help_text="Keep a share of customers, workers and leads out of every experiment."
     )
-    holdout_percent = models.DecimalField(max_digits=4, decimal_places=2, default=5, help_text="0 to 50.")
-    holdout_salt = models.CharField(max_length=32, default=new_salt, editable=False)
+    holdout_percent = models.DecimalField(max_digits=4, decimal_places=2, default=5, help_text="0 to 50.", verbose_name=_("holdout percent"))
+    holdout_salt = models.CharField(max_length=32, default=new_salt, editable=False, verbose_name=_("holdout salt"))
 
     class Meta:
-        verbose_name_plural = "experiment settings"
+        verbose_name = _("experiment settings")
+        verbose_name_plural = _("experiment settings")
         constraints = [
             models.CheckConstraint(
                 condition=Q(holdout_percent__gte=0, holdout_percent__lte=50), name="experimentsettings_holdout_0_50"
@@ -77,9 +78,9 @@ class Experiment(models.Model):
         STOPPED = "stopped", _("Stopped")
 
     class AppliesTo(models.TextChoices):
-        CAMPAIGN = "campaign", "A SmartEngage campaign"
-        COACHING = "coaching", "CoachNova runs"
-        AI_REPLIES = "ai_replies", "AI replies"
+        CAMPAIGN = "campaign", _("A SmartEngage campaign")
+        COACHING = "coaching", _("CoachNova runs")
+        AI_REPLIES = "ai_replies", _("AI replies")
 
     # Fields a running experiment keeps (status changes go through the services).
     FROZEN_FIELDS = (
@@ -87,35 +88,37 @@ class Experiment(models.Model):
         "hypothesis",
     )
 
-    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="experiments")
-    name = models.CharField(max_length=120)
-    hypothesis = models.TextField(blank=True)
-    unit = models.CharField(max_length=10, choices=Unit.choices, default=Unit.CUSTOMER)
-    applies_to = models.CharField(max_length=12, choices=AppliesTo.choices, default=AppliesTo.CAMPAIGN)
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="experiments", verbose_name=_("company"))
+    name = models.CharField(max_length=120, verbose_name=_("name"))
+    hypothesis = models.TextField(blank=True, verbose_name=_("hypothesis"))
+    unit = models.CharField(max_length=10, choices=Unit.choices, default=Unit.CUSTOMER, verbose_name=_("unit"))
+    applies_to = models.CharField(max_length=12, choices=AppliesTo.choices, default=AppliesTo.CAMPAIGN, verbose_name=_("applies to"))
     campaign = models.ForeignKey(
         "engage.Campaign", on_delete=models.PROTECT, null=True, blank=True, related_name="experiments",
-        help_text="The SmartEngage campaign under test (campaign experiments only).",
+        help_text="The SmartEngage campaign under test (campaign experiments only).", verbose_name=_("campaign"),
     )
     primary_metric = models.CharField(
-        max_length=20, choices=[(m.value, m.label) for m in PRIMARY_METRICS], default=Metric.BOOKING_7D
+        max_length=20, choices=[(m.value, m.label) for m in PRIMARY_METRICS], default=Metric.BOOKING_7D, verbose_name=_("primary metric")
     )
     guardrails = models.JSONField(
-        default=list, blank=True, help_text=f"Any of: {', '.join(m.value for m in GUARDRAIL_METRICS)}."
+        default=list, blank=True, help_text=f"Any of: {', '.join(m.value for m in GUARDRAIL_METRICS)}.", verbose_name=_("guardrails")
     )
     use_cuped = models.BooleanField(
-        "CUPED", default=True, help_text="Reduce variance with each unit's previous 30 days of the same metric."
+        _("CUPED"), default=True, help_text="Reduce variance with each unit's previous 30 days of the same metric."
     )
     tuning_units = models.PositiveIntegerField(
-        default=5000, help_text="Units where the always-valid interval is tightest (the planned sample)."
+        default=5000, help_text="Units where the always-valid interval is tightest (the planned sample).", verbose_name=_("tuning units")
     )
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
-    started_at = models.DateTimeField(null=True, blank=True)
-    stopped_at = models.DateTimeField(null=True, blank=True)
-    outcomes_refreshed_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, verbose_name=_("status"))
+    started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("started at"))
+    stopped_at = models.DateTimeField(null=True, blank=True, verbose_name=_("stopped at"))
+    outcomes_refreshed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("outcomes refreshed at"))
+    created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
+        verbose_name = _("experiment")
+        verbose_name_plural = _("experiments")
         ordering = ["company", "-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["company", "name"], name="experiment_unique_name_per_company"),
@@ -163,25 +166,27 @@ class Experiment(models.Model):
 
 class ExperimentVariant(models.Model):
     class Kind(models.TextChoices):
-        CONTROL = "control", "Control (what runs today)"
-        TEMPLATE_VERSION = "template_version", "A published template version"
-        SEND_SETTING = "send_setting", "A send window or cadence setting"
-        SEND_TIME = "send_time", "Send-time optimisation (each customer's best hour)"
+        CONTROL = "control", _("Control (what runs today)")
+        TEMPLATE_VERSION = "template_version", _("A published template version")
+        SEND_SETTING = "send_setting", _("A send window or cadence setting")
+        SEND_TIME = "send_time", _("Send-time optimisation (each customer's best hour)")
 
-    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
-    name = models.CharField(max_length=60)
-    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CONTROL)
-    weight = models.PositiveIntegerField(default=50, help_text="Relative share of the units (0 stops new assignments).")
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants", verbose_name=_("experiment"))
+    name = models.CharField(max_length=60, verbose_name=_("name"))
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CONTROL, verbose_name=_("kind"))
+    weight = models.PositiveIntegerField(default=50, help_text="Relative share of the units (0 stops new assignments).", verbose_name=_("weight"))
     template_version = models.ForeignKey(
         "engage.PromptTemplateVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-        help_text="The approved reminder version to send (template-version variants; control: pins today's version).",
+        help_text="The approved reminder version to send (template-version variants; control: pins today's version).", verbose_name=_("template version"),
     )
     settings = models.JSONField(
         default=dict, blank=True,
-        help_text='Send-setting variants: {"send_window_start_hour": 9, "send_window_end_hour": 12, "cadence_days": 30}.',
+        help_text='Send-setting variants: {"send_window_start_hour": 9, "send_window_end_hour": 12, "cadence_days": 30}.', verbose_name=_("settings"),
     )
 
     class Meta:
+        verbose_name = _("experiment variant")
+        verbose_name_plural = _("experiment variants")
         ordering = ["experiment", "id"]
         constraints = [
             models.UniqueConstraint(fields=["experiment", "name"], name="experimentvariant_unique_name"),
@@ -234,14 +239,16 @@ class ExperimentVariant(models.Model):
 class ExperimentPhase(models.Model):
     """A stretch of an experiment under one set of weights: its assignments are compared with each other only."""
 
-    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="phases")
-    number = models.PositiveIntegerField()
-    weights = models.JSONField(help_text="{variant id: weight} as they were when the phase started.")
-    salt = models.CharField(max_length=32, default=new_salt, editable=False)
-    started_at = models.DateTimeField(default=now)
-    ended_at = models.DateTimeField(null=True, blank=True)
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="phases", verbose_name=_("experiment"))
+    number = models.PositiveIntegerField(verbose_name=_("number"))
+    weights = models.JSONField(help_text="{variant id: weight} as they were when the phase started.", verbose_name=_("weights"))
+    salt = models.CharField(max_length=32, default=new_salt, editable=False, verbose_name=_("salt"))
+    started_at = models.DateTimeField(default=now, verbose_name=_("started at"))
+    ended_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ended at"))
 
     class Meta:
+        verbose_name = _("experiment phase")
+        verbose_name_plural = _("experiment phases")
         ordering = ["experiment", "number"]
         constraints = [models.UniqueConstraint(fields=["experiment", "number"], name="experimentphase_unique_number")]
 
@@ -252,18 +259,20 @@ class ExperimentPhase(models.Model):
 class ExperimentAssignment(models.Model):
     """A unit's variant in a phase, written at its first exposure; the outcome columns are a refreshed snapshot."""
 
-    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False)
-    phase = models.ForeignKey(ExperimentPhase, on_delete=models.CASCADE, related_name="assignments", db_index=False)
-    variant = models.ForeignKey(ExperimentVariant, on_delete=models.CASCADE, related_name="assignments", db_index=False)
-    unit_id = models.BigIntegerField()
-    bucket = models.PositiveSmallIntegerField(help_text="sha256(salt:experiment:unit) mod 10000.")
-    exposed_at = models.DateTimeField(default=now)
-    outcome_value = models.FloatField(null=True, blank=True, help_text="The primary metric (empty: nothing to measure).")
-    pre_value = models.FloatField(null=True, blank=True, help_text="The same metric over the 30 days before exposure.")
-    opted_out = models.BooleanField(default=False)
-    safety_rejections = models.PositiveIntegerField(default=0)
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False, verbose_name=_("company"))
+    phase = models.ForeignKey(ExperimentPhase, on_delete=models.CASCADE, related_name="assignments", db_index=False, verbose_name=_("phase"))
+    variant = models.ForeignKey(ExperimentVariant, on_delete=models.CASCADE, related_name="assignments", db_index=False, verbose_name=_("variant"))
+    unit_id = models.BigIntegerField(verbose_name=_("unit id"))
+    bucket = models.PositiveSmallIntegerField(help_text="sha256(salt:experiment:unit) mod 10000.", verbose_name=_("bucket"))
+    exposed_at = models.DateTimeField(default=now, verbose_name=_("exposed at"))
+    outcome_value = models.FloatField(null=True, blank=True, help_text="The primary metric (empty: nothing to measure).", verbose_name=_("outcome value"))
+    pre_value = models.FloatField(null=True, blank=True, help_text="The same metric over the 30 days before exposure.", verbose_name=_("pre value"))
+    opted_out = models.BooleanField(default=False, verbose_name=_("opted out"))
+    safety_rejections = models.PositiveIntegerField(default=0, verbose_name=_("safety rejections"))
 
     class Meta:
+        verbose_name = _("experiment assignment")
+        verbose_name_plural = _("experiment assignments")
         ordering = ["phase", "id"]
         constraints = [models.UniqueConstraint(fields=["phase", "unit_id"], name="experimentassignment_unique_unit")]
         indexes = [models.Index(fields=["variant", "exposed_at"], name="expassignment_variant_exposed")]
@@ -278,22 +287,23 @@ class ExperimentDailySums(models.Model):
     Written by the outcome refresh (one GROUP BY over the phase's assignments, in the background), read by
     the results: a page or an API call reads tens of rows, not a million assignments."""
 
-    phase = models.ForeignKey(ExperimentPhase, on_delete=models.CASCADE, related_name="daily_sums", db_index=False)
-    variant = models.ForeignKey(ExperimentVariant, on_delete=models.CASCADE, related_name="+", db_index=False)
-    day = models.DateField()
-    units = models.PositiveIntegerField()
-    measured = models.PositiveIntegerField()
-    total = models.FloatField()
-    total_squares = models.FloatField()
-    pre_total = models.FloatField()
-    pre_squares = models.FloatField()
-    cross = models.FloatField()
-    opted_out = models.PositiveIntegerField()
-    safety = models.PositiveIntegerField()
-    safety_squares = models.PositiveIntegerField()
+    phase = models.ForeignKey(ExperimentPhase, on_delete=models.CASCADE, related_name="daily_sums", db_index=False, verbose_name=_("phase"))
+    variant = models.ForeignKey(ExperimentVariant, on_delete=models.CASCADE, related_name="+", db_index=False, verbose_name=_("variant"))
+    day = models.DateField(verbose_name=_("day"))
+    units = models.PositiveIntegerField(verbose_name=_("units"))
+    measured = models.PositiveIntegerField(verbose_name=_("measured"))
+    total = models.FloatField(verbose_name=_("total"))
+    total_squares = models.FloatField(verbose_name=_("total squares"))
+    pre_total = models.FloatField(verbose_name=_("pre total"))
+    pre_squares = models.FloatField(verbose_name=_("pre squares"))
+    cross = models.FloatField(verbose_name=_("cross"))
+    opted_out = models.PositiveIntegerField(verbose_name=_("opted out"))
+    safety = models.PositiveIntegerField(verbose_name=_("safety"))
+    safety_squares = models.PositiveIntegerField(verbose_name=_("safety squares"))
 
     class Meta:
-        verbose_name_plural = "experiment daily sums"
+        verbose_name = _("experiment daily sums")
+        verbose_name_plural = _("experiment daily sums")
         constraints = [
             models.UniqueConstraint(fields=["phase", "variant", "day"], name="experimentdailysums_unique_day")
         ]

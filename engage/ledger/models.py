@@ -21,33 +21,35 @@ class Job(models.Model):
     # No index of its own: job_company_status starts with it (fewer indexes to write).
     company = models.ForeignKey(
         "crm.Company", on_delete=models.CASCADE, null=True, blank=True, related_name="jobs",
-        help_text="Empty for system jobs.", db_index=False,
+        help_text="Empty for system jobs.", db_index=False, verbose_name=_("company"),
     )
-    task_name = models.CharField(max_length=64)
+    task_name = models.CharField(max_length=64, verbose_name=_("task name"))
     priority = models.PositiveSmallIntegerField(
-        default=50, validators=[MinValueValidator(0), MaxValueValidator(100)], help_text="0-100, higher runs first."
+        default=50, validators=[MinValueValidator(0), MaxValueValidator(100)], help_text="0-100, higher runs first.", verbose_name=_("priority")
     )
-    payload = models.JSONField(default=dict, blank=True)
-    idempotency_key = models.CharField(max_length=200, unique=True)
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    max_attempts = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(1)])
-    next_run_at = models.DateTimeField(default=now, help_text="Not run before this time.")
-    dispatched_at = models.DateTimeField(null=True, blank=True, help_text="Last hand-over to Celery.")
-    locked_at = models.DateTimeField(null=True, blank=True)
-    locked_by = models.CharField(max_length=200, blank=True)
+    payload = models.JSONField(default=dict, blank=True, verbose_name=_("payload"))
+    idempotency_key = models.CharField(max_length=200, unique=True, verbose_name=_("idempotency key"))
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, verbose_name=_("status"))
+    attempts = models.PositiveSmallIntegerField(default=0, verbose_name=_("attempts"))
+    max_attempts = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(1)], verbose_name=_("max attempts"))
+    next_run_at = models.DateTimeField(default=now, help_text="Not run before this time.", verbose_name=_("next run at"))
+    dispatched_at = models.DateTimeField(null=True, blank=True, help_text="Last hand-over to Celery.", verbose_name=_("dispatched at"))
+    locked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("locked at"))
+    locked_by = models.CharField(max_length=200, blank=True, verbose_name=_("locked by"))
     lease_expires_at = models.DateTimeField(
         null=True, blank=True,
-        help_text="While processing: renewed by the running worker's heartbeat; once past, the job is reclaimed.",
+        help_text="While processing: renewed by the running worker's heartbeat; once past, the job is reclaimed.", verbose_name=_("lease expires at"),
     )
-    last_error = models.TextField(blank=True)
-    result = models.JSONField(null=True, blank=True)
-    created_at = models.DateTimeField(default=now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, verbose_name=_("last error"))
+    result = models.JSONField(null=True, blank=True, verbose_name=_("result"))
+    created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
+    started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("started at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
 
     class Meta:
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
         ordering = ["-id"]
         indexes = [
             # The relay: due queued/failed rows, oldest first.

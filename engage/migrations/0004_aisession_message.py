@@ -14,6 +14,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='aisession',
             name='message',
-            field=models.ForeignKey(blank=True, help_text='The outbound message this call produced.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='ai_sessions', to='engage.message'),
+            field=models.ForeignKey(blank=True, help_text='The outbound message this call produced.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='ai_sessions', to='engage.message', verbose_name='message'),
         ),
     ]

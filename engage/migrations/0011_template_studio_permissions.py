@@ -43,10 +43,7 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AlterModelOptions(
             name="prompttemplate",
-            options={
-                "ordering": ["company", "agent_type", "locale", "name"],
-                "permissions": [("publish_prompttemplate", "Can publish and roll back prompt template versions")],
-            },
+            options={'ordering': ['company', 'agent_type', 'locale', 'name'], 'permissions': [('publish_prompttemplate', 'Can publish and roll back prompt template versions')], 'verbose_name': 'prompt template', 'verbose_name_plural': 'prompt templates'},
         ),
         migrations.RunPython(forwards, backwards),
     ]

@@ -23,22 +23,22 @@ class Migration(migrations.Migration):
             migrations.AlterField(
                 model_name='job',
                 name='company',
-                field=models.ForeignKey(blank=True, db_index=False, help_text='Empty for system jobs.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='jobs', to='crm.company'),
+                field=models.ForeignKey(blank=True, db_index=False, help_text='Empty for system jobs.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='jobs', to='crm.company', verbose_name='company'),
             ),
             migrations.AlterField(
                 model_name='message',
                 name='company',
-                field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='crm.company'),
+                field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='crm.company', verbose_name='company'),
             ),
             migrations.AlterField(
                 model_name='message',
                 name='contact',
-                field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='crm.contact'),
+                field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='crm.contact', verbose_name='contact'),
             ),
             migrations.AlterField(
                 model_name='message',
                 name='lead',
-                field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='messages', to='crm.lead'),
+                field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='messages', to='crm.lead', verbose_name='lead'),
             ),
             ],
             database_operations=[

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='job',
             name='status',
-            field=models.CharField(choices=[('queued', 'Queued'), ('processing', 'Processing'), ('completed', 'Completed'), ('failed', 'Failed (will retry)'), ('dead', 'Dead (dead-letter queue)'), ('cancelled', 'Cancelled (by an operator or its campaign run)')], default='queued', max_length=12),
+            field=models.CharField(choices=[('queued', 'Queued'), ('processing', 'Processing'), ('completed', 'Completed'), ('failed', 'Failed (will retry)'), ('dead', 'Dead (dead-letter queue)'), ('cancelled', 'Cancelled (by an operator or its campaign run)')], default='queued', max_length=12, verbose_name='status'),
         ),
     ]

@@ -14,16 +14,16 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='campaignrun',
             name='cursor',
-            field=models.PositiveBigIntegerField(default=0, help_text='Keyset cursor: the last customer id the run is done with (a slice or a retry resumes after it).'),
+            field=models.PositiveBigIntegerField(default=0, help_text='Keyset cursor: the last customer id the run is done with (a slice or a retry resumes after it).', verbose_name='cursor'),
         ),
         migrations.AddField(
             model_name='campaignrun',
             name='slices',
-            field=models.PositiveIntegerField(default=1, help_text='Time slices (ledger jobs) the run has used so far.'),
+            field=models.PositiveIntegerField(default=1, help_text='Time slices (ledger jobs) the run has used so far.', verbose_name='slices'),
         ),
         migrations.AlterField(
             model_name='campaignrun',
             name='job',
-            field=models.ForeignKey(blank=True, help_text="The ledger job of the run's current slice.", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='engage.job'),
+            field=models.ForeignKey(blank=True, help_text="The ledger job of the run's current slice.", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='engage.job', verbose_name='job'),
         ),
     ]

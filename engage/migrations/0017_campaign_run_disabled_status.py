@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='campaignrun',
             name='status',
-            field=models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('completed', 'Completed'), ('failed', 'Failed'), ('cancelled', 'Cancelled'), ('locked', 'Not run: another run held the lock'), ('disabled', 'Not run: SmartEngage is switched off')], default='queued', max_length=10),
+            field=models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('completed', 'Completed'), ('failed', 'Failed'), ('cancelled', 'Cancelled'), ('locked', 'Not run: another run held the lock'), ('disabled', 'Not run: SmartEngage is switched off')], default='queued', max_length=10, verbose_name='status'),
         ),
     ]

@@ -65,32 +65,32 @@ class Migration(migrations.Migration):
                 migrations.AlterField(
                     model_name='campaignrecipient',
                     name='campaign',
-                    field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='recipients', to='engage.campaign'),
+                    field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='recipients', to='engage.campaign', verbose_name='campaign'),
                 ),
                 migrations.AlterField(
                     model_name='campaignrecipient',
                     name='company',
-                    field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='campaign_recipients', to='crm.company'),
+                    field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='campaign_recipients', to='crm.company', verbose_name='company'),
                 ),
                 migrations.AlterField(
                     model_name='campaignrecipient',
                     name='job',
-                    field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='engage.job'),
+                    field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='engage.job', verbose_name='job'),
                 ),
                 migrations.AlterField(
                     model_name='campaignrecipient',
                     name='message',
-                    field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='campaign_recipients', to='engage.message'),
+                    field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='campaign_recipients', to='engage.message', verbose_name='message'),
                 ),
                 migrations.AlterField(
                     model_name='campaignrecipient',
                     name='run',
-                    field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='recipients', to='engage.campaignrun'),
+                    field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='recipients', to='engage.campaignrun', verbose_name='run'),
                 ),
                 migrations.AlterField(
                     model_name='campaignrecipient',
                     name='template_version',
-                    field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='engage.prompttemplateversion'),
+                    field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='engage.prompttemplateversion', verbose_name='template version'),
                 ),
             ],
             database_operations=[

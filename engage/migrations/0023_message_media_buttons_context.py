@@ -16,47 +16,47 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='message',
             name='button_payload',
-            field=models.CharField(blank=True, db_default='', default='', help_text="The stable id of the button or list row tapped (or a template button's payload).", max_length=256),
+            field=models.CharField(blank=True, db_default='', default='', help_text="The stable id of the button or list row tapped (or a template button's payload).", max_length=256, verbose_name='button payload'),
         ),
         migrations.AddField(
             model_name='message',
             name='media_content_type',
-            field=models.CharField(blank=True, db_default='', default='', max_length=100),
+            field=models.CharField(blank=True, db_default='', default='', max_length=100, verbose_name='media content type'),
         ),
         migrations.AddField(
             model_name='message',
             name='media_file',
-            field=models.FileField(blank=True, db_default='', default='', max_length=300, storage=engage.messaging.models.inbound_media_storage, upload_to='inbound'),
+            field=models.FileField(blank=True, db_default='', default='', max_length=300, storage=engage.messaging.models.inbound_media_storage, upload_to='inbound', verbose_name='media file'),
         ),
         migrations.AddField(
             model_name='message',
             name='media_size',
-            field=models.PositiveIntegerField(blank=True, null=True),
+            field=models.PositiveIntegerField(blank=True, null=True, verbose_name='media size'),
         ),
         migrations.AddField(
             model_name='message',
             name='media_status',
-            field=models.CharField(blank=True, choices=[('pending', 'Downloading'), ('stored', 'Stored'), ('rejected', 'Refused (size or type)')], db_default='', default='', max_length=10),
+            field=models.CharField(blank=True, choices=[('pending', 'Downloading'), ('stored', 'Stored'), ('rejected', 'Refused (size or type)')], db_default='', default='', max_length=10, verbose_name='media status'),
         ),
         migrations.AddField(
             model_name='message',
             name='media_type',
-            field=models.CharField(blank=True, choices=[('image', 'Photo'), ('audio', 'Audio'), ('voice', 'Voice note'), ('video', 'Video'), ('document', 'Document'), ('sticker', 'Sticker'), ('location', 'Location'), ('contacts', 'Contact card')], db_default='', default='', max_length=10),
+            field=models.CharField(blank=True, choices=[('image', 'Photo'), ('audio', 'Audio'), ('voice', 'Voice note'), ('video', 'Video'), ('document', 'Document'), ('sticker', 'Sticker'), ('location', 'Location'), ('contacts', 'Contact card')], db_default='', default='', max_length=10, verbose_name='media type'),
         ),
         migrations.AddField(
             model_name='message',
             name='metadata',
-            field=models.JSONField(blank=True, db_default=models.Value({}, output_field=models.JSONField()), default=dict),
+            field=models.JSONField(blank=True, db_default=models.Value({}, output_field=models.JSONField()), default=dict, verbose_name='metadata'),
         ),
         migrations.AddField(
             model_name='message',
             name='played_at',
-            field=models.DateTimeField(blank=True, help_text='When the recipient played our voice note.', null=True),
+            field=models.DateTimeField(blank=True, help_text='When the recipient played our voice note.', null=True, verbose_name='played at'),
         ),
         migrations.AddField(
             model_name='message',
             name='reply_to',
-            field=models.ForeignKey(blank=True, db_index=False, help_text="Our message the customer answered (WhatsApp's reply context).", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='replies', to='engage.message'),
+            field=models.ForeignKey(blank=True, db_index=False, help_text="Our message the customer answered (WhatsApp's reply context).", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='replies', to='engage.message', verbose_name='reply to'),
         ),
         migrations.AddIndex(
             model_name='message',

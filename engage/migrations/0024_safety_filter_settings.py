@@ -14,26 +14,26 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='aiconfig',
             name='allowed_link_domains',
-            field=models.JSONField(blank=True, default=list, help_text='Domains AI messages may link to besides our own link hosts, e.g. ["sheba.xyz"] (subdomains included). Every other link is rejected.'),
+            field=models.JSONField(blank=True, default=list, help_text='Domains AI messages may link to besides our own link hosts, e.g. ["sheba.xyz"] (subdomains included). Every other link is rejected.', verbose_name='allowed link domains'),
         ),
         migrations.AddField(
             model_name='aiconfig',
             name='is_moderation_enabled',
-            field=models.BooleanField(default=True, help_text="With an API key, the model's text also goes through the endpoint's moderation (POST /v1/moderations); switch off for endpoints without one. The offline word lists always run."),
+            field=models.BooleanField(default=True, help_text="With an API key, the model's text also goes through the endpoint's moderation (POST /v1/moderations); switch off for endpoints without one. The offline word lists always run.", verbose_name='is moderation enabled'),
         ),
         migrations.AddField(
             model_name='aiconfig',
             name='is_tone_judge_enabled',
-            field=models.BooleanField(default=False, help_text="Reminders and coaching: the model also grades its text's tone (polite, respectful address, no pressure, no blame); a failed grade sends the fallback."),
+            field=models.BooleanField(default=False, help_text="Reminders and coaching: the model also grades its text's tone (polite, respectful address, no pressure, no blame); a failed grade sends the fallback.", verbose_name='is tone judge enabled'),
         ),
         migrations.AddField(
             model_name='aiconfig',
             name='time_budget_seconds',
-            field=models.FloatField(blank=True, help_text='One deadline for a model call with its retries, moderation and tone judge; then the fallback goes out. Empty: AI_TIME_BUDGET_SECONDS (15 s).', null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(120)]),
+            field=models.FloatField(blank=True, help_text='One deadline for a model call with its retries, moderation and tone judge; then the fallback goes out. Empty: AI_TIME_BUDGET_SECONDS (15 s).', null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(120)], verbose_name='time budget seconds'),
         ),
         migrations.AddField(
             model_name='aisession',
             name='safety',
-            field=models.JSONField(blank=True, default=dict, help_text="The safety filter's findings: every reason (code, message) for the model's text and for the fallback, the moderation endpoint's and the tone judge's answers, the time budget spent."),
+            field=models.JSONField(blank=True, default=dict, help_text="The safety filter's findings: every reason (code, message) for the model's text and for the fallback, the moderation endpoint's and the tone judge's answers, the time budget spent.", verbose_name='safety'),
         ),
     ]

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='job',
             name='lease_expires_at',
-            field=models.DateTimeField(blank=True, help_text="While processing: renewed by the running worker's heartbeat; once past, the job is reclaimed.", null=True),
+            field=models.DateTimeField(blank=True, help_text="While processing: renewed by the running worker's heartbeat; once past, the job is reclaimed.", null=True, verbose_name='lease expires at'),
         ),
     ]

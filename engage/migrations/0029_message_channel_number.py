@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='message',
             name='channel_number',
-            field=models.CharField(blank=True, db_default='', default='', help_text='Our number of the conversation: the one an inbound message was written to (WhatsApp phone_number_id, Twilio To), the one an outbound message went from. Replies go from the number the customer last wrote to (engage.messaging.selectors.contact_reply_number).', max_length=64),
+            field=models.CharField(blank=True, db_default='', default='', help_text='Our number of the conversation: the one an inbound message was written to (WhatsApp phone_number_id, Twilio To), the one an outbound message went from. Replies go from the number the customer last wrote to (engage.messaging.selectors.contact_reply_number).', max_length=64, verbose_name='channel number'),
         ),
         migrations.AddIndex(
             model_name='message',

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='message',
             name='media_url',
-            field=models.URLField(blank=True, db_default='', default='', max_length=500),
+            field=models.URLField(blank=True, db_default='', default='', max_length=500, verbose_name='media url'),
         ),
     ]

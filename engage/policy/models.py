@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 
 def _default_attribution_window_hours() -> int:
@@ -19,33 +20,33 @@ def _default_attribution_window_hours() -> int:
 class EngagementPolicy(models.Model):
     """One per company (created with defaults on first use)."""
 
-    company = models.OneToOneField("crm.Company", on_delete=models.CASCADE, related_name="engagement_policy")
+    company = models.OneToOneField("crm.Company", on_delete=models.CASCADE, related_name="engagement_policy", verbose_name=_("company"))
     # Frequency caps. Days and weeks are calendar days/weeks (Monday first) in the contact's time zone.
-    customer_daily_limit = models.PositiveSmallIntegerField(default=1)
-    customer_weekly_limit = models.PositiveSmallIntegerField(default=2)
-    customer_min_hours_between = models.PositiveSmallIntegerField(default=24)
-    worker_daily_limit = models.PositiveSmallIntegerField(default=1)
-    worker_weekly_limit = models.PositiveSmallIntegerField(default=1)
-    worker_min_hours_between = models.PositiveSmallIntegerField(default=72)
+    customer_daily_limit = models.PositiveSmallIntegerField(default=1, verbose_name=_("customer daily limit"))
+    customer_weekly_limit = models.PositiveSmallIntegerField(default=2, verbose_name=_("customer weekly limit"))
+    customer_min_hours_between = models.PositiveSmallIntegerField(default=24, verbose_name=_("customer min hours between"))
+    worker_daily_limit = models.PositiveSmallIntegerField(default=1, verbose_name=_("worker daily limit"))
+    worker_weekly_limit = models.PositiveSmallIntegerField(default=1, verbose_name=_("worker weekly limit"))
+    worker_min_hours_between = models.PositiveSmallIntegerField(default=72, verbose_name=_("worker min hours between"))
     # Feature flags.
-    is_smartengage_enabled = models.BooleanField("SmartEngage enabled", default=True)
-    is_coachnova_enabled = models.BooleanField("CoachNova enabled", default=True)
+    is_smartengage_enabled = models.BooleanField(_("SmartEngage enabled"), default=True)
+    is_coachnova_enabled = models.BooleanField(_("CoachNova enabled"), default=True)
     is_ai_generation_enabled = models.BooleanField(
-        "AI generation enabled", default=True, help_text="Off: send the approved fallback texts."
+        _("AI generation enabled"), default=True, help_text="Off: send the approved fallback texts."
     )
-    is_safety_filter_enabled = models.BooleanField("safety filter enabled", default=True)
-    is_deeplink_enabled = models.BooleanField("deep links enabled", default=True)
+    is_safety_filter_enabled = models.BooleanField(_("safety filter enabled"), default=True)
+    is_deeplink_enabled = models.BooleanField(_("deep links enabled"), default=True)
     attribution_window_hours = models.PositiveSmallIntegerField(
         default=_default_attribution_window_hours,
         validators=[MinValueValidator(1), MaxValueValidator(24 * 60)],
-        help_text="A booking this many hours after a click on a message is that message's conversion.",
+        help_text="A booking this many hours after a click on a message is that message's conversion.", verbose_name=_("attribution window hours"),
     )
-    default_preset = models.CharField(max_length=40, default="default")
-    updated_at = models.DateTimeField(auto_now=True)
+    default_preset = models.CharField(max_length=40, default="default", verbose_name=_("default preset"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
-        verbose_name = "engagement policy"
-        verbose_name_plural = "engagement policies"
+        verbose_name = _("engagement policy")
+        verbose_name_plural = _("engagement policies")
 
     def __str__(self) -> str:
         return f"Engagement policy of {self.company}"
@@ -78,20 +79,22 @@ class CampaignPreset(models.Model):
         ("weekend", 21, 150, 10, 16),
     )
 
-    policy = models.ForeignKey(EngagementPolicy, on_delete=models.CASCADE, related_name="presets")
-    name = models.CharField(max_length=40)
-    cadence_days = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
+    policy = models.ForeignKey(EngagementPolicy, on_delete=models.CASCADE, related_name="presets", verbose_name=_("policy"))
+    name = models.CharField(max_length=40, verbose_name=_("name"))
+    cadence_days = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)], verbose_name=_("cadence days"))
     window_days = models.PositiveSmallIntegerField(
         default=7,
         validators=[MinValueValidator(1)],
-        help_text="Customers whose last booking is between cadence_days and cadence_days + window_days old.",
+        help_text="Customers whose last booking is between cadence_days and cadence_days + window_days old.", verbose_name=_("window days"),
     )
-    batch_size = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(10000)])
-    send_window_start_hour = models.PositiveSmallIntegerField(validators=[MaxValueValidator(23)])
-    send_window_end_hour = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(24)])
-    created_at = models.DateTimeField(default=now, editable=False)
+    batch_size = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(10000)], verbose_name=_("batch size"))
+    send_window_start_hour = models.PositiveSmallIntegerField(validators=[MaxValueValidator(23)], verbose_name=_("send window start hour"))
+    send_window_end_hour = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(24)], verbose_name=_("send window end hour"))
+    created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("campaign preset")
+        verbose_name_plural = _("campaign presets")
         ordering = ["policy", "name"]
         constraints = [
             models.UniqueConstraint(fields=["policy", "name"], name="campaign_preset_unique_name_per_policy"),

@@ -11,14 +11,16 @@ from engage.messaging.models import AgentType
 
 
 class PromptTemplate(models.Model):
-    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="prompt_templates")
-    agent_type = models.CharField(max_length=20, choices=AgentType.choices)
-    locale = models.CharField(max_length=10, default="bn")
-    name = models.CharField(max_length=100)
-    description = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(default=now, editable=False)
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="prompt_templates", verbose_name=_("company"))
+    agent_type = models.CharField(max_length=20, choices=AgentType.choices, verbose_name=_("agent type"))
+    locale = models.CharField(max_length=10, default="bn", verbose_name=_("locale"))
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    description = models.CharField(max_length=300, blank=True, verbose_name=_("description"))
+    created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("prompt template")
+        verbose_name_plural = _("prompt templates")
         ordering = ["company", "agent_type", "locale", "name"]
         constraints = [
             models.UniqueConstraint(
@@ -40,20 +42,22 @@ class PromptTemplateVersion(models.Model):
         APPROVED = "approved", _("Approved")
         ARCHIVED = "archived", _("Archived")
 
-    template = models.ForeignKey(PromptTemplate, on_delete=models.CASCADE, related_name="versions")
-    number = models.PositiveIntegerField()
-    body = models.TextField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    template = models.ForeignKey(PromptTemplate, on_delete=models.CASCADE, related_name="versions", verbose_name=_("template"))
+    number = models.PositiveIntegerField(verbose_name=_("number"))
+    body = models.TextField(verbose_name=_("body"))
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, verbose_name=_("status"))
     author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("author")
     )
     approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("approved by")
     )
-    approved_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=now, editable=False)
+    approved_at = models.DateTimeField(null=True, blank=True, verbose_name=_("approved at"))
+    created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("prompt template version")
+        verbose_name_plural = _("prompt template versions")
         ordering = ["template", "-number"]
         constraints = [
             models.UniqueConstraint(fields=["template", "number"], name="prompttemplateversion_unique_number"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 COHORT_NONE = "never"
 
@@ -21,23 +22,25 @@ class RollupRow(models.Model):
 class EngagementDaily(RollupRow):
     """Outbound customer engagement (SmartEngage, sales follow-ups: every agent but CoachNova) on one local day."""
 
-    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False)
-    local_date = models.DateField()
-    channel = models.CharField(max_length=20, default="")
-    template_version_id = models.BigIntegerField(default=0, help_text="0: no template version.")
-    campaign_id = models.BigIntegerField(default=0, help_text="0: not a campaign's message.")
-    service_category = models.CharField(max_length=100, default="", help_text="The campaign's service's category.")
-    cohort = models.CharField(max_length=10, default="", help_text="Days since the customer's last booking, bucketed.")
-    sent = models.PositiveIntegerField(default=0)
-    delivered = models.PositiveIntegerField(default=0)
-    opened = models.PositiveIntegerField(default=0)
-    clicked = models.PositiveIntegerField(default=0)
-    booked = models.PositiveIntegerField(default=0)
-    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=0)
-    opt_outs = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0, help_text="Delivery failures.")
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False, verbose_name=_("company"))
+    local_date = models.DateField(verbose_name=_("local date"))
+    channel = models.CharField(max_length=20, default="", verbose_name=_("channel"))
+    template_version_id = models.BigIntegerField(default=0, help_text="0: no template version.", verbose_name=_("template version id"))
+    campaign_id = models.BigIntegerField(default=0, help_text="0: not a campaign's message.", verbose_name=_("campaign id"))
+    service_category = models.CharField(max_length=100, default="", help_text="The campaign's service's category.", verbose_name=_("service category"))
+    cohort = models.CharField(max_length=10, default="", help_text="Days since the customer's last booking, bucketed.", verbose_name=_("cohort"))
+    sent = models.PositiveIntegerField(default=0, verbose_name=_("sent"))
+    delivered = models.PositiveIntegerField(default=0, verbose_name=_("delivered"))
+    opened = models.PositiveIntegerField(default=0, verbose_name=_("opened"))
+    clicked = models.PositiveIntegerField(default=0, verbose_name=_("clicked"))
+    booked = models.PositiveIntegerField(default=0, verbose_name=_("booked"))
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=0, verbose_name=_("revenue"))
+    opt_outs = models.PositiveIntegerField(default=0, verbose_name=_("opt outs"))
+    failed = models.PositiveIntegerField(default=0, help_text="Delivery failures.", verbose_name=_("failed"))
 
     class Meta:
+        verbose_name = _("engagement daily")
+        verbose_name_plural = _("engagement dailys")
         constraints = [
             models.UniqueConstraint(
                 fields=["company", "local_date", "channel", "template_version_id", "campaign_id", "service_category",
@@ -48,18 +51,20 @@ class EngagementDaily(RollupRow):
 class AIDaily(RollupRow):
     """Model calls (AISession rows) on one local day, by agent, outcome and reason."""
 
-    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False)
-    local_date = models.DateField()
-    agent_type = models.CharField(max_length=20, default="")
-    outcome = models.CharField(max_length=10, help_text="ok, error, fallback, rejected")
-    reason = models.CharField(max_length=100, default="", help_text="The safety code or the fallback's reason.")
-    sessions = models.PositiveIntegerField(default=0)
-    latency_ms_sum = models.BigIntegerField(default=0)
-    latency_count = models.PositiveIntegerField(default=0, help_text="Sessions with a model call (latency > 0).")
-    tokens_in = models.BigIntegerField(default=0)
-    tokens_out = models.BigIntegerField(default=0)
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False, verbose_name=_("company"))
+    local_date = models.DateField(verbose_name=_("local date"))
+    agent_type = models.CharField(max_length=20, default="", verbose_name=_("agent type"))
+    outcome = models.CharField(max_length=10, help_text="ok, error, fallback, rejected", verbose_name=_("outcome"))
+    reason = models.CharField(max_length=100, default="", help_text="The safety code or the fallback's reason.", verbose_name=_("reason"))
+    sessions = models.PositiveIntegerField(default=0, verbose_name=_("sessions"))
+    latency_ms_sum = models.BigIntegerField(default=0, verbose_name=_("latency ms sum"))
+    latency_count = models.PositiveIntegerField(default=0, help_text="Sessions with a model call (latency > 0).", verbose_name=_("latency count"))
+    tokens_in = models.BigIntegerField(default=0, verbose_name=_("tokens in"))
+    tokens_out = models.BigIntegerField(default=0, verbose_name=_("tokens out"))
 
     class Meta:
+        verbose_name = _("ai daily")
+        verbose_name_plural = _("ai dailys")
         constraints = [
             models.UniqueConstraint(fields=["company", "local_date", "agent_type", "outcome", "reason"],
                                     name="reports_ai_daily_key"),
@@ -69,15 +74,17 @@ class AIDaily(RollupRow):
 class LeadDaily(RollupRow):
     """Leads created, won and lost on one local day, by source and channel."""
 
-    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False)
-    local_date = models.DateField()
-    source = models.CharField(max_length=100, default="")
-    channel = models.CharField(max_length=20, default="")
-    new = models.PositiveIntegerField(default=0)
-    won = models.PositiveIntegerField(default=0)
-    lost = models.PositiveIntegerField(default=0)
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False, verbose_name=_("company"))
+    local_date = models.DateField(verbose_name=_("local date"))
+    source = models.CharField(max_length=100, default="", verbose_name=_("source"))
+    channel = models.CharField(max_length=20, default="", verbose_name=_("channel"))
+    new = models.PositiveIntegerField(default=0, verbose_name=_("new"))
+    won = models.PositiveIntegerField(default=0, verbose_name=_("won"))
+    lost = models.PositiveIntegerField(default=0, verbose_name=_("lost"))
 
     class Meta:
+        verbose_name = _("lead daily")
+        verbose_name_plural = _("lead dailys")
         constraints = [
             models.UniqueConstraint(fields=["company", "local_date", "source", "channel"], name="reports_lead_daily_key"),
         ]
@@ -86,15 +93,17 @@ class LeadDaily(RollupRow):
 class LeadStageCount(RollupRow):
     """The pipeline now: how many leads sit in each stage (a snapshot written by every refresh)."""
 
-    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False)
-    stage_id = models.BigIntegerField()
-    pipeline_name = models.CharField(max_length=100)
-    stage_name = models.CharField(max_length=100)
-    stage_order = models.PositiveSmallIntegerField()
-    kind = models.CharField(max_length=10)
-    leads = models.PositiveIntegerField(default=0)
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False, verbose_name=_("company"))
+    stage_id = models.BigIntegerField(verbose_name=_("stage id"))
+    pipeline_name = models.CharField(max_length=100, verbose_name=_("pipeline name"))
+    stage_name = models.CharField(max_length=100, verbose_name=_("stage name"))
+    stage_order = models.PositiveSmallIntegerField(verbose_name=_("stage order"))
+    kind = models.CharField(max_length=10, verbose_name=_("kind"))
+    leads = models.PositiveIntegerField(default=0, verbose_name=_("leads"))
 
     class Meta:
+        verbose_name = _("lead stage count")
+        verbose_name_plural = _("lead stage counts")
         constraints = [models.UniqueConstraint(fields=["company", "stage_id"], name="reports_lead_stage_key")]
 
 
@@ -103,17 +112,19 @@ class WorkerDaily(RollupRow):
     and whether the worker had been coached (a CoachNova recipient row with status coached, made before the
     booking's time); excused bookings are counted apart and not in on_time/late."""
 
-    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False)
-    local_date = models.DateField()
-    zone = models.CharField(max_length=100, default="")
-    service_category = models.CharField(max_length=100, default="")
-    coached = models.BooleanField(default=False, help_text="The worker had been coached by CoachNova before the booking.")
-    on_time = models.PositiveIntegerField(default=0)
-    late = models.PositiveIntegerField(default=0, help_text="Late arrivals, no-shows and worker cancellations.")
-    excused = models.PositiveIntegerField(default=0)
-    late_minutes = models.BigIntegerField(default=0)
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False, verbose_name=_("company"))
+    local_date = models.DateField(verbose_name=_("local date"))
+    zone = models.CharField(max_length=100, default="", verbose_name=_("zone"))
+    service_category = models.CharField(max_length=100, default="", verbose_name=_("service category"))
+    coached = models.BooleanField(default=False, help_text="The worker had been coached by CoachNova before the booking.", verbose_name=_("coached"))
+    on_time = models.PositiveIntegerField(default=0, verbose_name=_("on time"))
+    late = models.PositiveIntegerField(default=0, help_text="Late arrivals, no-shows and worker cancellations.", verbose_name=_("late"))
+    excused = models.PositiveIntegerField(default=0, verbose_name=_("excused"))
+    late_minutes = models.BigIntegerField(default=0, verbose_name=_("late minutes"))
 
     class Meta:
+        verbose_name = _("worker daily")
+        verbose_name_plural = _("worker dailys")
         constraints = [
             models.UniqueConstraint(fields=["company", "local_date", "zone", "service_category", "coached"],
                                     name="reports_worker_daily_key"),
@@ -123,7 +134,11 @@ class WorkerDaily(RollupRow):
 class RollupWatermark(RollupRow):
     """How far a company's rollups are done: the next refresh starts at `through_date` minus the late-event window."""
 
-    company = models.OneToOneField("crm.Company", on_delete=models.CASCADE, primary_key=True, related_name="+")
-    through_date = models.DateField(help_text="The last local day refreshed.")
-    refreshed_at = models.DateTimeField(default=now, help_text="Data as of: when the last refresh read the rows.")
-    duration_ms = models.PositiveIntegerField(default=0)
+    company = models.OneToOneField("crm.Company", on_delete=models.CASCADE, primary_key=True, related_name="+", verbose_name=_("company"))
+    through_date = models.DateField(help_text="The last local day refreshed.", verbose_name=_("through date"))
+    refreshed_at = models.DateTimeField(default=now, help_text="Data as of: when the last refresh read the rows.", verbose_name=_("refreshed at"))
+    duration_ms = models.PositiveIntegerField(default=0, verbose_name=_("duration ms"))
+
+    class Meta:
+        verbose_name = _("rollup watermark")
+        verbose_name_plural = _("rollup watermarks")

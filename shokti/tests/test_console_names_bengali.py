@@ -1,0 +1,132 @@
+"""The console's model names in the staff member's language: every field, model and choice label of our apps is
+marked for translation (a field left to Django's derived name, "created at", is never translated), and a staff
+member who chose Bengali sees Bengali column headings, form labels, filter titles and choices; English unchanged."""
+
+from __future__ import annotations
+
+import pytest
+from django.apps import apps
+from django.conf import settings
+from django.urls import reverse
+from django.utils import translation
+from django.utils.functional import Promise
+
+OUR_APPS = {"crm", "coaching", "engage", "reports", "channels_app"}
+
+
+def our_models():
+    return [model for model in apps.get_models() if model._meta.app_label in OUR_APPS]
+
+
+def test_every_field_and_model_of_our_apps_has_a_translatable_name():
+    unnamed, plain = [], []
+    for model in our_models():
+        for field in model._meta.concrete_fields:
+            if field.auto_created:  # the auto id, the parent links
+                continue
+            name = f"{model._meta.label}.{field.name}"
+            if field._verbose_name is None:
+                unnamed.append(name)
+            elif not isinstance(field._verbose_name, Promise):
+                plain.append(name)
+        for option in ("verbose_name", "verbose_name_plural"):
+            if not isinstance(model._meta.original_attrs.get(option), Promise):
+                plain.append(f"{model._meta.label} Meta.{option}")
+    assert len(our_models()) > 50
+    assert unnamed == [], "fields named by Django (their English is never translated): add verbose_name=_()"
+    assert plain == [], "names that are plain strings, not gettext_lazy"
+
+
+def test_no_choice_label_of_our_models_is_a_plain_string():
+    plain = [
+        f"{model._meta.label}.{field.name}: {label!r}"
+        for model in our_models()
+        for field in model._meta.concrete_fields
+        for _value, label in field.flatchoices
+        if not isinstance(label, Promise)
+    ]
+    assert plain == []
+
+
+@pytest.fixture
+def bengali(client, staff_user):
+    client.force_login(staff_user)
+    client.post(reverse("set_language"), {"language": "bn", "next": "/admin/"})
+    yield client
+    translation.activate(settings.LANGUAGE_CODE)  # the request's language stays active in the thread
+
+
+def page(client, url) -> str:
+    response = client.get(url)
+    assert response.status_code == 200, url
+    return response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_contacts_list_and_a_campaigns_form_speak_bengali(bengali, company):
+    from crm.tests.factories import ContactFactory
+    from engage.tests.test_campaign_admin import campaign_of
+
+    ContactFactory(company=company, name="Rahima", phone="+8801711000001")
+    campaign = campaign_of(company)
+
+    contacts = page(bengali, reverse("admin:crm_contact_changelist"))
+    form = page(bengali, reverse("admin:engage_campaign_change", args=[campaign.pk]))
+
+    # column headings from model fields, and a filter title derived from one
+    assert "তৈরির সময়" in contacts and "এসএমএসে সম্মতি" in contacts and "ইমেইলে সম্মতি" in contacts
+    assert "Created at" not in contacts and "Is sms consented" not in contacts
+    # form labels, a choice label and the model's name
+    assert "প্রোমো কোড" in form and "লিংকের মেয়াদ (ঘণ্টা)" in form and "স্মার্টএনগেজ রিমাইন্ডার" in form
+    assert "Promo code" not in form and "Link ttl hours" not in form and ">SmartEngage reminders<" not in form
+
+    bengali.post(reverse("set_language"), {"language": "en", "next": "/admin/"})
+    contacts = page(bengali, reverse("admin:crm_contact_changelist"))
+    form = page(bengali, reverse("admin:engage_campaign_change", args=[campaign.pk]))
+    assert "Created at" in contacts and "Is sms consented" in contacts
+    assert "Promo code" in form and "Link ttl hours" in form and "SmartEngage reminders" in form
+
+
+@pytest.mark.django_db
+def test_coachnova_pages_speak_bengali(bengali, company):
+    from coaching.models import CoachingRecipient, CoachingRun, CoachingSettings
+    from coaching.punctuality import local_today
+    from coaching.tests.helpers import worker_of
+    from crm.permissions import OPERATIONS, grant
+
+    grant(OPERATIONS, "coaching", ["view_coachingsettings", "change_coachingsettings", "view_coachingrun",
+                                   "view_coachingrecipient"])
+    settings_row, _created = CoachingSettings.objects.get_or_create(company=company)
+    worker = worker_of(company, name="Karim Mia")
+    run = CoachingRun.objects.create(company=company, as_of=local_today(company), status="completed")
+    CoachingRecipient.objects.create(run=run, company=company, worker=worker, status="skipped", reason="capped")
+
+    form = page(bengali, reverse("admin:coaching_coachingsettings_change", args=[settings_row.pk]))
+    recipients = page(bengali, reverse("admin:coaching_coachingrecipient_changelist"))
+    run_page = page(bengali, reverse("admin:coaching_coachingrun_change", args=[run.pk]))
+
+    assert "ছাড়ের মিনিট" in form and "কারা কোচিং পাবেন" in form and "নীরব সময় শুরুর ঘণ্টা" in form
+    assert "Grace minutes" not in form and "Who is coached" not in form
+    assert "সীমা পূর্ণ" in recipients and "উত্তরের কারণ" in recipients  # a choice label, a column heading
+    assert ">Capped<" not in recipients and "Reply reason" not in recipients
+    assert "এখনও মাপা যায় না" in run_page and "প্রভাব" in run_page and "ট্রিগার" in run_page
+    assert "Not measurable yet" not in run_page
+
+
+@pytest.mark.django_db
+def test_a_burnout_alert_speaks_bengali(bengali, company):
+    from reports.burnout.models import BurnoutAlert
+    from reports.burnout.services import burnout_evaluate
+    from reports.tests.helpers import overworked, worker_of
+
+    overworked(worker_of(company, name="Karim Mia"), zone="Mirpur")
+    burnout_evaluate(company=company)
+    alert = BurnoutAlert.objects.get(company=company)
+
+    alerts = page(bengali, reverse("admin:reports_burnoutalert_changelist"))
+    alert_page = page(bengali, reverse("admin:reports_burnoutalert_change", args=[alert.pk]))
+
+    assert "জোন ও সেবা অনুযায়ী অমীমাংসিত বার্নআউট সতর্কতা" in alerts and "সেবার বিভাগ" in alerts
+    assert "Unresolved burnout alerts" not in alerts and "Service category" not in alerts
+    assert "কী করা হয়েছে" in alert_page and "ব্যবস্থাটি লিখুন" in alert_page and "স্বাভাবিক হওয়ার সময়" in alert_page
+    assert "Record the action" not in alert_page and "Cleared at" not in alert_page
