@@ -25,7 +25,15 @@ from django.utils import timezone
 from crm.models import Company, Membership
 from engage.api import Campaign, Job, queue_stats
 from reports.rollups.aggregate import COHORT_NAMES, local_today
-from reports.rollups.models import AIDaily, EngagementDaily, LeadDaily, LeadStageCount, RollupWatermark, WorkerDaily
+from reports.rollups.models import (
+    AIDaily,
+    EngagementDaily,
+    LeadDaily,
+    LeadStageCount,
+    LeadStageTimeDaily,
+    RollupWatermark,
+    WorkerDaily,
+)
 
 DB = "reports"
 PERIODS = {"today": 1, "7d": 7, "30d": 30, "90d": 90}
@@ -246,8 +254,45 @@ def _leads(company: Company, first: dt.date, last: dt.date) -> dict:
     stages = list(LeadStageCount.objects.using(DB).filter(company_id=company.pk).order_by(
         "pipeline_name", "stage_order").values("pipeline_name", "stage_name", "kind", "leads"))
     return {"totals": _compare(totals, previous), "by_source": by_source, "stages": stages,
+            "time_in_stage": time_in_stage(company=company, first=first, last=last),
             "win_rate": _rate(totals["won"], totals["won"] + totals["lost"]),
             "series": _series(rows, ("new", "won", "lost"), first, last)}
+
+
+def percentile(histogram: dict[int, int], q: float) -> int | None:
+    """The nearest-rank q-th quantile (0 < q <= 1) of values given as {value: how many}: the smallest value with at
+    least ceil(q * n) values at or below it."""
+    n = sum(histogram.values())
+    if not n:
+        return None
+    rank, seen = math.ceil(q * n), 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= rank:
+            return value
+    return None
+
+
+def time_in_stage(*, company: Company, first: dt.date, last: dt.date) -> list[dict]:
+    """Per stage, the stays that ended in the period (leads moved out of it): how many, and the median and p90 of
+    their local days in the stage; in pipeline and stage order (stages since deleted last, named by id)."""
+    histograms: dict[int, dict[int, int]] = defaultdict(dict)
+    for row in (_in(LeadStageTimeDaily, company, first, last).values("stage_id", "days")
+                .annotate(n=Sum("stays")).order_by()):
+        histograms[row["stage_id"]][row["days"]] = row["n"]
+    names = {row["stage_id"]: row for row in LeadStageCount.objects.using(DB).filter(
+        company_id=company.pk, stage_id__in=list(histograms)).values("stage_id", "pipeline_name", "stage_name",
+                                                                     "stage_order")}
+    rows = []
+    for stage_id, histogram in histograms.items():
+        named = names.get(stage_id, {"pipeline_name": "", "stage_name": f"#{stage_id}", "stage_order": 10_000})
+        rows.append({"stage_id": stage_id, "pipeline_name": named["pipeline_name"], "stage_name": named["stage_name"],
+                     "order": named["stage_order"], "stays": sum(histogram.values()),
+                     "median_days": percentile(histogram, 0.5), "p90_days": percentile(histogram, 0.9)})
+    rows.sort(key=lambda row: (row["pipeline_name"] == "", row["pipeline_name"], row["order"], row["stage_id"]))
+    for row in rows:
+        del row["order"]
+    return rows
 
 
 def _burnout_open(company: Company) -> int | None:

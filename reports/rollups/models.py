@@ -98,6 +98,25 @@ class LeadStageCount(RollupRow):
         constraints = [models.UniqueConstraint(fields=["company", "stage_id"], name="reports_lead_stage_key")]
 
 
+class LeadStageTimeDaily(RollupRow):
+    """Time in stage: how many leads left a stage on one local day after how many local days in it (a histogram,
+    so the median and p90 of any period are exact sums of days). A stay starts when the lead was created or moved
+    into the stage and ends with the `stage.changed` event that moved it out; days are counted between the two
+    local dates in the company's time zone (0: left on the day it came in)."""
+
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False)
+    local_date = models.DateField(help_text="The local day the lead left the stage.")
+    stage_id = models.BigIntegerField()
+    days = models.PositiveIntegerField(help_text="Local days the lead spent in the stage.")
+    stays = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["company", "local_date", "stage_id", "days"],
+                                    name="reports_lead_stage_time_key"),
+        ]
+
+
 class WorkerDaily(RollupRow):
     """Bookings' punctuality (coaching's BookingPunctuality) on one scheduled local day, by zone, service category
     and whether the worker had been coached (a CoachNova recipient row with status coached, made before the

@@ -12,7 +12,15 @@ from django.utils import timezone
 from crm.models import Company
 from engage.api import job_enqueue
 from reports.rollups import aggregate
-from reports.rollups.models import AIDaily, EngagementDaily, LeadDaily, LeadStageCount, RollupWatermark, WorkerDaily
+from reports.rollups.models import (
+    AIDaily,
+    EngagementDaily,
+    LeadDaily,
+    LeadStageCount,
+    LeadStageTimeDaily,
+    RollupWatermark,
+    WorkerDaily,
+)
 
 # Late events (a delivery receipt, a click, a punctuality recomputed) land within this many local days.
 LATE_DAYS = 3
@@ -24,6 +32,7 @@ _DAILY = (
     (EngagementDaily, aggregate.engagement_rows),
     (AIDaily, aggregate.ai_rows),
     (LeadDaily, aggregate.lead_rows),
+    (LeadStageTimeDaily, aggregate.lead_stage_time_rows),
     (WorkerDaily, aggregate.worker_rows),
 )
 

@@ -269,3 +269,15 @@ def test_reads_go_through_the_reports_alias_on_its_own_connection(client):
         card = selectors.card(company=company, card="engagement", period="7d")
     assert card["totals"]["sent"]["value"] > 0
     assert any("reports_engagementdaily" in query["sql"] for query in reads.captured_queries)
+
+
+def test_the_leads_card_shows_time_in_stage_on_the_home_and_in_the_api(client, alpha, owner, key_client):
+    card = selectors.card(company=alpha, card="leads", period="30d")
+    rows = card["time_in_stage"]
+    assert rows and all(row["median_days"] <= row["p90_days"] for row in rows)
+    assert rows[0]["stage_name"] == "New"  # pipeline order
+    response, _ = cards_on_home(client, owner, period="30d")
+    html = response.content.decode()
+    assert 'id="leads-time-in-stage"' in html and 'data-stage="New"' in html
+    api = key_client.get("/api/reports/cards/leads/", {"period": "30d"})
+    assert api.status_code == 200 and api.json()["time_in_stage"] == rows
