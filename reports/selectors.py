@@ -8,6 +8,7 @@ Who sees what: owners and Operations every card of their companies, Marketing th
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import importlib
 import math
@@ -24,6 +25,7 @@ from django.utils import timezone
 
 from crm.models import Company, Membership
 from engage.api import Campaign, Job, queue_stats
+from reports.rollups import aggregate
 from reports.rollups.aggregate import COHORT_NAMES, local_today
 from reports.rollups.models import (
     AIDaily,
@@ -173,12 +175,75 @@ def card(*, company: Company, card: str, period: str = DEFAULT_PERIOD, today: dt
         return {"card": card, "period": period, "first": first.isoformat(), "last": last.isoformat(),
                 "data_as_of": as_of.isoformat() if as_of else None, **result}
 
-    return _cached(_key(card, company, period, today=today), build)
+    result = _cached(_key(card, company, period, today=today), build)
+    if period == "today" and card in LIVE and last == local_today(company):
+        result = _with_live(company, card, copy.deepcopy(result), last)
+    return result
+
+
+# --- live today -------------------------------------------------------------------------------------------------
+
+LIVE_SECONDS = 10
+# The cards whose today numbers add the raw rows stamped since the watermark: the aggregation that reads them (the
+# refresh's own, so the definitions are the same) and the totals they add to.
+LIVE = {
+    ENGAGEMENT: (aggregate.engagement_rows, ENGAGEMENT_METRICS),
+    AI: (aggregate.ai_rows, ("replies", "fallbacks", "safety_rejections", "sessions", "tokens")),
+    LEADS: (aggregate.lead_rows, ("new", "won", "lost")),
+}
+
+
+def live_today(*, company: Company, card: str, today: dt.date) -> dict:
+    """The card's numbers of the rows stamped today since the rollups' watermark (read up to now), cached
+    LIVE_SECONDS under the watermark and the time slot: {"read_at", "since", "totals"}."""
+    since = data_as_of(company=company)
+
+    def build() -> dict:
+        read_at = timezone.now()
+        rows = LIVE[card][0](company=company, first=today, last=today, since=since, until=read_at)
+        totals: dict[str, Any] = defaultdict(int)
+        for row in rows:
+            if card == AI:
+                kind = {"ok": "replies", "rejected": "safety_rejections"}.get(row.outcome, "fallbacks")
+                totals[kind] += row.sessions
+                totals["sessions"] += row.sessions
+                totals["tokens"] += row.tokens_in + row.tokens_out
+            else:
+                for metric in LIVE[card][1]:
+                    totals[metric] += getattr(row, metric)
+        return {"read_at": read_at.isoformat(), "since": since.isoformat() if since else None,
+                "totals": {metric: _plain(totals[metric]) for metric in LIVE[card][1]}}
+
+    slot = int(time.time()) // LIVE_SECONDS
+    return _cached(("live", card, company.pk, today, since.timestamp() if since else "never", slot), build)
+
+
+def _with_live(company: Company, card: str, result: dict, today: dt.date) -> dict:
+    """Today's card: the rollup's numbers plus the live rows since its watermark; "data as of" is when those were
+    read. The per-campaign/template/source tables and the average latency stay the rollup's."""
+    live = live_today(company=company, card=card, today=today)
+    for metric, extra in live["totals"].items():
+        total = result["totals"][metric]
+        total["value"] = round(total["value"] + extra, 2) if isinstance(extra, float) else total["value"] + extra
+        total["change"] = (round(100 * (total["value"] - total["previous"]) / total["previous"], 1)
+                           if total["previous"] else None)
+        series = result["series"]["datasets"]
+        if series.get(metric):
+            series[metric][-1] = round(series[metric][-1] + extra, 2)
+    value = {metric: total["value"] for metric, total in result["totals"].items()}
+    if card == ENGAGEMENT:
+        result["funnel"] = [{"step": step["step"], "value": value[step["step"]]} for step in result["funnel"]]
+        result["rates"] = _engagement_rates(value)
+    elif card == LEADS:
+        result["win_rate"] = _rate(value["won"], value["won"] + value["lost"])
+    result["data_as_of"], result["rollup_as_of"] = live["read_at"], result["data_as_of"]
+    return result
 
 
 def _compare(current: dict, previous: dict) -> dict:
     return {name: {"value": value, "previous": previous.get(name), "change": (
-        round(100 * (value - previous[name]) / previous[name], 1) if previous.get(name) else None)}
+        round(100 * (value - previous[name]) / previous[name], 1) if previous.get(name) and value is not None
+        else None)}
         for name, value in current.items()}
 
 
@@ -200,14 +265,18 @@ def _engagement(company: Company, first: dt.date, last: dt.date) -> dict:
         "totals": _compare(totals, previous),
         "funnel": [{"step": step, "value": totals[step]} for step in ("sent", "delivered", "opened", "clicked",
                                                                       "booked")],
-        "rates": {"delivered": _rate(totals["delivered"], totals["sent"]),
-                  "opened": _rate(totals["opened"], totals["delivered"]),
-                  "clicked": _rate(totals["clicked"], totals["opened"]),
-                  "booked": _rate(totals["booked"], totals["clicked"])},
+        "rates": _engagement_rates(totals),
         "series": _series(rows, ("sent", "delivered", "opened", "clicked", "booked"), first, last),
         "by_campaign": by_campaign,
         "by_template_version": by_template,
     }
+
+
+def _engagement_rates(totals: dict) -> dict:
+    return {"delivered": _rate(totals["delivered"], totals["sent"]),
+            "opened": _rate(totals["opened"], totals["delivered"]),
+            "clicked": _rate(totals["clicked"], totals["opened"]),
+            "booked": _rate(totals["booked"], totals["clicked"])}
 
 
 def _ai(company: Company, first: dt.date, last: dt.date) -> dict:

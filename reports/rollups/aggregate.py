@@ -85,6 +85,19 @@ def utc_range(company: Company, first: dt.date, last: dt.date) -> tuple[dt.datet
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
+def read_range(company: Company, first: dt.date, last: dt.date, since: dt.datetime | None = None,
+               until: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """The UTC range the aggregation reads: the local days first..last, cut to [since, until) when given. The
+    refresh reads up to the moment it started (`until`, its "data as of"), and the live "today" numbers read from
+    there on (`since`), so a row counts in exactly one of the two."""
+    start, end = utc_range(company, first, last)
+    if since is not None:
+        start = max(start, since)
+    if until is not None:
+        end = min(end, until)
+    return start, end
+
+
 def cohort_of(*, last_booking_at: dt.datetime | None, at: dt.datetime) -> str:
     if last_booking_at is None:
         return COHORT_NONE
@@ -161,15 +174,15 @@ class _MessageIndex:
         return self.found
 
 
-def engagement_rows(*, company: Company, first: dt.date, last: dt.date) -> list[EngagementDaily]:
+def engagement_rows(*, company: Company, first: dt.date, last: dt.date, since: dt.datetime | None = None,
+                    until: dt.datetime | None = None) -> list[EngagementDaily]:
     zone = company_zone(company)
-    start, end = utc_range(company, first, last)
+    start, end = read_range(company, first, last, since, until)
     totals: dict[tuple, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
 
     def add(at: dt.datetime, dims: tuple, metric: str, amount: Any = 1) -> None:
-        day = at.astimezone(zone).date()
-        if first <= day <= last:
-            totals[(day, *dims)][metric] += amount
+        if start <= at < end:
+            totals[(at.astimezone(zone).date(), *dims)][metric] += amount
 
     in_range = Q()
     for field in ("sent_at", "delivered_at", "failed_at"):
@@ -234,11 +247,12 @@ def ai_reason(*, outcome: str, error: str, safety: Any) -> str:
     return line.split(":")[0].strip()[:100] or outcome
 
 
-def ai_rows(*, company: Company, first: dt.date, last: dt.date) -> list[AIDaily]:
+def ai_rows(*, company: Company, first: dt.date, last: dt.date, since: dt.datetime | None = None,
+            until: dt.datetime | None = None) -> list[AIDaily]:
     """Grouped in SQL by local day (TruncDate in the company's zone: portable), agent, outcome, error and first
     safety code; the reasons are then named and merged in Python."""
     zone = company_zone(company)
-    start, end = utc_range(company, first, last)
+    start, end = read_range(company, first, last, since, until)
     totals: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     groups = (AISession.objects.filter(company_id=company.pk, created_at__gte=start, created_at__lt=end).order_by()
               .values(day=TruncDate("created_at", tzinfo=zone), agent=F("agent_type"), result=F("outcome"),
@@ -260,9 +274,10 @@ def ai_rows(*, company: Company, first: dt.date, last: dt.date) -> list[AIDaily]
 
 # --- leads ------------------------------------------------------------------------------------------------------
 
-def lead_rows(*, company: Company, first: dt.date, last: dt.date) -> list[LeadDaily]:
+def lead_rows(*, company: Company, first: dt.date, last: dt.date, since: dt.datetime | None = None,
+              until: dt.datetime | None = None) -> list[LeadDaily]:
     zone = company_zone(company)
-    start, end = utc_range(company, first, last)
+    start, end = read_range(company, first, last, since, until)
     totals: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     leads = (Lead.objects.filter(company_id=company.pk, created_at__gte=start, created_at__lt=end).order_by()
              .values_list(TruncDate("created_at", tzinfo=zone), "source", "channel").annotate(n=Count("pk")))
@@ -304,13 +319,14 @@ def _stage_moves(company: Company, lead_ids: list[int], end: dt.datetime) -> dic
     return moves
 
 
-def lead_stage_time_rows(*, company: Company, first: dt.date, last: dt.date) -> list[LeadStageTimeDaily]:
+def lead_stage_time_rows(*, company: Company, first: dt.date, last: dt.date, since: dt.datetime | None = None,
+                         until: dt.datetime | None = None) -> list[LeadStageTimeDaily]:
     """Stays that ended on local days first..last: each stage change in the range closes the stay in its
     `from_id` stage (else the stage the previous change moved the lead to), begun at the previous change of the
     same lead or, for its first, at the lead's creation; a stay whose start is unknown (the lead deleted, no
     earlier change) is left out."""
     zone = company_zone(company)
-    start, end = utc_range(company, first, last)
+    start, end = read_range(company, first, last, since, until)
     totals: dict[tuple, int] = defaultdict(int)
     changes = (Event.objects.filter(company_id=company.pk, type=STAGE_CHANGED, occurred_at__gte=start,
                                     occurred_at__lt=end).order_by().values_list("id", "payload"))

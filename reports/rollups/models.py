@@ -144,5 +144,6 @@ class RollupWatermark(RollupRow):
 
     company = models.OneToOneField("crm.Company", on_delete=models.CASCADE, primary_key=True, related_name="+")
     through_date = models.DateField(help_text="The last local day refreshed.")
+    # The rollups hold every row stamped before refreshed_at; the live "today" numbers add the rows since.
     refreshed_at = models.DateTimeField(default=now, help_text="Data as of: when the last refresh read the rows.")
     duration_ms = models.PositiveIntegerField(default=0)

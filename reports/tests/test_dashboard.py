@@ -281,3 +281,49 @@ def test_the_leads_card_shows_time_in_stage_on_the_home_and_in_the_api(client, a
     assert 'id="leads-time-in-stage"' in html and 'data-stage="New"' in html
     api = key_client.get("/api/reports/cards/leads/", {"period": "30d"})
     assert api.status_code == 200 and api.json()["time_in_stage"] == rows
+
+
+def test_today_adds_the_rows_since_the_last_tick_once(alpha, monkeypatch):
+    # given today's cards read right after a tick
+    from crm.models import Event, Lead
+    from crm.tests.factories import ContactFactory
+    from engage.api import AISession, Message
+
+    before = {card: selectors.card(company=alpha, card=card, period="today") for card in ("engagement", "ai", "leads")}
+    watermark = RollupWatermark.objects.get(company=alpha).refreshed_at
+    # when, after the tick, a reminder is sent and delivered, a model replies, a lead comes in and someone opts out
+    contact = ContactFactory(company=alpha)
+    now = dt.datetime.now(dt.UTC)
+    Message.objects.create(company=alpha, contact=contact, direction="outbound", channel="sms",
+                           agent_type="smartengage", body="x", status="delivered", sent_at=now, delivered_at=now,
+                           created_at=now)
+    AISession.objects.create(company=alpha, agent_type="sales", purpose="reply", outcome="ok", tokens_in=7,
+                             tokens_out=3)
+    lead = Lead.objects.create(company=alpha, contact=contact, pipeline=alpha.pipelines.first(),
+                               stage=alpha.pipelines.first().stages.first(), source="ad")
+    Event.objects.create(company=alpha, type="opt_out", contact=contact, payload={"channel": "sms"})
+    later = selectors.time.time() + selectors.LIVE_SECONDS  # the live part's cache slot has passed
+    monkeypatch.setattr(selectors.time, "time", lambda: later)
+
+    def value(card, metric):
+        return selectors.card(company=alpha, card=card, period="today")["totals"][metric]["value"]
+
+    # then today's cards show them without a refresh, "data as of" now
+    expected = {("engagement", "sent"): 1, ("engagement", "delivered"): 1, ("engagement", "opt_outs"): 1,
+                ("ai", "replies"): 1, ("ai", "sessions"): 1, ("ai", "tokens"): 10, ("leads", "new"): 1}
+    for (card, metric), extra in expected.items():
+        assert value(card, metric) == before[card]["totals"][metric]["value"] + extra, (card, metric)
+    engagement = selectors.card(company=alpha, card="engagement", period="today")
+    assert dt.datetime.fromisoformat(engagement["data_as_of"]) > watermark
+    assert engagement["funnel"][0]["value"] == value("engagement", "sent")
+    assert engagement["series"]["datasets"]["sent"][-1] == value("engagement", "sent")
+    assert lead.created_at > watermark
+    # and after the next tick they are in the rollup and counted once
+    rollups_refresh(company=alpha, first=local_today(alpha), last=local_today(alpha))
+    rolled = EngagementDaily.objects.filter(company=alpha, local_date=local_today(alpha))
+    assert sum(rolled.values_list("sent", flat=True)) == before["engagement"]["totals"]["sent"]["value"] + 1
+    for (card, metric), extra in expected.items():
+        assert value(card, metric) == before[card]["totals"][metric]["value"] + extra, (card, metric)
+    # other periods stay the rollup's, as of the tick
+    assert selectors.card(company=alpha, card="engagement", period="7d")["data_as_of"] == RollupWatermark.objects.get(
+        company=alpha).refreshed_at.isoformat()
