@@ -24,7 +24,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from crm.models import Company, Membership
-from engage.api import Campaign, Job, queue_stats
+from engage.api import Campaign, Job, queue_stats, template_version_labels
 from reports.rollups import aggregate
 from reports.rollups.aggregate import COHORT_NAMES, local_today
 from reports.rollups.models import (
@@ -261,6 +261,9 @@ def _engagement(company: Company, first: dt.date, last: dt.date) -> dict:
         row["campaign_id"] for row in by_campaign]).values_list("pk", "name"))
     for row in by_campaign:
         row["name"] = names.get(row["campaign_id"], f"#{row['campaign_id']}")
+    labels = template_version_labels(company=company, ids=[row["template_version_id"] for row in by_template], using=DB)
+    for row in by_template:
+        row["name"] = labels.get(row["template_version_id"], f"#{row['template_version_id']}")
     return {
         "totals": _compare(totals, previous),
         "funnel": [{"step": step, "value": totals[step]} for step in ("sent", "delivered", "opened", "clicked",
@@ -448,9 +451,13 @@ def breakdown_rows(*, company: Company, card: str, dimension: str, first: dt.dat
     order = ("local_date", column) if by_day else (f"-{metrics[0]}", column)
     queryset = (_in(model, company, first, last).values(*group).annotate(**{m: Sum(m) for m in metrics})
                 .order_by(*order))
+    labels = {}
+    if dimension == "template_version":  # "<template name> v<N>": the names in one query, not one per row
+        labels = template_version_labels(company=company, using=DB, ids=_in(model, company, first, last).filter(
+            template_version_id__gt=0).values_list(column, flat=True).order_by().distinct())
     for row in queryset.iterator(chunk_size=2000) if by_day else queryset:
         value = row.pop(column)
-        out = {"segment": _segment_label(dimension, value)}
+        out = {"segment": labels.get(value) or _segment_label(dimension, value)}
         if by_day:
             out = {"local_date": row.pop("local_date").isoformat(), **out}
         out.update({metric: _plain(row[metric] or 0) for metric in metrics})
@@ -464,7 +471,9 @@ def breakdown_rows(*, company: Company, card: str, dimension: str, first: dt.dat
 def _segment_label(dimension: str, value: Any) -> str:
     if dimension == "coached":
         return "coached" if value else "not coached"
-    if dimension in ("template_version", "campaign"):
+    if dimension == "template_version":
+        return f"#{value}" if value else "none"  # a version since deleted
+    if dimension == "campaign":
         return str(value) if value else "none"
     if dimension == "cohort":
         return value if value in COHORT_NAMES else (value or "none")

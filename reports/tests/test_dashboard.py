@@ -327,3 +327,32 @@ def test_today_adds_the_rows_since_the_last_tick_once(alpha, monkeypatch):
     # other periods stay the rollup's, as of the tick
     assert selectors.card(company=alpha, card="engagement", period="7d")["data_as_of"] == RollupWatermark.objects.get(
         company=alpha).refreshed_at.isoformat()
+
+
+def test_template_versions_are_named_in_the_card_the_breakdown_its_chart_and_the_csv(client, alpha, owner):
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    from engage.prompts.models import PromptTemplateVersion
+
+    used = set(EngagementDaily.objects.filter(company=alpha, template_version_id__gt=0).values_list(
+        "template_version_id", flat=True))
+    assert len(used) >= 2  # the seed uses two versions
+    names = {version.pk: f"{version.template.name} v{version.number}"
+             for version in PromptTemplateVersion.objects.filter(pk__in=used)}
+    card = selectors.card(company=alpha, card="engagement", period="30d")
+    assert {row["name"] for row in card["by_template_version"]} == set(names.values())
+    client.force_login(owner)
+    query = {"company": alpha.pk, "card": "engagement", "dimension": "template_version", "period": "30d"}
+    with CaptureQueriesContext(connections["reports"]) as reads:
+        response = client.get(reverse("reports-breakdown"), query)
+    segments = {row["segment"] for row in response.context["data"]["rows"]}
+    assert segments == {*names.values(), "none"}
+    html = response.content.decode()
+    assert all(name in html for name in names.values())  # the table and the chart's data (json_script)
+    assert sum("prompttemplateversion" in q["sql"] for q in reads.captured_queries) == 1  # one query for the names
+    rows = list(csv.DictReader(io.StringIO(b"".join(client.get(reverse("reports-breakdown-csv"), query)
+                                                     .streaming_content).decode())))
+    assert {row["segment"] for row in rows} == {*names.values(), "none"}
+    home, _ = cards_on_home(client, owner, period="30d")
+    assert all(name in home.content.decode() for name in names.values())
