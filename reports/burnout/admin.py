@@ -3,7 +3,9 @@
 The default list shows unresolved alerts grouped by zone and service category (a summary of teams above the rows,
 ordered by zone, never ranked by hours); one alert's page shows its numbers and the three steps a manager takes
 (acknowledge, record an action, resolve with the outcome), each a POST that calls a service. Opening an alert's page
-is recorded in the worker's timeline."""
+is recorded in the worker's timeline. The worker's own page (crm's worker admin, with coaching's punctuality and
+coaching panels) gets a burnout panel here: the unresolved alert, its level and numbers, and the link to handle it.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +18,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 
+from coaching.admin import WorkerAdmin as CoachingWorkerAdmin  # registered on import; replaced below
+from crm.models import Worker
 from crm.tenancy.admin import TenantScopedAdmin
 from reports.burnout.models import BurnoutAlert, BurnoutSettings
-from reports.burnout.selectors import alerts_by_segment
+from reports.burnout.selectors import alerts_by_segment, unresolved_alert_of
 from reports.burnout.services import (
     burnout_alert_acknowledge,
     burnout_alert_act,
@@ -203,3 +207,22 @@ class BurnoutAlertAdmin(TenantScopedAdmin):
         return self._bulk(request, queryset, form_class=ResolveForm, action_name="resolve", title="Resolve",
                           step=lambda alert, data: burnout_alert_resolve(alert=alert, actor=request.user,
                                                                          outcome=data["outcome"], note=data["note"]))
+
+
+admin.site.unregister(Worker)
+
+
+@admin.register(Worker)
+class WorkerAdmin(CoachingWorkerAdmin):
+    """The worker's page with their unresolved burnout alert on top of coaching's panels (people who may view
+    burnout alerts only; showing it is recorded in the worker's timeline like opening the alert)."""
+
+    change_form_template = "admin/reports/worker/change_form.html"
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk and request.user.has_perm("reports.view_burnoutalert"):
+            alert = unresolved_alert_of(worker=obj)
+            if alert is not None and request.method == "GET":
+                burnout_alert_viewed(alert=alert, actor=request.user, page="worker")
+            context["burnout_alert"] = alert
+        return super().render_change_form(request, context, add, change, form_url, obj)

@@ -251,10 +251,11 @@ def burnout_alert_resolve(*, alert: BurnoutAlert, actor: User, outcome: str, not
                        resolved_by=actor, outcome=outcome, outcome_note=note.strip())
 
 
-def burnout_alert_viewed(*, alert: BurnoutAlert, actor: User) -> None:
-    """A manager opened one worker's burnout details: the worker's timeline says who looked, and when."""
+def burnout_alert_viewed(*, alert: BurnoutAlert, actor: User, page: str = "alert") -> None:
+    """A manager saw one worker's burnout details (the alert's page, or the worker's page showing it): the
+    worker's timeline says who looked, where and when."""
     event_record(company=alert.company, type="burnout.viewed", contact=alert.worker.contact, target=alert.worker,
-                 actor=actor, source="burnout", payload={"alert_id": alert.pk})
+                 actor=actor, source="burnout", payload={"alert_id": alert.pk, "page": page})
 
 
 def burnout_evaluate_all(*, hour_key: str) -> dict:
