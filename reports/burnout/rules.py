@@ -15,10 +15,44 @@ from decimal import Decimal
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
+
 LATE_NIGHT_END_HOUR = 5  # a late-night job is one with any part between the threshold hour and 05:00
 WINDOW_DAYS = 7
 TREND_DAYS = 14
 HISTORY_DAYS = 35  # how far back the evaluation reads (the streak is counted up to this many days)
+
+
+# Each signal's sentence, with its numbers as placeholders: a signal stores its code and numbers (`params`), so the
+# console and the email say it in the reader's language; `text` keeps the English for the webhook and the timeline.
+SIGNAL_TEXTS = {
+    "hours": _("%(hours)s h in the last 7 days (threshold %(threshold)s h)"),
+    "no_day_off": _("%(days)s days without a day off"),
+    "late_night": _("%(jobs)s late-night jobs (after %(hour)s) in the last 7 days"),
+    "back_to_back": _("%(pairs)s back-to-back jobs (under %(minutes)s min between) in the last 7 days"),
+    "cancellations_rising": _("%(recent)s jobs cancelled by the worker in the last 14 days, up from %(previous)s "
+                              "in the 14 before"),
+    "ratings_falling": _("average rating %(recent)s in the last 14 days, down from %(previous)s in the 14 before"),
+    "lateness_rising": _("%(recent)s late arrivals in the last 14 days, up from %(previous)s in the 14 before"),
+}
+LEVEL_LABELS = {"watch": _("Watch"), "alert": _("Alert")}
+
+
+def signal_text(signal: dict) -> str:
+    """A stored signal's sentence in the active language (its stored English text when it has no numbers)."""
+    template, params = SIGNAL_TEXTS.get(signal.get("code", "")), signal.get("params")
+    if template is None or not isinstance(params, dict):
+        return str(signal.get("text", ""))
+    try:
+        return str(template) % params
+    except (KeyError, TypeError, ValueError):
+        return str(signal.get("text", ""))
+
+
+def explanation(signals: list[dict]) -> str:
+    """The alert in numbers, in the active language: every signal's sentence."""
+    return ", ".join(signal_text(signal) for signal in signals if isinstance(signal, dict))
 
 
 @dataclass(frozen=True)
@@ -69,9 +103,10 @@ class Evaluation:
         return ", ".join(signal["text"] for signal in self.signals)
 
 
-def hours_text(hours: float) -> str:
+def hours_number(hours: float) -> str:
+    """58 or 57.5 (one decimal, none when whole)."""
     rounded = round(hours, 1)
-    return f"{int(rounded)} h" if rounded == int(rounded) else f"{rounded} h"
+    return f"{int(rounded)}" if rounded == int(rounded) else f"{rounded}"
 
 
 def _local(moment: dt.datetime, zone: ZoneInfo) -> dt.datetime:
@@ -147,32 +182,29 @@ def evaluate(jobs: list[Job], *, thresholds: Thresholds, zone: ZoneInfo, now: dt
     }
     signals: list[dict] = []
 
-    def signal(code: str, level: str, text: str) -> None:
-        signals.append({"code": code, "level": level, "text": text})
+    def signal(code: str, level: str, **params) -> None:
+        item = {"code": code, "level": level, "params": params}
+        with translation.override("en"):  # the stored text is English (webhook, timeline); readers get signal_text
+            item["text"] = signal_text(item)
+        signals.append(item)
 
     if hours >= t.alert_hours_7d or hours >= t.watch_hours_7d:
         level = "alert" if hours >= t.alert_hours_7d else "watch"
         threshold = t.alert_hours_7d if level == "alert" else t.watch_hours_7d
-        signal("hours", level, f"{hours_text(hours)} in the last 7 days (threshold {threshold} h)")
+        signal("hours", level, hours=hours_number(hours), threshold=threshold)
     if streak >= t.max_days_without_break:
-        signal("no_day_off", "watch", f"{streak} days without a day off")
+        signal("no_day_off", "watch", days=streak)
     if len(late_night) >= t.late_night_jobs:
-        signal("late_night", "watch",
-               f"{len(late_night)} late-night jobs (after {t.late_night_hour:02d}:00) in the last 7 days")
+        signal("late_night", "watch", jobs=len(late_night), hour=f"{t.late_night_hour:02d}:00")
     if back_to_back >= t.back_to_back_pairs:
-        signal("back_to_back", "watch",
-               f"{back_to_back} back-to-back jobs (under {t.back_to_back_gap_minutes} min between) in the last 7 days")
+        signal("back_to_back", "watch", pairs=back_to_back, minutes=t.back_to_back_gap_minutes)
     if len(cancels_recent) >= t.trend_min_count and len(cancels_recent) > len(cancels_previous):
-        signal("cancellations_rising", "watch",
-               f"{len(cancels_recent)} jobs cancelled by the worker in the last 14 days, up from "
-               f"{len(cancels_previous)} in the 14 before")
+        signal("cancellations_rising", "watch", recent=len(cancels_recent), previous=len(cancels_previous))
     if (len(rated_recent) >= t.trend_min_count and len(rated_previous) >= t.trend_min_count
             and Decimal(str(rating_previous)) - Decimal(str(rating_recent)) >= t.rating_drop):
-        signal("ratings_falling", "watch",
-               f"average rating {rating_recent:g} in the last 14 days, down from {rating_previous:g} in the 14 before")
+        signal("ratings_falling", "watch", recent=f"{rating_recent:g}", previous=f"{rating_previous:g}")
     if len(late_recent) >= t.trend_min_count and len(late_recent) > len(late_previous):
-        signal("lateness_rising", "watch",
-               f"{len(late_recent)} late arrivals in the last 14 days, up from {len(late_previous)} in the 14 before")
+        signal("lateness_rising", "watch", recent=len(late_recent), previous=len(late_previous))
 
     if not signals:
         overall = None

@@ -16,7 +16,8 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from coaching.punctuality import company_zone
 from crm.models import Booking, Company, Membership, User, Worker
@@ -183,20 +184,35 @@ def burnout_alert_notify(*, alert_id: int) -> dict:
                    .exclude(status=Status.RESOLVED).update(notified_level=alert.level, notified_at=timezone.now()))
         if not claimed:
             return {"skipped": "already notified"}
-        # Inside the transaction: a failed send releases the claim and the ledger retries the job.
-        send_mail(
-            subject=f"[{alert.company.name}] Burnout {alert.get_level_display().lower()}: {alert.worker.contact.name}",
-            message=(
-                f"{alert.worker.contact.name} may be overworked: {alert.summary}.\n"
-                + ("The watch on this worker is now an alert.\n" if alert.notified_level else "") + "\n"
-                f"Zone: {alert.zone or '—'}; service: {alert.service_category or '—'}.\n"
-                "CoachNova sends this worker a care message instead of punctuality coaching while the alert is open.\n"
-                "Acknowledge it, record what you did (fewer jobs, a day off) and resolve it in the console:\n"
-                f"{settings.SITE_URL.rstrip('/')}/admin/reports/burnoutalert/{alert.pk}/change/\n"
-            ),
-            from_email=None, recipient_list=recipients,
-        )
+        # Inside the transaction: a failed send releases the claim and the ledger retries the job. In the site's
+        # language (LANGUAGE_CODE): users have no language of their own yet.
+        with translation.override(settings.LANGUAGE_CODE):
+            subject, body = _email_subject(alert), _email_body(alert)
+        send_mail(subject=subject, message=body, from_email=None, recipient_list=recipients)
     return {"notified": len(recipients)}
+
+
+def _email_subject(alert: BurnoutAlert) -> str:
+    return gettext("[%(company)s] Burnout %(level)s: %(worker)s") % {
+        "company": alert.company.name, "level": alert.get_level_display().lower(), "worker": alert.worker.contact.name}
+
+
+def _email_body(alert: BurnoutAlert) -> str:
+    """The managers' email in the active language, the numbers as placeholders."""
+    lines = [gettext("%(worker)s may be overworked: %(numbers)s.") % {"worker": alert.worker.contact.name,
+                                                                      "numbers": alert.explanation}]
+    if alert.notified_level:
+        lines.append(gettext("The watch on this worker is now an alert."))
+    lines += [
+        "",
+        gettext("Zone: %(zone)s; service: %(service)s.") % {"zone": alert.zone or "—",
+                                                            "service": alert.service_category or "—"},
+        gettext("CoachNova sends this worker a care message instead of punctuality coaching while the alert is "
+                "open."),
+        gettext("Acknowledge it, record what you did (fewer jobs, a day off) and resolve it in the console:"),
+        f"{settings.SITE_URL.rstrip('/')}/admin/reports/burnoutalert/{alert.pk}/change/",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _authorize(*, alert: BurnoutAlert, actor: User) -> None:
@@ -204,7 +220,7 @@ def _authorize(*, alert: BurnoutAlert, actor: User) -> None:
     if actor.is_superuser:
         return
     if not Membership.objects.filter(user=actor, company_id=alert.company_id, role__in=MANAGER_ROLES).exists():
-        raise PermissionDenied("Only the company's owners and Operations staff handle burnout alerts.")
+        raise PermissionDenied(gettext("Only the company's owners and Operations staff handle burnout alerts."))
 
 
 def _transition(*, alert: BurnoutAlert, actor: User, allowed_from: tuple[str, ...], event: str, **fields) -> bool:
@@ -231,9 +247,9 @@ def burnout_alert_acknowledge(*, alert: BurnoutAlert, actor: User) -> bool:
 def burnout_alert_act(*, alert: BurnoutAlert, actor: User, action: str, note: str) -> bool:
     """Record what was done (fewer jobs, a day off ...); acknowledges an open alert on the way."""
     if action not in BurnoutAlert.Action.values:
-        raise ValidationError({"action": f"Unknown action {action!r}."})
+        raise ValidationError({"action": gettext("Unknown action %(action)r.") % {"action": action}})
     if not note.strip():
-        raise ValidationError({"note": "Say what was done."})
+        raise ValidationError({"note": gettext("Say what was done.")})
     now = timezone.now()
     fields = {"status": Status.ACTED, "acted_at": now, "acted_by": actor, "action": action, "action_note": note.strip()}
     if alert.acknowledged_at is None:
@@ -245,7 +261,7 @@ def burnout_alert_act(*, alert: BurnoutAlert, actor: User, action: str, note: st
 def burnout_alert_resolve(*, alert: BurnoutAlert, actor: User, outcome: str, note: str = "") -> bool:
     """Close the alert with its outcome (kept); the worker may get a new alert at a later evaluation."""
     if outcome not in BurnoutAlert.Outcome.values:
-        raise ValidationError({"outcome": f"Unknown outcome {outcome!r}."})
+        raise ValidationError({"outcome": gettext("Unknown outcome %(outcome)r.") % {"outcome": outcome}})
     return _transition(alert=alert, actor=actor, allowed_from=(Status.OPEN, Status.ACKNOWLEDGED, Status.ACTED),
                        event="burnout.resolved", status=Status.RESOLVED, resolved_at=timezone.now(),
                        resolved_by=actor, outcome=outcome, outcome_note=note.strip())

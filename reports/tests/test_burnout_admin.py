@@ -164,3 +164,29 @@ def test_the_workers_page_shows_no_alert_to_people_who_may_not_see_burnout(clien
     assert response.status_code == 200
     assert 'id="worker-burnout-alert"' not in response.content.decode()
     assert not Event.objects.filter(type="burnout.viewed").exists()
+
+
+def test_the_alert_and_the_managers_email_read_in_bengali(client, staff_user, alert, settings):
+    from django.utils import translation
+
+    from reports.burnout.services import _email_body, _email_subject
+
+    client.force_login(staff_user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "bn"
+    try:
+        html = client.get(reverse("admin:reports_burnoutalert_change", args=[alert.pk])).content.decode()
+    finally:
+        translation.activate(settings.LANGUAGE_CODE)  # the request's language stays active in this thread
+    assert "শেষ ৭ দিনে 60 ঘণ্টা (সীমা 55 ঘণ্টা)" in html and "স্বীকার করুন" in html
+    assert "60 h in the last 7 days" not in html
+    with translation.override("bn"):
+        assert "হয়তো অতিরিক্ত কাজ করছেন: শেষ ৭ দিনে 60 ঘণ্টা" in _email_body(alert)
+        assert _email_subject(alert).startswith(f"[{alert.company.name}] অতিরিক্ত কাজের চাপ")
+    # the email job renders in the site's language (LANGUAGE_CODE), whatever the thread had active
+    from reports.burnout.services import burnout_alert_notify
+
+    with translation.override("bn"):
+        burnout_alert_notify(alert_id=alert.pk)
+    from django.core import mail
+
+    assert "may be overworked: 60 h in the last 7 days (threshold 55 h)." in mail.outbox[-1].body

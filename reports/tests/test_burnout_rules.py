@@ -3,6 +3,7 @@ at 22:30 in Dhaka (16:30 UTC) is a late-night job, a job at 00:30 in Dhaka (18:3
 next Dhaka day. Pure functions: no database."""
 
 import datetime as dt
+import re
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -115,6 +116,28 @@ def test_the_summary_reads_in_numbers():
     result = run(jobs)
     assert result.summary == "58 h in the last 7 days (threshold 55 h), 9 days without a day off"
     assert result.level == "alert"
+
+
+def test_the_explanation_is_said_in_the_readers_language_with_its_numbers():
+    from django.utils import translation
+
+    from reports.burnout.rules import SIGNAL_TEXTS, explanation, signal_text
+
+    jobs = [*six_days(3480), *(job(at(n), 60) for n in (7, 8, 9))]
+    result = run(jobs)
+    assert [signal["params"] for signal in result.signals] == [{"hours": "58", "threshold": 55}, {"days": 9}]
+    with translation.override("bn"):
+        bengali = explanation(result.signals)
+        assert bengali == "শেষ ৭ দিনে 58 ঘণ্টা (সীমা 55 ঘণ্টা), একটানা 9 দিন কোনো ছুটি ছাড়া"
+        # every rule's sentence has Bengali, with the same placeholders
+        for code, text in SIGNAL_TEXTS.items():
+            with translation.override("en"):
+                english = str(text)
+            assert str(text) != english, code
+            assert sorted(re.findall(r"%\((\w+)\)s", str(text))) == sorted(re.findall(r"%\((\w+)\)s", english))
+    assert result.summary == explanation(result.signals)  # stored in English, whatever the active language was
+    # a signal stored before the numbers were kept reads as its stored text
+    assert signal_text({"code": "hours", "level": "alert", "text": "60 h in the last 7 days"}) == "60 h in the last 7 days"
 
 
 # --- late-night jobs --------------------------------------------------------------------------------------------
