@@ -15,7 +15,7 @@ from collections import defaultdict
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
@@ -23,8 +23,9 @@ from coaching.punctuality import company_zone
 from crm.models import Booking, Company, Membership, User, Worker
 from crm.services import event_record
 from engage import api as engage
+from reports.burnout import counts_sql
 from reports.burnout.models import BurnoutAlert, BurnoutSettings
-from reports.burnout.rules import HISTORY_DAYS, Evaluation, Job, Thresholds, evaluate
+from reports.burnout.rules import HISTORY_DAYS, Counts, Evaluation, Job, Thresholds, counts_of, evaluate, judge
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,18 @@ def _jobs_by_worker(*, company: Company, since: dt.datetime, until: dt.datetime)
     return jobs
 
 
+def counts_by_worker(*, company: Company, thresholds: Thresholds, zone, now: dt.datetime) -> dict[int, Counts]:
+    """Every worker's numbers over the last HISTORY_DAYS: one grouped query on PostgreSQL (`counts_sql`), the jobs
+    read into Python and counted by `rules.counts_of` elsewhere (the embedded mode's SQLite; the same definitions,
+    tested equal)."""
+    since = now - dt.timedelta(days=HISTORY_DAYS + 1)
+    if connection.vendor == "postgresql":
+        return counts_sql.counts_by_worker(company=company, thresholds=thresholds, zone=zone, since=since, now=now)
+    jobs = _jobs_by_worker(company=company, since=since, until=now)
+    return {worker_id: counts_of(worker_jobs, thresholds=thresholds, zone=zone, now=now)
+            for worker_id, worker_jobs in jobs.items()}
+
+
 def worker_burnout_evaluate(*, worker: Worker, now: dt.datetime | None = None) -> Evaluation:
     """The rules over one worker's jobs, without writing anything (the worker's page and the tests)."""
     now = now or timezone.now()
@@ -77,15 +90,15 @@ def burnout_evaluate(*, company: Company, now: dt.datetime | None = None, notify
     if not row.is_enabled:
         return {"skipped": "disabled"}
     thresholds, zone = Thresholds.from_settings(row), company_zone(company)
-    jobs = _jobs_by_worker(company=company, since=now - dt.timedelta(days=HISTORY_DAYS + 1), until=now)
-    active = set(Worker.objects.filter(company=company, is_active=True, pk__in=list(jobs)).values_list("pk", flat=True))
+    numbers = counts_by_worker(company=company, thresholds=thresholds, zone=zone, now=now)
+    active = set(Worker.objects.filter(company=company, is_active=True).values_list("pk", flat=True)) & set(numbers)
     open_alerts = {alert.worker_id: alert for alert in
                    BurnoutAlert.objects.filter(company=company).exclude(status=Status.RESOLVED)}
     counts = {"evaluated": 0, "opened": 0, "updated": 0, "cleared": 0, "escalated": 0}
     changes: dict[int, dict] = {}
     escalated: list[BurnoutAlert] = []
     for worker_id in sorted(active | set(open_alerts)):
-        result = evaluate(jobs.get(worker_id, []), thresholds=thresholds, zone=zone, now=now)
+        result = judge(numbers.get(worker_id) or Counts(), thresholds=thresholds, zone=zone, now=now)
         counts["evaluated"] += 1
         alert = open_alerts.get(worker_id)
         if alert is None:
