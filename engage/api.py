@@ -42,7 +42,8 @@ Experiments (engage.experiments): `experiment_exposures_for(company=..., applies
     run_at=...)`, which queues the message now, sends it then and asks consent again at that time.
 
 For the reports (read-only): `AISession`, `Campaign`, `CampaignRecipient`, `attributed_bookings(company=...)` (the
-one attribution rule), the user-event types (`NOTIFICATION_OPENED`, `CLICK_EVENT_TYPES`), `queue_stats(company=...)`.
+one attribution rule), the user-event types (`NOTIFICATION_OPENED`, `CLICK_EVENT_TYPES`), `queue_stats(company=...)`,
+`template_version_labels(company=..., ids=[...])` ({id: "<template name> v<N>"}, one query).
 """
 
 from channels_app.registry import channel_sends_media
@@ -63,6 +64,7 @@ from engage.messaging.services import message_send
 from engage.policy.consent import QueuedMessage, SendDecision, can_send, contact_opt_out, message_queue
 from engage.policy.services import ROLE_CUSTOMER, ROLE_WORKER, policy_for
 from engage.prompts.rendering import template_latest_approved, template_render
+from engage.prompts.selectors import template_version_labels
 from engage.prompts.services import templates_seed_defaults
 
 __all__ = [
@@ -101,5 +103,6 @@ __all__ = [
     "queue_stats",
     "template_latest_approved",
     "template_render",
+    "template_version_labels",
     "templates_seed_defaults",
 ]

@@ -44,6 +44,10 @@ class CardOutputSerializer(serializers.Serializer):
     data_as_of = serializers.DateTimeField(allow_null=True, help_text="When the rollups last read the raw rows.")
     totals = serializers.DictField(required=False, help_text="metric -> {value, previous, change (%)}.")
     series = serializers.DictField(required=False, help_text="labels (first day of each bucket), datasets.")
+    time_in_stage = serializers.ListField(
+        child=serializers.DictField(), required=False,
+        help_text="leads card: per stage, the leads that left it in the period (stays) and the median and p90 of "
+                  "their local days in it (median_days, p90_days).")
 
 
 class BreakdownOutputSerializer(serializers.Serializer):

@@ -6,6 +6,7 @@ from reports.rollups.models import (  # noqa: F401  (the rollups' tables belong 
     EngagementDaily,
     LeadDaily,
     LeadStageCount,
+    LeadStageTimeDaily,
     RollupWatermark,
     WorkerDaily,
 )

@@ -8,6 +8,7 @@ Who sees what: owners and Operations every card of their companies, Marketing th
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import importlib
 import math
@@ -23,9 +24,18 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from crm.models import Company, Membership
-from engage.api import Campaign, Job, queue_stats
+from engage.api import Campaign, Job, queue_stats, template_version_labels
+from reports.rollups import aggregate
 from reports.rollups.aggregate import COHORT_NAMES, local_today
-from reports.rollups.models import AIDaily, EngagementDaily, LeadDaily, LeadStageCount, RollupWatermark, WorkerDaily
+from reports.rollups.models import (
+    AIDaily,
+    EngagementDaily,
+    LeadDaily,
+    LeadStageCount,
+    LeadStageTimeDaily,
+    RollupWatermark,
+    WorkerDaily,
+)
 
 DB = "reports"
 PERIODS = {"today": 1, "7d": 7, "30d": 30, "90d": 90}
@@ -165,12 +175,75 @@ def card(*, company: Company, card: str, period: str = DEFAULT_PERIOD, today: dt
         return {"card": card, "period": period, "first": first.isoformat(), "last": last.isoformat(),
                 "data_as_of": as_of.isoformat() if as_of else None, **result}
 
-    return _cached(_key(card, company, period, today=today), build)
+    result = _cached(_key(card, company, period, today=today), build)
+    if period == "today" and card in LIVE and last == local_today(company):
+        result = _with_live(company, card, copy.deepcopy(result), last)
+    return result
+
+
+# --- live today -------------------------------------------------------------------------------------------------
+
+LIVE_SECONDS = 10
+# The cards whose today numbers add the raw rows stamped since the watermark: the aggregation that reads them (the
+# refresh's own, so the definitions are the same) and the totals they add to.
+LIVE = {
+    ENGAGEMENT: (aggregate.engagement_rows, ENGAGEMENT_METRICS),
+    AI: (aggregate.ai_rows, ("replies", "fallbacks", "safety_rejections", "sessions", "tokens")),
+    LEADS: (aggregate.lead_rows, ("new", "won", "lost")),
+}
+
+
+def live_today(*, company: Company, card: str, today: dt.date) -> dict:
+    """The card's numbers of the rows stamped today since the rollups' watermark (read up to now), cached
+    LIVE_SECONDS under the watermark and the time slot: {"read_at", "since", "totals"}."""
+    since = data_as_of(company=company)
+
+    def build() -> dict:
+        read_at = timezone.now()
+        rows = LIVE[card][0](company=company, first=today, last=today, since=since, until=read_at)
+        totals: dict[str, Any] = defaultdict(int)
+        for row in rows:
+            if card == AI:
+                kind = {"ok": "replies", "rejected": "safety_rejections"}.get(row.outcome, "fallbacks")
+                totals[kind] += row.sessions
+                totals["sessions"] += row.sessions
+                totals["tokens"] += row.tokens_in + row.tokens_out
+            else:
+                for metric in LIVE[card][1]:
+                    totals[metric] += getattr(row, metric)
+        return {"read_at": read_at.isoformat(), "since": since.isoformat() if since else None,
+                "totals": {metric: _plain(totals[metric]) for metric in LIVE[card][1]}}
+
+    slot = int(time.time()) // LIVE_SECONDS
+    return _cached(("live", card, company.pk, today, since.timestamp() if since else "never", slot), build)
+
+
+def _with_live(company: Company, card: str, result: dict, today: dt.date) -> dict:
+    """Today's card: the rollup's numbers plus the live rows since its watermark; "data as of" is when those were
+    read. The per-campaign/template/source tables and the average latency stay the rollup's."""
+    live = live_today(company=company, card=card, today=today)
+    for metric, extra in live["totals"].items():
+        total = result["totals"][metric]
+        total["value"] = round(total["value"] + extra, 2) if isinstance(extra, float) else total["value"] + extra
+        total["change"] = (round(100 * (total["value"] - total["previous"]) / total["previous"], 1)
+                           if total["previous"] else None)
+        series = result["series"]["datasets"]
+        if series.get(metric):
+            series[metric][-1] = round(series[metric][-1] + extra, 2)
+    value = {metric: total["value"] for metric, total in result["totals"].items()}
+    if card == ENGAGEMENT:
+        result["funnel"] = [{"step": step["step"], "value": value[step["step"]]} for step in result["funnel"]]
+        result["rates"] = _engagement_rates(value)
+    elif card == LEADS:
+        result["win_rate"] = _rate(value["won"], value["won"] + value["lost"])
+    result["data_as_of"], result["rollup_as_of"] = live["read_at"], result["data_as_of"]
+    return result
 
 
 def _compare(current: dict, previous: dict) -> dict:
     return {name: {"value": value, "previous": previous.get(name), "change": (
-        round(100 * (value - previous[name]) / previous[name], 1) if previous.get(name) else None)}
+        round(100 * (value - previous[name]) / previous[name], 1) if previous.get(name) and value is not None
+        else None)}
         for name, value in current.items()}
 
 
@@ -188,18 +261,25 @@ def _engagement(company: Company, first: dt.date, last: dt.date) -> dict:
         row["campaign_id"] for row in by_campaign]).values_list("pk", "name"))
     for row in by_campaign:
         row["name"] = names.get(row["campaign_id"], f"#{row['campaign_id']}")
+    labels = template_version_labels(company=company, ids=[row["template_version_id"] for row in by_template], using=DB)
+    for row in by_template:
+        row["name"] = labels.get(row["template_version_id"], f"#{row['template_version_id']}")
     return {
         "totals": _compare(totals, previous),
         "funnel": [{"step": step, "value": totals[step]} for step in ("sent", "delivered", "opened", "clicked",
                                                                       "booked")],
-        "rates": {"delivered": _rate(totals["delivered"], totals["sent"]),
-                  "opened": _rate(totals["opened"], totals["delivered"]),
-                  "clicked": _rate(totals["clicked"], totals["opened"]),
-                  "booked": _rate(totals["booked"], totals["clicked"])},
+        "rates": _engagement_rates(totals),
         "series": _series(rows, ("sent", "delivered", "opened", "clicked", "booked"), first, last),
         "by_campaign": by_campaign,
         "by_template_version": by_template,
     }
+
+
+def _engagement_rates(totals: dict) -> dict:
+    return {"delivered": _rate(totals["delivered"], totals["sent"]),
+            "opened": _rate(totals["opened"], totals["delivered"]),
+            "clicked": _rate(totals["clicked"], totals["opened"]),
+            "booked": _rate(totals["booked"], totals["clicked"])}
 
 
 def _ai(company: Company, first: dt.date, last: dt.date) -> dict:
@@ -246,8 +326,45 @@ def _leads(company: Company, first: dt.date, last: dt.date) -> dict:
     stages = list(LeadStageCount.objects.using(DB).filter(company_id=company.pk).order_by(
         "pipeline_name", "stage_order").values("pipeline_name", "stage_name", "kind", "leads"))
     return {"totals": _compare(totals, previous), "by_source": by_source, "stages": stages,
+            "time_in_stage": time_in_stage(company=company, first=first, last=last),
             "win_rate": _rate(totals["won"], totals["won"] + totals["lost"]),
             "series": _series(rows, ("new", "won", "lost"), first, last)}
+
+
+def percentile(histogram: dict[int, int], q: float) -> int | None:
+    """The nearest-rank q-th quantile (0 < q <= 1) of values given as {value: how many}: the smallest value with at
+    least ceil(q * n) values at or below it."""
+    n = sum(histogram.values())
+    if not n:
+        return None
+    rank, seen = math.ceil(q * n), 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= rank:
+            return value
+    return None
+
+
+def time_in_stage(*, company: Company, first: dt.date, last: dt.date) -> list[dict]:
+    """Per stage, the stays that ended in the period (leads moved out of it): how many, and the median and p90 of
+    their local days in the stage; in pipeline and stage order (stages since deleted last, named by id)."""
+    histograms: dict[int, dict[int, int]] = defaultdict(dict)
+    for row in (_in(LeadStageTimeDaily, company, first, last).values("stage_id", "days")
+                .annotate(n=Sum("stays")).order_by()):
+        histograms[row["stage_id"]][row["days"]] = row["n"]
+    names = {row["stage_id"]: row for row in LeadStageCount.objects.using(DB).filter(
+        company_id=company.pk, stage_id__in=list(histograms)).values("stage_id", "pipeline_name", "stage_name",
+                                                                     "stage_order")}
+    rows = []
+    for stage_id, histogram in histograms.items():
+        named = names.get(stage_id, {"pipeline_name": "", "stage_name": f"#{stage_id}", "stage_order": 10_000})
+        rows.append({"stage_id": stage_id, "pipeline_name": named["pipeline_name"], "stage_name": named["stage_name"],
+                     "order": named["stage_order"], "stays": sum(histogram.values()),
+                     "median_days": percentile(histogram, 0.5), "p90_days": percentile(histogram, 0.9)})
+    rows.sort(key=lambda row: (row["pipeline_name"] == "", row["pipeline_name"], row["order"], row["stage_id"]))
+    for row in rows:
+        del row["order"]
+    return rows
 
 
 def _burnout_open(company: Company) -> int | None:
@@ -334,9 +451,13 @@ def breakdown_rows(*, company: Company, card: str, dimension: str, first: dt.dat
     order = ("local_date", column) if by_day else (f"-{metrics[0]}", column)
     queryset = (_in(model, company, first, last).values(*group).annotate(**{m: Sum(m) for m in metrics})
                 .order_by(*order))
+    labels = {}
+    if dimension == "template_version":  # "<template name> v<N>": the names in one query, not one per row
+        labels = template_version_labels(company=company, using=DB, ids=_in(model, company, first, last).filter(
+            template_version_id__gt=0).values_list(column, flat=True).order_by().distinct())
     for row in queryset.iterator(chunk_size=2000) if by_day else queryset:
         value = row.pop(column)
-        out = {"segment": _segment_label(dimension, value)}
+        out = {"segment": labels.get(value) or _segment_label(dimension, value)}
         if by_day:
             out = {"local_date": row.pop("local_date").isoformat(), **out}
         out.update({metric: _plain(row[metric] or 0) for metric in metrics})
@@ -350,7 +471,9 @@ def breakdown_rows(*, company: Company, card: str, dimension: str, first: dt.dat
 def _segment_label(dimension: str, value: Any) -> str:
     if dimension == "coached":
         return "coached" if value else "not coached"
-    if dimension in ("template_version", "campaign"):
+    if dimension == "template_version":
+        return f"#{value}" if value else "none"  # a version since deleted
+    if dimension == "campaign":
         return str(value) if value else "none"
     if dimension == "cohort":
         return value if value in COHORT_NAMES else (value or "none")

@@ -3,7 +3,9 @@
 The default list shows unresolved alerts grouped by zone and service category (a summary of teams above the rows,
 ordered by zone, never ranked by hours); one alert's page shows its numbers and the three steps a manager takes
 (acknowledge, record an action, resolve with the outcome), each a POST that calls a service. Opening an alert's page
-is recorded in the worker's timeline."""
+is recorded in the worker's timeline. The worker's own page (crm's worker admin, with coaching's punctuality and
+coaching panels) gets a burnout panel here: the unresolved alert, its level and numbers, and the link to handle it.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +17,14 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
-from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
+from coaching.admin import WorkerAdmin as CoachingWorkerAdmin  # registered on import; replaced below
+from crm.models import Worker
 from crm.tenancy.admin import TenantScopedAdmin
 from reports.burnout.models import BurnoutAlert, BurnoutSettings
-from reports.burnout.selectors import alerts_by_segment
+from reports.burnout.selectors import alerts_by_segment, unresolved_alert_of
 from reports.burnout.services import (
     burnout_alert_acknowledge,
     burnout_alert_act,
@@ -32,13 +36,14 @@ from shokti.admin import action_form_response, validation_error_text
 
 class ActForm(forms.Form):
     # not "action": the admin posts the action's own name under that key
-    kind = forms.ChoiceField(choices=BurnoutAlert.Action.choices, label=gettext_lazy("What was done"))
-    note = forms.CharField(label=gettext_lazy("Note"), max_length=1000, widget=forms.Textarea(attrs={"rows": 3}))
+    kind = forms.ChoiceField(choices=BurnoutAlert.Action.choices, label=_("What was done"))
+    note = forms.CharField(label=_("Note"), max_length=1000, widget=forms.Textarea(attrs={"rows": 3}))
 
 
 class ResolveForm(forms.Form):
-    outcome = forms.ChoiceField(choices=BurnoutAlert.Outcome.choices, label=gettext_lazy("Outcome"))
-    note = forms.CharField(label=gettext_lazy("Note"), max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    outcome = forms.ChoiceField(label=_("Outcome"), choices=BurnoutAlert.Outcome.choices)
+    note = forms.CharField(label=_("Note"), max_length=1000, required=False,
+                           widget=forms.Textarea(attrs={"rows": 3}))
 
 
 @admin.register(BurnoutSettings)
@@ -50,20 +55,20 @@ class BurnoutSettingsAdmin(TenantScopedAdmin):
     autocomplete_fields = ["company"]
     fieldsets = [
         (None, {"fields": ["company", "is_enabled"]}),
-        (gettext_lazy("Hours and days off (last 7 local days)"), {"fields": ["watch_hours_7d", "alert_hours_7d",
+        (_("Hours and days off (last 7 local days)"), {"fields": ["watch_hours_7d", "alert_hours_7d",
                                                                "max_days_without_break"]}),
-        (gettext_lazy("Late nights and back-to-back jobs (last 7 local days)"), {"fields": [
+        (_("Late nights and back-to-back jobs (last 7 local days)"), {"fields": [
             "late_night_hour", "late_night_jobs", "back_to_back_gap_minutes", "back_to_back_pairs"]}),
-        (gettext_lazy("Trends (last 14 days against the 14 before)"), {"fields": ["trend_min_count", "rating_drop",
+        (_("Trends (last 14 days against the 14 before)"), {"fields": ["trend_min_count", "rating_drop",
                                                                     "late_grace_minutes"]}),
-        (gettext_lazy("Level"), {"fields": ["alert_at_signals"]}),
+        (_("Level"), {"fields": ["alert_at_signals"]}),
     ]
 
 
 class UnresolvedFilter(admin.SimpleListFilter):
     """Unresolved alerts by default; resolved ones (with their outcomes) one click away."""
 
-    title = gettext_lazy("state")
+    title = _("state")
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
@@ -88,7 +93,7 @@ class UnresolvedFilter(admin.SimpleListFilter):
 class BurnoutAlertAdmin(TenantScopedAdmin):
     change_list_template = "admin/reports/burnoutalert/change_list.html"
     change_form_template = "admin/reports/burnoutalert/change_form.html"
-    list_display = ["zone", "service_category", "worker", "level", "status", "summary", "opened_at", "cleared_at"]
+    list_display = ["zone", "service_category", "worker", "level", "status", "in_numbers", "opened_at", "cleared_at"]
     list_display_links = ["worker"]
     list_filter = [UnresolvedFilter, "level", "status", "zone", "service_category", "company"]
     list_select_related = ["worker__contact", "company"]
@@ -97,7 +102,15 @@ class BurnoutAlertAdmin(TenantScopedAdmin):
     ordering = ["zone", "service_category", "-opened_at"]
     sortable_by = ["zone", "service_category", "level", "status", "opened_at"]
     actions = ["acknowledge", "act", "resolve"]
-    readonly_fields = [field.name for field in BurnoutAlert._meta.fields if field.name != "id"]
+    # the stored summary and signals' texts are English (webhook, timeline): the page says them in the reader's
+    # language instead (the panel lists each signal)
+    exclude = ["summary", "signals"]
+    readonly_fields = [("in_numbers" if field.name == "summary" else field.name) for field in BurnoutAlert._meta.fields
+                       if field.name not in ("id", "signals")]
+
+    @admin.display(description=_("In numbers"))
+    def in_numbers(self, obj: BurnoutAlert) -> str:
+        return obj.explanation
 
     def has_add_permission(self, request):
         return False  # the evaluation opens alerts
@@ -162,12 +175,14 @@ class BurnoutAlertAdmin(TenantScopedAdmin):
             return back
         if done:
             alert.refresh_from_db()
-            self.message_user(request, _("Alert %(status)s.") % {"status": str(alert.get_status_display()).lower()}, messages.SUCCESS)
+            self.message_user(request, gettext("Alert %(status)s.") % {"status": alert.get_status_display().lower()},
+                              messages.SUCCESS)
         else:
-            self.message_user(request, _("Nothing changed: the alert is not in a state for this step."), messages.WARNING)
+            self.message_user(request, gettext("Nothing changed: the alert is not in a state for this step."),
+                              messages.WARNING)
         return back
 
-    @admin.action(description=gettext_lazy("Acknowledge the selected alerts"), permissions=["change"])
+    @admin.action(description=_("Acknowledge the selected alerts"), permissions=["change"])
     def acknowledge(self, request, queryset):
         done = 0
         for alert in queryset.select_related("company"):
@@ -175,7 +190,7 @@ class BurnoutAlertAdmin(TenantScopedAdmin):
                 done += burnout_alert_acknowledge(alert=alert, actor=request.user)
             except PermissionDenied as error:
                 self.message_user(request, f"{alert}: {error}", messages.ERROR)
-        self.message_user(request, _("%(count)d alert(s) acknowledged.") % {"count": done})
+        self.message_user(request, gettext("%(done)s alert(s) acknowledged.") % {"done": done})
 
     def _bulk(self, request, queryset, *, form_class, action_name: str, title: str, step):
         """An action that asks for its input first (the note, the outcome), then calls `step` per alert."""
@@ -189,19 +204,39 @@ class BurnoutAlertAdmin(TenantScopedAdmin):
                 except (PermissionDenied, ValidationError) as error:
                     text = validation_error_text(error) if isinstance(error, ValidationError) else str(error)
                     self.message_user(request, f"{alert}: {text}", messages.ERROR)
-            self.message_user(request, _("%(title)s: %(done)d of %(total)d alert(s).") % {"title": title, "done": done, "total": len(alerts)})
+            self.message_user(request, gettext("%(title)s: %(done)s of %(total)s alert(s).") % {
+                "title": title, "done": done, "total": len(alerts)})
             return None
         return action_form_response(self, request, template="admin/reports/burnoutalert/step.html", title=title,
                                     form=form, alerts=alerts, action_name=action_name)
 
-    @admin.action(description=gettext_lazy("Record an action on the selected alerts (with a note)"), permissions=["change"])
+    @admin.action(description=_("Record an action on the selected alerts (with a note)"), permissions=["change"])
     def act(self, request, queryset):
-        return self._bulk(request, queryset, form_class=ActForm, action_name="act", title=_("Record an action"),
+        return self._bulk(request, queryset, form_class=ActForm, action_name="act", title=gettext("Record an action"),
                           step=lambda alert, data: burnout_alert_act(alert=alert, actor=request.user,
                                                                      action=data["kind"], note=data["note"]))
 
-    @admin.action(description=gettext_lazy("Resolve the selected alerts (with the outcome)"), permissions=["change"])
+    @admin.action(description=_("Resolve the selected alerts (with the outcome)"), permissions=["change"])
     def resolve(self, request, queryset):
-        return self._bulk(request, queryset, form_class=ResolveForm, action_name="resolve", title=_("Resolve"),
+        return self._bulk(request, queryset, form_class=ResolveForm, action_name="resolve", title=gettext("Resolve"),
                           step=lambda alert, data: burnout_alert_resolve(alert=alert, actor=request.user,
                                                                          outcome=data["outcome"], note=data["note"]))
+
+
+admin.site.unregister(Worker)
+
+
+@admin.register(Worker)
+class WorkerAdmin(CoachingWorkerAdmin):
+    """The worker's page with their unresolved burnout alert on top of coaching's panels (people who may view
+    burnout alerts only; showing it is recorded in the worker's timeline like opening the alert)."""
+
+    change_form_template = "admin/reports/worker/change_form.html"
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk and request.user.has_perm("reports.view_burnoutalert"):
+            alert = unresolved_alert_of(worker=obj)
+            if alert is not None and request.method == "GET":
+                burnout_alert_viewed(alert=alert, actor=request.user, page="worker")
+            context["burnout_alert"] = alert
+        return super().render_change_form(request, context, add, change, form_url, obj)

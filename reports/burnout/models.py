@@ -132,3 +132,18 @@ class BurnoutAlert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status != self.Status.RESOLVED
+
+    @property
+    def explanation(self) -> str:
+        """The alert in numbers in the reader's language (the stored English summary for signals without numbers)."""
+        from reports.burnout.rules import explanation
+
+        return explanation(self.signals or []) or self.summary
+
+    @property
+    def signal_lines(self) -> list[dict]:
+        """Each signal's level and sentence in the reader's language."""
+        from reports.burnout.rules import LEVEL_LABELS, signal_text
+
+        return [{"level": LEVEL_LABELS.get(signal.get("level"), signal.get("level", "")), "text": signal_text(signal)}
+                for signal in self.signals or [] if isinstance(signal, dict)]

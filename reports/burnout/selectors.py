@@ -35,3 +35,8 @@ def alerts_by_segment(*, alerts) -> list[dict]:
                       unacknowledged=Count("pk", filter=Q(status=BurnoutAlert.Status.OPEN)))
             .order_by("zone", "service_category"))
     return list(rows)
+
+
+def unresolved_alert_of(*, worker) -> BurnoutAlert | None:
+    """The worker's unresolved alert (at most one: a partial unique index), for their page."""
+    return BurnoutAlert.objects.filter(UNRESOLVED, company_id=worker.company_id, worker=worker).first()

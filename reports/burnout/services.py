@@ -15,15 +15,17 @@ from collections import defaultdict
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from coaching.punctuality import company_zone
 from crm.models import Booking, Company, Membership, User, Worker
 from crm.services import event_record
 from engage import api as engage
+from reports.burnout import counts_sql
 from reports.burnout.models import BurnoutAlert, BurnoutSettings
-from reports.burnout.rules import HISTORY_DAYS, Evaluation, Job, Thresholds, evaluate
+from reports.burnout.rules import HISTORY_DAYS, Counts, Evaluation, Job, Thresholds, counts_of, evaluate, judge
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,18 @@ def _jobs_by_worker(*, company: Company, since: dt.datetime, until: dt.datetime)
     return jobs
 
 
+def counts_by_worker(*, company: Company, thresholds: Thresholds, zone, now: dt.datetime) -> dict[int, Counts]:
+    """Every worker's numbers over the last HISTORY_DAYS: one grouped query on PostgreSQL (`counts_sql`), the jobs
+    read into Python and counted by `rules.counts_of` elsewhere (the embedded mode's SQLite; the same definitions,
+    tested equal)."""
+    since = now - dt.timedelta(days=HISTORY_DAYS + 1)
+    if connection.vendor == "postgresql":
+        return counts_sql.counts_by_worker(company=company, thresholds=thresholds, zone=zone, since=since, now=now)
+    jobs = _jobs_by_worker(company=company, since=since, until=now)
+    return {worker_id: counts_of(worker_jobs, thresholds=thresholds, zone=zone, now=now)
+            for worker_id, worker_jobs in jobs.items()}
+
+
 def worker_burnout_evaluate(*, worker: Worker, now: dt.datetime | None = None) -> Evaluation:
     """The rules over one worker's jobs, without writing anything (the worker's page and the tests)."""
     now = now or timezone.now()
@@ -76,15 +90,15 @@ def burnout_evaluate(*, company: Company, now: dt.datetime | None = None, notify
     if not row.is_enabled:
         return {"skipped": "disabled"}
     thresholds, zone = Thresholds.from_settings(row), company_zone(company)
-    jobs = _jobs_by_worker(company=company, since=now - dt.timedelta(days=HISTORY_DAYS + 1), until=now)
-    active = set(Worker.objects.filter(company=company, is_active=True, pk__in=list(jobs)).values_list("pk", flat=True))
+    numbers = counts_by_worker(company=company, thresholds=thresholds, zone=zone, now=now)
+    active = set(Worker.objects.filter(company=company, is_active=True).values_list("pk", flat=True)) & set(numbers)
     open_alerts = {alert.worker_id: alert for alert in
                    BurnoutAlert.objects.filter(company=company).exclude(status=Status.RESOLVED)}
     counts = {"evaluated": 0, "opened": 0, "updated": 0, "cleared": 0, "escalated": 0}
     changes: dict[int, dict] = {}
     escalated: list[BurnoutAlert] = []
     for worker_id in sorted(active | set(open_alerts)):
-        result = evaluate(jobs.get(worker_id, []), thresholds=thresholds, zone=zone, now=now)
+        result = judge(numbers.get(worker_id) or Counts(), thresholds=thresholds, zone=zone, now=now)
         counts["evaluated"] += 1
         alert = open_alerts.get(worker_id)
         if alert is None:
@@ -183,20 +197,35 @@ def burnout_alert_notify(*, alert_id: int) -> dict:
                    .exclude(status=Status.RESOLVED).update(notified_level=alert.level, notified_at=timezone.now()))
         if not claimed:
             return {"skipped": "already notified"}
-        # Inside the transaction: a failed send releases the claim and the ledger retries the job.
-        send_mail(
-            subject=f"[{alert.company.name}] Burnout {alert.get_level_display().lower()}: {alert.worker.contact.name}",
-            message=(
-                f"{alert.worker.contact.name} may be overworked: {alert.summary}.\n"
-                + ("The watch on this worker is now an alert.\n" if alert.notified_level else "") + "\n"
-                f"Zone: {alert.zone or '—'}; service: {alert.service_category or '—'}.\n"
-                "CoachNova sends this worker a care message instead of punctuality coaching while the alert is open.\n"
-                "Acknowledge it, record what you did (fewer jobs, a day off) and resolve it in the console:\n"
-                f"{settings.SITE_URL.rstrip('/')}/admin/reports/burnoutalert/{alert.pk}/change/\n"
-            ),
-            from_email=None, recipient_list=recipients,
-        )
+        # Inside the transaction: a failed send releases the claim and the ledger retries the job. In the site's
+        # language (LANGUAGE_CODE): users have no language of their own yet.
+        with translation.override(settings.LANGUAGE_CODE):
+            subject, body = _email_subject(alert), _email_body(alert)
+        send_mail(subject=subject, message=body, from_email=None, recipient_list=recipients)
     return {"notified": len(recipients)}
+
+
+def _email_subject(alert: BurnoutAlert) -> str:
+    return gettext("[%(company)s] Burnout %(level)s: %(worker)s") % {
+        "company": alert.company.name, "level": alert.get_level_display().lower(), "worker": alert.worker.contact.name}
+
+
+def _email_body(alert: BurnoutAlert) -> str:
+    """The managers' email in the active language, the numbers as placeholders."""
+    lines = [gettext("%(worker)s may be overworked: %(numbers)s.") % {"worker": alert.worker.contact.name,
+                                                                      "numbers": alert.explanation}]
+    if alert.notified_level:
+        lines.append(gettext("The watch on this worker is now an alert."))
+    lines += [
+        "",
+        gettext("Zone: %(zone)s; service: %(service)s.") % {"zone": alert.zone or "—",
+                                                            "service": alert.service_category or "—"},
+        gettext("CoachNova sends this worker a care message instead of punctuality coaching while the alert is "
+                "open."),
+        gettext("Acknowledge it, record what you did (fewer jobs, a day off) and resolve it in the console:"),
+        f"{settings.SITE_URL.rstrip('/')}/admin/reports/burnoutalert/{alert.pk}/change/",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _authorize(*, alert: BurnoutAlert, actor: User) -> None:
@@ -204,7 +233,7 @@ def _authorize(*, alert: BurnoutAlert, actor: User) -> None:
     if actor.is_superuser:
         return
     if not Membership.objects.filter(user=actor, company_id=alert.company_id, role__in=MANAGER_ROLES).exists():
-        raise PermissionDenied("Only the company's owners and Operations staff handle burnout alerts.")
+        raise PermissionDenied(gettext("Only the company's owners and Operations staff handle burnout alerts."))
 
 
 def _transition(*, alert: BurnoutAlert, actor: User, allowed_from: tuple[str, ...], event: str, **fields) -> bool:
@@ -231,9 +260,9 @@ def burnout_alert_acknowledge(*, alert: BurnoutAlert, actor: User) -> bool:
 def burnout_alert_act(*, alert: BurnoutAlert, actor: User, action: str, note: str) -> bool:
     """Record what was done (fewer jobs, a day off ...); acknowledges an open alert on the way."""
     if action not in BurnoutAlert.Action.values:
-        raise ValidationError({"action": f"Unknown action {action!r}."})
+        raise ValidationError({"action": gettext("Unknown action %(action)r.") % {"action": action}})
     if not note.strip():
-        raise ValidationError({"note": "Say what was done."})
+        raise ValidationError({"note": gettext("Say what was done.")})
     now = timezone.now()
     fields = {"status": Status.ACTED, "acted_at": now, "acted_by": actor, "action": action, "action_note": note.strip()}
     if alert.acknowledged_at is None:
@@ -245,16 +274,17 @@ def burnout_alert_act(*, alert: BurnoutAlert, actor: User, action: str, note: st
 def burnout_alert_resolve(*, alert: BurnoutAlert, actor: User, outcome: str, note: str = "") -> bool:
     """Close the alert with its outcome (kept); the worker may get a new alert at a later evaluation."""
     if outcome not in BurnoutAlert.Outcome.values:
-        raise ValidationError({"outcome": f"Unknown outcome {outcome!r}."})
+        raise ValidationError({"outcome": gettext("Unknown outcome %(outcome)r.") % {"outcome": outcome}})
     return _transition(alert=alert, actor=actor, allowed_from=(Status.OPEN, Status.ACKNOWLEDGED, Status.ACTED),
                        event="burnout.resolved", status=Status.RESOLVED, resolved_at=timezone.now(),
                        resolved_by=actor, outcome=outcome, outcome_note=note.strip())
 
 
-def burnout_alert_viewed(*, alert: BurnoutAlert, actor: User) -> None:
-    """A manager opened one worker's burnout details: the worker's timeline says who looked, and when."""
+def burnout_alert_viewed(*, alert: BurnoutAlert, actor: User, page: str = "alert") -> None:
+    """A manager saw one worker's burnout details (the alert's page, or the worker's page showing it): the
+    worker's timeline says who looked, where and when."""
     event_record(company=alert.company, type="burnout.viewed", contact=alert.worker.contact, target=alert.worker,
-                 actor=actor, source="burnout", payload={"alert_id": alert.pk})
+                 actor=actor, source="burnout", payload={"alert_id": alert.pk, "page": page})
 
 
 def burnout_evaluate_all(*, hour_key: str) -> dict:

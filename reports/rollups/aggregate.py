@@ -16,7 +16,9 @@ The metric definitions (the tests count the same things straight from the raw ro
 - AI: AISession rows on their creation day by agent, outcome and reason (the first safety code of a rejection,
   the error's first line for a fallback or error), with latency and tokens.
 - leads: created on the day (by source, channel); won/lost: `stage.changed` events on the day whose payload
-  status is won/lost; the stage snapshot counts every lead by its stage now.
+  status is won/lost; the stage snapshot counts every lead by its stage now; time in stage: every `stage.changed`
+  event on the day ends a stay in its `from_id` stage that began at the lead's previous stage change (else its
+  creation), counted in local days between the two (a histogram by stage and days).
 - workers: coaching's BookingPunctuality on its `local_date` (the scheduled local day), by the booking's zone, its
   service's category and whether the worker had been coached (a `coached` CoachingRecipient made before the
   booking's time).
@@ -51,6 +53,7 @@ from reports.rollups.models import (
     EngagementDaily,
     LeadDaily,
     LeadStageCount,
+    LeadStageTimeDaily,
     WorkerDaily,
 )
 
@@ -80,6 +83,19 @@ def utc_range(company: Company, first: dt.date, last: dt.date) -> tuple[dt.datet
     start = dt.datetime.combine(first, dt.time.min, tzinfo=zone)
     end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, tzinfo=zone)
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+
+def read_range(company: Company, first: dt.date, last: dt.date, since: dt.datetime | None = None,
+               until: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """The UTC range the aggregation reads: the local days first..last, cut to [since, until) when given. The
+    refresh reads up to the moment it started (`until`, its "data as of"), and the live "today" numbers read from
+    there on (`since`), so a row counts in exactly one of the two."""
+    start, end = utc_range(company, first, last)
+    if since is not None:
+        start = max(start, since)
+    if until is not None:
+        end = min(end, until)
+    return start, end
 
 
 def cohort_of(*, last_booking_at: dt.datetime | None, at: dt.datetime) -> str:
@@ -158,15 +174,15 @@ class _MessageIndex:
         return self.found
 
 
-def engagement_rows(*, company: Company, first: dt.date, last: dt.date) -> list[EngagementDaily]:
+def engagement_rows(*, company: Company, first: dt.date, last: dt.date, since: dt.datetime | None = None,
+                    until: dt.datetime | None = None) -> list[EngagementDaily]:
     zone = company_zone(company)
-    start, end = utc_range(company, first, last)
+    start, end = read_range(company, first, last, since, until)
     totals: dict[tuple, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
 
     def add(at: dt.datetime, dims: tuple, metric: str, amount: Any = 1) -> None:
-        day = at.astimezone(zone).date()
-        if first <= day <= last:
-            totals[(day, *dims)][metric] += amount
+        if start <= at < end:
+            totals[(at.astimezone(zone).date(), *dims)][metric] += amount
 
     in_range = Q()
     for field in ("sent_at", "delivered_at", "failed_at"):
@@ -231,11 +247,12 @@ def ai_reason(*, outcome: str, error: str, safety: Any) -> str:
     return line.split(":")[0].strip()[:100] or outcome
 
 
-def ai_rows(*, company: Company, first: dt.date, last: dt.date) -> list[AIDaily]:
+def ai_rows(*, company: Company, first: dt.date, last: dt.date, since: dt.datetime | None = None,
+            until: dt.datetime | None = None) -> list[AIDaily]:
     """Grouped in SQL by local day (TruncDate in the company's zone: portable), agent, outcome, error and first
     safety code; the reasons are then named and merged in Python."""
     zone = company_zone(company)
-    start, end = utc_range(company, first, last)
+    start, end = read_range(company, first, last, since, until)
     totals: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     groups = (AISession.objects.filter(company_id=company.pk, created_at__gte=start, created_at__lt=end).order_by()
               .values(day=TruncDate("created_at", tzinfo=zone), agent=F("agent_type"), result=F("outcome"),
@@ -257,9 +274,10 @@ def ai_rows(*, company: Company, first: dt.date, last: dt.date) -> list[AIDaily]
 
 # --- leads ------------------------------------------------------------------------------------------------------
 
-def lead_rows(*, company: Company, first: dt.date, last: dt.date) -> list[LeadDaily]:
+def lead_rows(*, company: Company, first: dt.date, last: dt.date, since: dt.datetime | None = None,
+              until: dt.datetime | None = None) -> list[LeadDaily]:
     zone = company_zone(company)
-    start, end = utc_range(company, first, last)
+    start, end = read_range(company, first, last, since, until)
     totals: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     leads = (Lead.objects.filter(company_id=company.pk, created_at__gte=start, created_at__lt=end).order_by()
              .values_list(TruncDate("created_at", tzinfo=zone), "source", "channel").annotate(n=Count("pk")))
@@ -280,6 +298,54 @@ def lead_rows(*, company: Company, first: dt.date, last: dt.date) -> list[LeadDa
     return [
         LeadDaily(company_id=company.pk, local_date=key[0], source=key[1], channel=key[2], **values)
         for key, values in totals.items()
+    ]
+
+
+def _stage_moves(company: Company, lead_ids: list[int], end: dt.datetime) -> dict[int, list[tuple]]:
+    """lead id -> its stage changes before `end`, oldest first, as (occurred_at, event id, from_id, to_id): read
+    through the events' (target_type, target_id) index, as `lead_move_to_stage` records its lead as the target."""
+    from django.contrib.contenttypes.models import ContentType
+
+    moves: dict[int, list[tuple]] = defaultdict(list)
+    events = (Event.objects.filter(company_id=company.pk, type=STAGE_CHANGED,
+                                   target_type=ContentType.objects.get_for_model(Lead),
+                                   target_id__in=[str(pk) for pk in lead_ids], occurred_at__lt=end)
+              .order_by().values_list("occurred_at", "id", "payload"))
+    for at, pk, payload in events:
+        if isinstance(payload, dict) and isinstance(payload.get("lead_id"), int):
+            moves[payload["lead_id"]].append((at, pk, payload.get("from_id"), payload.get("to_id")))
+    for history in moves.values():
+        history.sort(key=lambda move: (move[0], move[1]))
+    return moves
+
+
+def lead_stage_time_rows(*, company: Company, first: dt.date, last: dt.date, since: dt.datetime | None = None,
+                         until: dt.datetime | None = None) -> list[LeadStageTimeDaily]:
+    """Stays that ended on local days first..last: each stage change in the range closes the stay in its
+    `from_id` stage (else the stage the previous change moved the lead to), begun at the previous change of the
+    same lead or, for its first, at the lead's creation; a stay whose start is unknown (the lead deleted, no
+    earlier change) is left out."""
+    zone = company_zone(company)
+    start, end = read_range(company, first, last, since, until)
+    totals: dict[tuple, int] = defaultdict(int)
+    changes = (Event.objects.filter(company_id=company.pk, type=STAGE_CHANGED, occurred_at__gte=start,
+                                    occurred_at__lt=end).order_by().values_list("id", "payload"))
+    for batch in _chunks(changes.iterator(chunk_size=CHUNK)):
+        in_range = {pk for pk, payload in batch if isinstance(payload, dict)
+                    and isinstance(payload.get("lead_id"), int)}
+        lead_ids = sorted({payload["lead_id"] for pk, payload in batch if pk in in_range})
+        created = dict(Lead.objects.filter(company_id=company.pk, pk__in=lead_ids).values_list("pk", "created_at"))
+        for lead_id, history in _stage_moves(company, lead_ids, end).items():
+            entered, stage_id = created.get(lead_id), None
+            for at, pk, from_id, to_id in history:
+                left_stage = from_id if isinstance(from_id, int) else stage_id
+                if pk in in_range and entered is not None and left_stage is not None:
+                    days = max((at.astimezone(zone).date() - entered.astimezone(zone).date()).days, 0)
+                    totals[(at.astimezone(zone).date(), left_stage, days)] += 1
+                entered, stage_id = at, to_id if isinstance(to_id, int) else None
+    return [
+        LeadStageTimeDaily(company_id=company.pk, local_date=key[0], stage_id=key[1], days=key[2], stays=stays)
+        for key, stays in totals.items()
     ]
 
 

@@ -107,6 +107,28 @@ class LeadStageCount(RollupRow):
         constraints = [models.UniqueConstraint(fields=["company", "stage_id"], name="reports_lead_stage_key")]
 
 
+class LeadStageTimeDaily(RollupRow):
+    """Time in stage: how many leads left a stage on one local day after how many local days in it (a histogram,
+    so the median and p90 of any period are exact sums of days). A stay starts when the lead was created or moved
+    into the stage and ends with the `stage.changed` event that moved it out; days are counted between the two
+    local dates in the company's time zone (0: left on the day it came in)."""
+
+    company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False,
+                                verbose_name=_("company"))
+    local_date = models.DateField(help_text=_("The local day the lead left the stage."), verbose_name=_("local date"))
+    stage_id = models.BigIntegerField(verbose_name=_("stage id"))
+    days = models.PositiveIntegerField(help_text=_("Local days the lead spent in the stage."), verbose_name=_("days"))
+    stays = models.PositiveIntegerField(default=0, verbose_name=_("stays"))
+
+    class Meta:
+        verbose_name = _("lead stage time daily")
+        verbose_name_plural = _("lead stage time dailies")
+        constraints = [
+            models.UniqueConstraint(fields=["company", "local_date", "stage_id", "days"],
+                                    name="reports_lead_stage_time_key"),
+        ]
+
+
 class WorkerDaily(RollupRow):
     """Bookings' punctuality (coaching's BookingPunctuality) on one scheduled local day, by zone, service category
     and whether the worker had been coached (a CoachNova recipient row with status coached, made before the
@@ -136,6 +158,7 @@ class RollupWatermark(RollupRow):
 
     company = models.OneToOneField("crm.Company", on_delete=models.CASCADE, primary_key=True, related_name="+", verbose_name=_("company"))
     through_date = models.DateField(help_text="The last local day refreshed.", verbose_name=_("through date"))
+    # The rollups hold every row stamped before refreshed_at; the live "today" numbers add the rows since.
     refreshed_at = models.DateTimeField(default=now, help_text="Data as of: when the last refresh read the rows.", verbose_name=_("refreshed at"))
     duration_ms = models.PositiveIntegerField(default=0, verbose_name=_("duration ms"))
 

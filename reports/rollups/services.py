@@ -12,7 +12,15 @@ from django.utils import timezone
 from crm.models import Company
 from engage.api import job_enqueue
 from reports.rollups import aggregate
-from reports.rollups.models import AIDaily, EngagementDaily, LeadDaily, LeadStageCount, RollupWatermark, WorkerDaily
+from reports.rollups.models import (
+    AIDaily,
+    EngagementDaily,
+    LeadDaily,
+    LeadStageCount,
+    LeadStageTimeDaily,
+    RollupWatermark,
+    WorkerDaily,
+)
 
 # Late events (a delivery receipt, a click, a punctuality recomputed) land within this many local days.
 LATE_DAYS = 3
@@ -24,6 +32,7 @@ _DAILY = (
     (EngagementDaily, aggregate.engagement_rows),
     (AIDaily, aggregate.ai_rows),
     (LeadDaily, aggregate.lead_rows),
+    (LeadStageTimeDaily, aggregate.lead_stage_time_rows),
     (WorkerDaily, aggregate.worker_rows),
 )
 
@@ -35,7 +44,11 @@ def rollups_refresh(*, company: Company, first: dt.date, last: dt.date, with_sta
         raise ValueError("first must not be after last")
     started = time.monotonic()
     read_at = timezone.now()
-    built = {model: rows(company=company, first=first, last=last) for model, rows in _DAILY}
+    # rows stamped up to read_at: later ones are the live "today" numbers' until the next refresh (worker rows are
+    # keyed by their scheduled local day, not a timestamp, and never live)
+    built = {model: rows(company=company, first=first, last=last, **({} if model is WorkerDaily else
+                                                                    {"until": read_at}))
+             for model, rows in _DAILY}
     stages = aggregate.lead_stage_rows(company=company) if with_stages else None
     with transaction.atomic():
         for model, rows in built.items():
@@ -46,12 +59,14 @@ def rollups_refresh(*, company: Company, first: dt.date, last: dt.date, with_sta
             LeadStageCount.objects.bulk_create(stages, batch_size=BATCH)
         watermark = RollupWatermark.objects.select_for_update().filter(company_id=company.pk).first()
         duration_ms = int((time.monotonic() - started) * 1000)
+        # what the rollups now hold: every row stamped before `covered` (a backfill of past days does not move it)
+        covered = min(read_at, aggregate.utc_range(company, last, last)[1])
         if watermark is None:
-            RollupWatermark.objects.create(company_id=company.pk, through_date=last, refreshed_at=read_at,
+            RollupWatermark.objects.create(company_id=company.pk, through_date=last, refreshed_at=covered,
                                            duration_ms=duration_ms)
         else:
             watermark.through_date = max(watermark.through_date, last)
-            watermark.refreshed_at = read_at
+            watermark.refreshed_at = max(watermark.refreshed_at, covered)
             watermark.duration_ms = duration_ms
             watermark.save(update_fields=["through_date", "refreshed_at", "duration_ms"])
     return {"company_id": company.pk, "first": first.isoformat(), "last": last.isoformat(),

@@ -100,14 +100,15 @@ def seed_company(*, company: Company, days: int = 5, per_day: int = 6, end: dt.d
             lead = Lead.objects.create(company=company, contact=customer.contact, pipeline=pipeline,
                                        stage=stages[0], source=rng.choice(("ad", "website", "whatsapp")),
                                        channel=channel, created_at=at)
+            # stage moves as crm's lead_move_to_stage records them (the lead as target, from_id/to_id): some to
+            # the second stage after hours or days, some of those (and some new ones) on to won or lost
+            moved_at = at
+            if rng.random() < 0.5:
+                moved_at = at + dt.timedelta(hours=rng.choice((2, 30, 80)))
+                _move(lead, stages[1], moved_at, customer.contact)
             if rng.random() < 0.4:
-                stage = rng.choice((won, lost))
-                lead.stage = stage
-                lead.status = Lead.Status.WON if stage == won else Lead.Status.LOST
-                lead.save(update_fields=["stage", "status"])
-                Event.objects.create(company=company, type="stage.changed", contact=customer.contact,
-                                     occurred_at=at + dt.timedelta(hours=2),
-                                     payload={"lead_id": lead.pk, "status": lead.status, "to_id": stage.pk})
+                _move(lead, rng.choice((won, lost)), moved_at + dt.timedelta(hours=rng.choice((2, 50))),
+                      customer.contact)
             booking = Booking.objects.create(
                 company=company, customer=customer, worker=rng.choice(workers), service=rng.choice(services), scheduled_at=at,
                 zone=rng.choice(ZONES), status=Booking.Status.COMPLETED)
@@ -118,3 +119,14 @@ def seed_company(*, company: Company, days: int = 5, per_day: int = 6, end: dt.d
                 outcome="on_time" if late < 15 else rng.choice(("late", "no_show")), minutes_late=late,
                 is_excused=rng.random() < 0.1)
     return made
+
+
+def _move(lead: Lead, stage: Stage, at: dt.datetime, contact: Contact) -> None:
+    previous = lead.stage
+    lead.stage = stage
+    lead.status = {Stage.Kind.WON: Lead.Status.WON, Stage.Kind.LOST: Lead.Status.LOST}.get(stage.kind,
+                                                                                          Lead.Status.OPEN)
+    lead.save(update_fields=["stage", "status"])
+    Event.objects.create(company=lead.company, type="stage.changed", contact=contact, target=lead, occurred_at=at,
+                         payload={"lead_id": lead.pk, "status": lead.status, "from_id": previous.pk,
+                                  "to_id": stage.pk})

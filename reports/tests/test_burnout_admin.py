@@ -60,7 +60,7 @@ def test_opening_an_alert_is_recorded_in_the_workers_timeline(client, staff_user
     html = response.content.decode()
     assert "60 h in the last 7 days (threshold 55 h)" in html and 'id="alert-acknowledge"' in html
     [viewed] = Event.objects.filter(type="burnout.viewed")
-    assert (viewed.contact, viewed.actor, viewed.payload) == (alert.worker.contact, staff_user, {"alert_id": alert.pk})
+    assert (viewed.contact, viewed.actor, viewed.payload) == (alert.worker.contact, staff_user, {"alert_id": alert.pk, "page": "alert"})
 
 
 def test_the_steps_call_the_services(client, staff_user, alert):
@@ -135,3 +135,58 @@ def test_the_bulk_act_and_resolve_actions_ask_for_the_note_and_the_outcome(clien
     client.post(reverse(LIST), {"action": "resolve", "apply": "1", "outcome": "ongoing_support", "note": "", **selected})
     alert.refresh_from_db()
     assert (alert.status, alert.outcome, alert.resolved_by) == ("resolved", "ongoing_support", staff_user)
+
+
+def test_the_workers_page_shows_the_open_alert_with_its_numbers_and_a_link_to_handle_it(client, staff_user, alert):
+    client.force_login(staff_user)
+    response = client.get(reverse("admin:crm_worker_change", args=[alert.worker_id]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="worker-burnout-alert"' in html and 'data-level="alert"' in html
+    assert "60 h in the last 7 days" in html  # the explanation in numbers
+    assert reverse("admin:reports_burnoutalert_change", args=[alert.pk]) in html
+    assert 'id="worker-punctuality"' in html  # coaching's panels stay
+    viewed = Event.objects.get(type="burnout.viewed")
+    assert viewed.payload == {"alert_id": alert.pk, "page": "worker"} and viewed.actor == staff_user
+    # resolved: the page shows no alert
+    BurnoutAlert.objects.filter(pk=alert.pk).update(status="resolved", outcome="recovered")
+    assert 'id="worker-burnout-alert"' not in client.get(
+        reverse("admin:crm_worker_change", args=[alert.worker_id])).content.decode()
+
+
+def test_the_workers_page_shows_no_alert_to_people_who_may_not_see_burnout(client, company, alert):
+    marketer = manager_of(company, email="mia@alpha.test", role=Membership.Role.MARKETING, groups=("Marketing",))
+    from django.contrib.auth.models import Permission
+
+    marketer.user_permissions.add(*Permission.objects.filter(codename__in=["view_worker", "change_worker"]))
+    client.force_login(marketer)
+    response = client.get(reverse("admin:crm_worker_change", args=[alert.worker_id]))
+    assert response.status_code == 200
+    assert 'id="worker-burnout-alert"' not in response.content.decode()
+    assert not Event.objects.filter(type="burnout.viewed").exists()
+
+
+def test_the_alert_and_the_managers_email_read_in_bengali(client, staff_user, alert, settings):
+    from django.utils import translation
+
+    from reports.burnout.services import _email_body, _email_subject
+
+    client.force_login(staff_user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "bn"
+    try:
+        html = client.get(reverse("admin:reports_burnoutalert_change", args=[alert.pk])).content.decode()
+    finally:
+        translation.activate(settings.LANGUAGE_CODE)  # the request's language stays active in this thread
+    assert "শেষ ৭ দিনে 60 ঘণ্টা (সীমা 55 ঘণ্টা)" in html and "স্বীকার করুন" in html
+    assert "60 h in the last 7 days" not in html
+    with translation.override("bn"):
+        assert "হয়তো অতিরিক্ত কাজ করছেন: শেষ ৭ দিনে 60 ঘণ্টা" in _email_body(alert)
+        assert _email_subject(alert).startswith(f"[{alert.company.name}] অতিরিক্ত কাজের চাপ")
+    # the email job renders in the site's language (LANGUAGE_CODE), whatever the thread had active
+    from reports.burnout.services import burnout_alert_notify
+
+    with translation.override("bn"):
+        burnout_alert_notify(alert_id=alert.pk)
+    from django.core import mail
+
+    assert "may be overworked: 60 h in the last 7 days (threshold 55 h)." in mail.outbox[-1].body

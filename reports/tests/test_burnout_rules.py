@@ -3,6 +3,7 @@ at 22:30 in Dhaka (16:30 UTC) is a late-night job, a job at 00:30 in Dhaka (18:3
 next Dhaka day. Pure functions: no database."""
 
 import datetime as dt
+import re
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -115,6 +116,28 @@ def test_the_summary_reads_in_numbers():
     result = run(jobs)
     assert result.summary == "58 h in the last 7 days (threshold 55 h), 9 days without a day off"
     assert result.level == "alert"
+
+
+def test_the_explanation_is_said_in_the_readers_language_with_its_numbers():
+    from django.utils import translation
+
+    from reports.burnout.rules import SIGNAL_TEXTS, explanation, signal_text
+
+    jobs = [*six_days(3480), *(job(at(n), 60) for n in (7, 8, 9))]
+    result = run(jobs)
+    assert [signal["params"] for signal in result.signals] == [{"hours": "58", "threshold": 55}, {"days": 9}]
+    with translation.override("bn"):
+        bengali = explanation(result.signals)
+        assert bengali == "শেষ ৭ দিনে 58 ঘণ্টা (সীমা 55 ঘণ্টা), একটানা 9 দিন কোনো ছুটি ছাড়া"
+        # every rule's sentence has Bengali, with the same placeholders
+        for code, text in SIGNAL_TEXTS.items():
+            with translation.override("en"):
+                english = str(text)
+            assert str(text) != english, code
+            assert sorted(re.findall(r"%\((\w+)\)s", str(text))) == sorted(re.findall(r"%\((\w+)\)s", english))
+    assert result.summary == explanation(result.signals)  # stored in English, whatever the active language was
+    # a signal stored before the numbers were kept reads as its stored text
+    assert signal_text({"code": "hours", "level": "alert", "text": "60 h in the last 7 days"}) == "60 h in the last 7 days"
 
 
 # --- late-night jobs --------------------------------------------------------------------------------------------
@@ -270,3 +293,58 @@ def test_main_zone_and_service_category_are_the_most_frequent():
         job(at(3), 60, zone="Dhanmondi", category="AC repair")]
     result = run(jobs)
     assert (result.zone, result.category) == ("Mirpur", "Cleaning")
+
+
+# --- the grouped SQL reads the same numbers as the rules in Python -------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("time_zone", ["Asia/Dhaka", "UTC", "America/New_York"])
+def test_the_grouped_sql_counts_agree_with_the_python_rules(company, time_zone):
+    import random
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from reports.burnout import counts_sql
+    from reports.burnout.rules import HISTORY_DAYS, counts_of
+    from reports.burnout.services import _jobs_by_worker
+    from reports.tests.helpers import job_of, worker_of
+
+    assert connection.vendor == "postgresql"  # the grouped query is PostgreSQL's; SQLite counts in Python only
+    company.timezone = time_zone
+    company.save(update_fields=["timezone"])
+    zone = ZoneInfo(time_zone)
+    now = timezone.now()
+    rng = random.Random(7)
+    thresholds = Thresholds(late_night_hour=21, back_to_back_gap_minutes=45, late_grace_minutes=5)
+    workers = [worker_of(company, name=f"W{n}", phone=f"+88019110002{n:02d}", zone="Mirpur") for n in range(8)]
+    for index, worker in enumerate(workers):
+        for _ in range(rng.randrange(5, 30)):
+            start = now - dt.timedelta(minutes=rng.randrange(-600, (HISTORY_DAYS + 2) * 24 * 60))
+            status = rng.choice(["completed"] * 6 + ["cancelled", "scheduled"])
+            fields = {"rating": rng.choice([None, None, 2, 3, 4, 5]),
+                      "arrived_at": start + dt.timedelta(minutes=rng.randrange(0, 20)),
+                      "cancelled_by": rng.choice(["worker", "customer"]) if status == "cancelled" else ""}
+            booking = job_of(worker, start, rng.choice([30, 60, 95, 240]), status=status,
+                             zone=rng.choice(["Mirpur", "Gulshan", "Uttara"]),
+                             category=rng.choice(["Cleaning", "Beauty"]), **fields)
+            if index % 3 == 0 and rng.random() < 0.3:  # started late, finished before the start, not started
+                booking.started_at = start + dt.timedelta(minutes=rng.randrange(0, 90))
+                booking.finished_at = rng.choice([None, booking.started_at - dt.timedelta(minutes=5)])
+                booking.save(update_fields=["started_at", "finished_at"])
+    since = now - dt.timedelta(days=HISTORY_DAYS + 1)
+    in_sql = counts_sql.counts_by_worker(company=company, thresholds=thresholds, zone=zone, since=since, now=now)
+    in_python = {worker_id: counts_of(jobs, thresholds=thresholds, zone=zone, now=now)
+                 for worker_id, jobs in _jobs_by_worker(company=company, since=since, until=now).items()}
+    assert set(in_sql) == set(in_python) == {worker.pk for worker in workers}
+    for worker_id, counts in in_python.items():
+        got = in_sql[worker_id]
+        assert abs(got.hours_7d - counts.hours_7d) < 1e-6, worker_id
+        got.hours_7d = counts.hours_7d
+        assert got == counts, worker_id
+    # the sample exercises every number
+    totals = {name: sum(bool(getattr(counts, name)) for counts in in_python.values())
+              for name in ("late_night_jobs_7d", "back_to_back_pairs_7d", "cancellations_14d", "ratings_14d",
+                           "ratings_previous_14d", "late_arrivals_14d", "late_arrivals_previous_14d", "hours_7d")}
+    assert all(totals.values()), totals

@@ -269,3 +269,90 @@ def test_reads_go_through_the_reports_alias_on_its_own_connection(client):
         card = selectors.card(company=company, card="engagement", period="7d")
     assert card["totals"]["sent"]["value"] > 0
     assert any("reports_engagementdaily" in query["sql"] for query in reads.captured_queries)
+
+
+def test_the_leads_card_shows_time_in_stage_on_the_home_and_in_the_api(client, alpha, owner, key_client):
+    card = selectors.card(company=alpha, card="leads", period="30d")
+    rows = card["time_in_stage"]
+    assert rows and all(row["median_days"] <= row["p90_days"] for row in rows)
+    assert rows[0]["stage_name"] == "New"  # pipeline order
+    response, _ = cards_on_home(client, owner, period="30d")
+    html = response.content.decode()
+    assert 'id="leads-time-in-stage"' in html and 'data-stage="New"' in html
+    api = key_client.get("/api/reports/cards/leads/", {"period": "30d"})
+    assert api.status_code == 200 and api.json()["time_in_stage"] == rows
+
+
+def test_today_adds_the_rows_since_the_last_tick_once(alpha, monkeypatch):
+    # given today's cards read right after a tick
+    from crm.models import Event, Lead
+    from crm.tests.factories import ContactFactory
+    from engage.api import AISession, Message
+
+    before = {card: selectors.card(company=alpha, card=card, period="today") for card in ("engagement", "ai", "leads")}
+    watermark = RollupWatermark.objects.get(company=alpha).refreshed_at
+    # when, after the tick, a reminder is sent and delivered, a model replies, a lead comes in and someone opts out
+    contact = ContactFactory(company=alpha)
+    now = dt.datetime.now(dt.UTC)
+    Message.objects.create(company=alpha, contact=contact, direction="outbound", channel="sms",
+                           agent_type="smartengage", body="x", status="delivered", sent_at=now, delivered_at=now,
+                           created_at=now)
+    AISession.objects.create(company=alpha, agent_type="sales", purpose="reply", outcome="ok", tokens_in=7,
+                             tokens_out=3)
+    lead = Lead.objects.create(company=alpha, contact=contact, pipeline=alpha.pipelines.first(),
+                               stage=alpha.pipelines.first().stages.first(), source="ad")
+    Event.objects.create(company=alpha, type="opt_out", contact=contact, payload={"channel": "sms"})
+    later = selectors.time.time() + selectors.LIVE_SECONDS  # the live part's cache slot has passed
+    monkeypatch.setattr(selectors.time, "time", lambda: later)
+
+    def value(card, metric):
+        return selectors.card(company=alpha, card=card, period="today")["totals"][metric]["value"]
+
+    # then today's cards show them without a refresh, "data as of" now
+    expected = {("engagement", "sent"): 1, ("engagement", "delivered"): 1, ("engagement", "opt_outs"): 1,
+                ("ai", "replies"): 1, ("ai", "sessions"): 1, ("ai", "tokens"): 10, ("leads", "new"): 1}
+    for (card, metric), extra in expected.items():
+        assert value(card, metric) == before[card]["totals"][metric]["value"] + extra, (card, metric)
+    engagement = selectors.card(company=alpha, card="engagement", period="today")
+    assert dt.datetime.fromisoformat(engagement["data_as_of"]) > watermark
+    assert engagement["funnel"][0]["value"] == value("engagement", "sent")
+    assert engagement["series"]["datasets"]["sent"][-1] == value("engagement", "sent")
+    assert lead.created_at > watermark
+    # and after the next tick they are in the rollup and counted once
+    rollups_refresh(company=alpha, first=local_today(alpha), last=local_today(alpha))
+    rolled = EngagementDaily.objects.filter(company=alpha, local_date=local_today(alpha))
+    assert sum(rolled.values_list("sent", flat=True)) == before["engagement"]["totals"]["sent"]["value"] + 1
+    for (card, metric), extra in expected.items():
+        assert value(card, metric) == before[card]["totals"][metric]["value"] + extra, (card, metric)
+    # other periods stay the rollup's, as of the tick
+    assert selectors.card(company=alpha, card="engagement", period="7d")["data_as_of"] == RollupWatermark.objects.get(
+        company=alpha).refreshed_at.isoformat()
+
+
+def test_template_versions_are_named_in_the_card_the_breakdown_its_chart_and_the_csv(client, alpha, owner):
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    from engage.prompts.models import PromptTemplateVersion
+
+    used = set(EngagementDaily.objects.filter(company=alpha, template_version_id__gt=0).values_list(
+        "template_version_id", flat=True))
+    assert len(used) >= 2  # the seed uses two versions
+    names = {version.pk: f"{version.template.name} v{version.number}"
+             for version in PromptTemplateVersion.objects.filter(pk__in=used)}
+    card = selectors.card(company=alpha, card="engagement", period="30d")
+    assert {row["name"] for row in card["by_template_version"]} == set(names.values())
+    client.force_login(owner)
+    query = {"company": alpha.pk, "card": "engagement", "dimension": "template_version", "period": "30d"}
+    with CaptureQueriesContext(connections["reports"]) as reads:
+        response = client.get(reverse("reports-breakdown"), query)
+    segments = {row["segment"] for row in response.context["data"]["rows"]}
+    assert segments == {*names.values(), "none"}
+    html = response.content.decode()
+    assert all(name in html for name in names.values())  # the table and the chart's data (json_script)
+    assert sum("prompttemplateversion" in q["sql"] for q in reads.captured_queries) == 1  # one query for the names
+    rows = list(csv.DictReader(io.StringIO(b"".join(client.get(reverse("reports-breakdown-csv"), query)
+                                                     .streaming_content).decode())))
+    assert {row["segment"] for row in rows} == {*names.values(), "none"}
+    home, _ = cards_on_home(client, owner, period="30d")
+    assert all(name in home.content.decode() for name in names.values())

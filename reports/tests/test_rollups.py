@@ -15,7 +15,15 @@ from crm.tests.factories import CompanyFactory
 from engage.api import AISession, Message, attributed_bookings
 from engage.ledger.models import Job
 from reports.rollups.aggregate import cohort_of, first_activity_day, utc_range
-from reports.rollups.models import AIDaily, EngagementDaily, LeadDaily, LeadStageCount, RollupWatermark, WorkerDaily
+from reports.rollups.models import (
+    AIDaily,
+    EngagementDaily,
+    LeadDaily,
+    LeadStageCount,
+    LeadStageTimeDaily,
+    RollupWatermark,
+    WorkerDaily,
+)
 from reports.rollups.services import refresh_window, rollups_backfill, rollups_refresh, rollups_tick
 from reports.tests.seed import seed_company
 
@@ -116,6 +124,70 @@ def test_lead_rollups_agree_with_the_raw_rows(seeded):
     for name, count in stages.items():
         assert Lead.objects.filter(company=seeded, stage__name=name).count() == count
     assert stages["Won"] > 0 and stages["New"] > 0
+
+
+def raw_stays(company):
+    """(local day left, stage id, local days in it) of every stay, straight from each lead's stage.changed events
+    (found by the payload's lead id) chained from the lead's creation."""
+    stays = []
+    for lead in Lead.objects.filter(company=company):
+        entered = lead.created_at
+        for event in Event.objects.filter(company=company, type="stage.changed",
+                                          payload__lead_id=lead.pk).order_by("occurred_at", "id"):
+            left = event.occurred_at.astimezone(DHAKA).date()
+            stays.append((left, event.payload["from_id"], (left - entered.astimezone(DHAKA).date()).days))
+            entered = event.occurred_at
+    return stays
+
+
+@pytest.mark.embedded
+def test_time_in_stage_rollup_agrees_with_the_raw_rows(seeded):
+    import math
+
+    from reports.selectors import time_in_stage
+
+    stays = [stay for stay in raw_stays(seeded) if FIRST <= stay[0] <= LAST]
+    for day in days():
+        for stage_id in {stay[1] for stay in stays}:
+            raw = [stay[2] for stay in stays if stay[0] == day and stay[1] == stage_id]
+            rows = LeadStageTimeDaily.objects.filter(company=seeded, local_date=day, stage_id=stage_id)
+            assert sum(row.stays for row in rows) == len(raw), (day, stage_id)
+            assert sum(row.stays * row.days for row in rows) == sum(raw), (day, stage_id)
+    # the card's median and p90 (nearest rank) per stage over the whole period
+    got = {row["stage_id"]: row for row in time_in_stage(company=seeded, first=FIRST, last=LAST)}
+    assert set(got) == {stay[1] for stay in stays} and len(got) >= 2  # New and the second stage at least
+    for stage_id, row in got.items():
+        values = sorted(stay[2] for stay in stays if stay[1] == stage_id)
+        assert row["stays"] == len(values)
+        assert row["median_days"] == values[math.ceil(0.5 * len(values)) - 1]
+        assert row["p90_days"] == values[math.ceil(0.9 * len(values)) - 1]
+        assert row["stage_name"] and not row["stage_name"].startswith("#")
+    assert any(row["p90_days"] >= 2 for row in got.values())  # stays over several local days are seeded
+
+
+def test_time_in_stage_counts_local_days_and_skips_unknown_starts(db):
+    # given a lead created at 17:00 UTC on 1 Dec (23:00 in Dhaka) moved out at 18:30 UTC (00:30 on 2 Dec in Dhaka)
+    from crm.models import Stage
+    from crm.services import lead_move_to_stage
+    from crm.tests.factories import ContactFactory
+
+    company = CompanyFactory(slug="stages", timezone="Asia/Dhaka")
+    pipeline = _pipeline(company)
+    second = Stage.objects.create(pipeline=pipeline, name="Qualified", order=2, kind="open")
+    lead = Lead.objects.create(company=company, contact=ContactFactory(company=company), pipeline=pipeline,
+                               stage=pipeline.stages.get(name="New"),
+                               created_at=dt.datetime(2026, 12, 1, 17, tzinfo=dt.UTC))
+    lead_move_to_stage(lead=lead, stage=second)
+    Event.objects.filter(type="stage.changed").update(occurred_at=dt.datetime(2026, 12, 1, 18, 30, tzinfo=dt.UTC))
+    # and a stage change of a lead since deleted, with no earlier change (its start is unknown)
+    Event.objects.create(company=company, type="stage.changed", occurred_at=dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC),
+                         payload={"lead_id": 987654, "from_id": second.pk, "to_id": second.pk, "status": "open"})
+    # when
+    rollups_refresh(company=company, first=dt.date(2026, 12, 1), last=dt.date(2026, 12, 2))
+    # then: one stay in New, left on 2 Dec, one local day long (23:00 -> 00:30 crosses a Dhaka midnight)
+    assert list(LeadStageTimeDaily.objects.filter(company=company).values_list("local_date", "stage_id", "days",
+                                                                                 "stays")) == [
+        (dt.date(2026, 12, 2), pipeline.stages.get(name="New").pk, 1, 1)]
 
 
 @pytest.mark.embedded
