@@ -24,6 +24,7 @@ a child process of its own like a remote model.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import os
@@ -121,6 +122,7 @@ def _sdk_warm(*, company) -> None:
 
 
 def _measure_run(*, company, is_dry_run: bool) -> tuple[float, dict]:
+    """A campaign's run: (wall seconds, its answer with `cpu_seconds`: this process's CPU, every thread)."""
     from engage.campaigns.models import Campaign
     from engage.campaigns.runner import campaign_run_execute
     from engage.campaigns.runs import campaign_run_trigger
@@ -128,9 +130,9 @@ def _measure_run(*, company, is_dry_run: bool) -> tuple[float, dict]:
     _sdk_warm(company=company)
     campaign = Campaign.objects.create(company=company, name="Bench", channel="console")
     run = campaign_run_trigger(campaign=campaign, is_dry_run=is_dry_run)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = campaign_run_execute(run_id=run.pk)
-    return time.perf_counter() - started, result
+    return time.perf_counter() - started, {**result, "cpu_seconds": time.process_time() - cpu_started}
 
 
 class _ModelProcess:
@@ -179,7 +181,6 @@ def run() -> None:
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
     from shokti.celery import app as celery_app
 
@@ -198,19 +199,31 @@ def run() -> None:
         _measure_run(company=_company("bench-warm-up", CONCURRENCY), is_dry_run=False)
         send_seconds, sent = _measure_run(company=_company("bench-sends", SENDS), is_dry_run=False)
         rate = sent["sent"] / send_seconds
+        cpu_per_message = sent["cpu_seconds"] * 1000 / max(1, sent["sent"])
         print(f"end to end: {sent['sent']:,} sent ({sent['failed']} failed, {sent['skipped']} skipped) in "
-              f"{send_seconds:.1f} s = {rate:.0f} messages/s")
+              f"{send_seconds:.1f} s = {rate:.0f} messages/s; process CPU {cpu_per_message:.2f} ms a message")
         # 2. round trips per sent message, one send at a time on this connection (load-independent)
         settings.OPENAI_BASE_URL = fast.base_url
         settings.SMARTENGAGE_SEND_CONCURRENCY = 1
-        with CaptureQueriesContext(connection) as captured:
-            _, counted = _measure_run(company=_company("bench-queries", QUERY_SENDS), is_dry_run=False)
-        queries_per_message = len(captured.captured_queries) / max(1, counted["sent"])
+        company = _company("bench-queries", QUERY_SENDS)  # its setup is not the run's
+        statements = collections.Counter()
+
+        def count_statement(execute, sql, params, many, context):
+            statements[" ".join(sql.split())[:60]] += 1
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(count_statement):
+            _, counted = _measure_run(company=company, is_dry_run=False)
+        queries_per_message = statements.total() / max(1, counted["sent"])
+        for statement, times in statements.most_common(8):
+            print(f"  {times / max(1, counted['sent']):.2f} a message: {statement}")
         print(f"{queries_per_message:.1f} queries per sent message over {counted['sent']} sends")
         # 3. dry run, model at once
         dry_seconds, dry = _measure_run(company=_company("bench-dry", DRY), is_dry_run=True)
         dry_rate = dry["rendered"] / dry_seconds
-        print(f"dry run: {dry['rendered']:,} rendered in {dry_seconds:.1f} s = {dry_rate:.0f} customers/s")
+        cpu_per_customer = dry["cpu_seconds"] * 1000 / max(1, dry["rendered"])
+        print(f"dry run: {dry['rendered']:,} rendered in {dry_seconds:.1f} s = {dry_rate:.0f} customers/s; "
+              f"process CPU {cpu_per_customer:.3f} ms a customer")
     finally:
         for process in (slow, fast):
             process.stop()
@@ -222,8 +235,8 @@ def run() -> None:
             "value": 100 / rate if rate else float("inf"),
             "unit": "s",
             "ceiling": CEILING_SECONDS_PER_100_MESSAGES,
-            "note": f"{rate:.0f} messages/s over {sent['sent']:,} sends; {CONCURRENCY} model calls in flight, "
-                    f"batches of {BATCH}; load average {load_average}",
+            "note": f"{rate:.0f} messages/s over {sent['sent']:,} sends, process CPU {cpu_per_message:.1f} ms a "
+                    f"message; {CONCURRENCY} model calls in flight, batches of {BATCH}; load average {load_average}",
         },
         {
             "figure": "database round trips per sent message (whole run / sends, one send at a time)",
@@ -237,7 +250,8 @@ def run() -> None:
             "value": 1_000_000 / dry_rate if dry_rate else float("inf"),
             "unit": "ms",
             "ceiling": CEILING_MS_PER_1000_DRY,
-            "note": f"{dry_rate:,.0f} customers/s over {dry['rendered']:,} eligible",
+            "note": f"{dry_rate:,.0f} customers/s over {dry['rendered']:,} eligible, process CPU "
+                    f"{cpu_per_customer:.2f} ms a customer",
         },
     ]
     output = os.environ.get("BENCH_CAMPAIGN_OUTPUT")

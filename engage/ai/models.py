@@ -1,5 +1,7 @@
 """The AI's settings, its call records, its knowledge and its safety lists (see docs/ai.md)."""
 
+import json
+
 from django.conf import settings
 from django.contrib.postgres.search import SearchVectorField
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -83,6 +85,18 @@ class AIConfig(models.Model):
         self.allowed_link_domains = link_domains_clean(self.allowed_link_domains)
 
 
+class TextJSONEncoder(json.JSONEncoder):
+    """JSON with non-ASCII characters as they are, not as \\uXXXX escapes (what is stored is the same).
+
+    A Bengali prompt is 4-5 times longer escaped, and every escape's backslash is escaped again when a
+    bulk INSERT sends the batch's values as an array (Django's UNNEST): one campaign batch's AISessions
+    then cost 0.7 ms of process CPU a row, mostly in psycopg's array quoting; unescaped, 0.11 ms.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**{**kwargs, "ensure_ascii": False})
+
+
 class AISession(models.Model):
     """One model call (or the decision not to make one): prompt, tokens, latency, outcome."""
 
@@ -95,7 +109,7 @@ class AISession(models.Model):
     company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="ai_sessions", verbose_name=_("company"))
     agent_type = models.CharField(max_length=20, choices=AgentType.choices, verbose_name=_("agent type"))
     purpose = models.CharField(max_length=40, help_text="reply, followup, summary, sequence_step, reminder ...", verbose_name=_("purpose"))
-    prompt_messages = models.JSONField(default=list, blank=True, verbose_name=_("prompt messages"))
+    prompt_messages = models.JSONField(default=list, blank=True, encoder=TextJSONEncoder, verbose_name=_("prompt messages"))
     model = models.CharField(max_length=100, blank=True, verbose_name=_("model"))
     response_text = models.TextField(blank=True, help_text="What the model answered (even when rejected).", verbose_name=_("response text"))
     final_text = models.TextField(blank=True, help_text="What was used: the model's text or the fallback.", verbose_name=_("final text"))
@@ -105,7 +119,7 @@ class AISession(models.Model):
     outcome = models.CharField(max_length=10, choices=Outcome.choices, verbose_name=_("outcome"))
     error = models.TextField(blank=True, help_text="The error or the reason for the fallback/rejection.", verbose_name=_("error"))
     safety = models.JSONField(
-        default=dict, blank=True,
+        default=dict, blank=True, encoder=TextJSONEncoder,
         help_text="The safety filter's findings: every reason (code, message) for the model's text and for the "
         "fallback, the moderation endpoint's and the tone judge's answers, the time budget spent.", verbose_name=_("safety"),
     )

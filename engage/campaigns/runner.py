@@ -105,13 +105,16 @@ def _batch_size(*, run: CampaignRun) -> int:
 
 def _eligible_batches(*, walk: _Walk) -> Iterator[_SegmentBatch]:
     """The campaign's eligible customers after the walk's cursor a batch at a time, without anyone who has
-    an intent in this cycle; no new batch once the slice's time is up (after its first batch)."""
+    an intent in this cycle (in the segment's statement); no new batch once the slice's time is up (after
+    its first batch)."""
 
     run = walk.run
     company = run.campaign.company
+    # Who has an intent in this cycle is left out by the segment's own statement (not a second query
+    # a batch with a thousand ids to bind: 0.1 ms a customer of the dry run's process CPU).
     batches = customer_segment_batches(
         company=company, criteria=walk.criteria, batch_size=_batch_size(run=run), now=walk.now,
-        after_id=walk.cursor, zones=walk.zones,
+        after_id=walk.cursor, zones=walk.zones, exclude=_has_intent(run=run),
     )
     has_yielded = False
     while not (has_yielded and time.monotonic() >= walk.deadline):
@@ -119,22 +122,24 @@ def _eligible_batches(*, walk: _Walk) -> Iterator[_SegmentBatch]:
         if batch is None:
             walk.is_exhausted = True
             return
-        # The segment's customers come with their contacts: one more query finds who has an intent in
-        # this cycle (the segment read is not repeated), and both get the run's company object.
-        already = set(
-            CampaignRecipient.objects.filter(
-                campaign_id=run.campaign_id, customer_id__in=[customer.pk for customer in batch],
-                status__in=INTENT_STATUSES,
-            ).values_list("customer_id", "cycle_started_at")
-        )
-        customers = _SegmentBatch(customer for customer in batch if (customer.pk, customer.last_booking_at) not in already)
+        # The segment's customers come with their contacts; both get the run's company object.
+        customers = _SegmentBatch(batch)
         customers.last_id = batch[-1].pk
         for customer in customers:
             customer.company = company
             customer.contact.company = company
-        if customers:
-            has_yielded = True
-            yield customers
+        has_yielded = True
+        yield customers
+
+
+def _has_intent(*, run: CampaignRun) -> Exists:
+    """The customer (the outer query's row) has an intent of the run's campaign in their current cycle."""
+    return Exists(
+        CampaignRecipient.objects.filter(
+            campaign_id=run.campaign_id, customer_id=OuterRef("pk"), cycle_started_at=OuterRef("last_booking_at"),
+            status__in=INTENT_STATUSES,
+        )
+    )
 
 
 def _skips_record(*, walk: _Walk, after_id: int, upto_id: int | None) -> dict[str, int]:
@@ -149,14 +154,7 @@ def _skips_record(*, walk: _Walk, after_id: int, upto_id: int | None) -> dict[st
     skips = customer_segment_skips(
         company=run.campaign.company, criteria=walk.criteria, now=walk.now, after_id=after_id, upto_id=upto_id,
         zones=walk.zones,
-    ).exclude(
-        Exists(
-            CampaignRecipient.objects.filter(
-                campaign_id=run.campaign_id, customer_id=OuterRef("pk"), cycle_started_at=OuterRef("last_booking_at"),
-                status__in=INTENT_STATUSES,
-            )
-        )
-    )
+    ).exclude(_has_intent(run=run))
     select, params = skips.values_list("id", "last_booking_at", "skip_reason").query.sql_with_params()
     table = connection.ops.quote_name(CampaignRecipient._meta.db_table)
     # Django keeps a UUIDField as uuid on PostgreSQL and as 32 hex characters elsewhere.

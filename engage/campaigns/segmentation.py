@@ -27,7 +27,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from django.core.cache import cache
@@ -314,18 +314,20 @@ def customer_segment_batches(
     now: dt.datetime | None = None,
     after_id: int = 0,
     zones: tuple[str, ...] | None = None,
+    exclude: Any = None,
 ) -> Iterator[list[Customer]]:
     """The eligible customers after `after_id` in batches of `batch_size`, by keyset; `now` and the zone
-    list fixed for the walk (`zones`: read afresh when not given)."""
+    list fixed for the walk (`zones`: read afresh when not given). `exclude`: a condition (Q or
+    boolean expression) that leaves more customers out, in the same statement (a run's: who already
+    has an intent in this cycle)."""
     now = now or timezone.now()
     zones = contact_zones(company=company, refresh=True) if zones is None else zones
     while True:
         with custom_plans():
-            batch = list(
-                customer_segment(
-                    company=company, criteria=criteria, now=now, after_id=after_id, limit=batch_size, zones=zones
-                )
-            )
+            customers = customer_segment(company=company, criteria=criteria, now=now, after_id=after_id, zones=zones)
+            if exclude is not None:
+                customers = customers.exclude(exclude)
+            batch = list(customers[:batch_size])
         if not batch:
             return
         yield batch

@@ -127,7 +127,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('agent_type', models.CharField(choices=[('smartengage', 'SmartEngage'), ('coachnova', 'CoachNova'), ('sales', 'Sales')], max_length=20, verbose_name='agent type')),
                 ('purpose', models.CharField(help_text='reply, followup, summary, sequence_step, reminder ...', max_length=40, verbose_name='purpose')),
-                ('prompt_messages', models.JSONField(blank=True, default=list, verbose_name='prompt messages')),
+                ('prompt_messages', models.JSONField(blank=True, default=list, encoder=engage.ai.models.TextJSONEncoder, verbose_name='prompt messages')),
                 ('model', models.CharField(blank=True, max_length=100, verbose_name='model')),
                 ('response_text', models.TextField(blank=True, help_text='What the model answered (even when rejected).', verbose_name='response text')),
                 ('final_text', models.TextField(blank=True, help_text="What was used: the model's text or the fallback.", verbose_name='final text')),

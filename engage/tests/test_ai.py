@@ -1,5 +1,6 @@
 """The AI client against the local fake OpenAI server, through the real openai SDK."""
 
+import json
 import threading
 import time
 
@@ -285,6 +286,18 @@ def test_bulk_generation_runs_concurrently_with_a_bounded_pool_and_keeps_the_ord
     assert in_flight["max"] == 3
     assert AISession.objects.filter(company=company, purpose="reminder", outcome="ok").count() == 7
     assert {session.contact_id for session in AISession.objects.all()} == {contact.pk for contact in contacts}
+    assert sorted(session.prompt_messages[-1]["content"] for session in AISession.objects.all()) == [
+        f"গ্রাহক {index}" for index in range(7)
+    ]
+
+
+def test_session_json_goes_to_the_database_unescaped():
+    # Bengali as \\uXXXX escapes is 4-5 times longer, and a bulk INSERT escapes each backslash again.
+    field = AISession._meta.get_field("prompt_messages")
+    sent = json.dumps([{"role": "user", "content": "গ্রাহক \"রহিম\""}], cls=field.encoder)
+    assert "গ্রাহক" in sent and "\\u" not in sent
+    assert json.loads(sent) == [{"role": "user", "content": 'গ্রাহক "রহিম"'}]
+    assert AISession._meta.get_field("safety").encoder is field.encoder
 
 
 # --- Admin ------------------------------------------------------------------------------------------
