@@ -6,7 +6,7 @@ import re
 
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 
 from crm.models import Company
 from engage.ai.models import KnowledgeDoc
@@ -14,6 +14,11 @@ from engage.ai.models import KnowledgeDoc
 # \w alone splits Indic words at their vowel signs (combining marks): take the Indic blocks whole.
 WORD_PATTERN = re.compile(r"[\w\u0900-\u0dff]+")
 MAX_QUERY_WORDS = 30
+
+
+def knowledge_exists(company_ref: str = "company_id") -> Exists:
+    """An expression for a query's rows: whether their company (`company_ref`) has an active document."""
+    return Exists(KnowledgeDoc.objects.filter(company_id=OuterRef(company_ref), is_active=True))
 
 
 def knowledge_search(*, company: Company, text: str, limit: int = 3) -> list[KnowledgeDoc]:

@@ -191,12 +191,14 @@ def test_when_neither_the_answer_nor_the_fallback_is_safe_nothing_is_sent_and_a_
     assert jobs("followup_bumpup") == []
 
 
-# The statements one AI reply job costs once the per-process caches are warm (claim, lead, inbound,
-# outbound check, AI config, sequences, knowledge, session, message, send, event, jobs, completion):
-# bench/ai_reply_profile.py counts 18 outside a test transaction (BEGIN/COMMIT instead of savepoints).
+# The statements one AI reply job costs once the per-process caches are warm: the claim, the lead (with
+# whether its stage starts sequences and its company has knowledge documents: neither is read here when
+# not), the inbound and any outbound message of the job, the conversation, the session, the message, its
+# `sent` update and event, the session's message, the follow-up and summary jobs, the completion: 11.
+# bench/ai_reply_profile.py counts the same outside a test transaction (plus BEGIN/COMMIT).
 # A new statement on the reply path must be a decision, not drift (docs/benchmarks.md, ai_replies).
 PLAIN_ANSWER = "আমাদের নতুন কোর্স আগামী মাসে শুরু হবে।"  # no price: nothing for the claims check
-AI_REPLY_STATEMENTS = 18
+AI_REPLY_STATEMENTS = 11
 
 
 def test_an_ai_reply_runs_in_a_fixed_number_of_statements(fake_openai, company):
