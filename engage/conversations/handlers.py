@@ -28,7 +28,7 @@ def ai_engage(job) -> dict[str, Any]:
     # Whether the lead's stage starts sequences and the company has knowledge documents, in the same
     # statement: a company without them is not asked again for its sequences or passages.
     lead = (Lead.objects.select_related("contact__worker", "stage")
-            .annotate(stage_has_sequences=stage_sequences_exist(), company_has_knowledge=knowledge_exists())
+            .annotate(stage_has_sequences=stage_sequences_exist(), company_has_knowledge=knowledge_exists(Lead._meta.db_table))
             .filter(pk=lead_id, company_id=job.company_id).first())
     if lead is None:
         raise JobPermanentError(f"Lead {lead_id!r} not found in the job's company.")

@@ -9,7 +9,8 @@ from typing import Any
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from crm.models import Channel, Event, Lead, Stage, User
@@ -85,13 +86,16 @@ def lead_stage_move(*, lead: Lead, stage: Stage, actor: User | None = None, sour
     return lead
 
 
-def stage_sequences_exist() -> Exists:
-    """An expression for a query of leads: whether the lead's stage starts an active sequence of its company
-    (the rows `_stage_sequences` reads)."""
-    return Exists(Sequence.objects.filter(
-        company_id=OuterRef("company_id"), trigger=Sequence.Trigger.STAGE_ENTERED, trigger_stage_id=OuterRef("stage_id"),
-        is_active=True,
-    ))
+def stage_sequences_exist() -> RawSQL:
+    """An expression for a query of leads (`Lead.objects`, whose table keeps its own name): whether the lead's
+    stage starts an active sequence of its company (the rows `_stage_sequences` reads). Written as SQL: the
+    ORM's `Exists(...)` subquery cost ~0.5 ms of CPU to build and compile on every reply."""
+    lead, sequence = Lead._meta.db_table, Sequence._meta.db_table
+    return RawSQL(
+        f'EXISTS (SELECT 1 FROM "{sequence}" s WHERE s."company_id" = "{lead}"."company_id" AND s."is_active"'
+        f' AND s."trigger" = %s AND s."trigger_stage_id" = "{lead}"."stage_id")',
+        [Sequence.Trigger.STAGE_ENTERED.value], output_field=BooleanField(),
+    )
 
 
 def _stage_sequences(*, lead: Lead, stage_id: int) -> list[Sequence]:

@@ -382,3 +382,20 @@ def test_an_ai_reply_experiment_is_on_leads_and_tests_prompts_only(company):
     variant = ExperimentVariant(experiment=experiment, name="Best hour", kind="send_time")
     with pytest.raises(ValidationError, match="tests prompts"):
         variant.full_clean()
+
+
+def test_knowledge_passages_follow_the_companys_active_documents_from_one_reply_to_the_next(fake_openai, company):
+    # The lead's SELECT says whether the company has active documents; without them no search is made.
+    AIConfig.objects.create(company=company)
+    fake_openai.reply(PLAIN_ANSWER)
+    doc = KnowledgeDoc.objects.create(company=company, title="কোর্সের দাম", body="কোর্সের দাম ৫০০০ টাকা।",
+                                      is_active=False)
+    first = capture(company, "কোর্সের দাম কত?", phone="+8801711000301")
+    assert run_job(first.job_id) == "completed"
+    assert "[কোর্সের দাম]" not in fake_openai.last_request["messages"][0]["content"]
+
+    doc.is_active = True
+    doc.save()
+    second = capture(company, "কোর্সের দাম কত?", phone="+8801711000302")
+    assert run_job(second.job_id) == "completed"
+    assert "[কোর্সের দাম]" in fake_openai.last_request["messages"][0]["content"]
