@@ -23,6 +23,7 @@ import cProfile
 import os
 import pstats
 import re
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -102,6 +103,7 @@ def main() -> None:
         profiler = cProfile.Profile(time.thread_time) if args.cprofile else None  # CPU, this thread
         cpu_started, wall_started, thread_started = time.process_time(), time.perf_counter(), time.thread_time()
         statements: list[str] = []
+        per_job: list[float] = []
 
         def counted(execute, sql, params, many, context):
             statements.append(sql)
@@ -111,7 +113,9 @@ def main() -> None:
             if profiler:
                 profiler.enable()
             for job_id in job_ids:
+                job_started = time.thread_time()
                 assert job_execute(job_id=job_id, worker="profile") == "completed"
+                per_job.append(time.thread_time() - job_started)
             if profiler:
                 profiler.disable()
         cpu, wall = time.process_time() - cpu_started, time.perf_counter() - wall_started
@@ -132,7 +136,7 @@ def main() -> None:
           f"CPU {cpu / count * 1000:.1f} ms a job (of which the fake model and its HTTP round trip "
           f"~{model_cpu / count * 1000:.1f} ms), wall {wall / count * 1000:.1f} ms a job")
     print(f"the worker's own CPU (this thread alone, without the fake model's server threads): "
-          f"{thread_cpu / count * 1000:.2f} ms a job")
+          f"{thread_cpu / count * 1000:.2f} ms a job, median {statistics.median(per_job) * 1000:.2f} ms")
     for kind, number in kinds.most_common():
         print(f"  {number / count:5.2f}  {kind}")
     if profiler:
