@@ -4,8 +4,11 @@
     .venv/bin/python bench/ai_reply_profile.py --cprofile # and the top functions by cumulative CPU
 
 Runs in this process, one job after another (no Celery), against the test suite's fake model
-answering at once (its HTTP server in a thread of this process: its CPU is subtracted by timing
-the call alone). Its own PostgreSQL database (BENCH_PROFILE_DATABASE_URL, default
+answering at once (its HTTP server in threads of this process: the worker's CPU is this thread's,
+time.thread_time). A pool of BENCH_PROFILE_POOL (20) connections, as the io worker has
+(DATABASE_POOL_MAX_SIZE: the connection goes back to the pool while the model answers). The
+statements are counted by an execute wrapper, not Django's debug cursor (whose SQL formatting cost
+~2 ms a job that the worker does not pay). Its own PostgreSQL database (BENCH_PROFILE_DATABASE_URL, default
 `shokti_bench_ai_profile`). BENCH_PROFILE_REPLIES (200) inbound messages, each from its own lead,
 are captured with dispatch held, then each `ai_engage` job runs through `job_execute` (claim,
 lease, handler, completion), as the io worker runs it. What the bench (`bench/ai_replies.py`)
@@ -20,6 +23,7 @@ import cProfile
 import os
 import pstats
 import re
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -27,6 +31,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/shokti_bench_ai_profile"
 REPLIES = int(os.environ.get("BENCH_PROFILE_REPLIES", "200"))
+POOL = os.environ.get("BENCH_PROFILE_POOL", "20")
 AI_TEXT = "Yes, the deep-cleaning package is available on Friday. Shall I book 10:00 for you?"
 
 
@@ -55,6 +60,7 @@ def main() -> None:
     os.environ["DATABASE_URL"] = os.environ.get("BENCH_PROFILE_DATABASE_URL", DEFAULT_URL)
     os.environ.pop("REDIS_URL", None)
     os.environ["CELERY_BROKER_URL"] = "memory://"
+    os.environ["DATABASE_POOL_MAX_SIZE"] = POOL
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     _database_create(os.environ["DATABASE_URL"])
@@ -67,7 +73,7 @@ def main() -> None:
 
     from django.core.management import call_command
     from django.db import connection, transaction
-    from django.test.utils import CaptureQueriesContext, override_settings
+    from django.test.utils import override_settings
 
     from crm.models import Company
     from engage.conversations.inbound import inbound_message_capture
@@ -94,18 +100,28 @@ def main() -> None:
         job_execute(job_id=job_ids[0], worker="profile")  # warm-up: SDK client, caches, imports
         job_ids = job_ids[1:]
         kinds: collections.Counter[str] = collections.Counter()
-        profiler = cProfile.Profile() if args.cprofile else None
-        cpu_started, wall_started = time.process_time(), time.perf_counter()
-        with CaptureQueriesContext(connection) as queries:
+        profiler = cProfile.Profile(time.thread_time) if args.cprofile else None  # CPU, this thread
+        cpu_started, wall_started, thread_started = time.process_time(), time.perf_counter(), time.thread_time()
+        statements: list[str] = []
+        per_job: list[float] = []
+
+        def counted(execute, sql, params, many, context):
+            statements.append(sql)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(counted):
             if profiler:
                 profiler.enable()
             for job_id in job_ids:
+                job_started = time.thread_time()
                 assert job_execute(job_id=job_id, worker="profile") == "completed"
+                per_job.append(time.thread_time() - job_started)
             if profiler:
                 profiler.disable()
         cpu, wall = time.process_time() - cpu_started, time.perf_counter() - wall_started
-        for query in queries.captured_queries:
-            kinds[_kind(query["sql"])] += 1
+        thread_cpu = time.thread_time() - thread_started
+        for sql in statements:
+            kinds[_kind(sql)] += 1
         # The fake model's own CPU (its HTTP server is a thread of this process): the same calls alone.
         import openai
 
@@ -116,9 +132,11 @@ def main() -> None:
         model_cpu = time.process_time() - model_started
         fake.stop()
     count = len(job_ids)
-    print(f"{count} ai_engage jobs: {len(queries.captured_queries) / count:.1f} SQL statements a job, "
+    print(f"{count} ai_engage jobs: {len(statements) / count:.1f} SQL statements a job, "
           f"CPU {cpu / count * 1000:.1f} ms a job (of which the fake model and its HTTP round trip "
           f"~{model_cpu / count * 1000:.1f} ms), wall {wall / count * 1000:.1f} ms a job")
+    print(f"the worker's own CPU (this thread alone, without the fake model's server threads): "
+          f"{thread_cpu / count * 1000:.2f} ms a job, median {statistics.median(per_job) * 1000:.2f} ms")
     for kind, number in kinds.most_common():
         print(f"  {number / count:5.2f}  {kind}")
     if profiler:

@@ -56,6 +56,7 @@ from engage.ai.safety import (
     safety_policy_for,
 )
 from engage.ai.safety_context import SafetyContext
+from engage.ai.sdk import completion_text, completion_usage, sdk_post
 from engage.ai.tone import TONE_JUDGE_TYPES, ToneVerdict, tone_judge_call
 from engage.policy.services import policy_for
 from shokti.db import connection_release
@@ -318,13 +319,12 @@ def _call(prepared: _Prepared) -> _CallOutcome:
             break
         outcome.attempts = attempt + 1
         try:
-            completion = client.chat.completions.create(
-                model=prepared.model,
-                messages=prepared.request.messages,
-                temperature=prepared.temperature,
-                max_tokens=prepared.max_tokens,
+            completion = sdk_post(
+                client, "/chat/completions",
+                body={"model": prepared.model, "messages": prepared.request.messages,
+                      "temperature": prepared.temperature, "max_tokens": prepared.max_tokens},
                 timeout=min(float(settings.OPENAI_TIMEOUT_SECONDS), remaining),
-                extra_headers={"x-stainless-retry-count": str(attempt)},
+                headers={"x-stainless-retry-count": str(attempt)},
             )
             break
         except openai.OpenAIError as error:
@@ -345,10 +345,8 @@ def _call(prepared: _Prepared) -> _CallOutcome:
                              f"{last}: the approved fallback was sent.")
         logger.warning("AI call failed after %s ms: %s", outcome.latency_ms, outcome.error)
         return outcome
-    usage = completion.usage
-    outcome.text = (completion.choices[0].message.content or "").strip() if completion.choices else ""
-    outcome.tokens_in = usage.prompt_tokens if usage else 0
-    outcome.tokens_out = usage.completion_tokens if usage else 0
+    outcome.text = completion_text(completion).strip()
+    outcome.tokens_in, outcome.tokens_out = completion_usage(completion)
     outcome.error = "" if outcome.text else "The model returned an empty answer."
     if outcome.text:
         _judge_by_model(prepared, client, outcome, deadline)

@@ -6,7 +6,8 @@ import re
 
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection
-from django.db.models import F, Q
+from django.db.models import BooleanField, F, Q
+from django.db.models.expressions import RawSQL
 
 from crm.models import Company
 from engage.ai.models import KnowledgeDoc
@@ -14,6 +15,16 @@ from engage.ai.models import KnowledgeDoc
 # \w alone splits Indic words at their vowel signs (combining marks): take the Indic blocks whole.
 WORD_PATTERN = re.compile(r"[\w\u0900-\u0dff]+")
 MAX_QUERY_WORDS = 30
+
+
+def knowledge_exists(table: str) -> RawSQL:
+    """An expression for a query of `table` (a model's table with a `company_id` column, keeping its own name):
+    whether the row's company has an active document. Written as SQL: the ORM's `Exists(...)` subquery cost
+    ~0.5 ms of CPU to build and compile on every reply."""
+    return RawSQL(
+        f'EXISTS (SELECT 1 FROM "{KnowledgeDoc._meta.db_table}" k WHERE k."company_id" = "{table}"."company_id"'
+        ' AND k."is_active")', [], output_field=BooleanField(),
+    )
 
 
 def knowledge_search(*, company: Company, text: str, limit: int = 3) -> list[KnowledgeDoc]:

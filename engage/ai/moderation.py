@@ -6,7 +6,7 @@ offline mode is safe too. Categories: profanity, insult, threat, sexual, politic
 self-harm, drugs, gambling, health claims and a denied opt-out.
 
 Online: `moderation_call(client=..., model=..., text=..., timeout=...)` asks `POST /v1/moderations`
-through the `openai` SDK and returns a `ModerationResult`; a flagged category becomes the reason
+through the `openai` SDK's client (engage.ai.sdk) and returns a `ModerationResult`; a flagged category becomes the reason
 `moderation_flagged`. The client calls it on the model's text only (an approved fallback is the
 company's own text), inside the generation's time budget.
 """
@@ -21,6 +21,7 @@ from typing import Any
 from engage.ai.lexicons import lexicon
 from engage.ai.normalize import as_written
 from engage.ai.reasons import SafetyReason
+from engage.ai.sdk import sdk_post
 
 OFFLINE_CATEGORIES: dict[str, str] = {
     "profanity": "Profanity",
@@ -141,16 +142,20 @@ def moderation_call(*, client, model: str, text: str, timeout: float) -> Moderat
 
     started = time.monotonic()
     try:
-        response = client.moderations.create(model=model, input=text, timeout=timeout)
+        response = sdk_post(client, "/moderations", body={"model": model, "input": text}, timeout=timeout)
     except openai.OpenAIError as error:
         return ModerationResult(is_called=True, model=model, error=f"{type(error).__name__}: {error}",
                                 latency_ms=int((time.monotonic() - started) * 1000))
     latency_ms = int((time.monotonic() - started) * 1000)
-    result = response.results[0] if response.results else None
+    results = response.get("results")
+    result = results[0] if isinstance(results, list) and results and isinstance(results[0], dict) else None
     if result is None:
         return ModerationResult(is_called=True, model=model, error="The moderation service returned no result.",
                                 latency_ms=latency_ms)
-    categories = result.categories.model_dump(by_alias=True) if hasattr(result.categories, "model_dump") else {}
-    flagged_categories = sorted(name for name, value in categories.items() if value)
-    return ModerationResult(is_called=True, flagged=bool(result.flagged), categories=flagged_categories,
-                            model=getattr(response, "model", model) or model, latency_ms=latency_ms)
+    categories = result.get("categories")
+    categories = categories if isinstance(categories, dict) else {}
+    flagged_categories = sorted(str(name) for name, value in categories.items() if value)
+    answered_model = response.get("model")
+    return ModerationResult(is_called=True, flagged=bool(result.get("flagged")), categories=flagged_categories,
+                            model=answered_model if isinstance(answered_model, str) and answered_model else model,
+                            latency_ms=latency_ms)

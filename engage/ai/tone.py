@@ -24,6 +24,7 @@ from engage.ai.lexicons import lexicon
 from engage.ai.normalize import as_written
 from engage.ai.reasons import SafetyReason
 from engage.ai.safety_context import PROACTIVE_MESSAGE_TYPES
+from engage.ai.sdk import completion_text, sdk_post
 
 # An urgent command: "এখনই বুক করুন!", "Book now!", "আজই অর্ডার করুন!".
 URGENT_COMMAND = re.compile(
@@ -114,21 +115,19 @@ def tone_judge_call(*, client, model: str, text: str, message_type: str, timeout
     audience = "worker (coaching)" if message_type == "coaching" else "customer"
     started = time.monotonic()
     try:
-        completion = client.chat.completions.create(
-            model=model,
-            messages=[{"role": "system", "content": TONE_RUBRIC.format(audience=audience)},
-                      {"role": "user", "content": text}],
-            temperature=0,
-            max_tokens=200,
-            response_format={"type": "json_object"},
-            timeout=timeout,
-            extra_headers=JUDGE_HEADER,
+        completion = sdk_post(
+            client, "/chat/completions",
+            body={"model": model,
+                  "messages": [{"role": "system", "content": TONE_RUBRIC.format(audience=audience)},
+                               {"role": "user", "content": text}],
+                  "temperature": 0, "max_tokens": 200, "response_format": {"type": "json_object"}},
+            timeout=timeout, headers=JUDGE_HEADER,
         )
     except openai.OpenAIError as error:
         return ToneVerdict(is_called=True, error=f"{type(error).__name__}: {error}",
                            latency_ms=int((time.monotonic() - started) * 1000))
     latency_ms = int((time.monotonic() - started) * 1000)
-    content = (completion.choices[0].message.content or "") if completion.choices else ""
+    content = completion_text(completion)
     try:
         data = json.loads(content[content.find("{") : content.rfind("}") + 1])
     except ValueError:

@@ -73,14 +73,17 @@ class SystemPrompt:
 
 
 def system_prompt_parts(
-    *, lead: Lead, config: AIConfig, query_text: str, instruction: str = "", prompt: str | None = None
+    *, lead: Lead, config: AIConfig, query_text: str, instruction: str = "", prompt: str | None = None,
+    has_knowledge: bool | None = None,
 ) -> SystemPrompt:
     """The company's system prompt (or `prompt`: an experiment arm's), the best knowledge passages for
-    `query_text`, and an instruction."""
+    `query_text`, and an instruction. `has_knowledge`: whether the company has active documents, when the
+    caller read it with the lead (False: no search)."""
     parts = [(config.system_prompt if prompt is None else prompt).strip()]
     locale = lead.contact.locale
     parts.append(f"Write in {LOCALE_NAMES.get(locale, locale)}. The customer's name is {lead.contact.name or 'unknown'}.")
-    documents = knowledge_search(company=lead.company, text=query_text, limit=3) if query_text else []
+    is_searched = query_text and has_knowledge is not False
+    documents = knowledge_search(company=lead.company, text=query_text, limit=3) if is_searched else []
     passages = "\n\n".join(f"[{document.title}]\n{document.body.strip()}" for document in documents)
     instructions = [*parts, instruction]
     if documents:

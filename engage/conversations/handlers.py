@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from crm.models import Lead
+from engage.ai.knowledge import knowledge_exists
 from engage.conversations.claims import inbound_claimed
 from engage.conversations.followups import followup_send
 from engage.conversations.media import message_media_store
 from engage.conversations.replies import ai_reply_send, lead_summary_refresh, summary_schedule
-from engage.conversations.sequences import inbound_lead_enroll, sequence_step_run
+from engage.conversations.sequences import inbound_lead_enroll, sequence_step_run, stage_sequences_exist
 from engage.ledger.registry import IO_QUEUE, JobPermanentError, job_handler
 from engage.messaging.models import Message
 from engage.messaging.services import message_send
@@ -24,7 +25,10 @@ def ai_engage(job) -> dict[str, Any]:
     lead_id, message_id = job.payload.get("lead_id"), job.payload.get("message_id")
     # Read once, with what the reply needs (its company is the job's, already loaded by the claim).
     # The contact's worker row too (a LEFT JOIN): the claim hooks ask whether the writer is a worker.
+    # Whether the lead's stage starts sequences and the company has knowledge documents, in the same
+    # statement: a company without them is not asked again for its sequences or passages.
     lead = (Lead.objects.select_related("contact__worker", "stage")
+            .annotate(stage_has_sequences=stage_sequences_exist(), company_has_knowledge=knowledge_exists(Lead._meta.db_table))
             .filter(pk=lead_id, company_id=job.company_id).first())
     if lead is None:
         raise JobPermanentError(f"Lead {lead_id!r} not found in the job's company.")
@@ -33,8 +37,9 @@ def ai_engage(job) -> dict[str, Any]:
         return {"skipped": "claimed"}  # another app answers it (a worker's reply to their coaching)
     # A lead this message created entered its first stage: that stage's sequence rules apply here,
     # off the webhook's hot path (idempotent when the job runs again).
-    inbound_lead_enroll(lead=lead, message_id=message_id)
-    return ai_reply_send(job=job, lead_id=lead_id, message_id=message_id, lead=lead)
+    inbound_lead_enroll(lead=lead, message_id=message_id, has_sequences=lead.stage_has_sequences)
+    return ai_reply_send(job=job, lead_id=lead_id, message_id=message_id, lead=lead,
+                         has_knowledge=lead.company_has_knowledge)
 
 
 @job_handler("manual_reply", priority=100, queue=IO_QUEUE)

@@ -128,10 +128,13 @@ def reply_arm(*, lead: Lead, inbound: Message) -> ReplyArm:
     return ReplyArm(prompt=prompt, version=version, assignment_id=exposure.assignment_id)
 
 
-def ai_reply_send(*, job: Job, lead_id: int, message_id: int, lead: Lead | None = None) -> dict[str, Any]:
+def ai_reply_send(
+    *, job: Job, lead_id: int, message_id: int, lead: Lead | None = None, has_knowledge: bool | None = None
+) -> dict[str, Any]:
     """Answer an inbound message: conversation + knowledge → model → safety filter → send → schedule follow-ups.
 
-    `lead`: the lead `lead_id` with its company and contact, when the caller has just read it."""
+    `lead`: the lead `lead_id` with its company and contact, when the caller has just read it;
+    `has_knowledge`: whether its company has active knowledge documents, read with it (False: no search)."""
     if lead is None:
         lead = Lead.objects.select_related("company", "contact", "stage").get(pk=lead_id)
     inbound, existing = _inbound_and_existing_outbound(job=job, lead=lead, message_id=message_id)
@@ -154,7 +157,8 @@ def ai_reply_send(*, job: Job, lead_id: int, message_id: int, lead: Lead | None 
             )
             return {"skipped": CRISIS}
         arm = reply_arm(lead=lead, inbound=inbound)
-        system = system_prompt_parts(lead=lead, config=config, query_text=inbound.body, prompt=arm.prompt)
+        system = system_prompt_parts(lead=lead, config=config, query_text=inbound.body, prompt=arm.prompt,
+                                     has_knowledge=has_knowledge)
         result = ai_generate(
             company=lead.company, agent_type="sales", purpose="reply",
             messages=[{"role": "system", "content": system.text}, *conversation_messages(lead=lead)],

@@ -390,13 +390,36 @@ def _still_ours(job: Job):
 
 def job_complete(*, job: Job, result: dict[str, Any] | None = None) -> bool:
     now = timezone.now()
-    updated = _still_ours(job).update(
-        status=Job.Status.COMPLETED, result=result, finished_at=now, updated_at=now, locked_at=None, locked_by="",
-        lease_expires_at=None,
-    )
+    if connection.vendor == "postgresql" and job.locked_at is not None:
+        updated = _job_complete_update(job=job, result=result, now=now)
+    else:
+        updated = _still_ours(job).update(
+            status=Job.Status.COMPLETED, result=result, finished_at=now, updated_at=now, locked_at=None,
+            locked_by="", lease_expires_at=None,
+        )
     if updated:
         job.status, job.result, job.finished_at = Job.Status.COMPLETED, result, now
     return bool(updated)
+
+
+def _job_complete_update(*, job: Job, result: dict[str, Any] | None, now: datetime) -> int:
+    """job_complete's fenced UPDATE (`_still_ours`) written out on PostgreSQL: it runs once a job, and the ORM's
+    compiling of it cost ~0.7 ms of CPU each time; the result goes through the field's own JSON preparation."""
+    quote = connection.ops.quote_name
+    result_field = Job._meta.get_field("result")
+    sql = (
+        f"UPDATE {quote(Job._meta.db_table)} SET status = %(completed)s, result = %(result)s, finished_at = %(now)s,"
+        " updated_at = %(now)s, locked_at = NULL, locked_by = '', lease_expires_at = NULL"
+        " WHERE id = %(id)s AND status = %(processing)s AND locked_by = %(locked_by)s AND locked_at = %(locked_at)s"
+    )
+    params = {
+        "completed": Job.Status.COMPLETED, "processing": Job.Status.PROCESSING, "now": now, "id": job.pk,
+        "result": None if result is None else result_field.get_db_prep_value(result, connection),
+        "locked_by": job.locked_by, "locked_at": job.locked_at,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
 
 
 def job_fail(*, job: Job, error: BaseException | str, permanent: bool = False) -> Job.Status | None:

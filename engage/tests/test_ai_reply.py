@@ -191,12 +191,14 @@ def test_when_neither_the_answer_nor_the_fallback_is_safe_nothing_is_sent_and_a_
     assert jobs("followup_bumpup") == []
 
 
-# The statements one AI reply job costs once the per-process caches are warm (claim, lead, inbound,
-# outbound check, AI config, sequences, knowledge, session, message, send, event, jobs, completion):
-# bench/ai_reply_profile.py counts 18 outside a test transaction (BEGIN/COMMIT instead of savepoints).
+# The statements one AI reply job costs once the per-process caches are warm: the claim, the lead (with
+# whether its stage starts sequences and its company has knowledge documents: neither is read here when
+# not), the inbound and any outbound message of the job, the conversation, the session, the message, its
+# `sent` update and event, the session's message, the follow-up and summary jobs, the completion: 11.
+# bench/ai_reply_profile.py counts the same outside a test transaction (plus BEGIN/COMMIT).
 # A new statement on the reply path must be a decision, not drift (docs/benchmarks.md, ai_replies).
 PLAIN_ANSWER = "আমাদের নতুন কোর্স আগামী মাসে শুরু হবে।"  # no price: nothing for the claims check
-AI_REPLY_STATEMENTS = 18
+AI_REPLY_STATEMENTS = 11
 
 
 def test_an_ai_reply_runs_in_a_fixed_number_of_statements(fake_openai, company):
@@ -380,3 +382,20 @@ def test_an_ai_reply_experiment_is_on_leads_and_tests_prompts_only(company):
     variant = ExperimentVariant(experiment=experiment, name="Best hour", kind="send_time")
     with pytest.raises(ValidationError, match="tests prompts"):
         variant.full_clean()
+
+
+def test_knowledge_passages_follow_the_companys_active_documents_from_one_reply_to_the_next(fake_openai, company):
+    # The lead's SELECT says whether the company has active documents; without them no search is made.
+    AIConfig.objects.create(company=company)
+    fake_openai.reply(PLAIN_ANSWER)
+    doc = KnowledgeDoc.objects.create(company=company, title="কোর্সের দাম", body="কোর্সের দাম ৫০০০ টাকা।",
+                                      is_active=False)
+    first = capture(company, "কোর্সের দাম কত?", phone="+8801711000301")
+    assert run_job(first.job_id) == "completed"
+    assert "[কোর্সের দাম]" not in fake_openai.last_request["messages"][0]["content"]
+
+    doc.is_active = True
+    doc.save()
+    second = capture(company, "কোর্সের দাম কত?", phone="+8801711000302")
+    assert run_job(second.job_id) == "completed"
+    assert "[কোর্সের দাম]" in fake_openai.last_request["messages"][0]["content"]
