@@ -1,13 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from crm.auth_apis import TokenObtainApi, TokenRefreshApi
 from shokti import health, home, metrics
 
-admin.site.site_header = "Shokti operations"
+admin.site.site_header = gettext_lazy("Shokti operations")
 admin.site.site_title = "Shokti"
-admin.site.index_title = "Operations console"
+admin.site.index_title = gettext_lazy("Operations console")
 admin.site.site_url = "/"  # "View site": the landing page (shokti/home.py)
 
 urlpatterns = [

@@ -17,6 +17,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from coaching.punctuality import company_zone
 from crm.models import Booking, Company, Membership, User, Worker
@@ -204,7 +205,7 @@ def _authorize(*, alert: BurnoutAlert, actor: User) -> None:
     if actor.is_superuser:
         return
     if not Membership.objects.filter(user=actor, company_id=alert.company_id, role__in=MANAGER_ROLES).exists():
-        raise PermissionDenied("Only the company's owners and Operations staff handle burnout alerts.")
+        raise PermissionDenied(gettext_noop("Only the company's owners and Operations staff handle burnout alerts."))
 
 
 def _transition(*, alert: BurnoutAlert, actor: User, allowed_from: tuple[str, ...], event: str, **fields) -> bool:
@@ -231,9 +232,9 @@ def burnout_alert_acknowledge(*, alert: BurnoutAlert, actor: User) -> bool:
 def burnout_alert_act(*, alert: BurnoutAlert, actor: User, action: str, note: str) -> bool:
     """Record what was done (fewer jobs, a day off ...); acknowledges an open alert on the way."""
     if action not in BurnoutAlert.Action.values:
-        raise ValidationError({"action": f"Unknown action {action!r}."})
+        raise ValidationError({"action": ValidationError(gettext_noop("Unknown action %(action)r."), params={"action": action})})
     if not note.strip():
-        raise ValidationError({"note": "Say what was done."})
+        raise ValidationError({"note": gettext_noop("Say what was done.")})
     now = timezone.now()
     fields = {"status": Status.ACTED, "acted_at": now, "acted_by": actor, "action": action, "action_note": note.strip()}
     if alert.acknowledged_at is None:
@@ -245,7 +246,7 @@ def burnout_alert_act(*, alert: BurnoutAlert, actor: User, action: str, note: st
 def burnout_alert_resolve(*, alert: BurnoutAlert, actor: User, outcome: str, note: str = "") -> bool:
     """Close the alert with its outcome (kept); the worker may get a new alert at a later evaluation."""
     if outcome not in BurnoutAlert.Outcome.values:
-        raise ValidationError({"outcome": f"Unknown outcome {outcome!r}."})
+        raise ValidationError({"outcome": ValidationError(gettext_noop("Unknown outcome %(outcome)r."), params={"outcome": outcome})})
     return _transition(alert=alert, actor=actor, allowed_from=(Status.OPEN, Status.ACKNOWLEDGED, Status.ACTED),
                        event="burnout.resolved", status=Status.RESOLVED, resolved_at=timezone.now(),
                        resolved_by=actor, outcome=outcome, outcome_note=note.strip())
