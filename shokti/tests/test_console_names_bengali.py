@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import translation
 from django.utils.functional import Promise
@@ -199,3 +200,25 @@ def test_a_burnout_step_refused_by_the_service_is_explained_in_bengali(bengali, 
     assert "কী করা হয়েছে লিখুন।" in html and "Say what was done." not in html
     alert.refresh_from_db()
     assert alert.status == BurnoutAlert.Status.OPEN
+
+
+@pytest.mark.django_db
+def test_an_experiment_action_refused_by_the_service_is_explained_in_bengali(bengali, company):
+    from crm.permissions import OPERATIONS, grant
+    from engage.experiments.services import experiment_start
+    from engage.models import Campaign
+    from engage.tests.test_experiments import experiment_for
+
+    grant(OPERATIONS, "engage", ["view_experiment", "change_experiment"])
+    campaign = Campaign.objects.create(company=company, name="Daily reminders", channel="console")
+    experiment, _control, _variant = experiment_for(campaign, weights=(0, 0), start=False)
+
+    html = bengali.post(reverse("admin:engage_experiment_changelist"),
+                        {"action": "start", "_selected_action": [experiment.pk]}, follow=True).content.decode()
+
+    assert "অন্তত একটি ভ্যারিয়েন্টের ওজন লাগে।" in html and "At least one variant needs a weight." not in html
+    experiment.refresh_from_db()
+    assert experiment.status == "draft"
+    with translation.override("bn"), pytest.raises(ValidationError) as refused:
+        experiment_start(experiment=experiment)
+    assert refused.value.messages == ["At least one variant needs a weight."]  # what the API would say
