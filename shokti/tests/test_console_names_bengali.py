@@ -155,6 +155,7 @@ def test_the_ai_settings_form_shows_its_help_texts_in_bengali(bengali, company):
 
     assert "আসা বার্তার উত্তর AI দিয়ে দিন।" in form and "মনে করিয়ে দেওয়ার আগে নীরবতার সময়।" in form
     assert "Answer inbound messages with AI replies." not in form and "Silence before a bump-up." not in form
+    assert "শক্তি অপারেশন" in form and "Shokti operations" not in form  # the console's header
 
     bengali.post(reverse("set_language"), {"language": "en", "next": "/admin/"})
     form = page(bengali, reverse("admin:engage_aiconfig_change", args=[config.pk]))
