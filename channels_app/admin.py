@@ -24,18 +24,28 @@ from channels_app.selectors import NUMBER_SETTING, AmbiguousNumber, channel_acco
 from crm.tenancy.admin import TenantScopedAdmin
 
 SECRET_HELP = {
-    "password": "Email: SMTP password.",
-    "webhook_signing_key": "Email: Mailgun's HTTP webhook signing key (verifies its bounce and complaint events).",
-    "auth_token": "SMS: Twilio auth token (also verifies X-Twilio-Signature).",
-    "access_token": "WhatsApp Cloud: system user access token.",
-    "app_secret": "WhatsApp Cloud: app secret (verifies X-Hub-Signature-256).",
-    "verify_token": "WhatsApp Cloud: the verify token you type into Meta's webhook form.",
+    "password": gettext_lazy("Email: SMTP password."),
+    "webhook_signing_key": gettext_lazy("Email: Mailgun's HTTP webhook signing key (verifies its bounce and complaint events)."),
+    "auth_token": gettext_lazy("SMS: Twilio auth token (also verifies X-Twilio-Signature)."),
+    "access_token": gettext_lazy("WhatsApp Cloud: system user access token."),
+    "app_secret": gettext_lazy("WhatsApp Cloud: app secret (verifies X-Hub-Signature-256)."),
+    "verify_token": gettext_lazy("WhatsApp Cloud: the verify token you type into Meta's webhook form."),
+}
+
+
+SECRET_LABELS = {
+    "password": gettext_lazy("Password"),
+    "webhook_signing_key": gettext_lazy("Webhook signing key"),
+    "auth_token": gettext_lazy("Auth token"),
+    "access_token": gettext_lazy("Access token"),
+    "app_secret": gettext_lazy("App secret"),
+    "verify_token": gettext_lazy("Verify token"),
 }
 
 
 def secret_field(name: str) -> forms.CharField:
     return forms.CharField(
-        label=name.replace("_", " ").capitalize(),
+        label=SECRET_LABELS[name],
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
@@ -67,10 +77,10 @@ class ChannelAccountForm(forms.ModelForm):
     def clean_settings(self):
         value = self.cleaned_data.get("settings") or {}
         if not isinstance(value, dict):
-            raise forms.ValidationError('Settings are a JSON object, e.g. {"from_number": "+15005550006"}.')
+            raise forms.ValidationError(_('Settings are a JSON object, e.g. {"from_number": "+15005550006"}.'))
         leaked = set(value) & set(SECRET_HELP)
         if leaked:
-            raise forms.ValidationError(f"Put {', '.join(sorted(leaked))} in the secret fields below, not in settings.")
+            raise forms.ValidationError(_("Put %(fields)s in the secret fields below, not in settings.") % {"fields": ", ".join(sorted(leaked))})
         return value
 
     def secrets_given(self) -> dict[str, str]:
@@ -113,12 +123,12 @@ class ChannelNumberForm(forms.ModelForm):
             try:
                 owner = channel_account_for_number(channel=account.channel, number=number)
             except AmbiguousNumber:
-                raise forms.ValidationError("Two accounts already claim this number.") from None
+                raise forms.ValidationError(_("Two accounts already claim this number.")) from None
             if owner is not None and owner.pk != account.pk:
-                raise forms.ValidationError(f"This number belongs to another account ({owner.company}).")
+                raise forms.ValidationError(_("This number belongs to another account (%(company)s).") % {"company": owner.company})
             taken = ChannelNumber.objects.filter(channel=account.channel, number=number).exclude(pk=self.instance.pk)
             if taken.exists():
-                raise forms.ValidationError("This number is already registered.")
+                raise forms.ValidationError(_("This number is already registered."))
         return number
 
 
@@ -155,7 +165,7 @@ class ChannelAccountAdmin(TenantScopedAdmin):
     def get_fieldsets(self, request, obj=None):
         return [
             (None, {"fields": ["company", "channel", "name", "is_active", "settings"]}),
-            ("Secrets (write-only)", {"fields": ["clear_secrets", *[f"secret_{name}" for name in SECRET_HELP]]}),
+            (gettext_lazy("Secrets (write-only)"), {"fields": ["clear_secrets", *[f"secret_{name}" for name in SECRET_HELP]]}),
             ("Webhooks", {"fields": ["webhook_urls", "secrets_status", "created_at", "updated_at"]}),
         ]
 

@@ -35,7 +35,7 @@ class ChannelAccount(models.Model):
     channel = models.CharField(max_length=20, choices=Channel.choices, verbose_name=_("channel"))
     name = models.CharField(max_length=100, verbose_name=_("name"))
     is_active = models.BooleanField(default=True, verbose_name=_("is active"))
-    settings = models.JSONField(default=dict, blank=True, help_text="Non-secret settings, e.g. from number.", verbose_name=_("settings"))
+    settings = models.JSONField(default=dict, blank=True, help_text=_("Non-secret settings, e.g. from number."), verbose_name=_("settings"))
     secrets_encrypted = models.TextField(blank=True, editable=False, verbose_name=_("secrets encrypted"))
     webhook_token = models.CharField(max_length=64, unique=True, default=webhook_token_new, editable=False, verbose_name=_("webhook token"))
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
@@ -83,7 +83,7 @@ class ChannelNumber(models.Model):
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="channel_numbers", verbose_name=_("company"))
     account = models.ForeignKey(ChannelAccount, on_delete=models.CASCADE, related_name="numbers", verbose_name=_("account"))
     channel = models.CharField(max_length=20, choices=Channel.choices, verbose_name=_("channel"))
-    number = models.CharField(max_length=64, help_text="WhatsApp phone_number_id, or the E.164 SMS number.", verbose_name=_("number"))
+    number = models.CharField(max_length=64, help_text=_("WhatsApp phone_number_id, or the E.164 SMS number."), verbose_name=_("number"))
     label = models.CharField(max_length=100, blank=True, verbose_name=_("label"))
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
@@ -231,13 +231,13 @@ class EmailDelivery(models.Model):
     )
     to_email = models.EmailField(max_length=254, verbose_name=_("to email"))
     token = models.CharField(max_length=32, unique=True, default=email_delivery_token_new, editable=False, verbose_name=_("token"))
-    provider_message_id = models.CharField(max_length=255, blank=True, help_text="The Message-ID header.", verbose_name=_("provider message id"))
+    provider_message_id = models.CharField(max_length=255, blank=True, help_text=_("The Message-ID header."), verbose_name=_("provider message id"))
     agent_type = models.CharField(max_length=20, blank=True, verbose_name=_("agent type"))
     links = models.JSONField(default=list, blank=True, verbose_name=_("links"))
     link_hosts = models.JSONField(
         default=list, blank=True,
-        help_text="The company's own link hosts the send allowed besides ours (its allowed link domains): a click on"
-        " one of `links` redirects while its host is still ours or one of these.", verbose_name=_("link hosts"),
+        help_text=_("The company's own link hosts the send allowed besides ours (its allowed link domains): a click on"
+        " one of `links` redirects while its host is still ours or one of these."), verbose_name=_("link hosts"),
     )
     opened_at = models.DateTimeField(null=True, blank=True, verbose_name=_("opened at"))
     open_is_prefetch = models.BooleanField(default=False, verbose_name=_("open is prefetch"))

@@ -30,6 +30,7 @@ from coaching.selectors import worker_coaching, worker_punctuality
 from crm.admin import WorkerAdmin as CrmWorkerAdmin
 from crm.models import Worker
 from crm.tenancy.admin import TenantScopedAdmin
+from shokti.admin import console_text
 
 CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 480, 160, 24
 
@@ -65,7 +66,7 @@ class CoachingSettingsAdmin(TenantScopedAdmin):
             try:
                 run = coaching_run_trigger(company=row.company, is_dry_run=dry, trigger="admin", actor=request.user)
             except (CoachNovaDisabled, CoachingRunLocked) as error:
-                self.message_user(request, f"{row.company}: {error}", messages.WARNING)
+                self.message_user(request, f"{row.company}: {console_text(error)}", messages.WARNING)
             else:
                 text = _("%(company)s: dry run %(run)s queued.") if dry else _("%(company)s: run %(run)s queued.")
                 self.message_user(request, text % {"company": row.company, "run": run.pk}, messages.SUCCESS)

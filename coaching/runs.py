@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from coaching.burnout import workers_under_burnout_alert
 from coaching.care import care_messages_send
@@ -52,7 +53,7 @@ PYTHON_ONLY = False
 
 def coachnova_check(*, company: Company) -> None:
     if not engage.policy_for(company=company).is_coachnova_enabled:
-        raise CoachNovaDisabled("CoachNova is switched off in this company's engagement policy.")
+        raise CoachNovaDisabled(gettext_noop("CoachNova is switched off in this company's engagement policy."))
 
 
 def _rules(row: CoachingSettings) -> dict:
@@ -81,7 +82,7 @@ def coaching_run_trigger(
                 idempotency_key=f"{RUN_TASK}:{run.pk}:start",
             )
     except IntegrityError:
-        raise CoachingRunLocked("A CoachNova run of this company is already queued, running or paused.") from None
+        raise CoachingRunLocked(gettext_noop("A CoachNova run of this company is already queued, running or paused.")) from None
     return run
 
 

@@ -22,19 +22,19 @@ class Company(models.Model):
     name = models.CharField(max_length=200, verbose_name=_("name"))
     slug = models.SlugField(max_length=80, unique=True, verbose_name=_("slug"))
     default_region = models.CharField(
-        max_length=2, default="BD", help_text="ISO country code used to read phone numbers without a +prefix.", verbose_name=_("default region")
+        max_length=2, default="BD", help_text=_("ISO country code used to read phone numbers without a +prefix."), verbose_name=_("default region")
     )
     timezone = models.CharField(max_length=64, default="Asia/Dhaka", verbose_name=_("timezone"))
     is_active = models.BooleanField(default=True, verbose_name=_("is active"))
-    webhook_url = models.URLField(blank=True, help_text="Where webhook_reminder jobs POST signed events.", verbose_name=_("webhook url"))
+    webhook_url = models.URLField(blank=True, help_text=_("Where webhook_reminder jobs POST signed events."), verbose_name=_("webhook url"))
     webhook_secret = models.CharField(max_length=128, blank=True, verbose_name=_("webhook secret"))
     # Every marketing email carries the sender's name and postal address (CAN-SPAM; Gmail and Yahoo's
     # bulk-sender rules): a company without an address sends no marketing email.
-    postal_address = models.TextField(blank=True, help_text="The postal address printed in every marketing email.", verbose_name=_("postal address"))
+    postal_address = models.TextField(blank=True, help_text=_("The postal address printed in every marketing email."), verbose_name=_("postal address"))
     is_email_open_tracking_enabled = models.BooleanField(
         _("track email opens"),
         default=False,
-        help_text="Add an open-tracking image to emails. Off by default: a lone image in a short mail costs spam score.",
+        help_text=_("Add an open-tracking image to emails. Off by default: a lone image in a short mail costs spam score."),
     )
     created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
 
@@ -76,7 +76,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     email = models.EmailField(unique=True, verbose_name=_("email"))
     full_name = models.CharField(max_length=200, blank=True, verbose_name=_("full name"))
-    is_staff = models.BooleanField(default=False, help_text="Can log into the admin.", verbose_name=_("is staff"))
+    is_staff = models.BooleanField(default=False, help_text=_("Can log into the admin."), verbose_name=_("is staff"))
     is_active = models.BooleanField(default=True, verbose_name=_("is active"))
     date_joined = models.DateTimeField(default=now, verbose_name=_("date joined"))
 
@@ -185,13 +185,13 @@ class Contact(models.Model):
     # No index of its own: the composite indexes below start with this column (fewer indexes to write).
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="contacts", db_index=False, verbose_name=_("company"))
     name = models.CharField(max_length=200, blank=True, verbose_name=_("name"))
-    phone = models.CharField(max_length=20, blank=True, help_text="E.164, e.g. +8801712345678", verbose_name=_("phone"))
+    phone = models.CharField(max_length=20, blank=True, help_text=_("E.164, e.g. +8801712345678"), verbose_name=_("phone"))
     email = models.EmailField(blank=True, verbose_name=_("email"))
     locale = models.CharField(max_length=10, default="bn", verbose_name=_("locale"))
     timezone = models.CharField(max_length=64, default="Asia/Dhaka", verbose_name=_("timezone"))
     external_id = models.CharField(
         max_length=100, blank=True, default="", db_default="",
-        help_text="The caller's own id (unique per company): what upserts match on.", verbose_name=_("external id"),
+        help_text=_("The caller's own id (unique per company): what upserts match on."), verbose_name=_("external id"),
     )
     is_email_consented = models.BooleanField(default=False, verbose_name=_("is email consented"))
     is_sms_consented = models.BooleanField(default=False, verbose_name=_("is sms consented"))
@@ -231,7 +231,7 @@ class Pipeline(models.Model):
     is_default = models.BooleanField(default=False, verbose_name=_("is default"))
     external_id = models.CharField(
         max_length=100, blank=True, default="", db_default="",
-        help_text="The caller's own id (unique per company): what upserts match on.", verbose_name=_("external id"),
+        help_text=_("The caller's own id (unique per company): what upserts match on."), verbose_name=_("external id"),
     )
     created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
 
@@ -267,7 +267,7 @@ class Stage(models.Model):
     order = models.PositiveSmallIntegerField(verbose_name=_("order"))
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.OPEN, verbose_name=_("kind"))
     external_id = models.CharField(
-        max_length=100, blank=True, default="", db_default="", help_text="The caller's own id (unique per pipeline).", verbose_name=_("external id")
+        max_length=100, blank=True, default="", db_default="", help_text=_("The caller's own id (unique per pipeline)."), verbose_name=_("external id")
     )
 
     class Meta:
@@ -315,13 +315,13 @@ class Lead(models.Model):
     owner = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="owned_leads", verbose_name=_("owner"))
     summary = models.TextField(blank=True, verbose_name=_("summary"))
     score = models.SmallIntegerField(default=0, validators=[MinValueValidator(0), MaxValueValidator(100)], verbose_name=_("score"))
-    is_ai_paused = models.BooleanField(default=False, help_text="A human has taken the conversation over.", verbose_name=_("is ai paused"))
+    is_ai_paused = models.BooleanField(default=False, help_text=_("A human has taken the conversation over."), verbose_name=_("is ai paused"))
     handoff_requested_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the contact asked for a human (cleared on hand-back).", verbose_name=_("handoff requested at")
+        null=True, blank=True, help_text=_("When the contact asked for a human (cleared on hand-back)."), verbose_name=_("handoff requested at")
     )
     external_id = models.CharField(
         max_length=100, blank=True, default="", db_default="",
-        help_text="The caller's own id (unique per company): what upserts match on.", verbose_name=_("external id"),
+        help_text=_("The caller's own id (unique per company): what upserts match on."), verbose_name=_("external id"),
     )
     created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
@@ -361,7 +361,7 @@ class Service(models.Model):
     is_active = models.BooleanField(default=True, verbose_name=_("is active"))
     external_id = models.CharField(
         max_length=100, blank=True, default="", db_default="",
-        help_text="The caller's own id (unique per company): what upserts match on.", verbose_name=_("external id"),
+        help_text=_("The caller's own id (unique per company): what upserts match on."), verbose_name=_("external id"),
     )
     updated_at = models.DateTimeField(default=now, db_default=Now(), editable=False, verbose_name=_("updated at"))
 
@@ -385,13 +385,13 @@ class Customer(models.Model):
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="customers", verbose_name=_("company"))
     contact = models.OneToOneField(Contact, on_delete=models.CASCADE, related_name="customer", verbose_name=_("contact"))
     typical_services = models.ManyToManyField(Service, blank=True, related_name="typical_customers", verbose_name=_("typical services"))
-    last_booking_at = models.DateTimeField(null=True, blank=True, help_text="Finish time of the last completed booking.", verbose_name=_("last booking at"))
+    last_booking_at = models.DateTimeField(null=True, blank=True, help_text=_("Finish time of the last completed booking."), verbose_name=_("last booking at"))
     is_active = models.BooleanField(
-        default=True, db_default=True, help_text="Off: deleted by the marketplace; never reminded.", verbose_name=_("is active")
+        default=True, db_default=True, help_text=_("Off: deleted by the marketplace; never reminded."), verbose_name=_("is active")
     )
     external_id = models.CharField(
         max_length=100, blank=True, default="", db_default="",
-        help_text="The caller's own id (unique per company): what upserts match on.", verbose_name=_("external id"),
+        help_text=_("The caller's own id (unique per company): what upserts match on."), verbose_name=_("external id"),
     )
     created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
     updated_at = models.DateTimeField(default=now, db_default=Now(), editable=False, verbose_name=_("updated at"))
@@ -421,7 +421,7 @@ class Worker(models.Model):
     is_active = models.BooleanField(default=True, verbose_name=_("is active"))
     external_id = models.CharField(
         max_length=100, blank=True, default="", db_default="",
-        help_text="The caller's own id (unique per company): what upserts match on.", verbose_name=_("external id"),
+        help_text=_("The caller's own id (unique per company): what upserts match on."), verbose_name=_("external id"),
     )
     created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
     updated_at = models.DateTimeField(default=now, db_default=Now(), editable=False, verbose_name=_("updated at"))
@@ -474,16 +474,16 @@ class Booking(models.Model):
     )
     price = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True, verbose_name=_("price"))
     zone = models.CharField(
-        max_length=100, blank=True, default="", db_default="", help_text="Where the job was (area, thana).", verbose_name=_("zone")
+        max_length=100, blank=True, default="", db_default="", help_text=_("Where the job was (area, thana)."), verbose_name=_("zone")
     )
     correlation_id = models.UUIDField(
-        null=True, blank=True, help_text="The correlation id of the message that led to this booking.", verbose_name=_("correlation id")
+        null=True, blank=True, help_text=_("The correlation id of the message that led to this booking."), verbose_name=_("correlation id")
     )
     external_id = models.CharField(
         max_length=100, blank=True, default="", db_default="",
-        help_text="The caller's own id (unique per company): what upserts match on.", verbose_name=_("external id"),
+        help_text=_("The caller's own id (unique per company): what upserts match on."), verbose_name=_("external id"),
     )
-    created_at = models.DateTimeField(default=now, help_text="When the booking was made (the source's time).", verbose_name=_("created at"))
+    created_at = models.DateTimeField(default=now, help_text=_("When the booking was made (the source's time)."), verbose_name=_("created at"))
     updated_at = models.DateTimeField(default=now, db_default=Now(), editable=False, verbose_name=_("updated at"))
 
     class Meta:
@@ -573,19 +573,19 @@ class ImportRecord(models.Model):
 
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="imports", db_index=False, verbose_name=_("company"))
     kind = models.CharField(max_length=20, choices=Kind.choices, verbose_name=_("kind"))
-    source = models.CharField(max_length=20, default="console", help_text="console or command.", verbose_name=_("source"))
+    source = models.CharField(max_length=20, default="console", help_text=_("console or command."), verbose_name=_("source"))
     file_name = models.CharField(max_length=255, verbose_name=_("file name"))
-    file_format = models.CharField(max_length=10, help_text="csv, xlsx or jsonl.", verbose_name=_("file format"))
+    file_format = models.CharField(max_length=10, help_text=_("csv, xlsx or jsonl."), verbose_name=_("file format"))
     file_sha256 = models.CharField(max_length=64, blank=True, verbose_name=_("file sha256"))
-    data = models.BinaryField(blank=True, default=b"", editable=False, help_text="The file, until it is imported.", verbose_name=_("data"))
+    data = models.BinaryField(blank=True, default=b"", editable=False, help_text=_("The file, until it is imported."), verbose_name=_("data"))
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PREVIEWED, verbose_name=_("status"))
     total_rows = models.PositiveIntegerField(default=0, verbose_name=_("total rows"))
-    processed_rows = models.PositiveIntegerField(default=0, help_text="Rows done: where a resumed run goes on.", verbose_name=_("processed rows"))
+    processed_rows = models.PositiveIntegerField(default=0, help_text=_("Rows done: where a resumed run goes on."), verbose_name=_("processed rows"))
     created_count = models.PositiveIntegerField(default=0, verbose_name=_("created count"))
     updated_count = models.PositiveIntegerField(default=0, verbose_name=_("updated count"))
     unchanged_count = models.PositiveIntegerField(default=0, verbose_name=_("unchanged count"))
     error_count = models.PositiveIntegerField(default=0, verbose_name=_("error count"))
-    errors = models.JSONField(default=list, blank=True, help_text="The failed rows: [{row, errors}], the first few thousand.", verbose_name=_("errors"))
+    errors = models.JSONField(default=list, blank=True, help_text=_("The failed rows: [{row, errors}], the first few thousand."), verbose_name=_("errors"))
     last_error = models.TextField(blank=True, verbose_name=_("last error"))
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("created by")

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Model, Q
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from crm.models import (
     ApiKey,
@@ -307,12 +308,12 @@ def contact_merge(*, keep: Contact, merge: Contact, actor: User | None = None) -
     when neither has one, a channel is consented if either contact consented.
     """
     if keep.pk == merge.pk:
-        raise ValidationError({"merge": "Choose two different contacts."})
+        raise ValidationError({"merge": gettext_noop("Choose two different contacts.")})
     if keep.company_id != merge.company_id:
-        raise ValidationError({"merge": "Both contacts must belong to the same company."})
+        raise ValidationError({"merge": gettext_noop("Both contacts must belong to the same company.")})
     locked = {c.pk: c for c in Contact.objects.select_for_update().filter(pk__in=[keep.pk, merge.pk]).order_by("pk")}
     if len(locked) != 2:
-        raise ValidationError({"merge": "A contact no longer exists."})
+        raise ValidationError({"merge": gettext_noop("A contact no longer exists.")})
     keep, merge = locked[keep.pk], locked[merge.pk]
     moved: dict[str, Any] = {
         "leads": Lead.objects.filter(contact=merge).update(contact=keep),

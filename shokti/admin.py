@@ -33,7 +33,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
-from django.utils.translation import get_language
+from django.utils.translation import get_language, gettext
 from unfold import admin as unfold_admin
 from unfold import utils as unfold_utils
 from unfold.admin import ModelAdmin as UnfoldModelAdmin
@@ -235,9 +235,23 @@ def action_form_response(model_admin, request, *, template: str, title: str, for
     )
 
 
+def console_text(message, params=None) -> str:
+    """A service's English message in the staff's language, looked up at display time.
+
+    Services shared with the API raise plain English strings marked with `gettext_noop` (the API's replies
+    stay English whatever the caller's language); the console translates them here. Text with no entry in
+    the catalogue is shown as it is."""
+    text = gettext(str(message))
+    return text % params if params else text
+
+
 def validation_error_text(error) -> str:
-    """A Django ValidationError as one line for an admin message."""
-    return "; ".join(error.messages)
+    """A Django ValidationError as one line for an admin message, each message in the staff's language."""
+    if hasattr(error, "error_dict"):
+        errors = [item for items in error.error_dict.values() for item in items]
+    else:
+        errors = error.error_list
+    return "; ".join(console_text(item.message, item.params) for item in errors)
 
 
 def _retheme(model, admin_class) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
+from django.utils.translation import gettext_lazy
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -611,7 +612,7 @@ ADMIN_COUNT_TIMEOUT_MS = env.int("ADMIN_COUNT_TIMEOUT_MS", default=200)
 # The operations console (django-unfold): navigation by job, not by app (shokti/console.py).
 UNFOLD = {
     "SITE_TITLE": "Shokti",
-    "SITE_HEADER": "Shokti operations",
+    "SITE_HEADER": gettext_lazy("Shokti operations"),
     "SITE_URL": "/",
     "SITE_SYMBOL": "support_agent",
     "SITE_FAVICONS": [{"rel": "icon", "type": "image/x-icon", "href": "/favicon.ico"}],

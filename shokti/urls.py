@@ -1,14 +1,28 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils import translation
+from django.utils.translation import gettext_lazy
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from crm.auth_apis import TokenObtainApi, TokenRefreshApi
 from shokti import health, home, metrics
 
-admin.site.site_header = "Shokti operations"
+admin.site.site_header = gettext_lazy("Shokti operations")
 admin.site.site_title = "Shokti"
-admin.site.index_title = "Operations console"
+admin.site.index_title = gettext_lazy("Operations console")
 admin.site.site_url = "/"  # "View site": the landing page (shokti/home.py)
+
+
+class SchemaApi(SpectacularAPIView):
+    """The API's schema in English whatever the caller's language (the model help texts and labels it shows are
+    translated for the console); `?lang=bn` still asks for another."""
+
+    def get(self, request, *args, **kwargs):
+        if request.GET.get("lang"):
+            return super().get(request, *args, **kwargs)
+        with translation.override("en"):
+            return super().get(request, *args, **kwargs)
+
 
 urlpatterns = [
     path("", home.home, name="home"),
@@ -24,7 +38,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # The console's language switch (POST /i18n/setlang/), kept in the person's cookie and profile.
     path("i18n/", include("django.conf.urls.i18n")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", SchemaApi.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     # JWT for people; failed passwords lock per account and IP (django-axes, crm/lockouts.py).
     path("api/token/", TokenObtainApi.as_view(), name="token-obtain"),

@@ -32,6 +32,7 @@ from django.contrib.admin.utils import get_fields_from_path
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 from unfold.admin import TabularInline
 
 from crm.models import Company
@@ -168,7 +169,7 @@ def _with_same_company_check(form_class, company_field: str):
                         continue
                     other = company_of(item, path)
                     if other is not None and other.pk != company.pk:
-                        self.add_error(name, ValidationError(f"{item} belongs to another company ({other})."))
+                        self.add_error(name, ValidationError(_("%(item)s belongs to another company (%(other)s).") % {"item": item, "other": other}))
                         break
 
     SameCompanyForm.__name__ = form_class.__name__

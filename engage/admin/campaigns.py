@@ -32,6 +32,7 @@ from engage.campaigns.runs import (
 )
 from engage.campaigns.selectors import campaign_audience_estimate, campaign_run_summary
 from engage.policy.models import CampaignPreset
+from shokti.admin import validation_error_text
 
 FUNNEL_STEPS = ("sent", "delivered", "opened", "clicked", "booked")
 
@@ -118,7 +119,7 @@ class CampaignAdmin(TenantScopedAdmin):
                     ignores_send_window=ignores_send_window,
                 )
             except ValidationError as error:
-                self.message_user(request, f"{campaign}: {'; '.join(error.messages)}", messages.ERROR)
+                self.message_user(request, f"{campaign}: {validation_error_text(error)}", messages.ERROR)
                 continue
             if run.status == CampaignRun.Status.LOCKED:
                 locked += 1
@@ -306,7 +307,7 @@ class CampaignRunAdmin(TenantScopedAdmin):
                 campaign_run_cancel(run=run)
                 self.message_user(request, _("Cancelled: nothing more is sent by this run."), messages.SUCCESS)
             except ValidationError as error:
-                self.message_user(request, "; ".join(error.messages), messages.WARNING)
+                self.message_user(request, validation_error_text(error), messages.WARNING)
         else:
             total = campaign_run_retry_failed(run=run)
             self.message_user(request, _("%d failed recipient(s) queued again; sent ones were left alone.") % total,

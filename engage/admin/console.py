@@ -237,10 +237,10 @@ class ConsoleViews:
             owner = None
             if owner_id:
                 if not owner_id.isdigit():
-                    raise ValidationError({"owner": "Not a person."})
+                    raise ValidationError({"owner": _("Not a person.")})
                 owner = User.objects.filter(pk=int(owner_id), is_active=True).first()
                 if owner is None:
-                    raise ValidationError({"owner": "Not a person."})
+                    raise ValidationError({"owner": _("Not a person.")})
             lead_assign(lead=lead, owner=owner, actor=request.user)
             return {}
         if operation == "stage":
@@ -248,7 +248,7 @@ class ConsoleViews:
             stage = Stage.objects.filter(pk=int(stage_id), pipeline_id=lead.pipeline_id).first() if (
                 stage_id.isdigit()) else None
             if stage is None:
-                raise ValidationError({"stage": "Not a stage of this lead's pipeline."})
+                raise ValidationError({"stage": _("Not a stage of this lead's pipeline.")})
             self.lead_stage_move(lead=lead, stage=stage, actor=request.user)
             return {}
         raise Http404("Unknown operation.")

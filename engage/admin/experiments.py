@@ -18,6 +18,8 @@ from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from crm.tenancy.admin import TenantScopedAdmin, TenantScopedInline
 from engage.experiments.models import Experiment, ExperimentSettings, ExperimentVariant
@@ -29,6 +31,7 @@ from engage.experiments.services import (
     experiment_stop,
     experiment_weights_change,
 )
+from shokti.admin import validation_error_text
 
 
 class ExperimentVariantInline(TenantScopedInline):
@@ -127,11 +130,11 @@ class ExperimentAdmin(TenantScopedAdmin):
                 weights = {variant.pk: int(request.POST.get(f"weight-{variant.pk}", "")) for variant in variants}
                 phase = experiment_weights_change(experiment=experiment, weights=weights)
             except ValueError:
-                error = "Each weight is a whole number."
+                error = _("Each weight is a whole number.")
             except ValidationError as exception:
-                error = "; ".join(exception.messages)
+                error = validation_error_text(exception)
             else:
-                self.message_user(request, f"Phase {phase.number} started with the new weights.", messages.SUCCESS)
+                self.message_user(request, _("Phase %(number)d started with the new weights.") % {"number": phase.number}, messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:engage_experiment_change", args=[experiment.pk]))
         context = {
             **self.admin_site.each_context(request), "title": f"New weights: {experiment}", "experiment": experiment,
@@ -145,7 +148,7 @@ class ExperimentAdmin(TenantScopedAdmin):
             return list(self.fields)  # running or stopped: nothing to edit
         return list(self.setup_readonly)
 
-    @admin.display(description="Before launch: minimum detectable effect")
+    @admin.display(description=gettext_lazy("Before launch: minimum detectable effect"))
     def plan(self, obj: Experiment) -> str:
         if obj.pk is None:
             return "-"
@@ -163,7 +166,7 @@ class ExperimentAdmin(TenantScopedAdmin):
             else "Not enough volume to detect a 10% uplift within a year.",
         )
 
-    @admin.display(description="Results")
+    @admin.display(description=gettext_lazy("Results"))
     def results(self, obj: Experiment) -> str:
         if obj.pk is None or obj.status == Experiment.Status.DRAFT:
             return "Not started."
@@ -206,21 +209,21 @@ class ExperimentAdmin(TenantScopedAdmin):
                 operation(experiment=experiment)
                 count += 1
             except ValidationError as error:
-                self.message_user(request, f"{experiment}: {'; '.join(error.messages)}", messages.ERROR)
+                self.message_user(request, f"{experiment}: {validation_error_text(error)}", messages.ERROR)
         if count:
-            self.message_user(request, f"{count} experiment(s) {done}.", messages.SUCCESS)
+            self.message_user(request, done % {"count": count}, messages.SUCCESS)
 
-    @admin.action(description="Start the selected experiments", permissions=["change"])
+    @admin.action(description=gettext_lazy("Start the selected experiments"), permissions=["change"])
     def start(self, request, queryset) -> None:
-        self._each(request, queryset, experiment_start, "started")
+        self._each(request, queryset, experiment_start, _("%(count)d experiment(s) started."))
 
-    @admin.action(description="Stop the selected experiments", permissions=["change"])
+    @admin.action(description=gettext_lazy("Stop the selected experiments"), permissions=["change"])
     def stop(self, request, queryset) -> None:
-        self._each(request, queryset, experiment_stop, "stopped")
+        self._each(request, queryset, experiment_stop, _("%(count)d experiment(s) stopped."))
 
-    @admin.action(description="Refresh the outcomes (a background job)", permissions=["change"])
+    @admin.action(description=gettext_lazy("Refresh the outcomes (a background job)"), permissions=["change"])
     def refresh_outcomes(self, request, queryset) -> None:
-        self._each(request, queryset, experiment_outcomes_refresh_queue, "queued for an outcome refresh")
+        self._each(request, queryset, experiment_outcomes_refresh_queue, _("%(count)d experiment(s) queued for an outcome refresh."))
 
 
 @admin.register(ExperimentSettings)

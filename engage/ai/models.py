@@ -35,41 +35,41 @@ class AIConfig(models.Model):
         ),
         verbose_name=_("system prompt"),
     )
-    api_base_url = models.URLField(blank=True, help_text="Optional: this company's own OpenAI-compatible endpoint.", verbose_name=_("api base url"))
-    api_key = models.CharField(max_length=300, blank=True, help_text="Optional: this company's own key (write-only).", verbose_name=_("api key"))
-    is_reply_enabled = models.BooleanField(default=True, help_text="Answer inbound messages with AI replies.", verbose_name=_("is reply enabled"))
-    followup_after_hours = models.PositiveIntegerField(default=24, help_text="Silence before a bump-up.", verbose_name=_("followup after hours"))
-    followup_cadence_hours = models.PositiveIntegerField(default=24, help_text="Between further bump-ups.", verbose_name=_("followup cadence hours"))
-    followup_max = models.PositiveSmallIntegerField(default=3, help_text="Bump-ups after one inbound message, at most.", verbose_name=_("followup max"))
+    api_base_url = models.URLField(blank=True, help_text=_("Optional: this company's own OpenAI-compatible endpoint."), verbose_name=_("api base url"))
+    api_key = models.CharField(max_length=300, blank=True, help_text=_("Optional: this company's own key (write-only)."), verbose_name=_("api key"))
+    is_reply_enabled = models.BooleanField(default=True, help_text=_("Answer inbound messages with AI replies."), verbose_name=_("is reply enabled"))
+    followup_after_hours = models.PositiveIntegerField(default=24, help_text=_("Silence before a bump-up."), verbose_name=_("followup after hours"))
+    followup_cadence_hours = models.PositiveIntegerField(default=24, help_text=_("Between further bump-ups."), verbose_name=_("followup cadence hours"))
+    followup_max = models.PositiveSmallIntegerField(default=3, help_text=_("Bump-ups after one inbound message, at most."), verbose_name=_("followup max"))
     sms_max_segments = models.PositiveSmallIntegerField(
-        default=3, validators=[MinValueValidator(1)], help_text="SMS length limit, in segments (70 UCS-2 / 160 GSM chars).", verbose_name=_("sms max segments")
+        default=3, validators=[MinValueValidator(1)], help_text=_("SMS length limit, in segments (70 UCS-2 / 160 GSM chars)."), verbose_name=_("sms max segments")
     )
     allowed_contact_details = models.JSONField(
-        default=list, blank=True, help_text="The company's own phone numbers and emails, which AI messages may mention.", verbose_name=_("allowed contact details")
+        default=list, blank=True, help_text=_("The company's own phone numbers and emails, which AI messages may mention."), verbose_name=_("allowed contact details")
     )
-    required_link = models.URLField(blank=True, help_text="If set, every AI message must contain this link.", verbose_name=_("required link"))
+    required_link = models.URLField(blank=True, help_text=_("If set, every AI message must contain this link."), verbose_name=_("required link"))
     allowed_link_domains = models.JSONField(
         default=list, blank=True,
-        help_text='Domains AI messages may link to besides our own link hosts, e.g. ["sheba.xyz"] (subdomains '
-        "included). Every other link is rejected.", verbose_name=_("allowed link domains"),
+        help_text=_('Domains AI messages may link to besides our own link hosts, e.g. ["sheba.xyz"] (subdomains '
+        "included). Every other link is rejected."), verbose_name=_("allowed link domains"),
     )
     time_budget_seconds = models.FloatField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(120)],
-        help_text="One deadline for a model call with its retries, moderation and tone judge; then the fallback "
-        "goes out. Empty: AI_TIME_BUDGET_SECONDS (15 s).", verbose_name=_("time budget seconds"),
+        help_text=_("One deadline for a model call with its retries, moderation and tone judge; then the fallback "
+        "goes out. Empty: AI_TIME_BUDGET_SECONDS (15 s)."), verbose_name=_("time budget seconds"),
     )
     is_moderation_enabled = models.BooleanField(
         default=True,
-        help_text="With an API key, the model's text also goes through the endpoint's moderation (POST "
-        "/v1/moderations); switch off for endpoints without one. The offline word lists always run.", verbose_name=_("is moderation enabled"),
+        help_text=_("With an API key, the model's text also goes through the endpoint's moderation (POST "
+        "/v1/moderations); switch off for endpoints without one. The offline word lists always run."), verbose_name=_("is moderation enabled"),
     )
     is_tone_judge_enabled = models.BooleanField(
         default=False,
-        help_text="Reminders and coaching: the model also grades its text's tone (polite, respectful address, no "
-        "pressure, no blame); a failed grade sends the fallback.", verbose_name=_("is tone judge enabled"),
+        help_text=_("Reminders and coaching: the model also grades its text's tone (polite, respectful address, no "
+        "pressure, no blame); a failed grade sends the fallback."), verbose_name=_("is tone judge enabled"),
     )
     handoff_keywords = models.JSONField(
-        default=default_handoff_keywords, blank=True, help_text="Inbound words that ask for a human.", verbose_name=_("handoff keywords")
+        default=default_handoff_keywords, blank=True, help_text=_("Inbound words that ask for a human."), verbose_name=_("handoff keywords")
     )
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
@@ -108,20 +108,20 @@ class AISession(models.Model):
 
     company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="ai_sessions", verbose_name=_("company"))
     agent_type = models.CharField(max_length=20, choices=AgentType.choices, verbose_name=_("agent type"))
-    purpose = models.CharField(max_length=40, help_text="reply, followup, summary, sequence_step, reminder ...", verbose_name=_("purpose"))
+    purpose = models.CharField(max_length=40, help_text=_("reply, followup, summary, sequence_step, reminder ..."), verbose_name=_("purpose"))
     prompt_messages = models.JSONField(default=list, blank=True, encoder=TextJSONEncoder, verbose_name=_("prompt messages"))
     model = models.CharField(max_length=100, blank=True, verbose_name=_("model"))
-    response_text = models.TextField(blank=True, help_text="What the model answered (even when rejected).", verbose_name=_("response text"))
-    final_text = models.TextField(blank=True, help_text="What was used: the model's text or the fallback.", verbose_name=_("final text"))
+    response_text = models.TextField(blank=True, help_text=_("What the model answered (even when rejected)."), verbose_name=_("response text"))
+    final_text = models.TextField(blank=True, help_text=_("What was used: the model's text or the fallback."), verbose_name=_("final text"))
     tokens_in = models.PositiveIntegerField(default=0, verbose_name=_("tokens in"))
     tokens_out = models.PositiveIntegerField(default=0, verbose_name=_("tokens out"))
     latency_ms = models.PositiveIntegerField(default=0, verbose_name=_("latency ms"))
     outcome = models.CharField(max_length=10, choices=Outcome.choices, verbose_name=_("outcome"))
-    error = models.TextField(blank=True, help_text="The error or the reason for the fallback/rejection.", verbose_name=_("error"))
+    error = models.TextField(blank=True, help_text=_("The error or the reason for the fallback/rejection."), verbose_name=_("error"))
     safety = models.JSONField(
         default=dict, blank=True, encoder=TextJSONEncoder,
-        help_text="The safety filter's findings: every reason (code, message) for the model's text and for the "
-        "fallback, the moderation endpoint's and the tone judge's answers, the time budget spent.", verbose_name=_("safety"),
+        help_text=_("The safety filter's findings: every reason (code, message) for the model's text and for the "
+        "fallback, the moderation endpoint's and the tone judge's answers, the time budget spent."), verbose_name=_("safety"),
     )
     lead = models.ForeignKey("crm.Lead", on_delete=models.SET_NULL, null=True, blank=True, related_name="ai_sessions", verbose_name=_("lead"))
     contact = models.ForeignKey(
@@ -130,7 +130,7 @@ class AISession(models.Model):
     correlation_id = models.UUIDField(null=True, blank=True, verbose_name=_("correlation id"))
     message = models.ForeignKey(
         "engage.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="ai_sessions",
-        help_text="The outbound message this call produced.", verbose_name=_("message"),
+        help_text=_("The outbound message this call produced."), verbose_name=_("message"),
     )
     created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
 
@@ -154,7 +154,7 @@ class KnowledgeDoc(models.Model):
     company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="knowledge_docs", verbose_name=_("company"))
     title = models.CharField(max_length=200, verbose_name=_("title"))
     body = models.TextField(verbose_name=_("body"))
-    tags = models.JSONField(default=list, blank=True, help_text='A list of words, e.g. ["pricing", "course"].', verbose_name=_("tags"))
+    tags = models.JSONField(default=list, blank=True, help_text=_('A list of words, e.g. ["pricing", "course"].'), verbose_name=_("tags"))
     is_active = models.BooleanField(default=True, verbose_name=_("is active"))
     search_vector = SearchVectorField(null=True, editable=False, verbose_name=_("search vector"))
     created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
@@ -200,7 +200,7 @@ class FallbackText(models.Model):
     company = models.ForeignKey(
         "crm.Company", on_delete=models.CASCADE, null=True, blank=True, related_name="fallback_texts", verbose_name=_("company")
     )
-    message_type = models.CharField(max_length=40, help_text="reply, followup, reminder, coaching, sequence_step ...", verbose_name=_("message type"))
+    message_type = models.CharField(max_length=40, help_text=_("reply, followup, reminder, coaching, sequence_step ..."), verbose_name=_("message type"))
     locale = models.CharField(max_length=10, default="bn", verbose_name=_("locale"))
     body = models.TextField(verbose_name=_("body"))
     approved_by = models.ForeignKey(

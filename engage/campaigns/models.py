@@ -30,16 +30,16 @@ class Campaign(models.Model):
     name = models.CharField(max_length=120, verbose_name=_("name"))
     type = models.CharField(max_length=20, choices=Type.choices, default=Type.SMARTENGAGE, verbose_name=_("type"))
     preset = models.CharField(
-        max_length=40, default="default", help_text="Name of a campaign preset of the company's engagement policy.", verbose_name=_("preset")
+        max_length=40, default="default", help_text=_("Name of a campaign preset of the company's engagement policy."), verbose_name=_("preset")
     )
     channel = models.CharField(max_length=20, choices=Channel.choices, default=Channel.EMAIL, verbose_name=_("channel"))
     service = models.ForeignKey(
         "crm.Service", on_delete=models.SET_NULL, null=True, blank=True, related_name="campaigns",
-        help_text="Empty: each customer's last booked service.", verbose_name=_("service"),
+        help_text=_("Empty: each customer's last booked service."), verbose_name=_("service"),
     )
     promo_code = models.CharField(max_length=40, blank=True, verbose_name=_("promo code"))
-    link_ttl_hours = models.PositiveSmallIntegerField(default=48, help_text="Validity of the booking links.", verbose_name=_("link ttl hours"))
-    is_paused = models.BooleanField(default=False, help_text="A paused campaign is skipped by the daily beat run.", verbose_name=_("is paused"))
+    link_ttl_hours = models.PositiveSmallIntegerField(default=48, help_text=_("Validity of the booking links."), verbose_name=_("link ttl hours"))
+    is_paused = models.BooleanField(default=False, help_text=_("A paused campaign is skipped by the daily beat run."), verbose_name=_("is paused"))
     created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
@@ -76,7 +76,7 @@ class CampaignRun(models.Model):
 
     company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="campaign_runs", verbose_name=_("company"))
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="runs", verbose_name=_("campaign"))
-    preset = models.JSONField(default=dict, blank=True, help_text="The preset as it was when the run was queued.", verbose_name=_("preset"))
+    preset = models.JSONField(default=dict, blank=True, help_text=_("The preset as it was when the run was queued."), verbose_name=_("preset"))
     promo_code = models.CharField(max_length=40, blank=True, verbose_name=_("promo code"))
     is_dry_run = models.BooleanField(_("dry run"), default=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, verbose_name=_("status"))
@@ -88,16 +88,16 @@ class CampaignRun(models.Model):
     sent = models.PositiveIntegerField(default=0, verbose_name=_("sent"))
     failed = models.PositiveIntegerField(default=0, verbose_name=_("failed"))
     skipped = models.PositiveIntegerField(default=0, verbose_name=_("skipped"))
-    rendered = models.PositiveIntegerField(default=0, help_text="Dry run: messages rendered and not sent.", verbose_name=_("rendered"))
+    rendered = models.PositiveIntegerField(default=0, help_text=_("Dry run: messages rendered and not sent."), verbose_name=_("rendered"))
     correlation_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name=_("correlation id"))
     job = models.ForeignKey(
         "engage.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
-        help_text="The ledger job of the run's current slice.", verbose_name=_("job"),
+        help_text=_("The ledger job of the run's current slice."), verbose_name=_("job"),
     )
     cursor = models.PositiveBigIntegerField(
-        default=0, help_text="Keyset cursor: the last customer id the run is done with (a slice or a retry resumes after it).", verbose_name=_("cursor")
+        default=0, help_text=_("Keyset cursor: the last customer id the run is done with (a slice or a retry resumes after it)."), verbose_name=_("cursor")
     )
-    slices = models.PositiveIntegerField(default=1, help_text="Time slices (ledger jobs) the run has used so far.", verbose_name=_("slices"))
+    slices = models.PositiveIntegerField(default=1, help_text=_("Time slices (ledger jobs) the run has used so far."), verbose_name=_("slices"))
     error = models.TextField(blank=True, verbose_name=_("error"))
     created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
     started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("started at"))
@@ -170,14 +170,14 @@ class CampaignRecipient(models.Model):
     run = models.ForeignKey(CampaignRun, on_delete=models.CASCADE, related_name="recipients", db_index=False, verbose_name=_("run"))
     customer = models.ForeignKey("crm.Customer", on_delete=models.CASCADE, related_name="campaign_recipients", verbose_name=_("customer"))
     cycle_started_at = models.DateTimeField(
-        help_text="The cycle key: the customer's last completed booking when the intent was written.", verbose_name=_("cycle started at")
+        help_text=_("The cycle key: the customer's last completed booking when the intent was written."), verbose_name=_("cycle started at")
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, verbose_name=_("status"))
     reason = models.CharField(
         _("skip or fallback reason"), max_length=24, choices=Reason.choices, blank=True,
-        help_text="Why the recipient was skipped, or why the approved fallback text was sent instead of the AI's.",
+        help_text=_("Why the recipient was skipped, or why the approved fallback text was sent instead of the AI's."),
     )
-    body = models.TextField(blank=True, help_text="The rendered message (also kept for dry runs).", verbose_name=_("body"))
+    body = models.TextField(blank=True, help_text=_("The rendered message (also kept for dry runs)."), verbose_name=_("body"))
     # Empty on skipped and dry-run rows (most of them): indexed by partial indexes (Meta).
     message = models.ForeignKey(
         "engage.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="campaign_recipients",
@@ -227,9 +227,9 @@ class CampaignRecipient(models.Model):
 class ShortLink(models.Model):
     company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="short_links", verbose_name=_("company"))
     code = models.CharField(max_length=16, unique=True, verbose_name=_("code"))
-    target_url = models.TextField(help_text="The signed deep link this code redirects to.", verbose_name=_("target url"))
-    correlation_id = models.UUIDField(null=True, blank=True, help_text="The message that carries the link.", verbose_name=_("correlation id"))
-    expires_at = models.DateTimeField(help_text="When the signed link expires; the code answers 410 after it.", verbose_name=_("expires at"))
+    target_url = models.TextField(help_text=_("The signed deep link this code redirects to."), verbose_name=_("target url"))
+    correlation_id = models.UUIDField(null=True, blank=True, help_text=_("The message that carries the link."), verbose_name=_("correlation id"))
+    expires_at = models.DateTimeField(help_text=_("When the signed link expires; the code answers 410 after it."), verbose_name=_("expires at"))
     created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:

@@ -27,6 +27,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from crm.models import Company, Customer, User
 from engage.campaigns.attribution import funnel_counts
@@ -112,7 +113,8 @@ def _preset_snapshot(*, campaign: Campaign, preset_name: str | None) -> dict[str
     try:
         preset = policy_for(company=campaign.company).preset(name)
     except KeyError:
-        raise ValidationError({"preset": f"Unknown campaign preset {name!r}."}) from None
+        raise ValidationError({"preset": ValidationError(gettext_noop("Unknown campaign preset %(name)r."),
+                                                     params={"name": name})}) from None
     return dataclasses.asdict(preset)
 
 
@@ -137,7 +139,7 @@ def campaign_run_trigger(
     preset = {**_preset_snapshot(campaign=campaign, preset_name=preset_name), **(overrides or {})}
     if ignores_send_window:
         if not is_dry_run:
-            raise ValidationError({"ignores_send_window": "Only a dry run may ignore the send window."})
+            raise ValidationError({"ignores_send_window": gettext_noop("Only a dry run may ignore the send window.")})
         preset["send_window_set_aside"] = [preset["send_window_start_hour"], preset["send_window_end_hour"]]
         preset.update(send_window_start_hour=0, send_window_end_hour=24, ignores_send_window=True)
     fields = {
@@ -207,7 +209,9 @@ def campaign_run_cancel(*, run: CampaignRun) -> CampaignRun:
     """Stop a queued or running run (a running one stops after its current batch)."""
     run = CampaignRun.objects.select_for_update().get(pk=run.pk)
     if run.status not in CampaignRun.ACTIVE_STATUSES:
-        raise ValidationError({"status": f"Only queued or running runs can be cancelled; this one is {run.status}."})
+        raise ValidationError({"status": ValidationError(
+            gettext_noop("Only queued or running runs can be cancelled; this one is %(status)s."),
+            params={"status": run.status})})
     # Queued, or running between two slices (or waiting for a retry): its job is not working on it.
     is_idle = run.status == CampaignRun.Status.QUEUED or (
         run.job_id is not None and Job.objects.filter(pk=run.job_id, status__in=[Job.Status.QUEUED, Job.Status.FAILED]).exists()
@@ -307,7 +311,8 @@ def campaign_for_segment(*, company: Company, preset_name: str | None = None) ->
 
     policy = policy_for(company=company)
     if preset_name is not None and preset_name not in policy.presets:
-        raise ValidationError({"preset": f"Unknown campaign preset {preset_name!r}."})
+        raise ValidationError({"preset": ValidationError(gettext_noop("Unknown campaign preset %(name)r."),
+                                                     params={"name": preset_name})})
     campaign, _ = Campaign.objects.get_or_create(
         company=company, name=DEFAULT_CAMPAIGN_NAME, defaults={"preset": preset_name or policy.default_preset}
     )

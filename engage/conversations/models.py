@@ -21,7 +21,7 @@ class Sequence(models.Model):
     trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.MANUAL, verbose_name=_("trigger"))
     trigger_stage = models.ForeignKey(
         "crm.Stage", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
-        help_text="For 'when a lead enters a stage': that stage.", verbose_name=_("trigger stage"),
+        help_text=_("For 'when a lead enters a stage': that stage."), verbose_name=_("trigger stage"),
     )
     is_active = models.BooleanField(default=True, verbose_name=_("is active"))
     created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
@@ -52,14 +52,14 @@ class SequenceStep(models.Model):
     order = models.PositiveSmallIntegerField(verbose_name=_("order"))
     delay_minutes = models.PositiveIntegerField(default=0, verbose_name=_("delay minutes"))
     channel = models.CharField(
-        max_length=20, choices=Channel.choices, blank=True, help_text="Empty: the lead's own channel.", verbose_name=_("channel")
+        max_length=20, choices=Channel.choices, blank=True, help_text=_("Empty: the lead's own channel."), verbose_name=_("channel")
     )
     prompt_template = models.ForeignKey(
         "engage.PromptTemplate", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-        help_text="Generate the message from this template's approved version ...", verbose_name=_("prompt template"),
+        help_text=_("Generate the message from this template's approved version ..."), verbose_name=_("prompt template"),
     )
-    fixed_text = models.TextField(blank=True, help_text="... or send this text as it is.", verbose_name=_("fixed text"))
-    subject = models.CharField(max_length=200, blank=True, help_text="Email subject.", verbose_name=_("subject"))
+    fixed_text = models.TextField(blank=True, help_text=_("... or send this text as it is."), verbose_name=_("fixed text"))
+    subject = models.CharField(max_length=200, blank=True, help_text=_("Email subject."), verbose_name=_("subject"))
 
     class Meta:
         verbose_name = _("sequence step")
@@ -88,7 +88,7 @@ class Enrollment(models.Model):
     lead = models.ForeignKey("crm.Lead", on_delete=models.CASCADE, related_name="enrollments", verbose_name=_("lead"))
     current_step = models.ForeignKey(
         SequenceStep, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
-        help_text="The next step to send.", verbose_name=_("current step"),
+        help_text=_("The next step to send."), verbose_name=_("current step"),
     )
     next_run_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next run at"))
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE, verbose_name=_("status"))

@@ -16,6 +16,7 @@ import secrets
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils.text import format_lazy
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
@@ -53,9 +54,9 @@ class ExperimentSettings(models.Model):
 
     company = models.OneToOneField("crm.Company", on_delete=models.CASCADE, related_name="experiment_settings", verbose_name=_("company"))
     is_holdout_enabled = models.BooleanField(
-        _("holdout on"), default=False, help_text="Keep a share of customers, workers and leads out of every experiment."
+        _("holdout on"), default=False, help_text=_("Keep a share of customers, workers and leads out of every experiment.")
     )
-    holdout_percent = models.DecimalField(max_digits=4, decimal_places=2, default=5, help_text="0 to 50.", verbose_name=_("holdout percent"))
+    holdout_percent = models.DecimalField(max_digits=4, decimal_places=2, default=5, help_text=_("0 to 50."), verbose_name=_("holdout percent"))
     holdout_salt = models.CharField(max_length=32, default=new_salt, editable=False, verbose_name=_("holdout salt"))
 
     class Meta:
@@ -95,19 +96,19 @@ class Experiment(models.Model):
     applies_to = models.CharField(max_length=12, choices=AppliesTo.choices, default=AppliesTo.CAMPAIGN, verbose_name=_("applies to"))
     campaign = models.ForeignKey(
         "engage.Campaign", on_delete=models.PROTECT, null=True, blank=True, related_name="experiments",
-        help_text="The SmartEngage campaign under test (campaign experiments only).", verbose_name=_("campaign"),
+        help_text=_("The SmartEngage campaign under test (campaign experiments only)."), verbose_name=_("campaign"),
     )
     primary_metric = models.CharField(
         max_length=20, choices=[(m.value, m.label) for m in PRIMARY_METRICS], default=Metric.BOOKING_7D, verbose_name=_("primary metric")
     )
     guardrails = models.JSONField(
-        default=list, blank=True, help_text=f"Any of: {', '.join(m.value for m in GUARDRAIL_METRICS)}.", verbose_name=_("guardrails")
+        default=list, blank=True, help_text=format_lazy(_("Any of: {}."), ", ".join(m.value for m in GUARDRAIL_METRICS)), verbose_name=_("guardrails")
     )
     use_cuped = models.BooleanField(
-        _("CUPED"), default=True, help_text="Reduce variance with each unit's previous 30 days of the same metric."
+        _("CUPED"), default=True, help_text=_("Reduce variance with each unit's previous 30 days of the same metric.")
     )
     tuning_units = models.PositiveIntegerField(
-        default=5000, help_text="Units where the always-valid interval is tightest (the planned sample).", verbose_name=_("tuning units")
+        default=5000, help_text=_("Units where the always-valid interval is tightest (the planned sample)."), verbose_name=_("tuning units")
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, verbose_name=_("status"))
     started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("started at"))
@@ -174,14 +175,14 @@ class ExperimentVariant(models.Model):
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants", verbose_name=_("experiment"))
     name = models.CharField(max_length=60, verbose_name=_("name"))
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CONTROL, verbose_name=_("kind"))
-    weight = models.PositiveIntegerField(default=50, help_text="Relative share of the units (0 stops new assignments).", verbose_name=_("weight"))
+    weight = models.PositiveIntegerField(default=50, help_text=_("Relative share of the units (0 stops new assignments)."), verbose_name=_("weight"))
     template_version = models.ForeignKey(
         "engage.PromptTemplateVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-        help_text="The approved reminder version to send (template-version variants; control: pins today's version).", verbose_name=_("template version"),
+        help_text=_("The approved reminder version to send (template-version variants; control: pins today's version)."), verbose_name=_("template version"),
     )
     settings = models.JSONField(
         default=dict, blank=True,
-        help_text='Send-setting variants: {"send_window_start_hour": 9, "send_window_end_hour": 12, "cadence_days": 30}.', verbose_name=_("settings"),
+        help_text=_('Send-setting variants: {"send_window_start_hour": 9, "send_window_end_hour": 12, "cadence_days": 30}.'), verbose_name=_("settings"),
     )
 
     class Meta:
@@ -241,7 +242,7 @@ class ExperimentPhase(models.Model):
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="phases", verbose_name=_("experiment"))
     number = models.PositiveIntegerField(verbose_name=_("number"))
-    weights = models.JSONField(help_text="{variant id: weight} as they were when the phase started.", verbose_name=_("weights"))
+    weights = models.JSONField(help_text=_("{variant id: weight} as they were when the phase started."), verbose_name=_("weights"))
     salt = models.CharField(max_length=32, default=new_salt, editable=False, verbose_name=_("salt"))
     started_at = models.DateTimeField(default=now, verbose_name=_("started at"))
     ended_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ended at"))
@@ -263,10 +264,10 @@ class ExperimentAssignment(models.Model):
     phase = models.ForeignKey(ExperimentPhase, on_delete=models.CASCADE, related_name="assignments", db_index=False, verbose_name=_("phase"))
     variant = models.ForeignKey(ExperimentVariant, on_delete=models.CASCADE, related_name="assignments", db_index=False, verbose_name=_("variant"))
     unit_id = models.BigIntegerField(verbose_name=_("unit id"))
-    bucket = models.PositiveSmallIntegerField(help_text="sha256(salt:experiment:unit) mod 10000.", verbose_name=_("bucket"))
+    bucket = models.PositiveSmallIntegerField(help_text=_("sha256(salt:experiment:unit) mod 10000."), verbose_name=_("bucket"))
     exposed_at = models.DateTimeField(default=now, verbose_name=_("exposed at"))
-    outcome_value = models.FloatField(null=True, blank=True, help_text="The primary metric (empty: nothing to measure).", verbose_name=_("outcome value"))
-    pre_value = models.FloatField(null=True, blank=True, help_text="The same metric over the 30 days before exposure.", verbose_name=_("pre value"))
+    outcome_value = models.FloatField(null=True, blank=True, help_text=_("The primary metric (empty: nothing to measure)."), verbose_name=_("outcome value"))
+    pre_value = models.FloatField(null=True, blank=True, help_text=_("The same metric over the 30 days before exposure."), verbose_name=_("pre value"))
     opted_out = models.BooleanField(default=False, verbose_name=_("opted out"))
     safety_rejections = models.PositiveIntegerField(default=0, verbose_name=_("safety rejections"))
 

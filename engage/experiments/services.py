@@ -18,6 +18,7 @@ from django.db.models import Avg, Case, Count, Exists, F, FloatField, OuterRef, 
 from django.db.models.functions import Cast, Coalesce
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from crm.models import Booking, Customer, Event, Lead, Worker
 from engage.experiments.models import (
@@ -83,7 +84,7 @@ def experiment_update(*, experiment: Experiment, **fields: Any) -> Experiment:
     with transaction.atomic():
         locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
         if locked.status != Experiment.Status.DRAFT:
-            raise ValidationError(f"A {locked.status} experiment cannot be edited.")
+            raise ValidationError(gettext_noop("A %(status)s experiment cannot be edited."), params={"status": locked.status})
         for name, value in fields.items():
             setattr(locked, name, value)
         locked.full_clean()
@@ -93,11 +94,11 @@ def experiment_update(*, experiment: Experiment, **fields: Any) -> Experiment:
 
 def _variants_check(variants: list[ExperimentVariant]) -> None:
     if len(variants) < 2:
-        raise ValidationError("An experiment needs a control and at least one variant.")
+        raise ValidationError(gettext_noop("An experiment needs a control and at least one variant."))
     if sum(1 for variant in variants if variant.kind == ExperimentVariant.Kind.CONTROL) != 1:
-        raise ValidationError("An experiment needs exactly one control.")
+        raise ValidationError(gettext_noop("An experiment needs exactly one control."))
     if sum(variant.weight for variant in variants) <= 0:
-        raise ValidationError("At least one variant needs a weight.")
+        raise ValidationError(gettext_noop("At least one variant needs a weight."))
 
 
 def experiment_start(*, experiment: Experiment) -> Experiment:
@@ -105,7 +106,8 @@ def experiment_start(*, experiment: Experiment) -> Experiment:
     with transaction.atomic():
         locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
         if locked.status != Experiment.Status.DRAFT:
-            raise ValidationError(f"Only a draft experiment starts (this one is {locked.status}).")
+            raise ValidationError(gettext_noop("Only a draft experiment starts (this one is %(status)s)."),
+                                  params={"status": locked.status})
         locked.full_clean()
         variants = list(locked.variants.all())
         _variants_check(variants)
@@ -114,7 +116,7 @@ def experiment_start(*, experiment: Experiment) -> Experiment:
         if locked.campaign_id and Experiment.objects.filter(
             campaign_id=locked.campaign_id, status=Experiment.Status.RUNNING
         ).exists():
-            raise ValidationError({"campaign": "Another experiment is running on this campaign."})
+            raise ValidationError({"campaign": gettext_noop("Another experiment is running on this campaign.")})
         now = timezone.now()
         ExperimentPhase.objects.create(
             experiment=locked, number=1, weights={str(v.pk): v.weight for v in variants}, started_at=now
@@ -129,7 +131,8 @@ def experiment_stop(*, experiment: Experiment) -> Experiment:
     with transaction.atomic():
         locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
         if locked.status != Experiment.Status.RUNNING:
-            raise ValidationError(f"Only a running experiment stops (this one is {locked.status}).")
+            raise ValidationError(gettext_noop("Only a running experiment stops (this one is %(status)s)."),
+                                  params={"status": locked.status})
         now = timezone.now()
         locked.status, locked.stopped_at = Experiment.Status.STOPPED, now
         locked.save(update_fields=["status", "stopped_at", "updated_at"])
@@ -141,10 +144,12 @@ def experiment_weights_change(*, experiment: Experiment, weights: dict[int, int]
     with transaction.atomic():
         locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
         if locked.status != Experiment.Status.RUNNING:
-            raise ValidationError("Weights change through a new phase only while running; edit a draft directly.")
+            raise ValidationError(gettext_noop(
+                "Weights change through a new phase only while running; edit a draft directly."))
         variants = {variant.pk: variant for variant in locked.variants.all()}
         if set(weights) != set(variants) or any(not isinstance(w, int) or w < 0 for w in weights.values()):
-            raise ValidationError({"weights": "A whole, non-negative weight for each variant of the experiment."})
+            raise ValidationError({"weights": gettext_noop(
+                "A whole, non-negative weight for each variant of the experiment.")})
         for variant_id, weight in weights.items():
             variants[variant_id].weight = weight
         _variants_check(list(variants.values()))

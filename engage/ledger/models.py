@@ -21,24 +21,24 @@ class Job(models.Model):
     # No index of its own: job_company_status starts with it (fewer indexes to write).
     company = models.ForeignKey(
         "crm.Company", on_delete=models.CASCADE, null=True, blank=True, related_name="jobs",
-        help_text="Empty for system jobs.", db_index=False, verbose_name=_("company"),
+        help_text=_("Empty for system jobs."), db_index=False, verbose_name=_("company"),
     )
     task_name = models.CharField(max_length=64, verbose_name=_("task name"))
     priority = models.PositiveSmallIntegerField(
-        default=50, validators=[MinValueValidator(0), MaxValueValidator(100)], help_text="0-100, higher runs first.", verbose_name=_("priority")
+        default=50, validators=[MinValueValidator(0), MaxValueValidator(100)], help_text=_("0-100, higher runs first."), verbose_name=_("priority")
     )
     payload = models.JSONField(default=dict, blank=True, verbose_name=_("payload"))
     idempotency_key = models.CharField(max_length=200, unique=True, verbose_name=_("idempotency key"))
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, verbose_name=_("status"))
     attempts = models.PositiveSmallIntegerField(default=0, verbose_name=_("attempts"))
     max_attempts = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(1)], verbose_name=_("max attempts"))
-    next_run_at = models.DateTimeField(default=now, help_text="Not run before this time.", verbose_name=_("next run at"))
-    dispatched_at = models.DateTimeField(null=True, blank=True, help_text="Last hand-over to Celery.", verbose_name=_("dispatched at"))
+    next_run_at = models.DateTimeField(default=now, help_text=_("Not run before this time."), verbose_name=_("next run at"))
+    dispatched_at = models.DateTimeField(null=True, blank=True, help_text=_("Last hand-over to Celery."), verbose_name=_("dispatched at"))
     locked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("locked at"))
     locked_by = models.CharField(max_length=200, blank=True, verbose_name=_("locked by"))
     lease_expires_at = models.DateTimeField(
         null=True, blank=True,
-        help_text="While processing: renewed by the running worker's heartbeat; once past, the job is reclaimed.", verbose_name=_("lease expires at"),
+        help_text=_("While processing: renewed by the running worker's heartbeat; once past, the job is reclaimed."), verbose_name=_("lease expires at"),
     )
     last_error = models.TextField(blank=True, verbose_name=_("last error"))
     result = models.JSONField(null=True, blank=True, verbose_name=_("result"))

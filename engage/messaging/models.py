@@ -64,7 +64,7 @@ class Message(models.Model):
     direction = models.CharField(max_length=10, choices=Direction.choices, verbose_name=_("direction"))
     channel = models.CharField(max_length=20, choices=Channel.choices, verbose_name=_("channel"))
     agent_type = models.CharField(max_length=20, choices=AgentType.choices, blank=True, verbose_name=_("agent type"))
-    message_type = models.CharField(max_length=40, blank=True, help_text="reply, followup, reminder, opt_out_confirmation ...", verbose_name=_("message type"))
+    message_type = models.CharField(max_length=40, blank=True, help_text=_("reply, followup, reminder, opt_out_confirmation ..."), verbose_name=_("message type"))
     subject = models.CharField(max_length=255, blank=True, verbose_name=_("subject"))
     body = models.TextField(verbose_name=_("body"))
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, verbose_name=_("status"))
@@ -72,7 +72,7 @@ class Message(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("delivered at"))
     read_at = models.DateTimeField(null=True, blank=True, verbose_name=_("read at"))
     failed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("failed at"))
-    played_at = models.DateTimeField(null=True, blank=True, help_text="When the recipient played our voice note.", verbose_name=_("played at"))
+    played_at = models.DateTimeField(null=True, blank=True, help_text=_("When the recipient played our voice note."), verbose_name=_("played at"))
     provider_message_id = models.CharField(max_length=200, blank=True, verbose_name=_("provider message id"))
     provider_response = models.JSONField(default=dict, blank=True, verbose_name=_("provider response"))
     error = models.TextField(blank=True, verbose_name=_("error"))
@@ -82,7 +82,7 @@ class Message(models.Model):
         "engage.PromptTemplateVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="messages", verbose_name=_("template version")
     )
     external_id = models.CharField(
-        max_length=200, blank=True, help_text="The sender's id of an inbound message, or a payload hash: dedupe key.", verbose_name=_("external id")
+        max_length=200, blank=True, help_text=_("The sender's id of an inbound message, or a payload hash: dedupe key."), verbose_name=_("external id")
     )
     # What a customer sent besides text (channels_app.payloads): the media, the button tapped, the
     # message answered. Details that are only shown (location, contacts, reactions, referral,
@@ -101,18 +101,18 @@ class Message(models.Model):
     media_size = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("media size"))
     button_payload = models.CharField(
         max_length=256, blank=True, default="", db_default="",
-        help_text="The stable id of the button or list row tapped (or a template button's payload).", verbose_name=_("button payload"),
+        help_text=_("The stable id of the button or list row tapped (or a template button's payload)."), verbose_name=_("button payload"),
     )
     reply_to = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replies", db_index=False,
-        help_text="Our message the customer answered (WhatsApp's reply context).", verbose_name=_("reply to"),
+        help_text=_("Our message the customer answered (WhatsApp's reply context)."), verbose_name=_("reply to"),
     )
     metadata = models.JSONField(default=dict, blank=True, db_default=models.Value({}, output_field=models.JSONField()), verbose_name=_("metadata"))
     channel_number = models.CharField(
         max_length=64, blank=True, default="", db_default="",
-        help_text="Our number of the conversation: the one an inbound message was written to (WhatsApp"
+        help_text=_("Our number of the conversation: the one an inbound message was written to (WhatsApp"
         " phone_number_id, Twilio To), the one an outbound message went from. Replies go from the number"
-        " the customer last wrote to (engage.messaging.selectors.contact_reply_number).", verbose_name=_("channel number"),
+        " the customer last wrote to (engage.messaging.selectors.contact_reply_number)."), verbose_name=_("channel number"),
     )
     # The experiment arm this message was sent under (engage.experiments): results are attributed per variant.
     # NULL on the hot paths' plain INSERTs, which name only older columns.
@@ -177,16 +177,16 @@ class MessageAttachment(models.Model):
 
     company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False, verbose_name=_("company"))
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments", db_index=False, verbose_name=_("message"))
-    position = models.PositiveSmallIntegerField(help_text="Its place in the message: MediaUrl0 is 0.", verbose_name=_("position"))
+    position = models.PositiveSmallIntegerField(help_text=_("Its place in the message: MediaUrl0 is 0."), verbose_name=_("position"))
     media_type = models.CharField(max_length=10, choices=Message.MediaType.choices, verbose_name=_("media type"))
     status = models.CharField(max_length=10, choices=Message.MediaStatus.choices, default=Message.MediaStatus.PENDING, verbose_name=_("status"))
     source = models.JSONField(
-        default=dict, blank=True, help_text="The provider's reference: account, WhatsApp media id or Twilio MediaUrl, type.", verbose_name=_("source")
+        default=dict, blank=True, help_text=_("The provider's reference: account, WhatsApp media id or Twilio MediaUrl, type."), verbose_name=_("source")
     )
     file = models.FileField(storage=inbound_media_storage, upload_to="inbound", max_length=300, blank=True, default="", verbose_name=_("file"))
     content_type = models.CharField(max_length=100, blank=True, default="", verbose_name=_("content type"))
     size = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("size"))
-    error = models.CharField(max_length=500, blank=True, default="", help_text="Why it was not kept.", verbose_name=_("error"))
+    error = models.CharField(max_length=500, blank=True, default="", help_text=_("Why it was not kept."), verbose_name=_("error"))
     created_at = models.DateTimeField(default=now, editable=False, verbose_name=_("created at"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 

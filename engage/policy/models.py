@@ -32,14 +32,14 @@ class EngagementPolicy(models.Model):
     is_smartengage_enabled = models.BooleanField(_("SmartEngage enabled"), default=True)
     is_coachnova_enabled = models.BooleanField(_("CoachNova enabled"), default=True)
     is_ai_generation_enabled = models.BooleanField(
-        _("AI generation enabled"), default=True, help_text="Off: send the approved fallback texts."
+        _("AI generation enabled"), default=True, help_text=_("Off: send the approved fallback texts.")
     )
     is_safety_filter_enabled = models.BooleanField(_("safety filter enabled"), default=True)
     is_deeplink_enabled = models.BooleanField(_("deep links enabled"), default=True)
     attribution_window_hours = models.PositiveSmallIntegerField(
         default=_default_attribution_window_hours,
         validators=[MinValueValidator(1), MaxValueValidator(24 * 60)],
-        help_text="A booking this many hours after a click on a message is that message's conversion.", verbose_name=_("attribution window hours"),
+        help_text=_("A booking this many hours after a click on a message is that message's conversion."), verbose_name=_("attribution window hours"),
     )
     default_preset = models.CharField(max_length=40, default="default", verbose_name=_("default preset"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
@@ -85,7 +85,7 @@ class CampaignPreset(models.Model):
     window_days = models.PositiveSmallIntegerField(
         default=7,
         validators=[MinValueValidator(1)],
-        help_text="Customers whose last booking is between cadence_days and cadence_days + window_days old.", verbose_name=_("window days"),
+        help_text=_("Customers whose last booking is between cadence_days and cadence_days + window_days old."), verbose_name=_("window days"),
     )
     batch_size = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(10000)], verbose_name=_("batch size"))
     send_window_start_hour = models.PositiveSmallIntegerField(validators=[MaxValueValidator(23)], verbose_name=_("send window start hour"))

@@ -31,7 +31,7 @@ from reports.burnout.services import (
     burnout_alert_resolve,
     burnout_alert_viewed,
 )
-from shokti.admin import action_form_response, validation_error_text
+from shokti.admin import action_form_response, console_text, validation_error_text
 
 
 class ActForm(forms.Form):
@@ -171,7 +171,7 @@ class BurnoutAlertAdmin(TenantScopedAdmin):
             self.message_user(request, validation_error_text(error), messages.ERROR)
             return back
         except PermissionDenied as error:
-            self.message_user(request, str(error), messages.ERROR)
+            self.message_user(request, console_text(error), messages.ERROR)
             return back
         if done:
             alert.refresh_from_db()
@@ -189,7 +189,7 @@ class BurnoutAlertAdmin(TenantScopedAdmin):
             try:
                 done += burnout_alert_acknowledge(alert=alert, actor=request.user)
             except PermissionDenied as error:
-                self.message_user(request, f"{alert}: {error}", messages.ERROR)
+                self.message_user(request, f"{alert}: {console_text(error)}", messages.ERROR)
         self.message_user(request, gettext("%(done)s alert(s) acknowledged.") % {"done": done})
 
     def _bulk(self, request, queryset, *, form_class, action_name: str, title: str, step):
@@ -202,7 +202,7 @@ class BurnoutAlertAdmin(TenantScopedAdmin):
                 try:
                     done += bool(step(alert, form.cleaned_data))
                 except (PermissionDenied, ValidationError) as error:
-                    text = validation_error_text(error) if isinstance(error, ValidationError) else str(error)
+                    text = validation_error_text(error) if isinstance(error, ValidationError) else console_text(error)
                     self.message_user(request, f"{alert}: {text}", messages.ERROR)
             self.message_user(request, gettext("%(title)s: %(done)s of %(total)s alert(s).") % {
                 "title": title, "done": done, "total": len(alerts)})

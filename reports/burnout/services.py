@@ -17,7 +17,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone, translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from coaching.punctuality import company_zone
 from crm.models import Booking, Company, Membership, User, Worker
@@ -233,7 +233,7 @@ def _authorize(*, alert: BurnoutAlert, actor: User) -> None:
     if actor.is_superuser:
         return
     if not Membership.objects.filter(user=actor, company_id=alert.company_id, role__in=MANAGER_ROLES).exists():
-        raise PermissionDenied(gettext("Only the company's owners and Operations staff handle burnout alerts."))
+        raise PermissionDenied(gettext_noop("Only the company's owners and Operations staff handle burnout alerts."))
 
 
 def _transition(*, alert: BurnoutAlert, actor: User, allowed_from: tuple[str, ...], event: str, **fields) -> bool:
@@ -260,9 +260,9 @@ def burnout_alert_acknowledge(*, alert: BurnoutAlert, actor: User) -> bool:
 def burnout_alert_act(*, alert: BurnoutAlert, actor: User, action: str, note: str) -> bool:
     """Record what was done (fewer jobs, a day off ...); acknowledges an open alert on the way."""
     if action not in BurnoutAlert.Action.values:
-        raise ValidationError({"action": gettext("Unknown action %(action)r.") % {"action": action}})
+        raise ValidationError({"action": ValidationError(gettext_noop("Unknown action %(action)r."), params={"action": action})})
     if not note.strip():
-        raise ValidationError({"note": gettext("Say what was done.")})
+        raise ValidationError({"note": gettext_noop("Say what was done.")})
     now = timezone.now()
     fields = {"status": Status.ACTED, "acted_at": now, "acted_by": actor, "action": action, "action_note": note.strip()}
     if alert.acknowledged_at is None:
@@ -274,7 +274,7 @@ def burnout_alert_act(*, alert: BurnoutAlert, actor: User, action: str, note: st
 def burnout_alert_resolve(*, alert: BurnoutAlert, actor: User, outcome: str, note: str = "") -> bool:
     """Close the alert with its outcome (kept); the worker may get a new alert at a later evaluation."""
     if outcome not in BurnoutAlert.Outcome.values:
-        raise ValidationError({"outcome": gettext("Unknown outcome %(outcome)r.") % {"outcome": outcome}})
+        raise ValidationError({"outcome": ValidationError(gettext_noop("Unknown outcome %(outcome)r."), params={"outcome": outcome})})
     return _transition(alert=alert, actor=actor, allowed_from=(Status.OPEN, Status.ACKNOWLEDGED, Status.ACTED),
                        event="burnout.resolved", status=Status.RESOLVED, resolved_at=timezone.now(),
                        resolved_by=actor, outcome=outcome, outcome_note=note.strip())

@@ -25,10 +25,10 @@ class EngagementDaily(RollupRow):
     company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False, verbose_name=_("company"))
     local_date = models.DateField(verbose_name=_("local date"))
     channel = models.CharField(max_length=20, default="", verbose_name=_("channel"))
-    template_version_id = models.BigIntegerField(default=0, help_text="0: no template version.", verbose_name=_("template version id"))
-    campaign_id = models.BigIntegerField(default=0, help_text="0: not a campaign's message.", verbose_name=_("campaign id"))
-    service_category = models.CharField(max_length=100, default="", help_text="The campaign's service's category.", verbose_name=_("service category"))
-    cohort = models.CharField(max_length=10, default="", help_text="Days since the customer's last booking, bucketed.", verbose_name=_("cohort"))
+    template_version_id = models.BigIntegerField(default=0, help_text=_("0: no template version."), verbose_name=_("template version id"))
+    campaign_id = models.BigIntegerField(default=0, help_text=_("0: not a campaign's message."), verbose_name=_("campaign id"))
+    service_category = models.CharField(max_length=100, default="", help_text=_("The campaign's service's category."), verbose_name=_("service category"))
+    cohort = models.CharField(max_length=10, default="", help_text=_("Days since the customer's last booking, bucketed."), verbose_name=_("cohort"))
     sent = models.PositiveIntegerField(default=0, verbose_name=_("sent"))
     delivered = models.PositiveIntegerField(default=0, verbose_name=_("delivered"))
     opened = models.PositiveIntegerField(default=0, verbose_name=_("opened"))
@@ -36,7 +36,7 @@ class EngagementDaily(RollupRow):
     booked = models.PositiveIntegerField(default=0, verbose_name=_("booked"))
     revenue = models.DecimalField(max_digits=14, decimal_places=2, default=0, verbose_name=_("revenue"))
     opt_outs = models.PositiveIntegerField(default=0, verbose_name=_("opt outs"))
-    failed = models.PositiveIntegerField(default=0, help_text="Delivery failures.", verbose_name=_("failed"))
+    failed = models.PositiveIntegerField(default=0, help_text=_("Delivery failures."), verbose_name=_("failed"))
 
     class Meta:
         verbose_name = _("engagement daily")
@@ -54,11 +54,11 @@ class AIDaily(RollupRow):
     company = models.ForeignKey("crm.Company", on_delete=models.CASCADE, related_name="+", db_index=False, verbose_name=_("company"))
     local_date = models.DateField(verbose_name=_("local date"))
     agent_type = models.CharField(max_length=20, default="", verbose_name=_("agent type"))
-    outcome = models.CharField(max_length=10, help_text="ok, error, fallback, rejected", verbose_name=_("outcome"))
-    reason = models.CharField(max_length=100, default="", help_text="The safety code or the fallback's reason.", verbose_name=_("reason"))
+    outcome = models.CharField(max_length=10, help_text=_("ok, error, fallback, rejected"), verbose_name=_("outcome"))
+    reason = models.CharField(max_length=100, default="", help_text=_("The safety code or the fallback's reason."), verbose_name=_("reason"))
     sessions = models.PositiveIntegerField(default=0, verbose_name=_("sessions"))
     latency_ms_sum = models.BigIntegerField(default=0, verbose_name=_("latency ms sum"))
-    latency_count = models.PositiveIntegerField(default=0, help_text="Sessions with a model call (latency > 0).", verbose_name=_("latency count"))
+    latency_count = models.PositiveIntegerField(default=0, help_text=_("Sessions with a model call (latency > 0)."), verbose_name=_("latency count"))
     tokens_in = models.BigIntegerField(default=0, verbose_name=_("tokens in"))
     tokens_out = models.BigIntegerField(default=0, verbose_name=_("tokens out"))
 
@@ -138,9 +138,9 @@ class WorkerDaily(RollupRow):
     local_date = models.DateField(verbose_name=_("local date"))
     zone = models.CharField(max_length=100, default="", verbose_name=_("zone"))
     service_category = models.CharField(max_length=100, default="", verbose_name=_("service category"))
-    coached = models.BooleanField(default=False, help_text="The worker had been coached by CoachNova before the booking.", verbose_name=_("coached"))
+    coached = models.BooleanField(default=False, help_text=_("The worker had been coached by CoachNova before the booking."), verbose_name=_("coached"))
     on_time = models.PositiveIntegerField(default=0, verbose_name=_("on time"))
-    late = models.PositiveIntegerField(default=0, help_text="Late arrivals, no-shows and worker cancellations.", verbose_name=_("late"))
+    late = models.PositiveIntegerField(default=0, help_text=_("Late arrivals, no-shows and worker cancellations."), verbose_name=_("late"))
     excused = models.PositiveIntegerField(default=0, verbose_name=_("excused"))
     late_minutes = models.BigIntegerField(default=0, verbose_name=_("late minutes"))
 
@@ -157,9 +157,9 @@ class RollupWatermark(RollupRow):
     """How far a company's rollups are done: the next refresh starts at `through_date` minus the late-event window."""
 
     company = models.OneToOneField("crm.Company", on_delete=models.CASCADE, primary_key=True, related_name="+", verbose_name=_("company"))
-    through_date = models.DateField(help_text="The last local day refreshed.", verbose_name=_("through date"))
+    through_date = models.DateField(help_text=_("The last local day refreshed."), verbose_name=_("through date"))
     # The rollups hold every row stamped before refreshed_at; the live "today" numbers add the rows since.
-    refreshed_at = models.DateTimeField(default=now, help_text="Data as of: when the last refresh read the rows.", verbose_name=_("refreshed at"))
+    refreshed_at = models.DateTimeField(default=now, help_text=_("Data as of: when the last refresh read the rows."), verbose_name=_("refreshed at"))
     duration_ms = models.PositiveIntegerField(default=0, verbose_name=_("duration ms"))
 
     class Meta:

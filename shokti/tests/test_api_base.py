@@ -330,6 +330,14 @@ def test_schema_names_the_api_key_and_jwt_security_schemes():
     assert {"ContactCreateInput", "ContactOutput", "LeadListOutput"} <= set(schema["components"]["schemas"])
 
 
+def test_the_schema_stays_english_for_a_bengali_caller():
+    english = Client().get("/api/schema/", {"format": "json"}).content.decode()
+    bengali = Client(HTTP_ACCEPT_LANGUAGE="bn").get("/api/schema/", {"format": "json"}).content.decode()
+
+    assert bengali == english
+    assert "what upserts match on" in bengali and "আপসার্ট" not in bengali
+
+
 def test_swagger_ui_renders_from_local_static_files():
     response = Client().get("/api/docs/")
 

@@ -1,12 +1,14 @@
 """The console's model names in the staff member's language: every field, model and choice label of our apps is
 marked for translation (a field left to Django's derived name, "created at", is never translated), and a staff
-member who chose Bengali sees Bengali column headings, form labels, filter titles and choices; English unchanged."""
+member who chose Bengali sees Bengali column headings, form labels, help texts, filter titles, choices and the
+console's messages (a service's English error is translated where the console shows it); English unchanged."""
 
 from __future__ import annotations
 
 import pytest
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import translation
 from django.utils.functional import Promise
@@ -35,6 +37,18 @@ def test_every_field_and_model_of_our_apps_has_a_translatable_name():
     assert len(our_models()) > 50
     assert unnamed == [], "fields named by Django (their English is never translated): add verbose_name=_()"
     assert plain == [], "names that are plain strings, not gettext_lazy"
+
+
+def test_no_help_text_of_our_models_is_a_plain_string():
+    plain = [
+        f"{model._meta.label}.{field.name}"
+        for model in our_models()
+        for field in [*model._meta.concrete_fields, *model._meta.many_to_many]
+        if field.help_text and not isinstance(field.help_text, Promise)
+    ]
+    with_help = sum(1 for model in our_models() for field in model._meta.concrete_fields if field.help_text)
+    assert with_help > 100
+    assert plain == [], "help texts that are plain strings, not gettext_lazy"
 
 
 def test_no_choice_label_of_our_models_is_a_plain_string():
@@ -130,3 +144,82 @@ def test_a_burnout_alert_speaks_bengali(bengali, company):
     assert "Unresolved burnout alerts" not in alerts and "Service category" not in alerts
     assert "কী করা হয়েছে" in alert_page and "ব্যবস্থাটি লিখুন" in alert_page and "স্বাভাবিক হওয়ার সময়" in alert_page
     assert "Record the action" not in alert_page and "Cleared at" not in alert_page
+
+
+@pytest.mark.django_db
+def test_the_ai_settings_form_shows_its_help_texts_in_bengali(bengali, company):
+    from engage.ai.models import AIConfig
+
+    config = AIConfig.objects.create(company=company)
+    form = page(bengali, reverse("admin:engage_aiconfig_change", args=[config.pk]))
+
+    assert "আসা বার্তার উত্তর AI দিয়ে দিন।" in form and "মনে করিয়ে দেওয়ার আগে নীরবতার সময়।" in form
+    assert "Answer inbound messages with AI replies." not in form and "Silence before a bump-up." not in form
+    assert "শক্তি অপারেশন" in form and "Shokti operations" not in form  # the console's header
+
+    bengali.post(reverse("set_language"), {"language": "en", "next": "/admin/"})
+    form = page(bengali, reverse("admin:engage_aiconfig_change", args=[config.pk]))
+    assert "Answer inbound messages with AI replies." in form
+
+
+@pytest.mark.django_db
+def test_starting_coachnova_while_a_run_is_active_says_so_in_bengali_and_the_api_stays_english(bengali, company):
+    from coaching.models import CoachingRun, CoachingSettings
+    from coaching.punctuality import local_today
+    from coaching.runs import CoachingRunLocked, coaching_run_trigger
+    from crm.permissions import OPERATIONS, grant
+
+    grant(OPERATIONS, "coaching", ["view_coachingsettings", "change_coachingsettings"])
+    settings_row, _created = CoachingSettings.objects.get_or_create(company=company)
+    CoachingRun.objects.create(company=company, as_of=local_today(company), status="running")
+
+    response = bengali.post(reverse("admin:coaching_coachingsettings_changelist"),
+                            {"action": "run_now", "_selected_action": [settings_row.pk]}, follow=True)
+
+    html = response.content.decode()
+    assert "এই কোম্পানির একটি কোচনোভা রান আগে থেকেই সারিতে, চলছে বা থামানো আছে।" in html
+    assert "already queued, running or paused" not in html
+    assert CoachingRun.objects.filter(company=company).count() == 1
+    # the service's own text (what the API replies with) stays English whatever language is active
+    with translation.override("bn"), pytest.raises(CoachingRunLocked, match="already queued, running or paused"):
+        coaching_run_trigger(company=company)
+
+
+@pytest.mark.django_db
+def test_a_burnout_step_refused_by_the_service_is_explained_in_bengali(bengali, company):
+    from reports.burnout.models import BurnoutAlert
+    from reports.burnout.services import burnout_evaluate
+    from reports.tests.helpers import overworked, worker_of
+
+    overworked(worker_of(company, name="Karim Mia"), zone="Mirpur")
+    burnout_evaluate(company=company)
+    alert = BurnoutAlert.objects.get(company=company)
+
+    act = reverse("admin:reports_burnoutalert_step", args=[alert.pk, "act"])
+    html = bengali.post(act, {"action": "fewer_jobs", "note": " "}, follow=True).content.decode()
+
+    assert "কী করা হয়েছে তা লিখুন।" in html and "Say what was done." not in html
+    alert.refresh_from_db()
+    assert alert.status == BurnoutAlert.Status.OPEN
+
+
+@pytest.mark.django_db
+def test_an_experiment_action_refused_by_the_service_is_explained_in_bengali(bengali, company):
+    from crm.permissions import OPERATIONS, grant
+    from engage.experiments.services import experiment_start
+    from engage.models import Campaign
+    from engage.tests.test_experiments import experiment_for
+
+    grant(OPERATIONS, "engage", ["view_experiment", "change_experiment"])
+    campaign = Campaign.objects.create(company=company, name="Daily reminders", channel="console")
+    experiment, _control, _variant = experiment_for(campaign, weights=(0, 0), start=False)
+
+    html = bengali.post(reverse("admin:engage_experiment_changelist"),
+                        {"action": "start", "_selected_action": [experiment.pk]}, follow=True).content.decode()
+
+    assert "অন্তত একটি ভ্যারিয়েন্টের ওজন লাগে।" in html and "At least one variant needs a weight." not in html
+    experiment.refresh_from_db()
+    assert experiment.status == "draft"
+    with translation.override("bn"), pytest.raises(ValidationError) as refused:
+        experiment_start(experiment=experiment)
+    assert refused.value.messages == ["At least one variant needs a weight."]  # what the API would say
