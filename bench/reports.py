@@ -1,13 +1,17 @@
-"""The dashboard at scale, scaled down: the backfill, a rollup tick and every card's p95, on a year of one company's
-data at a fraction of the issue's 1M customers / 10M bookings / 1M messages, extrapolated (said so in the notes).
+"""The dashboard at scale: the backfill, a rollup tick and every card's p95, on a year of one company's data at
+BENCH_REPORTS_SCALE of the issue's 1M customers / 10M bookings / 1M messages (0.02 by default, extrapolated; 1 is the
+full size, measured: a fill of about 21 minutes on this 2-core machine, then about 3 minutes of measuring).
 
     .venv/bin/python bench/reports.py                       # fill (once) and measure, write docs/benchmarks.md
-    BENCH_REPORTS_SCALE=0.05 .venv/bin/python bench/reports.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/shokti_bench_reports_full BENCH_REPORTS_SCALE=1 \
+        .venv/bin/python bench/run_all.py reports
 
-Own database (`shokti_bench_reports` by default, created and migrated if missing), filled once with `bulk_create`
-over 365 days: SCALE x 1M outbound messages (3 channels, 12 template versions, 10 campaigns over 5 service
-categories), an open for 60% and a click for 20% of them, SCALE x 1M leads' worth of AI sessions, SCALE x 10M
-bookings each with its punctuality row (5 zones, 5 categories), SCALE x 1M customers and leads.
+Own database (`shokti_bench_reports` by default, created and migrated if missing), filled once by set-based SQL
+(one `INSERT ... SELECT ... FROM generate_series` per table) over 365 days: SCALE x 1M outbound messages (3 channels,
+the company's template versions, 10 campaigns over 5 service categories), an open for 60% and a click for 20% of
+them, SCALE x 1M leads' worth of AI sessions, SCALE x 10M bookings each with its punctuality row (5 zones,
+5 categories), SCALE x 1M customers and leads. Every figure carries this process's and PostgreSQL's CPU time and the
+load next to its wall time.
 
 Figures:
 - backfill (`manage.py reports_backfill`'s function) over the year, extrapolated two ways that bracket the full
