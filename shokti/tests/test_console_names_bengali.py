@@ -223,3 +223,44 @@ def test_an_experiment_action_refused_by_the_service_is_explained_in_bengali(ben
     with translation.override("bn"), pytest.raises(ValidationError) as refused:
         experiment_start(experiment=experiment)
     assert refused.value.messages == ["At least one variant needs a weight."]  # what the API would say
+
+
+@pytest.mark.django_db
+def test_a_policy_form_whose_daily_cap_exceeds_the_weekly_cap_is_refused_in_bengali(bengali, company):
+    from crm.permissions import OPERATIONS, grant
+    from engage.policy.services import policy_get_or_create
+
+    grant(OPERATIONS, "engage", ["view_engagementpolicy", "change_engagementpolicy"])
+    policy = policy_get_or_create(company=company)
+    form = {
+        "company": company.pk, "default_preset": "default", "attribution_window_hours": 48,
+        "customer_daily_limit": 5, "customer_weekly_limit": 3, "customer_min_hours_between": 12,
+        "worker_daily_limit": 1, "worker_weekly_limit": 1, "worker_min_hours_between": 72,
+        "presets-TOTAL_FORMS": 0, "presets-INITIAL_FORMS": 0, "presets-MIN_NUM_FORMS": 0, "presets-MAX_NUM_FORMS": 1000,
+    }
+    response = bengali.post(reverse("admin:engage_engagementpolicy_change", args=[policy.pk]), form)
+
+    html = response.content.decode()
+    assert response.status_code == 200  # the form again, with the error
+    assert "দৈনিক সীমা সাপ্তাহিক সীমার বেশি হতে পারে না।" in html
+    assert "The daily cap cannot exceed the weekly cap." not in html
+    policy.refresh_from_db()
+    assert policy.customer_daily_limit != 5
+
+
+@pytest.mark.django_db
+def test_the_experiment_results_and_plan_cells_speak_bengali(bengali, company):
+    from crm.permissions import OPERATIONS, grant
+    from engage.models import Campaign
+    from engage.tests.test_experiments import experiment_for
+
+    grant(OPERATIONS, "engage", ["view_experiment", "change_experiment"])
+    campaign = Campaign.objects.create(company=company, name="Daily reminders", channel="console")
+    experiment, _control, _variant = experiment_for(campaign)  # started: results, no outcomes yet
+
+    html = page(bengali, reverse("admin:engage_experiment_change", args=[experiment.pk]))
+
+    assert "ভ্যারিয়েন্ট" in html and "প্রতি ১০০-তে হার" in html and "কখনো নয় (ফলাফল রিফ্রেশ করুন)" in html
+    assert "Rate per 100" not in html and "never (refresh the outcomes)" not in html and "Phase 1;" not in html
+    assert "ওজন বদলান (নতুন পর্ব)" in html and "Change the weights" not in html
+    assert "শনাক্তযোগ্য হবে" in html and "units a day" not in html and "Detectable after" not in html  # the plan
