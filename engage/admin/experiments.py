@@ -31,10 +31,11 @@ from engage.experiments.services import (
     experiment_stop,
     experiment_weights_change,
 )
-from shokti.admin import validation_error_text
+from shokti.admin import ConsoleModelForm, validation_error_text
 
 
 class ExperimentVariantInline(TenantScopedInline):
+    form = ConsoleModelForm
     model = ExperimentVariant
     company_field = "experiment__company"
     extra = 0
@@ -101,6 +102,7 @@ class ExperimentAdmin(TenantScopedAdmin):
     raw_id_fields = ["campaign"]
     ordering = ["company", "-created_at"]
     inlines = [ExperimentVariantInline]
+    form = ConsoleModelForm
     actions = ["start", "stop", "refresh_outcomes"]
     fields = [
         "company", "name", "hypothesis", "applies_to", "campaign", "unit", "primary_metric", "guardrails",

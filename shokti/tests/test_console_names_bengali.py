@@ -264,3 +264,30 @@ def test_the_experiment_results_and_plan_cells_speak_bengali(bengali, company):
     assert "Rate per 100" not in html and "never (refresh the outcomes)" not in html and "Phase 1;" not in html
     assert "ওজন বদলান (নতুন পর্ব)" in html and "Change the weights" not in html
     assert "শনাক্তযোগ্য হবে" in html and "units a day" not in html and "Detectable after" not in html  # the plan
+
+
+@pytest.mark.django_db
+def test_an_experiment_variant_refused_by_its_model_is_explained_in_bengali_and_stays_english_for_the_api(company):
+    from django.forms import modelform_factory
+
+    from engage.admin.experiments import ExperimentVariantInline
+    from engage.experiments.models import ExperimentVariant
+    from engage.models import Campaign
+    from engage.tests.test_experiments import experiment_for
+
+    campaign = Campaign.objects.create(company=company, name="Daily reminders", channel="console")
+    experiment, _control, _variant = experiment_for(campaign, start=False)
+    form_class = modelform_factory(ExperimentVariant, form=ExperimentVariantInline.form, fields=["name", "kind", "weight", "template_version"])
+    data = {"name": "C", "kind": "template_version", "weight": 10}
+
+    with translation.override("bn"):
+        form = form_class(data, instance=ExperimentVariant(experiment=experiment))
+        assert not form.is_valid()
+        assert form.errors["template_version"] == ["টেমপ্লেট-সংস্করণের ভ্যারিয়েন্টে তার সংস্করণের নাম দিতে হয়।"]
+        with pytest.raises(ValidationError) as refused:
+            ExperimentVariant(experiment=experiment, name="C", kind="template_version", weight=10).full_clean()
+    assert refused.value.message_dict["template_version"] == ["A template-version variant names its version."]
+
+    with translation.override("en"):
+        form = form_class(data, instance=ExperimentVariant(experiment=experiment))
+        assert form.errors["template_version"] == ["A template-version variant names its version."]
