@@ -291,3 +291,23 @@ def test_an_experiment_variant_refused_by_its_model_is_explained_in_bengali_and_
     with translation.override("en"):
         form = form_class(data, instance=ExperimentVariant(experiment=experiment))
         assert form.errors["template_version"] == ["A template-version variant names its version."]
+
+
+@pytest.mark.django_db
+def test_the_studio_explains_an_unknown_variable_in_bengali(client, company):
+    from engage.prompts.models import PromptTemplate
+    from engage.prompts.services import templates_seed_defaults
+    from engage.tests.test_studio import marketer_of, post_json, url
+
+    templates_seed_defaults(company=company)
+    reminder = PromptTemplate.objects.get(company=company, name="reminder")
+    client.force_login(marketer_of(company, "mina@alpha.test"))
+    client.post(reverse("set_language"), {"language": "bn", "next": "/admin/"})
+    try:
+        refused = post_json(client, url("studio_preview", reminder), {"body": "{{ salary }}"})
+    finally:
+        translation.activate(settings.LANGUAGE_CODE)
+
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["message"].startswith("অজানা ভেরিয়েবল: salary।") and error["fields"]["body"] == [error["message"]]
