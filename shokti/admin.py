@@ -21,9 +21,11 @@ import json
 import logging
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import DatabaseError, connections, models, transaction
 from django.db.models import Max, Min, QuerySet
@@ -252,6 +254,24 @@ def validation_error_text(error) -> str:
     else:
         errors = error.error_list
     return "; ".join(console_text(item.message, item.params) for item in errors)
+
+
+def console_errors(error: ValidationError) -> ValidationError:
+    """`error` with each message in the staff's language (see `console_text`), codes kept."""
+    def translated(items):
+        return [ValidationError(console_text(item.message, item.params), code=item.code) for item in items]
+
+    if hasattr(error, "error_dict"):
+        return ValidationError({name: translated(items) for name, items in error.error_dict.items()})
+    return ValidationError(translated(error.error_list))
+
+
+class ConsoleModelForm(forms.ModelForm):
+    """A model form showing its model's clean() errors in the staff's language: models shared with the API
+    raise gettext_noop English with params (the API's replies stay English)."""
+
+    def _update_errors(self, errors):
+        super()._update_errors(console_errors(errors))
 
 
 def _retheme(model, admin_class) -> None:

@@ -31,10 +31,11 @@ from engage.experiments.services import (
     experiment_stop,
     experiment_weights_change,
 )
-from shokti.admin import validation_error_text
+from shokti.admin import ConsoleModelForm, validation_error_text
 
 
 class ExperimentVariantInline(TenantScopedInline):
+    form = ConsoleModelForm
     model = ExperimentVariant
     company_field = "experiment__company"
     extra = 0
@@ -101,6 +102,7 @@ class ExperimentAdmin(TenantScopedAdmin):
     raw_id_fields = ["campaign"]
     ordering = ["company", "-created_at"]
     inlines = [ExperimentVariantInline]
+    form = ConsoleModelForm
     actions = ["start", "stop", "refresh_outcomes"]
     fields = [
         "company", "name", "hypothesis", "applies_to", "campaign", "unit", "primary_metric", "guardrails",
@@ -155,21 +157,22 @@ class ExperimentAdmin(TenantScopedAdmin):
         plan = experiment_plan(experiment=obj)
         mde = plan["minimum_detectable_effect"]
         cells = format_html_join(
-            ", ", "{} days: {}", ((days, "-" if value is None else f"±{value * 100:.1f} per 100") for days, value in mde.items())
+            ", ", _("{} days: {}"),
+            ((days, "-" if value is None else _("±%(value).1f per 100") % {"value": value * 100}) for days, value in mde.items()),
         )
         days = plan["days_to_target"]
         return format_html(
-            "{} units a day (control {}%), baseline {} per 100{}. Detectable after {}. {}",
+            _("{} units a day (control {}%), baseline {} per 100{}. Detectable after {}. {}"),
             plan["daily_units"], round(plan["control_share"] * 100), round(plan["baseline"] * 100, 1),
-            "" if plan["is_baseline_measured"] else " (assumed: no data yet)", cells,
-            f"A {plan['target_effect'] * 100:.1f}-point uplift needs about {days} days." if days
-            else "Not enough volume to detect a 10% uplift within a year.",
+            "" if plan["is_baseline_measured"] else _(" (assumed: no data yet)"), cells,
+            _("A %(effect).1f-point uplift needs about %(days)s days.") % {"effect": plan["target_effect"] * 100, "days": days}
+            if days else _("Not enough volume to detect a %(effect)s%% uplift within a year.") % {"effect": 10},
         )
 
     @admin.display(description=gettext_lazy("Results"))
     def results(self, obj: Experiment) -> str:
         if obj.pk is None or obj.status == Experiment.Status.DRAFT:
-            return "Not started."
+            return _("Not started.")
         results = experiment_results(experiment=obj)
         srm = results["srm"] or {}
         warning = ""
@@ -182,8 +185,8 @@ class ExperimentAdmin(TenantScopedAdmin):
              for v in results["variants"]),
         )
         table = format_html(
-            '<table class="experiment-variants"><tr><th>Variant</th><th>Weight</th><th>Units</th><th>Measured</th>'
-            "<th>Rate per 100</th></tr>{}</table>", rows,
+            '<table class="experiment-variants"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>{}</table>',
+            _("Variant"), _("Weight"), _("Units"), _("Measured"), _("Rate per 100"), rows,
         )
         verdict = "" if results["is_hidden"] else format_html(
             '<p class="experiment-verdict"><strong>{}</strong></p>', results["verdict"]
@@ -194,12 +197,16 @@ class ExperimentAdmin(TenantScopedAdmin):
              for c in results["comparisons"]),
         )
         weights_link = format_html(
-            ' <a href="{}">Change the weights (a new phase)</a>', reverse("admin:engage_experiment_weights", args=[obj.pk])
+            ' <a href="{}">{}</a>', reverse("admin:engage_experiment_weights", args=[obj.pk]), _("Change the weights (a new phase)")
         ) if obj.status == Experiment.Status.RUNNING else ""
         return format_html(
-            "{}{}{}<p>Phase {}; sample-ratio check p = {}; outcomes as of {}.{}</p>{}",
-            warning, verdict, table, results["phase"], srm.get("p_value", "-"),
-            obj.outcomes_refreshed_at or "never (refresh the outcomes)", weights_link, charts,
+            "{}{}{}<p>{}{}</p>{}",
+            warning, verdict, table,
+            _("Phase %(phase)s; sample-ratio check p = %(p)s; outcomes as of %(when)s.") % {
+                "phase": results["phase"], "p": srm.get("p_value", "-"),
+                "when": obj.outcomes_refreshed_at or _("never (refresh the outcomes)"),
+            },
+            weights_link, charts,
         )
 
     def _each(self, request, queryset, operation, done: str) -> None:

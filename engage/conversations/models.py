@@ -38,11 +38,11 @@ class Sequence(models.Model):
 
     def clean(self) -> None:
         if self.trigger == self.Trigger.STAGE_ENTERED and self.trigger_stage_id is None:
-            raise ValidationError({"trigger_stage": "Choose the stage that starts this sequence."})
+            raise ValidationError({"trigger_stage": _("Choose the stage that starts this sequence.")})
         if self.trigger_stage_id and self.pipeline_id and self.trigger_stage.pipeline_id != self.pipeline_id:
-            raise ValidationError({"trigger_stage": "The stage belongs to another pipeline."})
+            raise ValidationError({"trigger_stage": _("The stage belongs to another pipeline.")})
         if self.pipeline_id and self.company_id and self.pipeline.company_id != self.company_id:
-            raise ValidationError({"pipeline": "The pipeline belongs to another company."})
+            raise ValidationError({"pipeline": _("The pipeline belongs to another company.")})
 
 
 class SequenceStep(models.Model):
@@ -72,9 +72,9 @@ class SequenceStep(models.Model):
 
     def clean(self) -> None:
         if bool(self.prompt_template_id) == bool(self.fixed_text.strip()):
-            raise ValidationError("A step has either a prompt template or a fixed text (exactly one).")
+            raise ValidationError(_("A step has either a prompt template or a fixed text (exactly one)."))
         if self.prompt_template_id and self.prompt_template.agent_type != "sales":
-            raise ValidationError({"prompt_template": "A sequence step uses a sales template."})
+            raise ValidationError({"prompt_template": _("A sequence step uses a sales template.")})
 
 
 class Enrollment(models.Model):

@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils.text import format_lazy
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 
 def new_salt() -> str:
@@ -133,34 +134,37 @@ class Experiment(models.Model):
         return self.name
 
     def clean(self) -> None:
-        errors: dict[str, str] = {}
+        errors: dict[str, ValidationError | str] = {}
         if self.pk is not None:
             stored = Experiment.objects.filter(pk=self.pk).values("status", *self.FROZEN_FIELDS).first()
             if stored and stored["status"] != Experiment.Status.DRAFT:
                 changed = [name for name in self.FROZEN_FIELDS if stored[name] != getattr(self, name)]
                 if changed:
                     raise ValidationError(
-                        f"A {stored['status']} experiment cannot be edited ({', '.join(changed)}); "
-                        "change of weights starts a new phase, anything else needs a new experiment."
+                        gettext_noop("A %(status)s experiment cannot be edited (%(fields)s); "
+                                     "change of weights starts a new phase, anything else needs a new experiment."),
+                        params={"status": stored["status"], "fields": ", ".join(changed)},
                     )
         if self.applies_to == Experiment.AppliesTo.CAMPAIGN:
             if self.campaign_id is None:
-                errors["campaign"] = "A campaign experiment names its campaign."
+                errors["campaign"] = gettext_noop("A campaign experiment names its campaign.")
             elif self.campaign.company_id != self.company_id:
-                errors["campaign"] = "That campaign is not this company's."
+                errors["campaign"] = gettext_noop("That campaign is not this company's.")
             if self.unit != Unit.CUSTOMER:
-                errors["unit"] = "A campaign reminds customers: its unit is the customer."
+                errors["unit"] = gettext_noop("A campaign reminds customers: its unit is the customer.")
         elif self.campaign_id is not None:
-            errors["campaign"] = "Only a campaign experiment names a campaign."
+            errors["campaign"] = gettext_noop("Only a campaign experiment names a campaign.")
         if self.applies_to == Experiment.AppliesTo.COACHING and self.unit != Unit.WORKER:
-            errors["unit"] = "CoachNova coaches workers: its unit is the worker."
+            errors["unit"] = gettext_noop("CoachNova coaches workers: its unit is the worker.")
         if self.applies_to == Experiment.AppliesTo.AI_REPLIES and self.unit != Unit.LEAD:
-            errors["unit"] = "AI replies answer leads: its unit is the lead."
+            errors["unit"] = gettext_noop("AI replies answer leads: its unit is the lead.")
         if self.unit not in METRIC_UNITS.get(self.primary_metric, ()):
-            errors["primary_metric"] = f"{self.get_primary_metric_display()} is not measured on a {self.unit}."
+            errors["primary_metric"] = ValidationError(gettext_noop("%(metric)s is not measured on a %(unit)s."),
+                                                        params={"metric": self.get_primary_metric_display(), "unit": self.unit})
         guardrails = self.guardrails if isinstance(self.guardrails, list) else None
         if guardrails is None or any(value not in GUARDRAIL_METRICS for value in guardrails):
-            errors["guardrails"] = f"A list of: {', '.join(m.value for m in GUARDRAIL_METRICS)}."
+            errors["guardrails"] = ValidationError(gettext_noop("A list of: %(metrics)s."),
+                                                  params={"metrics": ", ".join(m.value for m in GUARDRAIL_METRICS)})
         if errors:
             raise ValidationError(errors)
 
@@ -208,33 +212,34 @@ class ExperimentVariant(models.Model):
                 "settings": self.settings,
             }
             if stored != current:
-                raise ValidationError(f"The variants of a {experiment.status} experiment cannot be edited.")
+                raise ValidationError(gettext_noop("The variants of a %(status)s experiment cannot be edited."),
+                                      params={"status": experiment.status})
         if self.kind == ExperimentVariant.Kind.TEMPLATE_VERSION and self.template_version_id is None:
-            raise ValidationError({"template_version": "A template-version variant names its version."})
+            raise ValidationError({"template_version": gettext_noop("A template-version variant names its version.")})
         if self.template_version_id is not None:
             # Control may pin today's version too, so publishing the new wording does not change control.
             if self.kind not in (ExperimentVariant.Kind.TEMPLATE_VERSION, ExperimentVariant.Kind.CONTROL):
-                raise ValidationError({"template_version": "Only a template-version variant or control names a version."})
+                raise ValidationError({"template_version": gettext_noop("Only a template-version variant or control names a version.")})
             version = self.template_version
             if version.template.company_id != experiment.company_id:
-                raise ValidationError({"template_version": "That template is not this company's."})
+                raise ValidationError({"template_version": gettext_noop("That template is not this company's.")})
             if version.approved_at is None:  # approved once (a later version's approval archives it: still testable)
-                raise ValidationError({"template_version": "Only a published (approved) version can be tested."})
+                raise ValidationError({"template_version": gettext_noop("Only a published (approved) version can be tested.")})
             if experiment.applies_to == Experiment.AppliesTo.AI_REPLIES and version.template.agent_type != "sales":
-                raise ValidationError({"template_version": "An AI-reply arm uses a sales template (the reply's prompt)."})
+                raise ValidationError({"template_version": gettext_noop("An AI-reply arm uses a sales template (the reply's prompt).")})
         if experiment.applies_to == Experiment.AppliesTo.AI_REPLIES and self.kind not in (
             ExperimentVariant.Kind.CONTROL, ExperimentVariant.Kind.TEMPLATE_VERSION
         ):
             # A reply answers when the lead writes: no send window or best hour to test.
-            raise ValidationError({"kind": "An AI-reply experiment tests prompts: control or a template version."})
+            raise ValidationError({"kind": gettext_noop("An AI-reply experiment tests prompts: control or a template version.")})
         if self.kind == ExperimentVariant.Kind.SEND_SETTING:
             allowed = {"send_window_start_hour", "send_window_end_hour", "cadence_days"}
             if not isinstance(self.settings, dict) or not self.settings or set(self.settings) - allowed:
-                raise ValidationError({"settings": f"Keys among: {', '.join(sorted(allowed))}."})
+                raise ValidationError({"settings": ValidationError(gettext_noop("Keys among: %(keys)s."), params={"keys": ", ".join(sorted(allowed))})})
             start = self.settings.get("send_window_start_hour", 0)
             end = self.settings.get("send_window_end_hour", 24)
             if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= 24):
-                raise ValidationError({"settings": "The send window is 0 <= start < end <= 24 (whole hours)."})
+                raise ValidationError({"settings": gettext_noop("The send window is 0 <= start < end <= 24 (whole hours).")})
 
 
 class ExperimentPhase(models.Model):

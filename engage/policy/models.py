@@ -63,9 +63,9 @@ class EngagementPolicy(models.Model):
 
     def clean(self) -> None:
         if self.customer_daily_limit > self.customer_weekly_limit:
-            raise ValidationError({"customer_daily_limit": "The daily cap cannot exceed the weekly cap."})
+            raise ValidationError({"customer_daily_limit": _("The daily cap cannot exceed the weekly cap.")})
         if self.worker_daily_limit > self.worker_weekly_limit:
-            raise ValidationError({"worker_daily_limit": "The daily cap cannot exceed the weekly cap."})
+            raise ValidationError({"worker_daily_limit": _("The daily cap cannot exceed the weekly cap.")})
 
 
 class CampaignPreset(models.Model):
@@ -124,7 +124,7 @@ class CampaignPreset(models.Model):
     def clean(self) -> None:
         start, end = self.send_window_start_hour, self.send_window_end_hour
         if start is not None and end is not None and start >= end:
-            raise ValidationError({"send_window_end_hour": "The send window must end after it starts."})
+            raise ValidationError({"send_window_end_hour": _("The send window must end after it starts.")})
 
 
 def policy_cache_key(company_id: int) -> str:

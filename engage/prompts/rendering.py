@@ -12,6 +12,7 @@ import functools
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_noop
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
@@ -75,17 +76,21 @@ def template_variables_check(*, agent_type: str, body: str) -> set[str]:
     """The variables `body` uses; ValidationError on bad syntax or a variable not declared for the agent type."""
     declared = TEMPLATE_VARIABLES.get(agent_type)
     if declared is None:
-        raise ValidationError({"agent_type": f"Unknown agent type {agent_type!r}."})
+        raise ValidationError({"agent_type": ValidationError(gettext_noop("Unknown agent type %(agent_type)r."),
+                                                             params={"agent_type": agent_type})})
     try:
         used = set(_variables_used(body))
     except TemplateSyntaxError as error:
-        raise ValidationError({"body": f"Template syntax error on line {error.lineno}: {error.message}"}) from None
+        raise ValidationError({"body": ValidationError(gettext_noop("Template syntax error on line %(line)d: %(message)s"),
+                                                       params={"line": error.lineno, "message": error.message})}) from None
     unknown = sorted(used - set(declared))
     if unknown:
         raise ValidationError(
             {
-                "body": f"Unknown variable(s): {', '.join(unknown)}. "
-                f"Available for {agent_type}: {', '.join(sorted(declared))}."
+                "body": ValidationError(
+                    gettext_noop("Unknown variable(s): %(unknown)s. Available for %(agent_type)s: %(declared)s."),
+                    params={"unknown": ", ".join(unknown), "agent_type": agent_type, "declared": ", ".join(sorted(declared))},
+                )
             }
         )
     return used
@@ -97,9 +102,11 @@ def template_render(*, body: str, agent_type: str, context: dict[str, Any]) -> s
     try:
         return _compiled(body).render(**context).strip()
     except UndefinedError as error:
-        raise ValidationError({"body": f"Missing value for a variable: {error.message}"}) from None
+        raise ValidationError({"body": ValidationError(gettext_noop("Missing value for a variable: %(message)s"),
+                                                       params={"message": error.message})}) from None
     except SecurityError as error:
-        raise ValidationError({"body": f"Not allowed in a template: {error}"}) from None
+        raise ValidationError({"body": ValidationError(gettext_noop("Not allowed in a template: %(error)s"),
+                                                       params={"error": str(error)})}) from None
 
 
 def template_latest_approved(

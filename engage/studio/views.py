@@ -42,9 +42,20 @@ def json_error(status: int, code: str, message: str, fields: dict | None = None,
     return JsonResponse({"error": {"code": code, "message": message, "fields": fields or {}, **extra}}, status=status)
 
 
+def _translated(item: ValidationError) -> str:
+    text = _(str(item.message))
+    return text % item.params if item.params else text
+
+
 def _validation_response(error: ValidationError, *, agent_type: str = "", body: str = "") -> JsonResponse:
-    fields = error.message_dict if hasattr(error, "error_dict") else {}
-    message = "; ".join(error.messages)
+    """The error in the staff's language: services shared with the API raise English (gettext_noop with params),
+    translated here at display time."""
+    if hasattr(error, "error_dict"):
+        fields = {name: [_translated(item) for item in items] for name, items in error.error_dict.items()}
+        message = "; ".join(text for texts in fields.values() for text in texts)
+    else:
+        fields = {}
+        message = "; ".join(_translated(item) for item in error.error_list)
     line = studio.template_body_lint(agent_type=agent_type, body=body)["line"] if body else None
     return json_error(400, "invalid", message, fields, line=line)
 
