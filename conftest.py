@@ -32,6 +32,16 @@ def _fresh_cache():
 
 
 @pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in the default language: a test client's request activates its Accept-Language for the
+    thread (LocaleMiddleware) and nothing deactivates it, so a Bengali request would leak into the next test."""
+    from django.utils import translation
+
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     # Hashing the production way costs ~0.5 s a user; no test measures the hasher. Subprocesses
     # (gunicorn, Celery) keep the real hashers: users they log in are created in their own process.

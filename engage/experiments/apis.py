@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from django.utils import translation
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
@@ -84,5 +85,6 @@ class ExperimentResultsApi(APIView):
         phase = request.query_params.get("phase")
         if phase is not None and not phase.isdigit():
             raise exceptions.ValidationError({"phase": ["A phase number."]})
-        results = experiment_results(experiment=experiment, phase_number=int(phase) if phase else None)
+        with translation.override("en"):  # the API's texts stay English, whatever the caller's Accept-Language
+            results = experiment_results(experiment=experiment, phase_number=int(phase) if phase else None)
         return Response(self.OutputSerializer(results).data)

@@ -11,6 +11,7 @@ from typing import Any
 from django.db.models import Count, F, FloatField, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from engage.experiments import statistics
 from engage.experiments.models import (
@@ -24,12 +25,13 @@ from engage.experiments.models import (
 from engage.messaging.models import Message
 
 # How a rate reads in a sentence: "+2.1 bookings per 100 reminders".
+# The verdict is written in the active language (the console's staff member's); the API asks for English.
 VERDICT_NOUNS = {
-    Metric.BOOKING_7D: ("bookings", "per 100 reminders", 100),
-    Metric.REPLY_24H: ("replies", "per 100 messages", 100),
-    Metric.ON_TIME_28D: ("points of on-time rate", "", 100),
-    Metric.OPT_OUT: ("opt-outs", "per 100 messages", 100),
-    Metric.SAFETY_REJECTION: ("safety rejections", "per 100 units", 100),
+    Metric.BOOKING_7D: (gettext_noop("bookings"), gettext_noop("per 100 reminders"), 100),
+    Metric.REPLY_24H: (gettext_noop("replies"), gettext_noop("per 100 messages"), 100),
+    Metric.ON_TIME_28D: (gettext_noop("points of on-time rate"), "", 100),
+    Metric.OPT_OUT: (gettext_noop("opt-outs"), gettext_noop("per 100 messages"), 100),
+    Metric.SAFETY_REJECTION: (gettext_noop("safety rejections"), gettext_noop("per 100 units"), 100),
 }
 
 
@@ -83,13 +85,15 @@ def phase_daily_sums(*, phase: ExperimentPhase) -> list[dict[str, Any]]:
 def _verdict(*, metric: str, variant: str, comparison: statistics.Comparison) -> str:
     noun, per, scale = VERDICT_NOUNS[metric]
     uplift, low, high = (float(value) * scale for value in (comparison.uplift, comparison.uplift_low, comparison.uplift_high))
-    interval = f"(95% CI {low:+.1f} to {high:+.1f})"
-    text = f"{variant}: {uplift:+.1f} {noun}{' ' + per if per else ''} {interval}"
+    text = gettext("%(variant)s: %(uplift)s %(unit)s (95%% CI %(low)s to %(high)s)") % {
+        "variant": variant, "uplift": f"{uplift:+.1f}", "low": f"{low:+.1f}", "high": f"{high:+.1f}",
+        "unit": gettext(noun) + (" " + gettext(per) if per else ""),
+    }
     if comparison.uplift_low > 0:
-        return f"{text}: better than control."
+        return gettext("%(comparison)s: better than control.") % {"comparison": text}
     if comparison.uplift_high < 0:
-        return f"{text}: worse than control."
-    return f"{text}: no difference shown yet."
+        return gettext("%(comparison)s: worse than control.") % {"comparison": text}
+    return gettext("%(comparison)s: no difference shown yet.") % {"comparison": text}
 
 
 def _number(value: Any) -> float | None:
@@ -179,10 +183,10 @@ def experiment_results(*, experiment: Experiment, phase_number: int | None = Non
         })
     if is_mismatch:
         answer["is_hidden"] = True
-        answer["verdict"] = (
-            f"Results hidden: the split does not match the weights (sample-ratio mismatch, p = {p_value:.2g}). "
+        answer["verdict"] = gettext(
+            "Results hidden: the split does not match the weights (sample-ratio mismatch, p = %(p_value)s). "
             "Something assigns or records one variant more than another; fix it before reading any uplift."
-        )
+        ) % {"p_value": f"{p_value:.2g}"}
         return answer
     verdicts = []
     for variant_id in ordered:
@@ -207,8 +211,9 @@ def experiment_results(*, experiment: Experiment, phase_number: int | None = Non
         verdicts.append(entry["verdict"])
         answer["comparisons"].append(entry)
     answer["timeline"] = timeline
-    breaches = [f"{b['variant']} breaches the {Metric(b['guardrail']).label.lower()}" for b in answer["guardrail_breaches"]]
-    answer["verdict"] = " ".join(verdicts + [f"Warning: {text}." for text in breaches])
+    breaches = [gettext("Warning: %(variant)s breaches the %(guardrail)s.") % {
+        "variant": b["variant"], "guardrail": str(Metric(b["guardrail"]).label).lower()} for b in answer["guardrail_breaches"]]
+    answer["verdict"] = " ".join(verdicts + breaches)
     return answer
 
 

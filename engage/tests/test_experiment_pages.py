@@ -170,3 +170,19 @@ def test_a_marketer_sets_up_experiments_with_the_groups_own_permissions(running,
     client.force_login(operator)
     assert client.get(reverse("admin:engage_experiment_changelist")).status_code == 200
     assert client.get(reverse("admin:engage_experiment_add")).status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_verdict_stays_english_for_the_api_and_speaks_the_staffs_language_in_the_console(running, key_client):
+    from django.utils import translation
+
+    from engage.experiments.selectors import experiment_results
+
+    experiment, _control, _variant = running
+    body = key_client.get(f"/api/experiments/{experiment.pk}/results", HTTP_ACCEPT_LANGUAGE="bn").json()
+    assert "per 100 reminders (95% CI" in body["verdict"] and body["verdict"].endswith("better than control.")
+
+    with translation.override("bn"):
+        bengali = experiment_results(experiment=experiment)["verdict"]
+    assert "প্রতি ১০০ রিমাইন্ডারে (৯৫% CI" in bengali and bengali.endswith("কন্ট্রোলের চেয়ে ভালো।")
+    assert "better" not in bengali and "reminders" not in bengali
