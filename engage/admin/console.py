@@ -28,6 +28,7 @@ from engage.conversations.handoff import (
 )
 from engage.conversations.inbox import VIEWS, inbox_page, lead_messages_after
 from engage.messaging.models import Message
+from shokti.admin import console_text, validation_error_text
 from shokti.api.exceptions import error_body, flatten_errors
 
 # The newest open leads a column shows (the rest one click away in the list): 25 keeps a board of five stages
@@ -207,9 +208,10 @@ class ConsoleViews:
         data = request.POST
         try:
             result = self._act(request, lead, operation, data)
-        except ValidationError as error:
-            fields = flatten_errors(error.message_dict) if hasattr(error, "error_dict") else {}
-            return _error("; ".join(error.messages), fields=fields)
+        except ValidationError as error:  # services' English in the staff's language
+            fields = ({name: [console_text(item.message, item.params) for item in items]
+                       for name, items in error.error_dict.items()} if hasattr(error, "error_dict") else {})
+            return _error(validation_error_text(error), fields=fields)
         lead = self._lead_or_404(request, object_id)
         return JsonResponse({"lead": _lead_json(lead), **result})
 

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from crm.models import Company, Lead, User
 from crm.services import event_record
@@ -124,12 +125,14 @@ def lead_manual_reply(*, lead: Lead, actor: User | None, body: str) -> Job:
     """Queue a reply typed by a person, sent on the lead's channel as agent `manual`; takes the conversation over."""
     body = (body or "").strip()
     if not body:
-        raise ValidationError({"body": "Type a reply."})
-    if len(body) > MANUAL_REPLY_MAX_LENGTH:
-        raise ValidationError({"body": f"At most {MANUAL_REPLY_MAX_LENGTH} characters."})
+        raise ValidationError({"body": gettext_noop("Type a reply.")})
+    if len(body) > MANUAL_REPLY_MAX_LENGTH:  # English here; the console translates (shokti.admin.console_text)
+        raise ValidationError({"body": ValidationError(gettext_noop("At most %(limit)s characters."),
+                                                       params={"limit": MANUAL_REPLY_MAX_LENGTH})})
     lead = lead_take_over(lead=lead, actor=actor)
     if not lead.contact.is_consented(lead.channel):
-        raise ValidationError({"body": f"The contact has opted out of {lead.channel}."})
+        raise ValidationError({"body": ValidationError(gettext_noop("The contact has opted out of %(channel)s."),
+                                                       params={"channel": lead.channel})})
     return job_enqueue(
         company=lead.company,
         task_name="manual_reply",

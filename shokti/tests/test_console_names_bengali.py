@@ -5,6 +5,8 @@ console's messages (a service's English error is translated where the console sh
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.apps import apps
 from django.conf import settings
@@ -311,3 +313,20 @@ def test_the_studio_explains_an_unknown_variable_in_bengali(client, company):
     assert refused.status_code == 400
     error = refused.json()["error"]
     assert error["message"].startswith("অজানা ভেরিয়েবল: salary।") and error["fields"]["body"] == [error["message"]]
+
+
+@pytest.mark.django_db
+def test_a_reply_the_service_refuses_is_explained_in_bengali_in_the_inbox(bengali, company, staff_user):
+    from crm.tests.factories import LeadFactory
+    from engage.conversations.handoff import lead_manual_reply
+
+    lead = LeadFactory(company=company, channel="sms", contact__is_sms_consented=False)
+
+    response = bengali.post(reverse("admin:crm_lead_act", args=[lead.pk, "reply"]), {"body": "আপনাকে কল করছি"})
+
+    assert response.status_code == 400
+    text = json.dumps(response.json(), ensure_ascii=False)
+    assert "এই যোগাযোগটি sms থেকে অপ্ট-আউট করেছেন।" in text and "opted out" not in text
+    with translation.override("bn"), pytest.raises(ValidationError) as refused:  # the service itself stays English
+        lead_manual_reply(lead=lead, actor=staff_user, body="hello")
+    assert refused.value.message_dict["body"] == ["The contact has opted out of sms."]
