@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.utils import translation
 from django.utils.translation import gettext_lazy
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from crm.auth_apis import TokenObtainApi, TokenRefreshApi
@@ -13,6 +14,7 @@ admin.site.index_title = gettext_lazy("Operations console")
 admin.site.site_url = "/"  # "View site": the landing page (shokti/home.py)
 
 
+@extend_schema(exclude=True)  # the schema itself is not an operation of the API (as SpectacularAPIView is not)
 class SchemaApi(SpectacularAPIView):
     """The API's schema in English whatever the caller's language (the model help texts and labels it shows are
     translated for the console); `?lang=bn` still asks for another."""
