@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from crm.models import Event, Lead, Membership, Stage
 from crm.tests.factories import LeadFactory, StaffUserFactory
@@ -217,14 +216,7 @@ def test_the_console_speaks_bengali_when_the_person_chooses_it(client, staff_use
     assert "Needs a human" in client.get(reverse("admin:crm_lead_inbox")).content.decode()
 
 
-@pytest.fixture
-def english_afterwards():
-    """The language a request activated stays active in the thread: put English back for the next test."""
-    yield
-    translation.activate(settings.LANGUAGE_CODE)
-
-
-def test_action_messages_and_descriptions_speak_bengali_to_a_person_who_chose_it(english_afterwards, client, staff_user, three_conversations):
+def test_action_messages_and_descriptions_speak_bengali_to_a_person_who_chose_it(client, staff_user, three_conversations):
     quiet, _waiting, _ = three_conversations
     client.force_login(staff_user)
     client.post(reverse("set_language"), {"language": "bn", "next": "/admin/"})
@@ -239,7 +231,7 @@ def test_action_messages_and_descriptions_speak_bengali_to_a_person_who_chose_it
 
 
 @pytest.mark.django_db
-def test_a_run_page_speaks_bengali_status_and_summary_to_a_person_who_chose_it(english_afterwards, client, company,
+def test_a_run_page_speaks_bengali_status_and_summary_to_a_person_who_chose_it(client, company,
                                                                               staff_user):
     from engage.campaigns.runs import campaign_run_trigger
     from engage.models import Job

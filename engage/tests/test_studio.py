@@ -6,11 +6,10 @@ import datetime as dt
 import json
 
 import pytest
-from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from crm.models import Event, Membership
 from crm.tests.factories import (
@@ -462,15 +461,8 @@ def test_the_studio_opens_on_the_live_version_after_a_rollback_and_confirms_a_sa
     assert '<strong id="editing-version">v1</strong> (approved)' in page
 
 
-@pytest.fixture
-def english_afterwards():
-    """The language a request activated stays active in the thread: put English back for the next test."""
-    yield
-    translation.activate(settings.LANGUAGE_CODE)
-
-
 @pytest.mark.django_db
-def test_the_studio_speaks_bengali_to_a_marketer_who_chose_it(english_afterwards, client, reminder, marketer):
+def test_the_studio_speaks_bengali_to_a_marketer_who_chose_it(client, reminder, marketer):
     client.force_login(marketer)
     client.post(reverse("set_language"), {"language": "bn", "next": url("studio", reminder)})
 
