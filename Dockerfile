@@ -1,4 +1,4 @@
-# Shokti: one image for web (gunicorn), the Celery workers and beat; see docker-compose.yml.
+# Shokti: one image for web (granian, `python -m shokti.web`), the Celery workers and beat; see docker-compose.yml.
 # The `whatsapp_web` target adds Debian's Chromium for the WhatsApp Web worker.
 FROM python:3.11-slim AS app
 
@@ -8,7 +8,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     SHOKTI_VAR_DIR=/app/var \
     STATIC_ROOT=/app/staticfiles \
-    GUNICORN_BIND=0.0.0.0:8000
+    WEB_HOST=0.0.0.0 \
+    PORT=8000
 
 WORKDIR /app
 # A fixed uid, so the shared tmpfs for Prometheus (docker-compose.yml) can be made writable for it.
@@ -27,7 +28,7 @@ RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v 0 
 
 USER shokti
 EXPOSE 8000
-CMD ["gunicorn", "shokti.wsgi:application"]
+CMD ["python", "-m", "shokti.web"]
 
 
 FROM app AS whatsapp_web

@@ -11,7 +11,7 @@ CHANNELS_CONSOLE_FALLBACK ?= true
 CELERY_IO_CONCURRENCY ?= $(if $(DATABASE_URL),64,8)
 # Embedded mode's SQLite file, filesystem broker, static files (settings read SHOKTI_VAR_DIR too).
 VAR_DIR := $(or $(SHOKTI_VAR_DIR),$(CURDIR)/var)
-# Prometheus multiprocess mode: gunicorn workers and Celery processes write here, /metrics sums it.
+# Prometheus multiprocess mode: web workers and Celery processes write here, /metrics sums it.
 PROMETHEUS_MULTIPROC_DIR ?= $(VAR_DIR)/prometheus
 
 .PHONY: run test bench venv services migrate seed lint clean messages

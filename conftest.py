@@ -44,7 +44,7 @@ def _default_language():
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     # Hashing the production way costs ~0.5 s a user; no test measures the hasher. Subprocesses
-    # (gunicorn, Celery) keep the real hashers: users they log in are created in their own process.
+    # (the web server, Celery) keep the real hashers: users they log in are created in their own process.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 

@@ -6,7 +6,7 @@
 In the benchmark database (migrated by run_all), one company gets BENCH_API_CONTACTS contacts
 (default 100,000; made once, found again on the next run). Requests go through Django's whole
 stack in this process (middleware, DRF, the Redis throttle, PostgreSQL) with the test client, so
-the figures are the server's work per request without sockets or gunicorn:
+the figures are the server's work per request without sockets or the web server:
 - GET /api/contacts/?phone=...: API-key lookup, throttle (a Redis GET and SET), scoping, an
   indexed lookup on (company, phone);
 - GET /api/contacts/ (first page of everything) and a page deep in the list: cursor pagination,

@@ -1,15 +1,16 @@
-"""POST /inbound-message on gunicorn + PostgreSQL: throughput, latency, the raw-SQL ceiling, duplicates.
+"""POST /inbound-message on the web server (granian) + PostgreSQL: throughput, latency, the raw-SQL ceiling, duplicates.
 
     make bench                                   # with the other benchmarks (bench/run_all.py)
     .venv/bin/python bench/run_all.py webhook    # only this one
     DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python bench/webhook.py
 
 What it does, in the benchmark database (migrated by run_all):
-1. Starts gunicorn (`shokti.wsgi`, BENCH_WEBHOOK_WORKERS sync workers, default 4) on a free port,
+1. Starts the web server as the Procfile does (`python -m shokti.web`, BENCH_WEBHOOK_WORKERS workers of 2 threads,
+   default 2, access log off) on a free port,
    with throttling lifted so the limit measured is the server's, not the API-key quota.
 2. Closed loop, driven by wrk (bench/webhook.lua; `make bench` installs Debian's wrk) for
    BENCH_WEBHOOK_SECONDS (default 15; wrk runs for a time, not a count, and the count is
-   reported): new inbound messages from 16 connections on 2 wrk threads, a fresh connection per request as a webhook sender makes (gunicorn's sync workers
+   reported): new inbound messages from 16 connections on 2 wrk threads, a fresh connection per request as a webhook sender makes (
    close it anyway), from a pool of 2,000 phone numbers, so contacts and leads are both created
    and found: requests/s, p50, p99.
 3. Duplicates: one delivery repeated for 5 s (same external_id), also by wrk: requests/s and p50.
@@ -19,7 +20,7 @@ What it does, in the benchmark database (migrated by run_all):
 5. The ceiling: the same database work as the service does (the dedupe probe; one transaction
    with the contact upsert, the open-lead lookup or its INSERT ... SELECT of the first stage, and
    message + job + event in one statement; the API key is cached per process, so it is not read)
-   with raw psycopg on as many connections as gunicorn has workers: transactions/s.
+   with raw psycopg on 4 connections: transactions/s.
 
 The load generators (wrk for the closed loops; asyncio on raw sockets in this process for the
 open loop, which wrk cannot pace) run on the same 2 CPUs as the server and the database: the
@@ -32,6 +33,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -47,7 +49,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shokti.settings")
 
 SECONDS = int(os.environ.get("BENCH_WEBHOOK_SECONDS", "15"))
 REQUESTS = 5000  # the raw-psycopg ceiling's transactions
-WORKERS = int(os.environ.get("BENCH_WEBHOOK_WORKERS", "4"))
+WORKERS = int(os.environ.get("BENCH_WEBHOOK_WORKERS", "2"))
+RAW_CONNECTIONS = 4
 CONCURRENCY = int(os.environ.get("BENCH_WEBHOOK_CONCURRENCY", "16"))
 RATE = 200
 RATE_SECONDS = 15
@@ -168,7 +171,7 @@ def _database_url() -> str:
     )
 
 
-def _start_gunicorn(port: int) -> subprocess.Popen:
+def _start_server(port: int) -> subprocess.Popen:
     from django.conf import settings
 
     env = {
@@ -181,9 +184,9 @@ def _start_gunicorn(port: int) -> subprocess.Popen:
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "shokti.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(WORKERS), "--access-logfile", "/dev/null", "--log-level", "warning"],
-        cwd=ROOT, env=env, start_new_session=True,
+        [sys.executable, "-m", "shokti.web"],
+        cwd=ROOT, env={**env, "PORT": str(port), "WEB_CONCURRENCY": str(WORKERS), "WEB_ACCESS_LOG": "false"},
+        start_new_session=True,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -193,15 +196,15 @@ def _start_gunicorn(port: int) -> subprocess.Popen:
         except OSError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError("gunicorn did not start")
+    raise RuntimeError("the web server did not start")
 
 
 def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
+    os.killpg(process.pid, signal.SIGTERM)  # the server and its workers
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=15)
 
 
@@ -267,10 +270,10 @@ def _raw_worker(dsn: str, company_id: int, bodies: list[dict], done: list[int]) 
 
 
 def raw_ceiling(company_id: int, count: int) -> float:
-    """Transactions per second of the same database work with raw psycopg, WORKERS connections."""
+    """Transactions per second of the same database work with raw psycopg, RAW_CONNECTIONS connections."""
     dsn = _database_url().replace("postgres://", "postgresql://", 1)
     bodies = [_body(index, "raw") for index in range(count)]
-    slices = [bodies[worker::WORKERS] for worker in range(WORKERS)]
+    slices = [bodies[worker::RAW_CONNECTIONS] for worker in range(RAW_CONNECTIONS)]
     done: list[int] = []
     threads = [threading.Thread(target=_raw_worker, args=(dsn, company_id, part, done)) for part in slices]
     started = time.perf_counter()
@@ -319,9 +322,9 @@ def measure() -> dict:
     _, _, raw_key = _company("bench-webhook")
     raw_company, _, _ = _company("bench-webhook-raw")
     port = _free_port()
-    server = _start_gunicorn(port)
+    server = _start_server(port)
     try:
-        # Warm: gunicorn listens before its workers have loaded Django; with 2 s of warm-up the
+        # Warm: the server listens before its workers have loaded Django; with 2 s of warm-up the
         # measured loop began while some were still booting (its p99 was 1.5-2.5 s, that boot).
         wrk_run(port, raw_key, 6)
         _analyze()
@@ -360,7 +363,7 @@ def figures(result: dict) -> list[dict]:
     return [
         {
             "figure": f"{result['requests']:,} new inbound messages (wrk, {result['concurrency']} connections, a new"
-                      f" one per request), {result['workers']} gunicorn workers: requests/s, as seconds per 1,000"
+                      f" one per request), {result['workers']} web workers of 2 threads: requests/s, as seconds per 1,000"
                       " (aim: 500/s)",
             "value": 1000 / result["rps"], "unit": "s", "ceiling": 2.0,
             "note": f"{result['rps']:.0f} req/s, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms"

@@ -1,9 +1,10 @@
 """Prometheus metrics: the business counters (the one place others import them from) and GET /metrics.
 
 Multiprocess mode: when PROMETHEUS_MULTIPROC_DIR is set in the environment *before* Python
-starts (gunicorn workers, Celery worker processes), every process writes its values to files in
-that folder and /metrics sums them. `make run` wipes the folder at start; gunicorn.conf.py and
-shokti/celery.py mark dead processes. Without the variable, the values live in this process.
+starts (web workers, Celery worker processes), every process writes its values to files in
+that folder and /metrics sums them. `make run` wipes the folder at start; /metrics marks processes that
+no longer exist as dead (their live gauges stop counting; counters keep their sum), and so does a Celery
+child as it exits (shokti/celery.py). Without the variable, the values live in this process.
 
 Usage: `from shokti.metrics import ai_messages_sent_total`, then
 `ai_messages_sent_total.labels(agent_type=..., channel=..., message_type=..., status=...).inc()`,
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 
 import prometheus_client
 from django.http import HttpResponse
@@ -148,10 +150,27 @@ def is_multiprocess() -> bool:
 def registry_for_export() -> prometheus_client.CollectorRegistry:
     """The registry /metrics renders: the sum over every process's files in multiprocess mode."""
     if is_multiprocess():
+        _mark_dead_processes(os.environ["PROMETHEUS_MULTIPROC_DIR"])
         registry = prometheus_client.CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return registry
     return prometheus_client.REGISTRY
+
+
+def _mark_dead_processes(folder: str) -> None:
+    """Drop the live-gauge files of processes that are gone (a web worker restarted, a Celery child recycled)."""
+    pids = set()
+    for path in Path(folder).glob("gauge_live*_*.db"):
+        pid = path.stem.rsplit("_", 1)[1]
+        if pid.isdigit():
+            pids.add(int(pid))
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, folder)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 @never_cache

@@ -71,6 +71,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # API views (DRF, key or token authentication) go down API_MIDDLEWARE instead of the rest of this list.
+    "shokti.middleware.ApiChainMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # Before anything reads the request: URL and declared body size limits (414/413, JSON).
     "shokti.middleware.RequestLimitsMiddleware",
@@ -91,6 +93,20 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, as django-axes asks: turns a locked-out admin login into its 429 page (crm/lockouts.py).
+    "axes.middleware.AxesMiddleware",
+]
+# The chain of API views (shokti/middleware.py, ApiChainMiddleware): what an API call uses of MIDDLEWARE, in the same order.
+# No sessions, CSRF (DRF views are exempt; token and key callers have no cookie to forge), Django
+# authentication (DRF authenticates), messages, static files or console query planning.
+API_MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "shokti.middleware.RequestLimitsMiddleware",
+    "shokti.middleware.DatabaseUnavailableMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -323,12 +339,12 @@ AUTH_PASSWORD_VALIDATORS = [
 # parsing too). JSON nested deeper than API_JSON_MAX_DEPTH is a 400, checked before parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
 API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32)
-# Longer URLs are a 414 (gunicorn.conf.py lets request lines this long reach Django).
+# Longer URLs are a 414 in the JSON error shape (the web server hands Django request heads up to 400 KB).
 HTTP_MAX_URL_LENGTH = env.int("HTTP_MAX_URL_LENGTH", default=8190)
 # A 503 because the database is away tells clients to retry after this many seconds.
 SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int("SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS", default=5)
 
-# Trusted proxies in front of gunicorn that append the client's address to X-Forwarded-For (a load
+# Trusted proxies in front of the web server that append the client's address to X-Forwarded-For (a load
 # balancer: 1). 0: clients connect directly and X-Forwarded-For is ignored. Every client-IP use
 # (throttles, login lockouts) reads it through shokti.api.client_ip.
 NUM_PROXIES = env.int("NUM_PROXIES", default=0)

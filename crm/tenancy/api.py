@@ -19,7 +19,7 @@ from shokti.api.authentication import Principal
 # Per-process cache of API keys by prefix: {prefix: (expires_at monotonic, ApiKey with its company)}.
 # Every request of a server-to-server client would otherwise pay a query for the same row.
 # A revocation or company change saved in this process clears it at once; one saved
-# elsewhere (another gunicorn worker, a queryset.update) takes effect within
+# elsewhere (another web worker, a queryset.update) takes effect within
 # API_KEY_CACHE_SECONDS (default 10). The secret is still checked against the hash every time.
 _key_cache: dict[str, tuple[float, ApiKey]] = {}
 _key_cache_lock = threading.Lock()

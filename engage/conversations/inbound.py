@@ -273,55 +273,82 @@ def _is_folded() -> bool:
     return connection.vendor == "postgresql"
 
 
-@functools.lru_cache(maxsize=4)
-def _message_job_events_sql(is_new_lead: bool, has_webhook: bool) -> str:
-    """The statement of `_message_job_events_insert`, built once per shape (a new lead adds its event; a
-    company with a webhook URL adds one `webhook_reminder` job per event, as `webhook_events_enqueue` writes it)."""
+@functools.lru_cache(maxsize=2)
+def _lead_message_job_events_sql(has_webhook: bool) -> str:
+    """The statement of `_lead_message_job_events_insert`, built once per shape (a company with a webhook URL adds
+    one `webhook_reminder` job per event, as `webhook_events_enqueue` writes it).
+
+    The contact's open lead (moved to this channel: replies go where the person wrote last) or a new one in
+    the first stage of the company's default pipeline, then the message, its `ai_engage` job and its events.
+    The contact's row is locked by this transaction's upsert, so no concurrent delivery of the same person
+    can create a lead between the lookup and the insert.
+    """
     quote = connection.ops.quote_name
-    message_table, job_table, event_table = (
-        quote(model._meta.db_table) for model in (Message, Job, Event)
+    message_table, job_table, event_table, lead_table, stage_table, pipeline_table = (
+        quote(model._meta.db_table) for model in (Message, Job, Event, Lead, Stage, Pipeline)
     )
     event_columns = "company_id, type, contact_id, target_type_id, target_id, payload, source, correlation_id, occurred_at"
     now = Sql("%(now)s::timestamptz")
     # The ai_engage job, as job_enqueue writes it (its id drawn with the message's, its key carrying the message's).
     job_columns, job_values, _ = job_insert_sql(queued_job_row(
         company_id=Sql("%(company)s::bigint"), task_name=Sql("%(task)s::text"), priority=Sql("%(priority)s::integer"),
-        payload=Sql("jsonb_build_object('lead_id', %(lead)s::bigint, 'message_id', message.id, 'contact_id', %(contact)s::bigint)"),
+        payload=Sql(
+            "jsonb_build_object('lead_id', message.lead_id, 'message_id', message.id, 'contact_id', %(contact)s::bigint)"
+        ),
         idempotency_key=Sql("%(task)s::text || ':inbound:' || message.id"), max_attempts=Sql("%(max_attempts)s::integer"),
         next_run_at=now, dispatched_at=now, now=now,
     ))
     returning = " RETURNING id, type, payload" if has_webhook else ""
+    open_status = Lead.Status.OPEN.value
     sql = (
-        f"WITH ids AS (SELECT nextval(pg_get_serial_sequence('{Message._meta.db_table}', 'id')) AS message_id,"
+        f"WITH found AS (SELECT id, channel FROM {lead_table} WHERE company_id = %(company)s::bigint"
+        f" AND contact_id = %(contact)s::bigint AND status = '{open_status}' ORDER BY id DESC LIMIT 1),"
+        f" moved AS (UPDATE {lead_table} SET channel = %(channel)s::text, updated_at = %(now)s::timestamptz"
+        " WHERE id IN (SELECT id FROM found WHERE channel <> %(channel)s::text)),"
+        f" created AS (INSERT INTO {lead_table} (company_id, contact_id, pipeline_id, stage_id, status, channel,"
+        " source, summary, score, is_ai_paused, created_at, updated_at)"
+        f" SELECT %(company)s::bigint, %(contact)s::bigint, stage.pipeline_id, stage.id, '{open_status}',"
+        " %(channel)s::text, %(source)s::text, '', 0, false, %(now)s::timestamptz, %(now)s::timestamptz"
+        f" FROM {stage_table} stage JOIN {pipeline_table} pipeline ON pipeline.id = stage.pipeline_id"
+        " WHERE pipeline.company_id = %(company)s::bigint AND pipeline.is_default AND NOT EXISTS (SELECT 1 FROM found)"
+        f" ORDER BY stage.{quote('order')}, stage.id LIMIT 1 RETURNING id),"
+        " lead AS (SELECT id FROM found UNION ALL SELECT id FROM created),"
+        f" ids AS (SELECT nextval(pg_get_serial_sequence('{Message._meta.db_table}', 'id')) AS message_id,"
         f" nextval(pg_get_serial_sequence('{Job._meta.db_table}', 'id')) AS job_id),"
         f" message AS (INSERT INTO {message_table} (id, company_id, contact_id, lead_id, direction, channel, agent_type,"
         " message_type, subject, body, status, provider_message_id, provider_response, error, correlation_id,"
         " external_id, job_id, created_at, updated_at)"
-        f" SELECT ids.message_id, %(company)s::bigint, %(contact)s::bigint, %(lead)s::bigint, '{Message.Direction.INBOUND.value}', %(channel)s::text, '', 'inbound', '',"
+        f" SELECT ids.message_id, %(company)s::bigint, %(contact)s::bigint, lead.id, '{Message.Direction.INBOUND.value}', %(channel)s::text, '', 'inbound', '',"
         f" %(text)s::text, '{Message.Status.RECEIVED.value}', '', %(raw)s::jsonb, '', %(correlation)s::uuid, %(key)s::text, ids.job_id, %(now)s::timestamptz, %(now)s::timestamptz"
-        f" FROM ids WHERE NOT EXISTS (SELECT 1 FROM {message_table} previous WHERE"
+        f" FROM ids, lead WHERE NOT EXISTS (SELECT 1 FROM {message_table} previous WHERE"
         f" {_PREVIOUS_WINDOW_SQL.format(alias='previous', company='%(company)s::bigint', key='%(previous_key)s::text', since='%(since)s::timestamptz')})"
-        " ON CONFLICT DO NOTHING RETURNING id, job_id),"
+        " ON CONFLICT DO NOTHING RETURNING id, job_id, lead_id),"
         f" job AS (INSERT INTO {job_table} (id, {job_columns}) SELECT message.job_id, {job_values} FROM message RETURNING id),"
+        # A new lead's event before the message's, as the portable path records them.
+        f" lead_created AS (INSERT INTO {event_table} ({event_columns})"
+        " SELECT %(company)s::bigint, 'lead.created', %(contact)s::bigint, %(lead_type)s::integer, created.id::text,"
+        " jsonb_build_object('lead_id', created.id) || %(lead_payload)s::jsonb,"
+        f" %(channel)s::text, %(correlation)s::uuid, %(occurred)s::timestamptz FROM message, created{returning or ' RETURNING id'}),"
         f" received AS (INSERT INTO {event_table} ({event_columns})"
         " SELECT %(company)s::bigint, 'message.received', %(contact)s::bigint, %(message_type)s::integer, message.id::text,"
-        " jsonb_build_object('message_id', message.id, 'lead_id', %(lead)s::bigint, 'channel', %(channel)s::text),"
-        f" %(channel)s::text, %(correlation)s::uuid, %(occurred)s::timestamptz FROM message{returning})"
+        " jsonb_build_object('message_id', message.id, 'lead_id', message.lead_id, 'channel', %(channel)s::text),"
+        # Reading lead_created makes PostgreSQL run it first: the new lead's event keeps the lower id.
+        f" %(channel)s::text, %(correlation)s::uuid, %(occurred)s::timestamptz"
+        f" FROM message, (SELECT count(*) FROM lead_created) after_lead_created{returning})"
     )
-    event_ctes = {"received": "message.received"}
-    if is_new_lead:
-        sql += (
-            f", created AS (INSERT INTO {event_table} ({event_columns})"
-            " SELECT %(company)s::bigint, 'lead.created', %(contact)s::bigint, %(lead_type)s::integer, %(lead)s::bigint::text, %(lead_payload)s::jsonb,"
-            f" %(channel)s::text, %(correlation)s::uuid, %(occurred)s::timestamptz FROM message{returning})"
-        )
-        event_ctes["created"] = "lead.created"
+    # Always one row: the lead (NULL when the company has no default pipeline yet), whether it is new, and the
+    # message and job (NULL when the same delivery got there first).
+    result = (
+        " SELECT (SELECT id FROM lead), EXISTS (SELECT 1 FROM created),"
+        " (SELECT id FROM message), (SELECT id FROM job)"
+    )
     delivered = " UNION ALL ".join(
-        f"SELECT id, type, payload FROM {name}" for name, event_type in event_ctes.items()
+        f"SELECT id, type, payload FROM {name}" for name, event_type in
+        (("lead_created", "lead.created"), ("received", "message.received"))
         if event_type in WEBHOOK_EVENT_TYPES
     )
     if not (has_webhook and delivered):
-        return sql + " SELECT message.id, job.id FROM message, job"
+        return sql + result
     # One webhook_reminder job per delivered event, as webhook_events_enqueue writes it: the delivery's
     # data is webhook_event_data(): the event's payload, its id, contact and time.
     webhook_columns, webhook_values, _ = job_insert_sql(queued_job_row(
@@ -336,44 +363,50 @@ def _message_job_events_sql(is_new_lead: bool, has_webhook: bool) -> str:
     sql += (
         f", webhook AS (INSERT INTO {job_table} ({webhook_columns}) SELECT {webhook_values}"
         f" FROM ({delivered}) event ORDER BY event.id RETURNING id)"
-        " SELECT message.id, job.id, ARRAY(SELECT id FROM webhook ORDER BY id) FROM message, job"
     )
-    return sql
+    return sql + result + ", ARRAY(SELECT id FROM webhook ORDER BY id)"
 
 
-def _message_job_events_insert(
-    *, company: Company, contact_id: int, lead_id: int, is_new_lead: bool, channel: str, text: str, dedupe: _DedupeKeys,
-    source: str, now: datetime, occurred_at: datetime, correlation_id: uuid.UUID, raw: dict | None,
-    lead_details: dict[str, Any] | None = None,
-) -> tuple[int, int, list[int]] | None:
-    """Insert the inbound message, its `ai_engage` job, its events (and their webhook jobs when the company
-    has a webhook URL) in one round trip: (message id, job id, webhook job ids).
+@dataclass(frozen=True)
+class _Inserted:
+    lead_id: int | None  # None: the company has no default pipeline yet
+    is_new_lead: bool
+    message_id: int | None  # None: the same delivery got there first
+    job_id: int | None
+    webhook_job_ids: list[int]
 
-    None when the same delivery got there first (the message's unique key): then nothing is written.
+
+def _lead_message_job_events_insert(
+    *, company: Company, contact_id: int, channel: str, text: str, dedupe: _DedupeKeys, source: str, now: datetime,
+    occurred_at: datetime, correlation_id: uuid.UUID, raw: dict | None, lead_details: dict[str, Any] | None = None,
+) -> _Inserted:
+    """Find or open the contact's lead, insert the inbound message, its `ai_engage` job, its events (and their
+    webhook jobs when the company has a webhook URL) in one round trip.
+
     Both ids are drawn from their sequences first, so the message is inserted with its job id
     (no UPDATE afterwards) and the job's key and payload carry the message id, as `job_enqueue` writes them.
     """
     lead_type = ContentType.objects.get_for_model(Lead)
     message_type = ContentType.objects.get_for_model(Message)
     has_webhook = bool(company.webhook_url)
-    sql = _message_job_events_sql(is_new_lead, has_webhook)
     params = {
-        "company": company.pk, "contact": contact_id, "lead": lead_id, "channel": channel, "text": text,
+        "company": company.pk, "contact": contact_id, "channel": channel, "text": text, "source": source[:100],
         "raw": json.dumps(raw or {}, default=str), "correlation": correlation_id, "key": dedupe.key,
         "previous_key": dedupe.previous, "since": dedupe.since, "now": now,
         "task": AI_ENGAGE, "priority": default_priority(AI_ENGAGE),
         "max_attempts": JOB_MAX_ATTEMPTS, "message_type": message_type.pk, "lead_type": lead_type.pk,
-        "lead_payload": json.dumps({"lead_id": lead_id, "channel": channel, "source": source, **(lead_details or {})}),
+        "lead_payload": json.dumps({"channel": channel, "source": source, **(lead_details or {})}),
         "occurred": occurred_at,
     }
     if has_webhook:
         params.update(webhook_priority=default_priority(WEBHOOK_TASK), occurred_iso=webhook_time(occurred_at))
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_lead_message_job_events_sql(has_webhook), params)
         row = cursor.fetchone()
-    if row is None:
-        return None
-    return row[0], row[1], (row[2] if has_webhook else [])
+    return _Inserted(
+        lead_id=row[0], is_new_lead=row[1], message_id=row[2], job_id=row[3],
+        webhook_job_ids=(row[4] or []) if has_webhook else [],
+    )
 
 
 def _open_lead(*, company: Company, contact_id: int, channel: str, source: str, now: datetime) -> tuple[int, bool]:
@@ -491,30 +524,38 @@ def _capture(
     now: datetime, occurred_at: datetime, raw: dict[str, Any] | None, lead_details: dict[str, Any] | None = None,
 ) -> InboundResult:
     contact_id = _contact_upsert(company=company, phone=phone, email=email, name=contact_name[:200], channel=channel, now=now)
-    lead_id, is_new_lead = _open_lead(company=company, contact_id=contact_id, channel=channel, source=source, now=now)
     correlation_id = uuid.uuid4()
     is_opt_out = inbound_is_opt_out(text=text)
     if not is_opt_out and _is_folded():
-        # The common case on PostgreSQL: message, job and events in one statement.
-        ids = _message_job_events_insert(
-            company=company, contact_id=contact_id, lead_id=lead_id, is_new_lead=is_new_lead, channel=channel,
-            text=text, dedupe=dedupe, source=source, now=now, occurred_at=occurred_at, correlation_id=correlation_id,
-            raw=raw, lead_details=lead_details,
-        )
-        if ids is None:
+        # The common case on PostgreSQL: lead, message, job and events in one statement.
+        def insert() -> _Inserted:
+            return _lead_message_job_events_insert(
+                company=company, contact_id=contact_id, channel=channel, text=text, dedupe=dedupe, source=source,
+                now=now, occurred_at=occurred_at, correlation_id=correlation_id, raw=raw, lead_details=lead_details,
+            )
+
+        inserted = insert()
+        if inserted.lead_id is None:  # the company's first lead: no default pipeline yet
+            pipeline_get_or_create_default(company=company)
+            inserted = insert()
+        if inserted.lead_id is None:  # pragma: no cover - a default pipeline always has stages
+            raise ValidationError({"pipeline": "The default pipeline has no stages."})
+        if inserted.message_id is None:
             raise _Duplicate()  # rolls back whatever this delivery wrote
-        message_id, job_id, webhook_job_ids = ids
         # Asking for a human pauses the AI for this lead (the queued ai_engage then skips).
-        lead_flag_handoff_if_requested(company=company, lead_id=lead_id, text=text)
+        lead_flag_handoff_if_requested(company=company, lead_id=inserted.lead_id, text=text)
         job_dispatch_on_commit(
-            job=Job(pk=job_id, task_name=AI_ENGAGE, priority=default_priority(AI_ENGAGE), next_run_at=now)
+            job=Job(pk=inserted.job_id, task_name=AI_ENGAGE, priority=default_priority(AI_ENGAGE), next_run_at=now)
         )
-        for webhook_job_id in webhook_job_ids:
+        for webhook_job_id in inserted.webhook_job_ids:
             job_dispatch_on_commit(
                 job=Job(pk=webhook_job_id, task_name=WEBHOOK_TASK, priority=default_priority(WEBHOOK_TASK), next_run_at=now)
             )
-        return InboundResult(lead_id=lead_id, message_id=message_id, job_id=job_id, contact_id=contact_id)
+        return InboundResult(
+            lead_id=inserted.lead_id, message_id=inserted.message_id, job_id=inserted.job_id, contact_id=contact_id
+        )
 
+    lead_id, is_new_lead = _open_lead(company=company, contact_id=contact_id, channel=channel, source=source, now=now)
     message_id = _message_insert(
         company=company, contact_id=contact_id, lead_id=lead_id, channel=channel, text=text, dedupe=dedupe, now=now,
         correlation_id=correlation_id, raw=raw,

@@ -32,7 +32,8 @@ from django.utils import timezone
 from crm.models import Company
 from engage.ledger.leases import job_lease_duration, job_lease_held, job_lock_timeout
 from engage.ledger.models import Job
-from engage.ledger.registry import JobPermanentError, default_priority, handler_for, handler_queue
+from engage.ledger.registry import DEFAULT_QUEUE, JobPermanentError, default_priority, handler_for, handler_queue
+from shokti.broker import TaskPublisher
 from shokti.metrics import count
 
 logger = logging.getLogger(__name__)
@@ -275,6 +276,10 @@ def job_dispatch_on_commit(*, job: Job) -> None:
     )
 
 
+# Celery's message for a job run, built once per queue and priority and stamped per job (shokti/broker.py).
+_JOB_PUBLISHER = TaskPublisher(current_app, JOB_RUN_TASK)
+
+
 def job_dispatch(*, job_id: int, priority: int, run_at: datetime | None = None, task_name: str | None = None) -> bool:
     """Publish one run of the job to its handler's queue; False (logged) if the broker is unreachable: the
     row is marked undispatched and the 10-second reclaim publishes it once the broker is back."""
@@ -285,17 +290,14 @@ def job_dispatch(*, job_id: int, priority: int, run_at: datetime | None = None, 
         # No long ETAs on the broker: the relay dispatches the row when it is due.
         return True
     try:
-        current_app.tasks[JOB_RUN_TASK].apply_async(
+        _JOB_PUBLISHER.publish(
             args=[job_id],
-            queue=handler_queue(task_name) if task_name else None,
+            queue=handler_queue(task_name) if task_name else DEFAULT_QUEUE,
             priority=job_priority_step(priority),
             countdown=countdown or None,
-            retry=False,
-            # Given, so Celery does not saferepr() the arguments on every publish.
-            argsrepr=f"[{job_id}]",
-            kwargsrepr="{}",
         )
     except Exception as error:
+        _JOB_PUBLISHER.reset()  # the next publish connects afresh
         logger.warning("job %s not dispatched (%s); the relay will retry", job_id, error)
         try:
             # Undispatched: the 10-second reclaim picks it up as soon as the broker answers again.

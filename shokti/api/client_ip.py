@@ -2,7 +2,7 @@
 
 Every use of the client IP (DRF's throttles, django-axes' login lockouts) goes through here, so a
 client cannot move a limit by sending its own X-Forwarded-For. With NUM_PROXIES = 0 (the default:
-clients connect straight to gunicorn) the address is the socket's, REMOTE_ADDR, and
+clients connect straight to the web server) the address is the socket's, REMOTE_ADDR, and
 X-Forwarded-For is ignored. Behind N proxies that each append the address they saw (a load
 balancer, nginx), the client is the N-th address from the right of X-Forwarded-For: what the
 client itself wrote is further left and never read. The same rule as DRF's `NUM_PROXIES`.

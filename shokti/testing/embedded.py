@@ -2,7 +2,7 @@
 
 No DATABASE_URL/REDIS_URL: a SQLite file and Celery's filesystem broker in a tmp var dir; migrate
 (schedules included), seed_demo (the demo and its story, as `make run` seeds it) and collectstatic in
-one process, then the Procfile under honcho (web on gunicorn, worker, whatsapp_web worker, beat) with
+one process, then the Procfile under honcho (web on granian, worker, whatsapp_web worker, beat) with
 the console standing in for SMS and WhatsApp, as `make run` sets it. One stack per test session,
 stopped by PID at its end.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +38,12 @@ class EmbeddedStack:
     var_dir: Path
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def embedded_env(var_dir: Path) -> dict[str, str]:
     env = {
         name: value
@@ -47,7 +54,7 @@ def embedded_env(var_dir: Path) -> dict[str, str]:
     env.update(
         SHOKTI_VAR_DIR=str(var_dir),
         DEMO_ADMIN_PASSWORD=ADMIN_PASSWORD,
-        PORT="0",  # honcho hands it to the first process, web: gunicorn binds an ephemeral port
+        PORT=str(_free_port()),  # honcho hands it to the first process, web
         WEB_CONCURRENCY="1",
         CELERY_CONCURRENCY="1",
         PYTHONUNBUFFERED="1",
@@ -114,7 +121,7 @@ def embedded_stack(tmp_path_factory):
 
 
 def _wait_until_answering(url: str) -> None:
-    """gunicorn listens before its worker has loaded Django; on a busy machine that takes a while."""
+    """The server listens before its worker has loaded Django; on a busy machine that takes a while."""
     deadline = time.monotonic() + STARTUP_SECONDS
     while True:
         try:

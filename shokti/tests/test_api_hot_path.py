@@ -135,3 +135,62 @@ def test_refused_requests_do_not_use_up_the_next_window(api_key, two_a_minute, t
     # two minutes on, both windows are new: the eight refusals were not counted
     throttle_clock[0] += 120
     assert [get(api_key[1]).status_code for _ in range(3)] == [200, 200, 429]
+
+
+# --- the API's middleware chain (shokti.middleware.ApiChainMiddleware) ----------------------------------
+
+
+def test_api_middleware_is_the_full_chain_less_what_an_api_call_never_uses(settings):
+    from django.conf import settings as live
+
+    assert live.MIDDLEWARE[0] == "shokti.middleware.ApiChainMiddleware"
+    full = live.MIDDLEWARE[1:]
+    assert [name for name in full if name in live.API_MIDDLEWARE] == live.API_MIDDLEWARE  # same order
+    assert set(full) - set(live.API_MIDDLEWARE) == {
+        "shokti.middleware.ConsolePlanMiddleware",
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+    }
+
+
+def test_key_and_token_views_skip_the_session_chain_and_session_views_keep_it(api_key, monkeypatch, admin_user):
+    from django.contrib.sessions.middleware import SessionMiddleware
+    from django.test import Client
+
+    seen = []
+    process_request = SessionMiddleware.process_request
+    monkeypatch.setattr(
+        SessionMiddleware, "process_request", lambda self, request: seen.append(request.path) or process_request(self, request)
+    )
+    _, raw_key = api_key
+    client = APIClient()
+    body = {"phone_number": "+8801712345678", "message_text": "AC servicing?", "channel": "sms"}
+    response = client.post("/inbound-message", body, format="json", HTTP_X_API_KEY=raw_key)
+    assert response.status_code == 202, response.json()
+    assert "Cookie" not in response.get("Vary", "")
+    assert client.get("/api/contacts/", HTTP_X_API_KEY=raw_key).status_code == 200
+    assert seen == []
+
+    # A view that takes a console session (GET /queue/stats) and the console itself go down the full chain.
+    console = Client()
+    console.force_login(admin_user)
+    assert console.get("/queue/stats").status_code in (200, 400)
+    assert console.get("/admin/").status_code == 200
+    assert client.get("/no-such-page").status_code == 404  # unresolved: the full chain answers
+    assert seen == ["/queue/stats", "/admin/", "/no-such-page"]
+
+
+def test_a_view_is_an_api_view_when_drf_authenticates_it_without_a_session():
+    from django.urls import resolve
+
+    from shokti.middleware import is_api_view
+
+    assert is_api_view(resolve("/inbound-message").func)
+    assert is_api_view(resolve("/api/contacts/").func)
+    assert is_api_view(resolve("/api/token/").func)
+    assert not is_api_view(resolve("/queue/stats").func)  # SessionAuthentication among its authenticators
+    assert not is_api_view(resolve("/admin/").func)  # not DRF
+    assert not is_api_view(resolve("/health").func)

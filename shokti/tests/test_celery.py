@@ -48,22 +48,83 @@ def test_job_dispatch_publishes_with_the_ledger_priority_and_leaves_long_delays_
 
     from django.utils import timezone
 
-    from engage.ledger import tasks
+    from engage.ledger import services
     from engage.ledger.services import job_dispatch
 
     published = []
-    monkeypatch.setattr(tasks.job_run, "apply_async", lambda **options: published.append(options))
+    monkeypatch.setattr(services._JOB_PUBLISHER, "publish", lambda **options: published.append(options))
 
-    assert job_dispatch(job_id=7, priority=100, run_at=timezone.now()) is True
-    assert published[0]["args"] == [7] and published[0]["priority"] == celery_priority_for(100) == 0
-    assert published[0]["countdown"] is None
+    assert job_dispatch(job_id=7, priority=100, run_at=timezone.now(), task_name="ai_engage") is True
+    assert published[0] == {"args": [7], "queue": "io", "priority": celery_priority_for(100), "countdown": None}
+    assert celery_priority_for(100) == 0
 
     job_dispatch(job_id=8, priority=50, run_at=timezone.now() + dt.timedelta(seconds=30))
     assert published[1]["priority"] == celery_priority_for(50) and 25 < published[1]["countdown"] <= 30
+    assert published[1]["queue"] == "default"  # no task name: the default queue, as Celery's routing had it
 
     # An hour away: no ETA on the broker, the relay dispatches the row when it is due.
     assert job_dispatch(job_id=9, priority=100, run_at=timezone.now() + dt.timedelta(hours=1)) is True
     assert len(published) == 2
+
+
+def _handed_to_the_transport(channel, publish) -> tuple[str, dict]:
+    kept = []
+    channel._put = lambda routing_key, message, **kwargs: kept.append((routing_key, message))
+    try:
+        publish()
+    finally:
+        del channel._put
+    (routing_key, message), = kept
+    return routing_key, message
+
+
+@pytest.mark.parametrize("countdown", [None, 30])
+def test_the_task_publisher_hands_the_transport_the_message_celery_builds(countdown):
+    """The stamped message is apply_async's own, but for what is new in every message (ids, tag, the argument, ETA)."""
+    import base64
+    import datetime as dt
+    import json
+
+    from django.utils import timezone
+
+    from shokti.broker import TaskPublisher
+
+    publisher = TaskPublisher(app, "engage.job_run")
+    try:
+        channel, _ = publisher._template("io", 3)
+        ours_key, ours = _handed_to_the_transport(
+            channel, lambda: publisher.publish(args=[4242], queue="io", priority=3, countdown=countdown)
+        )
+        celery_key, celery = _handed_to_the_transport(channel, lambda: app.tasks["engage.job_run"].apply_async(
+            args=[4242], queue="io", priority=3, countdown=countdown, retry=False, argsrepr="[4242]", kwargsrepr="{}",
+            producer=app.amqp.Producer(channel),
+        ))
+        # Each message its own task id and delivery tag.
+        _, again = _handed_to_the_transport(channel, lambda: publisher.publish(args=[4243], queue="io", priority=3))
+    finally:
+        publisher.reset()
+
+    assert ours_key == celery_key == "io"
+    per_message = {"id", "root_id", "correlation_id", "delivery_tag", "eta"}
+
+    def without(fields: dict) -> dict:
+        return {name: value for name, value in fields.items() if name not in per_message}
+
+    assert without(ours["headers"]) == without(celery["headers"])
+    assert without(ours["properties"]) == without(celery["properties"])
+    assert {k: v for k, v in ours.items() if k not in ("headers", "properties")} == {
+        k: v for k, v in celery.items() if k not in ("headers", "properties")
+    }  # the body too: same argument, same encoding
+    assert json.loads(base64.b64decode(ours["body"]))[0] == [4242]
+    assert ours["headers"]["id"] == ours["headers"]["root_id"] == ours["properties"]["correlation_id"]
+    assert ours["properties"]["priority"] == 3
+    if countdown:
+        eta = dt.datetime.fromisoformat(ours["headers"]["eta"])
+        assert dt.timedelta(seconds=28) < eta - timezone.now() <= dt.timedelta(seconds=30)
+    else:
+        assert ours["headers"]["eta"] is None is celery["headers"]["eta"]
+    assert again["headers"]["id"] != ours["headers"]["id"]
+    assert again["properties"]["delivery_tag"] != ours["properties"]["delivery_tag"]
 
 
 def test_a_broker_channel_closing_after_redis_went_away_raises_a_connection_error_the_worker_ignores():

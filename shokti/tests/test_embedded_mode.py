@@ -1,6 +1,6 @@
 """`make run`'s embedded mode end to end (the stack: shokti/testing/embedded.py): no DATABASE_URL/REDIS_URL,
 a SQLite file and Celery's filesystem broker in a tmp var dir; migrate (schedules included), seed_demo,
-collectstatic, then the Procfile under honcho (web on gunicorn, worker, whatsapp_web worker, beat).
+collectstatic, then the Procfile under honcho (web on granian, worker, whatsapp_web worker, beat).
 One of the slow tests of the suite (30-90 s; the stack is shared with the newcomer's walk in a browser).
 """
 

@@ -1,4 +1,4 @@
-"""The fault suite: a real server (gunicorn), Celery worker and beat on the test PostgreSQL and a private Redis
+"""The fault suite: a real server (granian, as the Procfile starts it), Celery worker and beat on the test PostgreSQL and a private Redis
 this module may stop. Under a steady stream of inbound messages:
 
 1. Redis stopped for 10 s: no 5xx, and every accepted message is answered once after it is back.
@@ -7,18 +7,19 @@ this module may stop. Under a steady stream of inbound messages:
 3. The worker SIGKILLed mid-job: the job completes within 60 s, once (a replacement worker, as a
    supervisor would start, takes it over when its lease expires; the reclaim is beat's).
 
-Plus what only the real server shows: gunicorn's own errors (a request line too long) in the one JSON
-error shape, /book URLs of thousands of characters reaching Django, and /health?deep=1.
+Plus what only the real server shows: long URLs reaching Django (its JSON 414, /book tokens of thousands of
+characters), what the server answers itself (no HTML), and /health?deep=1.
 
 Transactional (the processes see committed rows only). The faults run in one test on one stack: the
 flush after a transactional test empties tables whose rows the long-lived processes hold (content type
-ids, beat's schedules), so the read-only test of gunicorn's errors comes last.
+ids, beat's schedules), so the read-only test of the server's errors comes last.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -89,7 +90,7 @@ class Process:
 
 @pytest.fixture(scope="module")
 def stack(django_db_setup, django_db_blocker, tmp_path_factory):
-    """gunicorn (2 workers), a thread-pool Celery worker on default+io, and beat, on a private Redis."""
+    """The web server (2 workers), a thread-pool Celery worker on default+io, and beat, on a private Redis."""
     directory = tmp_path_factory.mktemp("faults")
     redis = RedisServer(free_port(), directory, persistent=True)
     redis.start()
@@ -104,8 +105,8 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     port = free_port()
     web = Process(
-        [str(BIN / "gunicorn"), "shokti.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-        env, directory / "gunicorn.log",
+        [str(BIN / "python"), "-m", "shokti.web"],
+        {**env, "PORT": str(port), "WEB_CONCURRENCY": "2"}, directory / "web.log",
     )
     beat = Process(
         [str(BIN / "celery"), "-A", "shokti", "beat", "--loglevel", "INFO", "-S", "django"],
@@ -127,13 +128,13 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
         deadline = time.monotonic() + 90
         while True:
             try:
-                # both gunicorn workers load Django on their first request: warm them up before the clock runs
+                # both web workers load Django as they start: warm them up before the clock runs
                 for _ in range(4):
                     requests.get(f"{base_url}/health", timeout=60)
                 break
             except requests.RequestException:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"gunicorn did not answer:\n{web.log()[-3000:]}") from None
+                    raise RuntimeError(f"the web server did not answer:\n{web.log()[-3000:]}") from None
                 time.sleep(0.3)
         yield {"url": base_url, "redis": redis, "web": web, "beat": beat, "workers": workers, "new_worker": worker}
     finally:
@@ -206,7 +207,7 @@ def test_faults_under_a_stream_of_inbound_messages(stack, tenant, tmp_path):
     """Each fault in turn, on one stack: Redis stopped 10 s, PostgreSQL connections terminated, the worker killed.
 
     One test: the flush after a transactional test would empty tables (content types, beat's schedules)
-    under the long-lived processes; the read-only test of gunicorn's errors comes after it."""
+    under the long-lived processes; the read-only test of the server's errors comes after it."""
     company, key = tenant
     deep_health_all_ok(stack)
     redis_stopped_for_10_seconds(stack, key)
@@ -314,12 +315,19 @@ def deep_health_all_ok(stack) -> None:
     assert body["beat"]["last_tick_seconds_ago"] < 30
 
 
-def test_gunicorn_errors_are_json_and_long_book_urls_reach_django(stack, tenant):
-    too_long = requests.get(f"{stack['url']}/book", params={"token": "x" * 9000}, timeout=30)
+def test_long_urls_reach_django_and_the_server_answers_no_html(stack, tenant):
+    too_long = requests.get(f"{stack['url']}/book", params={"token": "x" * 20000}, timeout=30)
     long_token = requests.get(f"{stack['url']}/book", params={"token": "x" * 6000}, timeout=30, allow_redirects=False)
 
     assert too_long.status_code == 414
     assert too_long.headers["Content-Type"] == "application/json"
-    assert too_long.json() == {"error": {"code": "uri_too_long", "message": "URI Too Long.", "fields": {}}}
+    assert too_long.json()["error"]["code"] == "uri_too_long"
     assert long_token.status_code == 400
     assert long_token.json()["error"]["code"].startswith("link_")
+
+    # What is not HTTP never reaches Django: the server's own 400, without a page.
+    with socket.create_connection(("127.0.0.1", int(stack["url"].rsplit(":", 1)[1])), timeout=30) as sock:
+        sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        answer = sock.recv(4096)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and body == b"", answer

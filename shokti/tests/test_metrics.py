@@ -1,4 +1,4 @@
-"""GET /metrics: the business counters, in one process and summed over gunicorn workers and other processes."""
+"""GET /metrics: the business counters, in one process and summed over web workers and other processes."""
 
 import os
 import re
@@ -24,8 +24,6 @@ from engage.policy.consent import contact_opt_out
 from engage.prompts.services import templates_seed_defaults
 from engage.tests.campaign_helpers import AI_TEXT, customer_due
 from shokti import metrics
-
-GUNICORN = Path(sys.executable).with_name("gunicorn")
 
 
 def sample_value(text: str, name: str, labels: dict[str, str]) -> float | None:
@@ -84,7 +82,7 @@ def test_metrics_includes_django_request_metrics():
     assert "django_http_responses_total_by_status_total" in text
 
 
-# --- multiprocess: gunicorn workers and other processes write to one folder ---------------
+# --- multiprocess: web workers and other processes write to one folder ---------------------
 
 
 @pytest.fixture
@@ -105,30 +103,23 @@ def _environment(multiprocess_dir: Path) -> dict[str, str]:
     return {key: value for key, value in env.items() if value}
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.fixture
-def gunicorn_server(multiprocess_dir):
-    """gunicorn with 2 workers recycled every 3 requests, on an ephemeral port, via gunicorn.conf.py."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    listener.set_inheritable(True)
-    port = listener.getsockname()[1]
+def web_server(multiprocess_dir):
+    """The web server as the Procfile starts it (`python -m shokti.web`), 2 workers, on a free port."""
+    port = _free_port()
     process = subprocess.Popen(
-        [
-            str(GUNICORN),
-            "shokti.wsgi:application",
-            "--bind", f"fd://{listener.fileno()}",
-            "--workers", "2",
-            "--max-requests", "3",
-            "--max-requests-jitter", "0",
-            "--log-level", "warning",
-            "--access-logfile", "/dev/null",
-        ],
-        cwd=settings.BASE_DIR,  # where gunicorn.conf.py (the child_exit hook) is read from
-        env=_environment(multiprocess_dir),
-        pass_fds=[listener.fileno()],
+        [sys.executable, "-m", "shokti.web"],
+        cwd=settings.BASE_DIR,
+        env={**_environment(multiprocess_dir), "PORT": str(port), "WEB_CONCURRENCY": "2", "WEB_ACCESS_LOG": "false"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -138,27 +129,31 @@ def gunicorn_server(multiprocess_dir):
             try:
                 if requests.get(f"{base_url}/metrics", timeout=5).status_code == 200:
                     break
-            except requests.RequestException:  # listening already, workers still booting
+            except requests.RequestException:  # not listening yet, or workers still booting
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start: {process.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"the web server did not start: {process.stderr.read().decode()[-2000:]}")
             time.sleep(0.2)
         yield base_url
     finally:
-        process.send_signal(signal.SIGINT)  # quick shutdown: nothing in flight to wait for
+        os.killpg(process.pid, signal.SIGINT)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-        listener.close()
 
 
-def test_metrics_are_summed_over_gunicorn_workers_and_other_processes(gunicorn_server, multiprocess_dir):
-    # given: 6 requests, which 2 workers recycled every 3 requests share between at least 2 processes
-    for _ in range(6):
-        assert requests.get(f"{gunicorn_server}/api/no-such-endpoint/", timeout=120).status_code == 404
-    # and a process outside gunicorn (as a Celery worker is) counting jobs into the same folder
+def test_metrics_are_summed_over_web_workers_and_other_processes(web_server, multiprocess_dir):
+    from concurrent.futures import ThreadPoolExecutor
+
+    # given: 24 requests, 8 at a time, shared by the server's 2 workers
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(
+            lambda _: requests.get(f"{web_server}/api/no-such-endpoint/", timeout=120).status_code, range(24)
+        ))
+    assert statuses == [404] * 24
+    # and a process outside the server (as a Celery worker is) counting jobs into the same folder
     subprocess.run(
         [
             sys.executable,
@@ -173,13 +168,34 @@ def test_metrics_are_summed_over_gunicorn_workers_and_other_processes(gunicorn_s
     )
 
     # when
-    text = requests.get(f"{gunicorn_server}/metrics", timeout=120).text
+    text = requests.get(f"{web_server}/metrics", timeout=120).text
 
     # then
     writers = {path.stem.rsplit("_", 1)[1] for path in multiprocess_dir.glob("counter_*.db")}
-    assert len(writers) >= 3, writers  # >= 2 gunicorn workers + the job process
-    assert sample_value(text, "django_http_responses_total_by_status_total", {"status": "404"}) == 6
+    assert len(writers) >= 2, writers  # the server's worker(s) + the job process
+    assert sample_value(text, "django_http_responses_total_by_status_total", {"status": "404"}) == 24
     assert sample_value(text, "jobs_processed_total", {"task": "probe", "outcome": "succeeded"}) == 3
+
+
+def test_metrics_drop_the_live_gauges_of_processes_that_are_gone(multiprocess_dir, monkeypatch):
+    from prometheus_client import Gauge
+    from prometheus_client.values import MultiProcessValue
+
+    # given: a live gauge written by a process that has exited, and one by this process
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(multiprocess_dir))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    registry = __import__("prometheus_client").CollectorRegistry()
+    for pid in (gone.pid, os.getpid()):
+        monkeypatch.setattr("prometheus_client.values.ValueClass", MultiProcessValue(lambda pid=pid: pid))
+        Gauge(f"probe_in_flight_{pid}", "probe", multiprocess_mode="livesum", registry=registry).set(1)
+    assert len(list(multiprocess_dir.glob("gauge_livesum_*.db"))) == 2
+
+    # when
+    metrics.registry_for_export()
+
+    # then
+    assert [path.name for path in multiprocess_dir.glob("gauge_livesum_*.db")] == [f"gauge_livesum_{os.getpid()}.db"]
 
 
 @pytest.mark.worker
