@@ -43,8 +43,18 @@ logger = logging.getLogger(__name__)
 _API_MATCH = "_shokti_api_match"
 
 
+def api_chain(view):
+    """Mark a plain Django view that reads no session, user, message or CSRF token (a customer's link redirect):
+    it runs under `settings.API_MIDDLEWARE` as API views do. Put it outermost."""
+    view.api_chain = True
+    return view
+
+
 def is_api_view(view) -> bool:
-    """A DRF view whose authentication never reads a session (a key or a token, or none)."""
+    """A DRF view whose authentication never reads a session (a key or a token, or none), or a view marked
+    with `api_chain`."""
+    if getattr(view, "api_chain", False):
+        return True
     view_class = getattr(view, "cls", None)
     if not (isinstance(view_class, type) and issubclass(view_class, APIView)):
         return False

@@ -25,6 +25,7 @@ from engage.campaigns.deeplinks import DeepLinkClaims, DeepLinkInvalid, deeplink
 from shokti.api.exceptions import ApplicationError, error_body
 from shokti.api.serializers import StrictInputMixin
 from shokti.api.throttling import AnonRateThrottle
+from shokti.middleware import api_chain
 
 METADATA_MAX_KEYS = 50
 
@@ -94,6 +95,7 @@ def _follow(token: str):
     return claims, event
 
 
+@api_chain
 @never_cache
 @require_GET
 def book_redirect(request):
@@ -111,6 +113,7 @@ def book_redirect(request):
     return HttpResponseRedirect(_app_url(token=token, claims=claims, utm=utm))
 
 
+@api_chain
 @never_cache
 @require_GET
 def short_link_redirect(request, code: str):

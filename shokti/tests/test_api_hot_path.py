@@ -191,6 +191,8 @@ def test_a_view_is_an_api_view_when_drf_authenticates_it_without_a_session():
     assert is_api_view(resolve("/inbound-message").func)
     assert is_api_view(resolve("/api/contacts/").func)
     assert is_api_view(resolve("/api/token/").func)
+    assert is_api_view(resolve("/book").func)  # a plain view marked api_chain: a customer's link
+    assert is_api_view(resolve("/l/abc").func)
     assert not is_api_view(resolve("/queue/stats").func)  # SessionAuthentication among its authenticators
     assert not is_api_view(resolve("/admin/").func)  # not DRF
     assert not is_api_view(resolve("/health").func)
