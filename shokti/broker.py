@@ -46,76 +46,61 @@ class TaskPublisher:
     """Publishes one Celery task's messages built once by Celery and stamped per message.
 
     Celery's `apply_async` builds every message from scratch (options merged, routes looked up,
-    headers and properties assembled, the producer taken from its pool, the exchange declared): ~0.5 ms
-    of CPU a publish, paid by every webhook that queues a job. The ledger publishes one task
-    (`engage.job_run`) with one integer argument, so here Celery builds the message once per queue and
-    priority (through `apply_async` itself, on a channel that keeps what it is handed), and each publish
-    copies it with a new task id, delivery tag, argument and ETA and hands it to the transport's own
-    `_put` (kombu's Redis list push, or the filesystem broker's file), as `basic_publish` would.
-    Thread-safe (the io worker's threads publish too). The broker's errors propagate to the caller.
+    headers and properties assembled, the exchange declared): ~0.5 ms of CPU a publish, paid by every
+    webhook that queues a job. The ledger publishes one task (`engage.job_run`) with one integer
+    argument, so here Celery builds the message once per queue and priority (through `apply_async`
+    itself, on a channel that keeps what it is handed), and each publish copies it with a new task id,
+    delivery tag, argument and ETA and hands it to the transport's own `_put` (kombu's Redis list push,
+    or the filesystem broker's file) on a producer from Celery's pool, as `basic_publish` would.
+    Thread-safe: the io worker's threads each take their own pooled producer. The broker's errors
+    propagate to the caller.
     """
 
     def __init__(self, app, task_name: str):
         self.app = app
         self.task_name = task_name
         self._lock = threading.Lock()
-        self._state: tuple | None = None  # (pid, broker url, connection, channel, templates)
+        self._templates: dict[tuple, _MessageTemplate] = {}  # (pid, broker url, queue, priority) -> template
 
     def publish(self, *, args: list, queue: str, priority: int, countdown: float | None = None) -> str:
         """Queue one run; its Celery task id."""
-        channel, template = self._template(queue, priority)
         task_id = str(uuid.uuid4())
         args_repr = repr(args)
         eta = None
         if countdown:
             eta = (self.app.now() + timedelta(seconds=countdown)).isoformat()
-        body = kombu_json.dumps([args, template.kwargs, template.embed]).encode()
-        message = {
-            **template.message,
-            "body": channel.encode_body(body, template.body_encoding)[0],
-            "headers": {
-                **template.message["headers"], "id": task_id, "root_id": task_id, "argsrepr": args_repr, "eta": eta,
-            },
-            "properties": {
-                **template.message["properties"],
-                "correlation_id": task_id,
-                "argsrepr": args_repr,
-                "delivery_tag": str(uuid.uuid4()),
-                "delivery_info": dict(template.message["properties"]["delivery_info"]),
-            },
-        }
-        channel._put(template.routing_key, message)
+        with self.app.producer_pool.acquire(block=True) as producer:
+            channel = producer.channel
+            template = self._template(channel, queue, priority)
+            body = kombu_json.dumps([args, template.kwargs, template.embed]).encode()
+            message = {
+                **template.message,
+                "body": channel.encode_body(body, template.body_encoding)[0],
+                "headers": {
+                    **template.message["headers"], "id": task_id, "root_id": task_id, "argsrepr": args_repr, "eta": eta,
+                },
+                "properties": {
+                    **template.message["properties"],
+                    "correlation_id": task_id,
+                    "argsrepr": args_repr,
+                    "delivery_tag": str(uuid.uuid4()),
+                    "delivery_info": dict(template.message["properties"]["delivery_info"]),
+                },
+            }
+            channel._put(template.routing_key, message)
         return task_id
 
-    def reset(self) -> None:
-        """Forget the connection and the templates (the next publish rebuilds them)."""
-        with self._lock:
-            state, self._state = self._state, None
-        if state is not None:
-            try:
-                state[2].release()
-            except Exception:  # a dead broker connection: nothing left to release
-                pass
-
-    def _template(self, queue: str, priority: int):
-        state = self._state
-        key = (os.getpid(), self.app.conf.broker_url)
-        if state is None or state[:2] != key:
-            with self._lock:
-                state = self._state
-                if state is None or state[:2] != key:
-                    connection = self.app.connection_for_write()
-                    state = self._state = (*key, connection, connection.default_channel, {})
-        channel, templates = state[3], state[4]
-        template = templates.get((queue, priority))
+    def _template(self, channel, queue: str, priority: int) -> _MessageTemplate:
+        key = (os.getpid(), self.app.conf.broker_url, queue, priority)
+        template = self._templates.get(key)
         if template is None:
             with self._lock:
-                template = templates.get((queue, priority))
+                template = self._templates.get(key)
                 if template is None:
-                    template = templates[(queue, priority)] = _MessageTemplate.capture(
+                    template = self._templates[key] = _MessageTemplate.capture(
                         self.app, channel, self.task_name, queue, priority
                     )
-        return channel, template
+        return template
 
 
 class _MessageTemplate:

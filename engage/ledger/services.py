@@ -297,7 +297,6 @@ def job_dispatch(*, job_id: int, priority: int, run_at: datetime | None = None, 
             countdown=countdown or None,
         )
     except Exception as error:
-        _JOB_PUBLISHER.reset()  # the next publish connects afresh
         logger.warning("job %s not dispatched (%s); the relay will retry", job_id, error)
         try:
             # Undispatched: the 10-second reclaim picks it up as soon as the broker answers again.

@@ -67,19 +67,20 @@ def test_job_dispatch_publishes_with_the_ledger_priority_and_leaves_long_delays_
     assert len(published) == 2
 
 
-def _handed_to_the_transport(channel, publish) -> tuple[str, dict]:
+def _handed_to_the_transport(monkeypatch, publish) -> tuple[str, dict]:
+    """What `publish` hands the broker transport's `_put` (on whichever pooled channel), instead of the broker."""
+    with app.producer_pool.acquire(block=True) as producer:
+        channel_class = type(producer.channel)
     kept = []
-    channel._put = lambda routing_key, message, **kwargs: kept.append((routing_key, message))
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(channel_class, "_put", lambda self, routing_key, message, **kwargs: kept.append((routing_key, message)))
         publish()
-    finally:
-        del channel._put
     (routing_key, message), = kept
     return routing_key, message
 
 
 @pytest.mark.parametrize("countdown", [None, 30])
-def test_the_task_publisher_hands_the_transport_the_message_celery_builds(countdown):
+def test_the_task_publisher_hands_the_transport_the_message_celery_builds(countdown, monkeypatch):
     """The stamped message is apply_async's own, but for what is new in every message (ids, tag, the argument, ETA)."""
     import base64
     import datetime as dt
@@ -90,19 +91,14 @@ def test_the_task_publisher_hands_the_transport_the_message_celery_builds(countd
     from shokti.broker import TaskPublisher
 
     publisher = TaskPublisher(app, "engage.job_run")
-    try:
-        channel, _ = publisher._template("io", 3)
-        ours_key, ours = _handed_to_the_transport(
-            channel, lambda: publisher.publish(args=[4242], queue="io", priority=3, countdown=countdown)
-        )
-        celery_key, celery = _handed_to_the_transport(channel, lambda: app.tasks["engage.job_run"].apply_async(
-            args=[4242], queue="io", priority=3, countdown=countdown, retry=False, argsrepr="[4242]", kwargsrepr="{}",
-            producer=app.amqp.Producer(channel),
-        ))
-        # Each message its own task id and delivery tag.
-        _, again = _handed_to_the_transport(channel, lambda: publisher.publish(args=[4243], queue="io", priority=3))
-    finally:
-        publisher.reset()
+    ours_key, ours = _handed_to_the_transport(
+        monkeypatch, lambda: publisher.publish(args=[4242], queue="io", priority=3, countdown=countdown)
+    )
+    celery_key, celery = _handed_to_the_transport(monkeypatch, lambda: app.tasks["engage.job_run"].apply_async(
+        args=[4242], queue="io", priority=3, countdown=countdown, retry=False, argsrepr="[4242]", kwargsrepr="{}",
+    ))
+    # Each message its own task id and delivery tag.
+    _, again = _handed_to_the_transport(monkeypatch, lambda: publisher.publish(args=[4243], queue="io", priority=3))
 
     assert ours_key == celery_key == "io"
     per_message = {"id", "root_id", "correlation_id", "delivery_tag", "eta"}
@@ -125,6 +121,7 @@ def test_the_task_publisher_hands_the_transport_the_message_celery_builds(countd
         assert ours["headers"]["eta"] is None is celery["headers"]["eta"]
     assert again["headers"]["id"] != ours["headers"]["id"]
     assert again["properties"]["delivery_tag"] != ours["properties"]["delivery_tag"]
+    assert json.loads(base64.b64decode(again["body"]))[0] == [4243]
 
 
 def test_a_broker_channel_closing_after_redis_went_away_raises_a_connection_error_the_worker_ignores():
