@@ -10,7 +10,6 @@ Selected by `CELERY_BROKER_TRANSPORT` in settings for `redis://` broker URLs.
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from datetime import timedelta
@@ -60,7 +59,7 @@ class TaskPublisher:
         self.app = app
         self.task_name = task_name
         self._lock = threading.Lock()
-        self._templates: dict[tuple, _MessageTemplate] = {}  # (pid, broker url, queue, priority) -> template
+        self._templates: dict[tuple, _MessageTemplate] = {}  # (broker url, queue, priority) -> template
 
     def publish(self, *, args: list, queue: str, priority: int, countdown: float | None = None) -> str:
         """Queue one run; its Celery task id."""
@@ -91,7 +90,7 @@ class TaskPublisher:
         return task_id
 
     def _template(self, channel, queue: str, priority: int) -> _MessageTemplate:
-        key = (os.getpid(), self.app.conf.broker_url, queue, priority)
+        key = (self.app.conf.broker_url, queue, priority)
         template = self._templates.get(key)
         if template is None:
             with self._lock:

@@ -16,26 +16,22 @@ buffer (414/431), with an empty body; every URL up to that size reaches Django, 
 
 from __future__ import annotations
 
-import os
-
+import environ
 from granian.constants import Interfaces
 from granian.server import Server
 
 
-def _flag(name: str, default: bool) -> bool:
-    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
-
-
 def server() -> Server:
+    env = environ.Env()
     return Server(
         "shokti.wsgi:application",
-        address=os.environ.get("WEB_HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT") or 8000),
+        address=env.str("WEB_HOST", default="127.0.0.1"),
+        port=env.int("PORT", default=8000),
         interface=Interfaces.WSGI,
-        workers=int(os.environ.get("WEB_CONCURRENCY") or 2),
-        blocking_threads=int(os.environ.get("WEB_THREADS") or 2),
+        workers=env.int("WEB_CONCURRENCY", default=2),
+        blocking_threads=env.int("WEB_THREADS", default=2),
         websockets=False,
-        log_access=_flag("WEB_ACCESS_LOG", True),
+        log_access=env.bool("WEB_ACCESS_LOG", default=True),
         respawn_failed_workers=True,
     )
 

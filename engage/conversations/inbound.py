@@ -336,12 +336,9 @@ def _lead_message_job_events_sql(has_webhook: bool) -> str:
         f" %(channel)s::text, %(correlation)s::uuid, %(occurred)s::timestamptz"
         f" FROM message, (SELECT count(*) FROM lead_created) after_lead_created{returning})"
     )
-    # Always one row: the lead (NULL when the company has no default pipeline yet), whether it is new, and the
-    # message and job (NULL when the same delivery got there first).
-    result = (
-        " SELECT (SELECT id FROM lead), EXISTS (SELECT 1 FROM created),"
-        " (SELECT id FROM message), (SELECT id FROM job)"
-    )
+    # Always one row: the lead (NULL when the company has no default pipeline yet), the message and the job
+    # (NULL when the same delivery got there first).
+    result = " SELECT (SELECT id FROM lead), (SELECT id FROM message), (SELECT id FROM job)"
     delivered = " UNION ALL ".join(
         f"SELECT id, type, payload FROM {name}" for name, event_type in
         (("lead_created", "lead.created"), ("received", "message.received"))
@@ -370,7 +367,6 @@ def _lead_message_job_events_sql(has_webhook: bool) -> str:
 @dataclass(frozen=True)
 class _Inserted:
     lead_id: int | None  # None: the company has no default pipeline yet
-    is_new_lead: bool
     message_id: int | None  # None: the same delivery got there first
     job_id: int | None
     webhook_job_ids: list[int]
@@ -404,8 +400,7 @@ def _lead_message_job_events_insert(
         cursor.execute(_lead_message_job_events_sql(has_webhook), params)
         row = cursor.fetchone()
     return _Inserted(
-        lead_id=row[0], is_new_lead=row[1], message_id=row[2], job_id=row[3],
-        webhook_job_ids=(row[4] or []) if has_webhook else [],
+        lead_id=row[0], message_id=row[1], job_id=row[2], webhook_job_ids=(row[3] or []) if has_webhook else [],
     )
 
 

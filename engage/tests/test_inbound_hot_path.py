@@ -95,6 +95,21 @@ def test_a_new_lead_after_the_default_pipeline_changed_its_first_stage(company, 
 
 
 @pytest.mark.django_db
+def test_the_open_lead_moves_to_the_channel_the_person_wrote_on_last(company, folded):
+    first = capture(company, "hello", channel="whatsapp_web")
+    second = capture(company, "hello again, by text", channel="sms")
+    third = capture(company, "and once more", channel="sms")
+
+    assert first.lead_id == second.lead_id == third.lead_id
+    lead = Lead.objects.get(pk=first.lead_id)
+    assert lead.channel == "sms"  # replies go where the person wrote last
+    assert Event.objects.filter(type="lead.created").count() == 1
+    assert list(Message.objects.order_by("id").values_list("lead_id", "channel")) == [
+        (lead.pk, "whatsapp_web"), (lead.pk, "sms"), (lead.pk, "sms"),
+    ]
+
+
+@pytest.mark.django_db
 def test_handoff_keywords_saved_in_this_process_apply_to_the_next_message(company, folded, settings):
     settings.HANDOFF_KEYWORDS_CACHE_SECONDS = 3600
     assert not Lead.objects.get(pk=capture(company, "operator please").lead_id).is_ai_paused  # defaults cached
