@@ -26,9 +26,9 @@ from engage.ledger.registry import default_priority
 from engage.ledger.services import (
     JOB_MAX_ATTEMPTS,
     Sql,
-    job_dispatch_on_commit,
     job_enqueue,
     job_insert_sql,
+    jobs_dispatch_on_commit,
     queued_job_row,
     sql_value,
 )
@@ -539,13 +539,11 @@ def _capture(
             raise _Duplicate()  # rolls back whatever this delivery wrote
         # Asking for a human pauses the AI for this lead (the queued ai_engage then skips).
         lead_flag_handoff_if_requested(company=company, lead_id=inserted.lead_id, text=text)
-        job_dispatch_on_commit(
-            job=Job(pk=inserted.job_id, task_name=AI_ENGAGE, priority=default_priority(AI_ENGAGE), next_run_at=now)
-        )
-        for webhook_job_id in inserted.webhook_job_ids:
-            job_dispatch_on_commit(
-                job=Job(pk=webhook_job_id, task_name=WEBHOOK_TASK, priority=default_priority(WEBHOOK_TASK), next_run_at=now)
-            )
+        jobs_dispatch_on_commit(jobs=[
+            Job(pk=inserted.job_id, task_name=AI_ENGAGE, priority=default_priority(AI_ENGAGE), next_run_at=now),
+            *(Job(pk=job_id, task_name=WEBHOOK_TASK, priority=default_priority(WEBHOOK_TASK), next_run_at=now)
+              for job_id in inserted.webhook_job_ids),
+        ])
         return InboundResult(
             lead_id=inserted.lead_id, message_id=inserted.message_id, job_id=inserted.job_id, contact_id=contact_id
         )

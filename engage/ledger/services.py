@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery import current_app
 from django.conf import settings
@@ -33,7 +33,7 @@ from crm.models import Company
 from engage.ledger.leases import job_lease_duration, job_lease_held, job_lock_timeout
 from engage.ledger.models import Job
 from engage.ledger.registry import DEFAULT_QUEUE, JobPermanentError, default_priority, handler_for, handler_queue
-from shokti.broker import TaskPublisher
+from shokti.broker import TaskPublisher, TaskRun
 from shokti.metrics import count
 
 logger = logging.getLogger(__name__)
@@ -174,7 +174,6 @@ def _job_inserted(*, pk: int, row: dict[str, Any], company: Company | None) -> J
     job = Job(pk=pk, **row)
     job.company = company
     job._state.adding = False
-    job_dispatch_on_commit(job=job)
     return job
 
 
@@ -205,7 +204,9 @@ def job_enqueue(
         inserted = cursor.fetchone()
     if inserted is None:
         return Job.objects.get(idempotency_key=idempotency_key)
-    return _job_inserted(pk=inserted[0], row=row, company=company)
+    job = _job_inserted(pk=inserted[0], row=row, company=company)
+    job_dispatch_on_commit(job=job)
+    return job
 
 
 def jobs_enqueue(*, company: Company | None, jobs: list[dict[str, Any]]) -> list[Job]:
@@ -237,11 +238,12 @@ def jobs_enqueue(*, company: Company | None, jobs: list[dict[str, Any]]) -> list
         inserted = dict((key, pk) for pk, key in cursor.fetchall())
     missing = [row["idempotency_key"] for row in rows if row["idempotency_key"] not in inserted]
     existing = Job.objects.in_bulk(missing, field_name="idempotency_key") if missing else {}
-    return [
-        _job_inserted(pk=inserted[row["idempotency_key"]], row=row, company=company)
-        if row["idempotency_key"] in inserted else existing[row["idempotency_key"]]
-        for row in rows
-    ]
+    created = {
+        row["idempotency_key"]: _job_inserted(pk=inserted[row["idempotency_key"]], row=row, company=company)
+        for row in rows if row["idempotency_key"] in inserted
+    }
+    jobs_dispatch_on_commit(jobs=list(created.values()))
+    return [created.get(row["idempotency_key"]) or existing[row["idempotency_key"]] for row in rows]
 
 
 class _JSONEncoder(json.JSONEncoder):
@@ -268,43 +270,71 @@ def job_dispatch_held() -> Iterator[None]:
 
 def job_dispatch_on_commit(*, job: Job) -> None:
     """Hand the job to Celery once the surrounding transaction commits (no-op if it rolls back)."""
-    if _dispatch_held.get():
+    jobs_dispatch_on_commit(jobs=[job])
+
+
+def jobs_dispatch_on_commit(*, jobs: list[Job]) -> None:
+    """Hand the jobs to Celery together once the surrounding transaction commits (on Redis one round trip
+    for all of them: a campaign batch's sends, the relay's rows)."""
+    if _dispatch_held.get() or not jobs:
         return
-    job_id, priority, next_run_at, task_name = job.pk, job.priority, job.next_run_at, job.task_name
-    transaction.on_commit(
-        lambda: job_dispatch(job_id=job_id, priority=priority, run_at=next_run_at, task_name=task_name)
-    )
+    runs = [JobRun(job.pk, job.priority, job.next_run_at, job.task_name) for job in jobs]
+    transaction.on_commit(lambda: jobs_dispatch(runs))
 
 
 # Celery's message for a job run, built once per queue and priority and stamped per job (shokti/broker.py).
 _JOB_PUBLISHER = TaskPublisher(current_app, JOB_RUN_TASK)
 
 
+class JobRun(NamedTuple):
+    """A run of a job to publish: its id, ledger priority, when it is due (None: now) and task name."""
+
+    job_id: int
+    priority: int
+    run_at: datetime | None = None
+    task_name: str | None = None
+
+
 def job_dispatch(*, job_id: int, priority: int, run_at: datetime | None = None, task_name: str | None = None) -> bool:
-    """Publish one run of the job to its handler's queue; False (logged) if the broker is unreachable: the
-    row is marked undispatched and the 10-second reclaim publishes it once the broker is back."""
-    countdown = 0.0
-    if run_at is not None:
-        countdown = max(0.0, (run_at - timezone.now()).total_seconds())
-    if countdown > _setting("JOBS_MAX_COUNTDOWN_SECONDS", 60):
-        # No long ETAs on the broker: the relay dispatches the row when it is due.
+    """Publish one run of the job to its handler's queue (see `jobs_dispatch`)."""
+    return jobs_dispatch([JobRun(job_id, priority, run_at, task_name)])
+
+
+def jobs_dispatch(runs: list[JobRun]) -> bool:
+    """Publish one run of each job to its handler's queue; False (logged) if the broker is unreachable: the
+    rows are marked undispatched and the 10-second reclaim publishes them once the broker is back. A run
+    due later than JOBS_MAX_COUNTDOWN_SECONDS is not published: the relay dispatches its row when due."""
+    now, max_countdown = timezone.now(), _setting("JOBS_MAX_COUNTDOWN_SECONDS", 60)
+    publish: list[TaskRun] = []
+    job_ids: list[int] = []
+    for run in runs:
+        countdown = max(0.0, (run.run_at - now).total_seconds()) if run.run_at is not None else 0.0
+        if countdown > max_countdown:
+            continue
+        job_ids.append(run.job_id)
+        publish.append(TaskRun(
+            args=[run.job_id], queue=handler_queue(run.task_name) if run.task_name else DEFAULT_QUEUE,
+            priority=job_priority_step(run.priority), countdown=countdown or None,
+        ))
+    if not publish:
         return True
     try:
-        _JOB_PUBLISHER.publish(
-            args=[job_id],
-            queue=handler_queue(task_name) if task_name else DEFAULT_QUEUE,
-            priority=job_priority_step(priority),
-            countdown=countdown or None,
-        )
+        _JOB_PUBLISHER.publish_many(publish)
     except Exception as error:
-        logger.warning("job %s not dispatched (%s); the relay will retry", job_id, error)
+        logger.warning("jobs %s not dispatched (%s); the relay will retry", _ids_text(job_ids), error)
         try:
-            # Undispatched: the 10-second reclaim picks it up as soon as the broker answers again.
-            Job.objects.filter(pk=job_id, status__in=RETRYABLE_STATUSES).update(dispatched_at=None)
+            # Undispatched: the 10-second reclaim picks them up as soon as the broker answers again (one
+            # delivered before a batch failed is claimed once: the claim decides, not the message).
+            Job.objects.filter(pk__in=job_ids, status__in=RETRYABLE_STATUSES).update(dispatched_at=None)
         except DatabaseError:
-            logger.warning("job %s could not be marked undispatched; the relay re-sends it after its timeout", job_id)
+            logger.warning("jobs %s could not be marked undispatched; the relay re-sends them after its timeout",
+                           _ids_text(job_ids))
         return False
     return True
+
+
+def _ids_text(job_ids: list[int]) -> str:
+    return ", ".join(map(str, job_ids[:10])) + (f" and {len(job_ids) - 10} more" if len(job_ids) > 10 else "")
 
 
 def job_claim(*, job_id: int, worker: str) -> Job | None:
@@ -600,13 +630,11 @@ def _relay(*, runnable: Q, now: datetime, batch_size: int, name: str) -> dict[st
         dispatch = [row for row in rows if row[0] not in set(exhausted)]
         if dispatch:
             Job.objects.filter(pk__in=[row[0] for row in dispatch]).update(dispatched_at=now)
-        for job_id, priority, status, task_name, _, _ in dispatch:
+        for _, _, status, _, _, _ in dispatch:
             counts["reclaimed" if status == Job.Status.PROCESSING else "redispatched"] += 1
-            transaction.on_commit(
-                lambda job_id=job_id, priority=priority, task_name=task_name: job_dispatch(
-                    job_id=job_id, priority=priority, task_name=task_name
-                )
-            )
+        runs = [JobRun(job_id, priority, None, task_name) for job_id, priority, _, task_name, _, _ in dispatch]
+        if runs:
+            transaction.on_commit(lambda: jobs_dispatch(runs))
     if rows:
         logger.info("jobs %s: %s", name, counts)
     return counts

@@ -107,8 +107,10 @@ def test_a_row_claimed_before_leases_existed_is_reclaimed_after_the_lock_timeout
 
 @pytest.mark.django_db
 def test_the_reclaim_hands_out_expired_leases_and_failed_publishes_and_buries_jobs_that_kill_their_worker(
-    company, django_capture_on_commit_callbacks
+    company, django_capture_on_commit_callbacks, monkeypatch
 ):
+    from engage.ledger import services as ledger_services
+
     now = timezone.now()
     alive = enqueue(company, key="alive")
     expired = enqueue(company, key="expired")
@@ -128,7 +130,11 @@ def test_the_reclaim_hands_out_expired_leases_and_failed_publishes_and_buries_jo
         counts = jobs_reclaim()
 
     assert counts == {"redispatched": 1, "reclaimed": 1, "dead": 1}
-    assert len(callbacks) == 2
+    (publish,) = callbacks  # both rows in one publish (one round trip to Redis)
+    handed = []
+    monkeypatch.setattr(ledger_services._JOB_PUBLISHER, "publish_many", handed.extend)
+    publish()
+    assert sorted(run.args[0] for run in handed) == sorted([expired.pk, unpublished.pk])
     poison.refresh_from_db()
     assert (poison.status, poison.locked_by, poison.lease_expires_at) == ("dead", "", None)
     assert "stopped (killed or lost)" in poison.last_error

@@ -321,8 +321,10 @@ def test_dlq_replay_takes_the_oldest_dead_jobs_of_one_company_only(company, othe
 
 @pytest.mark.django_db
 def test_relay_redispatches_lost_and_due_jobs_and_reclaims_abandoned_ones(
-    company, settings, django_capture_on_commit_callbacks
+    company, settings, django_capture_on_commit_callbacks, monkeypatch
 ):
+    from engage.ledger import services as ledger_services
+
     settings.JOBS_DISPATCH_TIMEOUT_SECONDS = 60
     settings.JOBS_LOCK_TIMEOUT_SECONDS = 120
     now = timezone.now()
@@ -341,7 +343,11 @@ def test_relay_redispatches_lost_and_due_jobs_and_reclaims_abandoned_ones(
         counts = jobs_relay()
 
     assert counts == {"redispatched": 2, "reclaimed": 1, "dead": 0}
-    assert len(callbacks) == 3
+    (publish,) = callbacks  # the three rows in one publish
+    handed = []
+    monkeypatch.setattr(ledger_services._JOB_PUBLISHER, "publish_many", handed.extend)
+    publish()
+    assert sorted(run.args[0] for run in handed) == sorted([lost.pk, due_retry.pk, abandoned.pk])
     assert future.dispatched_at is None and fresh.dispatched_at is not None
     # the reclaimed job's next run takes it over
     CALLS.clear()

@@ -61,8 +61,10 @@ def assert_job_delivers(job, event):
 
 @pytest.mark.django_db
 def test_a_new_inbound_lead_queues_one_job_per_event_and_a_duplicate_none(
-    hooked, folded, django_capture_on_commit_callbacks
+    hooked, folded, django_capture_on_commit_callbacks, monkeypatch
 ):
+    from engage.ledger import services as ledger_services
+
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         first = capture(hooked, "Interested in AC servicing", source="website", external_id="form-1")
 
@@ -73,7 +75,13 @@ def test_a_new_inbound_lead_queues_one_job_per_event_and_a_duplicate_none(
     assert_job_delivers(next(job for job in jobs if job.payload["event"] == "lead.created"), lead_created)
     assert_job_delivers(next(job for job in jobs if job.payload["event"] == "message.received"), received)
     assert jobs[0].payload["data"]["lead_id"] == first.lead_id
-    assert len(callbacks) == 3  # ai_engage and both deliveries go to Celery on commit
+    handed = []  # ai_engage and both deliveries go to Celery on commit
+    monkeypatch.setattr(ledger_services._JOB_PUBLISHER, "publish_many", handed.extend)
+    for callback in callbacks:
+        callback()
+    assert sorted(run.args[0] for run in handed) == sorted(
+        [job.pk for job in jobs] + [Job.objects.get(task_name="ai_engage").pk]
+    )
 
     # the same delivery again, by external id and by payload: nothing more
     capture(hooked, "Interested in AC servicing", source="website", external_id="form-1")

@@ -52,7 +52,7 @@ def test_job_dispatch_publishes_with_the_ledger_priority_and_leaves_long_delays_
     from engage.ledger.services import job_dispatch
 
     published = []
-    monkeypatch.setattr(services._JOB_PUBLISHER, "publish", lambda **options: published.append(options))
+    monkeypatch.setattr(services._JOB_PUBLISHER, "publish_many", lambda runs: published.extend(run._asdict() for run in runs))
 
     assert job_dispatch(job_id=7, priority=100, run_at=timezone.now(), task_name="ai_engage") is True
     assert published[0] == {"args": [7], "queue": "io", "priority": celery_priority_for(100), "countdown": None}
@@ -122,6 +122,58 @@ def test_the_task_publisher_hands_the_transport_the_message_celery_builds(countd
     assert again["headers"]["id"] != ours["headers"]["id"]
     assert again["properties"]["delivery_tag"] != ours["properties"]["delivery_tag"]
     assert json.loads(base64.b64decode(again["body"]))[0] == [4243]
+
+
+def test_a_batch_of_runs_reaches_redis_in_one_round_trip_as_single_publishes_would(settings):
+    """publish_many pipelines the LPUSHes: the same lists, the same messages as `_put` one at a time."""
+    import base64
+    import json
+
+    import redis
+
+    from shokti.broker import TaskPublisher, TaskRun
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)  # the suite's broker is Redis
+    queues = ("shokti-batch-test", "shokti-batch-test-io")
+    publisher = TaskPublisher(app, "engage.job_run")
+    runs = [TaskRun(args=[n], queue=queues[n % 2], priority=n % 3 * 3) for n in range(1, 8)]
+
+    def drained() -> list[tuple[str, int, str]]:
+        found = []
+        for key in sorted(client.keys("shokti-batch-test*")):
+            for raw in client.lrange(key, 0, -1):
+                message = json.loads(raw)
+                found.append((key.decode(), json.loads(base64.b64decode(message["body"]))[0][0],
+                              message["properties"]["priority"]))
+            client.delete(key)
+        return sorted(found)
+
+    try:
+        publisher.publish_many(runs)  # the first builds the templates (declaring the queues)
+        drained()
+        commands = []
+        original = redis.client.Pipeline.execute
+
+        def counted(self, *args, **kwargs):
+            commands.append(len(self.command_stack))
+            return original(self, *args, **kwargs)
+
+        redis.client.Pipeline.execute = counted
+        try:
+            ids = publisher.publish_many(runs)
+        finally:
+            redis.client.Pipeline.execute = original
+        batched = drained()
+        for run in runs:
+            publisher.publish(args=run.args, queue=run.queue, priority=run.priority)
+        single = drained()
+    finally:
+        for key in client.keys("shokti-batch-test*"):
+            client.delete(key)
+    assert commands == [len(runs)]  # one pipeline, one LPUSH a run
+    assert len(set(ids)) == len(runs)
+    assert batched == single and len(batched) == len(runs)
+    assert {queue for queue, _, _ in batched} > {"shokti-batch-test"}  # priorities land in kombu's priority lists
 
 
 def test_a_broker_channel_closing_after_redis_went_away_raises_a_connection_error_the_worker_ignores():

@@ -30,8 +30,8 @@ from engage.ledger.models import Job
 from engage.ledger.registry import default_priority
 from engage.ledger.services import (
     JOB_MAX_ATTEMPTS,
-    job_dispatch_on_commit,
     job_dispatched_at,
+    jobs_dispatch_on_commit,
     queued_job_row,
     sql_value,
 )
@@ -146,8 +146,7 @@ def intents_write(
                         if plan.session is not None and plan.session.pk is not None]
             if sessions:
                 _rows_link(table=AISession._meta.db_table, columns=("message_id",), rows=sessions)
-            for job in jobs:
-                job_dispatch_on_commit(job=job)
+            jobs_dispatch_on_commit(jobs=jobs)
             for (index, plan), job, message in zip(allowed, jobs, messages, strict=True):
                 queued.append(QueuedReminder(index=index, plan=plan, job_id=job.pk, message=message, outcome=ReminderOutcome(
                     customer_id=plan.customer.pk, status=SCHEDULED if plan.send_at else SENT, reason=plan.reason,
