@@ -56,3 +56,36 @@ def test_the_apps_connections_run_without_jit_unless_configured(settings):
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")
         assert cursor.fetchone() == ("off",)
+
+
+def test_bulk_insert_arrays_escape_quotes_and_backslashes_as_psycopg_does():
+    """The backend's list dumper gives psycopg's own bytes, and PostgreSQL reads back every element as sent."""
+    import json
+    import random
+
+    from psycopg.adapt import PyFormat, Transformer
+    from psycopg.types.array import ListDumper as PsycopgListDumper
+    from psycopg.types.json import Jsonb
+
+    from shokti.db.postgresql.base import ListDumper
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert connection.connection.adapters.get_dumper(list, PyFormat.TEXT) is ListDumper
+    assert hasattr(PsycopgListDumper, "_re_esc")  # the attribute ours replaces is still psycopg's hook
+
+    generator = random.Random(7)
+    alphabet = ['"', "\\", "a", " ", ",", "{", "}", "\u09aa", "'", "\n", "\\\\", '\\"', "NULL"]
+    texts = ["".join(generator.choice(alphabet) for _ in range(generator.randint(0, 12))) for _ in range(300)]
+    documents = [{"text": text, "list": [text, 1, None]} for text in texts[:50]]
+    transformer = Transformer(connection.connection)
+    for values in (texts, [Jsonb(document) for document in documents]):
+        ours = ListDumper(list, transformer).upgrade(values, PyFormat.TEXT)
+        theirs = PsycopgListDumper(list, transformer).upgrade(values, PyFormat.TEXT)
+        assert bytes(ours.dump(values)) == bytes(theirs.dump(values))
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT array_agg(t ORDER BY n) FROM unnest(%s::text[]) WITH ORDINALITY AS u(t, n)", [texts])
+        assert cursor.fetchone()[0] == texts
+        cursor.execute("SELECT unnest(%s::jsonb[])::text", [[Jsonb(document) for document in documents]])
+        assert [json.loads(row[0]) for row in cursor.fetchall()] == documents

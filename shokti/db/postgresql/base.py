@@ -13,17 +13,54 @@ socket of an idle connection becomes readable. So an idle connection whose socke
 read is usable without asking; one with something to read, or not idle, gets Django's `SELECT 1`.
 What neither check sees quickly is a peer that vanished without a word (a host gone): `SELECT 1`
 would wait for the TCP timeout as well.
+
+Bulk inserts send each column as an array (Django's `UNNEST` strategy), and psycopg's text array
+dumper escapes every quote and backslash of an element with a regex whose replacement is a template:
+a Python call per match. A JSON payload has dozens of quotes, so a campaign batch's jobs, messages
+and AI sessions spent ~3 % of the run's CPU there. `ListDumper` below escapes with `bytes.replace`:
+the same bytes (tested against psycopg's own dumper).
 """
 
 from __future__ import annotations
 
+import functools
 import select
 
 from django.db.backends.postgresql import base
-from psycopg import pq
+from psycopg import adapt, pq
+from psycopg.types import array
+
+
+class _QuoteEscape:
+    """Stands in for psycopg's `ListDumper._re_esc` (re.compile(rb'(["\\])')): a backslash before each
+    double quote and backslash, by two `bytes.replace` instead of a regex substitution with a template."""
+
+    @staticmethod
+    def sub(_replacement: bytes, data) -> bytes:
+        data = data if isinstance(data, bytes | bytearray) else bytes(data)
+        return data.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+
+
+class ListDumper(array.ListDumper):
+    """psycopg's text-format list dumper with the cheaper escape."""
+
+    _re_esc = _QuoteEscape()
+
+
+@functools.lru_cache(maxsize=8)
+def _adapters_with_list_dumper(template: adapt.AdaptersMap) -> adapt.AdaptersMap:
+    adapters = adapt.AdaptersMap(template)
+    adapters.register_dumper(list, ListDumper)
+    return adapters
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    def get_connection_params(self) -> dict:
+        params = super().get_connection_params()
+        if params.get("context") is not None:  # Django's adapters for this time zone, shared by its connections
+            params["context"] = _adapters_with_list_dumper(params["context"])
+        return params
+
     def is_usable(self) -> bool:
         connection = self.connection
         if connection is None or connection.closed:
