@@ -273,10 +273,40 @@ def _without_recipient_name(text: str, name: str) -> str:
     for word in sorted((word for word in NAME_SPLIT.split(name) if len(word) >= 2), key=len, reverse=True):
         if word.isascii():
             # A Latin name as a whole word only ("Ali" is not masked inside "Alive" or a link).
-            text = re.sub(rf"(?<![\w.\-/]){re.escape(word)}(?![\w.\-/])", NAME_STAND_IN, text, flags=re.IGNORECASE)
+            text = _whole_word_masked(text, word)
         else:
             text = text.replace(word, NAME_STAND_IN)  # a Bengali name keeps its case ending: রুমানাকে
     return text
+
+
+def _is_word_glue(character: str) -> bool:
+    """Whether `character` continues a word, a domain or a path (the regex class [\\w.\\-/])."""
+    return character.isalnum() or character in "_.-/"
+
+
+def _whole_word_masked(text: str, word: str) -> str:
+    """`text` with each whole-word, case-insensitive occurrence of the ASCII `word` replaced by NAME_STAND_IN.
+
+    A scan instead of a regex made from the word: every customer's name is another pattern, so a campaign
+    compiled one per message (Python's regex cache holds 512), ~1.5 % of a send's CPU."""
+    lowered, needle = text.lower(), word.lower()
+    if len(lowered) != len(text):  # a character whose lower case is longer (İ): positions would not line up
+        return re.sub(rf"(?<![\w.\-/]){re.escape(word)}(?![\w.\-/])", NAME_STAND_IN, text, flags=re.IGNORECASE)
+    parts, start, position = [], 0, lowered.find(needle)
+    while position >= 0:
+        end = position + len(needle)
+        if (position == 0 or not _is_word_glue(text[position - 1])) and (
+            end == len(text) or not _is_word_glue(text[end])
+        ):
+            parts += (text[start:position], NAME_STAND_IN)
+            start = end
+            position = lowered.find(needle, end)
+        else:
+            position = lowered.find(needle, position + 1)
+    if not parts:
+        return text
+    parts.append(text[start:])
+    return "".join(parts)
 
 
 @functools.lru_cache(maxsize=4096)

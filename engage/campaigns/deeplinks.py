@@ -8,11 +8,16 @@ payload: company, customer, optional service, optional promo code, type (booking
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import functools
+import hashlib
+import hmac
+import json
 import re
 import secrets
 import string
+import time
 import uuid
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -100,7 +105,24 @@ def deeplink_token_create(
         payload["r"] = str(correlation_id)
     # Not compressed: zlib made a ~180-character token at most a few characters shorter, for a third
     # of the signing time (compressed tokens signed before still verify).
-    return signing.dumps(payload, salt=SALT)
+    return _signed(payload)
+
+
+def _signed(payload: dict) -> str:
+    """`signing.dumps(payload, salt=SALT)`, the same token to the byte, with its HMAC key derived once per
+    SECRET_KEY: Django derives it (salted_hmac) and builds its signer for every token, ~60 % of a token's
+    CPU, and a campaign signs one per customer."""
+    data = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode("latin-1")).rstrip(b"=")
+    value = f"{data.decode()}:{signing.b62_encode(int(time.time()))}"
+    mac = _hmac_for(settings.SECRET_KEY).copy()
+    mac.update(value.encode())
+    return f"{value}:{base64.urlsafe_b64encode(mac.digest()).rstrip(b'=').decode()}"
+
+
+@functools.lru_cache(maxsize=4)
+def _hmac_for(secret: str) -> hmac.HMAC:
+    """An HMAC-SHA256 keyed as Django's TimestampSigner keys it: sha256(salt + "signer" + secret)."""
+    return hmac.new(hashlib.sha256(f"{SALT}signer{secret}".encode()).digest(), digestmod=hashlib.sha256)
 
 
 def deeplink_url(

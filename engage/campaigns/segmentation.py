@@ -322,12 +322,14 @@ def customer_segment_batches(
     has an intent in this cycle)."""
     now = now or timezone.now()
     zones = contact_zones(company=company, refresh=True) if zones is None else zones
+    # The segment's query is built once for the walk and each batch adds its keyset bound: building it
+    # (rules, subqueries, joins) was ~5 % of a dry run's CPU when done per batch.
+    customers = customer_segment(company=company, criteria=criteria, now=now, after_id=after_id, zones=zones)
+    if exclude is not None:
+        customers = customers.exclude(exclude)
     while True:
         with custom_plans():
-            customers = customer_segment(company=company, criteria=criteria, now=now, after_id=after_id, zones=zones)
-            if exclude is not None:
-                customers = customers.exclude(exclude)
-            batch = list(customers[:batch_size])
+            batch = list(customers.filter(id__gt=after_id)[:batch_size])
         if not batch:
             return
         yield batch

@@ -69,7 +69,12 @@ def _variables_used(body: str) -> frozenset[str]:
 
 @functools.lru_cache(maxsize=256)
 def _compiled(body: str):
-    return _environment.from_string(body)
+    template = _environment.from_string(body)
+    # Jinja keeps a template's globals as a ChainMap over the environment's and copies it into every
+    # render's context: iterating the ChainMap was ~3 % of a campaign dry run's CPU. Nothing adds
+    # globals after start-up, so a plain dict of the same names and values renders the same.
+    template.globals = dict(template.globals)
+    return template
 
 
 def template_variables_check(*, agent_type: str, body: str) -> set[str]:

@@ -75,6 +75,23 @@ def test_promo_link_without_a_service(customer):
     assert (claims.type, claims.service_id, claims.promo_code) == (TYPE_PROMO, None, "WEEKEND50")
 
 
+@pytest.mark.parametrize("secret", ["the-test-secret", "গোপন-key-with-unicode"])
+def test_a_token_is_django_signing_s_own_to_the_byte(customer, settings, secret):
+    # Signed with the HMAC key derived once: the same token signing.dumps gives at the same second,
+    # under whatever SECRET_KEY is in force (a rotated key signs with the new one).
+    settings.SECRET_KEY = secret
+    service = ServiceFactory(company=customer.company)
+    with mock.patch("time.time", return_value=1_800_000_000.7):
+        token = deeplink_token_create(customer=customer, service=service, promo_code="ঈদ-২০", correlation_id=uuid.uuid4())
+        payload = signing.loads(token, salt=SALT)
+        assert token == signing.dumps(payload, salt=SALT)
+    assert (payload["c"], payload["s"], payload["p"]) == (customer.pk, service.pk, "ঈদ-২০")
+    assert deeplink_verify(token=token).customer_id == customer.pk
+    settings.SECRET_KEY = "another-secret"
+    with pytest.raises(DeepLinkInvalid):
+        deeplink_verify(token=token)
+
+
 def test_a_link_sent_before_tokens_went_uncompressed_still_verifies(customer):
     # tokens were zlib-compressed until session 5; links already in customers' inboxes keep working
     expires = int((timezone.now() + dt.timedelta(hours=24)).timestamp())

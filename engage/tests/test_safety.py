@@ -304,6 +304,25 @@ def test_a_greeting_must_name_the_recipient_or_nobody(text, name, is_wrong):
     assert ("wrong_recipient" in codes) is is_wrong, codes
 
 
+def test_a_latin_name_is_masked_as_the_whole_word_regex_would():
+    # The scan that replaced a regex compiled per name: the same masking on texts built to trip it
+    # (case, glued words, domains, paths, underscores, digits, Bengali around it, repeats).
+    import random
+    import re
+
+    from engage.ai.safety import NAME_STAND_IN, _whole_word_masked
+
+    pieces = ["Ali", "ali", "ALI", "Alive", "Kali", "ali.com", "/ali", "ali-", "_ali", "ali2", "2ali", "আলি", "Ali,",
+              "Ali।", "(Ali)", "ali ali", "Ali's", "ai", " ", " ", "\n", "প্রিয়", "Alİ", "x", "."]
+    generator = random.Random(23)
+    for _ in range(3000):
+        text = "".join(generator.choice(pieces) for _ in range(generator.randint(0, 8)))
+        for word in ("Ali", "ai", "Li"):
+            expected = re.sub(rf"(?<![\w.\-/]){re.escape(word)}(?![\w.\-/])", NAME_STAND_IN, text,
+                              flags=re.IGNORECASE)
+            assert _whole_word_masked(text, word) == expected, (text, word)
+
+
 def test_the_recipients_own_name_is_never_a_violation():
     # a customer called Allah Rakha is greeted by name; the word is not religious content there
     context = SafetyContext(recipient_name="আল্লাহ রাখা")
