@@ -84,11 +84,6 @@ class TaskPublisher:
         self._lock = threading.Lock()
         self._templates: dict[tuple, _MessageTemplate] = {}  # (broker url, queue, priority) -> template
 
-    def publish(self, *, args: list, queue: str, priority: int, countdown: float | None = None) -> str:
-        """Queue one run; its Celery task id."""
-        (task_id,) = self.publish_many([TaskRun(args=args, queue=queue, priority=priority, countdown=countdown)])
-        return task_id
-
     def publish_many(self, runs: list[TaskRun]) -> list[str]:
         """Queue several runs on one pooled producer (on Redis in one round trip); their Celery task ids."""
         task_ids, stamped = [], []

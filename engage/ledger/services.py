@@ -295,11 +295,6 @@ class JobRun(NamedTuple):
     task_name: str | None = None
 
 
-def job_dispatch(*, job_id: int, priority: int, run_at: datetime | None = None, task_name: str | None = None) -> bool:
-    """Publish one run of the job to its handler's queue (see `jobs_dispatch`)."""
-    return jobs_dispatch([JobRun(job_id, priority, run_at, task_name)])
-
-
 def jobs_dispatch(runs: list[JobRun]) -> bool:
     """Publish one run of each job to its handler's queue; False (logged) if the broker is unreachable: the
     rows are marked undispatched and the 10-second reclaim publishes them once the broker is back. A run
@@ -627,12 +622,14 @@ def _relay(*, runnable: Q, now: datetime, batch_size: int, name: str) -> dict[st
                 lease_expires_at=None, updated_at=now,
             )
             counts["dead"] = len(exhausted)
-        dispatch = [row for row in rows if row[0] not in set(exhausted)]
+        dead_ids = set(exhausted)
+        dispatch = [row for row in rows if row[0] not in dead_ids]
         if dispatch:
             Job.objects.filter(pk__in=[row[0] for row in dispatch]).update(dispatched_at=now)
-        for _, _, status, _, _, _ in dispatch:
+        runs = []
+        for job_id, priority, status, task_name, _, _ in dispatch:
             counts["reclaimed" if status == Job.Status.PROCESSING else "redispatched"] += 1
-        runs = [JobRun(job_id, priority, None, task_name) for job_id, priority, _, task_name, _, _ in dispatch]
+            runs.append(JobRun(job_id, priority, None, task_name))
         if runs:
             transaction.on_commit(lambda: jobs_dispatch(runs))
     if rows:

@@ -15,12 +15,13 @@ from django.utils import timezone
 from engage.ledger.leases import LeaseKeeper
 from engage.ledger.registry import IO_QUEUE, handler_queue, job_handler
 from engage.ledger.services import (
+    JobRun,
     job_claim,
     job_complete,
-    job_dispatch,
     job_enqueue,
     job_execute,
     job_fail,
+    jobs_dispatch,
     jobs_reclaim,
     jobs_relay,
 )
@@ -221,7 +222,7 @@ def test_a_publish_that_fails_leaves_the_job_to_the_next_reclaim(company, django
     assert Job.objects.get(pk=job.pk).dispatched_at is not None
 
     with broker_for_this_process(f"redis://127.0.0.1:{free_port()}/0"):
-        assert job_dispatch(job_id=job.pk, priority=job.priority, task_name=job.task_name) is False
+        assert jobs_dispatch([JobRun(job.pk, job.priority, None, job.task_name)]) is False
 
     assert Job.objects.get(pk=job.pk).dispatched_at is None
     with django_capture_on_commit_callbacks(execute=False) as callbacks:

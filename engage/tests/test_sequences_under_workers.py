@@ -12,7 +12,7 @@ from django.db import connection
 
 from crm.tests.factories import LeadFactory, PipelineFactory
 from engage.conversations.sequences import sequence_enroll, sequences_advance
-from engage.ledger.services import job_dispatch
+from engage.ledger.services import JobRun, jobs_dispatch
 from engage.models import Enrollment, Job, Message, Sequence, SequenceStep
 from shokti.testing.celery_worker import wait_for
 
@@ -51,7 +51,7 @@ def test_several_workers_and_concurrent_beats_send_each_step_exactly_once(compan
                 for job_id, priority in queued:
                     if job_id not in published:
                         published.add(job_id)
-                        job_dispatch(job_id=job_id, priority=priority)
+                        jobs_dispatch([JobRun(job_id, priority)])
                 time.sleep(0.05)
         except Exception as error:  # surfaced below: a beat must never fail
             errors.append(error)

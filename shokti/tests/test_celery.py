@@ -49,21 +49,21 @@ def test_job_dispatch_publishes_with_the_ledger_priority_and_leaves_long_delays_
     from django.utils import timezone
 
     from engage.ledger import services
-    from engage.ledger.services import job_dispatch
+    from engage.ledger.services import JobRun, jobs_dispatch
 
     published = []
     monkeypatch.setattr(services._JOB_PUBLISHER, "publish_many", lambda runs: published.extend(run._asdict() for run in runs))
 
-    assert job_dispatch(job_id=7, priority=100, run_at=timezone.now(), task_name="ai_engage") is True
+    assert jobs_dispatch([JobRun(7, 100, timezone.now(), "ai_engage")]) is True
     assert published[0] == {"args": [7], "queue": "io", "priority": celery_priority_for(100), "countdown": None}
     assert celery_priority_for(100) == 0
 
-    job_dispatch(job_id=8, priority=50, run_at=timezone.now() + dt.timedelta(seconds=30))
+    jobs_dispatch([JobRun(8, 50, timezone.now() + dt.timedelta(seconds=30))])
     assert published[1]["priority"] == celery_priority_for(50) and 25 < published[1]["countdown"] <= 30
     assert published[1]["queue"] == "default"  # no task name: the default queue, as Celery's routing had it
 
     # An hour away: no ETA on the broker, the relay dispatches the row when it is due.
-    assert job_dispatch(job_id=9, priority=100, run_at=timezone.now() + dt.timedelta(hours=1)) is True
+    assert jobs_dispatch([JobRun(9, 100, timezone.now() + dt.timedelta(hours=1))]) is True
     assert len(published) == 2
 
 
@@ -88,17 +88,17 @@ def test_the_task_publisher_hands_the_transport_the_message_celery_builds(countd
 
     from django.utils import timezone
 
-    from shokti.broker import TaskPublisher
+    from shokti.broker import TaskPublisher, TaskRun
 
     publisher = TaskPublisher(app, "engage.job_run")
     ours_key, ours = _handed_to_the_transport(
-        monkeypatch, lambda: publisher.publish(args=[4242], queue="io", priority=3, countdown=countdown)
+        monkeypatch, lambda: publisher.publish_many([TaskRun(args=[4242], queue="io", priority=3, countdown=countdown)])
     )
     celery_key, celery = _handed_to_the_transport(monkeypatch, lambda: app.tasks["engage.job_run"].apply_async(
         args=[4242], queue="io", priority=3, countdown=countdown, retry=False, argsrepr="[4242]", kwargsrepr="{}",
     ))
     # Each message its own task id and delivery tag.
-    _, again = _handed_to_the_transport(monkeypatch, lambda: publisher.publish(args=[4243], queue="io", priority=3))
+    _, again = _handed_to_the_transport(monkeypatch, lambda: publisher.publish_many([TaskRun(args=[4243], queue="io", priority=3)]))
 
     assert ours_key == celery_key == "io"
     per_message = {"id", "root_id", "correlation_id", "delivery_tag", "eta"}
@@ -165,7 +165,7 @@ def test_a_batch_of_runs_reaches_redis_in_one_round_trip_as_single_publishes_wou
             redis.client.Pipeline.execute = original
         batched = drained()
         for run in runs:
-            publisher.publish(args=run.args, queue=run.queue, priority=run.priority)
+            publisher.publish_many([run])
         single = drained()
     finally:
         for key in client.keys("shokti-batch-test*"):
