@@ -42,17 +42,34 @@ def template_version_approve(*, version: PromptTemplateVersion, actor: User | No
 
 @transaction.atomic
 def templates_seed_defaults(*, company) -> list[PromptTemplateVersion]:
-    """Give `company` the approved v1 default templates it lacks (engage.prompts.defaults); idempotent."""
+    """Give `company` the approved v1 default templates it lacks (engage.prompts.defaults); idempotent.
 
-    created = []
-    for agent_type, name, body, description in DEFAULT_TEMPLATES:
-        template, _ = PromptTemplate.objects.get_or_create(
-            company=company, agent_type=agent_type, locale="bn", name=name, defaults={"description": description}
-        )
-        if not template.versions.exists():
-            version = template_version_create(template=template, body=body)
-            created.append(template_version_approve(version=version))
-    return created
+    Four statements whatever the company has (every new company runs this in the transaction that creates
+    it): the missing templates inserted (`ON CONFLICT DO NOTHING` on their unique name), the defaults'
+    templates locked, which of them have versions read after the lock (a concurrent seeder's versions are
+    committed by then), and one approved v1 inserted for each template without a version. A template whose
+    versions a marketer archived keeps them: only a template with no version at all gets its default."""
+    names = {(agent_type, name): (body, description) for agent_type, name, body, description in DEFAULT_TEMPLATES}
+    for (agent_type, _), (body, _) in names.items():
+        template_variables_check(agent_type=agent_type, body=body)
+    PromptTemplate.objects.bulk_create(
+        [PromptTemplate(company=company, agent_type=agent_type, locale="bn", name=name, description=description)
+         for (agent_type, name), (_, description) in names.items()],
+        ignore_conflicts=True,
+    )
+    templates = [
+        template for template in PromptTemplate.objects.select_for_update().filter(
+            company=company, locale="bn", name__in={name for _, name in names}
+        ).only("pk", "agent_type", "name").order_by("pk")
+        if (template.agent_type, template.name) in names
+    ]
+    with_versions = set(PromptTemplateVersion.objects.filter(template__in=templates).values_list("template_id", flat=True))
+    approved_at = timezone.now()
+    return PromptTemplateVersion.objects.bulk_create([
+        PromptTemplateVersion(template=template, number=1, body=names[template.agent_type, template.name][0],
+                              status=PromptTemplateVersion.Status.APPROVED, approved_at=approved_at)
+        for template in templates if template.pk not in with_versions
+    ])
 
 
 def _company_created_templates_seed(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:

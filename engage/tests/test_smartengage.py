@@ -259,3 +259,59 @@ def test_seeding_default_templates_is_idempotent(company):
     second = templates_seed_defaults(company=company)
     assert len(first) == len(DEFAULT_TEMPLATES) and second == []
     assert {version.status for version in first} == {"approved"}
+
+
+@pytest.mark.django_db
+def test_a_new_company_gets_every_default_approved_in_four_statements(django_assert_num_queries):
+    from crm.models import Company
+
+    with django_assert_num_queries(1 + 2 + 4):  # the company's INSERT, the savepoint and its release, the seed
+        company = Company.objects.create(name="Gamma", slug="gamma")
+
+    versions = PromptTemplateVersion.objects.filter(template__company=company).select_related("template")
+    assert sorted((v.template.agent_type, v.template.name, v.body, v.number, v.status) for v in versions) == sorted(
+        (agent_type, name, body, 1, "approved") for agent_type, name, body, _ in DEFAULT_TEMPLATES
+    )
+    assert all(version.approved_at is not None for version in versions)
+
+
+@pytest.mark.django_db
+def test_seeding_keeps_a_template_whose_versions_a_marketer_archived_and_fills_the_one_missing(company):
+    from engage.prompts.services import template_version_approve
+
+    user_template = PromptTemplate.objects.get(company=company, name=USER_TEMPLATE_NAME)
+    template_version_approve(version=template_version_create(template=user_template, body="{{ customer_name }}"))
+    PromptTemplateVersion.objects.filter(template=user_template).update(status="archived")
+    missing = PromptTemplate.objects.filter(company=company).exclude(pk=user_template.pk).first()
+    missing.delete()
+
+    created = templates_seed_defaults(company=company)
+
+    assert [(version.template.name, version.number) for version in created] == [(missing.name, 1)]
+    assert set(user_template.versions.values_list("status", flat=True)) == {"archived"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_seeders_at_once_give_each_template_one_version(company):
+    from django.db import connections
+
+    PromptTemplateVersion.objects.filter(template__company=company).delete()
+    start, created, errors = threading.Barrier(2), [], []
+
+    def seed() -> None:
+        try:
+            start.wait(10)
+            created.append(len(templates_seed_defaults(company=company)))
+        except Exception as error:  # reported below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=seed) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert errors == [] and sorted(created) == [0, len(DEFAULT_TEMPLATES)]
+    assert PromptTemplateVersion.objects.filter(template__company=company).count() == len(DEFAULT_TEMPLATES)
