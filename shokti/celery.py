@@ -23,6 +23,7 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import beat_init, before_task_publish, worker_process_shutdown, worker_ready, worker_shutdown
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shokti.settings")
 
@@ -57,6 +58,10 @@ class DjangoCelerySettings(Mapping):
     def __len__(self) -> int:
         return len(self._values)
 
+
+# `filesystem://` (the embedded default) is kombu's filesystem transport with messages renamed into place
+# whole (shokti.filesystem_broker): kombu's own lets a consumer read a message before it is written.
+TRANSPORT_ALIASES["filesystem"] = "shokti.filesystem_broker:Transport"
 
 app = Celery("shokti")
 app.config_from_object(DjangoCelerySettings())

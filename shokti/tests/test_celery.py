@@ -1,5 +1,7 @@
 """Celery wiring: queues, priorities for the job ledger, the database beat scheduler in UTC."""
 
+import time
+
 import pytest
 
 from engage.ledger.services import job_priority_step as celery_priority_for
@@ -192,3 +194,49 @@ def test_a_broker_channel_closing_after_redis_went_away_raises_a_connection_erro
     with pytest.raises(RedisConnectionError):
         channel._create_client()
     assert RedisConnectionError in transport.connection_errors  # what Celery's close ignores
+
+
+def _filesystem_consume(options: dict, count: int, results) -> None:
+    """A consumer in a process of its own (as the worker is): every message's "n", or the error it met."""
+    from kombu import Connection
+    from kombu.transport.virtual import Empty
+
+    received = []
+    with Connection("filesystem://", transport_options=options) as connection:
+        channel = connection.default_channel
+        deadline = time.monotonic() + 60
+        while len(received) < count and time.monotonic() < deadline:
+            try:
+                received.append(channel._get("jobs")["n"])
+            except Empty:
+                continue
+            except Exception as error:  # reported to the test
+                results.put(("error", repr(error)))
+                return
+    results.put(("received", received))
+
+
+def test_a_filesystem_broker_consumer_reads_each_message_whole_while_a_producer_writes(tmp_path):
+    """The embedded default's broker: a worker polling the folder while beat or the web publishes. kombu's own
+    transport let the consumer take a message's file before it was written (an empty read, a JSONDecodeError
+    that stopped the worker, the message lost); `filesystem://` is now shokti.filesystem_broker's."""
+    import multiprocessing
+
+    from kombu import Connection
+
+    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path), "store_processed": False,
+               "control_folder": str(tmp_path / "control")}
+    count = 200  # of 2 MB each: a write long enough for a consumer to come by in the middle of it
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    consumer = context.Process(target=_filesystem_consume, args=(options, count, results))
+    consumer.start()
+    with Connection("filesystem://", transport_options=options) as connection:
+        channel = connection.default_channel
+        for n in range(count):
+            channel._put("jobs", {"n": n, "body": "x" * 2_000_000})
+    outcome, value = results.get(timeout=90)
+    consumer.join(30)
+
+    assert (outcome, sorted(value) if outcome == "received" else value) == ("received", list(range(count)))
+    assert type(channel).__module__ == "shokti.filesystem_broker"
