@@ -56,7 +56,8 @@ ADVICE = {
 # "টাকা না দিলে ... দেখে নেব", "taka na dile tule niye jabo": a condition, then a menace, in one clause.
 # "দেখে নেব" alone is everyday Bengali ("we'll look into it"); after "if you don't pay" it is a threat.
 CONDITIONAL_THREAT = re.compile(unicodedata.normalize("NFC",
-    r"(?:না দিলে|না করলে|নইলে|নাহলে|\bna dile|\bna korle|\bnoile|\bnahole|\bor else|\bunless\b"
+    r"(?:না দিলে|না করলে|নইলে|নাহলে|যদি[^.!?।\n]{0,30}না (?:করেন|দেন)|\bna dile|\bna korle|\bnoile|\bnahole|\bor else"
+    r"|\bunless\b"
     r"|\bif you don'?t\b|\bif you do not\b)"
     r"[^.!?।\n]{0,50}"
     r"(?:দেখে নেব|দেখে নিব|খবর আছে|তুলে নিয়ে যাব|লোক পাঠাব|\bdekhe nebo|\bdekhe nibo|\bkhobor a(?:s|ch)e"
@@ -64,10 +65,12 @@ CONDITIONAL_THREAT = re.compile(unicodedata.normalize("NFC",
     # A customer's account or service cut off as a menace ("book now or your account will be closed").
     r"|অ্যাকাউন্ট বন্ধ|একাউন্ট বন্ধ|অ্যাকাউন্ট ব্লক|সার্ভিস বন্ধ করে দেওয়া|ব্লক করে দেওয়া হবে"
     r"|\baccount (?:will|would) be (?:closed|blocked|suspended|deactivated|terminated))"), re.IGNORECASE)
-# The mirror order: the menace first, then the condition ("your account will be closed unless you book").
+# The mirror order: the menace first, then the condition ("your account will be closed unless you book",
+# "অ্যাকাউন্ট বন্ধ হয়ে যাবে যদি আজ বুক না করেন").
 MENACE_THEN_CONDITION = re.compile(unicodedata.normalize("NFC",
     r"(?:অ্যাকাউন্ট বন্ধ|একাউন্ট বন্ধ|অ্যাকাউন্ট ব্লক|\baccount (?:will|would) be (?:closed|blocked|suspended|deactivated"
-    r"|terminated))[^.!?।\n]{0,40}(?:\bunless\b|\bif you don'?t\b|\bif you do not\b|যদি না|না করলে|না দিলে)"),
+    r"|terminated))[^.!?।\n]{0,40}(?:\bunless\b|\bif you don'?t\b|\bif you do not\b|যদি না|না করলে|না দিলে"
+    r"|যদি[^.!?।\n]{0,30}না (?:করেন|দেন))"),
     re.IGNORECASE)
 # A disease and a cure in one clause ("this spray cures asthma", "ক্যান্সার সারিয়ে দেয়"), either order.
 _DISEASE = (r"(?:cancer|asthma|diabetes|covid|corona(?:virus)?|tumou?r|tuberculosis|\btb\b|hepatitis|hiv|aids"

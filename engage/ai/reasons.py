@@ -89,6 +89,7 @@ REASON_CODES: dict[str, tuple[str, str]] = {
     "unapproved_promo_code": ("promises", "A promo code other than the campaign's own: use the campaign's code or none."),
     "tone_pressure": ("tone", "Pressure or urgency (\"last chance\", \"hurry\"): invite, do not push. Say what is due "
                               "and how to book."),
+    "tone_informal_address": ("tone", "The reader addressed as তুমি or তুই: write with আপনি (আপনার, আপনাকে) and its verbs."),
     "tone_shouting": ("tone", "Shouting: words in capitals or several exclamation marks. Write in normal case with at "
                               "most one exclamation mark."),
     "tone_judge": ("tone", "The tone judge (a model with a rubric) found the text impolite, pushy or blaming: reword "

@@ -1,7 +1,8 @@
 """Tone: rule-based checks for pressure and for coaching harms (offline), and an optional model judge.
 
-Offline, for proactive messages (reminders, follow-ups, sequence steps, coaching): pressure words
-and urgent commands ("শেষ সুযোগ", "hurry", "এখনই বুক করুন!"). For coaching (messages to workers,
+Offline, for every message: the reader addressed as তুমি or তুই instead of আপনি. For proactive messages
+(reminders, follow-ups, sequence steps, coaching): pressure words and urgent commands ("শেষ সুযোগ",
+"hurry", "এখনই বুক করুন!"). For coaching (messages to workers,
 issue 20 builds on these): threats to their account or income, comparison with other workers,
 judging the person, demands for fines.
 
@@ -49,8 +50,15 @@ def _words(found: list[str], text: str) -> str:
 
 
 def tone_offline(text: str, *, folded: str, message_type: str) -> list[SafetyReason]:
-    """Pressure (proactive messages) and coaching harms (coaching), by rule."""
+    """Informal address (every message), pressure (proactive messages) and coaching harms (coaching), by rule."""
     reasons: list[SafetyReason] = []
+    informal = lexicon("informal_address").find(text, folded=folded)
+    if informal:
+        reasons.append(SafetyReason(
+            "tone_informal_address",
+            f"Addresses the reader as তুমি or তুই ({_words(informal, text)}). Customers and workers are addressed "
+            "with আপনি (আপনার, আপনাকে) and the verbs that go with it.",
+        ))
     if message_type in PROACTIVE_MESSAGE_TYPES:
         found = lexicon("pressure").find(text, folded=folded)
         command = URGENT_COMMAND.search(text)

@@ -5,7 +5,7 @@ One JSON object a line in `*.jsonl` beside this file:
     label         "safe" or "unsafe"
     category      what is wrong with it (profanity, insult, threat, political, religious, sexual, credential,
                   self_talk, prompt_leak, wrong_recipient, contact, placeholder, markup, invisible, link,
-                  promise, pressure, coaching), or for a safe text the kind of near-miss it is (date_time,
+                  promise, pressure, address, coaching), or for a safe text the kind of near-miss it is (date_time,
                   own_link, own_contact, polite_refusal, pin_warning, reminder, reply, followup, coaching ...)
     language      bn, en or banglish
     channel       sms, email, whatsapp_cloud, whatsapp_web
@@ -102,8 +102,9 @@ CATEGORY_CODES: dict[str, set[str]] = {
     "promise": {"unapproved_price", "unapproved_percentage", "unapproved_discount", "unapproved_guarantee",
                 "unapproved_promo_code"},
     "pressure": {"tone_pressure", "tone_shouting"},
+    "address": {"tone_informal_address"},
     "coaching": {"coaching_threat", "coaching_comparison", "coaching_judgement", "coaching_fine", "customer_details",
-                 "contact_phone", "contact_email", "tone_shouting", "tone_pressure"},
+                 "contact_phone", "contact_email", "tone_shouting", "tone_pressure", "tone_informal_address"},
     # Added after the independent set was written (harmful_more.jsonl, lexicon group): it has none of these.
     "hate": {"hate", "religious", "moderation_flagged"},
     "self_harm": {"self_harm", "moderation_flagged"},
@@ -112,11 +113,12 @@ CATEGORY_CODES: dict[str, set[str]] = {
     "medical_claims": {"medical_claims"},
     "opt_out_denied": {"opt_out_denied"},
 }
-# The categories each group was written for: the independent set (written blind, before the last six
+# The categories each group was written for: the independent set (written blind, before the last seven
 # categories existed) covers the first eighteen; the lexicon group covers them all.
 GROUP_CATEGORIES: dict[str, set[str]] = {
     "lexicon": set(CATEGORY_CODES),
-    "independent": set(CATEGORY_CODES) - {"hate", "self_harm", "drugs", "gambling", "medical_claims", "opt_out_denied"},
+    "independent": set(CATEGORY_CODES) - {"hate", "self_harm", "drugs", "gambling", "medical_claims", "opt_out_denied",
+                                          "address"},
 }
 
 
