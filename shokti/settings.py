@@ -311,7 +311,12 @@ INBOUND_MAX_TEXT_LENGTH = env.int("INBOUND_MAX_TEXT_LENGTH", default=4096)
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=10)
 HANDOFF_KEYWORDS_CACHE_SECONDS = env.int("HANDOFF_KEYWORDS_CACHE_SECONDS", default=30)
 INBOUND_DEDUPE_WINDOW_SECONDS = env.int("INBOUND_DEDUPE_WINDOW_SECONDS", default=600)
-OPT_OUT_KEYWORDS = env.list("OPT_OUT_KEYWORDS", default=["STOP", "STOP ALL", "UNSUBSCRIBE", "CANCEL", "বন্ধ"])
+# A message that is just one of these opts out (a sentence asking for no more messages does too, whatever
+# this says: engage/ai/lexicons/opt_out_requests.txt). Default: engage.conversations.inbound.DEFAULT_OPT_OUT_KEYWORDS.
+OPT_OUT_KEYWORDS = env.list("OPT_OUT_KEYWORDS", default=[
+    "STOP", "STOP ALL", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPT OUT", "OPTOUT", "REVOKE",
+    "বন্ধ", "স্টপ", "আনসাবস্ক্রাইব",
+])
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 
 # --- Bookings feed: imports (crm/feed; see docs/data-api.md) -----------------------

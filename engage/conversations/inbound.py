@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from crm.models import Channel, Company, Contact, Event, Lead, Pipeline, Stage
 from crm.services import consent_revoke, events_record, phone_normalize, pipeline_get_or_create_default
+from engage.ai.lexicons import lexicon
 from engage.conversations.handoff import lead_flag_handoff_if_requested
 from engage.ledger.models import Job
 from engage.ledger.registry import default_priority
@@ -38,7 +39,12 @@ from shokti.metrics import count
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_OPT_OUT_KEYWORDS = ("STOP", "STOP ALL", "UNSUBSCRIBE", "CANCEL", "বন্ধ")
+# A message that is one of these, and nothing else, opts out (case and punctuation aside): the SMS industry's
+# (STOPALL, END, QUIT, OPTOUT, REVOKE: what Twilio and the carriers honour) and their Bengali forms.
+DEFAULT_OPT_OUT_KEYWORDS = (
+    "STOP", "STOP ALL", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPT OUT", "OPTOUT", "REVOKE",
+    "বন্ধ", "স্টপ", "আনসাবস্ক্রাইব",
+)
 
 
 @dataclass(frozen=True)
@@ -66,9 +72,13 @@ def _normalize_words(text: str) -> str:
 
 
 def inbound_is_opt_out(*, text: str) -> bool:
-    """Whether the message is an opt-out keyword on its own (STOP, UNSUBSCRIBE, বন্ধ ..., setting OPT_OUT_KEYWORDS)."""
+    """Whether the message opts out: an opt-out keyword on its own (STOP, UNSUBSCRIBE, বন্ধ ..., setting
+    OPT_OUT_KEYWORDS), or a sentence asking for no more messages ("please stop messaging me", "আর মেসেজ দিবেন
+    না": engage/ai/lexicons/opt_out_requests.txt). "STOP" inside another sentence is not one."""
     keywords = getattr(settings, "OPT_OUT_KEYWORDS", DEFAULT_OPT_OUT_KEYWORDS)
-    return _normalize_words(text) in _normalized_keywords(tuple(keywords))
+    if _normalize_words(text) in _normalized_keywords(tuple(keywords)):
+        return True
+    return bool(lexicon("opt_out_requests").find(text))
 
 
 @functools.lru_cache(maxsize=8)

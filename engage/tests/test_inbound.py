@@ -249,11 +249,42 @@ def test_after_opt_out_a_new_message_does_not_consent_again(key_client, company)
 
 
 @pytest.mark.django_db
-def test_stop_inside_a_sentence_is_not_an_opt_out(key_client, company):
-    key_client.post(URL, {**BODY, "message_text": "Please don't stop the service next week"}, format="json")
+@pytest.mark.parametrize("text", [
+    "Please don't stop the service next week",
+    "Don't stop messaging me about offers, I like them!",
+    "Please don't text me before 5pm, I am at work.",
+    "Can you stop by tomorrow at 10?",
+    "আমার এসি বন্ধ হয়ে গেছে, কবে আসতে পারবেন?",
+    "নতুন অফার থাকলে মেসেজ দিয়ে জানাবেন।",
+])
+def test_stop_inside_a_sentence_is_not_an_opt_out(key_client, company, text):
+    body = key_client.post(URL, {**BODY, "message_text": text}, format="json").json()
 
     assert Contact.objects.get().is_whatsapp_consented is True
     assert not Event.objects.filter(type="opt_out").exists()
+    assert Job.objects.get(pk=body["job_id"]).task_name == "ai_engage"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("text", [
+    "STOPALL", "Opt out", "স্টপ",
+    "Please stop messaging me.",
+    "Remove my number from your list",
+    "don't text me anymore",
+    "আর মেসেজ দিবেন না",
+    "দয়া করে মেসেজ পাঠানো বন্ধ করুন।",
+    "Ar message diben na please",
+])
+def test_a_sentence_asking_for_no_more_messages_opts_out(key_client, company, text):
+    contact = ContactFactory(company=company, phone="+8801712345678", is_whatsapp_consented=True)
+
+    body = key_client.post(URL, {**BODY, "message_text": text}, format="json").json()
+
+    contact.refresh_from_db()
+    assert contact.is_whatsapp_consented is False
+    assert Event.objects.filter(type="opt_out", contact=contact).count() == 1
+    assert Job.objects.get(pk=body["job_id"]).task_name == "opt_out_confirmation"
+    assert not Job.objects.filter(task_name="ai_engage").exists()
 
 
 @pytest.mark.django_db

@@ -1,4 +1,5 @@
-"""The safety filter's word lists, kept as data: one `<name>.txt` per category in this folder.
+"""The safety filter's word lists, kept as data: one `<name>.txt` per category in this folder (and two read on
+the inbound side: `crisis` for a person writing about harming themselves, `opt_out_requests` for "stop messaging me").
 
 File format (see any file): `#` starts a comment; `#! squeeze` marks a category matched on the
 squeezed text as well (repeated letters collapsed, "fuuuck"); one entry a line, folded like the
