@@ -258,7 +258,8 @@ def test_jobs_enqueue_inserts_new_jobs_once_and_returns_existing_ones_for_a_repe
 
 
 @pytest.mark.parametrize("text", ["আমি আর বাঁচতে চাই না, সব শেষ করে দিতে চাই।", "honestly I want to die, nothing works",
-                                  "ami atmohotta korbo"])
+                                  "ami atmohotta korbo", "I'm going to end it all tonight",
+                                  "I don't see the point of living anymore", "সবকিছু শেষ করে দিতে ইচ্ছা করছে"])
 def test_a_customer_writing_about_harming_themselves_gets_a_person_not_the_model(fake_openai, company, text):
     fake_openai.reply(ANSWER)
     inbound = capture(company, text)
