@@ -1,9 +1,13 @@
 """Human hand-off: a contact asking for a person, take over, manual replies, hand back."""
 
+import importlib
+
 import pytest
 from django.core.exceptions import ValidationError
 
 from crm.models import Contact, Event, Lead
+from crm.tests.factories import CompanyFactory
+from engage.ai.models import DEFAULT_HANDOFF_KEYWORDS, PREVIOUS_DEFAULT_HANDOFF_KEYWORDS
 from engage.conversations.handoff import handoff_is_requested, lead_hand_back, lead_manual_reply, lead_take_over
 from engage.models import AIConfig, Job, Message
 from engage.tests.helpers import capture, jobs, run_job
@@ -24,6 +28,41 @@ KEYWORDS = ["human", "agent", "মানুষ"]
 )
 def test_a_request_for_a_human_is_recognised(text, expected):
     assert handoff_is_requested(text=text, keywords=KEYWORDS) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Can I speak to someone about my bill?", True),
+        ("Please connect me to customer care", True),
+        ("I want the manager", True),
+        ("কারো সাথে কথা বলতে চাই", True),
+        ("ami manusher sathe kotha bolte chai", True),
+        ("Can someone come on Friday?", False),
+        ("কবে আসতে পারবেন?", False),
+    ],
+)
+def test_the_default_keywords_recognise_a_request_for_a_person_in_other_words(text, expected):
+    assert handoff_is_requested(text=text, keywords=DEFAULT_HANDOFF_KEYWORDS) is expected
+
+
+@pytest.mark.django_db
+def test_configurations_still_on_the_old_default_get_the_wider_one_and_edited_lists_are_kept(company):
+    from django.apps import apps
+
+    widened = importlib.import_module("engage.migrations.0036_handoff_keywords_default_widened")
+    other = CompanyFactory()
+    on_default = AIConfig.objects.create(company=company, handoff_keywords=PREVIOUS_DEFAULT_HANDOFF_KEYWORDS)
+    edited = AIConfig.objects.create(company=other, handoff_keywords=["operator"])
+
+    widened.widen(apps, None)
+
+    on_default.refresh_from_db()
+    edited.refresh_from_db()
+    assert on_default.handoff_keywords == DEFAULT_HANDOFF_KEYWORDS and edited.handoff_keywords == ["operator"]
+    widened.narrow(apps, None)
+    on_default.refresh_from_db()
+    assert on_default.handoff_keywords == PREVIOUS_DEFAULT_HANDOFF_KEYWORDS
 
 
 @pytest.mark.django_db
