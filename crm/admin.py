@@ -62,6 +62,7 @@ EVENT_TYPES = [
     "deeplink_followed",
     "booking_created",
     "opt_out",
+    "opt_in",
     "contact.merged",
 ]
 

@@ -279,6 +279,29 @@ def consent_revoke(
     return bool(changed)
 
 
+def consent_restore(*, contact: Contact, channel: str, source: str = "", text: str = "") -> bool:
+    """The person opts back in on the channel's family (a START after a STOP): consent given again, as their own
+    choice (`consent_updated_at`), `opt_in` recorded; False if they had not opted out."""
+    field = Contact.CONSENT_FIELD_BY_CHANNEL[channel]
+    now = timezone.now()
+    with transaction.atomic():
+        changed = Contact.objects.filter(pk=contact.pk, **{field: False}).update(
+            **{field: True, "consent_updated_at": now, "updated_at": now}
+        )
+        if changed:
+            setattr(contact, field, True)
+            contact.consent_updated_at = now
+            event_record(
+                company=contact.company,
+                type="opt_in",
+                contact=contact,
+                target=contact,
+                payload={"channel": channel, "consent": field, "reason": "keyword", **({"text": text[:200]} if text else {})},
+                source=source or channel,
+            )
+    return bool(changed)
+
+
 # Apps above crm (engage, coaching) register here what they must re-point when two contacts merge:
 # `hook(keep=..., merge=...) -> dict` runs inside the merge transaction, before crm merges the two
 # contacts' customer and worker profiles: both profiles still exist, so rows keyed to the merged one

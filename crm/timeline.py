@@ -44,6 +44,7 @@ def _sentences() -> dict[str, Any]:
         "deeplink_followed": lambda p: _("Followed a booking link"),
         "booking_created": lambda p: _("Booked"),
         "opt_out": lambda p: _("Opted out of %(channel)s") % {"channel": p.get("channel", _("messages"))},
+        "opt_in": lambda p: _("Opted back in to %(channel)s") % {"channel": p.get("channel", _("messages"))},
         "sequence.enrolled": lambda p: _("Enrolled in a sequence"),
         "contact.merged": lambda p: _("Merged with another contact"),
         "contact.phone_changed": lambda p: _("Phone number changed"),

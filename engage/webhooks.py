@@ -29,7 +29,7 @@ WEBHOOK_TASK = "webhook_reminder"
 # changes made here (a booking completed, a customer created or changed: crm.feed.services), and a new burnout
 # alert on a worker (reports.burnout: the numbers behind it, so the company's own tools can act on it).
 WEBHOOK_EVENT_TYPES = frozenset(
-    {"lead.created", "stage.changed", "message.received", "opt_out", "booking.completed", "customer.updated",
+    {"lead.created", "stage.changed", "message.received", "opt_out", "opt_in", "booking.completed", "customer.updated",
      "worker.burnout_alert"}
 )
 

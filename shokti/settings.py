@@ -317,6 +317,8 @@ OPT_OUT_KEYWORDS = env.list("OPT_OUT_KEYWORDS", default=[
     "STOP", "STOP ALL", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPT OUT", "OPTOUT", "REVOKE",
     "বন্ধ", "স্টপ", "আনসাবস্ক্রাইব",
 ])
+# A message that is just one of these, from a person who opted out on that channel, opts them back in.
+OPT_IN_KEYWORDS = env.list("OPT_IN_KEYWORDS", default=["START", "UNSTOP", "চালু", "স্টার্ট"])
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 
 # --- Bookings feed: imports (crm/feed; see docs/data-api.md) -----------------------

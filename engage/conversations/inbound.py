@@ -19,7 +19,13 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from crm.models import Channel, Company, Contact, Event, Lead, Pipeline, Stage
-from crm.services import consent_revoke, events_record, phone_normalize, pipeline_get_or_create_default
+from crm.services import (
+    consent_restore,
+    consent_revoke,
+    events_record,
+    phone_normalize,
+    pipeline_get_or_create_default,
+)
 from engage.ai.lexicons import lexicon
 from engage.conversations.handoff import lead_flag_handoff_if_requested
 from engage.ledger.models import Job
@@ -46,6 +52,10 @@ DEFAULT_OPT_OUT_KEYWORDS = (
     "বন্ধ", "স্টপ", "আনসাবস্ক্রাইব",
 )
 
+# A message that is one of these, and nothing else, from a person who opted out opts them back in (START and UNSTOP
+# as the SMS carriers honour them). From anyone else it is an ordinary message.
+DEFAULT_OPT_IN_KEYWORDS = ("START", "UNSTOP", "চালু", "স্টার্ট")
+
 
 @dataclass(frozen=True)
 class InboundResult:
@@ -55,6 +65,7 @@ class InboundResult:
     contact_id: int
     is_duplicate: bool = False
     is_opt_out: bool = False
+    is_opt_in: bool = False
 
 
 class _Duplicate(Exception):
@@ -79,6 +90,12 @@ def inbound_is_opt_out(*, text: str) -> bool:
     if _normalize_words(text) in _normalized_keywords(tuple(keywords)):
         return True
     return bool(lexicon("opt_out_requests").find(text))
+
+
+def inbound_is_opt_in_keyword(*, text: str) -> bool:
+    """Whether the message is an opt-in keyword on its own (START, UNSTOP ..., setting OPT_IN_KEYWORDS)."""
+    keywords = getattr(settings, "OPT_IN_KEYWORDS", DEFAULT_OPT_IN_KEYWORDS)
+    return _normalize_words(text) in _normalized_keywords(tuple(keywords))
 
 
 @functools.lru_cache(maxsize=8)
@@ -531,7 +548,8 @@ def _capture(
     contact_id = _contact_upsert(company=company, phone=phone, email=email, name=contact_name[:200], channel=channel, now=now)
     correlation_id = uuid.uuid4()
     is_opt_out = inbound_is_opt_out(text=text)
-    if not is_opt_out and _is_folded():
+    is_opt_in_keyword = not is_opt_out and inbound_is_opt_in_keyword(text=text)
+    if not is_opt_out and not is_opt_in_keyword and _is_folded():
         # The common case on PostgreSQL: lead, message, job and events in one statement.
         def insert() -> _Inserted:
             return _lead_message_job_events_insert(
@@ -588,6 +606,10 @@ def _capture(
     events_record(events=events)  # and their webhook jobs, when the company has a URL
 
     payload = {"lead_id": lead_id, "message_id": message_id, "contact_id": contact_id}
+    # START from a person who opted out on this channel: consent again, and a confirmation instead of a reply.
+    is_opt_in = is_opt_in_keyword and consent_restore(
+        contact=Contact(pk=contact_id, company=company), channel=channel, source=channel, text=text
+    )
     if is_opt_out:
         contact = Contact(pk=contact_id, company=company)
         if consent_revoke(contact=contact, channel=channel, reason="keyword", source=channel, text=text):
@@ -595,6 +617,11 @@ def _capture(
         job = job_enqueue(
             company=company, task_name="opt_out_confirmation", payload={**payload, "channel": channel},
             idempotency_key=f"opt_out_confirmation:{message_id}",
+        )
+    elif is_opt_in:
+        job = job_enqueue(
+            company=company, task_name="opt_in_confirmation", payload={**payload, "channel": channel},
+            idempotency_key=f"opt_in_confirmation:{message_id}",
         )
     else:
         # Asking for a human pauses the AI for this lead (the queued ai_engage then skips).
@@ -608,5 +635,6 @@ def _capture(
             [job.pk, message_id],
         )
     return InboundResult(
-        lead_id=lead_id, message_id=message_id, job_id=job.pk, contact_id=contact_id, is_opt_out=is_opt_out
+        lead_id=lead_id, message_id=message_id, job_id=job.pk, contact_id=contact_id, is_opt_out=is_opt_out,
+        is_opt_in=is_opt_in,
     )

@@ -4,5 +4,5 @@
 - `services`: `message_send` (at most once per ledger job), `message_status_update` (forward-only),
   `channel_settings_for` (the company's channel account, cached per process).
 - `selectors`: `contact_reply_number` (the number a contact last wrote to: replies go from it).
-- `handlers`: the ledger's `opt_out_confirmation` and `email_sequence` jobs.
+- `handlers`: the ledger's `opt_out_confirmation`, `opt_in_confirmation` and `email_sequence` jobs.
 """

@@ -12,8 +12,12 @@ from engage.messaging.models import Message
 from engage.messaging.services import MESSAGE_SEND_TASK, message_send, message_send_for_job
 
 DEFAULT_OPT_OUT_CONFIRMATION = (
-    "You will not receive more messages from us on this channel. / "
-    "এই চ্যানেলে আপনাকে আর বার্তা পাঠানো হবে না।"
+    "You will not receive more messages from us on this channel. Reply START to receive them again. / "
+    "এই চ্যানেলে আপনাকে আর বার্তা পাঠানো হবে না। আবার পেতে চাইলে START লিখুন।"
+)
+DEFAULT_OPT_IN_CONFIRMATION = (
+    "You will receive our messages on this channel again. Reply STOP at any time to stop them. / "
+    "এই চ্যানেলে আপনি আবার আমাদের বার্তা পাবেন। যেকোনো সময় বন্ধ করতে STOP লিখুন।"
 )
 
 
@@ -26,23 +30,32 @@ def _contact(job) -> Contact:
     return contact
 
 
-@job_handler("opt_out_confirmation", priority=95, queue=IO_QUEUE)
-def opt_out_confirmation(job) -> dict[str, Any]:
-    """One confirmation after an opt-out keyword; sent although consent is now withdrawn (it says so)."""
-
+def _consent_confirmation(job, *, body: str, message_type: str) -> dict[str, Any]:
     contact = _contact(job)
     lead = Lead.objects.filter(pk=job.payload.get("lead_id"), company_id=job.company_id).first()
     message = message_send(
-        job=job,
-        company=contact.company,
-        contact=contact,
-        lead=lead,
-        channel=job.payload.get("channel") or Channel.CONSOLE,
-        body=getattr(settings, "OPT_OUT_CONFIRMATION_TEXT", DEFAULT_OPT_OUT_CONFIRMATION),
-        agent_type="",
-        message_type="opt_out_confirmation",
+        job=job, company=contact.company, contact=contact, lead=lead,
+        channel=job.payload.get("channel") or Channel.CONSOLE, body=body, agent_type="", message_type=message_type,
     )
     return {"message_id": message.pk, "status": message.status}
+
+
+@job_handler("opt_out_confirmation", priority=95, queue=IO_QUEUE)
+def opt_out_confirmation(job) -> dict[str, Any]:
+    """One confirmation after an opt-out; sent although consent is now withdrawn (it says so, and how to come back)."""
+    return _consent_confirmation(
+        job, body=getattr(settings, "OPT_OUT_CONFIRMATION_TEXT", DEFAULT_OPT_OUT_CONFIRMATION),
+        message_type="opt_out_confirmation",
+    )
+
+
+@job_handler("opt_in_confirmation", priority=95, queue=IO_QUEUE)
+def opt_in_confirmation(job) -> dict[str, Any]:
+    """One confirmation after a person who opted out sent START: they will get messages again, and how to stop."""
+    return _consent_confirmation(
+        job, body=getattr(settings, "OPT_IN_CONFIRMATION_TEXT", DEFAULT_OPT_IN_CONFIRMATION),
+        message_type="opt_in_confirmation",
+    )
 
 
 @job_handler("email_sequence", priority=60, queue=IO_QUEUE)

@@ -239,6 +239,41 @@ def test_opt_out_keyword_revokes_consent_and_queues_one_confirmation_not_an_ai_r
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("keyword", ["START", " unstop ", "চালু"])
+def test_start_after_stop_opts_back_in_and_confirms_instead_of_an_ai_reply(key_client, company, keyword):
+    from engage.tests.helpers import run_job
+
+    console = {**BODY, "channel": "console"}  # the channel that sends in tests (its consent is the SMS one)
+    key_client.post(URL, {**console, "message_text": "STOP"}, format="json")
+    assert Contact.objects.get().is_sms_consented is False
+
+    body = key_client.post(URL, {**console, "message_text": keyword}, format="json").json()
+
+    contact = Contact.objects.get()
+    assert contact.is_sms_consented is True and contact.consent_updated_at is not None
+    opt_in = Event.objects.get(type="opt_in")
+    assert opt_in.contact == contact and opt_in.payload["channel"] == "console"
+    job = Job.objects.get(pk=body["job_id"])
+    assert job.task_name == "opt_in_confirmation" and not Job.objects.filter(task_name="ai_engage").exists()
+    assert run_job(job) == "completed"
+    confirmation = Message.objects.get(job=job, direction="outbound")
+    assert confirmation.message_type == "opt_in_confirmation" and "STOP" in confirmation.body
+    # and the next message is answered, and keeps the consent given back
+    later = key_client.post(URL, {**console, "message_text": "When can you come?"}, format="json").json()
+    assert Job.objects.get(pk=later["job_id"]).task_name == "ai_engage"
+    assert Contact.objects.get().is_sms_consented is True
+
+
+@pytest.mark.django_db
+def test_start_from_someone_who_never_opted_out_is_an_ordinary_message(key_client, company):
+    body = key_client.post(URL, {**BODY, "message_text": "Start"}, format="json").json()
+
+    assert Job.objects.get(pk=body["job_id"]).task_name == "ai_engage"
+    assert not Event.objects.filter(type="opt_in").exists()
+    assert Contact.objects.get().is_whatsapp_consented is True
+
+
+@pytest.mark.django_db
 def test_after_opt_out_a_new_message_does_not_consent_again(key_client, company):
     key_client.post(URL, {**BODY, "message_text": "STOP"}, format="json")
 

@@ -30,6 +30,7 @@ DOCUMENTED_DATA = {
     "stage.changed": {"lead_id", "from", "to", "from_id", "to_id", "status"},
     "message.received": {"message_id", "lead_id", "channel"},
     "opt_out": {"channel", "consent", "reason", "text"},
+    "opt_in": {"channel", "consent", "reason", "text"},
     "booking.completed": {"booking_id", "external_id", "customer_id", "worker_id", "service_id", "finished_at",
                           "rating", "price"},
     "customer.updated": {"customer_id", "external_id", "created", "fields", "is_active"},
