@@ -65,6 +65,7 @@ def test_deliveries_have_the_documented_shape_and_the_documented_check_verifies_
     capture = {"company": company, "channel": "console", "phone": "+8801712345678", "contact_name": "Rahim"}
     first = inbound_message_capture(**capture, text="Interested in the course", source="website")
     inbound_message_capture(**capture, text="STOP")
+    inbound_message_capture(**capture, text="START")  # opts back in
     lead = Lead.objects.get(pk=first.lead_id)
     lead_move_to_stage(lead=lead, stage=lead.pipeline.stages.get(name="Won"))
     # the bookings feed: a customer created, a booking scheduled then completed (docs/data-api.md)
@@ -100,6 +101,6 @@ def test_deliveries_have_the_documented_shape_and_the_documented_check_verifies_
         old = {**headers, "X-Shokti-Timestamp": str(int(time.time()) - 3600)}
         assert verify(secret=SECRET, headers=old, body=body) is False
     assert sorted(types) == sorted(["lead.created", "message.received", "stage.changed", "message.received", "opt_out",
-                                    "customer.updated", "booking.completed"])
+                                    "message.received", "opt_in", "customer.updated", "booking.completed"])
     stage_changed = next(delivery.payload for delivery in receiver.received if delivery.payload["type"] == "stage.changed")
     assert (stage_changed["data"]["to"], stage_changed["data"]["status"]) == ("Won", "won")
