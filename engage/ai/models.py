@@ -15,8 +15,8 @@ from engage.messaging.models import AgentType
 
 DEFAULT_HANDOFF_KEYWORDS = [
     "human", "agent", "real person", "representative", "talk to someone", "speak to someone", "talk to a person",
-    "speak to a person", "customer care", "customer service", "manager",
-    "মানুষ", "এজেন্ট", "প্রতিনিধি", "ম্যানেজার", "কাস্টমার কেয়ার", "কারো সাথে কথা বলতে চাই", "কারও সঙ্গে কথা বলতে চাই",
+    "speak to a person", "customer care", "customer service",
+    "মানুষ", "এজেন্ট", "প্রতিনিধি", "কাস্টমার কেয়ার", "কারো সাথে কথা বলতে চাই", "কারও সঙ্গে কথা বলতে চাই",
     "manusher sathe kotha", "manush er sathe kotha",
 ]
 # The list before 2026-12-08: a configuration still holding exactly it was given the list above (migration 0036).

@@ -1,13 +1,13 @@
 """Configurations still on the default hand-off keywords get the wider default ("talk to someone", "customer
-care", "manager", "কারো সাথে কথা বলতে চাই" ...). A list a company edited is left as it is."""
+care", "কারো সাথে কথা বলতে চাই" ...). A list a company edited is left as it is."""
 
 from django.db import migrations
 
 PREVIOUS = ["human", "agent", "real person", "representative", "মানুষ", "এজেন্ট", "প্রতিনিধি"]
 WIDENED = [
     "human", "agent", "real person", "representative", "talk to someone", "speak to someone", "talk to a person",
-    "speak to a person", "customer care", "customer service", "manager",
-    "মানুষ", "এজেন্ট", "প্রতিনিধি", "ম্যানেজার", "কাস্টমার কেয়ার", "কারো সাথে কথা বলতে চাই", "কারও সঙ্গে কথা বলতে চাই",
+    "speak to a person", "customer care", "customer service",
+    "মানুষ", "এজেন্ট", "প্রতিনিধি", "কাস্টমার কেয়ার", "কারো সাথে কথা বলতে চাই", "কারও সঙ্গে কথা বলতে চাই",
     "manusher sathe kotha", "manush er sathe kotha",
 ]
 
