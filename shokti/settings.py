@@ -311,13 +311,15 @@ INBOUND_MAX_TEXT_LENGTH = env.int("INBOUND_MAX_TEXT_LENGTH", default=4096)
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=10)
 HANDOFF_KEYWORDS_CACHE_SECONDS = env.int("HANDOFF_KEYWORDS_CACHE_SECONDS", default=30)
 INBOUND_DEDUPE_WINDOW_SECONDS = env.int("INBOUND_DEDUPE_WINDOW_SECONDS", default=600)
-# A message that is just one of these opts out (a sentence asking for no more messages does too, whatever
-# this says: engage/ai/lexicons/opt_out_requests.txt). Default: engage.conversations.inbound.DEFAULT_OPT_OUT_KEYWORDS.
+# A message that is just one of these opts out (case and punctuation aside): the SMS industry's keywords (STOPALL,
+# END, QUIT, OPTOUT, REVOKE: what Twilio and the carriers honour) and their Bengali forms. A sentence asking for no
+# more messages opts out too, whatever this says (engage/ai/lexicons/opt_out_requests.txt).
 OPT_OUT_KEYWORDS = env.list("OPT_OUT_KEYWORDS", default=[
     "STOP", "STOP ALL", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPT OUT", "OPTOUT", "REVOKE",
     "বন্ধ", "স্টপ", "আনসাবস্ক্রাইব",
 ])
-# A message that is just one of these, from a person who opted out on that channel, opts them back in.
+# A message that is just one of these, from a person who opted out on that channel, opts them back in (START and
+# UNSTOP as the carriers honour them); from anyone else it is an ordinary message.
 OPT_IN_KEYWORDS = env.list("OPT_IN_KEYWORDS", default=["START", "UNSTOP", "চালু", "স্টার্ট"])
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 

@@ -19,8 +19,7 @@ DEFAULT_HANDOFF_KEYWORDS = [
     "মানুষ", "এজেন্ট", "প্রতিনিধি", "কাস্টমার কেয়ার", "কারো সাথে কথা বলতে চাই", "কারও সঙ্গে কথা বলতে চাই",
     "manusher sathe kotha", "manush er sathe kotha",
 ]
-# The list before 2026-12-08: a configuration still holding exactly it was given the list above (migration 0036).
-PREVIOUS_DEFAULT_HANDOFF_KEYWORDS = ["human", "agent", "real person", "representative", "মানুষ", "এজেন্ট", "প্রতিনিধি"]
+# A configuration still holding exactly the shorter list of before 2026-12-08 was given this one (migration 0036).
 
 
 def default_handoff_keywords() -> list[str]:

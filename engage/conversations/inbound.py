@@ -45,17 +45,6 @@ from shokti.metrics import count
 
 logger = logging.getLogger(__name__)
 
-# A message that is one of these, and nothing else, opts out (case and punctuation aside): the SMS industry's
-# (STOPALL, END, QUIT, OPTOUT, REVOKE: what Twilio and the carriers honour) and their Bengali forms.
-DEFAULT_OPT_OUT_KEYWORDS = (
-    "STOP", "STOP ALL", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPT OUT", "OPTOUT", "REVOKE",
-    "বন্ধ", "স্টপ", "আনসাবস্ক্রাইব",
-)
-
-# A message that is one of these, and nothing else, from a person who opted out opts them back in (START and UNSTOP
-# as the SMS carriers honour them). From anyone else it is an ordinary message.
-DEFAULT_OPT_IN_KEYWORDS = ("START", "UNSTOP", "চালু", "স্টার্ট")
-
 
 @dataclass(frozen=True)
 class InboundResult:
@@ -65,7 +54,6 @@ class InboundResult:
     contact_id: int
     is_duplicate: bool = False
     is_opt_out: bool = False
-    is_opt_in: bool = False
 
 
 class _Duplicate(Exception):
@@ -86,16 +74,14 @@ def inbound_is_opt_out(*, text: str) -> bool:
     """Whether the message opts out: an opt-out keyword on its own (STOP, UNSUBSCRIBE, বন্ধ ..., setting
     OPT_OUT_KEYWORDS), or a sentence asking for no more messages ("please stop messaging me", "আর মেসেজ দিবেন
     না": engage/ai/lexicons/opt_out_requests.txt). "STOP" inside another sentence is not one."""
-    keywords = getattr(settings, "OPT_OUT_KEYWORDS", DEFAULT_OPT_OUT_KEYWORDS)
-    if _normalize_words(text) in _normalized_keywords(tuple(keywords)):
+    if _normalize_words(text) in _normalized_keywords(tuple(settings.OPT_OUT_KEYWORDS)):
         return True
     return bool(lexicon("opt_out_requests").find(text))
 
 
 def inbound_is_opt_in_keyword(*, text: str) -> bool:
     """Whether the message is an opt-in keyword on its own (START, UNSTOP ..., setting OPT_IN_KEYWORDS)."""
-    keywords = getattr(settings, "OPT_IN_KEYWORDS", DEFAULT_OPT_IN_KEYWORDS)
-    return _normalize_words(text) in _normalized_keywords(tuple(keywords))
+    return _normalize_words(text) in _normalized_keywords(tuple(settings.OPT_IN_KEYWORDS))
 
 
 @functools.lru_cache(maxsize=8)
@@ -636,5 +622,4 @@ def _capture(
         )
     return InboundResult(
         lead_id=lead_id, message_id=message_id, job_id=job.pk, contact_id=contact_id, is_opt_out=is_opt_out,
-        is_opt_in=is_opt_in,
     )

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 
 from crm.models import Contact, Event, Lead
 from crm.tests.factories import CompanyFactory
-from engage.ai.models import DEFAULT_HANDOFF_KEYWORDS, PREVIOUS_DEFAULT_HANDOFF_KEYWORDS
+from engage.ai.models import DEFAULT_HANDOFF_KEYWORDS
 from engage.conversations.handoff import handoff_is_requested, lead_hand_back, lead_manual_reply, lead_take_over
 from engage.models import AIConfig, Job, Message
 from engage.tests.helpers import capture, jobs, run_job
@@ -52,7 +52,7 @@ def test_configurations_still_on_the_old_default_get_the_wider_one_and_edited_li
 
     widened = importlib.import_module("engage.migrations.0036_handoff_keywords_default_widened")
     other = CompanyFactory()
-    on_default = AIConfig.objects.create(company=company, handoff_keywords=PREVIOUS_DEFAULT_HANDOFF_KEYWORDS)
+    on_default = AIConfig.objects.create(company=company, handoff_keywords=widened.PREVIOUS)
     edited = AIConfig.objects.create(company=other, handoff_keywords=["operator"])
 
     widened.widen(apps, None)
@@ -62,7 +62,7 @@ def test_configurations_still_on_the_old_default_get_the_wider_one_and_edited_li
     assert on_default.handoff_keywords == DEFAULT_HANDOFF_KEYWORDS and edited.handoff_keywords == ["operator"]
     widened.narrow(apps, None)
     on_default.refresh_from_db()
-    assert on_default.handoff_keywords == PREVIOUS_DEFAULT_HANDOFF_KEYWORDS
+    assert on_default.handoff_keywords == widened.PREVIOUS
 
 
 @pytest.mark.django_db
