@@ -23,8 +23,19 @@ def running(company):
     templates_seed_defaults(company=company)
     campaign = Campaign.objects.create(company=company, name="Daily reminders", channel="console")
     experiment, control, variant = experiment_for(campaign, guardrails=["opt_out"])
-    customers = [CustomerFactory(company=company) for _ in range(200)]
-    assigned = assignments_for(experiment=experiment, unit_ids=[c.pk for c in customers])
+    pool = [CustomerFactory(company=company) for _ in range(300)]
+    assigned = assignments_for(experiment=experiment, unit_ids=[c.pk for c in pool])
+    # 100 of each variant: a random draw of 200 can split unevenly enough to be a sample-ratio mismatch (the
+    # results are then hidden, as they should be), which is not what these tests read. The rest are unassigned.
+    taken = {control.pk: 0, variant.pk: 0}
+    customers = []
+    for customer in pool:
+        variant_id = assigned[customer.pk].variant_id
+        if taken[variant_id] < 100:
+            taken[variant_id] += 1
+            customers.append(customer)
+    assert taken == {control.pk: 100, variant.pk: 100}
+    ExperimentAssignment.objects.exclude(unit_id__in=[c.pk for c in customers]).delete()
     exposed = timezone.now() - dt.timedelta(days=8)
     ExperimentAssignment.objects.update(exposed_at=exposed)
     for index, customer in enumerate(customers):
